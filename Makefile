@@ -1,0 +1,89 @@
+# vmcode: GNU make, C11, warnings are errors.
+#
+#   make              libvmcode.a, libvmcode.so and the vmcode CLI in build/
+#   make check        build and run every test
+#   make check-asan   the same under AddressSanitizer + UBSan (build/asan)
+#   make check-tsan   the threaded tests under ThreadSanitizer (build/tsan)
+#   make demo         build and run the demonstration
+#   make bench        build and run the benchmarks (results: BENCHMARKS.md)
+#   make install PREFIX=/usr/local
+
+CC      ?= gcc
+PREFIX  ?= /usr/local
+B       ?= build
+SAN     ?=
+OPT     ?= -O2 -g
+CFLAGS_BASE := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE $(OPT) $(SAN) -fno-strict-aliasing
+LIB_CFLAGS  := $(CFLAGS_BASE) -fPIC -fvisibility=hidden -Iinclude -Isrc
+LDLIBS_LIB  := -ldl -lpthread
+VERSION     := 0.1.0
+
+LIB_SRC := $(wildcard src/*.c)
+LIB_OBJ := $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRC))
+TEST_SRC := $(wildcard tests/*.c)
+TEST_OBJ := $(patsubst tests/%.c,$(B)/tests/%.o,$(TEST_SRC))
+
+all: $(B)/libvmcode.a $(B)/libvmcode.so $(B)/vmcode
+
+$(B)/obj/%.o: src/%.c $(wildcard src/*.h) include/vmcode.h
+	@mkdir -p $(dir $@)
+	$(CC) $(LIB_CFLAGS) -c $< -o $@
+
+$(B)/libvmcode.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/libvmcode.so: $(LIB_OBJ)
+	$(CC) $(SAN) -shared -Wl,-soname,libvmcode.so.0 -Wl,-z,now -o $@ $^ $(LDLIBS_LIB)
+
+$(B)/vmcode: tools/vmcode.c $(B)/libvmcode.a
+	$(CC) $(CFLAGS_BASE) -Iinclude $< $(B)/libvmcode.a $(LDLIBS_LIB) -o $@
+
+# ---- tests --------------------------------------------------------------------
+-include tests/libs.mk
+
+$(B)/tests/%.o: tests/%.c tests/test.h $(wildcard src/*.h) include/vmcode.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -Iinclude -Isrc -Itests -c $< -o $@
+
+$(B)/tests/vmc-tests: $(TEST_OBJ) $(B)/libvmcode.a
+	$(CC) $(SAN) -rdynamic -o $@ $(TEST_OBJ) $(B)/libvmcode.a $(LDLIBS_LIB) -lm
+
+TEST_DEPS = $(B)/tests/vmc-tests $(B)/vmcode $(TEST_LIBS)
+
+check: $(TEST_DEPS)
+	VMC_TEST_BUILD=$(B) $(B)/tests/vmc-tests $(T)
+
+check-asan:
+	$(MAKE) B=build/asan SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" check
+
+check-tsan:
+	$(MAKE) B=build/tsan SAN="-fsanitize=thread" T="--threaded" check
+
+# ---- demo, examples, bench ----------------------------------------------------
+$(B)/examples/%: examples/%.c $(B)/libvmcode.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -Iinclude $< $(B)/libvmcode.a $(LDLIBS_LIB) -o $@
+
+demo: $(B)/examples/demo
+	$(B)/examples/demo
+
+-include bench/bench.mk
+
+# ---- install --------------------------------------------------------------------
+install: all
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -m 644 include/vmcode.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(B)/libvmcode.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(B)/libvmcode.so $(DESTDIR)$(PREFIX)/lib/libvmcode.so.$(VERSION)
+	ln -sf libvmcode.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libvmcode.so.0
+	ln -sf libvmcode.so.0 $(DESTDIR)$(PREFIX)/lib/libvmcode.so
+	install -m 755 $(B)/vmcode $(DESTDIR)$(PREFIX)/bin/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' vmcode.pc.in \
+	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/vmcode.pc
+
+clean:
+	rm -rf build
+
+.PHONY: all check check-asan check-tsan demo bench install clean
+.DELETE_ON_ERROR:

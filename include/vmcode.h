@@ -1,0 +1,158 @@
+/* vmcode: one reserved region for generated code and the libraries it calls.
+ *
+ * x86-64 direct branches and rip-relative operands carry a signed 32-bit
+ * displacement.  vmcode reserves one code region of up to 2 GiB, placed next
+ * to the main program by default, hands out code and data inside it, maps
+ * plug-in libraries and files over pieces of it, and optionally keeps it W^X by
+ * dual mapping.  Everything inside the code region reaches everything else in
+ * it with a `call rel32`; nothing is ever silently placed outside it.
+ *
+ * Conventions: every `int` result is 0 on success or a negative errno value.
+ * vmc_last_error() returns this thread's account of the last failure.
+ * Nothing prints unless asked.  See docs/API.md for the full reference.
+ */
+#ifndef VMCODE_H
+#define VMCODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define VMC_API __attribute__((visibility("default")))
+#else
+#define VMC_API
+#endif
+
+#define VMCODE_VERSION_MAJOR 0
+#define VMCODE_VERSION_MINOR 1
+
+typedef struct vmc     vmc_t;      /* one code region + one heap region      */
+typedef struct vmc_lib vmc_lib_t;  /* a library loaded privately              */
+
+#define VMC_OPTIONS_VERSION 1
+typedef struct vmc_options {
+    uint32_t  version;       /* VMC_OPTIONS_VERSION                                  */
+    size_t    vm_size;       /* code region; default 2 GiB on 64-bit                */
+    size_t    vmheap_size;   /* unreachable data region; default 1 GiB; 0 = none    */
+    uintptr_t vm_base;       /* preferred code-region base; 0 = choose             */
+    size_t    vm_max_offset; /* random jitter added to vm_base; default 256 MiB     */
+    uintptr_t reach_lo;      /* a range most of the region must reach by rel32;    */
+    uintptr_t reach_hi;      /*   0,0 = the main program's image (the default)     */
+    int       near_app;      /* place the region next to reach_lo..reach_hi; def. 1 */
+    int       allow_smaller; /* halve the size until it can be reserved; default 1 */
+    int       w_xor_x;       /* dual-map the code region; default 0                */
+} vmc_options_t;
+
+/* Limits of the options.  The code region is at most 2 GiB so that any two
+ * addresses inside it reach each other by rel32; allow_smaller halves sizes
+ * down to VMC_MIN_SIZE and no further. */
+#define VMC_MAX_VM_SIZE  ((size_t)2 << 30)
+#define VMC_MIN_SIZE     ((size_t)64 << 20)
+
+VMC_API void vmc_options_init(vmc_options_t *o);
+/* DR-style option text: "-vm_size 2G -vmheap_size 512M -w_xor_x -no_near_app"
+ * Sizes take K/M/G suffixes; booleans take -name / -no_name.  On error
+ * (-EINVAL) *o is unchanged and vmc_last_error() names the token.            */
+VMC_API int  vmc_options_parse(vmc_options_t *o, const char *text);
+
+/* o == NULL: defaults, then the VMCODE_OPTIONS environment variable. */
+VMC_API int  vmc_open(const vmc_options_t *o, vmc_t **out);
+VMC_API void vmc_close(vmc_t *v);      /* unloads libraries, releases everything */
+
+/* How the code region was placed (vmc_info_t.placement). */
+enum vmc_placement {
+    VMC_PLACED_NEAR_APP = 1,   /* next to reach_lo..reach_hi                    */
+    VMC_PLACED_VM_BASE  = 2,   /* at vm_base (or a random base) plus jitter     */
+    VMC_PLACED_ANYWHERE = 3,   /* wherever the kernel put it                    */
+};
+
+typedef struct vmc_info {
+    void  *code_base;  size_t code_size;   /* executable view of the code region */
+    void  *code_wbase;                     /* writable view (== code_base w/o W^X) */
+    void  *heap_base;  size_t heap_size;
+    int    w_xor_x;
+    /* additions beyond the original contract */
+    int       placement;       /* enum vmc_placement                           */
+    uintptr_t reach_lo;        /* the target range the region was placed for   */
+    uintptr_t reach_hi;
+    size_t    code_reaching;   /* bytes of the code region whose every byte
+                                  reaches all of reach_lo..reach_hi by rel32   */
+    size_t    requested_code_size;   /* before allow_smaller halved it         */
+    size_t    requested_heap_size;
+} vmc_info_t;
+VMC_API int vmc_info(vmc_t *v, vmc_info_t *out);
+
+/* ---- memory ---------------------------------------------------------------- */
+enum vmc_kind {
+    VMC_CODE  = 1,   /* executable, in the code region                       */
+    VMC_RDATA = 2,   /* read-write data in the code region (rip-relative use) */
+    VMC_DATA  = 3,   /* read-write data in the heap region (not reachable)    */
+};
+typedef struct vmc_span {
+    void  *x;        /* where the memory is used / the code runs              */
+    void  *w;        /* where to write it (== x unless W^X and VMC_CODE)      */
+    size_t size;
+} vmc_span_t;
+
+/* Any size; at least 16-byte aligned; sizes of a page or more are page aligned. */
+VMC_API int   vmc_alloc(vmc_t *v, size_t size, int kind, vmc_span_t *out);
+/* Every byte of the result reaches every byte of [lo, hi) by rel32.
+ * -ENOSPC when no free space inside the region satisfies it.                   */
+VMC_API int   vmc_alloc_reaching(vmc_t *v, size_t size, int kind,
+                                 uintptr_t lo, uintptr_t hi, vmc_span_t *out);
+VMC_API int   vmc_free(vmc_t *v, void *p);                  /* p: either view  */
+VMC_API void *vmc_writable(vmc_t *v, const void *x);  /* NULL if not writable code */
+VMC_API void *vmc_executable(vmc_t *v, const void *w);
+
+/* An address inside the code region that jumps to `target` (any 64-bit
+ * address), so generated code can always emit `call rel32` to it.  Stubs for
+ * one target are shared and live until vmc_close. */
+VMC_API int   vmc_stub(vmc_t *v, uintptr_t target, void **x);
+
+/* Print the map of both regions: runs of blocks, owner, size, commit state. */
+VMC_API int   vmc_dump(vmc_t *v, FILE *f);
+
+/* ---- libraries --------------------------------------------------------------- */
+enum { VMC_LOAD_DEFAULT = 0 };   /* into the code region; add flags as needed   */
+VMC_API int   vmc_lib_load(vmc_t *v, const char *path, int flags, vmc_lib_t **out);
+VMC_API void *vmc_lib_sym(vmc_lib_t *l, const char *name);  /* NULL if absent   */
+VMC_API int   vmc_lib_unload(vmc_lib_t *l);
+
+/* ---- files ------------------------------------------------------------------- */
+enum {
+    VMC_MAP_REACHABLE = 1,   /* inside the code region (else the heap region)   */
+    VMC_MAP_SHARED    = 2,   /* MAP_SHARED (else private copy-on-write)         */
+};
+VMC_API int vmc_map_file(vmc_t *v, int fd, uint64_t offset, size_t size, int prot,
+                         int flags, void **out);
+VMC_API int vmc_unmap_file(vmc_t *v, void *addr, size_t size);
+
+/* ---- reach, status ----------------------------------------------------------- */
+/* Can an instruction ending at `from` reach `to` with a rel32 displacement?
+ * True iff  -2^31 <= (intptr_t)(to - from) <= 2^31 - 1.
+ * A span [a, b) reaches a range [lo, hi) iff every instruction end in [a, b]
+ * reaches every byte of [lo, hi), i.e.  hi - a <= 2^31  and  b - lo <= 2^31.
+ * So any two points of a region of exactly 2 GiB reach each other.           */
+VMC_API int vmc_reaches(uintptr_t from, uintptr_t to);
+/* The span form above: 1 if [a, b) reaches all of [lo, hi), else 0. */
+VMC_API int vmc_span_reaches(uintptr_t a, uintptr_t b, uintptr_t lo, uintptr_t hi);
+
+typedef struct vmc_stats {
+    size_t code_size, code_used, code_committed, code_largest_free;
+    size_t heap_size, heap_used, heap_committed;
+    size_t allocations, libraries, mapped_files;
+} vmc_stats_t;
+VMC_API int vmc_stats(vmc_t *v, vmc_stats_t *out);
+
+VMC_API const char *vmc_strerror(int err);
+VMC_API const char *vmc_last_error(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* VMCODE_H */

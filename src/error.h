@@ -1,0 +1,19 @@
+/* Errors: every failure returns a negative errno and records, per thread, a
+ * sentence saying what failed, on which file/field/offset, and why. */
+#ifndef VMC_ERROR_H
+#define VMC_ERROR_H
+
+#if defined(__GNUC__)
+#define VMC_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define VMC_PRINTF(a, b)
+#endif
+
+/* Records the message and returns err (a negative errno), so callers can
+ * write `return vmc__fail(-EINVAL, "...")`. */
+int vmc__fail(int err, const char *fmt, ...) VMC_PRINTF(2, 3);
+/* Prefixes the current message with more context: "ctx: old message". */
+int vmc__fail_wrap(int err, const char *fmt, ...) VMC_PRINTF(2, 3);
+void vmc__clear_error(void);
+
+#endif

@@ -1,0 +1,85 @@
+/* The OS layer: every system call vmcode makes on memory, files and
+ * descriptors goes through here, and nowhere else.
+ *
+ * Contract, for every function below:
+ *   - results are 0 on success or a negative errno value; outputs are written
+ *     only on success;
+ *   - addresses and lengths passed to the memory calls are page aligned and
+ *     lengths are > 0 (callers round; the layer does not);
+ *   - the calls go through a table of function pointers, one per kind, which
+ *     tests can make fail: the Nth call of a kind (counting from when the
+ *     fault is set) returns a chosen errno, once or from then on.  A failed
+ *     call has no effect, as when the kernel refuses it (except close, which
+ *     releases the descriptor whatever it reports, as Linux does).
+ *   - MAP_FIXED (without NOREPLACE) is allowed only inside a range this
+ *     library holds (vmc__os_hold).  With auditing on (test builds turn it on)
+ *     a MAP_FIXED anywhere else aborts the process before the call is made.
+ */
+#ifndef VMC_OS_H
+#define VMC_OS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/stat.h>
+
+enum vmc_os_call {
+    VMC_OS_MMAP,
+    VMC_OS_MUNMAP,
+    VMC_OS_MPROTECT,
+    VMC_OS_MADVISE,
+    VMC_OS_MEMFD_CREATE,
+    VMC_OS_FTRUNCATE,
+    VMC_OS_FALLOCATE,
+    VMC_OS_OPEN,
+    VMC_OS_CLOSE,
+    VMC_OS_PREAD,
+    VMC_OS_PWRITE,
+    VMC_OS_FSTAT,
+    VMC_OS_FSTATFS,
+    VMC_OS_GETRANDOM,
+    VMC_OS_CALL_COUNT
+};
+
+int vmc__os_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off,
+                 void **out);
+int vmc__os_munmap(void *addr, size_t len);
+int vmc__os_mprotect(void *addr, size_t len, int prot);
+int vmc__os_madvise(void *addr, size_t len, int advice);
+int vmc__os_memfd_create(const char *name, unsigned flags, int *fd);
+int vmc__os_ftruncate(int fd, off_t len);
+int vmc__os_fallocate(int fd, int mode, off_t off, off_t len);
+int vmc__os_open(const char *path, int flags, mode_t mode, int *fd);
+int vmc__os_close(int fd);
+/* Reads exactly len bytes unless end of file: *got says how many. */
+int vmc__os_pread(int fd, void *buf, size_t len, off_t off, size_t *got);
+int vmc__os_pwrite(int fd, const void *buf, size_t len, off_t off);
+int vmc__os_fstat(int fd, struct stat *st);
+int vmc__os_fstatfs_flags(int fd, unsigned long *mount_flags);
+int vmc__os_getrandom(void *buf, size_t len);
+
+size_t vmc__os_page_size(void);
+
+/* ---- fault seam (tests) ---------------------------------------------------- */
+/* Make the nth call (1 = the next one) of `call` fail with -err; with
+ * `persistent`, that call and every later one fail. */
+void vmc__os_fault(enum vmc_os_call call, unsigned long nth, int err, int persistent);
+void vmc__os_fault_clear(void);
+/* How many injected failures have been returned since the last clear. */
+unsigned long vmc__os_faults_hit(void);
+/* Calls made of a kind since the process started (or the last reset). */
+unsigned long vmc__os_calls(enum vmc_os_call call);
+void vmc__os_calls_reset(void);
+const char *vmc__os_call_name(enum vmc_os_call call);
+
+/* Replace one entry of the table (NULL restores the default).  The pointer
+ * has the real call's libc signature. */
+void vmc__os_set_call(enum vmc_os_call call, void (*fn)(void));
+
+/* ---- MAP_FIXED audit ------------------------------------------------------- */
+void vmc__os_hold(uintptr_t lo, uintptr_t hi);     /* a reservation we own  */
+void vmc__os_unhold(uintptr_t lo, uintptr_t hi);
+int  vmc__os_holds(uintptr_t lo, uintptr_t hi);    /* 1 if inside one held  */
+void vmc__os_set_audit(int on);
+
+#endif

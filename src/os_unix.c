@@ -1,0 +1,336 @@
+/* The OS layer for Linux (see os.h for the contract).
+ *
+ * Each system call is reached through `os_calls[]`, a table of
+ * { name, current, default } entries in the style of SQLite's os_unix.c, so a
+ * test can replace an entry or make the Nth call of a kind fail.  The fault
+ * check is a relaxed atomic load when no fault is set, which keeps the seam
+ * free on the hot paths (none of which make system calls anyway).
+ */
+#include "os.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+typedef void (*os_fn)(void);
+
+static int sys_memfd_create(const char *name, unsigned flags)
+{
+    return (int)syscall(SYS_memfd_create, name, flags);
+}
+static int sys_open(const char *path, int flags, mode_t mode)
+{
+    return open(path, flags, mode);
+}
+static int sys_fstatfs(int fd, struct statfs *st) { return fstatfs(fd, st); }
+
+static struct {
+    const char *name;
+    os_fn current;
+    os_fn dflt;
+} os_calls[VMC_OS_CALL_COUNT] = {
+    [VMC_OS_MMAP]         = {"mmap", (os_fn)mmap, (os_fn)mmap},
+    [VMC_OS_MUNMAP]       = {"munmap", (os_fn)munmap, (os_fn)munmap},
+    [VMC_OS_MPROTECT]     = {"mprotect", (os_fn)mprotect, (os_fn)mprotect},
+    [VMC_OS_MADVISE]      = {"madvise", (os_fn)madvise, (os_fn)madvise},
+    [VMC_OS_MEMFD_CREATE] = {"memfd_create", (os_fn)sys_memfd_create, (os_fn)sys_memfd_create},
+    [VMC_OS_FTRUNCATE]    = {"ftruncate", (os_fn)ftruncate, (os_fn)ftruncate},
+    [VMC_OS_FALLOCATE]    = {"fallocate", (os_fn)fallocate, (os_fn)fallocate},
+    [VMC_OS_OPEN]         = {"open", (os_fn)sys_open, (os_fn)sys_open},
+    [VMC_OS_CLOSE]        = {"close", (os_fn)close, (os_fn)close},
+    [VMC_OS_PREAD]        = {"pread", (os_fn)pread, (os_fn)pread},
+    [VMC_OS_PWRITE]       = {"pwrite", (os_fn)pwrite, (os_fn)pwrite},
+    [VMC_OS_FSTAT]        = {"fstat", (os_fn)fstat, (os_fn)fstat},
+    [VMC_OS_FSTATFS]      = {"fstatfs", (os_fn)sys_fstatfs, (os_fn)sys_fstatfs},
+    [VMC_OS_GETRANDOM]    = {"getrandom", (os_fn)getrandom, (os_fn)getrandom},
+};
+
+#define CALL(kind, type) ((type)os_calls[kind].current)
+
+/* ---- fault seam ------------------------------------------------------------ */
+
+static struct {
+    atomic_int armed;           /* a fault is set for this kind             */
+    atomic_ulong seen;          /* calls since the fault was set            */
+    unsigned long nth;          /* fail the nth call (1-based)              */
+    int err;                    /* errno to return                          */
+    int persistent;             /* fail every call from the nth on          */
+} os_faults[VMC_OS_CALL_COUNT];
+static atomic_ulong os_faults_hit;
+static atomic_ulong os_call_counts[VMC_OS_CALL_COUNT];
+
+void vmc__os_fault(enum vmc_os_call call, unsigned long nth, int err, int persistent)
+{
+    os_faults[call].nth = nth ? nth : 1;
+    os_faults[call].err = err;
+    os_faults[call].persistent = persistent;
+    atomic_store(&os_faults[call].seen, 0);
+    atomic_store(&os_faults[call].armed, 1);
+}
+
+void vmc__os_fault_clear(void)
+{
+    for (int i = 0; i < VMC_OS_CALL_COUNT; i++)
+        atomic_store(&os_faults[i].armed, 0);
+    atomic_store(&os_faults_hit, 0);
+}
+
+unsigned long vmc__os_faults_hit(void) { return atomic_load(&os_faults_hit); }
+
+unsigned long vmc__os_calls(enum vmc_os_call call)
+{
+    return atomic_load_explicit(&os_call_counts[call], memory_order_relaxed);
+}
+
+void vmc__os_calls_reset(void)
+{
+    for (int i = 0; i < VMC_OS_CALL_COUNT; i++)
+        atomic_store(&os_call_counts[i], 0);
+}
+
+const char *vmc__os_call_name(enum vmc_os_call call)
+{
+    return (unsigned)call < VMC_OS_CALL_COUNT ? os_calls[call].name : "?";
+}
+
+void vmc__os_set_call(enum vmc_os_call call, void (*fn)(void))
+{
+    os_calls[call].current = fn ? fn : os_calls[call].dflt;
+}
+
+/* Returns the negative errno to fail this call with, or 0 to make it. */
+static int os_enter(enum vmc_os_call call)
+{
+    atomic_fetch_add_explicit(&os_call_counts[call], 1, memory_order_relaxed);
+    if (!atomic_load_explicit(&os_faults[call].armed, memory_order_relaxed))
+        return 0;
+    unsigned long n = atomic_fetch_add(&os_faults[call].seen, 1) + 1;
+    if (n == os_faults[call].nth || (os_faults[call].persistent && n > os_faults[call].nth)) {
+        atomic_fetch_add(&os_faults_hit, 1);
+        return -os_faults[call].err;
+    }
+    return 0;
+}
+
+/* ---- MAP_FIXED audit ------------------------------------------------------- */
+
+#define OS_MAX_HOLDS 256
+static pthread_mutex_t os_hold_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct { uintptr_t lo, hi; } os_holds[OS_MAX_HOLDS];
+static int os_nholds;
+static int os_audit;
+
+void vmc__os_set_audit(int on) { os_audit = on; }
+
+void vmc__os_hold(uintptr_t lo, uintptr_t hi)
+{
+    pthread_mutex_lock(&os_hold_lock);
+    if (os_nholds < OS_MAX_HOLDS) {
+        os_holds[os_nholds].lo = lo;
+        os_holds[os_nholds].hi = hi;
+        os_nholds++;
+    }
+    pthread_mutex_unlock(&os_hold_lock);
+}
+
+void vmc__os_unhold(uintptr_t lo, uintptr_t hi)
+{
+    pthread_mutex_lock(&os_hold_lock);
+    for (int i = 0; i < os_nholds; i++) {
+        if (os_holds[i].lo == lo && os_holds[i].hi == hi) {
+            os_holds[i] = os_holds[--os_nholds];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&os_hold_lock);
+}
+
+int vmc__os_holds(uintptr_t lo, uintptr_t hi)
+{
+    int found = 0;
+    pthread_mutex_lock(&os_hold_lock);
+    for (int i = 0; i < os_nholds && !found; i++)
+        found = lo >= os_holds[i].lo && hi <= os_holds[i].hi && lo < hi;
+    pthread_mutex_unlock(&os_hold_lock);
+    return found;
+}
+
+static void os_audit_fixed(void *addr, size_t len, int flags)
+{
+    if (!os_audit || !(flags & MAP_FIXED) || (flags & MAP_FIXED_NOREPLACE) == MAP_FIXED_NOREPLACE)
+        return;
+    uintptr_t lo = (uintptr_t)addr;
+    if (!vmc__os_holds(lo, lo + len)) {
+        fprintf(stderr, "vmcode audit: MAP_FIXED at %#lx+%#zx outside every held reservation\n",
+                (unsigned long)lo, len);
+        abort();
+    }
+}
+
+/* ---- the calls ----------------------------------------------------------- */
+
+int vmc__os_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off, void **out)
+{
+    os_audit_fixed(addr, len, flags);
+    int e = os_enter(VMC_OS_MMAP);
+    if (e) return e;
+    void *p = CALL(VMC_OS_MMAP, void *(*)(void *, size_t, int, int, int, off_t))(
+        addr, len, prot, flags, fd, off);
+    if (p == MAP_FAILED) return -errno;
+    *out = p;
+    return 0;
+}
+
+int vmc__os_munmap(void *addr, size_t len)
+{
+    int e = os_enter(VMC_OS_MUNMAP);
+    if (e) return e;
+    return CALL(VMC_OS_MUNMAP, int (*)(void *, size_t))(addr, len) ? -errno : 0;
+}
+
+int vmc__os_mprotect(void *addr, size_t len, int prot)
+{
+    int e = os_enter(VMC_OS_MPROTECT);
+    if (e) return e;
+    return CALL(VMC_OS_MPROTECT, int (*)(void *, size_t, int))(addr, len, prot) ? -errno : 0;
+}
+
+int vmc__os_madvise(void *addr, size_t len, int advice)
+{
+    int e = os_enter(VMC_OS_MADVISE);
+    if (e) return e;
+    return CALL(VMC_OS_MADVISE, int (*)(void *, size_t, int))(addr, len, advice) ? -errno : 0;
+}
+
+int vmc__os_memfd_create(const char *name, unsigned flags, int *fd)
+{
+    int e = os_enter(VMC_OS_MEMFD_CREATE);
+    if (e) return e;
+    int r = CALL(VMC_OS_MEMFD_CREATE, int (*)(const char *, unsigned))(name, flags);
+    if (r < 0) return -errno;
+    *fd = r;
+    return 0;
+}
+
+int vmc__os_ftruncate(int fd, off_t len)
+{
+    int e = os_enter(VMC_OS_FTRUNCATE);
+    if (e) return e;
+    return CALL(VMC_OS_FTRUNCATE, int (*)(int, off_t))(fd, len) ? -errno : 0;
+}
+
+int vmc__os_fallocate(int fd, int mode, off_t off, off_t len)
+{
+    int e = os_enter(VMC_OS_FALLOCATE);
+    if (e) return e;
+    return CALL(VMC_OS_FALLOCATE, int (*)(int, int, off_t, off_t))(fd, mode, off, len) ? -errno : 0;
+}
+
+int vmc__os_open(const char *path, int flags, mode_t mode, int *fd)
+{
+    int e = os_enter(VMC_OS_OPEN);
+    if (e) return e;
+    int r;
+    do r = CALL(VMC_OS_OPEN, int (*)(const char *, int, mode_t))(path, flags | O_CLOEXEC, mode);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) return -errno;
+    *fd = r;
+    return 0;
+}
+
+int vmc__os_close(int fd)
+{
+    /* Linux releases the descriptor whatever close reports, so an injected
+     * failure closes it too and only the result differs. */
+    int e = os_enter(VMC_OS_CLOSE);
+    int r = CALL(VMC_OS_CLOSE, int (*)(int))(fd);
+    if (e) return e;
+    if (r && errno != EINTR) return -errno;
+    return 0;
+}
+
+int vmc__os_pread(int fd, void *buf, size_t len, off_t off, size_t *got)
+{
+    int e = os_enter(VMC_OS_PREAD);
+    if (e) return e;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t r = CALL(VMC_OS_PREAD, ssize_t (*)(int, void *, size_t, off_t))(
+            fd, (char *)buf + done, len - done, off + (off_t)done);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        if (r == 0) break;
+        done += (size_t)r;
+    }
+    *got = done;
+    return 0;
+}
+
+int vmc__os_pwrite(int fd, const void *buf, size_t len, off_t off)
+{
+    int e = os_enter(VMC_OS_PWRITE);
+    if (e) return e;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t r = CALL(VMC_OS_PWRITE, ssize_t (*)(int, const void *, size_t, off_t))(
+            fd, (const char *)buf + done, len - done, off + (off_t)done);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        if (r == 0) return -EIO;
+        done += (size_t)r;
+    }
+    return 0;
+}
+
+int vmc__os_fstat(int fd, struct stat *st)
+{
+    int e = os_enter(VMC_OS_FSTAT);
+    if (e) return e;
+    return CALL(VMC_OS_FSTAT, int (*)(int, struct stat *))(fd, st) ? -errno : 0;
+}
+
+int vmc__os_fstatfs_flags(int fd, unsigned long *mount_flags)
+{
+    int e = os_enter(VMC_OS_FSTATFS);
+    if (e) return e;
+    struct statfs st;
+    if (CALL(VMC_OS_FSTATFS, int (*)(int, struct statfs *))(fd, &st)) return -errno;
+    *mount_flags = (unsigned long)st.f_flags;
+    return 0;
+}
+
+int vmc__os_getrandom(void *buf, size_t len)
+{
+    int e = os_enter(VMC_OS_GETRANDOM);
+    if (e) return e;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t r = CALL(VMC_OS_GETRANDOM, ssize_t (*)(void *, size_t, unsigned))(
+            (char *)buf + done, len - done, 0);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        done += (size_t)r;
+    }
+    return 0;
+}
+
+size_t vmc__os_page_size(void)
+{
+    static size_t page;
+    if (!page) page = (size_t)sysconf(_SC_PAGESIZE);
+    return page;
+}

@@ -1,0 +1,15 @@
+/* The handle: what one vmc_open owns. */
+#ifndef VMC_VMC_H
+#define VMC_VMC_H
+#include "vmcode.h"
+#include "region.h"
+#include <pthread.h>
+
+struct vmc {
+    vmc_options_t opt;           /* as given, after defaults and checks     */
+    vmc_region_t code;           /* the reachable region                    */
+    vmc_region_t heap;           /* unreachable data; size 0 = none         */
+    vmc_place_t place;           /* how the code region was placed          */
+    pthread_mutex_t lock;        /* libraries and mapped-file lists         */
+};
+#endif

@@ -1,0 +1,19 @@
+/* W^X by dual mapping: the code region backed by one memory file, mapped
+ * read+execute at the region's address and read+write at a second view a
+ * constant offset away.  Only VMC_CODE pages are dual mapped; data, library
+ * images and file mappings replace the executable view's pages in their range.
+ */
+#ifndef VMC_WX_H
+#define VMC_WX_H
+#include "region.h"
+
+/* After the code reservation exists: create the memory file and reserve the
+ * writable view.  Sets r->wx, r->fd, r->wbase.  Undoes itself on failure. */
+int  vmc__wx_open(vmc_region_t *r);
+void vmc__wx_close(vmc_region_t *r);
+/* Map [addr, addr+len) of the file at both views (RX at addr, RW at w). */
+int  vmc__wx_commit(vmc_region_t *r, uintptr_t addr, size_t len);
+/* Release the file's pages and put PROT_NONE back on the writable view; the
+ * caller re-reserves the executable view. */
+int  vmc__wx_decommit(vmc_region_t *r, uintptr_t addr, size_t len);
+#endif

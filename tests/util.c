@@ -1,0 +1,167 @@
+/* Test utilities: process snapshots for leak checks, /proc readers. */
+#include "test.h"
+
+#include <dirent.h>
+#include <unistd.h>
+
+char *vt_read_file(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) return NULL;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (n + 4096 > cap) buf = realloc(buf, cap *= 2);
+        size_t r = fread(buf + n, 1, cap - n - 1, f);
+        if (r == 0) break;
+        n += r;
+    }
+    buf[n] = 0;
+    fclose(f);
+    return buf;
+}
+
+/* The maps text with the [heap] line dropped: malloc moving brk is not ours. */
+static char *maps_normalised(void)
+{
+    char *m = vt_read_file("/proc/self/maps");
+    if (!m) return NULL;
+    char *out = malloc(strlen(m) + 1), *o = out;
+    for (char *line = m; *line;) {
+        char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line + 1) : strlen(line);
+        if (!memmem(line, len, "[heap]", 6)) {
+            memcpy(o, line, len);
+            o += len;
+        }
+        line += len;
+    }
+    *o = 0;
+    free(m);
+    return out;
+}
+
+static char *fd_list(void)
+{
+    char *out = calloc(1, 1 << 16);
+    size_t n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return out;
+    int self = dirfd(d);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' || atoi(e->d_name) == self) continue;
+        char target[256] = "", link[300];
+        snprintf(link, sizeof link, "/proc/self/fd/%s", e->d_name);
+        ssize_t r = readlink(link, target, sizeof target - 1);
+        if (r > 0) target[r] = 0;
+        n += (size_t)snprintf(out + n, (1 << 16) - n, "%s->%s\n", e->d_name, target);
+        if (n > (1 << 16) - 400) break;
+    }
+    closedir(d);
+    return out;
+}
+
+void vt_snap(vt_snapshot_t *s)
+{
+    s->maps = maps_normalised();
+    s->fds = fd_list();
+}
+
+void vt_snap_free(vt_snapshot_t *s)
+{
+    free(s->maps);
+    free(s->fds);
+    s->maps = s->fds = NULL;
+}
+
+/* Print lines of a that are not in b. */
+static void diff_lines(const char *label, const char *a, const char *b)
+{
+    const char *line = a;
+    while (*line) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line + 1) : strlen(line);
+        char *copy = strndup(line, len);
+        if (!strstr(b, copy)) fprintf(stderr, "  %s %s", label, copy);
+        free(copy);
+        line += len;
+    }
+}
+
+void vt_snap_same(vt_snapshot_t *s, const char *file, int line)
+{
+    vt_snapshot_t now;
+    vt_snap(&now);
+    int maps_same = !strcmp(s->maps, now.maps), fds_same = !strcmp(s->fds, now.fds);
+    if (maps_same && fds_same) {
+        vt_snap_free(&now);
+        return;
+    }
+    if (!maps_same) {
+        fprintf(stderr, "maps changed:\n");
+        diff_lines("-", s->maps, now.maps);
+        diff_lines("+", now.maps, s->maps);
+    }
+    if (!fds_same) {
+        fprintf(stderr, "fds changed:\n");
+        diff_lines("-", s->fds, now.fds);
+        diff_lines("+", now.fds, s->fds);
+    }
+    vt_fail(file, line, "process state differs from the snapshot (leak)");
+}
+
+int vt_maps_count(const char *needle)
+{
+    char *m = vt_read_file("/proc/self/maps");
+    int n = 0;
+    for (char *line = m; line && *line;) {
+        char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line + 1) : strlen(line);
+        if (!needle || memmem(line, len, needle, strlen(needle))) n++;
+        line += len;
+    }
+    free(m);
+    return n;
+}
+
+int vt_rwx_count(void) { return vt_maps_count(" rwx"); }
+
+int vt_maps_has(uintptr_t lo, uintptr_t hi, const char *perms)
+{
+    char want[96];
+    snprintf(want, sizeof want, "%" PRIxPTR "-%" PRIxPTR " %s", lo, hi, perms);
+    char *m = vt_read_file("/proc/self/maps");
+    int found = m && strstr(m, want) != NULL;
+    free(m);
+    return found;
+}
+
+size_t vt_rss_kib(void)
+{
+    char *st = vt_read_file("/proc/self/status");
+    size_t kib = 0;
+    char *p = st ? strstr(st, "VmRSS:") : NULL;
+    if (p) kib = strtoul(p + 6, NULL, 10);
+    free(st);
+    return kib;
+}
+
+const char *vt_build_dir(void)
+{
+    const char *b = getenv("VMC_TEST_BUILD");
+    return b ? b : "build";
+}
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define VT_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define VT_SANITIZED 1
+#endif
+#endif
+#ifndef VT_SANITIZED
+#define VT_SANITIZED 0
+#endif
+
+int vt_sanitized(void) { return VT_SANITIZED; }
