@@ -1,0 +1,76 @@
+/* The block layer: which blocks (pages) of a region belong to whom.
+ *
+ * A region is cut into blocks of the page size.  Runs of blocks are taken
+ * by an owner (code heap, reachable data, heap data, library image, mapped
+ * file, stubs) and given back whole.  Finding a free run costs O(log n): a
+ * segment tree over 64-block bitmap words keeps, per node, the longest free
+ * run and the free runs touching either end (see blocks.c).
+ *
+ * Taking a run is bookkeeping only: the range stays a PROT_NONE reservation
+ * until its owner commits it (vmc__blocks_commit) or maps a file over it with
+ * MAP_FIXED (the loader, the file mapper).  Giving a run back re-reserves it
+ * PROT_NONE with MAP_FIXED first; never munmap.
+ *
+ * Thread-safe: one mutex per region.  None of this is on the code heap's
+ * fast path.
+ */
+#ifndef VMC_BLOCKS_H
+#define VMC_BLOCKS_H
+#include "region.h"
+#include <stdio.h>
+
+enum vmc_owner {
+    VMC_OWNER_FREE = 0,
+    VMC_OWNER_CODE,      /* code heap chunks (VMC_CODE)                  */
+    VMC_OWNER_RDATA,     /* code heap chunks (VMC_RDATA)                 */
+    VMC_OWNER_DATA,      /* heap-region chunks (VMC_DATA)                */
+    VMC_OWNER_LARGE,     /* one large allocation (a page or more)        */
+    VMC_OWNER_LIBRARY,   /* a privately loaded library image             */
+    VMC_OWNER_FILE,      /* a vmc_map_file mapping                       */
+    VMC_OWNER_STUBS,     /* far-target stubs                             */
+    VMC_OWNER_COUNT
+};
+
+typedef struct vmc_blocks vmc_blocks_t;
+
+typedef struct vmc_run {
+    uintptr_t start;     /* first byte of the run                        */
+    size_t len;          /* bytes, a multiple of the block size          */
+    int owner;           /* enum vmc_owner                               */
+    int kind;            /* enum vmc_kind it was committed as, 0 = not   */
+    size_t committed;    /* bytes committed (from the start of the run)  */
+    void *tag;           /* the owner's pointer (library, chunk, ...)    */
+} vmc_run_t;
+
+int  vmc__blocks_init(vmc_blocks_t **out, vmc_region_t *r);
+void vmc__blocks_fini(vmc_blocks_t *b);
+
+/* Take a run of `len` bytes (rounded up to blocks), its start aligned to
+ * `align` (a power of two; 0 = one block), lying entirely inside [lo, hi)
+ * (0, 0 = anywhere in the region).  `top` prefers the highest such run,
+ * otherwise the lowest.  -ENOSPC, with a message giving the size asked and
+ * the largest free run, when nothing fits. */
+int vmc__blocks_take(vmc_blocks_t *b, size_t len, size_t align, uintptr_t lo, uintptr_t hi,
+                     int top, int owner, void *tag, uintptr_t *out);
+/* Take exactly [addr, addr+len); -EEXIST if any of it is taken. */
+int vmc__blocks_take_at(vmc_blocks_t *b, uintptr_t addr, size_t len, int owner, void *tag);
+/* Give back the run starting at `start`: re-reserve it PROT_NONE, then
+ * mark it free.  If re-reserving fails the run stays taken. */
+int vmc__blocks_give(vmc_blocks_t *b, uintptr_t start);
+/* Commit the first `len` bytes of the run at `start` as `kind`. */
+int vmc__blocks_commit(vmc_blocks_t *b, uintptr_t start, size_t len, int kind);
+/* The run containing addr; -ENOENT if addr is free or outside. */
+int vmc__blocks_find(vmc_blocks_t *b, uintptr_t addr, vmc_run_t *out);
+
+typedef struct vmc_blocks_usage {
+    size_t size, used, committed, largest_free;
+    size_t runs[VMC_OWNER_COUNT];     /* runs per owner                   */
+    size_t bytes[VMC_OWNER_COUNT];    /* bytes per owner                  */
+} vmc_blocks_usage_t;
+void vmc__blocks_usage(vmc_blocks_t *b, vmc_blocks_usage_t *out);
+
+/* Visit every taken run in address order (under the lock: cb must not call
+ * back into this block layer). */
+void vmc__blocks_each(vmc_blocks_t *b, void (*cb)(const vmc_run_t *run, void *arg), void *arg);
+const char *vmc__owner_name(int owner);
+#endif
