@@ -59,6 +59,9 @@ int vmc__blocks_take_at(vmc_blocks_t *b, uintptr_t addr, size_t len, int owner, 
 int vmc__blocks_give(vmc_blocks_t *b, uintptr_t start);
 /* Commit the first `len` bytes of the run at `start` as `kind`. */
 int vmc__blocks_commit(vmc_blocks_t *b, uintptr_t start, size_t len, int kind);
+/* Record that the owner mapped `len` bytes of the run at `start` itself
+ * (the loader, the file mapper): counted as committed, as `kind`. */
+int vmc__blocks_mapped(vmc_blocks_t *b, uintptr_t start, size_t len, int kind);
 /* The run containing addr; -ENOENT if addr is free or outside. */
 int vmc__blocks_find(vmc_blocks_t *b, uintptr_t addr, vmc_run_t *out);
 

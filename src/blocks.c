@@ -1,0 +1,471 @@
+/* The block layer (see blocks.h).
+ *
+ * One bit per block (1 = taken), and over the 64-bit words of that bitmap a
+ * segment tree whose nodes hold, for the blocks beneath them, the longest free
+ * run and the free runs at either end.  Finding the lowest (or highest) free
+ * run of k blocks whose start lies at or after (before) a bound is one descent:
+ * O(log n) nodes plus at most two leaf scans of 64 bits.  Reach windows and
+ * alignment are bounds on that search, so constrained requests cost the same.
+ *
+ * Node values are stored as deficits (node length minus the free count), so
+ * the tree's memory starts out all zero = all free and is touched only where
+ * blocks are taken: a 2 GiB region opens without faulting in its metadata.
+ *
+ * Each taken run has a record (vmc_run_t) found through a per-block pointer
+ * array at its first block; a second bitmap marks run starts so the run
+ * containing any address is found by scanning back to the nearest start.
+ */
+#include "blocks.h"
+#include "error.h"
+#include "os.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+typedef struct node { uint32_t mx, pre, suf; } node_t;  /* deficits */
+
+struct vmc_blocks {
+    vmc_region_t *region;
+    pthread_mutex_t lock;
+    size_t shift;            /* log2 of the block size                    */
+    uint64_t nblocks;
+    uint64_t nwords;         /* bitmap words                              */
+    uint64_t leaves;         /* power of two >= nwords                    */
+    uint64_t *taken;         /* 1 bit per block                           */
+    uint64_t *starts;        /* 1 bit per run start                       */
+    node_t *tree;            /* 2 * leaves nodes, 1-based heap order      */
+    vmc_run_t **rec;         /* per block: the run starting there         */
+    void *meta;              /* one mapping holding the four arrays above */
+    size_t meta_size;
+    size_t used, committed;  /* bytes                                     */
+    size_t runs[VMC_OWNER_COUNT], bytes[VMC_OWNER_COUNT];
+};
+
+static const char *owner_names[VMC_OWNER_COUNT] = {
+    [VMC_OWNER_FREE] = "free",       [VMC_OWNER_CODE] = "code heap",
+    [VMC_OWNER_RDATA] = "rdata heap", [VMC_OWNER_DATA] = "data heap",
+    [VMC_OWNER_LARGE] = "large",     [VMC_OWNER_LIBRARY] = "library",
+    [VMC_OWNER_FILE] = "file",       [VMC_OWNER_STUBS] = "stubs",
+};
+
+const char *vmc__owner_name(int owner)
+{
+    return owner >= 0 && owner < VMC_OWNER_COUNT ? owner_names[owner] : "?";
+}
+
+/* ---- the tree ---------------------------------------------------------------- */
+
+typedef struct sums { uint64_t mx, pre, suf; } sums_t;  /* free counts */
+
+static sums_t node_get(const vmc_blocks_t *b, uint64_t i, uint64_t len)
+{
+    const node_t *n = &b->tree[i];
+    return (sums_t){len - n->mx, len - n->pre, len - n->suf};
+}
+
+static void node_put(vmc_blocks_t *b, uint64_t i, uint64_t len, sums_t s)
+{
+    node_t n = {(uint32_t)(len - s.mx), (uint32_t)(len - s.pre), (uint32_t)(len - s.suf)};
+    node_t *t = &b->tree[i];
+    /* Skip stores that change nothing: keeps untouched pages untouched. */
+    if (t->mx != n.mx || t->pre != n.pre || t->suf != n.suf) *t = n;
+}
+
+static sums_t word_sums(uint64_t w)
+{
+    if (w == 0) return (sums_t){64, 64, 64};
+    sums_t s = {0, (uint64_t)__builtin_ctzll(w), (uint64_t)__builtin_clzll(w)};
+    uint64_t x = ~w;  /* longest run of ones in x */
+    while (x) {
+        x &= x << 1;
+        s.mx++;
+    }
+    return s;
+}
+
+static void leaf_update(vmc_blocks_t *b, uint64_t word)
+{
+    sums_t s = word < b->nwords ? word_sums(b->taken[word]) : (sums_t){0, 0, 0};
+    node_put(b, b->leaves + word, 64, s);
+}
+
+/* Recompute leaves [w0, w1] and every ancestor of them. */
+static void tree_update(vmc_blocks_t *b, uint64_t w0, uint64_t w1)
+{
+    for (uint64_t w = w0; w <= w1; w++) leaf_update(b, w);
+    uint64_t lo = b->leaves + w0, hi = b->leaves + w1, len = 64;
+    while (lo > 1) {
+        lo >>= 1;
+        hi >>= 1;
+        for (uint64_t i = lo; i <= hi; i++) {
+            sums_t l = node_get(b, 2 * i, len), r = node_get(b, 2 * i + 1, len), s;
+            s.pre = l.pre == len ? len + r.pre : l.pre;
+            s.suf = r.suf == len ? len + l.suf : r.suf;
+            s.mx = l.mx > r.mx ? l.mx : r.mx;
+            if (l.suf + r.pre > s.mx) s.mx = l.suf + r.pre;
+            node_put(b, i, 2 * len, s);
+        }
+        len *= 2;
+    }
+}
+
+static int bit(const uint64_t *map, uint64_t i) { return (int)(map[i >> 6] >> (i & 63) & 1); }
+
+static void set_range(vmc_blocks_t *b, uint64_t first, uint64_t n, int taken)
+{
+    for (uint64_t i = first; i < first + n;) {
+        uint64_t w = i >> 6, off = i & 63, cnt = 64 - off;
+        if (cnt > first + n - i) cnt = first + n - i;
+        uint64_t mask = (cnt == 64 ? ~0ull : ((1ull << cnt) - 1)) << off;
+        if (taken) b->taken[w] |= mask;
+        else b->taken[w] &= ~mask;
+        i += cnt;
+    }
+    tree_update(b, first >> 6, (first + n - 1) >> 6);
+}
+
+/* Lowest start s >= f of k free blocks.  *carry: free blocks (all >= f) just
+ * before this node.  Returns -1 if none in this node. */
+static int64_t find_up(const vmc_blocks_t *b, uint64_t i, uint64_t nlo, uint64_t len, uint64_t f,
+                       uint64_t k, uint64_t *carry)
+{
+    uint64_t nhi = nlo + len;
+    if (nhi <= f) {
+        *carry = 0;
+        return -1;
+    }
+    if (nlo >= f) {
+        sums_t s = node_get(b, i, len);
+        if (*carry + s.pre >= k) return (int64_t)(nlo - *carry);
+        if (s.mx < k) {
+            *carry = s.pre == len ? *carry + len : s.suf;
+            return -1;
+        }
+    }
+    if (i >= b->leaves) {
+        uint64_t w = i - b->leaves, start = nlo < f ? f : nlo;
+        if (nlo < f) *carry = 0;
+        for (uint64_t blk = start; blk < nhi; blk++) {
+            if (w < b->nwords && !bit(b->taken, blk)) {
+                if (++*carry >= k) return (int64_t)(blk + 1 - *carry);
+            } else {
+                *carry = 0;
+            }
+        }
+        return -1;
+    }
+    int64_t r = find_up(b, 2 * i, nlo, len / 2, f, k, carry);
+    return r >= 0 ? r : find_up(b, 2 * i + 1, nlo + len / 2, len / 2, f, k, carry);
+}
+
+/* Highest end e <= g of k free blocks (the mirror of find_up). */
+static int64_t find_down(const vmc_blocks_t *b, uint64_t i, uint64_t nlo, uint64_t len, uint64_t g,
+                         uint64_t k, uint64_t *carry)
+{
+    uint64_t nhi = nlo + len;
+    if (nlo >= g) {
+        *carry = 0;
+        return -1;
+    }
+    if (nhi <= g) {
+        sums_t s = node_get(b, i, len);
+        if (*carry + s.suf >= k) return (int64_t)(nhi + *carry);
+        if (s.mx < k) {
+            *carry = s.suf == len ? *carry + len : s.pre;
+            return -1;
+        }
+    }
+    if (i >= b->leaves) {
+        uint64_t w = i - b->leaves, end = nhi > g ? g : nhi;
+        if (nhi > g) *carry = 0;
+        for (uint64_t blk = end; blk-- > nlo;) {
+            if (w < b->nwords && !bit(b->taken, blk)) {
+                if (++*carry >= k) return (int64_t)(blk + *carry);
+            } else {
+                *carry = 0;
+            }
+        }
+        return -1;
+    }
+    int64_t r = find_down(b, 2 * i + 1, nlo + len / 2, len / 2, g, k, carry);
+    return r >= 0 ? r : find_down(b, 2 * i, nlo, len / 2, g, k, carry);
+}
+
+/* A free run of k blocks with an a-aligned start inside [lo, hi) (blocks). */
+static int64_t find_run(const vmc_blocks_t *b, uint64_t k, uint64_t a, uint64_t lo, uint64_t hi,
+                        int top)
+{
+    uint64_t span = b->leaves * 64;
+    if (hi > b->nblocks) hi = b->nblocks;
+    if (k == 0 || hi < lo || hi - lo < k) return -1;
+    if (!top) {
+        for (uint64_t f = (lo + a - 1) / a * a;;) {
+            uint64_t carry = 0;
+            int64_t s = find_up(b, 1, 0, span, f, k, &carry);
+            if (s < 0 || (uint64_t)s + k > hi) return -1;
+            if ((uint64_t)s % a == 0) return s;
+            f = ((uint64_t)s + a - 1) / a * a;
+        }
+    }
+    for (uint64_t g = hi;;) {
+        uint64_t carry = 0;
+        int64_t e = find_down(b, 1, 0, span, g, k, &carry);
+        if (e < 0 || (uint64_t)e < lo + k) return -1;
+        uint64_t s = (uint64_t)e - k;
+        if (s % a == 0) return (int64_t)s;
+        uint64_t down = s / a * a;
+        if (down < lo) return -1;
+        g = down + k;
+    }
+}
+
+/* ---- setup -------------------------------------------------------------------- */
+
+int vmc__blocks_init(vmc_blocks_t **out, vmc_region_t *r)
+{
+    vmc_blocks_t *b = calloc(1, sizeof *b);
+    if (!b) return vmc__fail(-ENOMEM, "%s region: out of memory for the block map", r->name);
+    b->region = r;
+    b->shift = (size_t)__builtin_ctzll(vmc__os_page_size());
+    b->nblocks = r->size >> b->shift;
+    b->nwords = (b->nblocks + 63) / 64;
+    b->leaves = 1;
+    while (b->leaves < b->nwords) b->leaves *= 2;
+    size_t bits = b->nwords * 8, tree = 2 * b->leaves * sizeof(node_t);
+    size_t recs = b->nblocks * sizeof(vmc_run_t *), page = vmc__os_page_size();
+    b->meta_size = (2 * bits + tree + recs + 4 * 64 + page - 1) & ~(page - 1);
+    void *m;
+    int e = vmc__os_mmap(NULL, b->meta_size, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0, &m);
+    if (e) {
+        size_t want = b->meta_size;
+        free(b);
+        return vmc__fail(e, "%s region: cannot map the block map (%zu bytes): %s", r->name, want,
+                         strerror(-e));
+    }
+    b->meta = m;
+    char *p = m;
+    b->taken = (uint64_t *)p;
+    p += (bits + 63) & ~(size_t)63;
+    b->starts = (uint64_t *)p;
+    p += (bits + 63) & ~(size_t)63;
+    b->tree = (node_t *)p;
+    p += (tree + 63) & ~(size_t)63;
+    b->rec = (vmc_run_t **)p;
+    pthread_mutex_init(&b->lock, NULL);
+    /* Blocks past the end of the region, in the last word, are never free;
+     * leaves past the last word are all-taken by leaf_update's rule. */
+    if (b->nblocks % 64) b->taken[b->nwords - 1] = ~0ull << (b->nblocks % 64);
+    tree_update(b, b->nwords ? b->nwords - 1 : 0, b->leaves - 1);
+    *out = b;
+    return 0;
+}
+
+void vmc__blocks_fini(vmc_blocks_t *b)
+{
+    if (!b) return;
+    for (uint64_t w = 0; w < b->nwords; w++)
+        for (uint64_t s = b->starts[w]; s; s &= s - 1)
+            free(b->rec[w * 64 + (uint64_t)__builtin_ctzll(s)]);
+    vmc__os_munmap(b->meta, b->meta_size);
+    pthread_mutex_destroy(&b->lock);
+    free(b);
+}
+
+/* ---- taking and giving ------------------------------------------------------ */
+
+static size_t largest_free_locked(const vmc_blocks_t *b)
+{
+    return node_get(b, 1, b->leaves * 64).mx << b->shift;
+}
+
+static int record(vmc_blocks_t *b, uint64_t first, uint64_t n, int owner, void *tag, uintptr_t *out)
+{
+    vmc_run_t *run = malloc(sizeof *run);
+    if (!run) return vmc__fail(-ENOMEM, "%s region: out of memory for a run record", b->region->name);
+    *run = (vmc_run_t){b->region->base + (first << b->shift), n << b->shift, owner, 0, 0, tag};
+    set_range(b, first, n, 1);
+    b->starts[first >> 6] |= 1ull << (first & 63);
+    b->rec[first] = run;
+    b->used += run->len;
+    b->runs[owner]++;
+    b->bytes[owner] += run->len;
+    if (out) *out = run->start;
+    return 0;
+}
+
+int vmc__blocks_take(vmc_blocks_t *b, size_t len, size_t align, uintptr_t lo, uintptr_t hi,
+                     int top, int owner, void *tag, uintptr_t *out)
+{
+    vmc_region_t *r = b->region;
+    size_t bs = (size_t)1 << b->shift;
+    if (len == 0 || len > r->size || (align & (align - 1)) || owner <= 0 || owner >= VMC_OWNER_COUNT)
+        return vmc__fail(len > r->size ? -ENOSPC : -EINVAL,
+                         "%s region: cannot take %zu bytes (align %zu) from a %zu-byte region",
+                         r->name, len, align, r->size);
+    uint64_t k = (len + bs - 1) >> b->shift, a = align > bs ? align >> b->shift : 1;
+    uint64_t blo = 0, bhi = b->nblocks;
+    if (lo || hi) {
+        uintptr_t end = r->base + r->size;
+        if (hi <= r->base || lo >= end) goto nospace_window;
+        blo = lo > r->base ? (lo - r->base + bs - 1) >> b->shift : 0;
+        bhi = hi < end ? (hi - r->base) >> b->shift : b->nblocks;
+    }
+    pthread_mutex_lock(&b->lock);
+    int64_t s = find_run(b, k, a, blo, bhi, top);
+    int e;
+    if (s < 0) {
+        size_t largest = largest_free_locked(b);
+        pthread_mutex_unlock(&b->lock);
+        if (lo || hi)
+            return vmc__fail(-ENOSPC,
+                             "%s region: no free run of %zu bytes inside %#lx..%#lx (largest free "
+                             "run in the region: %zu bytes)",
+                             r->name, (size_t)k << b->shift, (unsigned long)lo,
+                             (unsigned long)hi, largest);
+        return vmc__fail(-ENOSPC, "%s region full: asked for %zu bytes, largest free run is %zu bytes",
+                         r->name, (size_t)k << b->shift, largest);
+    }
+    e = record(b, (uint64_t)s, k, owner, tag, out);
+    pthread_mutex_unlock(&b->lock);
+    return e;
+
+nospace_window:
+    return vmc__fail(-ENOSPC, "%s region %#lx..%#lx lies outside the window %#lx..%#lx", r->name,
+                     (unsigned long)r->base, (unsigned long)(r->base + r->size), (unsigned long)lo,
+                     (unsigned long)hi);
+}
+
+int vmc__blocks_take_at(vmc_blocks_t *b, uintptr_t addr, size_t len, int owner, void *tag)
+{
+    vmc_region_t *r = b->region;
+    size_t bs = (size_t)1 << b->shift;
+    if (len == 0 || (addr & (bs - 1)) || !vmc__region_contains(r, addr, len) || owner <= 0 ||
+        owner >= VMC_OWNER_COUNT)
+        return vmc__fail(-EINVAL, "%s region: cannot take %#lx+%#zx (outside or unaligned)", r->name,
+                         (unsigned long)addr, len);
+    uint64_t first = (addr - r->base) >> b->shift, k = (len + bs - 1) >> b->shift;
+    pthread_mutex_lock(&b->lock);
+    uint64_t carry = 0;
+    int64_t s = find_up(b, 1, 0, b->leaves * 64, first, k, &carry);
+    int e;
+    if (s != (int64_t)first)
+        e = vmc__fail(-EEXIST, "%s region: %#lx+%#zx is not free", r->name, (unsigned long)addr, len);
+    else
+        e = record(b, first, k, owner, tag, NULL);
+    pthread_mutex_unlock(&b->lock);
+    return e;
+}
+
+/* The run record whose run contains block i, or NULL (lock held). */
+static vmc_run_t *run_at(const vmc_blocks_t *b, uint64_t i)
+{
+    if (i >= b->nblocks || !bit(b->taken, i)) return NULL;
+    for (uint64_t w = i >> 6;; w--) {
+        uint64_t s = b->starts[w];
+        if (w == i >> 6) s &= (i & 63) == 63 ? ~0ull : (2ull << (i & 63)) - 1;
+        if (s) return b->rec[w * 64 + 63 - (uint64_t)__builtin_clzll(s)];
+        if (w == 0) return NULL;
+    }
+}
+
+int vmc__blocks_give(vmc_blocks_t *b, uintptr_t start)
+{
+    vmc_region_t *r = b->region;
+    if (!vmc__region_contains(r, start, 1))
+        return vmc__fail(-EINVAL, "%s region: %#lx is not inside it", r->name, (unsigned long)start);
+    uint64_t first = (start - r->base) >> b->shift;
+    pthread_mutex_lock(&b->lock);
+    vmc_run_t *run = run_at(b, first);
+    if (!run || run->start != start) {
+        pthread_mutex_unlock(&b->lock);
+        return vmc__fail(-EINVAL, "%s region: %#lx is not the start of a taken run", r->name,
+                         (unsigned long)start);
+    }
+    /* Re-reserve first: if that fails, the run stays as it was. */
+    int e = vmc__region_decommit(r, run->start, run->len);
+    if (e) {
+        pthread_mutex_unlock(&b->lock);
+        return e;
+    }
+    uint64_t n = run->len >> b->shift;
+    set_range(b, first, n, 0);
+    b->starts[first >> 6] &= ~(1ull << (first & 63));
+    b->rec[first] = NULL;
+    b->used -= run->len;
+    b->committed -= run->committed;
+    b->runs[run->owner]--;
+    b->bytes[run->owner] -= run->len;
+    pthread_mutex_unlock(&b->lock);
+    free(run);
+    return 0;
+}
+
+/* Commits (or, with `commit` 0, only records) the first len bytes of a run. */
+static int commit_run(vmc_blocks_t *b, uintptr_t start, size_t len, int kind, int commit)
+{
+    vmc_region_t *r = b->region;
+    size_t bs = (size_t)1 << b->shift;
+    len = (len + bs - 1) & ~(bs - 1);
+    pthread_mutex_lock(&b->lock);
+    vmc_run_t *run = vmc__region_contains(r, start, 1) ? run_at(b, (start - r->base) >> b->shift) : NULL;
+    int e = 0;
+    if (!run || run->start != start || len > run->len || (run->kind && run->kind != kind)) {
+        e = vmc__fail(-EINVAL, "%s region: cannot commit %#lx+%#zx: not the start of a run that long",
+                      r->name, (unsigned long)start, len);
+    } else if (len > run->committed) {
+        if (commit) e = vmc__region_commit(r, start + run->committed, len - run->committed, kind);
+        if (!e) {
+            b->committed += len - run->committed;
+            run->committed = len;
+            run->kind = kind;
+        }
+    }
+    pthread_mutex_unlock(&b->lock);
+    return e;
+}
+
+int vmc__blocks_commit(vmc_blocks_t *b, uintptr_t start, size_t len, int kind)
+{
+    return commit_run(b, start, len, kind, 1);
+}
+
+int vmc__blocks_mapped(vmc_blocks_t *b, uintptr_t start, size_t len, int kind)
+{
+    return commit_run(b, start, len, kind, 0);
+}
+
+int vmc__blocks_find(vmc_blocks_t *b, uintptr_t addr, vmc_run_t *out)
+{
+    vmc_region_t *r = b->region;
+    if (!vmc__region_contains(r, addr, 1)) return -ENOENT;
+    pthread_mutex_lock(&b->lock);
+    vmc_run_t *run = run_at(b, (addr - r->base) >> b->shift);
+    if (run) *out = *run;
+    pthread_mutex_unlock(&b->lock);
+    return run ? 0 : -ENOENT;
+}
+
+void vmc__blocks_usage(vmc_blocks_t *b, vmc_blocks_usage_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->size = b->region->size;
+    pthread_mutex_lock(&b->lock);
+    out->used = b->used;
+    out->committed = b->committed;
+    out->largest_free = largest_free_locked(b);
+    memcpy(out->runs, b->runs, sizeof out->runs);
+    memcpy(out->bytes, b->bytes, sizeof out->bytes);
+    pthread_mutex_unlock(&b->lock);
+}
+
+void vmc__blocks_each(vmc_blocks_t *b, void (*cb)(const vmc_run_t *run, void *arg), void *arg)
+{
+    pthread_mutex_lock(&b->lock);
+    for (uint64_t w = 0; w < b->nwords; w++)
+        for (uint64_t s = b->starts[w]; s; s &= s - 1)
+            cb(b->rec[w * 64 + (uint64_t)__builtin_ctzll(s)], arg);
+    pthread_mutex_unlock(&b->lock);
+}

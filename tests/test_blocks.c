@@ -1,0 +1,197 @@
+/* The block layer against a brute-force model: every take finds exactly the
+ * run a linear scan would (lowest or highest, aligned, inside the window). */
+#include "test.h"
+#include "blocks.h"
+#include "os.h"
+
+#include <sys/mman.h>
+
+static void region_for_test(vmc_region_t *r, size_t size)
+{
+    memset(r, 0, sizeof *r);
+    r->name = "code";
+    r->fd = -1;
+    pthread_mutex_init(&r->file_lock, NULL);
+    uintptr_t base;
+    ASSERT_OK(vmc__reserve(0, size, &base));
+    r->base = r->wbase = base;
+    r->size = size;
+    vmc__os_hold(base, base + size);
+}
+
+static uint64_t rng_state = 88172645463325252ull;
+static uint64_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+/* Model: lowest/highest k-run with a-aligned start in [lo, hi). */
+static int64_t model_find(const unsigned char *used, uint64_t n, uint64_t k, uint64_t a, uint64_t lo,
+                          uint64_t hi, int top)
+{
+    if (hi > n) hi = n;
+    if (hi < lo + k) return -1;
+    if (!top) {
+        for (uint64_t s = (lo + a - 1) / a * a; s + k <= hi; s += a) {
+            uint64_t i = 0;
+            while (i < k && !used[s + i]) i++;
+            if (i == k) return (int64_t)s;
+        }
+        return -1;
+    }
+    for (int64_t s = (int64_t)((hi - k) / a * a); s >= (int64_t)lo; s -= (int64_t)a) {
+        uint64_t i = 0;
+        while (i < k && !used[(uint64_t)s + i]) i++;
+        if (i == k) return s;
+    }
+    return -1;
+}
+
+TEST(blocks_match_model)
+{
+    vmc_region_t r;
+    size_t size = (size_t)4100 << 12;  /* not a power of two, not a word multiple */
+    region_for_test(&r, size);
+    vmc_blocks_t *b;
+    ASSERT_OK(vmc__blocks_init(&b, &r));
+    uint64_t n = size >> 12;
+    unsigned char *used = calloc(n, 1);
+    uintptr_t starts[4096];
+    size_t lens[4096];
+    int nlive = 0;
+    for (int step = 0; step < 20000; step++) {
+        if (nlive > 0 && (rnd() % 3 == 0 || nlive == 4096)) {
+            int j = (int)(rnd() % (uint64_t)nlive);
+            ASSERT_OK(vmc__blocks_give(b, starts[j]));
+            memset(used + ((starts[j] - r.base) >> 12), 0, lens[j] >> 12);
+            starts[j] = starts[--nlive];
+            lens[j] = lens[nlive];
+            continue;
+        }
+        uint64_t k = rnd() % 8 == 0 ? 1 + rnd() % 300 : 1 + rnd() % 12;
+        uint64_t a = 1ull << (rnd() % 4 == 0 ? rnd() % 6 : 0);
+        uint64_t lo = 0, hi = n;
+        int windowed = rnd() % 4 == 0, top = (int)(rnd() % 2);
+        if (windowed) {
+            lo = rnd() % n;
+            hi = lo + rnd() % (n - lo + 1);
+        }
+        int64_t want = model_find(used, n, k, a, lo, hi, top);
+        uintptr_t got = 0;
+        int e = vmc__blocks_take(b, k << 12, a << 12, windowed ? r.base + (lo << 12) : 0,
+                                 windowed ? r.base + (hi << 12) : 0, top, VMC_OWNER_CODE, NULL, &got);
+        if (windowed && lo == hi) want = -1;
+        if (want < 0) {
+            ASSERT_MSG(e == -ENOSPC, "step %d: k=%lu a=%lu [%lu,%lu) top=%d: got %d at %#lx, model none",
+                       step, (unsigned long)k, (unsigned long)a, (unsigned long)lo,
+                       (unsigned long)hi, top, e, (unsigned long)got);
+            continue;
+        }
+        ASSERT_MSG(e == 0, "step %d: k=%lu a=%lu [%lu,%lu) top=%d: %s (model %ld)", step,
+                   (unsigned long)k, (unsigned long)a, (unsigned long)lo, (unsigned long)hi, top,
+                   vmc_last_error(), (long)want);
+        ASSERT_EQ((got - r.base) >> 12, want);
+        memset(used + want, 1, k);
+        starts[nlive] = got;
+        lens[nlive++] = k << 12;
+    }
+    vmc_blocks_usage_t u;
+    vmc__blocks_usage(b, &u);
+    size_t used_bytes = 0;
+    for (int j = 0; j < nlive; j++) used_bytes += lens[j];
+    ASSERT_EQ(u.used, used_bytes);
+    /* largest free run agrees with the model */
+    uint64_t best = 0, cur = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        cur = used[i] ? 0 : cur + 1;
+        if (cur > best) best = cur;
+    }
+    ASSERT_EQ(u.largest_free, best << 12);
+    /* find: every block of a run maps back to it */
+    for (int j = 0; j < nlive && j < 200; j++) {
+        vmc_run_t run;
+        ASSERT_OK(vmc__blocks_find(b, starts[j] + lens[j] - 1, &run));
+        ASSERT_EQ(run.start, starts[j]);
+        ASSERT_EQ(run.len, lens[j]);
+    }
+    free(used);
+    vmc__blocks_fini(b);
+}
+
+TEST(blocks_take_at_and_errors)
+{
+    vmc_region_t r;
+    region_for_test(&r, 16 << 20);
+    vmc_blocks_t *b;
+    ASSERT_OK(vmc__blocks_init(&b, &r));
+    ASSERT_OK(vmc__blocks_take_at(b, r.base + 0x10000, 0x3000, VMC_OWNER_LIBRARY, NULL));
+    ASSERT_EQ(vmc__blocks_take_at(b, r.base + 0x12000, 0x1000, VMC_OWNER_FILE, NULL), -EEXIST);
+    ASSERT_EQ(vmc__blocks_take_at(b, r.base + 0xf000, 0x2000, VMC_OWNER_FILE, NULL), -EEXIST);
+    ASSERT_OK(vmc__blocks_take_at(b, r.base + 0xf000, 0x1000, VMC_OWNER_FILE, NULL));
+    ASSERT_EQ(vmc__blocks_take_at(b, r.base + 0x123, 0x1000, VMC_OWNER_FILE, NULL), -EINVAL);
+    ASSERT_EQ(vmc__blocks_give(b, r.base + 0x11000), -EINVAL);
+    ASSERT_STR_CONTAINS(vmc_last_error(), "is not the start of a taken run");
+    ASSERT_EQ(vmc__blocks_give(b, r.base + 0x100000), -EINVAL);
+    vmc_run_t run;
+    ASSERT_EQ(vmc__blocks_find(b, r.base + 0x13000, &run), -ENOENT);
+    ASSERT_OK(vmc__blocks_find(b, r.base + 0x12fff, &run));
+    ASSERT_EQ(run.owner, VMC_OWNER_LIBRARY);
+    /* A request larger than any free run: the message says both sizes. */
+    ASSERT_EQ(vmc__blocks_take(b, 17 << 20, 0, 0, 0, 0, VMC_OWNER_CODE, NULL, NULL), -ENOSPC);
+    ASSERT_EQ(vmc__blocks_take(b, 16 << 20, 0, 0, 0, 0, VMC_OWNER_CODE, NULL, NULL), -ENOSPC);
+    ASSERT_STR_EQ(vmc_last_error(),
+                  "code region full: asked for 16777216 bytes, largest free run is 16699392 bytes");
+    vmc__blocks_fini(b);
+}
+
+/* Committing and giving back: no VMA is split per run, giving back
+ * re-reserves PROT_NONE, and a failing commit changes nothing. */
+TEST(blocks_commit_give_and_faults)
+{
+    vmc_region_t r;
+    region_for_test(&r, 16 << 20);
+    vmc_blocks_t *b;
+    ASSERT_OK(vmc__blocks_init(&b, &r));
+    int lines0 = vt_maps_count(NULL);
+    uintptr_t a[8];
+    for (int i = 0; i < 8; i++) {
+        ASSERT_OK(vmc__blocks_take(b, 0x10000, 0, 0, 0, 0, VMC_OWNER_RDATA, NULL, &a[i]));
+        ASSERT_OK(vmc__blocks_commit(b, a[i], 0x10000, VMC_RDATA));
+        memset((void *)a[i], 0xab, 0x10000);
+    }
+    /* eight adjacent committed runs: one rw-p line (plus the rest ---p) */
+    ASSERT_LE(vt_maps_count(NULL), lines0 + 2);
+    ASSERT(vt_maps_has(r.base, r.base + 0x80000, "rw-p"));
+    vmc_blocks_usage_t u;
+    vmc__blocks_usage(b, &u);
+    ASSERT_EQ(u.committed, 0x80000);
+    /* an injected mprotect failure: nothing committed, state unchanged */
+    uintptr_t c;
+    ASSERT_OK(vmc__blocks_take(b, 0x10000, 0, 0, 0, 0, VMC_OWNER_RDATA, NULL, &c));
+    vmc__os_fault(VMC_OS_MPROTECT, 1, ENOMEM, 0);
+    ASSERT_EQ(vmc__blocks_commit(b, c, 0x10000, VMC_RDATA), -ENOMEM);
+    vmc__os_fault_clear();
+    ASSERT_STR_CONTAINS(vmc_last_error(), "cannot commit 0x10000 bytes at");
+    ASSERT_STR_CONTAINS(vmc_last_error(), "vm.max_map_count");
+    vmc__blocks_usage(b, &u);
+    ASSERT_EQ(u.committed, 0x80000);
+    ASSERT(vt_maps_has(r.base, r.base + 0x80000, "rw-p"));
+    /* an injected re-reserve failure: the run stays taken and committed */
+    vmc__os_fault(VMC_OS_MMAP, 1, ENOMEM, 0);
+    ASSERT_EQ(vmc__blocks_give(b, a[3]), -ENOMEM);
+    vmc__os_fault_clear();
+    vmc_run_t run;
+    ASSERT_OK(vmc__blocks_find(b, a[3], &run));
+    ASSERT_EQ(*(unsigned char *)a[3], 0xab);
+    for (int i = 0; i < 8; i++) ASSERT_OK(vmc__blocks_give(b, a[i]));
+    ASSERT_OK(vmc__blocks_give(b, c));
+    ASSERT(vt_maps_has(r.base, r.base + r.size, "---p"));
+    vmc__blocks_usage(b, &u);
+    ASSERT_EQ(u.committed, 0);
+    ASSERT_EQ(u.used, 0);
+    ASSERT_EQ(u.largest_free, 16 << 20);
+    vmc__blocks_fini(b);
+}
