@@ -193,20 +193,33 @@ static int64_t find_down(const vmc_blocks_t *b, uint64_t i, uint64_t nlo, uint64
     return r >= 0 ? r : find_down(b, 2 * i, nlo, len / 2, g, k, carry);
 }
 
-/* A free run of k blocks with an a-aligned start inside [lo, hi) (blocks). */
-static int64_t find_run(const vmc_blocks_t *b, uint64_t k, uint64_t a, uint64_t lo, uint64_t hi,
-                        int top)
+/* Smallest s >= f, and largest s <= f, with (s + phase) % a == 0; -1 if none. */
+static int64_t align_up_phase(uint64_t f, uint64_t a, uint64_t phase)
+{
+    return (int64_t)((f + phase + a - 1) / a * a - phase);
+}
+static int64_t align_down_phase(uint64_t f, uint64_t a, uint64_t phase)
+{
+    uint64_t d = (f + phase) / a * a;
+    return d < phase ? -1 : (int64_t)(d - phase);
+}
+
+/* A free run of k blocks inside [lo, hi) (blocks) whose start block s has
+ * (s + phase) % a == 0: phase makes the alignment absolute, not relative to
+ * the region's base. */
+static int64_t find_run(const vmc_blocks_t *b, uint64_t k, uint64_t a, uint64_t phase, uint64_t lo,
+                        uint64_t hi, int top)
 {
     uint64_t span = b->leaves * 64;
     if (hi > b->nblocks) hi = b->nblocks;
     if (k == 0 || hi < lo || hi - lo < k) return -1;
     if (!top) {
-        for (uint64_t f = (lo + a - 1) / a * a;;) {
+        for (uint64_t f = (uint64_t)align_up_phase(lo, a, phase);;) {
             uint64_t carry = 0;
             int64_t s = find_up(b, 1, 0, span, f, k, &carry);
             if (s < 0 || (uint64_t)s + k > hi) return -1;
-            if ((uint64_t)s % a == 0) return s;
-            f = ((uint64_t)s + a - 1) / a * a;
+            if (((uint64_t)s + phase) % a == 0) return s;
+            f = (uint64_t)align_up_phase((uint64_t)s, a, phase);
         }
     }
     for (uint64_t g = hi;;) {
@@ -214,10 +227,10 @@ static int64_t find_run(const vmc_blocks_t *b, uint64_t k, uint64_t a, uint64_t 
         int64_t e = find_down(b, 1, 0, span, g, k, &carry);
         if (e < 0 || (uint64_t)e < lo + k) return -1;
         uint64_t s = (uint64_t)e - k;
-        if (s % a == 0) return (int64_t)s;
-        uint64_t down = s / a * a;
-        if (down < lo) return -1;
-        g = down + k;
+        if ((s + phase) % a == 0) return (int64_t)s;
+        int64_t down = align_down_phase(s, a, phase);
+        if (down < 0 || (uint64_t)down < lo) return -1;
+        g = (uint64_t)down + k;
     }
 }
 
@@ -314,7 +327,8 @@ int vmc__blocks_take(vmc_blocks_t *b, size_t len, size_t align, uintptr_t lo, ui
         bhi = hi < end ? (hi - r->base) >> b->shift : b->nblocks;
     }
     pthread_mutex_lock(&b->lock);
-    int64_t s = find_run(b, k, a, blo, bhi, top);
+    uint64_t phase = a > 1 ? (r->base >> b->shift) % a : 0;
+    int64_t s = find_run(b, k, a, phase, blo, bhi, top);
     int e;
     if (s < 0) {
         size_t largest = largest_free_locked(b);

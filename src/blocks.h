@@ -45,8 +45,8 @@ typedef struct vmc_run {
 int  vmc__blocks_init(vmc_blocks_t **out, vmc_region_t *r);
 void vmc__blocks_fini(vmc_blocks_t *b);
 
-/* Take a run of `len` bytes (rounded up to blocks), its start aligned to
- * `align` (a power of two; 0 = one block), lying entirely inside [lo, hi)
+/* Take a run of `len` bytes (rounded up to blocks), its start address a
+ * multiple of `align` (a power of two; 0 = one block), entirely inside [lo, hi)
  * (0, 0 = anywhere in the region).  `top` prefers the highest such run,
  * otherwise the lowest.  -ENOSPC, with a message giving the size asked and
  * the largest free run, when nothing fits. */

@@ -29,23 +29,17 @@ static uint64_t rnd(void)
 }
 
 /* Model: lowest/highest k-run with a-aligned start in [lo, hi). */
+/* Alignment is absolute: (base_block + s) % a == 0. */
 static int64_t model_find(const unsigned char *used, uint64_t n, uint64_t k, uint64_t a, uint64_t lo,
-                          uint64_t hi, int top)
+                          uint64_t hi, int top, uint64_t base_block)
 {
     if (hi > n) hi = n;
     if (hi < lo + k) return -1;
-    if (!top) {
-        for (uint64_t s = (lo + a - 1) / a * a; s + k <= hi; s += a) {
-            uint64_t i = 0;
-            while (i < k && !used[s + i]) i++;
-            if (i == k) return (int64_t)s;
-        }
-        return -1;
-    }
-    for (int64_t s = (int64_t)((hi - k) / a * a); s >= (int64_t)lo; s -= (int64_t)a) {
-        uint64_t i = 0;
-        while (i < k && !used[(uint64_t)s + i]) i++;
-        if (i == k) return s;
+    for (uint64_t j = 0; j + k <= hi - lo; j++) {
+        uint64_t s = top ? hi - k - j : lo + j, i = 0;
+        if ((base_block + s) % a) continue;
+        while (i < k && !used[s + i]) i++;
+        if (i == k) return (int64_t)s;
     }
     return -1;
 }
@@ -79,7 +73,7 @@ TEST(blocks_match_model)
             lo = rnd() % n;
             hi = lo + rnd() % (n - lo + 1);
         }
-        int64_t want = model_find(used, n, k, a, lo, hi, top);
+        int64_t want = model_find(used, n, k, a, lo, hi, top, r.base >> 12);
         uintptr_t got = 0;
         int e = vmc__blocks_take(b, k << 12, a << 12, windowed ? r.base + (lo << 12) : 0,
                                  windowed ? r.base + (hi << 12) : 0, top, VMC_OWNER_CODE, NULL, &got);
@@ -94,6 +88,7 @@ TEST(blocks_match_model)
                    (unsigned long)k, (unsigned long)a, (unsigned long)lo, (unsigned long)hi, top,
                    vmc_last_error(), (long)want);
         ASSERT_EQ((got - r.base) >> 12, want);
+        ASSERT_EQ(got % (a << 12), 0);
         memset(used + want, 1, k);
         starts[nlive] = got;
         lens[nlive++] = k << 12;

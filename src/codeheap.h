@@ -1,0 +1,35 @@
+/* The code heap: small and large allocations inside the regions.
+ *
+ * Small sizes (up to 8 KiB) come from 64 KiB slabs of one size class, carved
+ * out of 1 MiB chunks that the block layer hands out and that are committed
+ * whole (so adjacent chunks share one kernel VMA).  Each thread has a cache
+ * that owns slabs: allocating and freeing there takes no lock and no system
+ * call.  A free from another thread goes onto the slab's lock-free remote
+ * list, which the owner collects when it runs dry.  Larger sizes take their
+ * own run of blocks.
+ *
+ * Metadata (free lists, the allocated bitmap) lives outside the regions, so
+ * code pages never hold allocator pointers and a stray write into generated
+ * code cannot corrupt the heap.
+ */
+#ifndef VMC_CODEHEAP_H
+#define VMC_CODEHEAP_H
+#include "vmcode.h"
+#include "blocks.h"
+
+typedef struct vmc_codeheap vmc_codeheap_t;
+
+int  vmc__codeheap_init(vmc_t *v);
+void vmc__codeheap_fini(vmc_t *v);
+
+/* Live small-allocation totals, summed over thread caches. */
+typedef struct vmc_heap_counts {
+    size_t allocations;             /* live allocations (small + large)   */
+    size_t live_bytes[4];           /* per kind, rounded to class size    */
+} vmc_heap_counts_t;
+void vmc__codeheap_counts(vmc_t *v, vmc_heap_counts_t *out);
+
+/* The kind of allocated memory at x (0 if none, or not ours). */
+int vmc__codeheap_kind_at(vmc_t *v, uintptr_t x);
+
+#endif
