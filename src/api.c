@@ -29,11 +29,23 @@ int vmc_open(const vmc_options_t *o, vmc_t **out)
     if (r) goto fail_handle;
     r = vmc__region_open_heap(&v->heap, &opt);
     if (r) goto fail_code;
+    r = vmc__blocks_init(&v->code_blocks, &v->code);
+    if (r) goto fail_heap;
+    if (v->heap.size && (r = vmc__blocks_init(&v->heap_blocks, &v->heap))) goto fail_code_blocks;
+    r = vmc__codeheap_init(v);
+    if (r) goto fail_heap_blocks;
+    vmc__stubs_init(v);
     pthread_mutex_init(&v->lock, NULL);
     vmc__clear_error();
     *out = v;
     return 0;
 
+fail_heap_blocks:
+    vmc__blocks_fini(v->heap_blocks);
+fail_code_blocks:
+    vmc__blocks_fini(v->code_blocks);
+fail_heap:
+    vmc__region_close(&v->heap);
 fail_code:
     vmc__region_close(&v->code);
 fail_handle:
@@ -44,6 +56,10 @@ fail_handle:
 void vmc_close(vmc_t *v)
 {
     if (!v) return;
+    vmc__stubs_fini(v);
+    vmc__codeheap_fini(v);
+    vmc__blocks_fini(v->heap_blocks);
+    vmc__blocks_fini(v->code_blocks);
     vmc__region_close(&v->heap);
     vmc__region_close(&v->code);
     pthread_mutex_destroy(&v->lock);
@@ -73,8 +89,27 @@ int vmc_stats(vmc_t *v, vmc_stats_t *out)
 {
     if (!v || !out) return vmc__fail(-EINVAL, "vmc_stats: NULL argument");
     memset(out, 0, sizeof *out);
+    vmc_blocks_usage_t cu, hu;
+    vmc__blocks_usage(v->code_blocks, &cu);
+    memset(&hu, 0, sizeof hu);
+    if (v->heap_blocks) vmc__blocks_usage(v->heap_blocks, &hu);
+    vmc_heap_counts_t hc;
+    vmc__codeheap_counts(v, &hc);
+    pthread_mutex_lock(&v->stubs.lock);
+    size_t stub_pages = v->stubs.pages;
+    pthread_mutex_unlock(&v->stubs.lock);
+    /* "used": bytes of live allocations (rounded to their size class) plus
+     * whole runs held by libraries and file mappings. */
     out->code_size = v->code.size;
-    out->code_largest_free = v->code.size;
+    out->code_used = hc.live_bytes[VMC_CODE] + hc.live_bytes[VMC_RDATA] +
+                     cu.bytes[VMC_OWNER_LIBRARY] + cu.bytes[VMC_OWNER_FILE];
+    out->code_committed = cu.committed;
+    out->code_largest_free = cu.largest_free;
     out->heap_size = v->heap.size;
+    out->heap_used = hc.live_bytes[VMC_DATA] + hu.bytes[VMC_OWNER_FILE];
+    out->heap_committed = hu.committed;
+    out->allocations = hc.allocations - stub_pages;
+    out->libraries = 0;
+    out->mapped_files = cu.runs[VMC_OWNER_FILE] + hu.runs[VMC_OWNER_FILE];
     return 0;
 }

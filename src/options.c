@@ -169,8 +169,8 @@ int vmc__options_check(const vmc_options_t *o)
     if ((o->reach_lo || o->reach_hi) && o->reach_hi <= o->reach_lo)
         return vmc__fail(-EINVAL, "options: reach_hi %#lx is not above reach_lo %#lx",
                          (unsigned long)o->reach_hi, (unsigned long)o->reach_lo);
-    if (o->reach_hi - o->reach_lo >= ((uintptr_t)1 << 31))
-        return vmc__fail(-EINVAL, "options: reach range %#lx..%#lx is 2G or wider: nothing reaches all of it",
+    if (o->reach_hi - o->reach_lo >= ((uintptr_t)1 << 32))
+        return vmc__fail(-EINVAL, "options: reach range %#lx..%#lx is 4G or wider: nothing reaches all of it",
                          (unsigned long)o->reach_lo, (unsigned long)o->reach_hi);
     return 0;
 }

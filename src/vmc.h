@@ -3,6 +3,9 @@
 #define VMC_VMC_H
 #include "vmcode.h"
 #include "region.h"
+#include "blocks.h"
+#include "codeheap.h"
+#include "stub.h"
 #include <pthread.h>
 
 struct vmc {
@@ -10,6 +13,10 @@ struct vmc {
     vmc_region_t code;           /* the reachable region                    */
     vmc_region_t heap;           /* unreachable data; size 0 = none         */
     vmc_place_t place;           /* how the code region was placed          */
+    vmc_blocks_t *code_blocks;   /* who owns which blocks of `code`         */
+    vmc_blocks_t *heap_blocks;   /* ... of `heap`; NULL when there is none  */
+    vmc_codeheap_t *ch;          /* vmc_alloc and friends                   */
+    vmc_stubs_t stubs;           /* far-target stubs                        */
     pthread_mutex_t lock;        /* libraries and mapped-file lists         */
 };
 #endif

@@ -73,7 +73,7 @@ TEST(options_parse_bad)
     expect_bad("-no_vm_size 2G", "unknown option '-no_vm_size'");
     expect_bad("-w_xor_x -bogus", "unknown option '-bogus'");
     expect_bad("-reach_lo 0x2000 -reach_hi 0x1000", "reach_hi 0x1000 is not above reach_lo 0x2000");
-    expect_bad("-reach_lo 0x1000 -reach_hi 0x100001000", "is 2G or wider");
+    expect_bad("-reach_lo 0x1000 -reach_hi 0x100001000", "is 4G or wider");
     expect_bad("-vmheap_size 3000", "vmheap_size 0xbb8 is not a multiple of 4K");
     expect_bad("-", "expected an option starting with '-', got '-'");
 }

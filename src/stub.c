@@ -1,0 +1,105 @@
+/* Far-target stubs (vmc_stub).
+ *
+ * A stub is 16 bytes: `jmp qword ptr [rip+0]` (FF 25 00000000) followed by
+ * the 8-byte target and two int3.  It clobbers no register, so it works for
+ * calls and jumps alike, and the target could be repointed with one aligned
+ * 8-byte store.  Stubs are carved from 4 KiB pages of the code heap and are
+ * shared per target through a hash table; they live until vmc_close.
+ */
+#include "vmc.h"
+#include "error.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+void vmc__stubs_init(vmc_t *v)
+{
+    memset(&v->stubs, 0, sizeof v->stubs);
+    pthread_mutex_init(&v->stubs.lock, NULL);
+}
+
+void vmc__stubs_fini(vmc_t *v)
+{
+    free(v->stubs.targets);
+    free(v->stubs.stubs);
+    pthread_mutex_destroy(&v->stubs.lock);
+}
+
+static size_t slot_of(uintptr_t t, size_t cap)
+{
+    uint64_t h = (uint64_t)t * 0x9e3779b97f4a7c15ull;
+    return (size_t)(h >> 32) & (cap - 1);
+}
+
+static int table_grow(vmc_stubs_t *s)
+{
+    size_t cap = s->cap ? s->cap * 2 : 64;
+    uintptr_t *t = calloc(cap, sizeof *t), *x = calloc(cap, sizeof *x);
+    if (!t || !x) {
+        free(t);
+        free(x);
+        return vmc__fail(-ENOMEM, "vmc_stub: out of memory for the stub table");
+    }
+    for (size_t i = 0; i < s->cap; i++) {
+        if (!s->targets[i]) continue;
+        size_t j = slot_of(s->targets[i], cap);
+        while (t[j]) j = (j + 1) & (cap - 1);
+        t[j] = s->targets[i];
+        x[j] = s->stubs[i];
+    }
+    free(s->targets);
+    free(s->stubs);
+    s->targets = t;
+    s->stubs = x;
+    s->cap = cap;
+    return 0;
+}
+
+int vmc_stub(vmc_t *v, uintptr_t target, void **x)
+{
+    if (!v || !x) return vmc__fail(-EINVAL, "vmc_stub: NULL argument");
+    if (!target) return vmc__fail(-EINVAL, "vmc_stub: target is 0");
+    if (vmc__region_contains(&v->code, target, 1)) {
+        *x = (void *)target;  /* already in the region: every fragment reaches it */
+        return 0;
+    }
+    vmc_stubs_t *s = &v->stubs;
+    pthread_mutex_lock(&s->lock);
+    int e = 0;
+    if (s->cap) {
+        for (size_t j = slot_of(target, s->cap); s->targets[j]; j = (j + 1) & (s->cap - 1))
+            if (s->targets[j] == target) {
+                *x = (void *)s->stubs[j];
+                goto out;
+            }
+    }
+    if ((s->count + 1) * 2 > s->cap && (e = table_grow(s))) goto out;
+    if (!s->page_x || s->page_used + VMC_STUB_SIZE > 4096) {
+        vmc_span_t page;
+        e = vmc_alloc(v, 4096, VMC_CODE, &page);
+        if (e) {
+            vmc__fail_wrap(e, "vmc_stub: no room for a stub page");
+            goto out;
+        }
+        s->page_x = (uintptr_t)page.x;
+        s->page_w = (uintptr_t)page.w;
+        s->page_used = 0;
+        s->pages++;
+    }
+    unsigned char code[VMC_STUB_SIZE] = {0xff, 0x25, 0, 0, 0, 0};
+    memcpy(code + 6, &target, 8);
+    code[14] = code[15] = 0xcc;
+    memcpy((void *)(s->page_w + s->page_used), code, sizeof code);
+    uintptr_t stub = s->page_x + s->page_used;
+    s->page_used += VMC_STUB_SIZE;
+    size_t j = slot_of(target, s->cap);
+    while (s->targets[j]) j = (j + 1) & (s->cap - 1);
+    s->targets[j] = target;
+    s->stubs[j] = stub;
+    s->count++;
+    *x = (void *)stub;
+out:
+    pthread_mutex_unlock(&s->lock);
+    return e;
+}

@@ -1,0 +1,23 @@
+/* Far-target stubs: an address inside the code region that jumps anywhere. */
+#ifndef VMC_STUB_H
+#define VMC_STUB_H
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct vmc_stubs {
+    pthread_mutex_t lock;
+    uintptr_t *targets;          /* open-addressed table: target ...       */
+    uintptr_t *stubs;            /* ... and its stub                       */
+    size_t cap, count;
+    uintptr_t page_x, page_w;    /* the stub page being filled             */
+    size_t page_used;
+    size_t pages;                /* stub pages allocated from the code heap */
+} vmc_stubs_t;
+
+struct vmc;
+void vmc__stubs_init(struct vmc *v);
+void vmc__stubs_fini(struct vmc *v);
+
+#define VMC_STUB_SIZE 16
+#endif
