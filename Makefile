@@ -52,7 +52,7 @@ $(B)/tests/vmc-tests: $(TEST_OBJ) $(B)/libvmcode.a
 TEST_DEPS = $(B)/tests/vmc-tests $(B)/vmcode $(TEST_LIBS)
 
 check: $(TEST_DEPS)
-	VMC_TEST_BUILD=$(B) $(B)/tests/vmc-tests $(T)
+	VMC_TEST_BUILD=$(B) VMC_TEST_SRC=$(CURDIR) $(B)/tests/vmc-tests $(T)
 
 check-asan:
 	$(MAKE) B=build/asan SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" check

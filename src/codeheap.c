@@ -92,6 +92,8 @@ struct vmc_codeheap {
     chunk_t *chunks[NKINDS];
     chunk_t *spare_chunk[NKINDS];      /* one whole free chunk kept back    */
     tcache_t *all, *idle;
+    uintptr_t pref_lo, pref_hi;        /* the part of the code region that
+                                          reaches the placement target     */
     _Atomic size_t large_allocs;
     _Atomic size_t large_bytes[NKINDS];
 };
@@ -233,6 +235,20 @@ static void slab_retire_locked(vmc_t *v, slab_t *s)
     if (old && old != c && old->nfree == old->nslabs) chunk_release(v, old);
 }
 
+/* Unconstrained code-region requests go first to the part of the region
+ * that reaches the placement target (by default the program), so generated
+ * code can call the program directly unless that part is full. */
+static int take_preferring(vmc_t *v, vmc_blocks_t *b, size_t len, size_t align, uintptr_t lo,
+                           uintptr_t hi, int kind, int owner, uintptr_t *out)
+{
+    vmc_codeheap_t *h = v->ch;
+    int top = kind == VMC_RDATA;
+    if (!lo && !hi && kind != VMC_DATA && h->pref_hi > h->pref_lo &&
+        vmc__blocks_take(b, len, align, h->pref_lo, h->pref_hi, top, owner, NULL, out) == 0)
+        return 0;
+    return vmc__blocks_take(b, len, align, lo, hi, top, owner, NULL, out);
+}
+
 static int chunk_new(vmc_t *v, int kind, uintptr_t lo, uintptr_t hi)
 {
     vmc_codeheap_t *h = v->ch;
@@ -242,12 +258,10 @@ static int chunk_new(vmc_t *v, int kind, uintptr_t lo, uintptr_t hi)
     static const int owners[NKINDS] = {0, VMC_OWNER_CODE, VMC_OWNER_RDATA, VMC_OWNER_DATA};
     uintptr_t start = 0;
     uint32_t nslabs = CHUNK_SLABS;
-    int e = vmc__blocks_take(b, nslabs * SLAB_SIZE, SLAB_SIZE, lo, hi, kind == VMC_RDATA,
-                             owners[kind], NULL, &start);
+    int e = take_preferring(v, b, nslabs * SLAB_SIZE, SLAB_SIZE, lo, hi, kind, owners[kind], &start);
     if (e == -ENOSPC) {
         nslabs = 1;
-        e = vmc__blocks_take(b, SLAB_SIZE, SLAB_SIZE, lo, hi, kind == VMC_RDATA, owners[kind], NULL,
-                             &start);
+        e = take_preferring(v, b, SLAB_SIZE, SLAB_SIZE, lo, hi, kind, owners[kind], &start);
     }
     if (e) return e;
     chunk_t *c = calloc(1, sizeof *c + nslabs * sizeof(slab_t));
@@ -477,8 +491,7 @@ static int large_alloc(vmc_t *v, size_t size, int kind, uintptr_t wlo, uintptr_t
     size_t page = vmc__os_page_size(), len = (size + page - 1) & ~(page - 1);
     if (len < size) return vmc__fail(-ENOSPC, "vmc_alloc: %zu bytes do not fit any region", size);
     uintptr_t x;
-    int e = vmc__blocks_take(b, len, page, wlo, whi, kind == VMC_RDATA, VMC_OWNER_LARGE,
-                             (void *)(intptr_t)kind, &x);
+    int e = take_preferring(v, b, len, page, wlo, whi, kind, VMC_OWNER_LARGE, &x);
     if (e) return e;
     e = vmc__blocks_commit(b, x, len, kind);
     if (e) {
@@ -640,6 +653,12 @@ int vmc__codeheap_init(vmc_t *v)
         return vmc__fail(-EAGAIN, "code heap: no thread-specific key left (PTHREAD_KEYS_MAX)");
     }
     pthread_mutex_init(&h->lock, NULL);
+    if (v->place.reach_hi > v->place.reach_lo) {
+        uintptr_t wlo, whi, end = v->code.base + v->code.size;
+        vmc__reach_window(v->place.reach_lo, v->place.reach_hi, &wlo, &whi);
+        h->pref_lo = wlo > v->code.base ? wlo : v->code.base;
+        h->pref_hi = whi < end ? whi : end;
+    }
     v->ch = h;
     return 0;
 }

@@ -367,6 +367,21 @@ TEST(alloc_reaching_default_region_reaches_program)
     vmc_close(v);
 }
 
+TEST(alloc_default_prefers_the_part_reaching_the_program)
+{
+    vmc_t *v = open_text("");
+    vmc_info_t in;
+    ASSERT_OK(vmc_info(v, &in));
+    ASSERT_LT(in.code_reaching, in.code_size); /* some of the region does not reach */
+    for (int i = 0; i < 2000; i++) {
+        vmc_span_t s;
+        int kind = i % 2 ? VMC_CODE : VMC_RDATA;
+        ASSERT_OK(vmc_alloc(v, 16 + (size_t)(i * 97) % 20000, kind, &s));
+        ASSERT(vmc_span_reaches((uintptr_t)s.x, (uintptr_t)s.x + s.size, in.reach_lo, in.reach_hi));
+    }
+    vmc_close(v);
+}
+
 /* ---- stubs ------------------------------------------------------------------- */
 
 TEST(stub_reaches_far_target)
