@@ -12,7 +12,7 @@ TEST_TIMEOUT(install_and_build_outside, 300)
     char prefix[] = "/tmp/vmcode-prefix-XXXXXX";
     ASSERT(mkdtemp(prefix));
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "make -s -C %s B=%s/install-build PREFIX=%s install >/dev/null 2>&1",
+    snprintf(cmd, sizeof cmd, "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C %s B=%s/install-build SAN= PREFIX=%s install >/dev/null 2>&1",
              src, vt_build_dir(), prefix);
     ASSERT_EQ(system(cmd), 0);
     snprintf(cmd, sizeof cmd,
