@@ -25,29 +25,36 @@ TEST_OBJ := $(patsubst tests/%.c,$(B)/tests/%.o,$(TEST_SRC))
 
 all: $(B)/libvmcode.a $(B)/libvmcode.so $(B)/vmcode
 
+Q ?= @
 $(B)/obj/%.o: src/%.c $(wildcard src/*.h) include/vmcode.h
 	@mkdir -p $(dir $@)
-	$(CC) $(LIB_CFLAGS) -c $< -o $@
+	@echo "  CC      $<"
+	$(Q)$(CC) $(LIB_CFLAGS) -c $< -o $@
 
 $(B)/libvmcode.a: $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	@echo "  AR      $@"
+	$(Q)ar rcs $@ $^
 
 $(B)/libvmcode.so: $(LIB_OBJ)
-	$(CC) $(SAN) -shared -Wl,-soname,libvmcode.so.0 -Wl,-z,now -o $@ $^ $(LDLIBS_LIB)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(SAN) -shared -Wl,-soname,libvmcode.so.0 -Wl,-z,now -o $@ $^ $(LDLIBS_LIB)
 
 $(B)/vmcode: tools/vmcode.c $(B)/libvmcode.a
-	$(CC) $(CFLAGS_BASE) -Iinclude $< $(B)/libvmcode.a $(LDLIBS_LIB) -o $@
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CFLAGS_BASE) -Iinclude $< $(B)/libvmcode.a $(LDLIBS_LIB) -o $@
 
 # ---- tests --------------------------------------------------------------------
 -include tests/libs.mk
 
 $(B)/tests/%.o: tests/%.c tests/test.h $(wildcard src/*.h) include/vmcode.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) -Iinclude -Isrc -Itests -c $< -o $@
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS_BASE) -Iinclude -Isrc -Itests -c $< -o $@
 
 $(B)/tests/vmc-tests: $(TEST_OBJ) $(B)/libvmcode.a
-	$(CC) $(SAN) -rdynamic -o $@ $(TEST_OBJ) $(B)/libvmcode.a $(LDLIBS_LIB) -lm
+	@echo "  LD      $@"
+	$(Q)$(CC) $(SAN) -rdynamic -o $@ $(TEST_OBJ) $(B)/libvmcode.a $(LDLIBS_LIB) -lm
 
 TEST_DEPS = $(B)/tests/vmc-tests $(B)/vmcode $(TEST_LIBS)
 
@@ -63,7 +70,8 @@ check-tsan:
 # ---- demo, examples, bench ----------------------------------------------------
 $(B)/examples/%: examples/%.c $(B)/libvmcode.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) -Iinclude $< $(B)/libvmcode.a $(LDLIBS_LIB) -o $@
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CFLAGS_BASE) -Iinclude $< $(B)/libvmcode.a $(LDLIBS_LIB) -o $@
 
 demo: $(B)/examples/demo
 	$(B)/examples/demo

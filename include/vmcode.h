@@ -117,6 +117,26 @@ VMC_API int   vmc_stub(vmc_t *v, uintptr_t target, void **x);
 /* Print the map of both regions: runs of blocks, owner, size, commit state. */
 VMC_API int   vmc_dump(vmc_t *v, FILE *f);
 
+/* The same map, run by run, for programs: every run of both regions in
+ * address order, free runs included.  Stops early if fn returns non-zero
+ * (and returns that value).  fn must not call back into this handle. */
+enum vmc_run_owner {
+    VMC_RUN_FREE = 0, VMC_RUN_CODE_HEAP, VMC_RUN_RDATA_HEAP, VMC_RUN_DATA_HEAP,
+    VMC_RUN_LARGE, VMC_RUN_LIBRARY, VMC_RUN_FILE, VMC_RUN_STUBS,
+};
+typedef struct vmc_run_info {
+    void       *start;       /* executable view                               */
+    size_t      size;
+    int         region;      /* 0 = code region, 1 = heap region              */
+    int         owner;       /* enum vmc_run_owner                            */
+    const char *owner_name;  /* "free", "code heap", "library", ...          */
+    int         kind;        /* VMC_CODE / VMC_RDATA / VMC_DATA, 0 = none     */
+    size_t      committed;   /* bytes committed or mapped                     */
+    const char *name;        /* library path for library runs, else NULL      */
+} vmc_run_info_t;
+typedef int (*vmc_run_fn)(const vmc_run_info_t *run, void *arg);
+VMC_API int   vmc_walk(vmc_t *v, vmc_run_fn fn, void *arg);
+
 /* ---- libraries --------------------------------------------------------------- */
 enum { VMC_LOAD_DEFAULT = 0 };   /* into the code region; add flags as needed   */
 VMC_API int   vmc_lib_load(vmc_t *v, const char *path, int flags, vmc_lib_t **out);

@@ -298,7 +298,7 @@ static int record(vmc_blocks_t *b, uint64_t first, uint64_t n, int owner, void *
 {
     vmc_run_t *run = malloc(sizeof *run);
     if (!run) return vmc__fail(-ENOMEM, "%s region: out of memory for a run record", b->region->name);
-    *run = (vmc_run_t){b->region->base + (first << b->shift), n << b->shift, owner, 0, 0, tag};
+    *run = (vmc_run_t){b->region->base + (first << b->shift), n << b->shift, owner, 0, 0, tag, NULL};
     set_range(b, first, n, 1);
     b->starts[first >> 6] |= 1ull << (first & 63);
     b->rec[first] = run;
@@ -449,6 +449,18 @@ int vmc__blocks_commit(vmc_blocks_t *b, uintptr_t start, size_t len, int kind)
 int vmc__blocks_mapped(vmc_blocks_t *b, uintptr_t start, size_t len, int kind)
 {
     return commit_run(b, start, len, kind, 0);
+}
+
+int vmc__blocks_set_name(vmc_blocks_t *b, uintptr_t start, const char *name)
+{
+    vmc_region_t *r = b->region;
+    if (!vmc__region_contains(r, start, 1)) return -EINVAL;
+    pthread_mutex_lock(&b->lock);
+    vmc_run_t *run = run_at(b, (start - r->base) >> b->shift);
+    int e = run && run->start == start ? 0 : -EINVAL;
+    if (!e) run->name = name;
+    pthread_mutex_unlock(&b->lock);
+    return e;
 }
 
 int vmc__blocks_find(vmc_blocks_t *b, uintptr_t addr, vmc_run_t *out)

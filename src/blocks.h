@@ -19,15 +19,16 @@
 #include "region.h"
 #include <stdio.h>
 
+/* Owners are the public run owners (vmcode.h), so maps need no translation. */
 enum vmc_owner {
-    VMC_OWNER_FREE = 0,
-    VMC_OWNER_CODE,      /* code heap chunks (VMC_CODE)                  */
-    VMC_OWNER_RDATA,     /* code heap chunks (VMC_RDATA)                 */
-    VMC_OWNER_DATA,      /* heap-region chunks (VMC_DATA)                */
-    VMC_OWNER_LARGE,     /* one large allocation (a page or more)        */
-    VMC_OWNER_LIBRARY,   /* a privately loaded library image             */
-    VMC_OWNER_FILE,      /* a vmc_map_file mapping                       */
-    VMC_OWNER_STUBS,     /* far-target stubs                             */
+    VMC_OWNER_FREE = VMC_RUN_FREE,
+    VMC_OWNER_CODE = VMC_RUN_CODE_HEAP,     /* code heap chunks (VMC_CODE)   */
+    VMC_OWNER_RDATA = VMC_RUN_RDATA_HEAP,   /* code heap chunks (VMC_RDATA)  */
+    VMC_OWNER_DATA = VMC_RUN_DATA_HEAP,     /* heap-region chunks (VMC_DATA) */
+    VMC_OWNER_LARGE = VMC_RUN_LARGE,        /* one allocation of > 8 KiB     */
+    VMC_OWNER_LIBRARY = VMC_RUN_LIBRARY,    /* a privately loaded library    */
+    VMC_OWNER_FILE = VMC_RUN_FILE,          /* a vmc_map_file mapping        */
+    VMC_OWNER_STUBS = VMC_RUN_STUBS,        /* far-target stubs              */
     VMC_OWNER_COUNT
 };
 
@@ -40,6 +41,7 @@ typedef struct vmc_run {
     int kind;            /* enum vmc_kind it was committed as, 0 = not   */
     size_t committed;    /* bytes committed (from the start of the run)  */
     void *tag;           /* the owner's pointer (library, chunk, ...)    */
+    const char *name;    /* for maps and dumps (a library's path), or NULL */
 } vmc_run_t;
 
 int  vmc__blocks_init(vmc_blocks_t **out, vmc_region_t *r);
@@ -76,4 +78,7 @@ void vmc__blocks_usage(vmc_blocks_t *b, vmc_blocks_usage_t *out);
  * back into this block layer). */
 void vmc__blocks_each(vmc_blocks_t *b, void (*cb)(const vmc_run_t *run, void *arg), void *arg);
 const char *vmc__owner_name(int owner);
+/* Give the run at `start` a name for maps and dumps (a library's path); the
+ * string must live as long as the run. */
+int vmc__blocks_set_name(vmc_blocks_t *b, uintptr_t start, const char *name);
 #endif

@@ -1,13 +1,57 @@
-/* vmc_dump: the map of both regions, run by run. */
+/* The region map: vmc_walk visits every run of both regions in address order
+ * (free runs included); vmc_dump prints what it visits. */
 #include "vmc.h"
 #include "error.h"
 
 #include <errno.h>
 
-typedef struct dump_ctx {
-    FILE *f;
-    uintptr_t at;                /* end of the previous run             */
-} dump_ctx_t;
+typedef struct walk_ctx {
+    vmc_run_fn fn;
+    void *arg;
+    int region;
+    uintptr_t at;                /* end of the previous run               */
+    int stop;                    /* what fn returned, once non-zero       */
+} walk_ctx_t;
+
+static void visit(walk_ctx_t *c, vmc_run_info_t *ri)
+{
+    if (!c->stop) c->stop = c->fn(ri, c->arg);
+}
+
+static void visit_free(walk_ctx_t *c, uintptr_t to)
+{
+    if (to <= c->at) return;
+    vmc_run_info_t ri = {(void *)c->at, to - c->at, c->region, VMC_RUN_FREE,
+                         vmc__owner_name(VMC_OWNER_FREE), 0, 0, NULL};
+    visit(c, &ri);
+}
+
+static void visit_run(const vmc_run_t *run, void *arg)
+{
+    walk_ctx_t *c = arg;
+    visit_free(c, run->start);
+    vmc_run_info_t ri = {(void *)run->start, run->len, c->region, run->owner,
+                         vmc__owner_name(run->owner), run->kind, run->committed,
+                         run->name};
+    visit(c, &ri);
+    c->at = run->start + run->len;
+}
+
+int vmc_walk(vmc_t *v, vmc_run_fn fn, void *arg)
+{
+    if (!v || !fn) return vmc__fail(-EINVAL, "vmc_walk: NULL argument");
+    vmc_region_t *rs[2] = {&v->code, &v->heap};
+    vmc_blocks_t *bs[2] = {v->code_blocks, v->heap_blocks};
+    walk_ctx_t c = {fn, arg, 0, 0, 0};
+    for (int i = 0; i < 2 && !c.stop; i++) {
+        if (!rs[i]->size) continue;
+        c.region = i;
+        c.at = rs[i]->base;
+        vmc__blocks_each(bs[i], visit_run, &c);
+        visit_free(&c, rs[i]->base + rs[i]->size);
+    }
+    return c.stop;
+}
 
 static const char *kind_name(int kind)
 {
@@ -26,48 +70,55 @@ static void size_str(size_t n, char *buf, size_t len)
     else snprintf(buf, len, "%zu", n);
 }
 
-static void dump_free(dump_ctx_t *c, uintptr_t to)
+static int print_run(const vmc_run_info_t *ri, void *arg)
 {
-    if (to <= c->at) return;
-    char sz[32];
-    size_str(to - c->at, sz, sizeof sz);
-    fprintf(c->f, "  %#014lx-%#014lx %8s  free\n", (unsigned long)c->at, (unsigned long)to, sz);
-}
-
-static void dump_run(const vmc_run_t *run, void *arg)
-{
-    dump_ctx_t *c = arg;
-    dump_free(c, run->start);
+    FILE *f = arg;
     char sz[32], cm[32];
-    size_str(run->len, sz, sizeof sz);
-    size_str(run->committed, cm, sizeof cm);
-    fprintf(c->f, "  %#014lx-%#014lx %8s  %-10s %s, committed %s\n", (unsigned long)run->start,
-            (unsigned long)(run->start + run->len), sz, vmc__owner_name(run->owner),
-            kind_name(run->kind), cm);
-    c->at = run->start + run->len;
+    uintptr_t a = (uintptr_t)ri->start;
+    size_str(ri->size, sz, sizeof sz);
+    fprintf(f, "  %#014lx-%#014lx %8s  %-10s", (unsigned long)a, (unsigned long)(a + ri->size), sz,
+            ri->owner_name);
+    if (ri->owner != VMC_RUN_FREE) {
+        size_str(ri->committed, cm, sizeof cm);
+        fprintf(f, " %s, committed %s", kind_name(ri->kind), cm);
+    }
+    if (ri->name) fprintf(f, "  %s", ri->name);
+    fputc('\n', f);
+    return 0;
 }
 
-static void dump_region(vmc_region_t *r, vmc_blocks_t *b, FILE *f)
+static void print_header(vmc_region_t *r, FILE *f)
 {
     char sz[32];
-    size_str(r->size, sz, sizeof sz);
     if (!r->size) {
         fprintf(f, "%s region: none\n", r->name);
         return;
     }
+    size_str(r->size, sz, sizeof sz);
     fprintf(f, "%s region %#014lx-%#014lx %s", r->name, (unsigned long)r->base,
             (unsigned long)(r->base + r->size), sz);
     if (r->wx) fprintf(f, " (writable view at %#lx)", (unsigned long)r->wbase);
     fputc('\n', f);
-    dump_ctx_t c = {f, r->base};
-    vmc__blocks_each(b, dump_run, &c);
-    dump_free(&c, r->base + r->size);
+}
+
+typedef struct dump_ctx { FILE *f; vmc_t *v; int region; } dump_ctx_t;
+
+static int dump_run(const vmc_run_info_t *ri, void *arg)
+{
+    dump_ctx_t *d = arg;
+    if (ri->region != d->region) {  /* entering the heap region */
+        d->region = ri->region;
+        print_header(&d->v->heap, d->f);
+    }
+    return print_run(ri, d->f);
 }
 
 int vmc_dump(vmc_t *v, FILE *f)
 {
     if (!v || !f) return vmc__fail(-EINVAL, "vmc_dump: NULL argument");
-    dump_region(&v->code, v->code_blocks, f);
-    dump_region(&v->heap, v->heap_blocks, f);
+    print_header(&v->code, f);
+    dump_ctx_t d = {f, v, 0};
+    vmc_walk(v, dump_run, &d);
+    if (!v->heap.size) print_header(&v->heap, f);
     return 0;
 }

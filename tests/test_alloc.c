@@ -601,3 +601,39 @@ TEST_THREADED(alloc_threads_come_and_go)
     ASSERT_EQ(s.allocations, 0);
     vmc_close(st.v);
 }
+
+static int count_runs(const vmc_run_info_t *ri, void *arg)
+{
+    size_t *n = arg;
+    n[ri->owner]++;
+    n[16] += ri->size;
+    if (ri->region == 1) n[17] += ri->size;
+    return 0;
+}
+
+static int stop_at_second(const vmc_run_info_t *ri, void *arg)
+{
+    (void)ri;
+    return ++*(int *)arg == 2 ? 77 : 0;
+}
+
+TEST(walk_covers_both_regions)
+{
+    vmc_t *v = open_text("-vm_size 64M -vmheap_size 32M");
+    vmc_span_t a, b, c;
+    ASSERT_OK(vmc_alloc(v, 64, VMC_CODE, &a));
+    ASSERT_OK(vmc_alloc(v, 200000, VMC_CODE, &b));
+    ASSERT_OK(vmc_alloc(v, 64, VMC_DATA, &c));
+    size_t n[18] = {0};
+    ASSERT_OK(vmc_walk(v, count_runs, n));
+    ASSERT_EQ(n[VMC_RUN_CODE_HEAP], 1);
+    ASSERT_EQ(n[VMC_RUN_LARGE], 1);
+    ASSERT_EQ(n[VMC_RUN_DATA_HEAP], 1);
+    ASSERT_GE(n[VMC_RUN_FREE], 2);
+    ASSERT_EQ(n[16], (size_t)96 << 20);   /* the runs tile both regions */
+    ASSERT_EQ(n[17], (size_t)32 << 20);
+    int seen = 0;
+    ASSERT_EQ(vmc_walk(v, stop_at_second, &seen), 77);
+    ASSERT_EQ(seen, 2);
+    vmc_close(v);
+}
