@@ -76,11 +76,12 @@ static int print_run(const vmc_run_info_t *ri, void *arg)
     char sz[32], cm[32];
     uintptr_t a = (uintptr_t)ri->start;
     size_str(ri->size, sz, sizeof sz);
-    fprintf(f, "  %#014lx-%#014lx %8s  %-10s", (unsigned long)a, (unsigned long)(a + ri->size), sz,
-            ri->owner_name);
-    if (ri->owner != VMC_RUN_FREE) {
+    fprintf(f, "  %#014lx-%#014lx %8s  ", (unsigned long)a, (unsigned long)(a + ri->size), sz);
+    if (ri->owner == VMC_RUN_FREE) {
+        fputs(ri->owner_name, f);
+    } else {
         size_str(ri->committed, cm, sizeof cm);
-        fprintf(f, " %s, committed %s", kind_name(ri->kind), cm);
+        fprintf(f, "%-10s %s, committed %s", ri->owner_name, kind_name(ri->kind), cm);
     }
     if (ri->name) fprintf(f, "  %s", ri->name);
     fputc('\n', f);

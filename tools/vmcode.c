@@ -1,6 +1,10 @@
-/* vmcode: the command-line tool.
+/* vmcode: the command-line tool, on the public API only.
  *
- *   vmcode info [--json] [OPTIONS...]   open a region and say what it got
+ *   vmcode info [--json] [OPTIONS...]           what a region opened with OPTIONS got
+ *   vmcode maps [--json] [OPTIONS...]           the annotated map of a fresh region
+ *   vmcode load [--json] LIB... [--sym NAME]... load libraries privately, show where
+ *
+ * Exit status: 0 success, 1 the operation failed, 2 wrong usage.
  */
 #include "vmcode.h"
 
@@ -8,6 +12,30 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+typedef struct cmd {
+    const char *name;
+    const char *args;
+    const char *help;
+    int (*run)(int argc, char **argv);
+} cmd_t;
+
+static const cmd_t *find_cmd(const char *name);
+
+static void usage_cmd(FILE *f, const cmd_t *c)
+{
+    fprintf(f, "usage: vmcode %s %s\n\n%s\n", c->name, c->args, c->help);
+}
+
+static int usage_error(const cmd_t *c, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "vmcode %s: ", c->name);
+    fprintf(stderr, fmt, arg);
+    fputc('\n', stderr);
+    fprintf(stderr, "usage: vmcode %s %s  (vmcode %s --help)\n", c->name, c->args, c->name);
+    return 2;
+}
 
 static const char *placement_name(int p)
 {
@@ -19,100 +47,208 @@ static const char *placement_name(int p)
     }
 }
 
-static void usage(FILE *f)
+/* Parsed command line: --json, --help, option text, and (load) libraries and
+ * symbols. */
+typedef struct args {
+    int json, help;
+    char text[4096];
+    const char *libs[64];
+    int nlibs;
+    const char *syms[64];
+    int nsyms;
+} args_t;
+
+static int add_text(const cmd_t *c, args_t *a, const char *s)
 {
-    fprintf(f,
-            "usage: vmcode COMMAND [ARGS]\n"
-            "\n"
-            "commands:\n"
-            "  info [--json] [OPTIONS...]  open a region with OPTIONS and print what it got:\n"
-            "                              bases, sizes, W^X, how much of the code region\n"
-            "                              reaches the main program, the placement step\n"
-            "\n"
-            "OPTIONS are vmcode option text, e.g. -vm_size 1G -vmheap_size 0 -no_near_app -w_xor_x\n"
-            "(the same as the VMCODE_OPTIONS environment variable).\n");
+    size_t n = strlen(a->text);
+    int w = snprintf(a->text + n, sizeof a->text - n, "%s%s", n ? " " : "", s);
+    if (w < 0 || (size_t)w >= sizeof a->text - n) return usage_error(c, "option text too long at '%s'", s);
+    return 0;
 }
 
-/* Joins argv[from..] into option text, taking out --json. */
-static int gather(int argc, char **argv, int from, char *text, size_t len, int *json)
+/* info and maps: every word that is not a --flag is option text.  load:
+ * words are libraries, and option text comes with --options TEXT.
+ * Returns 0, or 2 after printing a usage error. */
+static int parse_args(const cmd_t *c, int argc, char **argv, int takes_libs, args_t *a)
 {
-    size_t n = 0;
-    text[0] = 0;
-    for (int i = from; i < argc; i++) {
-        if (!strcmp(argv[i], "--json")) {
-            *json = 1;
-            continue;
+    memset(a, 0, sizeof *a);
+    for (int i = 2; i < argc; i++) {
+        const char *s = argv[i];
+        int r = 0;
+        if (!strcmp(s, "--json")) a->json = 1;
+        else if (!strcmp(s, "--help") || !strcmp(s, "-h")) a->help = 1;
+        else if (takes_libs && (!strcmp(s, "--sym") || !strcmp(s, "--options"))) {
+            if (i + 1 >= argc) return usage_error(c, "%s needs a value", s);
+            if (s[2] == 'o') r = add_text(c, a, argv[++i]);
+            else if (a->nsyms == 64) return usage_error(c, "too many %s", s);
+            else a->syms[a->nsyms++] = argv[++i];
+        } else if (s[0] == '-' && s[1] == '-') {
+            return usage_error(c, "unknown flag '%s'", s);
+        } else if (takes_libs) {
+            if (s[0] == '-') return usage_error(c, "'%s': give vmcode options with --options \"TEXT\"", s);
+            if (a->nlibs == 64) return usage_error(c, "too many libraries at '%s'", s);
+            a->libs[a->nlibs++] = s;
+        } else {
+            r = add_text(c, a, s);
         }
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return 1;
-        int w = snprintf(text + n, len - n, "%s%s", n ? " " : "", argv[i]);
-        if (w < 0 || (size_t)w >= len - n) return -1;
-        n += (size_t)w;
+        if (r) return r;
     }
     return 0;
 }
 
-static int cmd_info(int argc, char **argv)
+/* Options from VMCODE_OPTIONS, then the command line; opens the handle.
+ * Returns 0, 1 (open failed) or 2 (bad options). */
+static int open_with(const cmd_t *c, const args_t *a, vmc_t **v)
 {
-    char text[4096];
-    int json = 0;
-    int g = gather(argc, argv, 2, text, sizeof text, &json);
-    if (g) {
-        usage(g > 0 ? stdout : stderr);
-        return g > 0 ? 0 : 2;
-    }
     vmc_options_t o;
     vmc_options_init(&o);
-    const char *env = getenv("VMCODE_OPTIONS");
-    int r = vmc_options_parse(&o, env);
-    if (!r) r = vmc_options_parse(&o, text);
+    int r = vmc_options_parse(&o, getenv("VMCODE_OPTIONS"));
     if (r) {
-        fprintf(stderr, "vmcode info: %s\n", vmc_last_error());
+        fprintf(stderr, "vmcode %s: VMCODE_OPTIONS: %s\n", c->name, vmc_last_error());
         return 2;
     }
-    vmc_t *v;
-    r = vmc_open(&o, &v);
+    if (vmc_options_parse(&o, a->text)) {
+        fprintf(stderr, "vmcode %s: %s\n", c->name, vmc_last_error());
+        return 2;
+    }
+    r = vmc_open(&o, v);
     if (r) {
-        fprintf(stderr, "vmcode info: %s (%s)\n", vmc_last_error(), vmc_strerror(r));
+        fprintf(stderr, "vmcode %s: %s (%s)\n", c->name, vmc_last_error(), vmc_strerror(r));
         return 1;
     }
+    return 0;
+}
+
+/* ---- info -------------------------------------------------------------------------- */
+
+static void print_info(vmc_t *v, int json)
+{
     vmc_info_t in;
     vmc_info(v, &in);
     double pct = in.code_size ? 100.0 * (double)in.code_reaching / (double)in.code_size : 0;
-    uintptr_t cb = (uintptr_t)in.code_base, hb = (uintptr_t)in.heap_base;
+    unsigned long cb = (unsigned long)(uintptr_t)in.code_base, hb = (unsigned long)(uintptr_t)in.heap_base;
     if (json) {
         printf("{\"code_base\":\"%#lx\",\"code_size\":%zu,\"code_wbase\":\"%#lx\","
                "\"heap_base\":\"%#lx\",\"heap_size\":%zu,\"w_xor_x\":%s,"
                "\"placement\":\"%s\",\"reach_lo\":\"%#lx\",\"reach_hi\":\"%#lx\","
                "\"code_reaching\":%zu,\"reaching_percent\":%.2f,"
                "\"requested_code_size\":%zu,\"requested_heap_size\":%zu}\n",
-               (unsigned long)cb, in.code_size, (unsigned long)(uintptr_t)in.code_wbase,
-               (unsigned long)hb, in.heap_size, in.w_xor_x ? "true" : "false",
-               placement_name(in.placement), (unsigned long)in.reach_lo,
-               (unsigned long)in.reach_hi, in.code_reaching, pct, in.requested_code_size,
-               in.requested_heap_size);
+               cb, in.code_size, (unsigned long)(uintptr_t)in.code_wbase, hb, in.heap_size,
+               in.w_xor_x ? "true" : "false", placement_name(in.placement),
+               (unsigned long)in.reach_lo, (unsigned long)in.reach_hi, in.code_reaching, pct,
+               in.requested_code_size, in.requested_heap_size);
+        return;
+    }
+    printf("code region   %#014lx-%#014lx  %6zu MiB  (asked %zu MiB)\n", cb, cb + in.code_size,
+           in.code_size >> 20, in.requested_code_size >> 20);
+    if (in.w_xor_x)
+        printf("writable view %#014lx-%#014lx  (W^X: the same memory file, mapped read+write)\n",
+               (unsigned long)(uintptr_t)in.code_wbase,
+               (unsigned long)(uintptr_t)in.code_wbase + in.code_size);
+    if (in.heap_size)
+        printf("heap region   %#014lx-%#014lx  %6zu MiB  (asked %zu MiB)\n", hb, hb + in.heap_size,
+               in.heap_size >> 20, in.requested_heap_size >> 20);
+    else
+        printf("heap region   none\n");
+    printf("W^X           %s\n", in.w_xor_x ? "on" : "off");
+    printf("placement     %s\n", placement_name(in.placement));
+    printf("reach target  %#lx-%#lx\n", (unsigned long)in.reach_lo, (unsigned long)in.reach_hi);
+    printf("reaching      %zu MiB of %zu MiB (%.1f %%) reach all of it by rel32\n",
+           in.code_reaching >> 20, in.code_size >> 20, pct);
+}
+
+static int cmd_info(int argc, char **argv)
+{
+    const cmd_t *c = find_cmd("info");
+    args_t a;
+    int r = parse_args(c, argc, argv, 0, &a);
+    if (r) return r;
+    if (a.help) {
+        usage_cmd(stdout, c);
+        return 0;
+    }
+    vmc_t *v;
+    if ((r = open_with(c, &a, &v))) return r;
+    print_info(v, a.json);
+    vmc_close(v);
+    return 0;
+}
+
+/* ---- maps -------------------------------------------------------------------------- */
+
+static int json_run(const vmc_run_info_t *ri, void *arg)
+{
+    int *first = arg;
+    static const char *kinds[] = {"none", "code", "rdata", "data"};
+    printf("%s{\"region\":\"%s\",\"start\":\"%#lx\",\"end\":\"%#lx\",\"size\":%zu,"
+           "\"owner\":\"%s\",\"kind\":\"%s\",\"committed\":%zu",
+           *first ? "" : ",", ri->region ? "heap" : "code", (unsigned long)(uintptr_t)ri->start,
+           (unsigned long)(uintptr_t)ri->start + ri->size, ri->size, ri->owner_name,
+           kinds[ri->kind & 3], ri->committed);
+    if (ri->name) printf(",\"name\":\"%s\"", ri->name);
+    putchar('}');
+    *first = 0;
+    return 0;
+}
+
+static int cmd_maps(int argc, char **argv)
+{
+    const cmd_t *c = find_cmd("maps");
+    args_t a;
+    int r = parse_args(c, argc, argv, 0, &a);
+    if (r) return r;
+    if (a.help) {
+        usage_cmd(stdout, c);
+        return 0;
+    }
+    vmc_t *v;
+    if ((r = open_with(c, &a, &v))) return r;
+    if (a.json) {
+        int first = 1;
+        printf("{\"info\":");
+        fflush(stdout);
+        print_info(v, 1);
+        printf(",\"runs\":[");
+        vmc_walk(v, json_run, &first);
+        printf("]}\n");
     } else {
-        printf("code region   %#014lx-%#014lx  %8zu MiB  (asked %zu MiB)\n", (unsigned long)cb,
-               (unsigned long)(cb + in.code_size), in.code_size >> 20, in.requested_code_size >> 20);
-        if (in.w_xor_x)
-            printf("writable view %#014lx-%#014lx  (W^X: dual mapped)\n",
-                   (unsigned long)(uintptr_t)in.code_wbase,
-                   (unsigned long)((uintptr_t)in.code_wbase + in.code_size));
-        if (in.heap_size)
-            printf("heap region   %#014lx-%#014lx  %8zu MiB  (asked %zu MiB)\n", (unsigned long)hb,
-                   (unsigned long)(hb + in.heap_size), in.heap_size >> 20,
-                   in.requested_heap_size >> 20);
-        else
-            printf("heap region   none\n");
-        printf("W^X           %s\n", in.w_xor_x ? "on" : "off");
-        printf("placement     %s\n", placement_name(in.placement));
-        printf("reach target  %#lx-%#lx (%s)\n", (unsigned long)in.reach_lo,
-               (unsigned long)in.reach_hi,
-               o.reach_lo || o.reach_hi ? "-reach_lo/-reach_hi" : "the main program's image");
-        printf("reaching      %zu MiB of %zu MiB (%.1f %%) reach all of it by rel32\n",
-               in.code_reaching >> 20, in.code_size >> 20, pct);
+        print_info(v, 0);
+        putchar('\n');
+        vmc_dump(v, stdout);
     }
     vmc_close(v);
     return 0;
+}
+
+/* ---- the table ------------------------------------------------------------------------ */
+
+static const cmd_t cmds[] = {
+    {"info", "[--json] [OPTIONS...]",
+     "Open a region with OPTIONS (vmcode option text, after VMCODE_OPTIONS) and print\n"
+     "what it got: bases, sizes, W^X, the placement step that succeeded, and how much\n"
+     "of the code region reaches the main program by rel32.",
+     cmd_info},
+    {"maps", "[--json] [OPTIONS...]",
+     "Open a region with OPTIONS and print its map: every run of blocks of the code\n"
+     "and heap regions with owner, kind, size and commit state.",
+     cmd_maps},
+};
+
+static const cmd_t *find_cmd(const char *name)
+{
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (!strcmp(cmds[i].name, name)) return &cmds[i];
+    return NULL;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: vmcode COMMAND [ARGS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        fprintf(f, "  %s %s\n", cmds[i].name, cmds[i].args);
+    fprintf(f,
+            "\nOPTIONS are vmcode option text, e.g. -vm_size 1G -vmheap_size 0 -no_near_app -w_xor_x\n"
+            "(as in the VMCODE_OPTIONS environment variable).  vmcode COMMAND --help for more.\n");
 }
 
 int main(int argc, char **argv)
@@ -125,8 +261,11 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    if (!strcmp(argv[1], "info")) return cmd_info(argc, argv);
-    fprintf(stderr, "vmcode: unknown command '%s'\n", argv[1]);
-    usage(stderr);
-    return 2;
+    const cmd_t *c = find_cmd(argv[1]);
+    if (!c) {
+        fprintf(stderr, "vmcode: unknown command '%s'\n", argv[1]);
+        usage(stderr);
+        return 2;
+    }
+    return c->run(argc, argv);
 }

@@ -1,0 +1,129 @@
+/* The vmcode CLI: commands, --json, --help, and wrong usage (exit 2). */
+#include "test.h"
+
+#include <sys/wait.h>
+
+/* Runs `vmcode ARGS` from the build directory; returns its exit status and
+ * its stdout+stderr in *out (caller frees). */
+static int vmcode(const char *args, char **out)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s/vmcode %s 2>&1", vt_build_dir(), args);
+    FILE *p = popen(cmd, "r");
+    ASSERT(p);
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    size_t r;
+    while ((r = fread(buf + n, 1, cap - n - 1, p)) > 0) {
+        n += r;
+        if (n + 1 >= cap) buf = realloc(buf, cap *= 2);
+    }
+    buf[n] = 0;
+    int st = pclose(p);
+    *out = buf;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Braces, brackets and quotes balance: enough to catch a broken printer. */
+static int json_balanced(const char *s)
+{
+    int depth = 0, in_str = 0;
+    for (; *s; s++) {
+        if (in_str) {
+            if (*s == '\\') s++;
+            else if (*s == '"') in_str = 0;
+            continue;
+        }
+        if (*s == '"') in_str = 1;
+        else if (*s == '{' || *s == '[') depth++;
+        else if (*s == '}' || *s == ']') {
+            if (--depth < 0) return 0;
+        }
+    }
+    return depth == 0 && !in_str;
+}
+
+TEST(cli_info)
+{
+    char *out;
+    ASSERT_EQ(vmcode("info", &out), 0);
+    ASSERT_STR_CONTAINS(out, "code region   0x");
+    ASSERT_STR_CONTAINS(out, "2048 MiB  (asked 2048 MiB)");
+    ASSERT_STR_CONTAINS(out, "placement     near_app");
+    ASSERT_STR_CONTAINS(out, "reach all of it by rel32");
+    free(out);
+    ASSERT_EQ(vmcode("info -vm_size 256M -vmheap_size 0 -no_near_app", &out), 0);
+    ASSERT_STR_CONTAINS(out, "256 MiB  (asked 256 MiB)");
+    ASSERT_STR_CONTAINS(out, "heap region   none");
+    ASSERT_STR_CONTAINS(out, "placement     vm_base");
+    free(out);
+    ASSERT_EQ(vmcode("info --json -vm_size 64M", &out), 0);
+    ASSERT(json_balanced(out));
+    ASSERT_STR_CONTAINS(out, "\"code_size\":67108864");
+    ASSERT_STR_CONTAINS(out, "\"placement\":\"near_app\"");
+    ASSERT_STR_CONTAINS(out, "\"w_xor_x\":false");
+    free(out);
+}
+
+TEST(cli_maps)
+{
+    char *out;
+    ASSERT_EQ(vmcode("maps -vm_size 64M -vmheap_size 16M", &out), 0);
+    ASSERT_STR_CONTAINS(out, "code region 0x");
+    ASSERT_STR_CONTAINS(out, "64M  free");
+    ASSERT_STR_CONTAINS(out, "heap region 0x");
+    free(out);
+    ASSERT_EQ(vmcode("maps --json -vm_size 64M -vmheap_size 0", &out), 0);
+    ASSERT(json_balanced(out));
+    ASSERT_STR_CONTAINS(out, "\"runs\":[{\"region\":\"code\"");
+    ASSERT_STR_CONTAINS(out, "\"owner\":\"free\"");
+    free(out);
+}
+
+TEST(cli_help_and_bad_usage)
+{
+    char *out;
+    ASSERT_EQ(vmcode("--help", &out), 0);
+    ASSERT_STR_CONTAINS(out, "usage: vmcode COMMAND");
+    ASSERT_STR_CONTAINS(out, "info [--json]");
+    free(out);
+    ASSERT_EQ(vmcode("info --help", &out), 0);
+    ASSERT_STR_CONTAINS(out, "usage: vmcode info");
+    ASSERT_STR_CONTAINS(out, "placement step");
+    free(out);
+    ASSERT_EQ(vmcode("", &out), 2);
+    ASSERT_STR_CONTAINS(out, "usage: vmcode COMMAND");
+    free(out);
+    ASSERT_EQ(vmcode("frobnicate", &out), 2);
+    ASSERT_STR_CONTAINS(out, "vmcode: unknown command 'frobnicate'");
+    free(out);
+    ASSERT_EQ(vmcode("info --bogus", &out), 2);
+    ASSERT_STR_CONTAINS(out, "vmcode info: unknown flag '--bogus'");
+    free(out);
+    ASSERT_EQ(vmcode("info -vm_size 3G", &out), 2);
+    ASSERT_STR_CONTAINS(out, "vm_size 0xc0000000 is outside 4K..2G");
+    free(out);
+    ASSERT_EQ(vmcode("maps -frob", &out), 2);
+    ASSERT_STR_CONTAINS(out, "unknown option '-frob'");
+    free(out);
+}
+
+TEST(cli_open_failure_exit_1)
+{
+    char *out;
+    /* a 2G region with no room to halve, under a 1 GiB address-space limit */
+    if (vt_sanitized()) SKIP("sanitizer shadow memory does not fit under RLIMIT_AS");
+    char args[256];
+    snprintf(args, sizeof args, "info -no_allow_smaller");
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "sh -c 'ulimit -v 1048576; %s/vmcode %s' 2>&1", vt_build_dir(), args);
+    FILE *p = popen(cmd, "r");
+    char buf[1024] = "";
+    size_t n = fread(buf, 1, sizeof buf - 1, p);
+    buf[n] = 0;
+    int st = pclose(p);
+    ASSERT_EQ(WEXITSTATUS(st), 1);
+    ASSERT_STR_CONTAINS(buf, "code region: cannot reserve 2G: Cannot allocate memory");
+    out = NULL;
+    free(out);
+}
