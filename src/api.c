@@ -29,6 +29,8 @@ int vmc_open(const vmc_options_t *o, vmc_t **out)
     if (r) goto fail_handle;
     r = vmc__region_open_heap(&v->heap, &opt);
     if (r) goto fail_code;
+    /* No system calls past the reservations: the bookkeeping is mapped when
+     * first used. */
     r = vmc__blocks_init(&v->code_blocks, &v->code);
     if (r) goto fail_heap;
     if (v->heap.size && (r = vmc__blocks_init(&v->heap_blocks, &v->heap))) goto fail_code_blocks;

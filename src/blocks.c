@@ -14,6 +14,8 @@
  * Each taken run has a record (vmc_run_t) found through a per-block pointer
  * array at its first block; a second bitmap marks run starts so the run
  * containing any address is found by scanning back to the nearest start.
+ * The arrays live in memory the caller maps (one mapping per handle, see
+ * api.c), zero-filled and untouched until used.
  */
 #include "blocks.h"
 #include "error.h"
@@ -26,6 +28,12 @@
 
 typedef struct node { uint32_t mx, pre, suf; } node_t;  /* deficits */
 
+/* A run record, on a list of all of them so closing needs no scan. */
+typedef struct rec {
+    vmc_run_t run;               /* first: rec[] points here                */
+    struct rec *prev, *next;
+} rec_t;
+
 struct vmc_blocks {
     vmc_region_t *region;
     pthread_mutex_t lock;
@@ -37,7 +45,8 @@ struct vmc_blocks {
     uint64_t *starts;        /* 1 bit per run start                       */
     node_t *tree;            /* 2 * leaves nodes, 1-based heap order      */
     vmc_run_t **rec;         /* per block: the run starting there         */
-    void *meta;              /* one mapping holding the four arrays above */
+    rec_t *all;              /* every run record                          */
+    void *meta;              /* the mapping holding the arrays, or NULL   */
     size_t meta_size;
     size_t used, committed;  /* bytes                                     */
     size_t runs[VMC_OWNER_COUNT], bytes[VMC_OWNER_COUNT];
@@ -236,53 +245,77 @@ static int64_t find_run(const vmc_blocks_t *b, uint64_t k, uint64_t a, uint64_t 
 
 /* ---- setup -------------------------------------------------------------------- */
 
+/* The metadata arrays of a region of `size` bytes, laid out in one area. */
+typedef struct layout { uint64_t nblocks, nwords, leaves; size_t bits, tree, recs, total; } layout_t;
+
+static layout_t layout_of(size_t size)
+{
+    layout_t l;
+    size_t page = vmc__os_page_size();
+    l.nblocks = size / page;
+    l.nwords = (l.nblocks + 63) / 64;
+    l.leaves = 1;
+    while (l.leaves < l.nwords) l.leaves *= 2;
+    l.bits = (l.nwords * 8 + 63) & ~(size_t)63;
+    l.tree = (2 * l.leaves * sizeof(node_t) + 63) & ~(size_t)63;
+    l.recs = l.nblocks * sizeof(vmc_run_t *);
+    l.total = (2 * l.bits + l.tree + l.recs + page - 1) & ~(page - 1);
+    return l;
+}
+
 int vmc__blocks_init(vmc_blocks_t **out, vmc_region_t *r)
 {
     vmc_blocks_t *b = calloc(1, sizeof *b);
     if (!b) return vmc__fail(-ENOMEM, "%s region: out of memory for the block map", r->name);
+    layout_t l = layout_of(r->size);
     b->region = r;
     b->shift = (size_t)__builtin_ctzll(vmc__os_page_size());
-    b->nblocks = r->size >> b->shift;
-    b->nwords = (b->nblocks + 63) / 64;
-    b->leaves = 1;
-    while (b->leaves < b->nwords) b->leaves *= 2;
-    size_t bits = b->nwords * 8, tree = 2 * b->leaves * sizeof(node_t);
-    size_t recs = b->nblocks * sizeof(vmc_run_t *), page = vmc__os_page_size();
-    b->meta_size = (2 * bits + tree + recs + 4 * 64 + page - 1) & ~(page - 1);
+    b->nblocks = l.nblocks;
+    b->nwords = l.nwords;
+    b->leaves = l.leaves;
+    b->meta_size = l.total;
+    pthread_mutex_init(&b->lock, NULL);
+    *out = b;
+    return 0;
+}
+
+/* The arrays are mapped when the first run is taken (lock held): opening a
+ * region costs no more than its reservation, and until then every block is
+ * free by definition. */
+static int meta_ready(vmc_blocks_t *b)
+{
+    if (b->meta) return 0;
     void *m;
     int e = vmc__os_mmap(NULL, b->meta_size, PROT_READ | PROT_WRITE,
                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0, &m);
-    if (e) {
-        size_t want = b->meta_size;
-        free(b);
-        return vmc__fail(e, "%s region: cannot map the block map (%zu bytes): %s", r->name, want,
-                         strerror(-e));
-    }
-    b->meta = m;
+    if (e)
+        return vmc__fail(e, "%s region: cannot map the block map (%zu bytes): %s", b->region->name,
+                         b->meta_size, strerror(-e));
+    layout_t l = layout_of(b->region->size);
     char *p = m;
+    b->meta = m;
     b->taken = (uint64_t *)p;
-    p += (bits + 63) & ~(size_t)63;
-    b->starts = (uint64_t *)p;
-    p += (bits + 63) & ~(size_t)63;
-    b->tree = (node_t *)p;
-    p += (tree + 63) & ~(size_t)63;
-    b->rec = (vmc_run_t **)p;
-    pthread_mutex_init(&b->lock, NULL);
+    b->starts = (uint64_t *)(p += l.bits);
+    b->tree = (node_t *)(p += l.bits);
+    b->rec = (vmc_run_t **)(p + l.tree);
     /* Blocks past the end of the region, in the last word, are never free;
-     * leaves past the last word are all-taken by leaf_update's rule. */
+     * leaves past the last word are all-taken by leaf_update's rule.  A
+     * region of a power-of-two number of words has neither, and its
+     * metadata is touched only where blocks are taken. */
     if (b->nblocks % 64) b->taken[b->nwords - 1] = ~0ull << (b->nblocks % 64);
-    tree_update(b, b->nwords ? b->nwords - 1 : 0, b->leaves - 1);
-    *out = b;
+    if (b->nblocks % 64 || b->leaves > b->nwords)
+        tree_update(b, b->nwords ? b->nwords - 1 : 0, b->leaves - 1);
     return 0;
 }
 
 void vmc__blocks_fini(vmc_blocks_t *b)
 {
     if (!b) return;
-    for (uint64_t w = 0; w < b->nwords; w++)
-        for (uint64_t s = b->starts[w]; s; s &= s - 1)
-            free(b->rec[w * 64 + (uint64_t)__builtin_ctzll(s)]);
-    vmc__os_munmap(b->meta, b->meta_size);
+    for (rec_t *r = b->all, *next; r; r = next) {
+        next = r->next;
+        free(r);
+    }
+    if (b->meta) vmc__os_munmap(b->meta, b->meta_size);
     pthread_mutex_destroy(&b->lock);
     free(b);
 }
@@ -291,13 +324,19 @@ void vmc__blocks_fini(vmc_blocks_t *b)
 
 static size_t largest_free_locked(const vmc_blocks_t *b)
 {
+    if (!b->meta) return (size_t)b->nblocks << b->shift;
     return node_get(b, 1, b->leaves * 64).mx << b->shift;
 }
 
 static int record(vmc_blocks_t *b, uint64_t first, uint64_t n, int owner, void *tag, uintptr_t *out)
 {
-    vmc_run_t *run = malloc(sizeof *run);
-    if (!run) return vmc__fail(-ENOMEM, "%s region: out of memory for a run record", b->region->name);
+    rec_t *rc = malloc(sizeof *rc);
+    if (!rc) return vmc__fail(-ENOMEM, "%s region: out of memory for a run record", b->region->name);
+    rc->prev = NULL;
+    rc->next = b->all;
+    if (b->all) b->all->prev = rc;
+    b->all = rc;
+    vmc_run_t *run = &rc->run;
     *run = (vmc_run_t){b->region->base + (first << b->shift), n << b->shift, owner, 0, 0, tag, NULL};
     set_range(b, first, n, 1);
     b->starts[first >> 6] |= 1ull << (first & 63);
@@ -327,9 +366,13 @@ int vmc__blocks_take(vmc_blocks_t *b, size_t len, size_t align, uintptr_t lo, ui
         bhi = hi < end ? (hi - r->base) >> b->shift : b->nblocks;
     }
     pthread_mutex_lock(&b->lock);
+    int e = meta_ready(b);
+    if (e) {
+        pthread_mutex_unlock(&b->lock);
+        return e;
+    }
     uint64_t phase = a > 1 ? (r->base >> b->shift) % a : 0;
     int64_t s = find_run(b, k, a, phase, blo, bhi, top);
-    int e;
     if (s < 0) {
         size_t largest = largest_free_locked(b);
         pthread_mutex_unlock(&b->lock);
@@ -362,10 +405,12 @@ int vmc__blocks_take_at(vmc_blocks_t *b, uintptr_t addr, size_t len, int owner, 
                          (unsigned long)addr, len);
     uint64_t first = (addr - r->base) >> b->shift, k = (len + bs - 1) >> b->shift;
     pthread_mutex_lock(&b->lock);
+    int e = meta_ready(b);
     uint64_t carry = 0;
-    int64_t s = find_up(b, 1, 0, b->leaves * 64, first, k, &carry);
-    int e;
-    if (s != (int64_t)first)
+    int64_t s = e ? -1 : find_up(b, 1, 0, b->leaves * 64, first, k, &carry);
+    if (e) {
+        /* the message is meta_ready's */
+    } else if (s != (int64_t)first)
         e = vmc__fail(-EEXIST, "%s region: %#lx+%#zx is not free", r->name, (unsigned long)addr, len);
     else
         e = record(b, first, k, owner, tag, NULL);
@@ -376,7 +421,7 @@ int vmc__blocks_take_at(vmc_blocks_t *b, uintptr_t addr, size_t len, int owner, 
 /* The run record whose run contains block i, or NULL (lock held). */
 static vmc_run_t *run_at(const vmc_blocks_t *b, uint64_t i)
 {
-    if (i >= b->nblocks || !bit(b->taken, i)) return NULL;
+    if (!b->meta || i >= b->nblocks || !bit(b->taken, i)) return NULL;
     for (uint64_t w = i >> 6;; w--) {
         uint64_t s = b->starts[w];
         if (w == i >> 6) s &= (i & 63) == 63 ? ~0ull : (2ull << (i & 63)) - 1;
@@ -412,8 +457,12 @@ int vmc__blocks_give(vmc_blocks_t *b, uintptr_t start)
     b->committed -= run->committed;
     b->runs[run->owner]--;
     b->bytes[run->owner] -= run->len;
+    rec_t *rc = (rec_t *)run;
+    if (rc->prev) rc->prev->next = rc->next;
+    else b->all = rc->next;
+    if (rc->next) rc->next->prev = rc->prev;
     pthread_mutex_unlock(&b->lock);
-    free(run);
+    free(rc);
     return 0;
 }
 
@@ -490,7 +539,7 @@ void vmc__blocks_usage(vmc_blocks_t *b, vmc_blocks_usage_t *out)
 void vmc__blocks_each(vmc_blocks_t *b, void (*cb)(const vmc_run_t *run, void *arg), void *arg)
 {
     pthread_mutex_lock(&b->lock);
-    for (uint64_t w = 0; w < b->nwords; w++)
+    for (uint64_t w = 0; b->meta && w < b->nwords; w++)
         for (uint64_t s = b->starts[w]; s; s &= s - 1)
             cb(b->rec[w * 64 + (uint64_t)__builtin_ctzll(s)], arg);
     pthread_mutex_unlock(&b->lock);

@@ -44,6 +44,7 @@ typedef struct vmc_run {
     const char *name;    /* for maps and dumps (a library's path), or NULL */
 } vmc_run_t;
 
+/* No system call: the map's arrays are mapped when the first run is taken. */
 int  vmc__blocks_init(vmc_blocks_t **out, vmc_region_t *r);
 void vmc__blocks_fini(vmc_blocks_t *b);
 

@@ -83,11 +83,12 @@ struct tcache {
 struct vmc_codeheap {
     pthread_mutex_t lock;              /* chunks, free slabs, caches, large */
     pthread_key_t key;
-    slab_t **table[2];                 /* per 64 KiB of code / heap region  */
+    /* The slab of each 64 KiB of the code region, then of the heap region;
+     * mapped when the first chunk is made. */
+    _Atomic(_Atomic(slab_t *) *) table;
+    size_t table_size;                 /* bytes mapped                      */
     uintptr_t table_first[2];          /* address >> SLAB_SHIFT of entry 0  */
     size_t table_len[2];
-    void *table_map;
-    size_t table_map_size;
     slab_t *free_slabs[NKINDS];        /* empty slabs, kind-committed       */
     chunk_t *chunks[NKINDS];
     chunk_t *spare_chunk[NKINDS];      /* one whole free chunk kept back    */
@@ -122,10 +123,35 @@ static int region_index(vmc_t *v, uintptr_t x)
     return -1;
 }
 
+static _Atomic(slab_t *) *table_entry(vmc_codeheap_t *h, int ri, uintptr_t x)
+{
+    _Atomic(slab_t *) *t = atomic_load_explicit(&h->table, memory_order_acquire);
+    size_t i = (x >> SLAB_SHIFT) - h->table_first[ri];
+    if (!t || i >= h->table_len[ri]) return NULL;
+    return t + (ri ? h->table_len[0] : 0) + i;
+}
+
 static slab_t *slab_of(vmc_codeheap_t *h, int ri, uintptr_t x)
 {
-    size_t i = (x >> SLAB_SHIFT) - h->table_first[ri];
-    return i < h->table_len[ri] ? h->table[ri][i] : NULL;
+    _Atomic(slab_t *) *e = table_entry(h, ri, x);
+    return e ? atomic_load_explicit(e, memory_order_acquire) : NULL;
+}
+
+static void slab_table_set(vmc_codeheap_t *h, slab_t *s, slab_t *value)
+{
+    atomic_store_explicit(table_entry(h, s->kind == VMC_DATA, s->start), value, memory_order_release);
+}
+
+/* Map the slab table (heap lock held). */
+static int table_ready(vmc_codeheap_t *h)
+{
+    if (atomic_load_explicit(&h->table, memory_order_relaxed)) return 0;
+    void *m;
+    int e = vmc__os_mmap(NULL, h->table_size, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0, &m);
+    if (e) return vmc__fail(e, "code heap: cannot map the slab table: %s", strerror(-e));
+    atomic_store_explicit(&h->table, m, memory_order_release);
+    return 0;
 }
 
 static vmc_blocks_t *blocks_for(vmc_t *v, int kind)
@@ -197,11 +223,10 @@ static void chunk_unlink(vmc_codeheap_t *h, chunk_t *c)
 static void chunk_release(vmc_t *v, chunk_t *c)
 {
     vmc_codeheap_t *h = v->ch;
-    int ri = c->kind == VMC_DATA;
     for (uint32_t i = 0; i < c->nslabs; i++) {
         slab_t *s = &c->slabs[i];
         if (s->list == LIST_FREE) list_remove(&h->free_slabs[c->kind], s);
-        h->table[ri][(s->start >> SLAB_SHIFT) - h->table_first[ri]] = NULL;
+        slab_table_set(h, s, NULL);
     }
     chunk_unlink(h, c);
     if (vmc__blocks_give(blocks_for(v, c->kind), c->start)) {
@@ -212,7 +237,7 @@ static void chunk_release(vmc_t *v, chunk_t *c)
         h->chunks[c->kind] = c;
         for (uint32_t i = 0; i < c->nslabs; i++) {
             slab_t *s = &c->slabs[i];
-            h->table[ri][(s->start >> SLAB_SHIFT) - h->table_first[ri]] = s;
+            slab_table_set(h, s, s);
             list_push(&h->free_slabs[c->kind], s, LIST_FREE);
         }
         return;
@@ -256,9 +281,11 @@ static int chunk_new(vmc_t *v, int kind, uintptr_t lo, uintptr_t hi)
     if (!b)
         return vmc__fail(-ENOSPC, "heap region: there is none (-vmheap_size 0) for VMC_DATA");
     static const int owners[NKINDS] = {0, VMC_OWNER_CODE, VMC_OWNER_RDATA, VMC_OWNER_DATA};
+    int e = table_ready(h);
+    if (e) return e;
     uintptr_t start = 0;
     uint32_t nslabs = CHUNK_SLABS;
-    int e = take_preferring(v, b, nslabs * SLAB_SIZE, SLAB_SIZE, lo, hi, kind, owners[kind], &start);
+    e = take_preferring(v, b, nslabs * SLAB_SIZE, SLAB_SIZE, lo, hi, kind, owners[kind], &start);
     if (e == -ENOSPC) {
         nslabs = 1;
         e = take_preferring(v, b, SLAB_SIZE, SLAB_SIZE, lo, hi, kind, owners[kind], &start);
@@ -281,13 +308,12 @@ static int chunk_new(vmc_t *v, int kind, uintptr_t lo, uintptr_t hi)
     c->next = h->chunks[kind];
     if (c->next) c->next->prev = c;
     h->chunks[kind] = c;
-    int ri = kind == VMC_DATA;
     for (uint32_t i = nslabs; i-- > 0;) {
         slab_t *s = &c->slabs[i];
         s->start = start + i * SLAB_SIZE;
         s->kind = kind;
         s->chunk = c;
-        h->table[ri][(s->start >> SLAB_SHIFT) - h->table_first[ri]] = s;
+        slab_table_set(h, s, s);
         list_push(&h->free_slabs[kind], s, LIST_FREE);
     }
     return 0;
@@ -625,30 +651,24 @@ void *vmc_executable(vmc_t *v, const void *w)
 
 /* ---- setup, teardown, counts --------------------------------------------------- */
 
+/* Entries of the slab table for region r. */
+static size_t table_len_of(const vmc_region_t *r)
+{
+    return r->size ? ((r->base + r->size - 1) >> SLAB_SHIFT) - (r->base >> SLAB_SHIFT) + 1 : 0;
+}
+
 int vmc__codeheap_init(vmc_t *v)
 {
     vmc_codeheap_t *h = calloc(1, sizeof *h);
     if (!h) return vmc__fail(-ENOMEM, "code heap: out of memory");
     vmc_region_t *rs[2] = {&v->code, &v->heap};
-    size_t total = 0;
     for (int i = 0; i < 2; i++) {
-        if (!rs[i]->size) continue;
         h->table_first[i] = rs[i]->base >> SLAB_SHIFT;
-        h->table_len[i] = ((rs[i]->base + rs[i]->size - 1) >> SLAB_SHIFT) - h->table_first[i] + 1;
-        total += h->table_len[i] * sizeof(slab_t *);
+        h->table_len[i] = table_len_of(rs[i]);
     }
     size_t page = vmc__os_page_size();
-    h->table_map_size = (total + 2 * page) & ~(page - 1);
-    int e = vmc__os_mmap(NULL, h->table_map_size, PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0, &h->table_map);
-    if (e) {
-        free(h);
-        return vmc__fail(e, "code heap: cannot map the slab table: %s", strerror(-e));
-    }
-    h->table[0] = h->table_map;
-    h->table[1] = h->table[0] + h->table_len[0];
+    h->table_size = ((h->table_len[0] + h->table_len[1]) * sizeof(slab_t *) + page - 1) & ~(page - 1);
     if (pthread_key_create(&h->key, tcache_release)) {
-        vmc__os_munmap(h->table_map, h->table_map_size);
         free(h);
         return vmc__fail(-EAGAIN, "code heap: no thread-specific key left (PTHREAD_KEYS_MAX)");
     }
@@ -678,7 +698,8 @@ void vmc__codeheap_fini(vmc_t *v)
             next = c->next;
             free(c);
         }
-    vmc__os_munmap(h->table_map, h->table_map_size);
+    void *t = atomic_load(&h->table);
+    if (t) vmc__os_munmap(t, h->table_size);
     pthread_mutex_destroy(&h->lock);
     free(h);
     v->ch = NULL;

@@ -19,6 +19,7 @@
 
 typedef struct vmc_codeheap vmc_codeheap_t;
 
+/* No system call: the slab table is mapped with the first chunk. */
 int  vmc__codeheap_init(vmc_t *v);
 void vmc__codeheap_fini(vmc_t *v);
 

@@ -87,11 +87,20 @@ static int random_page_offset(size_t range, uintptr_t *out)
     return 0;
 }
 
-/* Step 1: next to the target range. */
+/* Step 1: next to the target range.  Right below it is the best place there
+ * is (all but the target's own size and the alignment slack reaches it), so
+ * that is tried first, without reading /proc/self/maps; only if it is taken
+ * are the free gaps scored. */
 static int try_near(size_t size, uintptr_t lo, uintptr_t hi, uintptr_t avoid_lo,
                     uintptr_t avoid_hi, uintptr_t *out)
 {
     int r = -ENOSPC;
+    if (lo > size + ((uintptr_t)1 << 32)) {
+        uintptr_t below = (lo - size) & ~(uintptr_t)(PLACE_ALIGN - 1);
+        if (vmc__reach_bytes(below, size, lo, hi) > 0 && (r = vmc__reserve(below, size, out)) == 0)
+            return 0;
+        if (r != -EEXIST && r != -ENOSPC) return r;
+    }
     for (int attempt = 0; attempt < 4; attempt++) {
         uintptr_t at;
         r = vmc__place_near(size, PLACE_ALIGN, lo, hi, avoid_lo, avoid_hi, &at);

@@ -2,6 +2,7 @@
  * cleanly or adapt, and nothing crashes. */
 #include "test.h"
 #include "vmcode.h"
+#include "region.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -105,10 +106,13 @@ TEST(rlimit_as_levels)
     ASSERT_STR_CONTAINS(res.msg, "code region: cannot reserve 2G (nor any half of it down to 64M): Cannot allocate memory");
 }
 
-/* With every descriptor in use, open still works: placement cannot read
+/* With every descriptor in use, open still works: the spot right below the
+ * program needs no descriptor; when it is taken, placement cannot read
  * /proc/self/maps and falls back to a random base. */
 TEST(rlimit_nofile_exhausted)
 {
+    uintptr_t lo, hi;
+    ASSERT_OK(vmc__main_image(&lo, &hi));
     struct rlimit rl = {64, 64};
     ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &rl), 0);
     int fds[64], n = 0;
@@ -122,10 +126,18 @@ TEST(rlimit_nofile_exhausted)
     ASSERT_OK(vmc_open(NULL, &v));
     vmc_info_t in;
     ASSERT_OK(vmc_info(v, &in));
+    ASSERT_EQ(in.placement, VMC_PLACED_NEAR_APP);
+    vmc_close(v);
+    void *block = mmap((void *)(lo - 65536), 4096, PROT_NONE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    ASSERT(block == (void *)(lo - 65536));
+    ASSERT_OK(vmc_open(NULL, &v));
+    ASSERT_OK(vmc_info(v, &in));
     ASSERT_EQ(in.placement, VMC_PLACED_VM_BASE);
     vmc_span_t s;
     ASSERT_OK(vmc_alloc(v, 64, VMC_CODE, &s));
     vmc_close(v);
+    munmap(block, 4096);
     for (int i = 0; i < n; i++) close(fds[i]);
 }
 

@@ -3,6 +3,7 @@
 #include "vmcode.h"
 #include "os.h"
 #include "region.h"
+#include "reach.h"
 
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -324,4 +325,41 @@ TEST_SIGNAL(unused_code_region_faults, SIGSEGV)
     vmc_info(v, &in);
     volatile char *p = (char *)in.code_base + 12345;
     *p = 1;
+}
+
+/* When the spot right below the program is taken, the free gaps are scored:
+ * the region still reaches the program almost entirely, and stays out of
+ * the brk area above it. */
+TEST(open_near_app_when_below_is_taken)
+{
+    uintptr_t lo, hi;
+    ASSERT_OK(vmc__main_image(&lo, &hi));
+    /* take a page right below the program and one 1 GiB further down */
+    void *b1 = mmap((void *)(lo - 65536), 4096, PROT_NONE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    void *b2 = mmap((void *)(lo - ((uintptr_t)1 << 30)), 4096, PROT_NONE,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    ASSERT(b1 == (void *)(lo - 65536) && b2 == (void *)(lo - ((uintptr_t)1 << 30)));
+    vmc_t *v = open_text("-vmheap_size 0");
+    vmc_info_t in;
+    ASSERT_OK(vmc_info(v, &in));
+    uintptr_t b = (uintptr_t)in.code_base;
+    ASSERT_EQ(in.placement, VMC_PLACED_NEAR_APP);
+    ASSERT_EQ(in.code_size, (size_t)2 << 30);
+    /* The best free places: right below b2, or above the program past brk
+     * plus 128 MiB.  The region takes the better and stays out of brk's way. */
+    uintptr_t brk_end = (uintptr_t)sbrk(0) > hi ? (uintptr_t)sbrk(0) : hi;
+    uintptr_t above = (brk_end + (128u << 20) + 65535) & ~(uintptr_t)65535;
+    uintptr_t below = ((uintptr_t)b2 - in.code_size) & ~(uintptr_t)65535;
+    size_t best = vmc__reach_bytes(above, in.code_size, lo, hi);
+    if (vmc__reach_bytes(below, in.code_size, lo, hi) > best)
+        best = vmc__reach_bytes(below, in.code_size, lo, hi);
+    ASSERT_MSG(b + in.code_size <= (uintptr_t)b2 || b >= brk_end + (128u << 20),
+               "region %#lx, program %#lx-%#lx, brk %#lx", (unsigned long)b, (unsigned long)lo,
+               (unsigned long)hi, (unsigned long)brk_end);
+    ASSERT_GE(in.code_reaching + (1u << 20), best);
+    ASSERT_EQ(in.code_reaching, vmc__reach_bytes(b, in.code_size, lo, hi));
+    vmc_close(v);
+    munmap(b1, 4096);
+    munmap(b2, 4096);
 }
