@@ -38,6 +38,9 @@ enum vmc_os_call {
     VMC_OS_FSTAT,
     VMC_OS_FSTATFS,
     VMC_OS_GETRANDOM,
+    VMC_OS_UNLINK,
+    VMC_OS_LSEEK,
+    VMC_OS_GETRLIMIT,
     VMC_OS_CALL_COUNT
 };
 
@@ -57,6 +60,12 @@ int vmc__os_pwrite(int fd, const void *buf, size_t len, off_t off);
 int vmc__os_fstat(int fd, struct stat *st);
 int vmc__os_fstatfs_flags(int fd, unsigned long *mount_flags);
 int vmc__os_getrandom(void *buf, size_t len);
+int vmc__os_unlink(const char *path);
+/* lseek; for SEEK_DATA/SEEK_HOLE, -ENXIO means no data (or hole) at or
+ * after `off` before the end of the file. */
+int vmc__os_lseek(int fd, off_t off, int whence, off_t *out);
+/* The soft limit of `resource` (RLIMIT_*); RLIM_INFINITY as UINT64_MAX. */
+int vmc__os_getrlimit(int resource, uint64_t *soft);
 
 size_t vmc__os_page_size(void);
 
@@ -81,5 +90,13 @@ void vmc__os_hold(uintptr_t lo, uintptr_t hi);     /* a reservation we own  */
 void vmc__os_unhold(uintptr_t lo, uintptr_t hi);
 int  vmc__os_holds(uintptr_t lo, uintptr_t hi);    /* 1 if inside one held  */
 void vmc__os_set_audit(int on);
+
+/* fork: the hold list's lock is taken before fork and released on both
+ * sides after it, so that a pthread_atfork child handler can map with
+ * MAP_FIXED (and be audited) even if another thread held the lock when the
+ * process forked.  Called from wx.c's atfork handlers, in that order. */
+void vmc__os_fork_prepare(void);
+void vmc__os_fork_parent(void);
+void vmc__os_fork_child(void);
 
 #endif

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -31,6 +32,10 @@ static int sys_open(const char *path, int flags, mode_t mode)
     return open(path, flags, mode);
 }
 static int sys_fstatfs(int fd, struct statfs *st) { return fstatfs(fd, st); }
+static int sys_getrlimit(int resource, struct rlimit *rl)
+{
+    return getrlimit((__rlimit_resource_t)resource, rl);
+}
 
 static struct {
     const char *name;
@@ -51,6 +56,9 @@ static struct {
     [VMC_OS_FSTAT]        = {"fstat", (os_fn)fstat, (os_fn)fstat},
     [VMC_OS_FSTATFS]      = {"fstatfs", (os_fn)sys_fstatfs, (os_fn)sys_fstatfs},
     [VMC_OS_GETRANDOM]    = {"getrandom", (os_fn)getrandom, (os_fn)getrandom},
+    [VMC_OS_UNLINK]       = {"unlink", (os_fn)unlink, (os_fn)unlink},
+    [VMC_OS_LSEEK]        = {"lseek", (os_fn)lseek, (os_fn)lseek},
+    [VMC_OS_GETRLIMIT]    = {"getrlimit", (os_fn)sys_getrlimit, (os_fn)sys_getrlimit},
 };
 
 #define CALL(kind, type) ((type)os_calls[kind].current)
@@ -174,6 +182,10 @@ static void os_audit_fixed(void *addr, size_t len, int flags)
         abort();
     }
 }
+
+void vmc__os_fork_prepare(void) { pthread_mutex_lock(&os_hold_lock); }
+void vmc__os_fork_parent(void) { pthread_mutex_unlock(&os_hold_lock); }
+void vmc__os_fork_child(void) { pthread_mutex_unlock(&os_hold_lock); }
 
 /* ---- the calls ----------------------------------------------------------- */
 
@@ -325,6 +337,33 @@ int vmc__os_getrandom(void *buf, size_t len)
         }
         done += (size_t)r;
     }
+    return 0;
+}
+
+int vmc__os_unlink(const char *path)
+{
+    int e = os_enter(VMC_OS_UNLINK);
+    if (e) return e;
+    return CALL(VMC_OS_UNLINK, int (*)(const char *))(path) ? -errno : 0;
+}
+
+int vmc__os_lseek(int fd, off_t off, int whence, off_t *out)
+{
+    int e = os_enter(VMC_OS_LSEEK);
+    if (e) return e;
+    off_t r = CALL(VMC_OS_LSEEK, off_t (*)(int, off_t, int))(fd, off, whence);
+    if (r < 0) return -errno;
+    *out = r;
+    return 0;
+}
+
+int vmc__os_getrlimit(int resource, uint64_t *soft)
+{
+    int e = os_enter(VMC_OS_GETRLIMIT);
+    if (e) return e;
+    struct rlimit rl;
+    if (CALL(VMC_OS_GETRLIMIT, int (*)(int, struct rlimit *))(resource, &rl)) return -errno;
+    *soft = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
     return 0;
 }
 
