@@ -285,10 +285,9 @@ int vmc__region_decommit(vmc_region_t *r, uintptr_t addr, size_t len)
     if (!vmc__region_contains(r, addr, len))
         return vmc__fail(-EINVAL, "%s region: decommit of %#lx+%#zx is outside it",
                          r->name, (unsigned long)addr, len);
-    if (r->wx) {
-        int e = vmc__wx_decommit(r, addr, len);
-        if (e) return e;
-    }
+    /* Under W^X both views and the file change together, under the file
+     * lock, so that a fork never sees one half done (see wx.c). */
+    if (r->wx) return vmc__wx_decommit(r, addr, len);
     void *p;
     int e = vmc__os_mmap((void *)addr, len, PROT_NONE, RESERVE_FLAGS | MAP_FIXED, -1, 0, &p);
     if (e)

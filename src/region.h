@@ -21,6 +21,7 @@ typedef struct vmc_region {
     int fd;                  /* the memory file behind both views, or -1   */
     size_t file_size;        /* current size of that file                  */
     pthread_mutex_t file_lock; /* serialises growing the file              */
+    struct vmc_wx_state *wxs;  /* wx.c's bookkeeping (W^X only), or NULL  */
 } vmc_region_t;
 
 /* Where the code region went and why (filled by vmc__region_open_code). */

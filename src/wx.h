@@ -13,7 +13,7 @@ int  vmc__wx_open(vmc_region_t *r);
 void vmc__wx_close(vmc_region_t *r);
 /* Map [addr, addr+len) of the file at both views (RX at addr, RW at w). */
 int  vmc__wx_commit(vmc_region_t *r, uintptr_t addr, size_t len);
-/* Release the file's pages and put PROT_NONE back on the writable view; the
- * caller re-reserves the executable view. */
+/* Release the file's pages and put PROT_NONE reservations back over both
+ * views of [addr, addr+len) (whatever the range held: code, data, an image). */
 int  vmc__wx_decommit(vmc_region_t *r, uintptr_t addr, size_t len);
 #endif
