@@ -41,6 +41,7 @@ enum vmc_os_call {
     VMC_OS_UNLINK,
     VMC_OS_LSEEK,
     VMC_OS_GETRLIMIT,
+    VMC_OS_COPY_FILE_RANGE,
     VMC_OS_CALL_COUNT
 };
 
@@ -64,6 +65,10 @@ int vmc__os_unlink(const char *path);
 /* lseek; for SEEK_DATA/SEEK_HOLE, -ENXIO means no data (or hole) at or
  * after `off` before the end of the file. */
 int vmc__os_lseek(int fd, off_t off, int whence, off_t *out);
+/* Copy len bytes at off from fd_in to the same offset of fd_out, in the
+ * kernel; -EXDEV, -EINVAL, -ENOSYS, -EOPNOTSUPP: not possible here, copy by
+ * other means.  *done says how many bytes were copied before a failure. */
+int vmc__os_copy_file_range(int fd_in, int fd_out, off_t off, size_t len, size_t *done);
 /* The soft limit of `resource` (RLIMIT_*); RLIM_INFINITY as UINT64_MAX. */
 int vmc__os_getrlimit(int resource, uint64_t *soft);
 

@@ -59,6 +59,7 @@ static struct {
     [VMC_OS_UNLINK]       = {"unlink", (os_fn)unlink, (os_fn)unlink},
     [VMC_OS_LSEEK]        = {"lseek", (os_fn)lseek, (os_fn)lseek},
     [VMC_OS_GETRLIMIT]    = {"getrlimit", (os_fn)sys_getrlimit, (os_fn)sys_getrlimit},
+    [VMC_OS_COPY_FILE_RANGE] = {"copy_file_range", (os_fn)copy_file_range, (os_fn)copy_file_range},
 };
 
 #define CALL(kind, type) ((type)os_calls[kind].current)
@@ -354,6 +355,26 @@ int vmc__os_lseek(int fd, off_t off, int whence, off_t *out)
     off_t r = CALL(VMC_OS_LSEEK, off_t (*)(int, off_t, int))(fd, off, whence);
     if (r < 0) return -errno;
     *out = r;
+    return 0;
+}
+
+int vmc__os_copy_file_range(int fd_in, int fd_out, off_t off, size_t len, size_t *done)
+{
+    *done = 0;
+    int e = os_enter(VMC_OS_COPY_FILE_RANGE);
+    if (e) return e;
+    while (*done < len) {
+        off_t in = off + (off_t)*done, out = in;
+        ssize_t r = CALL(VMC_OS_COPY_FILE_RANGE,
+                         ssize_t (*)(int, off_t *, int, off_t *, size_t, unsigned))(
+            fd_in, &in, fd_out, &out, len - *done, 0);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        if (r == 0) return -EIO;  /* the source ended early */
+        *done += (size_t)r;
+    }
     return 0;
 }
 

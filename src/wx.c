@@ -84,6 +84,8 @@ typedef struct vmc_wx_state {
     size_t npages;               /* pages in the region                      */
     int broken;                  /* after a failed fork copy: its -errno     */
     char why[160];               /* ... and what failed                      */
+    int fork_fd;                 /* during fork: the child's file, or -1     */
+    int fork_err;                /* ... or why it could not be made          */
 } vmc_wx_state_t;
 
 static pthread_mutex_t wx_list_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -131,23 +133,53 @@ static int bits_next_run(const vmc_wx_state_t *st, size_t from, size_t *a, size_
     return 1;
 }
 
+/* The first page not committed: *out.  Returns 0 if every page is. */
+static int bits_next_free(const vmc_wx_state_t *st, size_t *out)
+{
+    for (size_t i = 0; i < st->npages; i += 64) {
+        uint64_t w = ~st->committed[i / 64];
+        if (w && i + (size_t)__builtin_ctzll(w) < st->npages) {
+            *out = i + (size_t)__builtin_ctzll(w);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* ---- the memory file ---------------------------------------------------------- */
 
+/* Check RLIMIT_FSIZE for a file of `size` bytes. */
+static int file_size_allowed(uint64_t size, uint64_t *limit)
+{
+    int e = vmc__os_getrlimit(RLIMIT_FSIZE, limit);
+    if (e) return e;
+    return size > *limit ? -EFBIG : 0;
+}
+
 /* Map the file executable while it is one page long (IMA measures a file at
- * its first executable mapping), then drop that mapping.  The mapping is
- * made wherever the kernel likes, never MAP_FIXED: it must not disturb a
- * region that already holds code (after fork). */
-static int file_prime_exec(int fd, char *why, size_t whylen)
+ * its first executable mapping), at `at`: a PROT_NONE page of a reservation
+ * we hold (the writable view's), which is then reserved again. */
+static int file_prime_exec(int fd, uintptr_t at, char *why, size_t whylen)
 {
     size_t page = vmc__os_page_size();
-    int e = vmc__os_ftruncate(fd, (off_t)page);
+    uint64_t limit;
+    int e = file_size_allowed(page, &limit);
+    if (e) {
+        if (e == -EFBIG)
+            snprintf(why, whylen, "RLIMIT_FSIZE (%llu bytes; see ulimit -f) is below one page",
+                     (unsigned long long)limit);
+        else
+            snprintf(why, whylen, "getrlimit: %s", strerror(-e));
+        return e;
+    }
+    e = vmc__os_ftruncate(fd, (off_t)page);
     if (e) {
         snprintf(why, whylen, "cannot size the code file to one page: ftruncate: %s",
                  strerror(-e));
         return e;
     }
     void *p;
-    e = vmc__os_mmap(NULL, page, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0, &p);
+    e = vmc__os_mmap((void *)at, page, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_FIXED, fd, 0, &p);
     if (e) {
         snprintf(why, whylen, "cannot map the code file executable: mmap: %s%s", strerror(-e),
                  e == -EPERM || e == -EACCES
@@ -155,7 +187,12 @@ static int file_prime_exec(int fd, char *why, size_t whylen)
                      : "");
         return e;
     }
-    vmc__os_munmap(p, page);
+    e = vmc__os_mmap((void *)at, page, PROT_NONE, RESERVE_FLAGS | MAP_FIXED, -1, 0, &p);
+    if (e) {
+        snprintf(why, whylen, "cannot re-reserve the writable view at %#lx: mmap: %s",
+                 (unsigned long)at, strerror(-e));
+        return e;
+    }
     return 0;
 }
 
@@ -183,6 +220,7 @@ static int file_create_shm(int *out, char *why, size_t whylen)
     if (e) {
         snprintf(why, whylen, "cannot unlink %s: %s", path, strerror(-e));
         vmc__os_close(fd);
+        vmc__os_unlink(path);  /* once more: leave nothing behind if we can */
         return e;
     }
     unsigned long mflags;
@@ -228,14 +266,6 @@ static int file_create(int *out, char *why, size_t whylen)
     return 0;
 }
 
-/* Check RLIMIT_FSIZE for a file of `size` bytes. */
-static int file_size_allowed(uint64_t size, uint64_t *limit)
-{
-    int e = vmc__os_getrlimit(RLIMIT_FSIZE, limit);
-    if (e) return e;
-    return size > *limit ? -EFBIG : 0;
-}
-
 /* Grow the file to cover `end` (a region offset).  Under r->file_lock. */
 static int file_grow(vmc_region_t *r, uint64_t end, uintptr_t addr, size_t len)
 {
@@ -269,23 +299,36 @@ static int file_grow(vmc_region_t *r, uint64_t end, uintptr_t addr, size_t len)
 
 /* ---- fork ------------------------------------------------------------------------ */
 
-static void wx_fork_prepare(void)
+/* Copy [off, off+len) of the file to the same place in `nfd`: in the kernel
+ * where it can, else through a buffer (prepare runs under wx_list_lock, so
+ * one static buffer serves). */
+static int fork_copy_range(int fd, int nfd, off_t off, size_t len, char *why, size_t whylen)
 {
-    pthread_mutex_lock(&wx_list_lock);
-    for (vmc_wx_state_t *st = wx_list; st; st = st->next) pthread_mutex_lock(&st->r->file_lock);
-    vmc__os_fork_prepare();
+    static char buf[64 << 10];
+    size_t done;
+    int e = vmc__os_copy_file_range(fd, nfd, off, len, &done);
+    if (!e) return 0;
+    if (e != -EXDEV && e != -EINVAL && e != -ENOSYS && e != -EOPNOTSUPP) {
+        snprintf(why, whylen, "copy_file_range: %s", strerror(-e));
+        return e;
+    }
+    for (size_t at = done; at < len;) {
+        size_t n = len - at < sizeof buf ? len - at : sizeof buf, got;
+        e = vmc__os_pread(fd, buf, n, off + (off_t)at, &got);
+        if (!e && got != n) e = -EIO;
+        if (!e) e = vmc__os_pwrite(nfd, buf, n, off + (off_t)at);
+        if (e) {
+            snprintf(why, whylen, "copying the code file: %s", strerror(-e));
+            return e;
+        }
+        at += n;
+    }
+    return 0;
 }
 
-static void wx_fork_parent(void)
-{
-    vmc__os_fork_parent();
-    for (vmc_wx_state_t *st = wx_list; st; st = st->next) pthread_mutex_unlock(&st->r->file_lock);
-    pthread_mutex_unlock(&wx_list_lock);
-}
-
-/* Copy the data of committed pages from the old file to `nfd`, reading it
- * through the writable view. */
-static int child_copy(vmc_wx_state_t *st, int nfd, char *why, size_t whylen)
+/* Copy the data of committed pages to `nfd`; holes (committed, never
+ * written) stay holes. */
+static int fork_copy(vmc_wx_state_t *st, int nfd, char *why, size_t whylen)
 {
     vmc_region_t *r = st->r;
     size_t page = vmc__os_page_size(), a, b;
@@ -308,50 +351,33 @@ static int child_copy(vmc_wx_state_t *st, int nfd, char *why, size_t whylen)
                 return e;
             }
             if (h > end) h = end;
-            e = vmc__os_pwrite(nfd, (const void *)(r->wbase + (uintptr_t)d), (size_t)(h - d), d);
-            if (e) {
-                snprintf(why, whylen, "pwrite: %s", strerror(-e));
-                return e;
-            }
+            e = fork_copy_range(r->fd, nfd, d, (size_t)(h - d), why, whylen);
+            if (e) return e;
             pos = h;
         }
     }
     return 0;
 }
 
-/* Map every committed run of both views from `fd`. */
-static int child_remap(vmc_wx_state_t *st, int fd, char *why, size_t whylen)
+/* In the parent, before fork, under the file lock: make the child's file, a
+ * copy of the committed pages as they are now.  Done here rather than in the
+ * child so that the parent cannot change the pages while they are copied. */
+static void fork_make_file(vmc_wx_state_t *st)
 {
     vmc_region_t *r = st->r;
-    size_t page = vmc__os_page_size(), a, b;
-    for (size_t from = 0; bits_next_run(st, from, &a, &b); from = b) {
-        size_t off = a * page, len = (b - a) * page;
-        void *p;
-        int e = vmc__os_mmap((void *)(r->wbase + off), len, PROT_READ | PROT_WRITE,
-                             MAP_SHARED | MAP_FIXED, fd, (off_t)off, &p);
-        if (!e)
-            e = vmc__os_mmap((void *)(r->base + off), len, PROT_READ | PROT_EXEC,
-                             MAP_SHARED | MAP_FIXED, fd, (off_t)off, &p);
-        if (e) {
-            snprintf(why, whylen, "mmap: %s", strerror(-e));
-            return e;
-        }
-    }
-    return 0;
-}
-
-/* Give one region of the child its own file. */
-static void child_reopen(vmc_wx_state_t *st)
-{
-    vmc_region_t *r = st->r;
+    st->fork_fd = -1;
+    st->fork_err = 0;
     if (st->broken || r->fd < 0) return;
     char why[128] = "";
     int nfd = -1;
+    size_t free_page;
     uint64_t limit;
     int e = file_create(&nfd, why, sizeof why);
     if (e) goto fail;
-    e = file_prime_exec(nfd, why, sizeof why);
-    if (e) goto fail;
+    if (bits_next_free(st, &free_page)) {
+        e = file_prime_exec(nfd, r->wbase + free_page * vmc__os_page_size(), why, sizeof why);
+        if (e) goto fail;
+    }
     e = file_size_allowed(r->file_size, &limit);
     if (e) {
         snprintf(why, sizeof why, "the code file (%zu bytes) is past RLIMIT_FSIZE%s",
@@ -363,32 +389,80 @@ static void child_reopen(vmc_wx_state_t *st)
         snprintf(why, sizeof why, "ftruncate: %s", strerror(-e));
         goto fail;
     }
-    e = child_copy(st, nfd, why, sizeof why);
+    e = fork_copy(st, nfd, why, sizeof why);
     if (e) goto fail;
-    e = child_remap(st, nfd, why, sizeof why);
-    if (e) goto fail;
-    vmc__os_close(r->fd);
-    r->fd = nfd;
+    st->fork_fd = nfd;
     return;
 
 fail:
+    if (nfd >= 0) vmc__os_close(nfd);
+    st->fork_err = e;
+    snprintf(st->why, sizeof st->why, "%s", why);
+}
+
+/* In the child: map every committed run of both views from the new file. */
+static void fork_child_remap(vmc_wx_state_t *st)
+{
+    vmc_region_t *r = st->r;
+    if (st->broken || r->fd < 0) return;
+    int e = st->fork_err;
+    if (!e) {
+        size_t page = vmc__os_page_size(), a, b;
+        for (size_t from = 0; !e && bits_next_run(st, from, &a, &b); from = b) {
+            size_t off = a * page, len = (b - a) * page;
+            void *p;
+            e = vmc__os_mmap((void *)(r->wbase + off), len, PROT_READ | PROT_WRITE,
+                             MAP_SHARED | MAP_FIXED, st->fork_fd, (off_t)off, &p);
+            if (!e)
+                e = vmc__os_mmap((void *)(r->base + off), len, PROT_READ | PROT_EXEC,
+                                 MAP_SHARED | MAP_FIXED, st->fork_fd, (off_t)off, &p);
+            if (e) snprintf(st->why, sizeof st->why, "mmap: %s", strerror(-e));
+        }
+        if (!e) {
+            vmc__os_close(r->fd);
+            r->fd = st->fork_fd;
+            st->fork_fd = -1;
+            return;
+        }
+    }
     /* Never leave the child able to write into its parent's code: the whole
      * writable view goes back to PROT_NONE.  Pages of the executable view
      * still mapped from the parent's file stay readable and executable. */
     st->broken = e;
-    snprintf(st->why, sizeof st->why, "%s", why);
     void *p;
     vmc__os_mmap((void *)r->wbase, r->size, PROT_NONE, RESERVE_FLAGS | MAP_FIXED, -1, 0, &p);
-    if (nfd >= 0) vmc__os_close(nfd);
+    if (st->fork_fd >= 0) vmc__os_close(st->fork_fd);
+    st->fork_fd = -1;
     vmc__os_close(r->fd);
     r->fd = -1;
+}
+
+static void wx_fork_prepare(void)
+{
+    pthread_mutex_lock(&wx_list_lock);
+    for (vmc_wx_state_t *st = wx_list; st; st = st->next) {
+        pthread_mutex_lock(&st->r->file_lock);
+        fork_make_file(st);
+    }
+    vmc__os_fork_prepare();
+}
+
+static void wx_fork_parent(void)
+{
+    vmc__os_fork_parent();
+    for (vmc_wx_state_t *st = wx_list; st; st = st->next) {
+        if (st->fork_fd >= 0) vmc__os_close(st->fork_fd);
+        st->fork_fd = -1;
+        pthread_mutex_unlock(&st->r->file_lock);
+    }
+    pthread_mutex_unlock(&wx_list_lock);
 }
 
 static void wx_fork_child(void)
 {
     vmc__os_fork_child();
     for (vmc_wx_state_t *st = wx_list; st; st = st->next) {
-        child_reopen(st);
+        fork_child_remap(st);
         pthread_mutex_unlock(&st->r->file_lock);
     }
     pthread_mutex_unlock(&wx_list_lock);
@@ -417,6 +491,7 @@ int vmc__wx_open(vmc_region_t *r)
         return vmc__fail(-ENOMEM, "w_xor_x: out of memory for the page map");
     }
     st->r = r;
+    st->fork_fd = -1;
     st->committed = bits;
     st->npages = npages;
 
@@ -424,11 +499,6 @@ int vmc__wx_open(vmc_region_t *r)
     if (e) {
         e = vmc__fail(e, "w_xor_x: cannot create the code file: %s", why);
         goto fail_state;
-    }
-    e = file_prime_exec(fd, why, sizeof why);
-    if (e) {
-        e = vmc__fail(e, "w_xor_x: %s", why);
-        goto fail_fd;
     }
     uintptr_t wbase;
     e = vmc__reserve(0, r->size, &wbase);
@@ -439,6 +509,11 @@ int vmc__wx_open(vmc_region_t *r)
         goto fail_fd;
     }
     vmc__os_hold(wbase, wbase + r->size);
+    e = file_prime_exec(fd, wbase, why, sizeof why);
+    if (e) {
+        e = vmc__fail(e, "w_xor_x: %s", why);
+        goto fail_view;
+    }
 
     r->fd = fd;
     r->file_size = page;
@@ -451,6 +526,9 @@ int vmc__wx_open(vmc_region_t *r)
     pthread_mutex_unlock(&wx_list_lock);
     return 0;
 
+fail_view:
+    vmc__os_unhold(wbase, wbase + r->size);
+    vmc__os_munmap((void *)wbase, r->size);
 fail_fd:
     vmc__os_close(fd);
 fail_state:
@@ -541,20 +619,11 @@ int vmc__wx_decommit(vmc_region_t *r, uintptr_t addr, size_t len)
     size_t page = vmc__os_page_size(), off = addr - r->base;
     uintptr_t w = r->wbase + off;
     void *p;
-    int e = 0;
+    int e = 0, code = 0;
     pthread_mutex_lock(&r->file_lock);
     if (bits_any(st, off / page, len / page)) {
-        if (r->fd >= 0 && off < r->file_size) {
-            size_t n = r->file_size - off < len ? r->file_size - off : len;
-            e = vmc__os_fallocate(r->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
-                                  (off_t)n);
-            if (e) {
-                e = vmc__fail(e, "code region: cannot decommit %#zx bytes at %#lx: freeing the "
-                                 "code file's pages: fallocate(PUNCH_HOLE): %s",
-                              len, (unsigned long)addr, strerror(-e));
-                goto out;
-            }
-        }
+        /* The writable view first: if that fails, nothing has changed. */
+        code = 1;
         e = vmc__os_mmap((void *)w, len, PROT_NONE, RESERVE_FLAGS | MAP_FIXED, -1, 0, &p);
         if (e) {
             e = vmc__fail(e, "code region: cannot re-reserve %#zx bytes of the writable view at "
@@ -563,13 +632,30 @@ int vmc__wx_decommit(vmc_region_t *r, uintptr_t addr, size_t len)
                           e == -ENOMEM ? " (too many mappings? see vm.max_map_count)" : "");
             goto out;
         }
-        bits_set(st, off / page, len / page, 0);
+        if (r->fd >= 0 && off < r->file_size) {
+            size_t n = r->file_size - off < len ? r->file_size - off : len;
+            e = vmc__os_fallocate(r->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+                                  (off_t)n);
+            if (e) {
+                e = vmc__fail(e, "code region: cannot decommit %#zx bytes at %#lx: freeing the "
+                                 "code file's pages: fallocate(PUNCH_HOLE): %s",
+                              len, (unsigned long)addr, strerror(-e));
+                /* put the writable view back as it was */
+                vmc__os_mmap((void *)w, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+                             r->fd, (off_t)off, &p);
+                goto out;
+            }
+        }
     }
     e = vmc__os_mmap((void *)addr, len, PROT_NONE, RESERVE_FLAGS | MAP_FIXED, -1, 0, &p);
-    if (e)
+    if (e) {
+        /* The pages stay marked: a later decommit does it all again. */
         e = vmc__fail(e, "%s region: cannot re-reserve %#zx bytes at %#lx: mmap: %s%s", r->name,
                       len, (unsigned long)addr, strerror(-e),
                       e == -ENOMEM ? " (too many mappings? see vm.max_map_count)" : "");
+        goto out;
+    }
+    if (code) bits_set(st, off / page, len / page, 0);
 out:
     pthread_mutex_unlock(&r->file_lock);
     return e;
