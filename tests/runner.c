@@ -18,11 +18,6 @@
 #include <unistd.h>
 
 #define SKIP_STATUS 77
-
-/* AddressSanitizer: let tests that expect SIGSEGV die of it (the runner
- * checks the signal) instead of having it reported and turned into exit 1. */
-const char *__asan_default_options(void);
-const char *__asan_default_options(void) { return "handle_segv=0"; }
 #define DEFAULT_TIMEOUT 120
 
 typedef struct vt_test {
