@@ -1133,3 +1133,187 @@ TEST(wx_fault_sweep)
     ASSERT_GT(injected, 40);
     ASSERT_GT(failures, 20);
 }
+
+/* ---- through the public API ---------------------------------------------------------- */
+
+static int in_view(const void *p, size_t n, const void *base, size_t size)
+{
+    uintptr_t a = (uintptr_t)p, b = (uintptr_t)base;
+    return a >= b && n <= size && a - b <= size - n;
+}
+
+TEST(wx_api_alloc_write_through_w_run_through_x)
+{
+    vt_snapshot_t snap;
+    vt_snap(&snap);
+    vmc_t *v = wx_open_text("-vm_size 256M -vmheap_size 64M");
+    vmc_info_t in;
+    ASSERT_OK(vmc_info(v, &in));
+    ASSERT_EQ(in.w_xor_x, 1);
+    enum { N = 2000 };
+    static vmc_span_t s[N];
+    for (int i = 0; i < N; i++) {
+        size_t size = 16 + (size_t)(i % 7) * 40;
+        ASSERT_OK(vmc_alloc(v, size, VMC_CODE, &s[i]));
+        ASSERT(s[i].x != s[i].w);
+        ASSERT(in_view(s[i].x, size, in.code_base, in.code_size));
+        ASSERT(in_view(s[i].w, size, in.code_wbase, in.code_size));
+        ASSERT_EQ((char *)s[i].w - (char *)s[i].x, (char *)in.code_wbase - (char *)in.code_base);
+        ASSERT(vmc_writable(v, s[i].x) == s[i].w);
+        ASSERT(vmc_executable(v, s[i].w) == s[i].x);
+        emit_ret(s[i].w, (uint32_t)i);
+        ASSERT_EQ(call_at((uintptr_t)s[i].x), i);
+    }
+    ASSERT_NO_RWX();
+    /* rewrite every fragment in place */
+    for (int i = 0; i < N; i++) emit_ret(s[i].w, (uint32_t)(i * 3));
+    for (int i = 0; i < N; i++) ASSERT_EQ(call_at((uintptr_t)s[i].x), i * 3);
+    /* a large one: whole pages, both views */
+    vmc_span_t big;
+    ASSERT_OK(vmc_alloc(v, 5 * PAGE, VMC_CODE, &big));
+    ASSERT_PERMS((uintptr_t)big.x, (uintptr_t)big.x + 5 * PAGE, "r-xs");
+    ASSERT_PERMS((uintptr_t)big.w, (uintptr_t)big.w + 5 * PAGE, "rw-s");
+    emit_ret((char *)big.w + 4 * PAGE, 4444);
+    ASSERT_EQ(call_at((uintptr_t)big.x + 4 * PAGE), 4444);
+    /* data kinds are single-mapped */
+    vmc_span_t rd, d;
+    ASSERT_OK(vmc_alloc(v, 100, VMC_RDATA, &rd));
+    ASSERT(rd.x == rd.w);
+    ASSERT(in_view(rd.x, 100, in.code_base, in.code_size));
+    ASSERT_STR_EQ(perms_at((uintptr_t)rd.x), "rw-p");
+    ASSERT(vmc_writable(v, rd.x) == rd.x);
+    ASSERT(vmc_executable(v, rd.x) == NULL);
+    ASSERT_OK(vmc_alloc(v, 100, VMC_DATA, &d));
+    ASSERT(d.x == d.w);
+    ASSERT_NO_RWX();
+    /* freeing by either view */
+    for (int i = 0; i < N; i += 2) ASSERT_OK(vmc_free(v, s[i].w));
+    for (int i = 1; i < N; i += 2) ASSERT_OK(vmc_free(v, s[i].x));
+    uintptr_t bx = (uintptr_t)big.x, bw = (uintptr_t)big.w;
+    ASSERT_OK(vmc_free(v, big.w));
+    ASSERT_PERMS(bx, bx + 5 * PAGE, "---p");
+    ASSERT_PERMS(bw, bw + 5 * PAGE, "---p");
+    ASSERT(vmc_writable(v, big.x) == NULL);
+    ASSERT_OK(vmc_free(v, rd.x));
+    ASSERT_OK(vmc_free(v, d.x));
+    ASSERT_NO_RWX();
+    vmc_close(v);
+    ASSERT_NO_LEAK(snap);
+}
+
+TEST_SIGNAL(wx_api_write_through_x_faults, SIGSEGV)
+{
+    vmc_t *v = wx_open();
+    vmc_span_t s;
+    ASSERT_OK(vmc_alloc(v, 32, VMC_CODE, &s));
+    emit_ret(s.w, 1);
+    ASSERT_EQ(call_at((uintptr_t)s.x), 1);
+    *(volatile unsigned char *)s.x = 0xc3;
+}
+
+TEST_SIGNAL(wx_api_execute_through_w_faults, SIGSEGV)
+{
+    vmc_t *v = wx_open();
+    vmc_span_t s;
+    ASSERT_OK(vmc_alloc(v, 32, VMC_CODE, &s));
+    emit_ret(s.w, 1);
+    ASSERT_EQ(call_at((uintptr_t)s.x), 1);
+    call_at((uintptr_t)s.w);
+}
+
+TEST(wx_api_fork_child_allocates_and_modifies_parent_unchanged)
+{
+    vmc_t *v = wx_open_text("-vm_size 256M");
+    vmc_span_t a, b;
+    ASSERT_OK(vmc_alloc(v, 64, VMC_CODE, &a));
+    ASSERT_OK(vmc_alloc(v, 3 * PAGE, VMC_CODE, &b));
+    emit_ret(a.w, 1);
+    emit_ret(b.w, 2);
+    int done[2];
+    ASSERT_EQ(pipe(done), 0);
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        close(done[0]);
+        ASSERT_EQ(call_at((uintptr_t)a.x), 1);
+        emit_ret(a.w, 10);
+        ASSERT_EQ(call_at((uintptr_t)a.x), 10);
+        vmc_span_t c[100];
+        for (int i = 0; i < 100; i++) {
+            ASSERT_OK(vmc_alloc(v, 48, VMC_CODE, &c[i]));
+            emit_ret(c[i].w, (uint32_t)(1000 + i));
+        }
+        for (int i = 0; i < 100; i++) ASSERT_EQ(call_at((uintptr_t)c[i].x), 1000 + i);
+        ASSERT_OK(vmc_free(v, b.x));
+        ASSERT_NO_RWX();
+        ASSERT_EQ(write(done[1], c, sizeof c), (ssize_t)sizeof c);
+        vmc_close(v);
+        _exit(0);
+    }
+    close(done[1]);
+    vmc_span_t c[100];
+    ASSERT_EQ(read(done[0], c, sizeof c), (ssize_t)sizeof c);
+    wait_ok(pid);
+    ASSERT_EQ(call_at((uintptr_t)a.x), 1);
+    ASSERT_EQ(call_at((uintptr_t)b.x), 2);
+    /* none of the child's code is in the parent: where the child emitted,
+     * the parent has either nothing mapped or the zeros it never wrote */
+    for (int i = 0; i < 100; i++) {
+        ASSERT(vmc_writable(v, c[i].x) == NULL);
+        if (!strcmp(perms_at((uintptr_t)c[i].x), "---p")) continue;
+        static const unsigned char zero[6];
+        ASSERT_EQ(memcmp(c[i].x, zero, sizeof zero), 0);
+    }
+    vmc_span_t n;
+    ASSERT_OK(vmc_alloc(v, 48, VMC_CODE, &n));
+    emit_ret(n.w, 77);
+    ASSERT_EQ(call_at((uintptr_t)n.x), 77);
+    ASSERT_EQ(call_at((uintptr_t)a.x), 1);
+    ASSERT_NO_RWX();
+    vmc_close(v);
+}
+
+/* Fail the k-th call of each kind while allocating code through the API:
+ * every failure is an error with a message and nothing leaks. */
+TEST(wx_api_alloc_fault_sweep)
+{
+    static const int kinds[] = {VMC_OS_MMAP, VMC_OS_MPROTECT, VMC_OS_FTRUNCATE,
+                                VMC_OS_FALLOCATE, VMC_OS_GETRLIMIT, VMC_OS_MEMFD_CREATE};
+    vt_snapshot_t snap;
+    vt_snap(&snap);
+    int injected = 0, failures = 0;
+    for (size_t ki = 0; ki < sizeof kinds / sizeof *kinds; ki++)
+        for (int persistent = 0; persistent < 2; persistent++)
+            for (unsigned long k = 1; k < 30; k++) {
+                vmc_t *v = NULL;
+                vmc__os_fault_clear();
+                vmc__os_fault(kinds[ki], k, ENOMEM, persistent);
+                int r = open_wx_err(&v);
+                vmc_span_t s[4];
+                int n = 0;
+                for (int i = 0; !r && i < 4; i++) {
+                    r = vmc_alloc(v, i == 3 ? 2 * PAGE : 64, i == 2 ? VMC_RDATA : VMC_CODE, &s[i]);
+                    if (!r) n++;
+                }
+                for (int i = 0; i < n; i++) {
+                    if (i == 2) continue;
+                    emit_ret(s[i].w, (uint32_t)i);
+                    ASSERT_EQ(call_at((uintptr_t)s[i].x), i);
+                }
+                for (int i = 0; !r && i < n; i++) r = vmc_free(v, s[i].x);
+                ASSERT_NO_RWX();
+                unsigned long hit = vmc__os_faults_hit();
+                vmc__os_fault_clear();
+                if (r) {
+                    failures++;
+                    ASSERT_LT(r, 0);
+                    ASSERT_MSG(strlen(vmc_last_error()) > 10, "no message for %d", r);
+                }
+                vmc_close(v);
+                ASSERT_NO_LEAK(snap);
+                if (!hit) break;
+                injected++;
+            }
+    ASSERT_GT(injected, 10);
+    ASSERT_GT(failures, 5);
+}
