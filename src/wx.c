@@ -23,7 +23,8 @@
  * PROT_EXEC mapping of a file hashes the whole file; a memfd sized to 2 GiB
  * stalls there for seconds.  The file is therefore mapped executable once
  * while it is one page long, before it grows; the measurement is kept for
- * the life of the open file.
+ * the life of the open file.  That first mapping is made at a PROT_NONE page
+ * of the writable view's reservation, which is reserved again right after.
  *
  * Size.  The file grows (under r->file_lock) to cover the highest committed
  * offset, at least doubling each time, in whole GROW_STEP units.  It stays
@@ -32,15 +33,21 @@
  * process by default: the commit fails with -EFBIG instead.
  *
  * fork.  Both views are MAP_SHARED, so a child would otherwise write into its
- * parent's code (and see the parent's frees).  A pthread_atfork child handler
- * gives every open W^X region of the child a new file holding a copy of the
- * committed pages (only the data in them: SEEK_DATA/SEEK_HOLE skips holes)
- * and maps both views from it at the same addresses, before fork() returns
- * in the child.  The prepare handler takes the list lock and every region's
- * file lock, so no commit or decommit is half done when the process forks.
- * If the child cannot get its own file, its writable view is made PROT_NONE
- * (it can never write into the parent's code) and commits fail with a message
- * saying why; the code already mapped keeps running.
+ * parent's code (and see the parent's frees).  pthread_atfork handlers give
+ * the child of a fork() its own file: the prepare handler takes the list lock
+ * and every region's file lock (so no commit or decommit is half done), and
+ * makes for each W^X region a new file holding a copy of the committed pages
+ * (only the data in them: SEEK_DATA/SEEK_HOLE skips holes, and the copy is
+ * done in the kernel with copy_file_range where it can).  Copying in the
+ * parent, before fork, means the parent cannot change the pages while they
+ * are copied.  The child handler maps both views of every committed run from
+ * the new file at the same addresses, before fork() returns in the child;
+ * the parent handler closes the parent's descriptor of it.  If the child
+ * cannot get its own file, its writable view is made PROT_NONE (it can never
+ * write into the parent's code) and its commits fail with a message saying
+ * why; the code already mapped keeps running.  vfork, posix_spawn and raw
+ * clone run no atfork handlers: they are for exec, which closes the file
+ * (close-on-exec) and drops the mappings.
  */
 #include "wx.h"
 #include "error.h"
