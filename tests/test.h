@@ -104,7 +104,7 @@ int vt_maps_count(const char *needle);
 int vt_rwx_count(void);
 /* Is [lo, hi) mapped with exactly these perms ("---p") as one line? */
 int vt_maps_has(uintptr_t lo, uintptr_t hi, const char *perms);
-size_t vt_rss_kib(void);
+size_t vt_rss_kib(void);   /* anonymous + shared memory (memory files) */
 /* The build directory (VMC_TEST_BUILD), for helper binaries and libraries. */
 const char *vt_build_dir(void);
 /* 1 if running under a sanitizer that reserves huge shadow memory. */

@@ -164,6 +164,27 @@ TEST(wx_open_reserves_two_views_and_a_memfd)
     ASSERT_NO_LEAK(snap);
 }
 
+/* A 2 GiB W^X region costs address space, not memory: the file is sparse
+ * and nothing is populated until written. */
+TEST(wx_open_2g_and_commit_take_no_memory_until_written)
+{
+    vt_snapshot_t snap;
+    vt_snap(&snap);
+    size_t rss0 = vt_rss_kib();
+    vmc_t *v = wx_open_text("-vm_size 2G");
+    vmc_region_t *r = &v->code;
+    ASSERT_EQ(r->size, (size_t)2 << 30);
+    ASSERT_OK(vmc__region_commit(r, r->base + r->size - (64u << 20), 64u << 20, VMC_CODE));
+    size_t rss1 = vt_rss_kib();
+    ASSERT_LT(rss1 - rss0, 256);
+    ASSERT_GE(r->file_size, r->size);
+    ASSERT_LT(file_bytes(r->fd), 64 << 10);
+    memset((void *)(r->wbase + r->size - (8u << 20)), 0xc3, 8u << 20);
+    ASSERT_GE(vt_rss_kib() - rss0, 8u << 10);
+    vmc_close(v);
+    ASSERT_NO_LEAK(snap);
+}
+
 TEST(wx_commit_maps_both_views_at_a_constant_offset)
 {
     vmc_t *v = wx_open();
@@ -1316,4 +1337,25 @@ TEST(wx_api_alloc_fault_sweep)
             }
     ASSERT_GT(injected, 10);
     ASSERT_GT(failures, 5);
+}
+
+static int forty_two(void) { return 42; }
+
+/* Far-target stubs are written through the writable view and run from the
+ * executable one, like any code. */
+TEST(wx_api_stub_reaches_a_far_target)
+{
+    vmc_t *v = wx_open_text("-vm_size 256M");
+    void *stub;
+    int (*fn)(void) = forty_two;
+    uintptr_t target;
+    memcpy(&target, &fn, sizeof target);
+    ASSERT_OK(vmc_stub(v, target, &stub));
+    vmc_info_t in;
+    ASSERT_OK(vmc_info(v, &in));
+    ASSERT(in_view(stub, 16, in.code_base, in.code_size));
+    ASSERT_STR_EQ(perms_at((uintptr_t)stub), "r-xs");
+    ASSERT_EQ(call_at((uintptr_t)stub), 42);
+    ASSERT_NO_RWX();
+    vmc_close(v);
 }

@@ -147,12 +147,19 @@ int vt_maps_has(uintptr_t lo, uintptr_t hi, const char *perms)
     return found;
 }
 
+/* Resident memory the process owns: anonymous plus shared memory (memory
+ * files), not pages of mapped files such as the program's own text, which
+ * the kernel maps 64 KiB at a time on first execution (fault-around) and
+ * which would make the figure depend on how the code happens to be laid out. */
 size_t vt_rss_kib(void)
 {
     char *st = vt_read_file("/proc/self/status");
     size_t kib = 0;
-    char *p = st ? strstr(st, "VmRSS:") : NULL;
-    if (p) kib = strtoul(p + 6, NULL, 10);
+    static const char *const keys[] = {"RssAnon:", "RssShmem:"};
+    for (int i = 0; i < 2; i++) {
+        char *p = st ? strstr(st, keys[i]) : NULL;
+        if (p) kib += strtoul(p + strlen(keys[i]), NULL, 10);
+    }
     free(st);
     return kib;
 }
