@@ -3,13 +3,20 @@
  * One memory file backs the code region.  A page at region offset `off` is
  * file offset `off`, mapped read+execute at base+off (the executable view,
  * inside the region's reservation) and read+write at wbase+off (the writable
- * view, a second reservation of the same size).  Only committed VMC_CODE
- * pages are mapped from the file; everything else in both views stays a
- * PROT_NONE anonymous reservation (or, in the executable view, whatever the
- * layers above put there: private data, a library image, a file).  The
- * executable view gets its protection from mmap and is never writable, so no
- * address is ever writable and executable, and hardened policies that allow
- * execution only from memory mapped executable are met.
+ * view, a second reservation of the same size).
+ *
+ * The writable view maps the whole file once, PROT_NONE; committing a range
+ * opens it read+write with mprotect and decommitting closes it again.  The
+ * executable view maps the file read+execute over a committed VMC_CODE range
+ * only; elsewhere it is the region's PROT_NONE anonymous reservation (or
+ * whatever the layers above put there: private data, a library image, a
+ * file).  So a commit is mprotect + mmap and a decommit mprotect + mmap +
+ * fallocate, and whichever step fails, the steps before it are undone with a
+ * different kind of call: a failure changes nothing even when that kind of
+ * call keeps failing.  The executable view gets its protection from mmap and
+ * is never writable, so no address is ever writable and executable, and
+ * hardened policies that allow execution only from memory mapped executable
+ * are met.
  *
  * The file.  memfd_create(MFD_CLOEXEC | MFD_EXEC): kernels from 6.3 on know
  * MFD_EXEC and, under vm.memfd_noexec=1, seal a memfd created without it
@@ -23,8 +30,9 @@
  * PROT_EXEC mapping of a file hashes the whole file; a memfd sized to 2 GiB
  * stalls there for seconds.  The file is therefore mapped executable once
  * while it is one page long, before it grows; the measurement is kept for
- * the life of the open file.  That first mapping is made at a PROT_NONE page
- * of the writable view's reservation, which is reserved again right after.
+ * the life of the open file.  That first mapping is made at the first page of
+ * the writable view's reservation, which the file's PROT_NONE mapping then
+ * replaces (for a child's file, at a temporary mapping).
  *
  * Size.  The file grows (under r->file_lock) to cover the highest committed
  * offset, at least doubling each time, in whole GROW_STEP units.  It stays
@@ -40,8 +48,9 @@
  * (only the data in them: SEEK_DATA/SEEK_HOLE skips holes, and the copy is
  * done in the kernel with copy_file_range where it can).  Copying in the
  * parent, before fork, means the parent cannot change the pages while they
- * are copied.  The child handler maps both views of every committed run from
- * the new file at the same addresses, before fork() returns in the child;
+ * are copied.  The child handler maps the new file over the whole writable
+ * view and the executable view of every committed run, at the same addresses,
+ * and opens the writable view of those runs, before fork() returns in the child;
  * the parent handler closes the parent's descriptor of it.  If the child
  * cannot get its own file, its writable view is made PROT_NONE (it can never
  * write into the parent's code) and its commits fail with a message saying
@@ -140,19 +149,6 @@ static int bits_next_run(const vmc_wx_state_t *st, size_t from, size_t *a, size_
     return 1;
 }
 
-/* The first page not committed: *out.  Returns 0 if every page is. */
-static int bits_next_free(const vmc_wx_state_t *st, size_t *out)
-{
-    for (size_t i = 0; i < st->npages; i += 64) {
-        uint64_t w = ~st->committed[i / 64];
-        if (w && i + (size_t)__builtin_ctzll(w) < st->npages) {
-            *out = i + (size_t)__builtin_ctzll(w);
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /* ---- the memory file ---------------------------------------------------------- */
 
 /* Check RLIMIT_FSIZE for a file of `size` bytes. */
@@ -164,8 +160,9 @@ static int file_size_allowed(uint64_t size, uint64_t *limit)
 }
 
 /* Map the file executable while it is one page long (IMA measures a file at
- * its first executable mapping), at `at`: a PROT_NONE page of a reservation
- * we hold (the writable view's), which is then reserved again. */
+ * its first executable mapping).  With `at`, at that PROT_NONE page of the
+ * writable view's reservation, which the caller then maps over; without, a
+ * temporary mapping wherever the kernel likes, unmapped at once. */
 static int file_prime_exec(int fd, uintptr_t at, char *why, size_t whylen)
 {
     size_t page = vmc__os_page_size();
@@ -186,7 +183,8 @@ static int file_prime_exec(int fd, uintptr_t at, char *why, size_t whylen)
         return e;
     }
     void *p;
-    e = vmc__os_mmap((void *)at, page, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_FIXED, fd, 0, &p);
+    e = vmc__os_mmap((void *)at, page, PROT_READ | PROT_EXEC, MAP_SHARED | (at ? MAP_FIXED : 0),
+                     fd, 0, &p);
     if (e) {
         snprintf(why, whylen, "cannot map the code file executable: mmap: %s%s", strerror(-e),
                  e == -EPERM || e == -EACCES
@@ -194,12 +192,7 @@ static int file_prime_exec(int fd, uintptr_t at, char *why, size_t whylen)
                      : "");
         return e;
     }
-    e = vmc__os_mmap((void *)at, page, PROT_NONE, RESERVE_FLAGS | MAP_FIXED, -1, 0, &p);
-    if (e) {
-        snprintf(why, whylen, "cannot re-reserve the writable view at %#lx: mmap: %s",
-                 (unsigned long)at, strerror(-e));
-        return e;
-    }
+    if (!at) vmc__os_munmap(p, page);
     return 0;
 }
 
@@ -304,6 +297,38 @@ static int file_grow(vmc_region_t *r, uint64_t end, uintptr_t addr, size_t len)
     return 0;
 }
 
+/* ---- the writable view ------------------------------------------------------ */
+
+/* The whole writable view maps the file PROT_NONE; committing a range makes
+ * it read+write with mprotect, decommitting makes it PROT_NONE again.  So
+ * every step of a commit or decommit can be undone with a different kind of
+ * call than the one that failed (mprotect against mmap), and a failure
+ * leaves nothing changed. */
+static int wview_map_file(vmc_region_t *r, int fd)
+{
+    void *p;
+    return vmc__os_mmap((void *)r->wbase, r->size, PROT_NONE, MAP_SHARED | MAP_FIXED, fd, 0, &p);
+}
+
+/* Apply `prot` to the writable view, or (exec) map the executable view from
+ * the file, for each committed run inside [off, off+len).  Best effort: for
+ * putting back what a failed step took away. */
+static void runs_restore(vmc_wx_state_t *st, size_t off, size_t len, int exec)
+{
+    vmc_region_t *r = st->r;
+    size_t page = vmc__os_page_size(), a, b, end = (off + len) / page;
+    for (size_t from = off / page; bits_next_run(st, from, &a, &b) && a < end; from = b) {
+        if (b > end) b = end;
+        void *p;
+        if (exec)
+            vmc__os_mmap((void *)(r->base + a * page), (b - a) * page, PROT_READ | PROT_EXEC,
+                         MAP_SHARED | MAP_FIXED, r->fd, (off_t)(a * page), &p);
+        else
+            vmc__os_mprotect((void *)(r->wbase + a * page), (b - a) * page,
+                             PROT_READ | PROT_WRITE);
+    }
+}
+
 /* ---- fork ------------------------------------------------------------------------ */
 
 /* Copy [off, off+len) of the file to the same place in `nfd`: in the kernel
@@ -377,14 +402,11 @@ static void fork_make_file(vmc_wx_state_t *st)
     if (st->broken || r->fd < 0) return;
     char why[128] = "";
     int nfd = -1;
-    size_t free_page;
     uint64_t limit;
     int e = file_create(&nfd, why, sizeof why);
     if (e) goto fail;
-    if (bits_next_free(st, &free_page)) {
-        e = file_prime_exec(nfd, r->wbase + free_page * vmc__os_page_size(), why, sizeof why);
-        if (e) goto fail;
-    }
+    e = file_prime_exec(nfd, 0, why, sizeof why);
+    if (e) goto fail;
     e = file_size_allowed(r->file_size, &limit);
     if (e) {
         snprintf(why, sizeof why, "the code file (%zu bytes) is past RLIMIT_FSIZE%s",
@@ -415,16 +437,16 @@ static void fork_child_remap(vmc_wx_state_t *st)
     int e = st->fork_err;
     if (!e) {
         size_t page = vmc__os_page_size(), a, b;
+        e = wview_map_file(r, st->fork_fd);
         for (size_t from = 0; !e && bits_next_run(st, from, &a, &b); from = b) {
             size_t off = a * page, len = (b - a) * page;
             void *p;
-            e = vmc__os_mmap((void *)(r->wbase + off), len, PROT_READ | PROT_WRITE,
-                             MAP_SHARED | MAP_FIXED, st->fork_fd, (off_t)off, &p);
+            e = vmc__os_mprotect((void *)(r->wbase + off), len, PROT_READ | PROT_WRITE);
             if (!e)
                 e = vmc__os_mmap((void *)(r->base + off), len, PROT_READ | PROT_EXEC,
                                  MAP_SHARED | MAP_FIXED, st->fork_fd, (off_t)off, &p);
-            if (e) snprintf(st->why, sizeof st->why, "mmap: %s", strerror(-e));
         }
+        if (e) snprintf(st->why, sizeof st->why, "remapping: %s", strerror(-e));
         if (!e) {
             vmc__os_close(r->fd);
             r->fd = st->fork_fd;
@@ -521,6 +543,14 @@ int vmc__wx_open(vmc_region_t *r)
         e = vmc__fail(e, "w_xor_x: %s", why);
         goto fail_view;
     }
+    r->wbase = wbase;   /* for wview_map_file; restored on failure */
+    e = wview_map_file(r, fd);
+    if (e) {
+        r->wbase = r->base;
+        e = vmc__fail(e, "w_xor_x: cannot map the code file at the writable view: mmap: %s",
+                      strerror(-e));
+        goto fail_view;
+    }
 
     r->fd = fd;
     r->file_size = page;
@@ -589,11 +619,10 @@ int vmc__wx_commit(vmc_region_t *r, uintptr_t addr, size_t len)
     size_t old_size = r->file_size;
     e = file_grow(r, (uint64_t)off + len, addr, len);
     if (e) goto out;
-    e = vmc__os_mmap((void *)w, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, r->fd,
-                     (off_t)off, &p);
+    e = vmc__os_mprotect((void *)w, len, PROT_READ | PROT_WRITE);
     if (e) {
-        e = vmc__fail(e, "code region: cannot commit %#zx bytes at %#lx: mapping the writable "
-                         "view: mmap: %s%s",
+        e = vmc__fail(e, "code region: cannot commit %#zx bytes at %#lx: opening the writable "
+                         "view: mprotect: %s%s",
                       len, (unsigned long)addr, strerror(-e),
                       e == -ENOMEM ? " (too many mappings? see vm.max_map_count)" : "");
         goto undo_size;
@@ -605,7 +634,7 @@ int vmc__wx_commit(vmc_region_t *r, uintptr_t addr, size_t len)
                          "view: mmap: %s%s",
                       len, (unsigned long)addr, strerror(-e),
                       e == -ENOMEM ? " (too many mappings? see vm.max_map_count)" : "");
-        vmc__os_mmap((void *)w, len, PROT_NONE, RESERVE_FLAGS | MAP_FIXED, -1, 0, &p);
+        vmc__os_mprotect((void *)w, len, PROT_NONE);
         goto undo_size;
     }
     bits_set(st, off / page, len / page, 1);
@@ -626,41 +655,42 @@ int vmc__wx_decommit(vmc_region_t *r, uintptr_t addr, size_t len)
     size_t page = vmc__os_page_size(), off = addr - r->base;
     uintptr_t w = r->wbase + off;
     void *p;
-    int e = 0, code = 0;
     pthread_mutex_lock(&r->file_lock);
-    if (bits_any(st, off / page, len / page)) {
-        /* The writable view first: if that fails, nothing has changed. */
-        code = 1;
-        e = vmc__os_mmap((void *)w, len, PROT_NONE, RESERVE_FLAGS | MAP_FIXED, -1, 0, &p);
+    int code = bits_any(st, off / page, len / page), live = code && r->fd >= 0;
+    int e = 0;
+    /* The writable view first, so the code cannot change once it is going;
+     * then the executable view; then the pages.  Each failure puts back what
+     * the steps before it took away. */
+    if (live) {
+        e = vmc__os_mprotect((void *)w, len, PROT_NONE);
         if (e) {
-            e = vmc__fail(e, "code region: cannot re-reserve %#zx bytes of the writable view at "
-                             "%#lx: mmap: %s%s",
-                          len, (unsigned long)w, strerror(-e),
+            e = vmc__fail(e, "code region: cannot decommit %#zx bytes at %#lx: closing the "
+                             "writable view: mprotect: %s%s",
+                          len, (unsigned long)addr, strerror(-e),
                           e == -ENOMEM ? " (too many mappings? see vm.max_map_count)" : "");
             goto out;
-        }
-        if (r->fd >= 0 && off < r->file_size) {
-            size_t n = r->file_size - off < len ? r->file_size - off : len;
-            e = vmc__os_fallocate(r->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
-                                  (off_t)n);
-            if (e) {
-                e = vmc__fail(e, "code region: cannot decommit %#zx bytes at %#lx: freeing the "
-                                 "code file's pages: fallocate(PUNCH_HOLE): %s",
-                              len, (unsigned long)addr, strerror(-e));
-                /* put the writable view back as it was */
-                vmc__os_mmap((void *)w, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
-                             r->fd, (off_t)off, &p);
-                goto out;
-            }
         }
     }
     e = vmc__os_mmap((void *)addr, len, PROT_NONE, RESERVE_FLAGS | MAP_FIXED, -1, 0, &p);
     if (e) {
-        /* The pages stay marked: a later decommit does it all again. */
         e = vmc__fail(e, "%s region: cannot re-reserve %#zx bytes at %#lx: mmap: %s%s", r->name,
                       len, (unsigned long)addr, strerror(-e),
                       e == -ENOMEM ? " (too many mappings? see vm.max_map_count)" : "");
+        if (live) runs_restore(st, off, len, 0);
         goto out;
+    }
+    if (live && off < r->file_size) {
+        size_t n = r->file_size - off < len ? r->file_size - off : len;
+        e = vmc__os_fallocate(r->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+                              (off_t)n);
+        if (e) {
+            e = vmc__fail(e, "code region: cannot decommit %#zx bytes at %#lx: freeing the "
+                             "code file's pages: fallocate(PUNCH_HOLE): %s",
+                          len, (unsigned long)addr, strerror(-e));
+            runs_restore(st, off, len, 1);
+            runs_restore(st, off, len, 0);
+            goto out;
+        }
     }
     if (code) bits_set(st, off / page, len / page, 0);
 out:

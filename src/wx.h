@@ -11,9 +11,12 @@
  * writable view.  Sets r->wx, r->fd, r->wbase.  Undoes itself on failure. */
 int  vmc__wx_open(vmc_region_t *r);
 void vmc__wx_close(vmc_region_t *r);
-/* Map [addr, addr+len) of the file at both views (RX at addr, RW at w). */
+/* Make [addr, addr+len) code: the file mapped RX at addr, its writable view
+ * opened RW.  Nothing changes on failure. */
 int  vmc__wx_commit(vmc_region_t *r, uintptr_t addr, size_t len);
-/* Release the file's pages and put PROT_NONE reservations back over both
- * views of [addr, addr+len) (whatever the range held: code, data, an image). */
+/* Put a PROT_NONE reservation back over [addr, addr+len) of the executable
+ * view (whatever the range held: code, data, an image); where it was code,
+ * close the writable view and release the file's pages.  Nothing changes on
+ * failure. */
 int  vmc__wx_decommit(vmc_region_t *r, uintptr_t addr, size_t len);
 #endif

@@ -31,6 +31,7 @@ static int run_open(op_ctx_t *c, const char *text)
 static int op_open_default(op_ctx_t *c) { return run_open(c, ""); }
 static int op_open_no_near(op_ctx_t *c) { return run_open(c, "-no_near_app"); }
 static int op_open_small(op_ctx_t *c) { return run_open(c, "-vm_size 64M -vmheap_size 0 -no_allow_smaller"); }
+static int op_open_wx(op_ctx_t *c) { return run_open(c, "-w_xor_x -vm_size 64M -vmheap_size 0"); }
 static void undo_open(op_ctx_t *c) { vmc_close(c->opened); }
 
 static int alloc_into(op_ctx_t *c, size_t size, int kind)
@@ -89,6 +90,12 @@ static const op_t ops[] = {
     {"alloc large data", "-vm_size 64M -vmheap_size 64M", op_alloc_large_data, undo_alloc},
     {"alloc reaching", "-vm_size 64M -vmheap_size 0", op_alloc_reaching, undo_alloc},
     {"stub", "-vm_size 64M -vmheap_size 0", op_stub, NULL},
+    {"open -w_xor_x", NULL, op_open_wx, undo_open},
+    {"alloc code -w_xor_x", "-w_xor_x -vm_size 64M -vmheap_size 0", op_alloc_code, undo_alloc},
+    {"alloc rdata -w_xor_x", "-w_xor_x -vm_size 64M -vmheap_size 0", op_alloc_rdata, undo_alloc},
+    {"alloc large code -w_xor_x", "-w_xor_x -vm_size 64M -vmheap_size 0", op_alloc_large_code,
+     undo_alloc},
+    {"stub -w_xor_x", "-w_xor_x -vm_size 64M -vmheap_size 0", op_stub, NULL},
 };
 
 static const int errs[] = {ENOMEM, EPERM, EAGAIN, EEXIST, EINVAL};

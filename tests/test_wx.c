@@ -91,6 +91,10 @@ static int range_is(uintptr_t lo, uintptr_t hi, const char *perms)
 
 #define ASSERT_NO_RWX() ASSERT_EQ(vt_rwx_count(), 0)
 
+/* The writable view where nothing is committed: the file, mapped PROT_NONE
+ * (the executable view's idle state is the region's own reservation, ---p). */
+#define W_IDLE "---s"
+
 static void fd_target(int fd, char *buf, size_t len)
 {
     char link[64];
@@ -145,7 +149,7 @@ TEST(wx_open_reserves_two_views_and_a_memfd)
     /* two disjoint reservations of the same size, nothing mapped yet */
     ASSERT(w + in.code_size <= x || x + in.code_size <= w);
     ASSERT_PERMS(x, x + in.code_size, "---p");
-    ASSERT_PERMS(w, w + in.code_size, "---p");
+    ASSERT_PERMS(w, w + in.code_size, W_IDLE);
     ASSERT(vmc__os_holds(w, w + in.code_size));
     ASSERT_NO_RWX();
     /* the file: a memfd, close-on-exec, one page long */
@@ -199,8 +203,8 @@ TEST(wx_commit_maps_both_views_at_a_constant_offset)
     /* the neighbours stay reserved */
     ASSERT_PERMS(a - PAGE, a, "---p");
     ASSERT_PERMS(a + 3 * PAGE, a + 4 * PAGE, "---p");
-    ASSERT_PERMS(wview(r, a) - PAGE, wview(r, a), "---p");
-    ASSERT_PERMS(wview(r, a) + 3 * PAGE, wview(r, a) + 4 * PAGE, "---p");
+    ASSERT_PERMS(wview(r, a) - PAGE, wview(r, a), W_IDLE);
+    ASSERT_PERMS(wview(r, a) + 3 * PAGE, wview(r, a) + 4 * PAGE, W_IDLE);
     ASSERT_NO_RWX();
     /* one file behind both views: a write through w is read through x */
     for (size_t i = 0; i < 3 * PAGE; i += 512) ((volatile char *)wview(r, a))[i] = (char)(i / 512 + 1);
@@ -247,7 +251,7 @@ TEST(wx_decommit_frees_pages_and_reserves_both_views)
     ASSERT_OK(vmc__region_decommit(r, x, len));
     ASSERT_LE(file_bytes(r->fd), before);
     ASSERT_PERMS(x, x + len, "---p");
-    ASSERT_PERMS(wview(r, x), wview(r, x) + len, "---p");
+    ASSERT_PERMS(wview(r, x), wview(r, x) + len, W_IDLE);
     ASSERT_NO_RWX();
     /* committed again: fresh zero pages, not the old code */
     ASSERT_OK(vmc__region_commit(r, x, len, VMC_CODE));
@@ -257,7 +261,7 @@ TEST(wx_decommit_frees_pages_and_reserves_both_views)
     ASSERT_PERMS(x, x + PAGE, "r-xs");
     ASSERT_PERMS(x + PAGE, x + 2 * PAGE, "---p");
     ASSERT_PERMS(x + 2 * PAGE, x + len, "r-xs");
-    ASSERT_PERMS(wview(r, x + PAGE), wview(r, x + 2 * PAGE), "---p");
+    ASSERT_PERMS(wview(r, x + PAGE), wview(r, x + 2 * PAGE), W_IDLE);
     vmc_close(v);
     ASSERT_NO_LEAK(snap);
 }
@@ -269,7 +273,7 @@ TEST(wx_rdata_in_the_code_region_is_private_and_single)
     uintptr_t x = r->base + 3 * PAGE;
     ASSERT_OK(vmc__region_commit(r, x, 2 * PAGE, VMC_RDATA));
     ASSERT_PERMS(x, x + 2 * PAGE, "rw-p");
-    ASSERT_PERMS(wview(r, x), wview(r, x) + 2 * PAGE, "---p");
+    ASSERT_PERMS(wview(r, x), wview(r, x) + 2 * PAGE, W_IDLE);
     *(volatile int *)x = 42;
     ASSERT_NO_RWX();
     ASSERT_OK(vmc__region_decommit(r, x, 2 * PAGE));
@@ -409,7 +413,7 @@ TEST(wx_fork_child_gets_its_own_copy)
     ASSERT_EQ(call_at(a), 444);
     ASSERT_EQ(call_at(b), 5);
     ASSERT_PERMS(c, c + PAGE, "---p");
-    ASSERT_PERMS(wview(r, c), wview(r, c) + PAGE, "---p");
+    ASSERT_PERMS(wview(r, c), wview(r, c) + PAGE, W_IDLE);
     struct stat now;
     ASSERT_EQ(fstat(r->fd, &now), 0);
     ASSERT_EQ(now.st_ino, pst.st_ino);
@@ -583,7 +587,7 @@ TEST_THREADED(wx_fork_while_other_threads_commit)
                     fprintf(stderr, "x %s w %s\n", px, pw);
                     _exit(5);
                 }
-                if (!code && (strcmp(px, "---p") || strcmp(pw, "---p"))) _exit(6);
+                if (!code && (strcmp(px, "---p") || strcmp(pw, W_IDLE))) _exit(6);
                 if (code) {
                     emit_ret((void *)wview(r, x), 77);
                     if (call_at(x) != 77) _exit(7);
@@ -947,7 +951,7 @@ TEST(wx_open_failures_are_clean)
 /* An mmap that fails on a chosen kind of call: the second reservation, the
  * executable mapping of the file at open, or the writable / executable
  * mapping of a commit. */
-enum { FAIL_NONE, FAIL_WVIEW_RESERVE, FAIL_PRIME, FAIL_COMMIT_W, FAIL_COMMIT_X, FAIL_RERESERVE };
+enum { FAIL_NONE, FAIL_WVIEW_RESERVE, FAIL_PRIME, FAIL_WVIEW_FILE, FAIL_COMMIT_X, FAIL_RERESERVE };
 static int mmap_fail_what, mmap_fail_err, mmap_hits;
 
 static void *mmap_failing(void *addr, size_t len, int prot, int flags, int fd, off_t off)
@@ -961,8 +965,8 @@ static void *mmap_failing(void *addr, size_t len, int prot, int flags, int fd, o
     case FAIL_PRIME:
         fail = fd >= 0 && prot == (PROT_READ | PROT_EXEC) && len == PAGE;
         break;
-    case FAIL_COMMIT_W:
-        fail = fd >= 0 && prot == (PROT_READ | PROT_WRITE);
+    case FAIL_WVIEW_FILE:  /* the file over the whole writable view */
+        fail = fd >= 0 && fixed && prot == PROT_NONE;
         break;
     case FAIL_COMMIT_X:
         fail = fd >= 0 && prot == (PROT_READ | PROT_EXEC);
@@ -1008,10 +1012,11 @@ TEST(wx_second_mapping_failures_at_open_are_clean)
                   "w_xor_x: cannot map the code file executable: mmap: Operation not permitted (a "
                   "noexec mount, a vm.memfd_noexec policy or a security module refuses it)");
     ASSERT_NO_LEAK(snap);
-    mmap_fail_what = FAIL_RERESERVE;
+    mmap_fail_what = FAIL_WVIEW_FILE;
     mmap_fail_err = ENOMEM;
     ASSERT_EQ(open_wx_err(&v), -ENOMEM);
-    ASSERT_STR_CONTAINS(vmc_last_error(), "w_xor_x: cannot re-reserve the writable view at 0x");
+    ASSERT_STR_EQ(vmc_last_error(), "w_xor_x: cannot map the code file at the writable view: mmap: "
+                                    "Cannot allocate memory");
     ASSERT_NO_LEAK(snap);
     vmc__os_set_call(VMC_OS_MMAP, NULL);
     vmc__os_set_call(VMC_OS_MEMFD_CREATE, NULL);
@@ -1030,17 +1035,26 @@ TEST(wx_commit_and_decommit_failures_change_nothing)
     vt_snap(&snap);
     char want[256];
 
-    vmc__os_set_call(VMC_OS_MMAP, (void (*)(void))mmap_failing);
-    mmap_fail_err = ENOMEM;
-    mmap_fail_what = FAIL_COMMIT_W;
+    /* Every kind of call failing for good: the step that failed is undone
+     * with another kind, so nothing changes. */
+    vmc__os_fault(VMC_OS_MPROTECT, 1, ENOMEM, 1);
     ASSERT_EQ(vmc__region_commit(r, far, PAGE, VMC_CODE), -ENOMEM);
-    snprintf(want, sizeof want, "code region: cannot commit 0x1000 bytes at %#lx: mapping the "
-             "writable view: mmap: Cannot allocate memory (too many mappings? see "
+    snprintf(want, sizeof want, "code region: cannot commit 0x1000 bytes at %#lx: opening the "
+             "writable view: mprotect: Cannot allocate memory (too many mappings? see "
              "vm.max_map_count)", (unsigned long)far);
     ASSERT_STR_EQ(vmc_last_error(), want);
     ASSERT_EQ(r->file_size, size0);
     ASSERT_NO_LEAK(snap);
+    ASSERT_EQ(vmc__region_decommit(r, a, PAGE), -ENOMEM);
+    snprintf(want, sizeof want, "code region: cannot decommit 0x1000 bytes at %#lx: closing the "
+             "writable view: mprotect: Cannot allocate memory (too many mappings? see "
+             "vm.max_map_count)", (unsigned long)a);
+    ASSERT_STR_EQ(vmc_last_error(), want);
+    vmc__os_fault_clear();
+    ASSERT_NO_LEAK(snap);
+    ASSERT_EQ(call_at(a), 8);
 
+    vmc__os_set_call(VMC_OS_MMAP, (void (*)(void))mmap_failing);
     mmap_fail_what = FAIL_COMMIT_X;
     mmap_fail_err = EACCES;
     ASSERT_EQ(vmc__region_commit(r, far, PAGE, VMC_CODE), -EACCES);
@@ -1053,10 +1067,14 @@ TEST(wx_commit_and_decommit_failures_change_nothing)
     mmap_fail_what = FAIL_RERESERVE;
     mmap_fail_err = ENOMEM;
     ASSERT_EQ(vmc__region_decommit(r, a, PAGE), -ENOMEM);
-    ASSERT_STR_CONTAINS(vmc_last_error(), "code region: cannot re-reserve 0x1000 bytes of the writable view at ");
+    snprintf(want, sizeof want, "code region: cannot re-reserve 0x1000 bytes at %#lx: mmap: "
+             "Cannot allocate memory (too many mappings? see vm.max_map_count)", (unsigned long)a);
+    ASSERT_STR_EQ(vmc_last_error(), want);
     vmc__os_set_call(VMC_OS_MMAP, NULL);
     ASSERT_NO_LEAK(snap);
     ASSERT_PERMS(a, a + PAGE, "r-xs");
+    ASSERT_EQ(call_at(a), 8);
+    emit_ret((void *)wview(r, a), 8);   /* still writable */
 
     vmc__os_fault(VMC_OS_FTRUNCATE, 1, EIO, 0);
     ASSERT_EQ(vmc__region_commit(r, far, PAGE, VMC_CODE), -EIO);
@@ -1076,7 +1094,7 @@ TEST(wx_commit_and_decommit_failures_change_nothing)
     ASSERT_STR_CONTAINS(vmc_last_error(), "getrlimit: Invalid argument");
     ASSERT_NO_LEAK(snap);
 
-    vmc__os_fault(VMC_OS_FALLOCATE, 1, EOPNOTSUPP, 0);
+    vmc__os_fault(VMC_OS_FALLOCATE, 1, EOPNOTSUPP, 1);
     ASSERT_EQ(vmc__region_decommit(r, a, PAGE), -EOPNOTSUPP);
     snprintf(want, sizeof want, "code region: cannot decommit 0x1000 bytes at %#lx: freeing the "
              "code file's pages: fallocate(PUNCH_HOLE): Operation not supported", (unsigned long)a);
@@ -1086,6 +1104,8 @@ TEST(wx_commit_and_decommit_failures_change_nothing)
 
     /* all still works */
     ASSERT_EQ(call_at(a), 8);
+    emit_ret((void *)wview(r, a), 18);
+    ASSERT_EQ(call_at(a), 18);
     ASSERT_OK(vmc__region_commit(r, far, PAGE, VMC_CODE));
     emit_ret((void *)wview(r, far), 9);
     ASSERT_EQ(call_at(far), 9);
@@ -1213,7 +1233,7 @@ TEST(wx_api_alloc_write_through_w_run_through_x)
     uintptr_t bx = (uintptr_t)big.x, bw = (uintptr_t)big.w;
     ASSERT_OK(vmc_free(v, big.w));
     ASSERT_PERMS(bx, bx + 5 * PAGE, "---p");
-    ASSERT_PERMS(bw, bw + 5 * PAGE, "---p");
+    ASSERT_PERMS(bw, bw + 5 * PAGE, W_IDLE);
     ASSERT(vmc_writable(v, big.x) == NULL);
     ASSERT_OK(vmc_free(v, rd.x));
     ASSERT_OK(vmc_free(v, d.x));
