@@ -356,6 +356,53 @@ TEST(wx_no_rwx_after_every_operation)
     ASSERT_NO_RWX();
 }
 
+/* A library image or a reachable file mapping is mapped over a piece of the
+ * executable view with MAP_FIXED, as the loader does: it replaces those pages
+ * and has no writable view; code around it and fork are unaffected; giving
+ * the range back leaves both views as they were. */
+TEST(wx_file_mapped_over_the_executable_view)
+{
+    vt_snapshot_t snap;
+    vt_snap(&snap);
+    vmc_t *v = wx_open();
+    vmc_region_t *r = &v->code;
+    char path[] = "/tmp/vmcode-wx-image-XXXXXX";
+    int fd = mkstemp(path);
+    ASSERT_GE(fd, 0);
+    unlink(path);
+    unsigned char img[2 * PAGE];
+    memset(img, 0xcc, sizeof img);
+    emit_ret(img + PAGE, 31337);
+    ASSERT_EQ(write(fd, img, sizeof img), (ssize_t)sizeof img);
+    uintptr_t code = r->base + 8 * PAGE, lib = code + PAGE;
+    ASSERT_OK(vmc__region_commit(r, code, PAGE, VMC_CODE));
+    emit_ret((void *)wview(r, code), 5);
+    void *p = mmap((void *)lib, 2 * PAGE, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_FIXED, fd, 0);
+    ASSERT(p == (void *)lib);
+    ASSERT_PERMS(lib, lib + 2 * PAGE, "r-xp");
+    ASSERT_PERMS(wview(r, lib), wview(r, lib) + 2 * PAGE, W_IDLE);
+    ASSERT_EQ(call_at(lib + PAGE), 31337);
+    ASSERT_EQ(call_at(code), 5);
+    pid_t pid = fork();
+    if (pid == 0) {
+        ASSERT_PERMS(lib, lib + 2 * PAGE, "r-xp");   /* left alone by the child's remap */
+        ASSERT_EQ(call_at(lib + PAGE), 31337);
+        emit_ret((void *)wview(r, code), 6);
+        ASSERT_EQ(call_at(code), 6);
+        _exit(0);
+    }
+    wait_ok(pid);
+    ASSERT_EQ(call_at(code), 5);
+    ASSERT_NO_RWX();
+    ASSERT_OK(vmc__region_decommit(r, lib, 2 * PAGE));
+    ASSERT_PERMS(lib, lib + 2 * PAGE, "---p");
+    ASSERT_PERMS(wview(r, lib), wview(r, lib) + 2 * PAGE, W_IDLE);
+    ASSERT_EQ(call_at(code), 5);
+    close(fd);
+    vmc_close(v);
+    ASSERT_NO_LEAK(snap);
+}
+
 /* ---- fork ------------------------------------------------------------------------ */
 
 TEST(wx_fork_child_gets_its_own_copy)
