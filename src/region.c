@@ -223,20 +223,25 @@ int vmc__region_open_code(vmc_region_t *r, const vmc_options_t *o, vmc_place_t *
         c.avoid_hi = (brk_now > img_hi && brk_now - img_hi < ((uintptr_t)1 << 40) ? brk_now : img_hi) +
                      BRK_ROOM;
     }
-    int err = reserve_halving(r, o->vm_size, o->allow_smaller, attempt_code, &c);
-    if (err) return err;
-    place->step = c.step;
-    place->reach_lo = c.lo;
-    place->reach_hi = c.hi;
-    place->reaching = c.hi > c.lo ? vmc__reach_bytes(r->base, r->size, c.lo, c.hi) : r->size;
-    if (o->w_xor_x) {
+    /* Under W^X the writable view needs as much address space again: when it
+     * does not fit (RLIMIT_AS), halving goes on for both. */
+    size_t want = o->vm_size, floor = want < VMC_MIN_SIZE ? want : VMC_MIN_SIZE;
+    for (;;) {
+        int err = reserve_halving(r, want, o->allow_smaller, attempt_code, &c);
+        if (err) return err;
+        place->step = c.step;
+        place->reach_lo = c.lo;
+        place->reach_hi = c.hi;
+        place->reaching = c.hi > c.lo ? vmc__reach_bytes(r->base, r->size, c.lo, c.hi) : r->size;
+        if (!o->w_xor_x) return 0;
         err = vmc__wx_open(r);
-        if (err) {
-            vmc__region_close(r);
-            return err;
-        }
+        if (!err) return 0;
+        size_t got = r->size;
+        vmc__region_close(r);
+        if (err != -ENOMEM || !o->allow_smaller || got / 2 < floor) return err;
+        want = (got / 2) & ~(vmc__os_page_size() - 1);
+        region_init(r, "code");
     }
-    return 0;
 }
 
 static int attempt_anywhere(size_t size, void *ctx, uintptr_t *base)
