@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <signal.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -742,6 +743,62 @@ TEST(wx_memfd_unavailable_falls_back_to_dev_shm)
     }
     ASSERT_EQ(shm_files(), before);
     ASSERT_NO_LEAK(snap);
+}
+
+static int read_memfd_noexec(void)
+{
+    char *t = vt_read_file("/proc/sys/vm/memfd_noexec");
+    int v = t ? atoi(t) : -1;
+    free(t);
+    return v;
+}
+
+/* vm.memfd_noexec (Linux 6.3+) is set per pid namespace: in a new one, with
+ * policy 1 (a memfd without MFD_EXEC is sealed non-executable) and policy 2
+ * (only MFD_NOEXEC_SEAL memfds at all), W^X still works, by MFD_EXEC and by
+ * the /dev/shm fallback respectively. */
+TEST(wx_memfd_noexec_policies)
+{
+    int outer = read_memfd_noexec();
+    if (outer < 0) SKIP("no vm.memfd_noexec (Linux before 6.3)");
+    if (outer > 0) SKIP("vm.memfd_noexec is already set here");
+    for (int policy = 1; policy <= 2; policy++) {
+        pid_t helper = fork();
+        ASSERT(helper >= 0);
+        if (helper == 0) {
+            /* a new pid namespace for each policy: its first process is
+             * its init, and when that exits the namespace is gone */
+            if (unshare(CLONE_NEWPID)) _exit(77);
+            pid_t pid = fork();
+            if (pid < 0) _exit(92);
+            if (pid > 0) {
+                int st;
+                if (waitpid(pid, &st, 0) != pid) _exit(93);
+                _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 94);
+            }
+            if (getpid() != 1) _exit(90);   /* not in the new namespace: touch nothing */
+            FILE *f = fopen("/proc/sys/vm/memfd_noexec", "w");
+            if (!f || fprintf(f, "%d\n", policy) < 0 || fclose(f)) _exit(91);
+            ASSERT_EQ(read_memfd_noexec(), policy);
+            vmc_t *v = wx_open();
+            vmc_region_t *r = &v->code;
+            char target[256];
+            fd_target(r->fd, target, sizeof target);
+            ASSERT_STR_CONTAINS(target, policy == 1 ? "memfd:vmcode-code" : "/dev/shm/vmcode-");
+            ASSERT_OK(vmc__region_commit(r, r->base, PAGE, VMC_CODE));
+            emit_ret((void *)r->wbase, 40 + policy);
+            ASSERT_EQ(call_at(r->base), 40 + policy);
+            ASSERT_NO_RWX();
+            vmc_close(v);
+            _exit(0);
+        }
+        int st;
+        ASSERT_EQ(waitpid(helper, &st, 0), helper);
+        if (WIFEXITED(st) && WEXITSTATUS(st) == 77) SKIP("cannot make a pid namespace (not root?)");
+        ASSERT_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "policy %d: status %#x", policy, st);
+        /* the namespace's setting stayed in it */
+        ASSERT_EQ(read_memfd_noexec(), outer);
+    }
 }
 
 static int fstatfs_noexec(int fd, struct statfs *st)
