@@ -1285,11 +1285,12 @@ TEST(wx_commit_and_decommit_failures_change_nothing)
  * error with a message, and nothing is left behind. */
 TEST(wx_fault_sweep)
 {
-    static const int kinds[] = {VMC_OS_MMAP,      VMC_OS_MEMFD_CREATE, VMC_OS_FTRUNCATE,
-                                VMC_OS_FALLOCATE, VMC_OS_OPEN,         VMC_OS_CLOSE,
-                                VMC_OS_FSTATFS,   VMC_OS_UNLINK,       VMC_OS_LSEEK,
-                                VMC_OS_GETRLIMIT, VMC_OS_PWRITE,       VMC_OS_GETRANDOM,
-                                VMC_OS_COPY_FILE_RANGE, VMC_OS_PREAD};
+    static const int kinds[] = {
+        VMC_OS_MMAP,   VMC_OS_MPROTECT, VMC_OS_MEMFD_CREATE, VMC_OS_FTRUNCATE,
+        VMC_OS_FALLOCATE, VMC_OS_OPEN,  VMC_OS_CLOSE,        VMC_OS_FSTATFS,
+        VMC_OS_UNLINK, VMC_OS_LSEEK,    VMC_OS_GETRLIMIT,    VMC_OS_PWRITE,
+        VMC_OS_GETRANDOM, VMC_OS_COPY_FILE_RANGE, VMC_OS_PREAD,
+    };
     static const int errs[] = {ENOMEM, EPERM, ENOSYS, EIO};
     int shm = shm_files();
     vt_snapshot_t snap;
