@@ -429,7 +429,8 @@ fail:
     snprintf(st->why, sizeof st->why, "%s", why);
 }
 
-/* In the child: map every committed run of both views from the new file. */
+/* In the child: the new file over the whole writable view and over the
+ * executable view of every committed run; those runs opened read+write. */
 static void fork_child_remap(vmc_wx_state_t *st)
 {
     vmc_region_t *r = st->r;
