@@ -2,10 +2,63 @@
 #include "vmc.h"
 #include "error.h"
 #include "options.h"
+#include "wx.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* ---- fork ----------------------------------------------------------------------
+ *
+ * A thread may be inside vmcode, holding one of its locks, when another
+ * thread forks: the child would then hang on that lock.  One set of
+ * pthread_atfork handlers takes every lock of every open handle before fork,
+ * in the order the operations take them (loader, stubs, code heap, block
+ * maps), then the W^X layer's, and releases them on both sides after it.
+ */
+static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
+static vmc_t *handles;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static int fork_err;
+
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&handles_lock);
+    for (vmc_t *v = handles; v; v = v->next) {
+        pthread_mutex_lock(&v->lock);
+        pthread_mutex_lock(&v->stubs.lock);
+        vmc__codeheap_lock(v);
+        vmc__blocks_lock(v->code_blocks);
+        vmc__blocks_lock(v->heap_blocks);
+    }
+    vmc__wx_fork_prepare();
+}
+
+static void fork_release(void)
+{
+    for (vmc_t *v = handles; v; v = v->next) {
+        vmc__blocks_unlock(v->heap_blocks);
+        vmc__blocks_unlock(v->code_blocks);
+        vmc__codeheap_unlock(v);
+        pthread_mutex_unlock(&v->stubs.lock);
+        pthread_mutex_unlock(&v->lock);
+    }
+    pthread_mutex_unlock(&handles_lock);
+}
+
+static void fork_parent(void)
+{
+    vmc__wx_fork_parent();
+    fork_release();
+}
+
+static void fork_child(void)
+{
+    vmc__wx_fork_child();
+    fork_release();
+}
+
+static void fork_register(void) { fork_err = -pthread_atfork(fork_prepare, fork_parent, fork_child); }
 
 int vmc_open(const vmc_options_t *o, vmc_t **out)
 {
@@ -22,6 +75,8 @@ int vmc_open(const vmc_options_t *o, vmc_t **out)
         int r = vmc_options_parse(&opt, env);
         if (r) return vmc__fail_wrap(r, "VMCODE_OPTIONS");
     }
+    pthread_once(&fork_once, fork_register);
+    if (fork_err) return vmc__fail(fork_err, "vmc_open: pthread_atfork: %s", strerror(-fork_err));
     vmc_t *v = calloc(1, sizeof *v);
     if (!v) return vmc__fail(-ENOMEM, "vmc_open: out of memory for the handle");
     v->opt = opt;
@@ -38,6 +93,10 @@ int vmc_open(const vmc_options_t *o, vmc_t **out)
     if (r) goto fail_heap_blocks;
     vmc__stubs_init(v);
     pthread_mutex_init(&v->lock, NULL);
+    pthread_mutex_lock(&handles_lock);
+    v->next = handles;
+    handles = v;
+    pthread_mutex_unlock(&handles_lock);
     vmc__clear_error();
     *out = v;
     return 0;
@@ -58,6 +117,13 @@ fail_handle:
 void vmc_close(vmc_t *v)
 {
     if (!v) return;
+    pthread_mutex_lock(&handles_lock);
+    for (vmc_t **p = &handles; *p; p = &(*p)->next)
+        if (*p == v) {
+            *p = v->next;
+            break;
+        }
+    pthread_mutex_unlock(&handles_lock);
     vmc__stubs_fini(v);
     vmc__codeheap_fini(v);
     vmc__blocks_fini(v->heap_blocks);

@@ -536,6 +536,16 @@ void vmc__blocks_usage(vmc_blocks_t *b, vmc_blocks_usage_t *out)
     pthread_mutex_unlock(&b->lock);
 }
 
+void vmc__blocks_lock(vmc_blocks_t *b)
+{
+    if (b) pthread_mutex_lock(&b->lock);
+}
+
+void vmc__blocks_unlock(vmc_blocks_t *b)
+{
+    if (b) pthread_mutex_unlock(&b->lock);
+}
+
 void vmc__blocks_each(vmc_blocks_t *b, void (*cb)(const vmc_run_t *run, void *arg), void *arg)
 {
     pthread_mutex_lock(&b->lock);

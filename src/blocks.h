@@ -79,6 +79,9 @@ void vmc__blocks_usage(vmc_blocks_t *b, vmc_blocks_usage_t *out);
  * back into this block layer). */
 void vmc__blocks_each(vmc_blocks_t *b, void (*cb)(const vmc_run_t *run, void *arg), void *arg);
 const char *vmc__owner_name(int owner);
+/* fork: hold the map's lock across fork() (see api.c). */
+void vmc__blocks_lock(vmc_blocks_t *b);
+void vmc__blocks_unlock(vmc_blocks_t *b);
 /* Give the run at `start` a name for maps and dumps (a library's path); the
  * string must live as long as the run. */
 int vmc__blocks_set_name(vmc_blocks_t *b, uintptr_t start, const char *name);

@@ -705,6 +705,9 @@ void vmc__codeheap_fini(vmc_t *v)
     v->ch = NULL;
 }
 
+void vmc__codeheap_lock(vmc_t *v) { pthread_mutex_lock(&v->ch->lock); }
+void vmc__codeheap_unlock(vmc_t *v) { pthread_mutex_unlock(&v->ch->lock); }
+
 void vmc__codeheap_counts(vmc_t *v, vmc_heap_counts_t *out)
 {
     vmc_codeheap_t *h = v->ch;

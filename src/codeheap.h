@@ -30,6 +30,10 @@ typedef struct vmc_heap_counts {
 } vmc_heap_counts_t;
 void vmc__codeheap_counts(vmc_t *v, vmc_heap_counts_t *out);
 
+/* fork: hold the heap's lock across fork() (see api.c). */
+void vmc__codeheap_lock(vmc_t *v);
+void vmc__codeheap_unlock(vmc_t *v);
+
 /* The kind of allocated memory at x (0 if none, or not ours). */
 int vmc__codeheap_kind_at(vmc_t *v, uintptr_t x);
 

@@ -18,5 +18,6 @@ struct vmc {
     vmc_codeheap_t *ch;          /* vmc_alloc and friends                   */
     vmc_stubs_t stubs;           /* far-target stubs                        */
     pthread_mutex_t lock;        /* libraries and mapped-file lists         */
+    struct vmc *next;            /* all open handles (api.c, for fork)      */
 };
 #endif

@@ -106,8 +106,6 @@ typedef struct vmc_wx_state {
 
 static pthread_mutex_t wx_list_lock = PTHREAD_MUTEX_INITIALIZER;
 static vmc_wx_state_t *wx_list;
-static pthread_once_t wx_once = PTHREAD_ONCE_INIT;
-static int wx_atfork_err;
 
 /* ---- committed-page bitmap (under r->file_lock) --------------------------- */
 
@@ -467,7 +465,7 @@ static void fork_child_remap(vmc_wx_state_t *st)
     r->fd = -1;
 }
 
-static void wx_fork_prepare(void)
+void vmc__wx_fork_prepare(void)
 {
     pthread_mutex_lock(&wx_list_lock);
     for (vmc_wx_state_t *st = wx_list; st; st = st->next) {
@@ -477,7 +475,7 @@ static void wx_fork_prepare(void)
     vmc__os_fork_prepare();
 }
 
-static void wx_fork_parent(void)
+void vmc__wx_fork_parent(void)
 {
     vmc__os_fork_parent();
     for (vmc_wx_state_t *st = wx_list; st; st = st->next) {
@@ -488,7 +486,7 @@ static void wx_fork_parent(void)
     pthread_mutex_unlock(&wx_list_lock);
 }
 
-static void wx_fork_child(void)
+void vmc__wx_fork_child(void)
 {
     vmc__os_fork_child();
     for (vmc_wx_state_t *st = wx_list; st; st = st->next) {
@@ -498,20 +496,12 @@ static void wx_fork_child(void)
     pthread_mutex_unlock(&wx_list_lock);
 }
 
-static void wx_register_atfork(void)
-{
-    wx_atfork_err = -pthread_atfork(wx_fork_prepare, wx_fork_parent, wx_fork_child);
-}
-
 /* ---- open, close ------------------------------------------------------------------- */
 
 int vmc__wx_open(vmc_region_t *r)
 {
     size_t page = vmc__os_page_size();
     char why[192];
-    pthread_once(&wx_once, wx_register_atfork);
-    if (wx_atfork_err)
-        return vmc__fail(wx_atfork_err, "w_xor_x: pthread_atfork: %s", strerror(-wx_atfork_err));
     vmc_wx_state_t *st = calloc(1, sizeof *st);
     size_t npages = r->size / page;
     uint64_t *bits = calloc((npages + 63) / 64, sizeof *bits);

@@ -19,4 +19,12 @@ int  vmc__wx_commit(vmc_region_t *r, uintptr_t addr, size_t len);
  * close the writable view and release the file's pages.  Nothing changes on
  * failure. */
 int  vmc__wx_decommit(vmc_region_t *r, uintptr_t addr, size_t len);
+
+/* fork: called by the process-wide pthread_atfork handlers (api.c), after
+ * every handle's own locks are taken, so the lock order is the same as on
+ * the allocation paths (blocks, then the file lock).  The child gets its own
+ * memory file with the committed contents, both views remapped in place. */
+void vmc__wx_fork_prepare(void);
+void vmc__wx_fork_parent(void);
+void vmc__wx_fork_child(void);
 #endif

@@ -6,6 +6,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static vmc_t *open_text(const char *text)
 {
@@ -634,5 +636,45 @@ TEST(walk_covers_both_regions)
     int seen = 0;
     ASSERT_EQ(vmc_walk(v, stop_at_second, &seen), 77);
     ASSERT_EQ(seen, 2);
+    vmc_close(v);
+}
+
+/* fork while another thread is inside the allocator, holding its locks: the
+ * child must not hang on them. */
+static _Atomic int fork_stop;
+
+static void *alloc_spinner(void *arg)
+{
+    vmc_t *v = arg;
+    while (!atomic_load(&fork_stop)) {
+        vmc_span_t s;
+        if (vmc_alloc(v, 100000, VMC_CODE, &s) == 0) vmc_free(v, s.x);
+        if (vmc_alloc(v, 64, VMC_RDATA, &s) == 0) vmc_free(v, s.x);
+    }
+    return NULL;
+}
+
+TEST_THREADED(fork_while_another_thread_allocates)
+{
+    vmc_t *v = open_text("-vm_size 256M -vmheap_size 0");
+    pthread_t t;
+    pthread_create(&t, NULL, alloc_spinner, v);
+    for (int i = 0; i < 40; i++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            alarm(10);
+            vmc_span_t s;
+            if (vmc_alloc(v, 100000, VMC_CODE, &s)) _exit(2);
+            emit_ret_imm(s.w, 5);
+            if (((fn_t)s.x)() != 5) _exit(3);
+            if (vmc_free(v, s.x)) _exit(4);
+            _exit(0);
+        }
+        int st;
+        ASSERT_EQ(waitpid(pid, &st, 0), pid);
+        ASSERT_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %d: status %#x", i, st);
+    }
+    atomic_store(&fork_stop, 1);
+    pthread_join(t, NULL);
     vmc_close(v);
 }
