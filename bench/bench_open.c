@@ -1,0 +1,195 @@
+/* bench_open: the cost of vmc_open + vmc_close against the bare system calls.
+ *
+ * vmc_open reserves the code region (2 GiB by default, placed next to the
+ * main program) and the heap region (1 GiB by default, anywhere).  The peer
+ * is what any runtime would do at the least: mmap(PROT_NONE, MAP_NORESERVE)
+ * of the same sizes and munmap.  Each round times a batch of open/close pairs
+ * of every variant, one after the other; the table gives the median over
+ * rounds of ns per pair, and the ratio is the median over rounds of the
+ * per-round ratio (vmcode / bare of the same sizes, measured back to back).
+ *
+ * A second table repeats the default case in a process with many mappings,
+ * because placing the region next to the program reads /proc/self/maps.
+ */
+#include "vmcode.h"
+#include "bench.h"
+
+#include <errno.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define GiB ((size_t)1 << 30)
+
+typedef struct variant {
+    const char *name;
+    const char *opts;     /* vmc option text, or NULL for the bare syscalls */
+    size_t code, heap;    /* sizes for the bare syscalls                     */
+    int peer;             /* index of the bare variant to compare with, -1  */
+} variant_t;
+
+static const variant_t variants[] = {
+    {"vmcode, default (2 GiB code + 1 GiB heap)", "", 0, 0, 1},
+    {"bare mmap+munmap 2 GiB + 1 GiB", NULL, 2 * GiB, 1 * GiB, -1},
+    {"vmcode, `-vmheap_size 0` (2 GiB code)", "-vmheap_size 0", 0, 0, 3},
+    {"bare mmap+munmap 2 GiB", NULL, 2 * GiB, 0, -1},
+    {"vmcode, `-vmheap_size 0 -no_near_app`", "-vmheap_size 0 -no_near_app", 0, 0, 3},
+};
+#define NV (sizeof variants / sizeof variants[0])
+
+static void die(const char *what, int err)
+{
+    fprintf(stderr, "bench_open: %s: %s (%s)\n", what, vmc_strerror(err), vmc_last_error());
+    exit(1);
+}
+
+static vmc_options_t opts_of(const char *text)
+{
+    vmc_options_t o;
+    vmc_options_init(&o);
+    int r = vmc_options_parse(&o, text);
+    if (r) die("vmc_options_parse", r);
+    return o;
+}
+
+static void bare_pair(size_t code, size_t heap)
+{
+    const int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+    void *c = mmap(NULL, code, PROT_NONE, flags, -1, 0);
+    if (c == MAP_FAILED) {
+        perror("bench_open: mmap");
+        exit(1);
+    }
+    void *h = NULL;
+    if (heap) {
+        h = mmap(NULL, heap, PROT_NONE, flags, -1, 0);
+        if (h == MAP_FAILED) {
+            perror("bench_open: mmap");
+            exit(1);
+        }
+    }
+    munmap(c, code);
+    if (h) munmap(h, heap);
+}
+
+/* ns per open/close pair over `iters` pairs. */
+static double run_variant(const variant_t *v, const vmc_options_t *o, int iters)
+{
+    uint64_t t0 = bench_now_ns();
+    for (int i = 0; i < iters; i++) {
+        if (v->opts) {
+            vmc_t *h;
+            int r = vmc_open(o, &h);
+            if (r) die("vmc_open", r);
+            vmc_close(h);
+        } else {
+            bare_pair(v->code, v->heap);
+        }
+    }
+    return (double)(bench_now_ns() - t0) / iters;
+}
+
+static int count_mappings(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    int n = 0, c;
+    if (!f) return -1;
+    while ((c = fgetc(f)) != EOF) n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+/* Make the process have about `extra` more mappings: pages with alternating
+ * protections so that the kernel cannot merge them. */
+static void *add_mappings(int extra, size_t *len)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    *len = (size_t)extra * page;
+    char *p = mmap(NULL, *len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+        perror("bench_open: mmap");
+        exit(1);
+    }
+    for (int i = 1; i < extra; i += 2) mprotect(p + (size_t)i * page, page, PROT_NONE);
+    return p;
+}
+
+int main(void)
+{
+    int quick = bench_quick();
+    int rounds = quick ? 3 : 21, iters = quick ? 20 : 200;
+    vmc_options_t o[NV];
+    for (size_t i = 0; i < NV; i++)
+        if (variants[i].opts) o[i] = opts_of(variants[i].opts);
+
+    /* Warm up (page tables, the library's first-use paths). */
+    for (size_t i = 0; i < NV; i++) run_variant(&variants[i], &o[i], 10);
+
+    double ns[NV][32], ratio[NV][32];
+    for (int r = 0; r < rounds; r++) {
+        double t[NV];
+        for (size_t k = 0; k < NV; k++) {
+            size_t i = (k + (size_t)r) % NV;  /* rotate the order each round */
+            t[i] = run_variant(&variants[i], &o[i], iters);
+        }
+        for (size_t i = 0; i < NV; i++) {
+            ns[i][r] = t[i];
+            ratio[i][r] = variants[i].peer >= 0 ? t[i] / t[variants[i].peer] : 1;
+        }
+    }
+
+    vmc_t *h;
+    int e = vmc_open(&o[0], &h);
+    if (e) die("vmc_open", e);
+    vmc_info_t info;
+    vmc_info(h, &info);
+    vmc_close(h);
+
+    printf("## vmc_open + vmc_close (issue 2)\n\n");
+    printf("Median over %d rounds of %d open/close pairs each, all variants in every round "
+           "(order rotated). The process has %d mappings. Default placement: step %d "
+           "(1 = next to the program), code region %zu MiB, heap region %zu MiB.\n\n",
+           rounds, iters, count_mappings(), info.placement, info.code_size >> 20,
+           info.heap_size >> 20);
+    printf("| variant | ns per open+close | vs bare syscalls, same sizes |\n");
+    printf("|---|---:|---:|\n");
+    double med_ratio[NV];
+    for (size_t i = 0; i < NV; i++) {
+        char buf[64];
+        double m = bench_median(ns[i], (size_t)rounds);
+        med_ratio[i] = bench_median(ratio[i], (size_t)rounds);
+        if (variants[i].peer >= 0)
+            printf("| %s | %s | %.2f× |\n", variants[i].name, bench_grouped(m, buf, sizeof buf),
+                   med_ratio[i]);
+        else
+            printf("| %s | %s | (peer) |\n", variants[i].name, bench_grouped(m, buf, sizeof buf));
+    }
+    printf("\nGoal (issue 2): at most 2× the bare syscalls. Default: %.2f× — %s; "
+           "`-vmheap_size 0`: %.2f× — %s.\n\n",
+           med_ratio[0], med_ratio[0] <= 2 ? "met" : "not met", med_ratio[2],
+           med_ratio[2] <= 2 ? "met" : "not met");
+
+    /* Scaling with the number of mappings in the process. */
+    static const int extras[] = {1000, 10000};
+    printf("### With more mappings in the process\n\n");
+    printf("Default options against the bare 2 GiB + 1 GiB pair, after adding mappings "
+           "(median over %d rounds).\n\n", quick ? 3 : 9);
+    printf("| mappings | vmcode ns | bare ns | ratio |\n|---:|---:|---:|---:|\n");
+    for (size_t x = 0; x < sizeof extras / sizeof extras[0]; x++) {
+        size_t len;
+        void *p = add_mappings(extras[x], &len);
+        int n = quick ? 3 : 9, it = extras[x] >= 10000 ? (quick ? 2 : 10) : (quick ? 5 : 50);
+        double a[16], b[16], q[16];
+        for (int r = 0; r < n; r++) {
+            a[r] = run_variant(&variants[0], &o[0], it);
+            b[r] = run_variant(&variants[1], &o[1], it);
+            q[r] = a[r] / b[r];
+        }
+        char b1[64], b2[64];
+        int maps = count_mappings();
+        printf("| %d | %s | %s | %.1f× |\n", maps, bench_grouped(bench_median(a, (size_t)n), b1, sizeof b1),
+               bench_grouped(bench_median(b, (size_t)n), b2, sizeof b2), bench_median(q, (size_t)n));
+        munmap(p, len);
+    }
+    printf("\n");
+    return 0;
+}
