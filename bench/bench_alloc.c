@@ -408,6 +408,8 @@ int main(void)
            "share one allocator (one `vmc_t`, one `JitAllocator`). asmjit %s.\n\n",
            LIVE, rounds, ajs_version());
     const char *base = have_vmc ? "vmcode" : "malloc";
+    printf("The ÷ columns divide each row's ops/s by %s's in the same round "
+           "(above 1: faster than %s).\n\n", base, base);
     printf("| allocator | 1 thread, ops/s | ÷ %s | 2 threads, ops/s | ÷ %s |\n", base, base);
     printf("|---|---:|---:|---:|---:|\n");
     for (int a = 0; a < NA; a++) {
