@@ -15,24 +15,34 @@
 #include "bench.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <link.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #define GiB ((size_t)1 << 30)
 
+enum { V_VMC, V_BARE, V_MAPS, V_NEAR };
+
 typedef struct variant {
+    int kind;             /* V_*                                              */
     const char *name;
-    const char *opts;     /* vmc option text, or NULL for the bare syscalls */
-    size_t code, heap;    /* sizes for the bare syscalls                     */
-    int peer;             /* index of the bare variant to compare with, -1  */
+    const char *opts;     /* V_VMC: option text                               */
+    size_t code, heap;    /* V_BARE, V_NEAR: sizes                            */
+    int peer;             /* index of the variant to compare with, or -1      */
+    int diag;             /* a diagnostic row (where the time goes)          */
 } variant_t;
 
 static const variant_t variants[] = {
-    {"vmcode, default (2 GiB code + 1 GiB heap)", "", 0, 0, 1},
-    {"bare mmap+munmap 2 GiB + 1 GiB", NULL, 2 * GiB, 1 * GiB, -1},
-    {"vmcode, `-vmheap_size 0` (2 GiB code)", "-vmheap_size 0", 0, 0, 3},
-    {"bare mmap+munmap 2 GiB", NULL, 2 * GiB, 0, -1},
-    {"vmcode, `-vmheap_size 0 -no_near_app`", "-vmheap_size 0 -no_near_app", 0, 0, 3},
+    {V_VMC, "vmcode, default (2 GiB code + 1 GiB heap)", "", 0, 0, 1, 0},
+    {V_BARE, "bare mmap+munmap 2 GiB + 1 GiB", NULL, 2 * GiB, 1 * GiB, -1, 0},
+    {V_VMC, "vmcode, `-vmheap_size 0` (2 GiB code)", "-vmheap_size 0", 0, 0, 3, 0},
+    {V_BARE, "bare mmap+munmap 2 GiB", NULL, 2 * GiB, 0, -1, 0},
+    {V_VMC, "vmcode, `-vmheap_size 0 -no_near_app` (placed at a random base)",
+     "-vmheap_size 0 -no_near_app", 0, 0, 3, 1},
+    {V_MAPS, "open + read to the end + close of /proc/self/maps (4 KiB reads)", NULL, 0, 0, 3, 1},
+    {V_NEAR, "mmap 2 GiB `MAP_FIXED_NOREPLACE` right below the program + munmap", NULL, 2 * GiB, 0,
+     3, 1},
 };
 #define NV (sizeof variants / sizeof variants[0])
 
@@ -71,18 +81,60 @@ static void bare_pair(size_t code, size_t heap)
     if (h) munmap(h, heap);
 }
 
+static void read_maps(void)
+{
+    char buf[4096];
+    int fd = open("/proc/self/maps", O_RDONLY);
+    if (fd < 0) {
+        perror("bench_open: /proc/self/maps");
+        exit(1);
+    }
+    while (read(fd, buf, sizeof buf) > 0) {}
+    close(fd);
+}
+
+static uintptr_t image_lo = UINTPTR_MAX;
+
+static int image_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    (void)arg;
+    for (int i = 0; i < info->dlpi_phnum; i++)
+        if (info->dlpi_phdr[i].p_type == PT_LOAD && info->dlpi_addr + info->dlpi_phdr[i].p_vaddr < image_lo)
+            image_lo = info->dlpi_addr + info->dlpi_phdr[i].p_vaddr;
+    return 1;  /* the main program only */
+}
+
+/* A 2 GiB reservation ending at the program's first page, 64 KiB aligned:
+ * what placing next to the program costs without looking at the map first. */
+static void near_pair(size_t size)
+{
+    uintptr_t at = ((image_lo & ~(uintptr_t)0xffff) - size);
+    void *p = mmap((void *)at, size, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+    if (p == MAP_FAILED || (uintptr_t)p != at) {
+        perror("bench_open: mmap below the program");
+        exit(1);
+    }
+    munmap(p, size);
+}
+
 /* ns per open/close pair over `iters` pairs. */
 static double run_variant(const variant_t *v, const vmc_options_t *o, int iters)
 {
     uint64_t t0 = bench_now_ns();
     for (int i = 0; i < iters; i++) {
-        if (v->opts) {
+        switch (v->kind) {
+        case V_VMC: {
             vmc_t *h;
             int r = vmc_open(o, &h);
             if (r) die("vmc_open", r);
             vmc_close(h);
-        } else {
-            bare_pair(v->code, v->heap);
+            break;
+        }
+        case V_BARE: bare_pair(v->code, v->heap); break;
+        case V_MAPS: read_maps(); break;
+        case V_NEAR: near_pair(v->code); break;
         }
     }
     return (double)(bench_now_ns() - t0) / iters;
@@ -118,8 +170,9 @@ int main(void)
     int quick = bench_quick();
     int rounds = quick ? 3 : 21, iters = quick ? 20 : 200;
     vmc_options_t o[NV];
+    dl_iterate_phdr(image_cb, NULL);
     for (size_t i = 0; i < NV; i++)
-        if (variants[i].opts) o[i] = opts_of(variants[i].opts);
+        if (variants[i].kind == V_VMC) o[i] = opts_of(variants[i].opts);
 
     /* Warm up (page tables, the library's first-use paths). */
     for (size_t i = 0; i < NV; i++) run_variant(&variants[i], &o[i], 10);
@@ -157,6 +210,11 @@ int main(void)
         char buf[64];
         double m = bench_median(ns[i], (size_t)rounds);
         med_ratio[i] = bench_median(ratio[i], (size_t)rounds);
+        if (variants[i].diag && (i == 0 || !variants[i - 1].diag)) {
+            printf("\nWhere the time goes: the same rounds also timed these pieces, "
+                       "per operation, against the bare 2 GiB pair.\n\n"
+                       "| piece | ns per op | vs bare 2 GiB mmap+munmap |\n|---|---:|---:|\n");
+        }
         if (variants[i].peer >= 0)
             printf("| %s | %s | %.2f× |\n", variants[i].name, bench_grouped(m, buf, sizeof buf),
                    med_ratio[i]);

@@ -50,7 +50,7 @@ for prog in "$build"/bench/bench_*; do
     name=$(basename "$prog")
     echo "bench/run.sh: running $name" >&2
     start=$(date +%s)
-    timeout "$limit" "$prog" > "$tmp.prog"
+    BENCH_OUT_DIR="$build/bench" BENCH_DOCS_DIR=docs timeout "$limit" "$prog" > "$tmp.prog"
     rc=$?
     secs=$(( $(date +%s) - start ))
     if [ $rc -eq 0 ]; then
