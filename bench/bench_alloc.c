@@ -324,16 +324,21 @@ static double timer_overhead(void)
     return bench_median(d, 1001);
 }
 
+/* Write the data and a gnuplot script next to the programs, run gnuplot. */
 static void plot(const lat_row_t *rows, int n)
 {
     const char *dir = getenv("BENCH_OUT_DIR");
     const char *docs = getenv("BENCH_DOCS_DIR");
-    char dat[4096], svg[4096];
-    snprintf(dat, sizeof dat, "%s/alloc-latency.dat", dir && *dir ? dir : ".");
+    char dat[2048], gp[2048], svg[2048], cmd[4200];
+    if (!dir || !*dir) dir = ".";
+    snprintf(dat, sizeof dat, "%s/alloc-latency.dat", dir);
+    snprintf(gp, sizeof gp, "%s/alloc-latency.gp", dir);
     snprintf(svg, sizeof svg, "%s/alloc-latency.svg", docs && *docs ? docs : "docs");
-    FILE *f = fopen(dat, "w");
-    if (!f) {
-        printf("(no plot: cannot write %s)\n\n", dat);
+    FILE *f = fopen(dat, "w"), *g = fopen(gp, "w");
+    if (!f || !g) {
+        printf("(no plot: cannot write %s)\n\n", f ? gp : dat);
+        if (f) fclose(f);
+        if (g) fclose(g);
         return;
     }
     fprintf(f, "# fill%% alloc_median alloc_p99 free_median free_p99 (ns)\n");
@@ -341,27 +346,24 @@ static void plot(const lat_row_t *rows, int n)
         fprintf(f, "%g %g %g %g %g\n", rows[i].fill_target, rows[i].a_med, rows[i].a_p99,
                 rows[i].f_med, rows[i].f_p99);
     fclose(f);
-    FILE *g = popen("gnuplot 2>&1", "w");
-    if (!g) {
-        printf("(no plot: gnuplot did not start)\n\n");
-        return;
-    }
     fprintf(g,
             "set terminal svg size 720,420 dynamic font 'sans,12' background '#ffffff'\n"
             "set output '%s'\n"
-            "set title 'vmc\\_alloc(VMC\\_CODE) latency vs fill of the 2 GiB code region'\n"
+            "set title 'vmc\\_alloc(VMC\\_CODE) latency vs fill of the code region'\n"
             "set xlabel 'fill (live requested bytes / region size), %%'\n"
-            "set ylabel 'ns per call'\n"
+            "set ylabel 'ns per call (log scale)'\n"
             "set logscale y\nset grid\nset key top left\n"
             "set xrange [0:100]\nset xtics (1, 10, 20, 30, 40, 50, 60, 70, 80, 90, 99)\n"
-            "plot '%s' using 1:2 with linespoints lw 2 pt 7 title 'vmc\\_alloc median', "
-            "'' using 1:3 with linespoints lw 2 pt 5 title 'vmc\\_alloc p99', "
-            "'' using 1:4 with linespoints lw 1 pt 6 dt 2 title 'vmc\\_free median', "
-            "'' using 1:5 with linespoints lw 1 pt 4 dt 2 title 'vmc\\_free p99'\n",
+            "plot '%s' using 1:2 with linespoints lw 2 pt 7 title 'vmc\\_alloc median', \\\n"
+            "     '' using 1:3 with linespoints lw 2 pt 5 title 'vmc\\_alloc p99', \\\n"
+            "     '' using 1:4 with linespoints lw 1 pt 6 dt 2 title 'vmc\\_free median', \\\n"
+            "     '' using 1:5 with linespoints lw 1 pt 4 dt 2 title 'vmc\\_free p99'\n",
             svg, dat);
-    int rc = pclose(g);
-    if (rc == 0) printf("Plot: [%s](%s) (data: `%s`).\n\n", svg, svg, dat);
-    else printf("(no plot: gnuplot failed, status %d)\n\n", rc);
+    fclose(g);
+    snprintf(cmd, sizeof cmd, "gnuplot '%s' >&2", gp);
+    int rc = system(cmd);
+    if (rc == 0) printf("Plot: [%s](%s) (gnuplot script: `%s`).\n\n", svg, svg, gp);
+    else printf("(no plot: `gnuplot %s` failed, status %d)\n\n", gp, rc);
 }
 
 int main(void)
