@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <link.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define GiB ((size_t)1 << 30)
@@ -119,9 +120,17 @@ static void near_pair(size_t size)
     munmap(p, size);
 }
 
-/* ns per open/close pair over `iters` pairs. */
-static double run_variant(const variant_t *v, const vmc_options_t *o, int iters)
+static double minflt(void)
 {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_minflt;
+}
+
+/* ns per open/close pair over `iters` pairs; *faults: minor page faults per pair. */
+static double run_variant(const variant_t *v, const vmc_options_t *o, int iters, double *faults)
+{
+    double f0 = minflt();
     uint64_t t0 = bench_now_ns();
     for (int i = 0; i < iters; i++) {
         switch (v->kind) {
@@ -137,7 +146,9 @@ static double run_variant(const variant_t *v, const vmc_options_t *o, int iters)
         case V_NEAR: near_pair(v->code); break;
         }
     }
-    return (double)(bench_now_ns() - t0) / iters;
+    double ns = (double)(bench_now_ns() - t0) / iters;
+    if (faults) *faults = (minflt() - f0) / iters;
+    return ns;
 }
 
 static int count_mappings(void)
@@ -175,14 +186,14 @@ int main(void)
         if (variants[i].kind == V_VMC) o[i] = opts_of(variants[i].opts);
 
     /* Warm up (page tables, the library's first-use paths). */
-    for (size_t i = 0; i < NV; i++) run_variant(&variants[i], &o[i], 10);
+    for (size_t i = 0; i < NV; i++) run_variant(&variants[i], &o[i], 10, NULL);
 
-    double ns[NV][32], ratio[NV][32];
+    double ns[NV][32], ratio[NV][32], flt[NV][32];
     for (int r = 0; r < rounds; r++) {
         double t[NV];
         for (size_t k = 0; k < NV; k++) {
             size_t i = (k + (size_t)r) % NV;  /* rotate the order each round */
-            t[i] = run_variant(&variants[i], &o[i], iters);
+            t[i] = run_variant(&variants[i], &o[i], iters, &flt[i][r]);
         }
         for (size_t i = 0; i < NV; i++) {
             ns[i][r] = t[i];
@@ -203,8 +214,8 @@ int main(void)
            "(1 = next to the program), code region %zu MiB, heap region %zu MiB.\n\n",
            rounds, iters, count_mappings(), info.placement, info.code_size >> 20,
            info.heap_size >> 20);
-    printf("| variant | ns per open+close | vs bare syscalls, same sizes |\n");
-    printf("|---|---:|---:|\n");
+    printf("| variant | ns per open+close | vs bare syscalls, same sizes | page faults per pair |\n");
+    printf("|---|---:|---:|---:|\n");
     double med_ratio[NV];
     for (size_t i = 0; i < NV; i++) {
         char buf[64];
@@ -213,13 +224,16 @@ int main(void)
         if (variants[i].diag && (i == 0 || !variants[i - 1].diag)) {
             printf("\nWhere the time goes: the same rounds also timed these pieces, "
                        "per operation, against the bare 2 GiB pair.\n\n"
-                       "| piece | ns per op | vs bare 2 GiB mmap+munmap |\n|---|---:|---:|\n");
+                       "| piece | ns per op | vs bare 2 GiB mmap+munmap | page faults per op |\n"
+                   "|---|---:|---:|---:|\n");
         }
+        double f = bench_median(flt[i], (size_t)rounds);
         if (variants[i].peer >= 0)
-            printf("| %s | %s | %.2f× |\n", variants[i].name, bench_grouped(m, buf, sizeof buf),
-                   med_ratio[i]);
+            printf("| %s | %s | %.2f× | %.1f |\n", variants[i].name,
+                   bench_grouped(m, buf, sizeof buf), med_ratio[i], f);
         else
-            printf("| %s | %s | (peer) |\n", variants[i].name, bench_grouped(m, buf, sizeof buf));
+            printf("| %s | %s | (peer) | %.1f |\n", variants[i].name,
+                   bench_grouped(m, buf, sizeof buf), f);
     }
     printf("\nGoal (issue 2): at most 2× the bare syscalls. Default: %.2f× — %s; "
            "`-vmheap_size 0`: %.2f× — %s.\n\n",
@@ -238,8 +252,8 @@ int main(void)
         int n = quick ? 3 : 9, it = extras[x] >= 10000 ? (quick ? 2 : 10) : (quick ? 5 : 50);
         double a[16], b[16], q[16];
         for (int r = 0; r < n; r++) {
-            a[r] = run_variant(&variants[0], &o[0], it);
-            b[r] = run_variant(&variants[1], &o[1], it);
+            a[r] = run_variant(&variants[0], &o[0], it, NULL);
+            b[r] = run_variant(&variants[1], &o[1], it, NULL);
             q[r] = a[r] / b[r];
         }
         char b1[64], b2[64];
