@@ -235,6 +235,7 @@ typedef struct lat_row {
     double fill_used;            /* reached: code_used / region             */
     double fill_requested;       /* reached: live requested bytes / region  */
     double a_med, a_p99, f_med, f_p99;
+    double m_med, m_p99;         /* malloc with as many live allocations    */
     size_t live;
     int enospc;
     int samples;
@@ -336,6 +337,44 @@ static int latency(lat_row_t *rows, const double *levels, int nlevels, int sampl
     return 0;
 }
 
+/* The reference: malloc latency with as many live allocations of the same
+ * mix as vmc_alloc had at each level, same pattern. */
+static void latency_malloc(lat_row_t *rows, int nlevels, int samples)
+{
+    size_t cap = rows[nlevels - 1].live + 1, live = 0;
+    slot_t *s = malloc(cap * sizeof *s);
+    double *at = malloc((size_t)samples * sizeof *at);
+    if (!s || !at) exit(1);
+    bench_rng_t rng = {12345};
+    for (int l = 0; l < nlevels; l++) {
+        size_t want = rows[l].live < cap ? rows[l].live : cap;
+        while (live < want) {
+            size_t sz = mix_size(&rng);
+            s[live].x = malloc(sz);
+            if (!s[live].x) exit(1);
+            s[live++].size = sz;
+        }
+        for (int i = 0; i < samples && live; i++) {
+            size_t k = (size_t)(bench_rand(&rng) % live);
+            free(s[k].x);
+            size_t sz = mix_size(&rng);
+            uint64_t t0 = bench_now_ns();
+            void *p = malloc(sz);
+            uint64_t t1 = bench_now_ns();
+            if (!p) exit(1);
+            /* keep the compiler from pairing the calls away */
+            __asm__ volatile("" : : "r"(p) : "memory");
+            at[i] = (double)(t1 - t0);
+            s[k] = (slot_t){p, sz};
+        }
+        rows[l].m_med = bench_percentile(at, (size_t)samples, 50);
+        rows[l].m_p99 = bench_percentile(at, (size_t)samples, 99);
+    }
+    for (size_t i = 0; i < live; i++) free(s[i].x);
+    free(s);
+    free(at);
+}
+
 static double timer_overhead(void)
 {
     double d[1001];
@@ -363,23 +402,25 @@ static void plot(const lat_row_t *rows, int n)
         if (g) fclose(g);
         return;
     }
-    fprintf(f, "# fill%% alloc_median alloc_p99 free_median free_p99 (ns)\n");
+    fprintf(f, "# fill%% alloc_median alloc_p99 free_median free_p99 malloc_median malloc_p99 (ns)\n");
     for (int i = 0; i < n; i++)
-        fprintf(f, "%g %g %g %g %g\n", rows[i].fill_used, rows[i].a_med, rows[i].a_p99,
-                rows[i].f_med, rows[i].f_p99);
+        fprintf(f, "%g %g %g %g %g %g %g\n", rows[i].fill_used, rows[i].a_med, rows[i].a_p99,
+                rows[i].f_med, rows[i].f_p99, rows[i].m_med, rows[i].m_p99);
     fclose(f);
     fprintf(g,
-            "set terminal svg size 720,420 dynamic font 'sans,12' background '#ffffff'\n"
+            "set terminal svg size 760,520 dynamic font 'sans,12' background '#ffffff'\n"
             "set output '%s'\n"
             "set title 'vmc\\_alloc(VMC\\_CODE) latency vs fill of the code region'\n"
             "set xlabel 'fill (code\\_used / region size), %%'\n"
             "set ylabel 'ns per call (log scale)'\n"
-            "set logscale y\nset grid\nset key top left\n"
+            "set logscale y\nset grid\nset key below maxrows 3 width -2\n"
             "set xrange [0:100]\nset xtics (1, 10, 20, 30, 40, 50, 60, 70, 80, 90, 99)\n"
             "plot '%s' using 1:2 with linespoints lw 2 pt 7 title 'vmc\\_alloc median', \\\n"
             "     '' using 1:3 with linespoints lw 2 pt 5 title 'vmc\\_alloc p99', \\\n"
             "     '' using 1:4 with linespoints lw 1 pt 6 dt 2 title 'vmc\\_free median', \\\n"
-            "     '' using 1:5 with linespoints lw 1 pt 4 dt 2 title 'vmc\\_free p99'\n",
+            "     '' using 1:5 with linespoints lw 1 pt 4 dt 2 title 'vmc\\_free p99', \\\n"
+            "     '' using 1:6 with linespoints lw 1 pt 3 dt 3 lc rgb 'gray40' title 'malloc median (same live count)', \\\n"
+            "     '' using 1:7 with linespoints lw 1 pt 2 dt 3 lc rgb 'gray60' title 'malloc p99 (same live count)'\n",
             svg, dat);
     fclose(g);
     snprintf(cmd, sizeof cmd, "gnuplot '%s' >&2", gp);
@@ -462,25 +503,30 @@ int main(void)
     size_t region;
     int samples = quick ? 2000 : 50000;
     latency(rows, levels, NL, samples, &region);
+    latency_malloc(rows, NL, samples);
     printf("Default options (code region %zu MiB). Fill is what `vmc_stats` counts as "
            "`code_used` (live allocations rounded to their size class) over the region size. "
            "The region is filled with the size mix above up to each level, then %d times: free "
            "a random live allocation and allocate one (each call timed alone with "
            "`clock_gettime`, whose own cost here is about %.0f ns). A call that fails with "
-           "-ENOSPC is not a sample. No memory is written.\n\n",
+           "-ENOSPC is not a sample. No memory is written. The malloc columns repeat the "
+           "same pattern with glibc malloc holding as many live allocations.\n\n",
            region >> 20, samples, timer_overhead());
     printf("| fill | reached (`code_used`) | live requested bytes | live allocations | "
-           "alloc median ns | alloc p99 ns | free median ns | free p99 ns | -ENOSPC |\n");
-    printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+           "alloc median ns | alloc p99 ns | free median ns | free p99 ns | -ENOSPC | "
+           "malloc median ns | malloc p99 ns |\n");
+    printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int i = 0; i < NL; i++) {
         char b[64];
-        printf("| %.0f %% | %.1f %% | %.1f %% | %s | %.0f | %.0f | %.0f | %.0f | %d |\n",
+        printf("| %.0f %% | %.1f %% | %.1f %% | %s | %.0f | %.0f | %.0f | %.0f | %d | %.0f | %.0f |\n",
                rows[i].fill_target, rows[i].fill_used, rows[i].fill_requested,
                bench_grouped((double)rows[i].live, b, sizeof b), rows[i].a_med, rows[i].a_p99,
-               rows[i].f_med, rows[i].f_p99, rows[i].enospc);
+               rows[i].f_med, rows[i].f_p99, rows[i].enospc, rows[i].m_med, rows[i].m_p99);
     }
-    printf("\nvmc_alloc at 99 %% fill ÷ at 1 %% fill: median %.2f, p99 %.2f.\n\n",
-           rows[NL - 1].a_med / rows[0].a_med, rows[NL - 1].a_p99 / rows[0].a_p99);
+    printf("\nvmc_alloc at 99 %% fill ÷ at 1 %% fill: median %.2f, p99 %.2f. "
+           "vmc_alloc ÷ malloc at 99 %% fill: median %.2f, p99 %.2f.\n\n",
+           rows[NL - 1].a_med / rows[0].a_med, rows[NL - 1].a_p99 / rows[0].a_p99,
+           rows[NL - 1].a_med / rows[NL - 1].m_med, rows[NL - 1].a_p99 / rows[NL - 1].m_p99);
     plot(rows, NL);
     return 0;
 }
