@@ -434,7 +434,7 @@ int main(void)
     page_size = (size_t)sysconf(_SC_PAGESIZE);
     int quick = bench_quick();
     int have_vmc = vmc_alloc != NULL && vmc_free != NULL;
-    int rounds = quick ? 3 : 9;
+    int rounds = quick ? 3 : 15;
     double target_s = quick ? 0.01 : 0.08;
 
     /* Size each allocator's batch from a short pilot so that a round takes
@@ -448,7 +448,7 @@ int main(void)
     }
 
     static const int thread_counts[] = {1, 2};
-    double tput[2][NA][32], ratio[2][NA][32];
+    double tput[2][NA][64], ratio[2][NA][64];  /* rounds <= 64 */
     for (int tc = 0; tc < 2; tc++) {
         int threads = thread_counts[tc];
         for (int r = 0; r < rounds; r++) {

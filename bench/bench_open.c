@@ -179,7 +179,7 @@ static void *add_mappings(int extra, size_t *len)
 int main(void)
 {
     int quick = bench_quick();
-    int rounds = quick ? 3 : 21, iters = quick ? 20 : 200;
+    int rounds = quick ? 3 : 31, iters = quick ? 20 : 200;
     vmc_options_t o[NV];
     dl_iterate_phdr(image_cb, NULL);
     for (size_t i = 0; i < NV; i++)
@@ -188,7 +188,7 @@ int main(void)
     /* Warm up (page tables, the library's first-use paths). */
     for (size_t i = 0; i < NV; i++) run_variant(&variants[i], &o[i], 10, NULL);
 
-    double ns[NV][32], ratio[NV][32], flt[NV][32];
+    double ns[NV][64], ratio[NV][64], flt[NV][64];  /* rounds <= 64 */
     for (int r = 0; r < rounds; r++) {
         double t[NV];
         for (size_t k = 0; k < NV; k++) {
