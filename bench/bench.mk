@@ -27,11 +27,13 @@ bench-deps:
 
 $(BENCH_SHIM): bench/asmjit_shim.cpp bench/asmjit_shim.h | bench-deps
 	@mkdir -p $(dir $@)
-	$(CXX) $(BENCH_CXXFLAGS) -c $< -o $@
+	@echo "  CXX     $<"
+	$(Q)$(CXX) $(BENCH_CXXFLAGS) -c $< -o $@
 
 $(B)/bench/bench_%: bench/bench_%.c $(wildcard bench/*.h) $(BENCH_SHIM) $(B)/libvmcode.a include/vmcode.h | bench-deps
 	@mkdir -p $(dir $@)
-	$(CC) $(BENCH_CFLAGS) $< $(BENCH_SHIM) $(B)/libvmcode.a $(BENCH_LDLIBS) -o $@
+	@echo "  CC      $@"
+	$(Q)$(CC) $(BENCH_CFLAGS) $< $(BENCH_SHIM) $(B)/libvmcode.a $(BENCH_LDLIBS) -o $@
 
 bench-build: $(BENCH_BIN)
 
