@@ -54,9 +54,9 @@ for prog in "$build"/bench/bench_*; do
     rc=$?
     secs=$(( $(date +%s) - start ))
     if [ $rc -eq 0 ]; then
-        cat "$tmp.prog" >> "$tmp"
-        echo "_($name: ${secs} s)_" >> "$tmp"
-        echo >> "$tmp"
+        # the program's markdown, without trailing blank lines, then its run time
+        sed -e :a -e '/^\n*$/{$d;N;ba' -e '}' "$tmp.prog" >> "$tmp"
+        { echo; echo "_(\`$name\`: ${secs} s)_"; echo; } >> "$tmp"
     else
         status=1
         echo "bench/run.sh: $name failed (exit $rc after ${secs} s)" >&2
