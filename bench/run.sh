@@ -54,7 +54,13 @@ for prog in "$build"/bench/bench_*; do
     rc=$?
     secs=$(( $(date +%s) - start ))
     if [ $rc -eq 0 ]; then
-        # the program's markdown, without trailing blank lines, then its run time
+        # a heading if the program printed none, its markdown without trailing
+        # blank lines, then its run time
+        first=$(grep -m 1 -v '^[[:space:]]*$' "$tmp.prog" || true)
+        case "$first" in
+            '#'*) ;;
+            *) { echo "## \`$name\`"; echo; } >> "$tmp" ;;
+        esac
         sed -e :a -e '/^\n*$/{$d;N;ba' -e '}' "$tmp.prog" >> "$tmp"
         { echo; echo "_(\`$name\`: ${secs} s)_"; echo; } >> "$tmp"
     else
