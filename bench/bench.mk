@@ -7,7 +7,7 @@
 # (bench/asmjit_shim.h), so a new bench file needs no rule of its own.  A
 # program prints markdown sections on stdout (see bench/bench.h).
 #
-#   make bench                 everything (about 3 minutes)
+#   make bench                 everything (under a minute here)
 #   make bench-build           only build the programs
 #   make bench BENCH=open      run only $(B)/bench/bench_open (results on stdout,
 #                              BENCHMARKS.md untouched)
