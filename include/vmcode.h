@@ -138,9 +138,34 @@ typedef int (*vmc_run_fn)(const vmc_run_info_t *run, void *arg);
 VMC_API int   vmc_walk(vmc_t *v, vmc_run_fn fn, void *arg);
 
 /* ---- libraries --------------------------------------------------------------- */
-enum { VMC_LOAD_DEFAULT = 0 };   /* into the code region; add flags as needed   */
+/* A library is loaded privately into the code region: validated field by
+ * field, mapped over a piece of the region, relocated with eager binding
+ * (itself first, then other private libraries, then the host process by
+ * versioned look-up), RELRO applied, constructors run dependencies first.
+ * Loading the same file again returns the same handle with one more
+ * reference.  Refusals are -ENOEXEC (bad or unsupported ELF), -ENOENT
+ * (missing file, dependency or symbol), -ENOSPC (region full); the message
+ * names the file, the field and its offset.  See docs/loader.md. */
+enum {
+    VMC_LOAD_DEFAULT = 0,    /* into the code region                            */
+    VMC_LOAD_INERT   = 1,    /* map, relocate and bind, but run none of the
+                                library's code (no constructors, destructors or
+                                IFUNC resolvers: IFUNC slots are 0) and load no
+                                dependency through the system loader: for
+                                inspection and fuzzing                          */
+};
 VMC_API int   vmc_lib_load(vmc_t *v, const char *path, int flags, vmc_lib_t **out);
+/* The same from an image in memory (copied; `bytes` may be freed after).
+ * `name` is used in messages.  Dependencies are found as for a file, except
+ * that there is no directory to look in. */
+VMC_API int   vmc_lib_load_mem(vmc_t *v, const void *bytes, size_t len, const char *name,
+                               int flags, vmc_lib_t **out);
+/* The library's own exported symbol, default version; IFUNCs resolved. */
 VMC_API void *vmc_lib_sym(vmc_lib_t *l, const char *name);  /* NULL if absent   */
+/* The piece of the code region the image occupies. */
+VMC_API int   vmc_lib_span(vmc_lib_t *l, void **start, size_t *len);
+/* Drop one reference; at the last, destructors run and the range is
+ * re-reserved.  Libraries still loaded at vmc_close are unloaded there. */
 VMC_API int   vmc_lib_unload(vmc_lib_t *l);
 
 /* ---- files ------------------------------------------------------------------- */

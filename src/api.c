@@ -3,6 +3,7 @@
 #include "error.h"
 #include "options.h"
 #include "wx.h"
+#include "loader.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -92,7 +93,11 @@ int vmc_open(const vmc_options_t *o, vmc_t **out)
     r = vmc__codeheap_init(v);
     if (r) goto fail_heap_blocks;
     vmc__stubs_init(v);
-    pthread_mutex_init(&v->lock, NULL);
+    pthread_mutexattr_t attr;  /* recursive: a constructor may load a library */
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&v->lock, &attr);
+    pthread_mutexattr_destroy(&attr);
     pthread_mutex_lock(&handles_lock);
     v->next = handles;
     handles = v;
@@ -124,6 +129,7 @@ void vmc_close(vmc_t *v)
             break;
         }
     pthread_mutex_unlock(&handles_lock);
+    vmc__loader_close(v);
     vmc__stubs_fini(v);
     vmc__codeheap_fini(v);
     vmc__blocks_fini(v->heap_blocks);
@@ -177,7 +183,9 @@ int vmc_stats(vmc_t *v, vmc_stats_t *out)
     out->heap_used = hc.live_bytes[VMC_DATA] + hu.bytes[VMC_OWNER_FILE];
     out->heap_committed = hu.committed;
     out->allocations = hc.allocations - stub_pages;
-    out->libraries = 0;
+    pthread_mutex_lock(&v->lock);
+    out->libraries = v->nlibs;
+    pthread_mutex_unlock(&v->lock);
     out->mapped_files = cu.runs[VMC_OWNER_FILE] + hu.runs[VMC_OWNER_FILE];
     return 0;
 }

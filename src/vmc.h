@@ -17,7 +17,11 @@ struct vmc {
     vmc_blocks_t *heap_blocks;   /* ... of `heap`; NULL when there is none  */
     vmc_codeheap_t *ch;          /* vmc_alloc and friends                   */
     vmc_stubs_t stubs;           /* far-target stubs                        */
-    pthread_mutex_t lock;        /* libraries and mapped-file lists         */
     struct vmc *next;            /* all open handles (api.c, for fork)      */
+    pthread_mutex_t lock;        /* libraries and mapped files (recursive)  */
+    struct vmc_lib *libs;        /* privately loaded libraries, mapping order */
+    struct vmc_lib *libs_tail;
+    size_t nlibs;
+    unsigned long lib_seq;       /* constructors run so far (unload order)  */
 };
 #endif

@@ -1,0 +1,233 @@
+/* ELF validation: everything checked before anything is mapped.
+ *
+ * Every field of the ELF header and of each program header is hostile until
+ * checked.  Ranges are compared with overflow-safe arithmetic (a + b never
+ * computed before knowing it cannot wrap); the program header table is capped
+ * at 64 KiB as bionic's ElfReader does; PT_LOAD segments must be sorted and,
+ * rounded to pages, must not overlap, so that mapping one never replaces
+ * another.  Refusals are -ENOEXEC with "NAME: WHAT (offset ...): PROBLEM".
+ *
+ * Refused outright (each a policy of the region, not only a format error):
+ * writable+executable segments, PT_INTERP (an executable, not a library),
+ * PT_TLS (no TLS for private libraries yet), an executable stack
+ * (PT_GNU_STACK with PF_X).
+ */
+#include "loader.h"
+#include "error.h"
+#include "os.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* User-space addresses end below 2^47; nothing in an image may go past. */
+#define VADDR_LIMIT ((uint64_t)1 << 47)
+
+static int add_ok(uint64_t a, uint64_t b, uint64_t *sum)
+{
+    if (a > UINT64_MAX - b) return 0;
+    *sum = a + b;
+    return 1;
+}
+
+static int is_pow2(uint64_t x) { return x && !(x & (x - 1)); }
+
+int vmc__elf_check_ehdr(const char *name, const uint8_t *hdr, size_t hdrlen, uint64_t file_size,
+                        uint64_t *phoff, unsigned *phnum)
+{
+    if (file_size < sizeof(Elf64_Ehdr) || hdrlen < sizeof(Elf64_Ehdr))
+        return vmc__fail(-ENOEXEC, "%s: ELF header (offset 0x0+0x40): file is %#lx bytes, too short",
+                         name, (unsigned long)file_size);
+    Elf64_Ehdr eh;
+    memcpy(&eh, hdr, sizeof eh);
+    if (memcmp(eh.e_ident, ELFMAG, SELFMAG))
+        return vmc__fail(-ENOEXEC, "%s: ELF header e_ident (offset 0x0): not an ELF file", name);
+    if (eh.e_ident[EI_CLASS] != ELFCLASS64)
+        return vmc__fail(-ENOEXEC, "%s: ELF header e_ident[EI_CLASS] (offset 0x4): class %u is not ELFCLASS64",
+                         name, eh.e_ident[EI_CLASS]);
+    if (eh.e_ident[EI_DATA] != ELFDATA2LSB)
+        return vmc__fail(-ENOEXEC, "%s: ELF header e_ident[EI_DATA] (offset 0x5): encoding %u is not little-endian",
+                         name, eh.e_ident[EI_DATA]);
+    if (eh.e_ident[EI_VERSION] != EV_CURRENT || eh.e_version != EV_CURRENT)
+        return vmc__fail(-ENOEXEC, "%s: ELF header e_version (offset 0x14): version %u is not EV_CURRENT",
+                         name, eh.e_version);
+    if (eh.e_type != ET_DYN)
+        return vmc__fail(-ENOEXEC, "%s: ELF header e_type (offset 0x10): type %u is not ET_DYN", name,
+                         eh.e_type);
+    if (eh.e_machine != EM_X86_64)
+        return vmc__fail(-ENOEXEC, "%s: ELF header e_machine (offset 0x12): machine %u is not EM_X86_64",
+                         name, eh.e_machine);
+    if (eh.e_phentsize != sizeof(Elf64_Phdr))
+        return vmc__fail(-ENOEXEC, "%s: ELF header e_phentsize (offset 0x36): %u is not %zu", name,
+                         eh.e_phentsize, sizeof(Elf64_Phdr));
+    if (eh.e_phnum < 1 || eh.e_phnum > VMC_ELF_MAX_PHDRS)
+        return vmc__fail(-ENOEXEC, "%s: ELF header e_phnum (offset 0x38): %u is outside 1..%zu", name,
+                         eh.e_phnum, VMC_ELF_MAX_PHDRS);
+    uint64_t end;
+    if (!add_ok(eh.e_phoff, (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr), &end) || end > file_size)
+        return vmc__fail(-ENOEXEC,
+                         "%s: ELF header e_phoff (offset 0x20): program header table %#lx+%#lx "
+                         "is past the end of the file (%#lx bytes)",
+                         name, (unsigned long)eh.e_phoff,
+                         (unsigned long)(eh.e_phnum * sizeof(Elf64_Phdr)), (unsigned long)file_size);
+    if (eh.e_phoff % 8)
+        return vmc__fail(-ENOEXEC, "%s: ELF header e_phoff (offset 0x20): %#lx is not 8-byte aligned",
+                         name, (unsigned long)eh.e_phoff);
+    *phoff = eh.e_phoff;
+    *phnum = eh.e_phnum;
+    return 0;
+}
+
+/* "program header 3 (offset 0x40+0xa8)" */
+#define PH_FAIL(e, i, ...)                                                                 \
+    vmc__fail(-ENOEXEC, "%s: program header %u (offset %#lx+%#lx): " __VA_ARGS__)
+#define PH_ARGS(e, i) (e)->name, (unsigned)(i), (unsigned long)(e)->phoff, \
+    (unsigned long)((i) * sizeof(Elf64_Phdr))
+
+static int check_load(vmc_elf_t *e, unsigned i, const Elf64_Phdr *p, size_t page)
+{
+    uint64_t fend, vend;
+    if (!add_ok(p->p_offset, p->p_filesz, &fend) || fend > e->file_size)
+        return PH_FAIL(e, i, "p_offset %#lx + p_filesz %#lx is past the end of the file (%#lx bytes)",
+                       PH_ARGS(e, i), (unsigned long)p->p_offset, (unsigned long)p->p_filesz,
+                       (unsigned long)e->file_size);
+    if (p->p_filesz > p->p_memsz)
+        return PH_FAIL(e, i, "p_filesz %#lx > p_memsz %#lx", PH_ARGS(e, i),
+                       (unsigned long)p->p_filesz, (unsigned long)p->p_memsz);
+    if (!add_ok(p->p_vaddr, p->p_memsz, &vend) || vend > VADDR_LIMIT)
+        return PH_FAIL(e, i, "p_vaddr %#lx + p_memsz %#lx is past the address space", PH_ARGS(e, i),
+                       (unsigned long)p->p_vaddr, (unsigned long)p->p_memsz);
+    if (p->p_align > 1 && !is_pow2(p->p_align))
+        return PH_FAIL(e, i, "p_align %#lx is not a power of two", PH_ARGS(e, i),
+                       (unsigned long)p->p_align);
+    if (p->p_align > 1 && p->p_offset % p->p_align != p->p_vaddr % p->p_align)
+        return PH_FAIL(e, i, "p_offset %#lx and p_vaddr %#lx are not congruent modulo p_align %#lx",
+                       PH_ARGS(e, i), (unsigned long)p->p_offset, (unsigned long)p->p_vaddr,
+                       (unsigned long)p->p_align);
+    if (p->p_offset % page != p->p_vaddr % page)
+        return PH_FAIL(e, i, "p_offset %#lx and p_vaddr %#lx are not congruent modulo the page size %#zx",
+                       PH_ARGS(e, i), (unsigned long)p->p_offset, (unsigned long)p->p_vaddr, page);
+    if ((p->p_flags & PF_W) && (p->p_flags & PF_X))
+        return PH_FAIL(e, i, "segment is writable and executable (p_flags %#x)", PH_ARGS(e, i),
+                       p->p_flags);
+    if (p->p_memsz == 0) return 0;  /* an empty PT_LOAD maps nothing */
+    if (e->nload == VMC_ELF_MAX_LOADS)
+        return PH_FAIL(e, i, "more than %d PT_LOAD segments", PH_ARGS(e, i), VMC_ELF_MAX_LOADS);
+    if (e->nload) {
+        const vmc_seg_t *prev = &e->load[e->nload - 1];
+        uint64_t prev_end = (prev->vaddr + prev->memsz + page - 1) & ~(uint64_t)(page - 1);
+        if (p->p_vaddr < prev->vaddr)
+            return PH_FAIL(e, i, "PT_LOAD p_vaddr %#lx is below the previous one's %#lx (not sorted)",
+                           PH_ARGS(e, i), (unsigned long)p->p_vaddr, (unsigned long)prev->vaddr);
+        if ((p->p_vaddr & ~(uint64_t)(page - 1)) < prev_end)
+            return PH_FAIL(e, i, "PT_LOAD p_vaddr %#lx overlaps program header %u's pages (up to %#lx)",
+                           PH_ARGS(e, i), (unsigned long)p->p_vaddr, prev->index,
+                           (unsigned long)prev_end);
+    }
+    vmc_seg_t *s = &e->load[e->nload++];
+    s->vaddr = p->p_vaddr;
+    s->memsz = p->p_memsz;
+    s->offset = p->p_offset;
+    s->filesz = p->p_filesz;
+    s->flags = p->p_flags;
+    s->index = i;
+    if (p->p_align > e->align) e->align = p->p_align;
+    return 0;
+}
+
+const vmc_seg_t *vmc__elf_seg(const vmc_elf_t *e, uint64_t vaddr, uint64_t size, int mem)
+{
+    for (int i = 0; i < e->nload; i++) {
+        const vmc_seg_t *s = &e->load[i];
+        uint64_t len = mem ? s->memsz : s->filesz;
+        if (vaddr >= s->vaddr && vaddr - s->vaddr <= len && size <= len - (vaddr - s->vaddr))
+            return s;
+    }
+    return NULL;
+}
+
+uint64_t vmc__elf_offset(const vmc_elf_t *e, uint64_t vaddr)
+{
+    const vmc_seg_t *s = vmc__elf_seg(e, vaddr, 0, 0);
+    return s ? s->offset + (vaddr - s->vaddr) : vaddr;
+}
+
+int vmc__elf_check_phdrs(vmc_elf_t *e, const Elf64_Phdr *ph)
+{
+    size_t page = vmc__os_page_size();
+    int ndyn = 0, r;
+    unsigned dyn_index = 0;
+    const Elf64_Phdr *relro = NULL;
+    unsigned relro_index = 0;
+    e->nload = 0;
+    e->align = page;
+    for (unsigned i = 0; i < e->phnum; i++) {
+        Elf64_Phdr p;
+        memcpy(&p, &ph[i], sizeof p);
+        switch (p.p_type) {
+        case PT_LOAD:
+            if ((r = check_load(e, i, &p, page))) return r;
+            break;
+        case PT_DYNAMIC:
+            if (++ndyn > 1)
+                return PH_FAIL(e, i, "a second PT_DYNAMIC", PH_ARGS(e, i));
+            e->dyn_vaddr = p.p_vaddr;
+            e->dyn_offset = p.p_offset;
+            e->dyn_size = p.p_filesz;
+            dyn_index = i;
+            break;
+        case PT_INTERP:
+            return PH_FAIL(e, i, "PT_INTERP: an executable, not a shared library", PH_ARGS(e, i));
+        case PT_TLS:
+            return PH_FAIL(e, i, "PT_TLS: thread-local storage is not supported in private libraries",
+                           PH_ARGS(e, i));
+        case PT_GNU_STACK:
+            if (p.p_flags & PF_X)
+                return PH_FAIL(e, i, "PT_GNU_STACK asks for an executable stack", PH_ARGS(e, i));
+            break;
+        case PT_GNU_RELRO:
+            relro = &ph[i];
+            relro_index = i;
+            break;
+        default:
+            break;
+        }
+    }
+    if (e->nload == 0)
+        return vmc__fail(-ENOEXEC, "%s: program headers (offset %#lx): no PT_LOAD segment", e->name,
+                         (unsigned long)e->phoff);
+    if (ndyn == 0)
+        return vmc__fail(-ENOEXEC, "%s: program headers (offset %#lx): no PT_DYNAMIC segment", e->name,
+                         (unsigned long)e->phoff);
+    {
+        unsigned i = dyn_index;
+        uint64_t end;
+        if (e->dyn_size < sizeof(Elf64_Dyn) || e->dyn_size % sizeof(Elf64_Dyn) ||
+            e->dyn_vaddr % 8)
+            return PH_FAIL(e, i, "PT_DYNAMIC p_vaddr %#lx p_filesz %#lx is not a table of Elf64_Dyn",
+                           PH_ARGS(e, i), (unsigned long)e->dyn_vaddr, (unsigned long)e->dyn_size);
+        const vmc_seg_t *s = vmc__elf_seg(e, e->dyn_vaddr, e->dyn_size, 0);
+        if (!s || !add_ok(e->dyn_offset, e->dyn_size, &end) ||
+            e->dyn_offset != s->offset + (e->dyn_vaddr - s->vaddr))
+            return PH_FAIL(e, i, "PT_DYNAMIC %#lx+%#lx is not inside the file part of a PT_LOAD",
+                           PH_ARGS(e, i), (unsigned long)e->dyn_vaddr, (unsigned long)e->dyn_size);
+    }
+    e->relro_size = 0;
+    if (relro) {
+        Elf64_Phdr p;
+        memcpy(&p, relro, sizeof p);
+        if (p.p_memsz) {
+            const vmc_seg_t *s = vmc__elf_seg(e, p.p_vaddr, p.p_memsz, 1);
+            if (!s || !(s->flags & PF_W))
+                return PH_FAIL(e, relro_index, "PT_GNU_RELRO %#lx+%#lx is not inside a writable PT_LOAD",
+                               PH_ARGS(e, relro_index), (unsigned long)p.p_vaddr,
+                               (unsigned long)p.p_memsz);
+            e->relro_vaddr = p.p_vaddr;
+            e->relro_size = p.p_memsz;
+        }
+    }
+    e->lo = e->load[0].vaddr & ~(uint64_t)(page - 1);
+    const vmc_seg_t *last = &e->load[e->nload - 1];
+    e->hi = (last->vaddr + last->memsz + page - 1) & ~(uint64_t)(page - 1);
+    if (e->align > VMC_ELF_MAX_ALIGN) e->align = VMC_ELF_MAX_ALIGN;
+    return 0;
+}

@@ -1,0 +1,535 @@
+/* The dynamic section, the tables it points to, and symbol look-up.
+ *
+ * The image is mapped by the time this runs, so the tables are read in
+ * place, but every address and size that the dynamic section gives is
+ * checked first to lie inside the file-backed part of one readable PT_LOAD
+ * (vmc__elf_ptr), with its alignment; sizes are checked against entry sizes;
+ * the string table must end in a NUL so that any offset below DT_STRSZ is a
+ * terminated string; every symbol's name offset is checked once here, as is
+ * every version index, so later look-ups need not.
+ *
+ * The symbol count is not in the dynamic section: it is DT_HASH's nchain,
+ * or for DT_GNU_HASH one past the end of the chain that starts at the
+ * largest bucket (walked with bounds).  Look-ups use DT_GNU_HASH when present
+ * (bloom filter, then the bucket's chain) and DT_HASH otherwise, with a step
+ * limit so a hostile chain cannot loop.
+ *
+ * Versions: DT_VERDEF and DT_VERNEED together define what each version index
+ * means; a table indexed by version gives the name, and for VERNEED the file
+ * that is asked for (it is what dlvsym gets).  A versioned reference matches
+ * a definition of that version name; an unversioned one matches the default
+ * (non-hidden) definition.
+ */
+#include "loader.h"
+#include "error.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_VERSION_INDEX 0x7fff
+#define MAX_SYMBOLS       (1u << 24)
+
+static int add_ok(uint64_t a, uint64_t b, uint64_t *sum)
+{
+    if (a > UINT64_MAX - b) return 0;
+    *sum = a + b;
+    return 1;
+}
+
+const void *vmc__elf_ptr(const vmc_lib_t *l, uint64_t vaddr, uint64_t size)
+{
+    const vmc_seg_t *s = vmc__elf_seg(&l->elf, vaddr, size, 0);
+    if (!s || !(s->flags & PF_R)) return NULL;
+    return (const void *)(l->bias + vaddr);
+}
+
+const char *vmc__elf_str(const vmc_lib_t *l, uint32_t off)
+{
+    return off < l->strsz ? l->strtab + off : "";
+}
+
+uint32_t vmc__elf_hash(const char *name)
+{
+    uint32_t h = 0;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+        h = (h << 4) + *p;
+        uint32_t g = h & 0xf0000000u;
+        if (g) h ^= g >> 24;
+        h &= ~g;
+    }
+    return h;
+}
+
+static uint32_t gnu_hash(const char *name)
+{
+    uint32_t h = 5381;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++) h = h * 33 + *p;
+    return h;
+}
+
+static const char *tag_name(int64_t tag)
+{
+    switch (tag) {
+    case DT_NEEDED: return "DT_NEEDED";
+    case DT_PLTRELSZ: return "DT_PLTRELSZ";
+    case DT_HASH: return "DT_HASH";
+    case DT_STRTAB: return "DT_STRTAB";
+    case DT_SYMTAB: return "DT_SYMTAB";
+    case DT_RELA: return "DT_RELA";
+    case DT_RELASZ: return "DT_RELASZ";
+    case DT_RELAENT: return "DT_RELAENT";
+    case DT_STRSZ: return "DT_STRSZ";
+    case DT_SYMENT: return "DT_SYMENT";
+    case DT_INIT: return "DT_INIT";
+    case DT_FINI: return "DT_FINI";
+    case DT_SONAME: return "DT_SONAME";
+    case DT_REL: return "DT_REL";
+    case DT_RELSZ: return "DT_RELSZ";
+    case DT_PLTREL: return "DT_PLTREL";
+    case DT_TEXTREL: return "DT_TEXTREL";
+    case DT_JMPREL: return "DT_JMPREL";
+    case DT_INIT_ARRAY: return "DT_INIT_ARRAY";
+    case DT_FINI_ARRAY: return "DT_FINI_ARRAY";
+    case DT_INIT_ARRAYSZ: return "DT_INIT_ARRAYSZ";
+    case DT_FINI_ARRAYSZ: return "DT_FINI_ARRAYSZ";
+    case DT_FLAGS: return "DT_FLAGS";
+    case DT_PREINIT_ARRAY: return "DT_PREINIT_ARRAY";
+    case DT_RELRSZ: return "DT_RELRSZ";
+    case DT_RELR: return "DT_RELR";
+    case DT_RELRENT: return "DT_RELRENT";
+    case DT_GNU_HASH: return "DT_GNU_HASH";
+    case DT_VERSYM: return "DT_VERSYM";
+    case DT_VERDEF: return "DT_VERDEF";
+    case DT_VERDEFNUM: return "DT_VERDEFNUM";
+    case DT_VERNEED: return "DT_VERNEED";
+    case DT_VERNEEDNUM: return "DT_VERNEEDNUM";
+    case DT_FLAGS_1: return "DT_FLAGS_1";
+    default: return "entry";
+    }
+}
+
+/* Where each tag we use was found (dynamic entry index), for messages. */
+enum { T_STRTAB, T_STRSZ, T_SYMTAB, T_HASH, T_GNU_HASH, T_RELA, T_RELASZ, T_JMPREL, T_PLTRELSZ,
+       T_RELR, T_RELRSZ, T_INIT_ARRAY, T_INIT_ARRAYSZ, T_FINI_ARRAY, T_FINI_ARRAYSZ, T_VERSYM,
+       T_VERDEF, T_VERDEFNUM, T_VERNEED, T_VERNEEDNUM, T_SONAME, T_COUNT };
+
+typedef struct dyn_ctx {
+    vmc_lib_t *l;
+    int at[T_COUNT];             /* entry index + 1, 0 = absent             */
+    uint64_t val[T_COUNT];
+    int needed_at[VMC_ELF_MAX_NEEDED];
+} dyn_ctx_t;
+
+static int dyn_fail(const dyn_ctx_t *c, int t, const char *fmt, ...) VMC_PRINTF(3, 4);
+
+/* "libx.so: dynamic entry 7 DT_SYMTAB (offset 0x2de0+0x70): PROBLEM" */
+static int dyn_entry_fail(const vmc_lib_t *l, size_t i, const char *msg)
+{
+    return vmc__fail(-ENOEXEC, "%s: dynamic entry %zu %s (offset %#lx+%#lx): %s", l->name, i,
+                     tag_name(l->dyn[i].d_tag), (unsigned long)l->elf.dyn_offset,
+                     (unsigned long)(i * sizeof(Elf64_Dyn)), msg);
+}
+
+static int dyn_fail(const dyn_ctx_t *c, int t, const char *fmt, ...)
+{
+    char msg[320];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return dyn_entry_fail(c->l, (size_t)c->at[t] - 1, msg);
+}
+
+/* A table named by entry t: [val, val+size) inside the image, aligned. */
+static const void *table(const dyn_ctx_t *c, int t, uint64_t size, uint64_t align, int *err)
+{
+    uint64_t a = c->val[t];
+    const void *p = vmc__elf_ptr(c->l, a, size);
+    if (!p) {
+        *err = dyn_fail(c, t, "%#lx+%#lx is not inside the file part of a readable PT_LOAD",
+                        (unsigned long)a, (unsigned long)size);
+        return NULL;
+    }
+    if (a % align) {
+        *err = dyn_fail(c, t, "%#lx is not %lu-byte aligned", (unsigned long)a, (unsigned long)align);
+        return NULL;
+    }
+    return p;
+}
+
+static int read_gnu_hash(dyn_ctx_t *c, size_t *nsyms)
+{
+    vmc_lib_t *l = c->l;
+    int err = 0;
+    const uint32_t *h = table(c, T_GNU_HASH, 16, 8, &err);
+    if (!h) return err;
+    uint64_t off = vmc__elf_offset(&l->elf, c->val[T_GNU_HASH]);
+    uint32_t nb = h[0], symoff = h[1], bloom = h[2], shift = h[3];
+    if (nb == 0)
+        return vmc__fail(-ENOEXEC, "%s: DT_GNU_HASH (offset %#lx): nbuckets is 0", l->name,
+                         (unsigned long)off);
+    if (bloom == 0 || (bloom & (bloom - 1)))
+        return vmc__fail(-ENOEXEC, "%s: DT_GNU_HASH (offset %#lx+0x8): bloom size %u is not a power of two",
+                         l->name, (unsigned long)off, bloom);
+    if (shift >= 64)
+        return vmc__fail(-ENOEXEC, "%s: DT_GNU_HASH (offset %#lx+0xc): bloom shift %u is not below 64",
+                         l->name, (unsigned long)off, shift);
+    uint64_t size = 16 + (uint64_t)bloom * 8 + (uint64_t)nb * 4;
+    if (!vmc__elf_ptr(l, c->val[T_GNU_HASH], size))
+        return vmc__fail(-ENOEXEC, "%s: DT_GNU_HASH (offset %#lx): %u buckets and %u bloom words "
+                         "run past the end of their segment", l->name, (unsigned long)off, nb, bloom);
+    l->g_nbuckets = nb;
+    l->g_symoffset = symoff;
+    l->g_bloom_size = bloom;
+    l->g_bloom_shift = shift;
+    l->g_bloom = (const uint64_t *)(h + 4);
+    l->g_buckets = (const uint32_t *)(l->g_bloom + bloom);
+    l->g_chain = l->g_buckets + nb;
+    uint32_t maxb = 0;
+    for (uint32_t i = 0; i < nb; i++) {
+        uint32_t b = l->g_buckets[i];
+        if (b && b < symoff)
+            return vmc__fail(-ENOEXEC, "%s: DT_GNU_HASH bucket %u (offset %#lx+%#lx): symbol %u is below "
+                             "symoffset %u", l->name, i, (unsigned long)off,
+                             (unsigned long)(16 + (uint64_t)bloom * 8 + (uint64_t)i * 4), b, symoff);
+        if (b > maxb) maxb = b;
+    }
+    if (maxb == 0) {
+        *nsyms = symoff;
+        return 0;
+    }
+    uint64_t chain_va = c->val[T_GNU_HASH] + size;
+    for (uint64_t i = maxb;; i++) {
+        if (i >= MAX_SYMBOLS)
+            return vmc__fail(-ENOEXEC, "%s: DT_GNU_HASH (offset %#lx): chain has more than %u symbols",
+                             l->name, (unsigned long)off, MAX_SYMBOLS);
+        const uint32_t *e = vmc__elf_ptr(l, chain_va + (i - symoff) * 4, 4);
+        if (!e)
+            return vmc__fail(-ENOEXEC, "%s: DT_GNU_HASH (offset %#lx): chain of symbol %lu runs past "
+                             "the end of its segment", l->name, (unsigned long)off, (unsigned long)i);
+        if (*e & 1) {
+            *nsyms = i + 1;
+            return 0;
+        }
+    }
+}
+
+static int read_sysv_hash(dyn_ctx_t *c, size_t *nsyms)
+{
+    vmc_lib_t *l = c->l;
+    int err = 0;
+    const uint32_t *h = table(c, T_HASH, 8, 4, &err);
+    if (!h) return err;
+    uint32_t nb = h[0], nc = h[1];
+    if (nb == 0 || nc > MAX_SYMBOLS || !vmc__elf_ptr(l, c->val[T_HASH], 8 + 4 * ((uint64_t)nb + nc)))
+        return vmc__fail(-ENOEXEC, "%s: DT_HASH (offset %#lx): %u buckets and %u chains do not fit "
+                         "their segment", l->name,
+                         (unsigned long)vmc__elf_offset(&l->elf, c->val[T_HASH]), nb, nc);
+    l->h_nbucket = nb;
+    l->h_bucket = h + 2;
+    l->h_chain = h + 2 + nb;
+    *nsyms = nc;
+    return 0;
+}
+
+/* Walk DT_VERDEF and DT_VERNEED; with fill == 0 only find the largest index. */
+static int walk_versions(dyn_ctx_t *c, int fill, size_t *maxidx)
+{
+    vmc_lib_t *l = c->l;
+    size_t budget = MAX_VERSION_INDEX;
+    if (c->at[T_VERDEF]) {
+        uint64_t va = c->val[T_VERDEF];
+        uint64_t n = c->at[T_VERDEFNUM] ? c->val[T_VERDEFNUM] : 0;
+        for (uint64_t k = 0; k < n; k++) {
+            if (!budget--) return dyn_fail(c, T_VERDEFNUM, "more than %d versions", MAX_VERSION_INDEX);
+            const Elf64_Verdef *d = vmc__elf_ptr(l, va, sizeof *d);
+            uint64_t aux;
+            if (!d || va % 4 || !add_ok(va, d->vd_aux, &aux))
+                return dyn_fail(c, T_VERDEF, "definition %lu at %#lx is outside the image",
+                                (unsigned long)k, (unsigned long)va);
+            if (d->vd_version != 1)
+                return dyn_fail(c, T_VERDEF, "definition %lu has vd_version %u", (unsigned long)k,
+                                d->vd_version);
+            const Elf64_Verdaux *a = d->vd_cnt ? vmc__elf_ptr(l, aux, sizeof *a) : NULL;
+            if (!a || aux % 4 || a->vda_name >= l->strsz)
+                return dyn_fail(c, T_VERDEF, "definition %lu has no name inside the string table",
+                                (unsigned long)k);
+            size_t ndx = d->vd_ndx & MAX_VERSION_INDEX;
+            if (ndx > *maxidx && !fill) *maxidx = ndx;
+            if (fill && ndx < l->nvers) {
+                l->vers[ndx].name = l->strtab + a->vda_name;
+                l->vers[ndx].file = NULL;
+                l->vers[ndx].hash = d->vd_hash;
+                l->vers[ndx].defined = 1;
+            }
+            if (!d->vd_next) break;
+            if (!add_ok(va, d->vd_next, &va))
+                return dyn_fail(c, T_VERDEF, "definition %lu: vd_next overflows", (unsigned long)k);
+        }
+    }
+    if (c->at[T_VERNEED]) {
+        uint64_t va = c->val[T_VERNEED];
+        uint64_t n = c->at[T_VERNEEDNUM] ? c->val[T_VERNEEDNUM] : 0;
+        for (uint64_t k = 0; k < n; k++) {
+            const Elf64_Verneed *d = vmc__elf_ptr(l, va, sizeof *d);
+            uint64_t aux;
+            if (!d || va % 4 || !add_ok(va, d->vn_aux, &aux))
+                return dyn_fail(c, T_VERNEED, "requirement %lu at %#lx is outside the image",
+                                (unsigned long)k, (unsigned long)va);
+            if (d->vn_version != 1)
+                return dyn_fail(c, T_VERNEED, "requirement %lu has vn_version %u", (unsigned long)k,
+                                d->vn_version);
+            if (d->vn_file >= l->strsz)
+                return dyn_fail(c, T_VERNEED, "requirement %lu: vn_file %#x is outside the string table",
+                                (unsigned long)k, d->vn_file);
+            for (unsigned j = 0; j < d->vn_cnt; j++) {
+                if (!budget--)
+                    return dyn_fail(c, T_VERNEEDNUM, "more than %d versions", MAX_VERSION_INDEX);
+                const Elf64_Vernaux *a = vmc__elf_ptr(l, aux, sizeof *a);
+                if (!a || aux % 4 || a->vna_name >= l->strsz)
+                    return dyn_fail(c, T_VERNEED, "requirement %lu version %u is outside the image or "
+                                    "has no name", (unsigned long)k, j);
+                size_t ndx = a->vna_other & MAX_VERSION_INDEX;
+                if (ndx > *maxidx && !fill) *maxidx = ndx;
+                if (fill && ndx < l->nvers) {
+                    l->vers[ndx].name = l->strtab + a->vna_name;
+                    l->vers[ndx].file = l->strtab + d->vn_file;
+                    l->vers[ndx].hash = a->vna_hash;
+                    l->vers[ndx].defined = 0;
+                }
+                if (!a->vna_next) break;
+                if (!add_ok(aux, a->vna_next, &aux))
+                    return dyn_fail(c, T_VERNEED, "requirement %lu: vna_next overflows", (unsigned long)k);
+            }
+            if (!d->vn_next) break;
+            if (!add_ok(va, d->vn_next, &va))
+                return dyn_fail(c, T_VERNEED, "requirement %lu: vn_next overflows", (unsigned long)k);
+        }
+    }
+    return 0;
+}
+
+static int read_versions(dyn_ctx_t *c)
+{
+    vmc_lib_t *l = c->l;
+    int err = 0;
+    if (!c->at[T_VERSYM]) return 0;
+    l->versym = table(c, T_VERSYM, (uint64_t)l->nsyms * 2, 2, &err);
+    if (!l->versym) return err;
+    size_t maxidx = 1;
+    if ((err = walk_versions(c, 0, &maxidx))) return err;
+    l->nvers = maxidx + 1;
+    l->vers = calloc(l->nvers, sizeof *l->vers);
+    if (!l->vers) return vmc__fail(-ENOMEM, "%s: out of memory for %zu versions", l->name, l->nvers);
+    if ((err = walk_versions(c, 1, &maxidx))) return err;
+    for (size_t i = 0; i < l->nsyms; i++) {
+        size_t ndx = l->versym[i] & MAX_VERSION_INDEX;
+        if (ndx > 1 && (ndx >= l->nvers || !l->vers[ndx].name))
+            return vmc__fail(-ENOEXEC, "%s: DT_VERSYM entry %zu (offset %#lx+%#lx): version index %zu "
+                             "is defined by neither DT_VERDEF nor DT_VERNEED", l->name, i,
+                             (unsigned long)vmc__elf_offset(&l->elf, c->val[T_VERSYM]),
+                             (unsigned long)(i * 2), ndx);
+    }
+    return 0;
+}
+
+static int reloc_table(dyn_ctx_t *c, int t, int tsz, uint64_t entsize, uint64_t *va, uint64_t *sz)
+{
+    if (!c->at[t] && !c->at[tsz]) return 0;
+    if (!c->at[t] || !c->at[tsz])
+        return dyn_fail(c, c->at[t] ? t : tsz, "given without its %s", c->at[t] ? "size" : "address");
+    int err = 0;
+    if (c->val[tsz] % entsize)
+        return dyn_fail(c, tsz, "%#lx is not a multiple of %lu", (unsigned long)c->val[tsz],
+                        (unsigned long)entsize);
+    if (c->val[tsz] && !table(c, t, c->val[tsz], 8, &err)) return err;
+    *va = c->val[t];
+    *sz = c->val[tsz];
+    return 0;
+}
+
+int vmc__elf_dyn(vmc_lib_t *l)
+{
+    dyn_ctx_t c;
+    memset(&c, 0, sizeof c);
+    c.l = l;
+    l->dyn = vmc__elf_ptr(l, l->elf.dyn_vaddr, l->elf.dyn_size);
+    if (!l->dyn)  /* checked in elf_check, unless the segment is not readable */
+        return vmc__fail(-ENOEXEC, "%s: PT_DYNAMIC (offset %#lx) is not in a readable segment", l->name,
+                         (unsigned long)l->elf.dyn_offset);
+    l->ndyn = l->elf.dyn_size / sizeof(Elf64_Dyn);
+    for (size_t i = 0; i < l->ndyn; i++) {
+        int64_t tag = l->dyn[i].d_tag;
+        uint64_t val = l->dyn[i].d_un.d_val;
+        int t = -1;
+        if (tag == DT_NULL) break;
+        switch (tag) {
+        case DT_NEEDED:
+            if (l->nneeded == VMC_ELF_MAX_NEEDED)
+                return dyn_entry_fail(l, i, "more than 64 DT_NEEDED entries");
+            c.needed_at[l->nneeded] = (int)i;
+            l->needed[l->nneeded++] = (uint32_t)(val > UINT32_MAX ? UINT32_MAX : val);
+            break;
+        case DT_STRTAB: t = T_STRTAB; break;
+        case DT_STRSZ: t = T_STRSZ; break;
+        case DT_SYMTAB: t = T_SYMTAB; break;
+        case DT_HASH: t = T_HASH; break;
+        case DT_GNU_HASH: t = T_GNU_HASH; break;
+        case DT_RELA: t = T_RELA; break;
+        case DT_RELASZ: t = T_RELASZ; break;
+        case DT_JMPREL: t = T_JMPREL; break;
+        case DT_PLTRELSZ: t = T_PLTRELSZ; break;
+        case DT_RELR: t = T_RELR; break;
+        case DT_RELRSZ: t = T_RELRSZ; break;
+        case DT_INIT_ARRAY: t = T_INIT_ARRAY; break;
+        case DT_INIT_ARRAYSZ: t = T_INIT_ARRAYSZ; break;
+        case DT_FINI_ARRAY: t = T_FINI_ARRAY; break;
+        case DT_FINI_ARRAYSZ: t = T_FINI_ARRAYSZ; break;
+        case DT_VERSYM: t = T_VERSYM; break;
+        case DT_VERDEF: t = T_VERDEF; break;
+        case DT_VERDEFNUM: t = T_VERDEFNUM; break;
+        case DT_VERNEED: t = T_VERNEED; break;
+        case DT_VERNEEDNUM: t = T_VERNEEDNUM; break;
+        case DT_SONAME: t = T_SONAME; break;
+        case DT_INIT: l->init = val; break;
+        case DT_FINI: l->fini = val; break;
+        case DT_SYMENT:
+            if (val != sizeof(Elf64_Sym)) return dyn_entry_fail(l, i, "symbol size is not 24");
+            break;
+        case DT_RELAENT:
+            if (val != sizeof(Elf64_Rela)) return dyn_entry_fail(l, i, "relocation size is not 24");
+            break;
+        case DT_RELRENT:
+            if (val != 8) return dyn_entry_fail(l, i, "RELR entry size is not 8");
+            break;
+        case DT_PLTREL:
+            if (val != DT_RELA) return dyn_entry_fail(l, i, "PLT relocations are not DT_RELA");
+            break;
+        case DT_REL:
+        case DT_RELSZ:
+            return dyn_entry_fail(l, i, "DT_REL relocations are not used on x86-64");
+        case DT_TEXTREL:
+            return dyn_entry_fail(l, i, "text relocations are refused");
+        case DT_FLAGS:
+            l->dt_flags = val;
+            if (val & DF_TEXTREL) return dyn_entry_fail(l, i, "DF_TEXTREL: text relocations are refused");
+            if (val & DF_STATIC_TLS)
+                return dyn_entry_fail(l, i, "DF_STATIC_TLS: initial-exec TLS is not supported");
+            break;
+        case DT_FLAGS_1: l->dt_flags_1 = val; break;
+        case DT_PREINIT_ARRAY:
+        case DT_PREINIT_ARRAYSZ:
+            return dyn_entry_fail(l, i, "DT_PREINIT_ARRAY belongs in executables");
+        default: break;
+        }
+        if (t >= 0) {
+            c.at[t] = (int)i + 1;
+            c.val[t] = val;
+        }
+    }
+
+    int err = 0;
+    if (!c.at[T_STRTAB] || !c.at[T_STRSZ] || !c.at[T_SYMTAB] || (!c.at[T_HASH] && !c.at[T_GNU_HASH]))
+        return vmc__fail(-ENOEXEC, "%s: dynamic section (offset %#lx): %s is missing", l->name,
+                         (unsigned long)l->elf.dyn_offset,
+                         !c.at[T_STRTAB] ? "DT_STRTAB" : !c.at[T_STRSZ] ? "DT_STRSZ"
+                         : !c.at[T_SYMTAB] ? "DT_SYMTAB" : "DT_HASH or DT_GNU_HASH");
+    if (c.val[T_STRSZ] == 0 || c.val[T_STRSZ] > UINT32_MAX)
+        return dyn_fail(&c, T_STRSZ, "string table size %#lx", (unsigned long)c.val[T_STRSZ]);
+    l->strtab = table(&c, T_STRTAB, c.val[T_STRSZ], 1, &err);
+    if (!l->strtab) return err;
+    l->strsz = c.val[T_STRSZ];
+    if (l->strtab[l->strsz - 1])
+        return dyn_fail(&c, T_STRSZ, "the string table does not end in a NUL");
+
+    size_t ng = 0, nh = 0;
+    if (c.at[T_GNU_HASH] && (err = read_gnu_hash(&c, &ng))) return err;
+    if (c.at[T_HASH] && (err = read_sysv_hash(&c, &nh))) return err;
+    l->nsyms = ng > nh ? ng : nh;
+    l->symtab = table(&c, T_SYMTAB, (uint64_t)l->nsyms * sizeof(Elf64_Sym), 8, &err);
+    if (!l->symtab) return err;
+    for (size_t i = 0; i < l->nsyms; i++) {
+        if (l->symtab[i].st_name >= l->strsz)
+            return vmc__fail(-ENOEXEC, "%s: symbol %zu (offset %#lx+%#lx): st_name %#x is outside the "
+                             "string table (DT_STRSZ %#zx)", l->name, i,
+                             (unsigned long)vmc__elf_offset(&l->elf, c.val[T_SYMTAB]),
+                             (unsigned long)(i * sizeof(Elf64_Sym)), l->symtab[i].st_name, l->strsz);
+    }
+    for (size_t i = 0; i < l->nneeded; i++)
+        if (l->needed[i] >= l->strsz)
+            return dyn_entry_fail(l, (size_t)c.needed_at[i], "name is outside the string table");
+    if (c.at[T_SONAME]) {
+        if (c.val[T_SONAME] >= l->strsz) return dyn_fail(&c, T_SONAME, "name is outside the string table");
+        l->soname = l->strtab + c.val[T_SONAME];
+    }
+    if ((err = read_versions(&c))) return err;
+    if ((err = reloc_table(&c, T_RELA, T_RELASZ, sizeof(Elf64_Rela), &l->rela, &l->relasz))) return err;
+    if ((err = reloc_table(&c, T_JMPREL, T_PLTRELSZ, sizeof(Elf64_Rela), &l->jmprel, &l->pltrelsz)))
+        return err;
+    if ((err = reloc_table(&c, T_RELR, T_RELRSZ, 8, &l->relr, &l->relrsz))) return err;
+    if ((err = reloc_table(&c, T_INIT_ARRAY, T_INIT_ARRAYSZ, 8, &l->init_array, &l->init_arraysz)))
+        return err;
+    if ((err = reloc_table(&c, T_FINI_ARRAY, T_FINI_ARRAYSZ, 8, &l->fini_array, &l->fini_arraysz)))
+        return err;
+    return 0;
+}
+
+const vmc_ver_t *vmc__elf_sym_version(const vmc_lib_t *l, size_t symidx)
+{
+    if (!l->versym || symidx >= l->nsyms) return NULL;
+    size_t ndx = l->versym[symidx] & MAX_VERSION_INDEX;
+    return ndx > 1 && ndx < l->nvers && l->vers[ndx].name ? &l->vers[ndx] : NULL;
+}
+
+/* Does symbol i define `name` in the version asked for? */
+static int sym_matches(const vmc_lib_t *l, size_t i, const char *name, const vmc_ver_t *ver)
+{
+    const Elf64_Sym *s = &l->symtab[i];
+    if (s->st_shndx == SHN_UNDEF) return 0;
+    int type = ELF64_ST_TYPE(s->st_info), bind = ELF64_ST_BIND(s->st_info);
+    if (type != STT_NOTYPE && type != STT_OBJECT && type != STT_FUNC && type != STT_COMMON &&
+        type != STT_GNU_IFUNC)
+        return 0;
+    if (bind != STB_GLOBAL && bind != STB_WEAK && bind != STB_GNU_UNIQUE) return 0;
+    int vis = ELF64_ST_VISIBILITY(s->st_other);
+    if (vis != STV_DEFAULT && vis != STV_PROTECTED) return 0;
+    if (strcmp(l->strtab + s->st_name, name)) return 0;
+    if (!l->versym) return 1;
+    unsigned raw = l->versym[i], ndx = raw & MAX_VERSION_INDEX;
+    if (ndx == 0) return 0;   /* local */
+    if (!ver) return !(raw & 0x8000);
+    if (ndx < l->nvers && l->vers[ndx].name && l->vers[ndx].defined)
+        return !strcmp(l->vers[ndx].name, ver->name);
+    /* an unversioned definition satisfies a versioned reference (as glibc) */
+    return ndx == 1 && !(raw & 0x8000);
+}
+
+const Elf64_Sym *vmc__elf_lookup(const vmc_lib_t *l, const char *name, const vmc_ver_t *ver)
+{
+    if (l->g_nbuckets) {
+        uint32_t h = gnu_hash(name);
+        uint64_t word = l->g_bloom[(h / 64) & (l->g_bloom_size - 1)];
+        uint64_t mask = ((uint64_t)1 << (h % 64)) | ((uint64_t)1 << ((h >> l->g_bloom_shift) % 64));
+        if ((word & mask) != mask) return NULL;
+        uint32_t i = l->g_buckets[h % l->g_nbuckets];
+        if (i == 0 || i < l->g_symoffset) return NULL;
+        for (; i < l->nsyms; i++) {
+            uint32_t ch = l->g_chain[i - l->g_symoffset];
+            if ((ch | 1) == (h | 1) && sym_matches(l, i, name, ver)) return &l->symtab[i];
+            if (ch & 1) break;
+        }
+        return NULL;
+    }
+    if (l->h_nbucket) {
+        uint32_t h = vmc__elf_hash(name);
+        uint32_t i = l->h_bucket[h % l->h_nbucket];
+        for (size_t steps = 0; i && i < l->nsyms && steps < l->nsyms; steps++) {
+            if (sym_matches(l, i, name, ver)) return &l->symtab[i];
+            i = l->h_chain[i];
+        }
+    }
+    return NULL;
+}

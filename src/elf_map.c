@@ -1,0 +1,142 @@
+/* Mapping an image over a piece of the code region.
+ *
+ * The block layer hands out a run the size of the image's page-rounded span;
+ * each PT_LOAD is then put over its part of the run with MAP_FIXED, so the
+ * range never stops being ours: the holes between segments stay the run's
+ * PROT_NONE reservation, and giving the run back re-reserves all of it
+ * PROT_NONE (never munmap inside a region).
+ *
+ * From a file, a segment's file pages are mapped privately from the
+ * descriptor, never a whole page past the end of the file (touching one
+ * would raise SIGBUS): validation guaranteed p_offset + p_filesz <= size, and
+ * only the pages holding those bytes are file-backed.  The tail of the last
+ * file page of a segment with bss is zeroed (making it writable for that
+ * moment if the segment is not), and the rest of the bss is anonymous.  From
+ * memory, each segment is an anonymous mapping the bytes are copied into.
+ * Both end with the segment's own protection; PT_GNU_RELRO is made
+ * read-only after relocation (vmc__elf_protect_relro).
+ */
+#include "loader.h"
+#include "error.h"
+#include "os.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+static int seg_prot(uint32_t flags)
+{
+    return ((flags & PF_R) ? PROT_READ : 0) | ((flags & PF_W) ? PROT_WRITE : 0) |
+           ((flags & PF_X) ? PROT_EXEC : 0);
+}
+
+static int map_fail(vmc_lib_t *l, const vmc_seg_t *s, const char *call, int err)
+{
+    return vmc__fail(err, "%s: program header %u (offset %#lx+%#lx): cannot map the segment: %s: %s%s",
+                     l->name, s->index, (unsigned long)l->elf.phoff,
+                     (unsigned long)(s->index * sizeof(Elf64_Phdr)), call, strerror(-err),
+                     err == -ENOMEM ? " (too many mappings? see vm.max_map_count)" : "");
+}
+
+static int map_from_file(vmc_lib_t *l, const vmc_seg_t *s, int fd, size_t page)
+{
+    uintptr_t pmask = ~(uintptr_t)(page - 1);
+    uintptr_t start = (l->bias + s->vaddr) & pmask;
+    uintptr_t fend = l->bias + s->vaddr + s->filesz;
+    uintptr_t fend_page = (fend + page - 1) & pmask;
+    uintptr_t mend_page = (l->bias + s->vaddr + s->memsz + page - 1) & pmask;
+    int prot = seg_prot(s->flags);
+    void *p;
+    int e;
+    if (s->filesz) {
+        int zero = s->memsz > s->filesz && (fend & (page - 1));
+        e = vmc__os_mmap((void *)start, fend_page - start, prot | (zero ? PROT_WRITE : 0),
+                         MAP_PRIVATE | MAP_FIXED, fd, (off_t)(s->offset & pmask), &p);
+        if (e) return map_fail(l, s, "mmap", e);
+        if (zero) {
+            memset((void *)fend, 0, fend_page - fend);
+            if (!(prot & PROT_WRITE)) {
+                e = vmc__os_mprotect((void *)(fend_page - page), page, prot);
+                if (e) return map_fail(l, s, "mprotect", e);
+            }
+        }
+    } else {
+        fend_page = start;
+    }
+    if (mend_page > fend_page) {
+        e = vmc__os_mmap((void *)fend_page, mend_page - fend_page, prot,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0, &p);
+        if (e) return map_fail(l, s, "mmap", e);
+    }
+    return 0;
+}
+
+static int map_from_memory(vmc_lib_t *l, const vmc_seg_t *s, const uint8_t *bytes, size_t page)
+{
+    uintptr_t pmask = ~(uintptr_t)(page - 1);
+    uintptr_t start = (l->bias + s->vaddr) & pmask;
+    uintptr_t mend_page = (l->bias + s->vaddr + s->memsz + page - 1) & pmask;
+    int prot = seg_prot(s->flags);
+    void *p;
+    int e = vmc__os_mmap((void *)start, mend_page - start, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0, &p);
+    if (e) return map_fail(l, s, "mmap", e);
+    uint64_t from = s->offset & pmask;
+    memcpy((void *)start, bytes + from, s->offset + s->filesz - from);
+    if (prot != (PROT_READ | PROT_WRITE)) {
+        e = vmc__os_mprotect((void *)start, mend_page - start, prot);
+        if (e) return map_fail(l, s, "mprotect", e);
+    }
+    return 0;
+}
+
+int vmc__elf_map(vmc_lib_t *l, const vmc_src_t *src)
+{
+    vmc_t *v = l->v;
+    size_t page = vmc__os_page_size();
+    size_t span = l->elf.hi - l->elf.lo;
+    uintptr_t run;
+    int e = vmc__blocks_take(vmc__blocks_of(v, &v->code), span, l->elf.align, 0, 0, 1,
+                             VMC_OWNER_LIBRARY, l, &run);
+    if (e) return vmc__fail_wrap(e, "%s: no room for its %#zx-byte image in the code region", l->name, span);
+    l->run = run;
+    l->run_len = span;
+    l->bias = run - l->elf.lo;
+    for (int i = 0; i < l->elf.nload; i++) {
+        const vmc_seg_t *s = &l->elf.load[i];
+        e = src->fd >= 0 ? map_from_file(l, s, src->fd, page) : map_from_memory(l, s, src->bytes, page);
+        if (e) {
+            vmc__elf_unmap(l);
+            return e;
+        }
+    }
+    /* bookkeeping only: counts the image as committed code */
+    vmc__blocks_mapped(vmc__blocks_of(v, &v->code), run, span, VMC_CODE);
+    return 0;
+}
+
+int vmc__elf_protect_relro(vmc_lib_t *l)
+{
+    if (!l->elf.relro_size) return 0;
+    size_t page = vmc__os_page_size();
+    uintptr_t pmask = ~(uintptr_t)(page - 1);
+    uintptr_t start = (l->bias + l->elf.relro_vaddr) & pmask;
+    uintptr_t end = (l->bias + l->elf.relro_vaddr + l->elf.relro_size) & pmask;
+    if (end <= start) return 0;
+    int e = vmc__os_mprotect((void *)start, end - start, PROT_READ);
+    if (e)
+        return vmc__fail(e, "%s: PT_GNU_RELRO %#lx+%#lx: mprotect: %s", l->name,
+                         (unsigned long)l->elf.relro_vaddr, (unsigned long)l->elf.relro_size,
+                         strerror(-e));
+    return 0;
+}
+
+int vmc__elf_unmap(vmc_lib_t *l)
+{
+    if (!l->run) return 0;
+    vmc_t *v = l->v;
+    int e = vmc__blocks_give(vmc__blocks_of(v, &v->code), l->run);
+    if (e) return e;
+    l->run = 0;
+    return 0;
+}

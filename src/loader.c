@@ -1,0 +1,535 @@
+/* The library lifecycle: load, bind, initialise, look up, unload.
+ *
+ * A load (from a file or from memory, one code path) reads and validates the
+ * headers (elf_check.c), maps the image over a block run (elf_map.c), reads
+ * the dynamic section (elf_dyn.c), resolves the dependencies, relocates
+ * (elf_reloc.c), makes RELRO read-only, and only then, once every library
+ * this load brought in is relocated, runs constructors, dependencies first.
+ * A failure before that point undoes exactly what was done: runs given back
+ * PROT_NONE, dependencies released, descriptors closed.
+ *
+ * Dependencies (DT_NEEDED), in this order: a system library (libc, libm,
+ * libpthread, libdl, librt, ld-linux, ...) or one the process already has is
+ * the host's copy, held with dlopen (never a private libc); one found in the
+ * same directory as the library that needs it is loaded privately into the
+ * region; anything else goes through the system loader, outside the region.
+ *
+ * Binding, for each symbol a relocation names: the library itself first,
+ * then its private dependencies, then every other private library, then the
+ * host's global scope (dlvsym with the version VERNEED asks for, dlsym for
+ * an unversioned reference), then the handles of the system-loaded
+ * dependencies.  An undefined weak symbol is 0; a missing strong one refuses
+ * the load naming symbol and version.
+ *
+ * A second load of the same file (same device and inode) returns the same
+ * handle with one more reference, as dlopen does; each load is matched by
+ * one vmc_lib_unload.  All of this runs under the handle's recursive lock,
+ * so loads and unloads from several threads are serialised, and a
+ * constructor may itself load a library.
+ */
+#include "loader.h"
+#include "error.h"
+#include "os.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define HDR_READ 4096
+
+/* ---- the block layer of a region ---------------------------------------- */
+
+vmc_blocks_t *vmc__blocks_of(vmc_t *v, vmc_region_t *r)
+{
+    return r == &v->heap ? v->heap_blocks : v->code_blocks;
+}
+
+/* ---- list and helpers ------------------------------------------------------ */
+
+static void list_add(vmc_t *v, vmc_lib_t *l)
+{
+    l->next = NULL;
+    l->prev = v->libs_tail;
+    if (v->libs_tail) v->libs_tail->next = l;
+    else v->libs = l;
+    v->libs_tail = l;
+    v->nlibs++;
+}
+
+static void list_remove(vmc_t *v, vmc_lib_t *l)
+{
+    if (l->prev) l->prev->next = l->next;
+    else v->libs = l->next;
+    if (l->next) l->next->prev = l->prev;
+    else v->libs_tail = l->prev;
+    l->next = l->prev = NULL;
+    v->nlibs--;
+}
+
+size_t vmc__loader_count(vmc_t *v)
+{
+    pthread_mutex_lock(&v->lock);
+    size_t n = v->nlibs;
+    pthread_mutex_unlock(&v->lock);
+    return n;
+}
+
+/* The private library whose executable segment holds [a, a+1), or NULL. */
+static vmc_lib_t *exec_owner(vmc_t *v, uintptr_t a)
+{
+    for (vmc_lib_t *l = v->libs; l; l = l->next) {
+        if (!l->run || a < l->bias) continue;
+        const vmc_seg_t *s = vmc__elf_seg(&l->elf, a - l->bias, 1, 1);
+        if (s && (s->flags & PF_X)) return l;
+    }
+    return NULL;
+}
+
+static uintptr_t sym_addr(const vmc_lib_t *l, const Elf64_Sym *s)
+{
+    return s->st_shndx == SHN_ABS ? s->st_value : l->bias + s->st_value;
+}
+
+int vmc__call_ifunc(vmc_lib_t *l, uintptr_t resolver, uintptr_t *out, const char *what)
+{
+    if (!exec_owner(l->v, resolver))
+        return vmc__fail(-ENOEXEC, "%s: %s: IFUNC resolver %#lx is not inside an executable segment",
+                         l->name, what, (unsigned long)(resolver - l->bias));
+    if (l->flags & VMC_LOAD_INERT) {
+        *out = 0;
+        return 0;
+    }
+    uintptr_t (*fn)(void) = (uintptr_t (*)(void))resolver;
+    *out = fn();
+    return 0;
+}
+
+/* ---- binding --------------------------------------------------------------- */
+
+static int found_in(const vmc_lib_t *d, const char *name, const vmc_ver_t *ver, uintptr_t *value,
+                    int *ifunc)
+{
+    const Elf64_Sym *s = vmc__elf_lookup(d, name, ver);
+    if (!s) return 0;
+    *value = sym_addr(d, s);
+    *ifunc = ELF64_ST_TYPE(s->st_info) == STT_GNU_IFUNC;
+    return 1;
+}
+
+static void *host_lookup(void *handle, const char *name, const vmc_ver_t *ver)
+{
+    return ver ? dlvsym(handle, name, ver->name) : dlsym(handle, name);
+}
+
+int vmc__bind(vmc_lib_t *l, size_t symidx, uintptr_t *value, int *ifunc, const char *what)
+{
+    const Elf64_Sym *s = &l->symtab[symidx];
+    const char *name = l->strtab + s->st_name;
+    int bind = ELF64_ST_BIND(s->st_info);
+    *ifunc = 0;
+    *value = 0;
+    if (symidx == 0) return 0;
+    if (bind == STB_LOCAL || (s->st_shndx != SHN_UNDEF && ELF64_ST_VISIBILITY(s->st_other) != STV_DEFAULT)) {
+        if (s->st_shndx == SHN_UNDEF)
+            return vmc__fail(-ENOEXEC, "%s: %s: local symbol %zu \"%s\" is undefined", l->name, what,
+                             symidx, name);
+        *value = sym_addr(l, s);
+        *ifunc = ELF64_ST_TYPE(s->st_info) == STT_GNU_IFUNC;
+        return 0;
+    }
+    const vmc_ver_t *ver = vmc__elf_sym_version(l, symidx);
+    if (found_in(l, name, ver, value, ifunc)) return 0;
+    for (size_t i = 0; i < l->ndeps; i++)
+        if (l->deps[i].kind == VMC_DEP_PRIVATE && found_in(l->deps[i].lib, name, ver, value, ifunc))
+            return 0;
+    for (vmc_lib_t *o = l->v->libs; o; o = o->next)
+        if (o != l && o->state != VMC_LIB_LOADING && found_in(o, name, ver, value, ifunc)) return 0;
+    void *p = host_lookup(RTLD_DEFAULT, name, ver);
+    for (size_t i = 0; !p && i < l->ndeps; i++)
+        if (l->deps[i].kind == VMC_DEP_SYSTEM) p = host_lookup(l->deps[i].handle, name, ver);
+    if (p) {
+        *value = (uintptr_t)p;
+        return 0;
+    }
+    if (bind == STB_WEAK) return 0;
+    if (ver)
+        return vmc__fail(-ENOENT, "%s: %s: undefined symbol %s version %s (from %s)", l->name, what,
+                         name, ver->name, ver->file ? ver->file : l->name);
+    return vmc__fail(-ENOENT, "%s: %s: undefined symbol %s", l->name, what, name);
+}
+
+/* ---- dependencies ----------------------------------------------------------- */
+
+static int is_system_library(const char *n)
+{
+    static const char *const sys[] = {"libc.so", "libm.so", "libpthread.so", "libdl.so", "librt.so",
+                                      "ld-linux", "libresolv.so", "libutil.so", "libanl.so",
+                                      "libmvec.so", "libBrokenLocale.so", "libnsl.so", "ld64.so"};
+    for (size_t i = 0; i < sizeof sys / sizeof sys[0]; i++)
+        if (!strncmp(n, sys[i], strlen(sys[i]))) return 1;
+    return 0;
+}
+
+static int load_file(vmc_t *v, const char *path, int flags, int depth, vmc_lib_t ***fresh,
+                     size_t *nfresh, vmc_lib_t **out);
+
+static void release(vmc_lib_t *l);
+
+static int add_fresh(vmc_lib_t ***fresh, size_t *n, vmc_lib_t *l)
+{
+    vmc_lib_t **f = realloc(*fresh, (*n + 1) * sizeof *f);
+    if (!f) return vmc__fail(-ENOMEM, "%s: out of memory", l->name);
+    f[(*n)++] = l;
+    *fresh = f;
+    return 0;
+}
+
+static int resolve_deps(vmc_lib_t *l, vmc_lib_t ***fresh, size_t *nfresh)
+{
+    if (!l->nneeded) return 0;
+    l->deps = calloc(l->nneeded, sizeof *l->deps);
+    if (!l->deps) return vmc__fail(-ENOMEM, "%s: out of memory for dependencies", l->name);
+    int inert = l->flags & VMC_LOAD_INERT;
+    for (size_t i = 0; i < l->nneeded; i++) {
+        const char *n = vmc__elf_str(l, l->needed[i]);
+        vmc_dep_t *d = &l->deps[l->ndeps];
+        if (!*n) return vmc__fail(-ENOEXEC, "%s: DT_NEEDED %zu is an empty name", l->name, i);
+        void *h = dlopen(n, RTLD_NOW | RTLD_NOLOAD);
+        if (!h && !is_system_library(n) && (l->dir || strchr(n, '/'))) {
+            char path[4096];
+            int len = strchr(n, '/') ? snprintf(path, sizeof path, "%s", n)
+                                     : snprintf(path, sizeof path, "%s/%s", l->dir, n);
+            if (len < 0 || (size_t)len >= sizeof path)
+                return vmc__fail(-ENAMETOOLONG, "%s: dependency %s: path too long", l->name, n);
+            if (access(path, F_OK) == 0) {
+                if (l->depth + 1 > VMC_ELF_MAX_DEPTH)
+                    return vmc__fail(-ELOOP, "%s: dependency %s: nested more than %d deep", l->name, n,
+                                     VMC_ELF_MAX_DEPTH);
+                vmc_lib_t *dep;
+                int e = load_file(l->v, path, l->flags, l->depth + 1, fresh, nfresh, &dep);
+                if (e) return vmc__fail_wrap(e, "%s: dependency %s", l->name, n);
+                d->kind = VMC_DEP_PRIVATE;
+                d->lib = dep;
+                l->ndeps++;
+                continue;
+            }
+        }
+        if (!h && !inert) h = dlopen(n, RTLD_NOW | RTLD_LOCAL);
+        if (!h) {
+            const char *why = dlerror();
+            return vmc__fail(-ENOENT, "%s: dependency %s: %s", l->name, n,
+                             inert ? "not in the process (VMC_LOAD_INERT loads nothing else)"
+                                   : why ? why : "not found");
+        }
+        d->kind = VMC_DEP_SYSTEM;
+        d->handle = h;
+        l->ndeps++;
+    }
+    return 0;
+}
+
+/* ---- init and fini ---------------------------------------------------------- */
+
+typedef void (*init_fn)(int, char **, char **);
+typedef void (*fini_fn)(void);
+
+static int fn_ok(vmc_lib_t *l, uintptr_t f, const char *what, size_t i)
+{
+    if (f == 0 || f == UINTPTR_MAX) return 0;  /* empty slots, as glibc skips */
+    if (f >= l->bias) {
+        const vmc_seg_t *s = vmc__elf_seg(&l->elf, f - l->bias, 1, 1);
+        if (s && (s->flags & PF_X)) return 0;
+    }
+    return vmc__fail(-ENOEXEC, "%s: %s[%zu] = %#lx is not inside an executable segment", l->name, what,
+                     i, (unsigned long)(f - l->bias));
+}
+
+static const uintptr_t *array(vmc_lib_t *l, uint64_t va, uint64_t size)
+{
+    return size ? vmc__elf_ptr(l, va, size) : NULL;
+}
+
+/* Every constructor and destructor address, before running any. */
+static int check_init_fini(vmc_lib_t *l)
+{
+    int e;
+    const uintptr_t *a;
+    if (l->init && (e = fn_ok(l, l->bias + l->init, "DT_INIT", 0))) return e;
+    if (l->fini && (e = fn_ok(l, l->bias + l->fini, "DT_FINI", 0))) return e;
+    if ((a = array(l, l->init_array, l->init_arraysz)))
+        for (size_t i = 0; i < l->init_arraysz / 8; i++)
+            if ((e = fn_ok(l, a[i], "DT_INIT_ARRAY", i))) return e;
+    if ((a = array(l, l->fini_array, l->fini_arraysz)))
+        for (size_t i = 0; i < l->fini_arraysz / 8; i++)
+            if ((e = fn_ok(l, a[i], "DT_FINI_ARRAY", i))) return e;
+    return 0;
+}
+
+static void run_init(vmc_lib_t *l)
+{
+    l->state = VMC_LIB_READY;
+    l->init_seq = ++l->v->lib_seq;
+    if (l->flags & VMC_LOAD_INERT) return;
+    if (l->init) ((init_fn)(l->bias + l->init))(0, NULL, environ);
+    const uintptr_t *a = array(l, l->init_array, l->init_arraysz);
+    for (size_t i = 0; a && i < l->init_arraysz / 8; i++)
+        if (a[i] && a[i] != UINTPTR_MAX) ((init_fn)a[i])(0, NULL, environ);
+}
+
+static void run_fini(vmc_lib_t *l)
+{
+    if (l->state != VMC_LIB_READY) return;
+    l->state = VMC_LIB_RELOCATED;
+    if (l->flags & VMC_LOAD_INERT) return;
+    const uintptr_t *a = array(l, l->fini_array, l->fini_arraysz);
+    for (size_t i = a ? l->fini_arraysz / 8 : 0; i-- > 0;)
+        if (a[i] && a[i] != UINTPTR_MAX) ((fini_fn)a[i])();
+    if (l->fini) ((fini_fn)(l->bias + l->fini))();
+}
+
+/* ---- load -------------------------------------------------------------------- */
+
+/* Free a library that holds no run and no dependencies any more. */
+static void lib_free(vmc_lib_t *l)
+{
+    free(l->deps);
+    free(l->vers);
+    free(l->name);
+    free(l->dir);
+    free(l);
+}
+
+/* Drop the dependencies, give the run back, leave the list, free. */
+static void destroy(vmc_lib_t *l)
+{
+    vmc_t *v = l->v;
+    vmc__elf_unmap(l);  /* on failure the run stays taken: nothing else can be done */
+    if (l->next || l->prev || v->libs == l) list_remove(v, l);
+    for (size_t i = l->ndeps; i-- > 0;) {
+        if (l->deps[i].kind == VMC_DEP_PRIVATE) release(l->deps[i].lib);
+        else dlclose(l->deps[i].handle);
+    }
+    l->ndeps = 0;
+    lib_free(l);
+}
+
+static void release(vmc_lib_t *l)
+{
+    if (--l->refs > 0) return;
+    run_fini(l);
+    destroy(l);
+}
+
+static vmc_lib_t *lib_new(vmc_t *v, const char *name, int flags, int depth)
+{
+    vmc_lib_t *l = calloc(1, sizeof *l);
+    if (!l) return NULL;
+    l->v = v;
+    l->refs = 1;
+    l->flags = flags;
+    l->depth = depth;
+    l->name = strdup(name);
+    if (!l->name) {
+        free(l);
+        return NULL;
+    }
+    l->elf.name = l->name;
+    return l;
+}
+
+/* Validate, map, read the dynamic section, resolve dependencies, relocate.
+ * `hdr` holds the file's first bytes (the whole image from memory). */
+static int load_image(vmc_lib_t *l, const vmc_src_t *src, const uint8_t *hdr, size_t hdrlen,
+                      vmc_lib_t ***fresh, size_t *nfresh)
+{
+    int e = vmc__elf_check_ehdr(l->name, hdr, hdrlen, src->size, &l->elf.phoff, &l->elf.phnum);
+    if (e) return e;
+    l->elf.file_size = src->size;
+    size_t phsize = l->elf.phnum * sizeof(Elf64_Phdr);
+    Elf64_Phdr *ph = NULL;
+    if (l->elf.phoff + phsize <= hdrlen) {
+        e = vmc__elf_check_phdrs(&l->elf, (const Elf64_Phdr *)(hdr + l->elf.phoff));
+    } else {
+        size_t got;
+        ph = malloc(phsize);
+        if (!ph) return vmc__fail(-ENOMEM, "%s: out of memory for program headers", l->name);
+        e = vmc__os_pread(src->fd, ph, phsize, (off_t)l->elf.phoff, &got);
+        if (e) e = vmc__fail(e, "%s: reading program headers: %s", l->name, strerror(-e));
+        else if (got != phsize) e = vmc__fail(-ENOEXEC, "%s: program headers: file shrank", l->name);
+        else e = vmc__elf_check_phdrs(&l->elf, ph);
+        free(ph);
+    }
+    if (e) return e;
+    if ((e = vmc__elf_map(l, src))) return e;
+    list_add(l->v, l);
+    if ((e = vmc__elf_dyn(l))) return e;
+    if ((e = resolve_deps(l, fresh, nfresh))) return e;
+    if ((e = vmc__elf_relocate(l))) return e;
+    if ((e = vmc__elf_protect_relro(l))) return e;
+    if ((e = check_init_fini(l))) return e;
+    l->state = VMC_LIB_RELOCATED;
+    return add_fresh(fresh, nfresh, l);
+}
+
+static int load_file(vmc_t *v, const char *path, int flags, int depth, vmc_lib_t ***fresh,
+                     size_t *nfresh, vmc_lib_t **out)
+{
+    int fd, e = vmc__os_open(path, O_RDONLY, 0, &fd);
+    if (e) return vmc__fail(e, "%s: cannot open: %s", path, strerror(-e));
+    struct stat st;
+    e = vmc__os_fstat(fd, &st);
+    if (e) {
+        vmc__os_close(fd);
+        return vmc__fail(e, "%s: fstat: %s", path, strerror(-e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        vmc__os_close(fd);
+        return vmc__fail(-ENOEXEC, "%s: not a regular file", path);
+    }
+    for (vmc_lib_t *o = v->libs; o; o = o->next) {
+        if (o->has_id && o->dev == st.st_dev && o->ino == st.st_ino) {
+            vmc__os_close(fd);
+            o->refs++;
+            *out = o;
+            return 0;
+        }
+    }
+    vmc_lib_t *l = lib_new(v, path, flags, depth);
+    if (!l) {
+        vmc__os_close(fd);
+        return vmc__fail(-ENOMEM, "%s: out of memory", path);
+    }
+    l->dev = st.st_dev;
+    l->ino = st.st_ino;
+    l->has_id = 1;
+    const char *slash = strrchr(path, '/');
+    l->dir = slash ? strndup(path, (size_t)(slash - path + (slash == path))) : strdup(".");
+    uint8_t hdr[HDR_READ];
+    size_t got = 0;
+    if (!l->dir) e = vmc__fail(-ENOMEM, "%s: out of memory", path);
+    else if ((e = vmc__os_pread(fd, hdr, sizeof hdr, 0, &got)))
+        e = vmc__fail(e, "%s: reading the ELF header: %s", path, strerror(-e));
+    else {
+        vmc_src_t src = {fd, NULL, (uint64_t)st.st_size};
+        e = load_image(l, &src, hdr, got, fresh, nfresh);
+    }
+    vmc__os_close(fd);
+    if (e) {
+        destroy(l);
+        return e;
+    }
+    *out = l;
+    return 0;
+}
+
+/* Run the constructors of what this load brought in (dependencies come
+ * before their dependents in `fresh`), or on failure release it all. */
+static int finish(vmc_t *v, int e, vmc_lib_t *top, vmc_lib_t **fresh, size_t nfresh, vmc_lib_t **out)
+{
+    (void)v;
+    if (!e) {
+        for (size_t i = 0; i < nfresh; i++) run_init(fresh[i]);
+        *out = top;
+        vmc__clear_error();
+    }
+    free(fresh);
+    return e;
+}
+
+int vmc_lib_load(vmc_t *v, const char *path, int flags, vmc_lib_t **out)
+{
+    if (out) *out = NULL;
+    if (!v || !path || !out) return vmc__fail(-EINVAL, "vmc_lib_load: NULL argument");
+    if (flags & ~VMC_LOAD_INERT) return vmc__fail(-EINVAL, "vmc_lib_load: unknown flags %#x", flags);
+    pthread_mutex_lock(&v->lock);
+    vmc_lib_t **fresh = NULL, *l = NULL;
+    size_t nfresh = 0;
+    int e = load_file(v, path, flags, 0, &fresh, &nfresh, &l);
+    e = finish(v, e, l, fresh, nfresh, out);
+    pthread_mutex_unlock(&v->lock);
+    return e;
+}
+
+int vmc_lib_load_mem(vmc_t *v, const void *bytes, size_t len, const char *name, int flags,
+                     vmc_lib_t **out)
+{
+    if (out) *out = NULL;
+    if (!v || !bytes || !out) return vmc__fail(-EINVAL, "vmc_lib_load_mem: NULL argument");
+    if (flags & ~VMC_LOAD_INERT) return vmc__fail(-EINVAL, "vmc_lib_load_mem: unknown flags %#x", flags);
+    if (!name) name = "(memory)";
+    pthread_mutex_lock(&v->lock);
+    vmc_lib_t **fresh = NULL, *l = lib_new(v, name, flags, 0);
+    size_t nfresh = 0;
+    int e;
+    if (!l) {
+        e = vmc__fail(-ENOMEM, "%s: out of memory", name);
+    } else {
+        vmc_src_t src = {-1, bytes, len};
+        e = load_image(l, &src, bytes, len, &fresh, &nfresh);
+        if (e) destroy(l);
+    }
+    e = finish(v, e, l, fresh, nfresh, out);
+    pthread_mutex_unlock(&v->lock);
+    return e;
+}
+
+void *vmc_lib_sym(vmc_lib_t *l, const char *name)
+{
+    if (!l || !name) return NULL;
+    const Elf64_Sym *s = vmc__elf_lookup(l, name, NULL);
+    if (!s) return NULL;
+    uintptr_t a = sym_addr(l, s);
+    if (ELF64_ST_TYPE(s->st_info) == STT_GNU_IFUNC) {
+        pthread_mutex_lock(&l->v->lock);
+        int e = vmc__call_ifunc(l, a, &a, "vmc_lib_sym");
+        pthread_mutex_unlock(&l->v->lock);
+        if (e) return NULL;
+    }
+    return (void *)a;
+}
+
+int vmc_lib_span(vmc_lib_t *l, void **start, size_t *len)
+{
+    if (!l || !start || !len) return vmc__fail(-EINVAL, "vmc_lib_span: NULL argument");
+    *start = (void *)l->run;
+    *len = l->run_len;
+    return 0;
+}
+
+int vmc_lib_unload(vmc_lib_t *l)
+{
+    if (!l) return vmc__fail(-EINVAL, "vmc_lib_unload: NULL library");
+    vmc_t *v = l->v;
+    pthread_mutex_lock(&v->lock);
+    release(l);
+    pthread_mutex_unlock(&v->lock);
+    return 0;
+}
+
+void vmc__loader_close(vmc_t *v)
+{
+    pthread_mutex_lock(&v->lock);
+    /* destructors first, in the reverse of the order constructors ran */
+    for (;;) {
+        vmc_lib_t *last = NULL;
+        for (vmc_lib_t *l = v->libs; l; l = l->next)
+            if (l->state == VMC_LIB_READY && (!last || l->init_seq > last->init_seq)) last = l;
+        if (!last) break;
+        run_fini(last);
+    }
+    while (v->libs) {
+        vmc_lib_t *l = v->libs;
+        for (size_t i = 0; i < l->ndeps; i++)
+            if (l->deps[i].kind == VMC_DEP_SYSTEM) dlclose(l->deps[i].handle);
+        l->ndeps = 0;
+        vmc__elf_unmap(l);
+        list_remove(v, l);
+        lib_free(l);
+    }
+    pthread_mutex_unlock(&v->lock);
+}

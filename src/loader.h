@@ -1,0 +1,180 @@
+/* The private loader's shared structures.
+ *
+ * The loader is split by job: elf_check.c validates the ELF and program
+ * headers before anything is mapped and summarises them in a vmc_elf_t;
+ * elf_map.c maps that summary over a block run of the code region;
+ * elf_dyn.c reads the dynamic section of the mapped image, its symbol, string,
+ * hash and version tables, and looks symbols up; elf_reloc.c applies the
+ * relocations; loader.c owns the library lifecycle (dependencies, binding
+ * order, constructors, unloading, the handle's list).  Every range that a
+ * file field names is checked here before it is touched, and every refusal
+ * names the file, the field and its file offset:
+ *
+ *     "NAME: WHAT (offset 0xBASE+0xDELTA): PROBLEM"
+ */
+#ifndef VMC_LOADER_H
+#define VMC_LOADER_H
+
+#include "vmc.h"
+#include "blocks.h"
+
+#include <elf.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define VMC_ELF_MAX_LOADS  32        /* PT_LOAD segments in one image       */
+#define VMC_ELF_MAX_PHDRS  (65536 / sizeof(Elf64_Phdr))   /* as bionic caps it */
+#define VMC_ELF_MAX_NEEDED 64        /* DT_NEEDED entries in one library    */
+#define VMC_ELF_MAX_DEPTH  16        /* nesting of private dependencies     */
+#define VMC_ELF_MAX_ALIGN  ((size_t)2 << 20)   /* largest run alignment honoured */
+
+/* One PT_LOAD, as found in the file (validated). */
+typedef struct vmc_seg {
+    uint64_t vaddr, memsz;       /* where it goes, relative to the bias     */
+    uint64_t offset, filesz;     /* where its bytes are in the file         */
+    uint32_t flags;              /* PF_R | PF_W | PF_X                      */
+    uint32_t index;              /* its program header number, for messages */
+} vmc_seg_t;
+
+/* What elf_check.c learnt from the ELF header and program headers. */
+typedef struct vmc_elf {
+    const char *name;            /* for messages                            */
+    uint64_t file_size;          /* bytes in the file (or memory image)     */
+    uint64_t phoff;              /* program header table offset             */
+    unsigned phnum;
+    vmc_seg_t load[VMC_ELF_MAX_LOADS];
+    int nload;
+    uint64_t dyn_vaddr, dyn_offset, dyn_size;   /* PT_DYNAMIC               */
+    uint64_t relro_vaddr, relro_size;           /* PT_GNU_RELRO, or size 0  */
+    uint64_t lo, hi;             /* page-rounded span of the PT_LOADs       */
+    size_t align;                /* alignment the run must have             */
+} vmc_elf_t;
+
+/* Where the bytes come from: a file descriptor, or memory. */
+typedef struct vmc_src {
+    int fd;                      /* >= 0: map from this file                */
+    const uint8_t *bytes;        /* else copy from here                     */
+    uint64_t size;
+} vmc_src_t;
+
+/* One version index's meaning (from VERDEF or VERNEED). */
+typedef struct vmc_ver {
+    const char *name;            /* "GLIBC_2.14", or NULL if unused         */
+    const char *file;            /* VERNEED: the library named; VERDEF: NULL */
+    uint32_t hash;               /* ELF hash of name                        */
+    int defined;                 /* from VERDEF (1) or VERNEED (0)          */
+} vmc_ver_t;
+
+/* A resolved dependency (DT_NEEDED). */
+enum vmc_dep_kind {
+    VMC_DEP_PRIVATE = 1,         /* loaded privately into the region        */
+    VMC_DEP_SYSTEM,              /* through the system loader (dlopen)      */
+};
+typedef struct vmc_dep {
+    int kind;
+    vmc_lib_t *lib;              /* VMC_DEP_PRIVATE                         */
+    void *handle;                /* VMC_DEP_SYSTEM: from dlopen             */
+} vmc_dep_t;
+
+enum vmc_lib_state { VMC_LIB_LOADING, VMC_LIB_RELOCATED, VMC_LIB_READY };
+
+struct vmc_lib {
+    vmc_t *v;                    /* the handle it lives in                  */
+    char *name;                  /* the path (or name) given, for messages  */
+    char *dir;                   /* its directory, or NULL from memory      */
+    dev_t dev;                   /* file identity, to share a second load   */
+    ino_t ino;
+    int has_id;                  /* dev/ino are valid                       */
+    int refs;                    /* loads + dependents holding it           */
+    int flags;                   /* VMC_LOAD_* it was loaded with           */
+    int state;                   /* enum vmc_lib_state                      */
+    int depth;                   /* nesting while loading                   */
+    unsigned long init_seq;      /* when its constructors ran (v->lib_seq)  */
+    vmc_elf_t elf;               /* the validated headers                   */
+    uintptr_t run;               /* the block run holding the image         */
+    size_t run_len;
+    uintptr_t bias;              /* run - elf.lo: add to every p_vaddr      */
+    int in_heap;                 /* (reserved: images are code-region only) */
+
+    /* dynamic section (all pointers checked to lie inside the image) */
+    const Elf64_Dyn *dyn;
+    size_t ndyn;
+    const char *strtab;
+    size_t strsz;
+    const Elf64_Sym *symtab;
+    size_t nsyms;
+    uint32_t h_nbucket;          /* DT_HASH                                 */
+    const uint32_t *h_bucket, *h_chain;
+    uint32_t g_nbuckets, g_symoffset, g_bloom_size, g_bloom_shift;  /* DT_GNU_HASH */
+    const uint64_t *g_bloom;
+    const uint32_t *g_buckets, *g_chain;
+    const uint16_t *versym;      /* DT_VERSYM, or NULL                      */
+    vmc_ver_t *vers;             /* by version index                        */
+    size_t nvers;
+    uint64_t rela, relasz, jmprel, pltrelsz, relr, relrsz;   /* vaddrs, bytes */
+    uint64_t init, fini, init_array, init_arraysz, fini_array, fini_arraysz;
+    uint64_t dt_flags, dt_flags_1;
+    uint32_t needed[VMC_ELF_MAX_NEEDED];   /* DT_NEEDED strtab offsets      */
+    size_t nneeded;
+    const char *soname;
+
+    vmc_dep_t *deps;             /* resolved DT_NEEDED, in order            */
+    size_t ndeps;
+    vmc_lib_t *next, *prev;      /* the handle's list, in load order        */
+};
+
+/* ---- elf_check.c ----------------------------------------------------------- */
+/* Validate the ELF header and the program header table.  `hdr` holds the
+ * first `hdrlen` bytes of the file and `ph` the table itself (phnum entries,
+ * or NULL to take it from hdr).  -ENOEXEC with a message on any problem. */
+int vmc__elf_check_ehdr(const char *name, const uint8_t *hdr, size_t hdrlen, uint64_t file_size,
+                        uint64_t *phoff, unsigned *phnum);
+int vmc__elf_check_phdrs(vmc_elf_t *e, const Elf64_Phdr *ph);
+/* The PT_LOAD that holds [vaddr, vaddr+size) in its file-backed part (or its
+ * memory part with `mem`), or NULL. */
+const vmc_seg_t *vmc__elf_seg(const vmc_elf_t *e, uint64_t vaddr, uint64_t size, int mem);
+/* File offset of a file-backed virtual address (for messages). */
+uint64_t vmc__elf_offset(const vmc_elf_t *e, uint64_t vaddr);
+
+/* ---- elf_map.c ------------------------------------------------------------- */
+/* Take a run and map every PT_LOAD over it (RELRO stays writable).  On
+ * failure nothing is left: the run is given back. */
+int vmc__elf_map(vmc_lib_t *l, const vmc_src_t *src);
+/* Make PT_GNU_RELRO read-only. */
+int vmc__elf_protect_relro(vmc_lib_t *l);
+/* Give the run back (re-reserving it PROT_NONE). */
+int vmc__elf_unmap(vmc_lib_t *l);
+
+/* ---- elf_dyn.c ------------------------------------------------------------- */
+/* Read and check the dynamic section and the tables it points to. */
+int vmc__elf_dyn(vmc_lib_t *l);
+/* Pointer to [vaddr, vaddr+size) of the image if it lies in the file-backed
+ * part of one PT_LOAD, else NULL. */
+const void *vmc__elf_ptr(const vmc_lib_t *l, uint64_t vaddr, uint64_t size);
+/* Find a definition of `name` exported by l, matching `ver` (NULL: the
+ * default version).  Returns the symbol or NULL. */
+const Elf64_Sym *vmc__elf_lookup(const vmc_lib_t *l, const char *name, const vmc_ver_t *ver);
+/* The version a symbol of l carries (its versym index), or NULL. */
+const vmc_ver_t *vmc__elf_sym_version(const vmc_lib_t *l, size_t symidx);
+uint32_t vmc__elf_hash(const char *name);
+const char *vmc__elf_str(const vmc_lib_t *l, uint32_t off);
+
+/* ---- elf_reloc.c ----------------------------------------------------------- */
+/* Apply DT_RELR, DT_RELA and DT_JMPREL (IFUNC ones last). */
+int vmc__elf_relocate(vmc_lib_t *l);
+
+/* ---- loader.c -------------------------------------------------------------- */
+/* Resolve symbol `symidx` of l for a relocation: its address, whether it is
+ * an IFUNC whose resolver is still to be called (*ifunc), 0 for an undefined
+ * weak.  `what` describes the relocation for messages. */
+int vmc__bind(vmc_lib_t *l, size_t symidx, uintptr_t *value, int *ifunc, const char *what);
+/* Call an IFUNC resolver at `resolver` (checked to be inside an executable
+ * segment of l). */
+int vmc__call_ifunc(vmc_lib_t *l, uintptr_t resolver, uintptr_t *out, const char *what);
+/* Unload everything still loaded (vmc_close). */
+void vmc__loader_close(vmc_t *v);
+size_t vmc__loader_count(vmc_t *v);
+
+/* The block layer of a region. */
+vmc_blocks_t *vmc__blocks_of(vmc_t *v, vmc_region_t *r);
+#endif

@@ -1,0 +1,103 @@
+/* File mappings inside the regions: vmc_map_file, vmc_unmap_file.
+ *
+ * A mapping takes a block run (owner VMC_OWNER_FILE) in the code region
+ * with VMC_MAP_REACHABLE, otherwise in the heap region, and maps the file
+ * over it with MAP_FIXED, private copy-on-write or shared.  The block layer
+ * is the record of what was mapped: unmapping looks the run up and accepts
+ * only the exact start and (page-rounded) size of a file run, so a wrong
+ * address or size is an error and never punches a hole; giving the run back
+ * re-reserves it PROT_NONE.  Writable and executable at once is refused, as
+ * everywhere in the region, and so is a range past the file's last page
+ * (touching it would raise SIGBUS).
+ */
+#include "loader.h"
+#include "error.h"
+#include "os.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+int vmc_map_file(vmc_t *v, int fd, uint64_t offset, size_t size, int prot, int flags, void **out)
+{
+    if (out) *out = NULL;
+    if (!v || !out) return vmc__fail(-EINVAL, "vmc_map_file: NULL argument");
+    if (flags & ~(VMC_MAP_REACHABLE | VMC_MAP_SHARED))
+        return vmc__fail(-EINVAL, "vmc_map_file: unknown flags %#x", flags);
+    if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC))
+        return vmc__fail(-EINVAL, "vmc_map_file: unknown protection bits %#x", prot);
+    if ((prot & PROT_WRITE) && (prot & PROT_EXEC))
+        return vmc__fail(-EINVAL, "vmc_map_file: writable and executable at once is refused");
+    size_t page = vmc__os_page_size();
+    if (size == 0) return vmc__fail(-EINVAL, "vmc_map_file: size is 0");
+    if (offset % page)
+        return vmc__fail(-EINVAL, "vmc_map_file: offset %#lx is not a multiple of the page size %#zx",
+                         (unsigned long)offset, page);
+    if (size > SIZE_MAX - page || offset > (uint64_t)INT64_MAX - size)
+        return vmc__fail(-EINVAL, "vmc_map_file: offset %#lx + size %#zx overflows",
+                         (unsigned long)offset, size);
+    if (fd < 0) return vmc__fail(-EBADF, "vmc_map_file: fd %d is not a descriptor", fd);
+    struct stat st;
+    int e = vmc__os_fstat(fd, &st);
+    if (e) return vmc__fail(e, "vmc_map_file: fd %d: fstat: %s", fd, strerror(-e));
+    if (S_ISREG(st.st_mode)) {
+        uint64_t last = ((uint64_t)st.st_size + page - 1) & ~(uint64_t)(page - 1);
+        if (offset + size > last)
+            return vmc__fail(-EINVAL, "vmc_map_file: fd %d: %#zx bytes at offset %#lx run past the end "
+                             "of the file (%#lx bytes)", fd, size, (unsigned long)offset,
+                             (unsigned long)st.st_size);
+    }
+    vmc_region_t *r = (flags & VMC_MAP_REACHABLE) ? &v->code : &v->heap;
+    if (!r->size)
+        return vmc__fail(-EINVAL, "vmc_map_file: there is no heap region (vmheap_size 0); "
+                         "use VMC_MAP_REACHABLE for the code region");
+    size_t len = (size + page - 1) & ~(page - 1);
+    vmc_blocks_t *b = vmc__blocks_of(v, r);
+    uintptr_t at;
+    pthread_mutex_lock(&v->lock);
+    e = vmc__blocks_take(b, len, 0, 0, 0, 0, VMC_OWNER_FILE, NULL, &at);
+    if (e) {
+        pthread_mutex_unlock(&v->lock);
+        return vmc__fail_wrap(e, "vmc_map_file: %#zx bytes in the %s region", len, r->name);
+    }
+    void *p;
+    e = vmc__os_mmap((void *)at, len, prot, ((flags & VMC_MAP_SHARED) ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED,
+                     fd, (off_t)offset, &p);
+    if (e) {
+        vmc__blocks_give(b, at);
+        pthread_mutex_unlock(&v->lock);
+        return vmc__fail(e, "vmc_map_file: fd %d: mmap of %#zx bytes at offset %#lx: %s", fd, len,
+                         (unsigned long)offset, strerror(-e));
+    }
+    vmc__blocks_mapped(b, at, len, (flags & VMC_MAP_REACHABLE) ? VMC_RDATA : VMC_DATA);
+    pthread_mutex_unlock(&v->lock);
+    *out = (void *)at;
+    return 0;
+}
+
+int vmc_unmap_file(vmc_t *v, void *addr, size_t size)
+{
+    if (!v) return vmc__fail(-EINVAL, "vmc_unmap_file: NULL handle");
+    uintptr_t a = (uintptr_t)addr;
+    size_t page = vmc__os_page_size();
+    vmc_region_t *r = vmc__region_contains(&v->code, a, 1)   ? &v->code
+                      : vmc__region_contains(&v->heap, a, 1) ? &v->heap
+                                                             : NULL;
+    if (!r) return vmc__fail(-EINVAL, "vmc_unmap_file: %p is in neither region", addr);
+    vmc_blocks_t *b = vmc__blocks_of(v, r);
+    pthread_mutex_lock(&v->lock);
+    vmc_run_t run;
+    int e = vmc__blocks_find(b, a, &run);
+    if (e || run.owner != VMC_OWNER_FILE || run.start != a) {
+        pthread_mutex_unlock(&v->lock);
+        return vmc__fail(-EINVAL, "vmc_unmap_file: %p is not the start of a vmc_map_file mapping", addr);
+    }
+    if (size == 0 || size > SIZE_MAX - page || ((size + page - 1) & ~(page - 1)) != run.len) {
+        pthread_mutex_unlock(&v->lock);
+        return vmc__fail(-EINVAL, "vmc_unmap_file: size %#zx does not match the mapping at %p (%#zx bytes)",
+                         size, addr, run.len);
+    }
+    e = vmc__blocks_give(b, a);
+    pthread_mutex_unlock(&v->lock);
+    return e;
+}

@@ -1,0 +1,667 @@
+/* The private loader on real libraries: system libz and libzstd, and the
+ * small libraries of tests/libs (IFUNC, versions, weak, constructors,
+ * chains, host callbacks, DT_RELR). */
+#include "test.h"
+#include "vmcode.h"
+#include "elfimg.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* ---- host side: what the test libraries call back ------------------------ */
+
+static char lib_log[1024];
+void vt_lib_log(const char *what);
+void vt_lib_log(const char *what)
+{
+    size_t n = strlen(lib_log);
+    snprintf(lib_log + n, sizeof lib_log - n, "%s%s", n ? " " : "", what);
+}
+int vt_host_add(int a, int b);
+int vt_host_add(int a, int b) { return a + b; }
+
+/* ---- helpers ----------------------------------------------------------------- */
+
+static vmc_t *open_region(void)
+{
+    vmc_options_t o;
+    vmc_options_init(&o);
+    o.vmheap_size = (size_t)64 << 20;
+    vmc_t *v = NULL;
+    ASSERT_OK(vmc_open(&o, &v));
+    return v;
+}
+
+static const char *tlib(const char *name)
+{
+    static char path[8][512];
+    static int k;
+    char *p = path[k++ % 8];
+    snprintf(p, 512, "%s/tests/libs/%s", vt_build_dir(), name);
+    ASSERT_MSG(access(p, R_OK) == 0, "test library %s is not built", p);
+    return p;
+}
+
+/* The system's copy of a library, or NULL. */
+static const char *syslib(const char *name)
+{
+    static const char *const dirs[] = {"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu",
+                                       "/usr/lib64", "/lib64", "/usr/lib"};
+    static char path[4][512];
+    static int k;
+    char *p = path[k++ % 4];
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        snprintf(p, 512, "%s/%s", dirs[i], name);
+        if (access(p, R_OK) == 0) return p;
+    }
+    return NULL;
+}
+
+static int in_region(vmc_t *v, const void *p)
+{
+    vmc_info_t in;
+    vmc_info(v, &in);
+    uintptr_t a = (uintptr_t)p, b = (uintptr_t)in.code_base;
+    return a >= b && a - b < in.code_size;
+}
+
+static int in_lib(vmc_lib_t *l, const void *p)
+{
+    void *s;
+    size_t n;
+    if (vmc_lib_span(l, &s, &n)) return 0;
+    return (uintptr_t)p >= (uintptr_t)s && (uintptr_t)p - (uintptr_t)s < n;
+}
+
+/* Every line of /proc/self/maps that is new since `before` lies inside the
+ * code region. */
+static void assert_new_maps_inside(vmc_t *v, const char *before)
+{
+    vmc_info_t in;
+    ASSERT_OK(vmc_info(v, &in));
+    uintptr_t lo = (uintptr_t)in.code_base, hi = lo + in.code_size;
+    char *now = vt_read_file("/proc/self/maps");
+    for (char *line = strtok(now, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strstr(before, line) || strstr(line, "[heap]")) continue;
+        unsigned long a, b;
+        ASSERT(sscanf(line, "%lx-%lx", &a, &b) == 2);
+        ASSERT_MSG(a >= lo && b <= hi, "new mapping outside the code region: %s", line);
+    }
+    free(now);
+}
+
+/* Each GLOB_DAT/JUMP_SLOT/64 slot of the loaded library whose symbol the
+ * library defines itself holds an address inside the library (self first);
+ * the others hold an address outside the region (the host's). */
+static int check_self_binding(vmc_t *v, vmc_lib_t *l, const char *path)
+{
+    vt_img_t m;
+    ASSERT_OK(vt_img_read(path, &m));
+    void *start;
+    size_t len;
+    ASSERT_OK(vmc_lib_span(l, &start, &len));
+    uintptr_t bias = (uintptr_t)start - vt_img_lo(&m);
+    Elf64_Dyn *symtab = vt_dyn(&m, DT_SYMTAB, NULL);
+    Elf64_Sym *syms = (Elf64_Sym *)(m.b + vt_v2o(&m, symtab->d_un.d_ptr));
+    int self = 0;
+    int64_t tabs[2][2] = {{DT_RELA, DT_RELASZ}, {DT_JMPREL, DT_PLTRELSZ}};
+    for (int t = 0; t < 2; t++) {
+        Elf64_Dyn *a = vt_dyn(&m, tabs[t][0], NULL), *sz = vt_dyn(&m, tabs[t][1], NULL);
+        if (!a || !sz) continue;
+        Elf64_Rela *r = (Elf64_Rela *)(m.b + vt_v2o(&m, a->d_un.d_ptr));
+        for (size_t i = 0; i < sz->d_un.d_val / sizeof *r; i++) {
+            unsigned type = ELF64_R_TYPE(r[i].r_info);
+            Elf64_Sym *s = &syms[ELF64_R_SYM(r[i].r_info)];
+            if (type != R_X86_64_GLOB_DAT && type != R_X86_64_JUMP_SLOT && type != R_X86_64_64) continue;
+            if (!ELF64_R_SYM(r[i].r_info)) continue;
+            uintptr_t got = *(uintptr_t *)(bias + r[i].r_offset);
+            if (s->st_shndx != SHN_UNDEF) {
+                ASSERT_MSG(in_lib(l, (void *)got), "slot %#lx bound outside the library",
+                           (unsigned long)r[i].r_offset);
+                self++;
+            } else if (got) {
+                ASSERT_MSG(!in_region(v, (void *)got), "undefined symbol's slot %#lx bound inside the region",
+                           (unsigned long)r[i].r_offset);
+            }
+        }
+    }
+    vt_img_free(&m);
+    return self;
+}
+
+/* ---- libz ------------------------------------------------------------------- */
+
+typedef int (*z_compress2_t)(uint8_t *, unsigned long *, const uint8_t *, unsigned long, int);
+typedef int (*z_uncompress_t)(uint8_t *, unsigned long *, const uint8_t *, unsigned long);
+typedef unsigned long (*z_crc32_t)(unsigned long, const uint8_t *, unsigned);
+typedef const char *(*z_version_t)(void);
+
+static void fill(uint8_t *buf, size_t n)
+{
+    uint32_t x = 12345;
+    for (size_t i = 0; i < n; i++) {
+        x = x * 1103515245 + 12345;
+        buf[i] = (uint8_t)("the quick brown fox jumps over the lazy dog "[i % 44] ^ ((x >> 16) & 3));
+    }
+}
+
+static void zlib_roundtrip(vmc_t *v, vmc_lib_t *l, void *host)
+{
+    z_compress2_t pc = (z_compress2_t)vmc_lib_sym(l, "compress2");
+    z_uncompress_t pu = (z_uncompress_t)vmc_lib_sym(l, "uncompress");
+    z_crc32_t pcrc = (z_crc32_t)vmc_lib_sym(l, "crc32");
+    z_version_t pv = (z_version_t)vmc_lib_sym(l, "zlibVersion");
+    ASSERT(pc && pu && pcrc && pv);
+    ASSERT(in_lib(l, (void *)pc) && in_lib(l, (void *)pu) && in_lib(l, (void *)pcrc));
+    ASSERT(in_region(v, (void *)pv));
+    ASSERT(vmc_lib_sym(l, "no_such_symbol") == NULL);
+    z_compress2_t hc = (z_compress2_t)dlsym(host, "compress2");
+    z_crc32_t hcrc = (z_crc32_t)dlsym(host, "crc32");
+    z_version_t hv = (z_version_t)dlsym(host, "zlibVersion");
+    ASSERT(hc && hcrc && hv && (void *)hc != (void *)pc);
+    ASSERT_STR_EQ(pv(), hv());
+    size_t n = 200000;
+    uint8_t *src = malloc(n), *a = malloc(n * 2), *b = malloc(n * 2), *back = malloc(n);
+    fill(src, n);
+    unsigned long an = n * 2, bn = n * 2, backn = n;
+    ASSERT_EQ(pc(a, &an, src, n, 9), 0);
+    ASSERT_EQ(hc(b, &bn, src, n, 9), 0);
+    ASSERT_EQ(an, bn);
+    ASSERT(memcmp(a, b, an) == 0);
+    ASSERT_EQ(pu(back, &backn, a, an), 0);
+    ASSERT_EQ(backn, n);
+    ASSERT(memcmp(back, src, n) == 0);
+    ASSERT_EQ(pcrc(0, src, (unsigned)n), hcrc(0, src, (unsigned)n));
+    free(src);
+    free(a);
+    free(b);
+    free(back);
+}
+
+TEST(loader_libz_private_roundtrip)
+{
+    const char *path = syslib("libz.so.1");
+    if (!path) SKIP("no libz.so.1 on this system");
+    vmc_t *v = open_region();
+    char *before = vt_read_file("/proc/self/maps");
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, path, 0, &l));
+    assert_new_maps_inside(v, before);
+    free(before);
+    vmc_stats_t st;
+    ASSERT_OK(vmc_stats(v, &st));
+    ASSERT_EQ(st.libraries, 1);
+    ASSERT_GT(check_self_binding(v, l, path), 0);
+    void *host = dlopen("libz.so.1", RTLD_NOW | RTLD_LOCAL);
+    ASSERT(host);
+    zlib_roundtrip(v, l, host);
+    ASSERT_OK(vmc_lib_unload(l));
+    ASSERT_OK(vmc_stats(v, &st));
+    ASSERT_EQ(st.libraries, 0);
+    dlclose(host);
+    vmc_close(v);
+}
+
+TEST(loader_libz_binds_itself_with_host_copy_global)
+{
+    const char *path = syslib("libz.so.1");
+    if (!path) SKIP("no libz.so.1 on this system");
+    void *host = dlopen("libz.so.1", RTLD_NOW | RTLD_GLOBAL);
+    ASSERT(host);
+    vmc_t *v = open_region();
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, path, 0, &l));
+    ASSERT_GT(check_self_binding(v, l, path), 0);
+    zlib_roundtrip(v, l, host);
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+    dlclose(host);
+}
+
+typedef size_t (*zstd_bound_t)(size_t);
+typedef size_t (*zstd_compress_t)(void *, size_t, const void *, size_t, int);
+typedef size_t (*zstd_decompress_t)(void *, size_t, const void *, size_t);
+typedef unsigned (*zstd_iserror_t)(size_t);
+typedef unsigned (*zstd_version_t)(void);
+
+TEST(loader_libzstd_private_roundtrip)
+{
+    const char *path = syslib("libzstd.so.1");
+    if (!path) SKIP("no libzstd.so.1 on this system");
+    vmc_t *v = open_region();
+    char *before = vt_read_file("/proc/self/maps");
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, path, 0, &l));
+    assert_new_maps_inside(v, before);
+    free(before);
+    ASSERT_GT(check_self_binding(v, l, path), 0);
+    void *host = dlopen("libzstd.so.1", RTLD_NOW | RTLD_LOCAL);
+    ASSERT(host);
+    zstd_bound_t pb = (zstd_bound_t)vmc_lib_sym(l, "ZSTD_compressBound");
+    zstd_compress_t pc = (zstd_compress_t)vmc_lib_sym(l, "ZSTD_compress");
+    zstd_decompress_t pd = (zstd_decompress_t)vmc_lib_sym(l, "ZSTD_decompress");
+    zstd_iserror_t pe = (zstd_iserror_t)vmc_lib_sym(l, "ZSTD_isError");
+    zstd_version_t pv = (zstd_version_t)vmc_lib_sym(l, "ZSTD_versionNumber");
+    ASSERT(pb && pc && pd && pe && pv);
+    ASSERT(in_lib(l, (void *)pc) && in_lib(l, (void *)pd) && in_region(v, (void *)pb));
+    zstd_compress_t hc = (zstd_compress_t)dlsym(host, "ZSTD_compress");
+    zstd_version_t hv = (zstd_version_t)dlsym(host, "ZSTD_versionNumber");
+    ASSERT(hc && hv);
+    ASSERT_EQ(pv(), hv());
+    size_t n = 300000, cap = pb(n);
+    uint8_t *src = malloc(n), *a = malloc(cap), *b = malloc(cap), *back = malloc(n);
+    fill(src, n);
+    for (int level = 1; level <= 19; level += 6) {
+        size_t an = pc(a, cap, src, n, level), bn = hc(b, cap, src, n, level);
+        ASSERT(!pe(an));
+        ASSERT_EQ(an, bn);
+        ASSERT(memcmp(a, b, an) == 0);
+        size_t backn = pd(back, n, a, an);
+        ASSERT_EQ(backn, n);
+        ASSERT(memcmp(back, src, n) == 0);
+    }
+    free(src);
+    free(a);
+    free(b);
+    free(back);
+    ASSERT_OK(vmc_lib_unload(l));
+    dlclose(host);
+    vmc_close(v);
+}
+
+TEST(loader_load_from_memory_matches_file)
+{
+    const char *path = syslib("libz.so.1");
+    if (!path) SKIP("no libz.so.1 on this system");
+    vt_img_t m;
+    ASSERT_OK(vt_img_read(path, &m));
+    vmc_t *v = open_region();
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load_mem(v, m.b, m.n, "libz-from-memory", 0, &l));
+    vt_img_free(&m);  /* the image is copied */
+    void *host = dlopen("libz.so.1", RTLD_NOW | RTLD_LOCAL);
+    zlib_roundtrip(v, l, host);
+    ASSERT_OK(vmc_lib_unload(l));
+    dlclose(host);
+    vmc_close(v);
+}
+
+TEST(loader_same_file_twice_shares_one_handle)
+{
+    vmc_t *v = open_region();
+    vmc_lib_t *a, *b;
+    ASSERT_OK(vmc_lib_load(v, tlib("libt_basic.so"), 0, &a));
+    ASSERT_OK(vmc_lib_load(v, tlib("libt_basic.so"), 0, &b));
+    ASSERT(a == b);
+    vmc_stats_t st;
+    ASSERT_OK(vmc_stats(v, &st));
+    ASSERT_EQ(st.libraries, 1);
+    ASSERT_OK(vmc_lib_unload(a));
+    int (*add)(int, int) = (int (*)(int, int))vmc_lib_sym(b, "t_add");
+    ASSERT_EQ(add(2, 3), 5);
+    ASSERT_OK(vmc_lib_unload(b));
+    ASSERT_OK(vmc_stats(v, &st));
+    ASSERT_EQ(st.libraries, 0);
+    vmc_close(v);
+}
+
+/* ---- the small test libraries ---------------------------------------------- */
+
+TEST(loader_basic_data_bss_and_host_calls)
+{
+    vmc_t *v = open_region();
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, tlib("libt_basic.so"), 0, &l));
+    int (*add)(int, int) = (int (*)(int, int))vmc_lib_sym(l, "t_add");
+    const char *(*name)(int) = (const char *(*)(int))vmc_lib_sym(l, "t_name");
+    int (*counter)(void) = (int (*)(void))vmc_lib_sym(l, "t_get_counter");
+    size_t (*slen)(const char *) = (size_t (*)(const char *))vmc_lib_sym(l, "t_strlen");
+    void *(*mc)(void) = (void *(*)(void))vmc_lib_sym(l, "t_memcpy_addr");
+    int (*bss)(void) = (int (*)(void))vmc_lib_sym(l, "t_bss_sum");
+    int *cnt = vmc_lib_sym(l, "t_counter");
+    ASSERT(add && name && counter && slen && mc && bss && cnt);
+    ASSERT(in_lib(l, cnt));
+    ASSERT_EQ(add(40, 2), 42);
+    ASSERT_STR_EQ(name(2), "two");
+    ASSERT_EQ(counter(), 5);
+    *cnt = 9;
+    ASSERT_EQ(counter(), 9);
+    ASSERT_EQ(slen("hello"), 5);
+    /* versioned host binding: memcpy@GLIBC_2.14, not the old memcpy@2.2.5 */
+    ASSERT(mc() == dlvsym(RTLD_DEFAULT, "memcpy", "GLIBC_2.14"));
+    ASSERT_EQ(bss(), 0);
+    ASSERT_EQ(bss(), 1);
+    /* not exported: static, and a versioned-hidden name */
+    ASSERT(vmc_lib_sym(l, "names") == NULL);
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+}
+
+TEST(loader_ifunc)
+{
+    vmc_t *v = open_region();
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, tlib("libt_ifunc.so"), 0, &l));
+    int (*which)(void) = (int (*)(void))vmc_lib_sym(l, "t_which");
+    int (*call)(void) = (int (*)(void))vmc_lib_sym(l, "t_call_which");
+    int (**ptr)(void) = vmc_lib_sym(l, "t_which_ptr");
+    ASSERT(which && call && ptr);
+    ASSERT(in_lib(l, (void *)which));
+    ASSERT_EQ(which(), 2);
+    ASSERT_EQ(call(), 2);
+    ASSERT((void *)*ptr == (void *)which);
+    ASSERT_OK(vmc_lib_unload(l));
+    /* inert: no resolver runs, IFUNC slots stay 0 */
+    ASSERT_OK(vmc_lib_load(v, tlib("libt_ifunc.so"), VMC_LOAD_INERT, &l));
+    ptr = vmc_lib_sym(l, "t_which_ptr");
+    ASSERT(ptr && *ptr == NULL);
+    ASSERT(vmc_lib_sym(l, "t_which") == NULL);
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+}
+
+TEST(loader_symbol_versions)
+{
+    vmc_t *v = open_region();
+    vmc_lib_t *ver, *use;
+    ASSERT_OK(vmc_lib_load(v, tlib("libt_ver.so"), 0, &ver));
+    int (*def)(void) = (int (*)(void))vmc_lib_sym(ver, "t_ver");
+    ASSERT(def);
+    ASSERT_EQ(def(), 2);  /* the default version, t_ver@@VER_2 */
+    ASSERT(vmc_lib_sym(ver, "t_ver_old") == NULL);  /* local by the version script */
+    /* a user of both versions, loaded with libt_ver.so as a private dependency */
+    ASSERT_OK(vmc_lib_load(v, tlib("libt_veruse.so"), 0, &use));
+    int (*old)(void) = (int (*)(void))vmc_lib_sym(use, "t_use_old");
+    int (*neu)(void) = (int (*)(void))vmc_lib_sym(use, "t_use_new");
+    ASSERT_EQ(old(), 1);
+    ASSERT_EQ(neu(), 2);
+    vmc_stats_t st;
+    ASSERT_OK(vmc_stats(v, &st));
+    ASSERT_EQ(st.libraries, 2);  /* libt_ver.so shared, not loaded twice */
+    ASSERT_OK(vmc_lib_unload(use));
+    ASSERT_OK(vmc_lib_unload(ver));
+    ASSERT_OK(vmc_stats(v, &st));
+    ASSERT_EQ(st.libraries, 0);
+    vmc_close(v);
+}
+
+TEST(loader_weak_undefined_is_zero)
+{
+    vmc_t *v = open_region();
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, tlib("libt_weak.so"), 0, &l));
+    int (*f)(void) = (int (*)(void))vmc_lib_sym(l, "t_weak_is_null");
+    ASSERT_EQ(f(), 1);
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+}
+
+TEST(loader_ctor_dtor_order_matches_system_loader)
+{
+    /* what glibc does with the same library */
+    lib_log[0] = 0;
+    void *h = dlopen(tlib("libt_ctor.so"), RTLD_NOW | RTLD_LOCAL);
+    ASSERT(h);
+    char sys_init[256];
+    snprintf(sys_init, sizeof sys_init, "%s", lib_log);
+    lib_log[0] = 0;
+    dlclose(h);
+    char sys_fini[256];
+    snprintf(sys_fini, sizeof sys_fini, "%s", lib_log);
+    ASSERT_STR_EQ(sys_init, "init ctor101 ctor102 ctor");
+    ASSERT_STR_EQ(sys_fini, "dtor dtor102 dtor101 fini");
+
+    vmc_t *v = open_region();
+    vmc_lib_t *l;
+    lib_log[0] = 0;
+    ASSERT_OK(vmc_lib_load(v, tlib("libt_ctor.so"), 0, &l));
+    ASSERT_STR_EQ(lib_log, sys_init);
+    lib_log[0] = 0;
+    ASSERT_OK(vmc_lib_unload(l));
+    ASSERT_STR_EQ(lib_log, sys_fini);
+    /* vmc_close unloads what is left, destructors included */
+    ASSERT_OK(vmc_lib_load(v, tlib("libt_ctor.so"), 0, &l));
+    lib_log[0] = 0;
+    vmc_close(v);
+    ASSERT_STR_EQ(lib_log, sys_fini);
+}
+
+TEST(loader_chain_of_two_private_libraries)
+{
+    vmc_t *v = open_region();
+    vmc_lib_t *a;
+    lib_log[0] = 0;
+    ASSERT_OK(vmc_lib_load(v, tlib("libt_chain_a.so"), 0, &a));
+    ASSERT_STR_EQ(lib_log, "b+ a+");  /* dependencies first */
+    int (*av)(void) = (int (*)(void))vmc_lib_sym(a, "t_a_value");
+    void *(*bp)(void) = (void *(*)(void))vmc_lib_sym(a, "t_a_b_addr");
+    ASSERT_EQ(av(), 42);
+    ASSERT(in_region(v, bp()));    /* libt_chain_b.so is private too */
+    ASSERT(!in_lib(a, bp()));
+    ASSERT(vmc_lib_sym(a, "t_b_value") == NULL);  /* only a's own symbols */
+    vmc_stats_t st;
+    ASSERT_OK(vmc_stats(v, &st));
+    ASSERT_EQ(st.libraries, 2);
+    lib_log[0] = 0;
+    ASSERT_OK(vmc_lib_unload(a));
+    ASSERT_STR_EQ(lib_log, "a- b-");
+    ASSERT_OK(vmc_stats(v, &st));
+    ASSERT_EQ(st.libraries, 0);
+    /* close with the chain loaded: the same order */
+    ASSERT_OK(vmc_lib_load(v, tlib("libt_chain_a.so"), 0, &a));
+    lib_log[0] = 0;
+    vmc_close(v);
+    ASSERT_STR_EQ(lib_log, "a- b-");
+}
+
+TEST(loader_calls_back_into_the_host)
+{
+    vmc_t *v = open_region();
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, tlib("libt_host.so"), 0, &l));
+    int (*f)(int, int) = (int (*)(int, int))vmc_lib_sym(l, "t_host_call");
+    ASSERT_EQ(f(20, 1), 42);
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+}
+
+TEST(loader_relr)
+{
+    vt_img_t m;
+    ASSERT_OK(vt_img_read(tlib("libt_relr.so"), &m));
+    int has = vt_dyn(&m, DT_RELR, NULL) != NULL;
+    vt_img_free(&m);
+    if (!has) SKIP("the linker has no -z pack-relative-relocs");
+    vmc_t *v = open_region();
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, tlib("libt_relr.so"), 0, &l));
+    int (*check)(void) = (int (*)(void))vmc_lib_sym(l, "t_relr_check");
+    int **ptrs = vmc_lib_sym(l, "t_ptrs");
+    ASSERT_EQ(check(), 1);
+    for (int i = 0; i < 64; i++) ASSERT(in_lib(l, ptrs[i]));
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+}
+
+TEST(loader_relro_is_read_only_and_no_wx)
+{
+    const char *path = syslib("libz.so.1");
+    if (!path) SKIP("no libz.so.1 on this system");
+    vmc_t *v = open_region();
+    int rwx = vt_rwx_count();
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, path, 0, &l));
+    ASSERT_EQ(vt_rwx_count(), rwx);
+    vt_img_t m;
+    ASSERT_OK(vt_img_read(path, &m));
+    int r = vt_phdr_find(&m, PT_GNU_RELRO, 0);
+    if (r >= 0) {
+        void *s;
+        size_t n;
+        ASSERT_OK(vmc_lib_span(l, &s, &n));
+        Elf64_Phdr *p = vt_phdr(&m, r);
+        uintptr_t a = ((uintptr_t)s + p->p_vaddr - vt_img_lo(&m)) & ~(uintptr_t)4095;
+        uintptr_t e = ((uintptr_t)s + p->p_vaddr + p->p_memsz - vt_img_lo(&m)) & ~(uintptr_t)4095;
+        if (e > a) {
+            char *maps = vt_read_file("/proc/self/maps");
+            char want[64];
+            snprintf(want, sizeof want, "%lx-", (unsigned long)a);
+            char *line = strstr(maps, want);
+            ASSERT_MSG(line, "no mapping starts at the RELRO page %#lx", (unsigned long)a);
+            ASSERT_MSG(!strncmp(strchr(line, ' ') + 1, "r--p", 4), "RELRO is not read-only: %.60s", line);
+            free(maps);
+        }
+    }
+    vt_img_free(&m);
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+}
+
+TEST(loader_errors_for_missing_files_and_arguments)
+{
+    vmc_t *v = open_region();
+    vmc_lib_t *l = (vmc_lib_t *)1;
+    ASSERT_EQ(vmc_lib_load(v, "/nonexistent/libnope.so", 0, &l), -ENOENT);
+    ASSERT(l == NULL);
+    ASSERT_STR_EQ(vmc_last_error(), "/nonexistent/libnope.so: cannot open: No such file or directory");
+    ASSERT_EQ(vmc_lib_load(v, "/tmp", 0, &l), -ENOEXEC);
+    ASSERT_STR_EQ(vmc_last_error(), "/tmp: not a regular file");
+    ASSERT_EQ(vmc_lib_load(v, NULL, 0, &l), -EINVAL);
+    ASSERT_EQ(vmc_lib_load(v, tlib("libt_basic.so"), 0x100, &l), -EINVAL);
+    ASSERT_EQ(vmc_lib_unload(NULL), -EINVAL);
+    ASSERT(vmc_lib_sym(NULL, "x") == NULL);
+    vmc_close(v);
+}
+
+TEST(loader_missing_dependency_is_refused_cleanly)
+{
+    /* libt_chain_a.so copied alone into a directory: libt_chain_b.so is
+     * neither next to it nor known to the system loader */
+    char dir[] = "/tmp/vmc-dep-XXXXXX";
+    ASSERT(mkdtemp(dir));
+    char path[600];
+    snprintf(path, sizeof path, "%s/libt_chain_a.so", dir);
+    vt_img_t m;
+    ASSERT_OK(vt_img_read(tlib("libt_chain_a.so"), &m));
+    ASSERT_OK(vt_img_write(&m, path));
+    vt_img_free(&m);
+    vmc_t *v = open_region();
+    vt_snapshot_t snap;
+    vt_snap(&snap);
+    vmc_lib_t *l;
+    ASSERT_EQ(vmc_lib_load(v, path, 0, &l), -ENOENT);
+    char want[800];
+    snprintf(want, sizeof want, "%s: dependency libt_chain_b.so: libt_chain_b.so: cannot open shared "
+             "object file: No such file or directory", path);
+    ASSERT_STR_EQ(vmc_last_error(), want);
+    ASSERT_NO_LEAK(snap);
+    vmc_close(v);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* ---- many loads, threads ------------------------------------------------------- */
+
+TEST_TIMEOUT(loader_load_unload_10000_times, 300)
+{
+    vmc_t *v = open_region();
+    vmc_lib_t *l;
+    const char *path = tlib("libt_basic.so");
+    ASSERT_OK(vmc_lib_load(v, path, 0, &l));  /* warm up dlopen's caches */
+    ASSERT_OK(vmc_lib_unload(l));
+    vt_snapshot_t snap;
+    vt_snap(&snap);
+    int lines = vt_maps_count(NULL);
+    for (int i = 0; i < 10000; i++) {
+        ASSERT_OK(vmc_lib_load(v, path, 0, &l));
+        if (i % 1000 == 0) {
+            int (*add)(int, int) = (int (*)(int, int))vmc_lib_sym(l, "t_add");
+            ASSERT_EQ(add(i, 1), i + 1);
+        }
+        ASSERT_OK(vmc_lib_unload(l));
+    }
+    ASSERT_EQ(vt_maps_count(NULL), lines);
+    ASSERT_NO_LEAK(snap);
+    vmc_close(v);
+}
+
+typedef struct hammer {
+    volatile int stop;
+    long rounds;
+    int bad;
+} hammer_t;
+
+/* mmap, fill, check, munmap outside the region, as fast as possible. */
+static void *hammer_thread(void *arg)
+{
+    hammer_t *h = arg;
+    while (!h->stop) {
+        void *p[8];
+        for (int i = 0; i < 8; i++) {
+            p[i] = mmap(NULL, 4096 * (size_t)(i + 1), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (p[i] == MAP_FAILED) {
+                h->bad++;
+                return NULL;
+            }
+            memset(p[i], 0x5a + i, 4096 * (size_t)(i + 1));
+        }
+        for (int i = 0; i < 8; i++) {
+            uint8_t *b = p[i];
+            for (size_t k = 0; k < 4096 * (size_t)(i + 1); k += 512)
+                if (b[k] != 0x5a + i) h->bad++;
+            munmap(p[i], 4096 * (size_t)(i + 1));
+        }
+        h->rounds++;
+    }
+    return NULL;
+}
+
+typedef struct loader_arg {
+    vmc_t *v;
+    const char *path;
+    int n, bad;
+} loader_arg_t;
+
+static void *loader_thread(void *arg)
+{
+    loader_arg_t *a = arg;
+    for (int i = 0; i < a->n; i++) {
+        vmc_lib_t *l;
+        if (vmc_lib_load(a->v, a->path, 0, &l)) {
+            a->bad++;
+            continue;
+        }
+        int (*add)(int, int) = (int (*)(int, int))vmc_lib_sym(l, "t_add");
+        int *cnt = vmc_lib_sym(l, "t_counter");
+        if (!add || add(i, 2) != i + 2 || !cnt || *cnt != 5) a->bad++;
+        if (vmc_lib_unload(l)) a->bad++;
+    }
+    return NULL;
+}
+
+TEST_THREADED(loader_threads_load_while_another_maps)
+{
+    vmc_t *v = open_region();
+    vmc_info_t in;
+    ASSERT_OK(vmc_info(v, &in));
+    hammer_t h = {0, 0, 0};
+    loader_arg_t la = {v, tlib("libt_basic.so"), 1500, 0}, lb = la;
+    pthread_t th, t1, t2;
+    ASSERT_EQ(pthread_create(&th, NULL, hammer_thread, &h), 0);
+    ASSERT_EQ(pthread_create(&t1, NULL, loader_thread, &la), 0);
+    ASSERT_EQ(pthread_create(&t2, NULL, loader_thread, &lb), 0);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    h.stop = 1;
+    pthread_join(th, NULL);
+    ASSERT_EQ(la.bad, 0);
+    ASSERT_EQ(lb.bad, 0);
+    ASSERT_EQ(h.bad, 0);
+    ASSERT_GT(h.rounds, 0);
+    /* the region is still one PROT_NONE reservation */
+    uintptr_t b = (uintptr_t)in.code_base;
+    ASSERT(vt_maps_has(b, b + in.code_size, "---p"));
+    vmc_close(v);
+}
