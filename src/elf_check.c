@@ -35,7 +35,7 @@ int vmc__elf_check_ehdr(const char *name, const uint8_t *hdr, size_t hdrlen, uin
                         uint64_t *phoff, unsigned *phnum)
 {
     if (file_size < sizeof(Elf64_Ehdr) || hdrlen < sizeof(Elf64_Ehdr))
-        return vmc__fail(-ENOEXEC, "%s: ELF header (offset 0x0+0x40): file is %#lx bytes, too short",
+        return vmc__fail(-ENOEXEC, "%s: ELF header (offset 0x0+0x40): file is 0x%lx bytes, too short",
                          name, (unsigned long)file_size);
     Elf64_Ehdr eh;
     memcpy(&eh, hdr, sizeof eh);
@@ -65,12 +65,12 @@ int vmc__elf_check_ehdr(const char *name, const uint8_t *hdr, size_t hdrlen, uin
     uint64_t end;
     if (!add_ok(eh.e_phoff, (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr), &end) || end > file_size)
         return vmc__fail(-ENOEXEC,
-                         "%s: ELF header e_phoff (offset 0x20): program header table %#lx+%#lx "
-                         "is past the end of the file (%#lx bytes)",
+                         "%s: ELF header e_phoff (offset 0x20): program header table 0x%lx+0x%lx "
+                         "is past the end of the file (0x%lx bytes)",
                          name, (unsigned long)eh.e_phoff,
                          (unsigned long)(eh.e_phnum * sizeof(Elf64_Phdr)), (unsigned long)file_size);
     if (eh.e_phoff % 8)
-        return vmc__fail(-ENOEXEC, "%s: ELF header e_phoff (offset 0x20): %#lx is not 8-byte aligned",
+        return vmc__fail(-ENOEXEC, "%s: ELF header e_phoff (offset 0x20): 0x%lx is not 8-byte aligned",
                          name, (unsigned long)eh.e_phoff);
     *phoff = eh.e_phoff;
     *phnum = eh.e_phnum;
@@ -79,7 +79,7 @@ int vmc__elf_check_ehdr(const char *name, const uint8_t *hdr, size_t hdrlen, uin
 
 /* "program header 3 (offset 0x40+0xa8)" */
 #define PH_FAIL(e, i, ...)                                                                 \
-    vmc__fail(-ENOEXEC, "%s: program header %u (offset %#lx+%#lx): " __VA_ARGS__)
+    vmc__fail(-ENOEXEC, "%s: program header %u (offset 0x%lx+0x%lx): " __VA_ARGS__)
 #define PH_ARGS(e, i) (e)->name, (unsigned)(i), (unsigned long)(e)->phoff, \
     (unsigned long)((i) * sizeof(Elf64_Phdr))
 
@@ -87,27 +87,27 @@ static int check_load(vmc_elf_t *e, unsigned i, const Elf64_Phdr *p, size_t page
 {
     uint64_t fend, vend;
     if (!add_ok(p->p_offset, p->p_filesz, &fend) || fend > e->file_size)
-        return PH_FAIL(e, i, "p_offset %#lx + p_filesz %#lx is past the end of the file (%#lx bytes)",
+        return PH_FAIL(e, i, "p_offset 0x%lx + p_filesz 0x%lx is past the end of the file (0x%lx bytes)",
                        PH_ARGS(e, i), (unsigned long)p->p_offset, (unsigned long)p->p_filesz,
                        (unsigned long)e->file_size);
     if (p->p_filesz > p->p_memsz)
-        return PH_FAIL(e, i, "p_filesz %#lx > p_memsz %#lx", PH_ARGS(e, i),
+        return PH_FAIL(e, i, "p_filesz 0x%lx > p_memsz 0x%lx", PH_ARGS(e, i),
                        (unsigned long)p->p_filesz, (unsigned long)p->p_memsz);
     if (!add_ok(p->p_vaddr, p->p_memsz, &vend) || vend > VADDR_LIMIT)
-        return PH_FAIL(e, i, "p_vaddr %#lx + p_memsz %#lx is past the address space", PH_ARGS(e, i),
+        return PH_FAIL(e, i, "p_vaddr 0x%lx + p_memsz 0x%lx is past the address space", PH_ARGS(e, i),
                        (unsigned long)p->p_vaddr, (unsigned long)p->p_memsz);
     if (p->p_align > 1 && !is_pow2(p->p_align))
-        return PH_FAIL(e, i, "p_align %#lx is not a power of two", PH_ARGS(e, i),
+        return PH_FAIL(e, i, "p_align 0x%lx is not a power of two", PH_ARGS(e, i),
                        (unsigned long)p->p_align);
     if (p->p_align > 1 && p->p_offset % p->p_align != p->p_vaddr % p->p_align)
-        return PH_FAIL(e, i, "p_offset %#lx and p_vaddr %#lx are not congruent modulo p_align %#lx",
+        return PH_FAIL(e, i, "p_offset 0x%lx and p_vaddr 0x%lx are not congruent modulo p_align 0x%lx",
                        PH_ARGS(e, i), (unsigned long)p->p_offset, (unsigned long)p->p_vaddr,
                        (unsigned long)p->p_align);
     if (p->p_offset % page != p->p_vaddr % page)
-        return PH_FAIL(e, i, "p_offset %#lx and p_vaddr %#lx are not congruent modulo the page size %#zx",
+        return PH_FAIL(e, i, "p_offset 0x%lx and p_vaddr 0x%lx are not congruent modulo the page size 0x%zx",
                        PH_ARGS(e, i), (unsigned long)p->p_offset, (unsigned long)p->p_vaddr, page);
     if ((p->p_flags & PF_W) && (p->p_flags & PF_X))
-        return PH_FAIL(e, i, "segment is writable and executable (p_flags %#x)", PH_ARGS(e, i),
+        return PH_FAIL(e, i, "segment is writable and executable (p_flags 0x%x)", PH_ARGS(e, i),
                        p->p_flags);
     if (p->p_memsz == 0) return 0;  /* an empty PT_LOAD maps nothing */
     if (e->nload == VMC_ELF_MAX_LOADS)
@@ -116,10 +116,10 @@ static int check_load(vmc_elf_t *e, unsigned i, const Elf64_Phdr *p, size_t page
         const vmc_seg_t *prev = &e->load[e->nload - 1];
         uint64_t prev_end = (prev->vaddr + prev->memsz + page - 1) & ~(uint64_t)(page - 1);
         if (p->p_vaddr < prev->vaddr)
-            return PH_FAIL(e, i, "PT_LOAD p_vaddr %#lx is below the previous one's %#lx (not sorted)",
+            return PH_FAIL(e, i, "PT_LOAD p_vaddr 0x%lx is below the previous one's 0x%lx (not sorted)",
                            PH_ARGS(e, i), (unsigned long)p->p_vaddr, (unsigned long)prev->vaddr);
         if ((p->p_vaddr & ~(uint64_t)(page - 1)) < prev_end)
-            return PH_FAIL(e, i, "PT_LOAD p_vaddr %#lx overlaps program header %u's pages (up to %#lx)",
+            return PH_FAIL(e, i, "PT_LOAD p_vaddr 0x%lx overlaps program header %u's pages (up to 0x%lx)",
                            PH_ARGS(e, i), (unsigned long)p->p_vaddr, prev->index,
                            (unsigned long)prev_end);
     }
@@ -193,22 +193,22 @@ int vmc__elf_check_phdrs(vmc_elf_t *e, const Elf64_Phdr *ph)
         }
     }
     if (e->nload == 0)
-        return vmc__fail(-ENOEXEC, "%s: program headers (offset %#lx): no PT_LOAD segment", e->name,
+        return vmc__fail(-ENOEXEC, "%s: program headers (offset 0x%lx): no PT_LOAD segment", e->name,
                          (unsigned long)e->phoff);
     if (ndyn == 0)
-        return vmc__fail(-ENOEXEC, "%s: program headers (offset %#lx): no PT_DYNAMIC segment", e->name,
+        return vmc__fail(-ENOEXEC, "%s: program headers (offset 0x%lx): no PT_DYNAMIC segment", e->name,
                          (unsigned long)e->phoff);
     {
         unsigned i = dyn_index;
         uint64_t end;
         if (e->dyn_size < sizeof(Elf64_Dyn) || e->dyn_size % sizeof(Elf64_Dyn) ||
             e->dyn_vaddr % 8)
-            return PH_FAIL(e, i, "PT_DYNAMIC p_vaddr %#lx p_filesz %#lx is not a table of Elf64_Dyn",
+            return PH_FAIL(e, i, "PT_DYNAMIC p_vaddr 0x%lx p_filesz 0x%lx is not a table of Elf64_Dyn",
                            PH_ARGS(e, i), (unsigned long)e->dyn_vaddr, (unsigned long)e->dyn_size);
         const vmc_seg_t *s = vmc__elf_seg(e, e->dyn_vaddr, e->dyn_size, 0);
         if (!s || !add_ok(e->dyn_offset, e->dyn_size, &end) ||
             e->dyn_offset != s->offset + (e->dyn_vaddr - s->vaddr))
-            return PH_FAIL(e, i, "PT_DYNAMIC %#lx+%#lx is not inside the file part of a PT_LOAD",
+            return PH_FAIL(e, i, "PT_DYNAMIC 0x%lx+0x%lx is not inside the file part of a PT_LOAD",
                            PH_ARGS(e, i), (unsigned long)e->dyn_vaddr, (unsigned long)e->dyn_size);
     }
     e->relro_size = 0;
@@ -218,7 +218,7 @@ int vmc__elf_check_phdrs(vmc_elf_t *e, const Elf64_Phdr *ph)
         if (p.p_memsz) {
             const vmc_seg_t *s = vmc__elf_seg(e, p.p_vaddr, p.p_memsz, 1);
             if (!s || !(s->flags & PF_W))
-                return PH_FAIL(e, relro_index, "PT_GNU_RELRO %#lx+%#lx is not inside a writable PT_LOAD",
+                return PH_FAIL(e, relro_index, "PT_GNU_RELRO 0x%lx+0x%lx is not inside a writable PT_LOAD",
                                PH_ARGS(e, relro_index), (unsigned long)p.p_vaddr,
                                (unsigned long)p.p_memsz);
             e->relro_vaddr = p.p_vaddr;

@@ -128,7 +128,7 @@ static int dyn_fail(const dyn_ctx_t *c, int t, const char *fmt, ...) VMC_PRINTF(
 /* "libx.so: dynamic entry 7 DT_SYMTAB (offset 0x2de0+0x70): PROBLEM" */
 static int dyn_entry_fail(const vmc_lib_t *l, size_t i, const char *msg)
 {
-    return vmc__fail(-ENOEXEC, "%s: dynamic entry %zu %s (offset %#lx+%#lx): %s", l->name, i,
+    return vmc__fail(-ENOEXEC, "%s: dynamic entry %zu %s (offset 0x%lx+0x%lx): %s", l->name, i,
                      tag_name(l->dyn[i].d_tag), (unsigned long)l->elf.dyn_offset,
                      (unsigned long)(i * sizeof(Elf64_Dyn)), msg);
 }
@@ -149,12 +149,12 @@ static const void *table(const dyn_ctx_t *c, int t, uint64_t size, uint64_t alig
     uint64_t a = c->val[t];
     const void *p = vmc__elf_ptr(c->l, a, size);
     if (!p) {
-        *err = dyn_fail(c, t, "%#lx+%#lx is not inside the file part of a readable PT_LOAD",
+        *err = dyn_fail(c, t, "0x%lx+0x%lx is not inside the file part of a readable PT_LOAD",
                         (unsigned long)a, (unsigned long)size);
         return NULL;
     }
     if (a % align) {
-        *err = dyn_fail(c, t, "%#lx is not %lu-byte aligned", (unsigned long)a, (unsigned long)align);
+        *err = dyn_fail(c, t, "0x%lx is not %lu-byte aligned", (unsigned long)a, (unsigned long)align);
         return NULL;
     }
     return p;
@@ -169,17 +169,17 @@ static int read_gnu_hash(dyn_ctx_t *c, size_t *nsyms)
     uint64_t off = vmc__elf_offset(&l->elf, c->val[T_GNU_HASH]);
     uint32_t nb = h[0], symoff = h[1], bloom = h[2], shift = h[3];
     if (nb == 0)
-        return vmc__fail(-ENOEXEC, "%s: DT_GNU_HASH (offset %#lx): nbuckets is 0", l->name,
+        return vmc__fail(-ENOEXEC, "%s: DT_GNU_HASH (offset 0x%lx): nbuckets is 0", l->name,
                          (unsigned long)off);
     if (bloom == 0 || (bloom & (bloom - 1)))
-        return vmc__fail(-ENOEXEC, "%s: DT_GNU_HASH (offset %#lx+0x8): bloom size %u is not a power of two",
+        return vmc__fail(-ENOEXEC, "%s: DT_GNU_HASH (offset 0x%lx+0x8): bloom size %u is not a power of two",
                          l->name, (unsigned long)off, bloom);
     if (shift >= 64)
-        return vmc__fail(-ENOEXEC, "%s: DT_GNU_HASH (offset %#lx+0xc): bloom shift %u is not below 64",
+        return vmc__fail(-ENOEXEC, "%s: DT_GNU_HASH (offset 0x%lx+0xc): bloom shift %u is not below 64",
                          l->name, (unsigned long)off, shift);
     uint64_t size = 16 + (uint64_t)bloom * 8 + (uint64_t)nb * 4;
     if (!vmc__elf_ptr(l, c->val[T_GNU_HASH], size))
-        return vmc__fail(-ENOEXEC, "%s: DT_GNU_HASH (offset %#lx): %u buckets and %u bloom words "
+        return vmc__fail(-ENOEXEC, "%s: DT_GNU_HASH (offset 0x%lx): %u buckets and %u bloom words "
                          "run past the end of their segment", l->name, (unsigned long)off, nb, bloom);
     l->g_nbuckets = nb;
     l->g_symoffset = symoff;
@@ -192,7 +192,7 @@ static int read_gnu_hash(dyn_ctx_t *c, size_t *nsyms)
     for (uint32_t i = 0; i < nb; i++) {
         uint32_t b = l->g_buckets[i];
         if (b && b < symoff)
-            return vmc__fail(-ENOEXEC, "%s: DT_GNU_HASH bucket %u (offset %#lx+%#lx): symbol %u is below "
+            return vmc__fail(-ENOEXEC, "%s: DT_GNU_HASH bucket %u (offset 0x%lx+0x%lx): symbol %u is below "
                              "symoffset %u", l->name, i, (unsigned long)off,
                              (unsigned long)(16 + (uint64_t)bloom * 8 + (uint64_t)i * 4), b, symoff);
         if (b > maxb) maxb = b;
@@ -204,11 +204,11 @@ static int read_gnu_hash(dyn_ctx_t *c, size_t *nsyms)
     uint64_t chain_va = c->val[T_GNU_HASH] + size;
     for (uint64_t i = maxb;; i++) {
         if (i >= MAX_SYMBOLS)
-            return vmc__fail(-ENOEXEC, "%s: DT_GNU_HASH (offset %#lx): chain has more than %u symbols",
+            return vmc__fail(-ENOEXEC, "%s: DT_GNU_HASH (offset 0x%lx): chain has more than %u symbols",
                              l->name, (unsigned long)off, MAX_SYMBOLS);
         const uint32_t *e = vmc__elf_ptr(l, chain_va + (i - symoff) * 4, 4);
         if (!e)
-            return vmc__fail(-ENOEXEC, "%s: DT_GNU_HASH (offset %#lx): chain of symbol %lu runs past "
+            return vmc__fail(-ENOEXEC, "%s: DT_GNU_HASH (offset 0x%lx): chain of symbol %lu runs past "
                              "the end of its segment", l->name, (unsigned long)off, (unsigned long)i);
         if (*e & 1) {
             *nsyms = i + 1;
@@ -225,7 +225,7 @@ static int read_sysv_hash(dyn_ctx_t *c, size_t *nsyms)
     if (!h) return err;
     uint32_t nb = h[0], nc = h[1];
     if (nb == 0 || nc > MAX_SYMBOLS || !vmc__elf_ptr(l, c->val[T_HASH], 8 + 4 * ((uint64_t)nb + nc)))
-        return vmc__fail(-ENOEXEC, "%s: DT_HASH (offset %#lx): %u buckets and %u chains do not fit "
+        return vmc__fail(-ENOEXEC, "%s: DT_HASH (offset 0x%lx): %u buckets and %u chains do not fit "
                          "their segment", l->name,
                          (unsigned long)vmc__elf_offset(&l->elf, c->val[T_HASH]), nb, nc);
     l->h_nbucket = nb;
@@ -248,7 +248,7 @@ static int walk_versions(dyn_ctx_t *c, int fill, size_t *maxidx)
             const Elf64_Verdef *d = vmc__elf_ptr(l, va, sizeof *d);
             uint64_t aux;
             if (!d || va % 4 || !add_ok(va, d->vd_aux, &aux))
-                return dyn_fail(c, T_VERDEF, "definition %lu at %#lx is outside the image",
+                return dyn_fail(c, T_VERDEF, "definition %lu at 0x%lx is outside the image",
                                 (unsigned long)k, (unsigned long)va);
             if (d->vd_version != 1)
                 return dyn_fail(c, T_VERDEF, "definition %lu has vd_version %u", (unsigned long)k,
@@ -277,13 +277,13 @@ static int walk_versions(dyn_ctx_t *c, int fill, size_t *maxidx)
             const Elf64_Verneed *d = vmc__elf_ptr(l, va, sizeof *d);
             uint64_t aux;
             if (!d || va % 4 || !add_ok(va, d->vn_aux, &aux))
-                return dyn_fail(c, T_VERNEED, "requirement %lu at %#lx is outside the image",
+                return dyn_fail(c, T_VERNEED, "requirement %lu at 0x%lx is outside the image",
                                 (unsigned long)k, (unsigned long)va);
             if (d->vn_version != 1)
                 return dyn_fail(c, T_VERNEED, "requirement %lu has vn_version %u", (unsigned long)k,
                                 d->vn_version);
             if (d->vn_file >= l->strsz)
-                return dyn_fail(c, T_VERNEED, "requirement %lu: vn_file %#x is outside the string table",
+                return dyn_fail(c, T_VERNEED, "requirement %lu: vn_file 0x%x is outside the string table",
                                 (unsigned long)k, d->vn_file);
             for (unsigned j = 0; j < d->vn_cnt; j++) {
                 if (!budget--)
@@ -328,7 +328,7 @@ static int read_versions(dyn_ctx_t *c)
     for (size_t i = 0; i < l->nsyms; i++) {
         size_t ndx = l->versym[i] & MAX_VERSION_INDEX;
         if (ndx > 1 && (ndx >= l->nvers || !l->vers[ndx].name))
-            return vmc__fail(-ENOEXEC, "%s: DT_VERSYM entry %zu (offset %#lx+%#lx): version index %zu "
+            return vmc__fail(-ENOEXEC, "%s: DT_VERSYM entry %zu (offset 0x%lx+0x%lx): version index %zu "
                              "is defined by neither DT_VERDEF nor DT_VERNEED", l->name, i,
                              (unsigned long)vmc__elf_offset(&l->elf, c->val[T_VERSYM]),
                              (unsigned long)(i * 2), ndx);
@@ -343,7 +343,7 @@ static int reloc_table(dyn_ctx_t *c, int t, int tsz, uint64_t entsize, uint64_t 
         return dyn_fail(c, c->at[t] ? t : tsz, "given without its %s", c->at[t] ? "size" : "address");
     int err = 0;
     if (c->val[tsz] % entsize)
-        return dyn_fail(c, tsz, "%#lx is not a multiple of %lu", (unsigned long)c->val[tsz],
+        return dyn_fail(c, tsz, "0x%lx is not a multiple of %lu", (unsigned long)c->val[tsz],
                         (unsigned long)entsize);
     if (c->val[tsz] && !table(c, t, c->val[tsz], 8, &err)) return err;
     *va = c->val[t];
@@ -358,7 +358,7 @@ int vmc__elf_dyn(vmc_lib_t *l)
     c.l = l;
     l->dyn = vmc__elf_ptr(l, l->elf.dyn_vaddr, l->elf.dyn_size);
     if (!l->dyn)  /* checked in elf_check, unless the segment is not readable */
-        return vmc__fail(-ENOEXEC, "%s: PT_DYNAMIC (offset %#lx) is not in a readable segment", l->name,
+        return vmc__fail(-ENOEXEC, "%s: PT_DYNAMIC (offset 0x%lx) is not in a readable segment", l->name,
                          (unsigned long)l->elf.dyn_offset);
     l->ndyn = l->elf.dyn_size / sizeof(Elf64_Dyn);
     for (size_t i = 0; i < l->ndyn; i++) {
@@ -433,12 +433,12 @@ int vmc__elf_dyn(vmc_lib_t *l)
 
     int err = 0;
     if (!c.at[T_STRTAB] || !c.at[T_STRSZ] || !c.at[T_SYMTAB] || (!c.at[T_HASH] && !c.at[T_GNU_HASH]))
-        return vmc__fail(-ENOEXEC, "%s: dynamic section (offset %#lx): %s is missing", l->name,
+        return vmc__fail(-ENOEXEC, "%s: dynamic section (offset 0x%lx): %s is missing", l->name,
                          (unsigned long)l->elf.dyn_offset,
                          !c.at[T_STRTAB] ? "DT_STRTAB" : !c.at[T_STRSZ] ? "DT_STRSZ"
                          : !c.at[T_SYMTAB] ? "DT_SYMTAB" : "DT_HASH or DT_GNU_HASH");
     if (c.val[T_STRSZ] == 0 || c.val[T_STRSZ] > UINT32_MAX)
-        return dyn_fail(&c, T_STRSZ, "string table size %#lx", (unsigned long)c.val[T_STRSZ]);
+        return dyn_fail(&c, T_STRSZ, "string table size 0x%lx", (unsigned long)c.val[T_STRSZ]);
     l->strtab = table(&c, T_STRTAB, c.val[T_STRSZ], 1, &err);
     if (!l->strtab) return err;
     l->strsz = c.val[T_STRSZ];
@@ -453,8 +453,8 @@ int vmc__elf_dyn(vmc_lib_t *l)
     if (!l->symtab) return err;
     for (size_t i = 0; i < l->nsyms; i++) {
         if (l->symtab[i].st_name >= l->strsz)
-            return vmc__fail(-ENOEXEC, "%s: symbol %zu (offset %#lx+%#lx): st_name %#x is outside the "
-                             "string table (DT_STRSZ %#zx)", l->name, i,
+            return vmc__fail(-ENOEXEC, "%s: symbol %zu (offset 0x%lx+0x%lx): st_name 0x%x is outside the "
+                             "string table (DT_STRSZ 0x%zx)", l->name, i,
                              (unsigned long)vmc__elf_offset(&l->elf, c.val[T_SYMTAB]),
                              (unsigned long)(i * sizeof(Elf64_Sym)), l->symtab[i].st_name, l->strsz);
     }

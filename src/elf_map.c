@@ -32,7 +32,7 @@ static int seg_prot(uint32_t flags)
 
 static int map_fail(vmc_lib_t *l, const vmc_seg_t *s, const char *call, int err)
 {
-    return vmc__fail(err, "%s: program header %u (offset %#lx+%#lx): cannot map the segment: %s: %s%s",
+    return vmc__fail(err, "%s: program header %u (offset 0x%lx+0x%lx): cannot map the segment: %s: %s%s",
                      l->name, s->index, (unsigned long)l->elf.phoff,
                      (unsigned long)(s->index * sizeof(Elf64_Phdr)), call, strerror(-err),
                      err == -ENOMEM ? " (too many mappings? see vm.max_map_count)" : "");
@@ -98,7 +98,7 @@ int vmc__elf_map(vmc_lib_t *l, const vmc_src_t *src)
     uintptr_t run;
     int e = vmc__blocks_take(vmc__blocks_of(v, &v->code), span, l->elf.align, 0, 0, 1,
                              VMC_OWNER_LIBRARY, l, &run);
-    if (e) return vmc__fail_wrap(e, "%s: no room for its %#zx-byte image in the code region", l->name, span);
+    if (e) return vmc__fail_wrap(e, "%s: no room for its 0x%zx-byte image in the code region", l->name, span);
     l->run = run;
     l->run_len = span;
     l->bias = run - l->elf.lo;
@@ -125,7 +125,7 @@ int vmc__elf_protect_relro(vmc_lib_t *l)
     if (end <= start) return 0;
     int e = vmc__os_mprotect((void *)start, end - start, PROT_READ);
     if (e)
-        return vmc__fail(e, "%s: PT_GNU_RELRO %#lx+%#lx: mprotect: %s", l->name,
+        return vmc__fail(e, "%s: PT_GNU_RELRO 0x%lx+0x%lx: mprotect: %s", l->name,
                          (unsigned long)l->elf.relro_vaddr, (unsigned long)l->elf.relro_size,
                          strerror(-e));
     return 0;

@@ -31,7 +31,7 @@ typedef struct rtab {
 
 static int entry_fail(vmc_lib_t *l, const rtab_t *t, size_t i, size_t entsize, const char *msg)
 {
-    return vmc__fail(-ENOEXEC, "%s: %s entry %zu (offset %#lx+%#lx): %s", l->name, t->tag, i,
+    return vmc__fail(-ENOEXEC, "%s: %s entry %zu (offset 0x%lx+0x%lx): %s", l->name, t->tag, i,
                      (unsigned long)vmc__elf_offset(&l->elf, t->va), (unsigned long)(i * entsize), msg);
 }
 
@@ -41,12 +41,12 @@ static int target(vmc_lib_t *l, const rtab_t *t, size_t i, size_t entsize, uint6
     char msg[160];
     const vmc_seg_t *s = vmc__elf_seg(&l->elf, va, 8, 1);
     if (!s) {
-        snprintf(msg, sizeof msg, "target %#lx is outside the image (%#lx..%#lx)", (unsigned long)va,
+        snprintf(msg, sizeof msg, "target 0x%lx is outside the image (0x%lx..0x%lx)", (unsigned long)va,
                  (unsigned long)l->elf.lo, (unsigned long)l->elf.hi);
         return entry_fail(l, t, i, entsize, msg);
     }
     if (!(s->flags & PF_W)) {
-        snprintf(msg, sizeof msg, "target %#lx is in read-only program header %u (a text relocation)",
+        snprintf(msg, sizeof msg, "target 0x%lx is in read-only program header %u (a text relocation)",
                  (unsigned long)va, s->index);
         return entry_fail(l, t, i, entsize, msg);
     }
@@ -155,11 +155,11 @@ int vmc__elf_relocate(vmc_lib_t *l)
         /* overlapping: one pass over the union (each piece was checked) */
         uint64_t lo = a < j ? a : j, hi = a + asz > j + jsz ? a + asz : j + jsz;
         if (!vmc__elf_ptr(l, lo, hi - lo))
-            return vmc__fail(-ENOEXEC, "%s: DT_RELA %#lx+%#lx and DT_JMPREL %#lx+%#lx overlap across "
+            return vmc__fail(-ENOEXEC, "%s: DT_RELA 0x%lx+0x%lx and DT_JMPREL 0x%lx+0x%lx overlap across "
                              "segments", l->name, (unsigned long)a, (unsigned long)asz,
                              (unsigned long)j, (unsigned long)jsz);
         if ((hi - lo) % sizeof(Elf64_Rela) || (j - lo) % sizeof(Elf64_Rela))
-            return vmc__fail(-ENOEXEC, "%s: DT_RELA %#lx+%#lx and DT_JMPREL %#lx+%#lx overlap out of step",
+            return vmc__fail(-ENOEXEC, "%s: DT_RELA 0x%lx+0x%lx and DT_JMPREL 0x%lx+0x%lx overlap out of step",
                              l->name, (unsigned long)a, (unsigned long)asz, (unsigned long)j,
                              (unsigned long)jsz);
         tabs[ntabs++] = (rtab_t){"DT_RELA", lo, hi - lo};

@@ -98,7 +98,7 @@ static uintptr_t sym_addr(const vmc_lib_t *l, const Elf64_Sym *s)
 int vmc__call_ifunc(vmc_lib_t *l, uintptr_t resolver, uintptr_t *out, const char *what)
 {
     if (!exec_owner(l->v, resolver))
-        return vmc__fail(-ENOEXEC, "%s: %s: IFUNC resolver %#lx is not inside an executable segment",
+        return vmc__fail(-ENOEXEC, "%s: %s: IFUNC resolver 0x%lx is not inside an executable segment",
                          l->name, what, (unsigned long)(resolver - l->bias));
     if (l->flags & VMC_LOAD_INERT) {
         *out = 0;
@@ -245,7 +245,7 @@ static int fn_ok(vmc_lib_t *l, uintptr_t f, const char *what, size_t i)
         const vmc_seg_t *s = vmc__elf_seg(&l->elf, f - l->bias, 1, 1);
         if (s && (s->flags & PF_X)) return 0;
     }
-    return vmc__fail(-ENOEXEC, "%s: %s[%zu] = %#lx is not inside an executable segment", l->name, what,
+    return vmc__fail(-ENOEXEC, "%s: %s[%zu] = 0x%lx is not inside an executable segment", l->name, what,
                      i, (unsigned long)(f - l->bias));
 }
 
@@ -445,7 +445,7 @@ int vmc_lib_load(vmc_t *v, const char *path, int flags, vmc_lib_t **out)
 {
     if (out) *out = NULL;
     if (!v || !path || !out) return vmc__fail(-EINVAL, "vmc_lib_load: NULL argument");
-    if (flags & ~VMC_LOAD_INERT) return vmc__fail(-EINVAL, "vmc_lib_load: unknown flags %#x", flags);
+    if (flags & ~VMC_LOAD_INERT) return vmc__fail(-EINVAL, "vmc_lib_load: unknown flags 0x%x", flags);
     pthread_mutex_lock(&v->lock);
     vmc_lib_t **fresh = NULL, *l = NULL;
     size_t nfresh = 0;
@@ -460,7 +460,7 @@ int vmc_lib_load_mem(vmc_t *v, const void *bytes, size_t len, const char *name, 
 {
     if (out) *out = NULL;
     if (!v || !bytes || !out) return vmc__fail(-EINVAL, "vmc_lib_load_mem: NULL argument");
-    if (flags & ~VMC_LOAD_INERT) return vmc__fail(-EINVAL, "vmc_lib_load_mem: unknown flags %#x", flags);
+    if (flags & ~VMC_LOAD_INERT) return vmc__fail(-EINVAL, "vmc_lib_load_mem: unknown flags 0x%x", flags);
     if (!name) name = "(memory)";
     pthread_mutex_lock(&v->lock);
     vmc_lib_t **fresh = NULL, *l = lib_new(v, name, flags, 0);

@@ -23,18 +23,18 @@ int vmc_map_file(vmc_t *v, int fd, uint64_t offset, size_t size, int prot, int f
     if (out) *out = NULL;
     if (!v || !out) return vmc__fail(-EINVAL, "vmc_map_file: NULL argument");
     if (flags & ~(VMC_MAP_REACHABLE | VMC_MAP_SHARED))
-        return vmc__fail(-EINVAL, "vmc_map_file: unknown flags %#x", flags);
+        return vmc__fail(-EINVAL, "vmc_map_file: unknown flags 0x%x", flags);
     if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC))
-        return vmc__fail(-EINVAL, "vmc_map_file: unknown protection bits %#x", prot);
+        return vmc__fail(-EINVAL, "vmc_map_file: unknown protection bits 0x%x", prot);
     if ((prot & PROT_WRITE) && (prot & PROT_EXEC))
         return vmc__fail(-EINVAL, "vmc_map_file: writable and executable at once is refused");
     size_t page = vmc__os_page_size();
     if (size == 0) return vmc__fail(-EINVAL, "vmc_map_file: size is 0");
     if (offset % page)
-        return vmc__fail(-EINVAL, "vmc_map_file: offset %#lx is not a multiple of the page size %#zx",
+        return vmc__fail(-EINVAL, "vmc_map_file: offset 0x%lx is not a multiple of the page size 0x%zx",
                          (unsigned long)offset, page);
     if (size > SIZE_MAX - page || offset > (uint64_t)INT64_MAX - size)
-        return vmc__fail(-EINVAL, "vmc_map_file: offset %#lx + size %#zx overflows",
+        return vmc__fail(-EINVAL, "vmc_map_file: offset 0x%lx + size 0x%zx overflows",
                          (unsigned long)offset, size);
     if (fd < 0) return vmc__fail(-EBADF, "vmc_map_file: fd %d is not a descriptor", fd);
     struct stat st;
@@ -43,8 +43,8 @@ int vmc_map_file(vmc_t *v, int fd, uint64_t offset, size_t size, int prot, int f
     if (S_ISREG(st.st_mode)) {
         uint64_t last = ((uint64_t)st.st_size + page - 1) & ~(uint64_t)(page - 1);
         if (offset + size > last)
-            return vmc__fail(-EINVAL, "vmc_map_file: fd %d: %#zx bytes at offset %#lx run past the end "
-                             "of the file (%#lx bytes)", fd, size, (unsigned long)offset,
+            return vmc__fail(-EINVAL, "vmc_map_file: fd %d: 0x%zx bytes at offset 0x%lx run past the end "
+                             "of the file (0x%lx bytes)", fd, size, (unsigned long)offset,
                              (unsigned long)st.st_size);
     }
     vmc_region_t *r = (flags & VMC_MAP_REACHABLE) ? &v->code : &v->heap;
@@ -58,7 +58,7 @@ int vmc_map_file(vmc_t *v, int fd, uint64_t offset, size_t size, int prot, int f
     e = vmc__blocks_take(b, len, 0, 0, 0, 0, VMC_OWNER_FILE, NULL, &at);
     if (e) {
         pthread_mutex_unlock(&v->lock);
-        return vmc__fail_wrap(e, "vmc_map_file: %#zx bytes in the %s region", len, r->name);
+        return vmc__fail_wrap(e, "vmc_map_file: 0x%zx bytes in the %s region", len, r->name);
     }
     void *p;
     e = vmc__os_mmap((void *)at, len, prot, ((flags & VMC_MAP_SHARED) ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED,
@@ -66,7 +66,7 @@ int vmc_map_file(vmc_t *v, int fd, uint64_t offset, size_t size, int prot, int f
     if (e) {
         vmc__blocks_give(b, at);
         pthread_mutex_unlock(&v->lock);
-        return vmc__fail(e, "vmc_map_file: fd %d: mmap of %#zx bytes at offset %#lx: %s", fd, len,
+        return vmc__fail(e, "vmc_map_file: fd %d: mmap of 0x%zx bytes at offset 0x%lx: %s", fd, len,
                          (unsigned long)offset, strerror(-e));
     }
     vmc__blocks_mapped(b, at, len, (flags & VMC_MAP_REACHABLE) ? VMC_RDATA : VMC_DATA);
@@ -94,7 +94,7 @@ int vmc_unmap_file(vmc_t *v, void *addr, size_t size)
     }
     if (size == 0 || size > SIZE_MAX - page || ((size + page - 1) & ~(page - 1)) != run.len) {
         pthread_mutex_unlock(&v->lock);
-        return vmc__fail(-EINVAL, "vmc_unmap_file: size %#zx does not match the mapping at %p (%#zx bytes)",
+        return vmc__fail(-EINVAL, "vmc_unmap_file: size 0x%zx does not match the mapping at %p (0x%zx bytes)",
                          size, addr, run.len);
     }
     e = vmc__blocks_give(b, a);

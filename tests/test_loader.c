@@ -118,11 +118,11 @@ static int check_self_binding(vmc_t *v, vmc_lib_t *l, const char *path)
             if (!ELF64_R_SYM(r[i].r_info)) continue;
             uintptr_t got = *(uintptr_t *)(bias + r[i].r_offset);
             if (s->st_shndx != SHN_UNDEF) {
-                ASSERT_MSG(in_lib(l, (void *)got), "slot %#lx bound outside the library",
+                ASSERT_MSG(in_lib(l, (void *)got), "slot 0x%lx bound outside the library",
                            (unsigned long)r[i].r_offset);
                 self++;
             } else if (got) {
-                ASSERT_MSG(!in_region(v, (void *)got), "undefined symbol's slot %#lx bound inside the region",
+                ASSERT_MSG(!in_region(v, (void *)got), "undefined symbol's slot 0x%lx bound inside the region",
                            (unsigned long)r[i].r_offset);
             }
         }
@@ -509,7 +509,7 @@ TEST(loader_relro_is_read_only_and_no_wx)
             char want[64];
             snprintf(want, sizeof want, "%lx-", (unsigned long)a);
             char *line = strstr(maps, want);
-            ASSERT_MSG(line, "no mapping starts at the RELRO page %#lx", (unsigned long)a);
+            ASSERT_MSG(line, "no mapping starts at the RELRO page 0x%lx", (unsigned long)a);
             ASSERT_MSG(!strncmp(strchr(line, ' ') + 1, "r--p", 4), "RELRO is not read-only: %.60s", line);
             free(maps);
         }
