@@ -149,6 +149,9 @@ int vmc__bind(vmc_lib_t *l, size_t symidx, uintptr_t *value, int *ifunc, const c
             return 0;
     for (vmc_lib_t *o = l->v->libs; o; o = o->next)
         if (o != l && o->state != VMC_LIB_LOADING && found_in(o, name, ver, value, ifunc)) return 0;
+    if (ver && vmc__elf_hash(ver->name) == 0)  /* glibc's dlvsym would read a NULL name */
+        return vmc__fail(-ENOEXEC, "%s: %s: symbol %s asks for version \"%s\", which cannot be looked "
+                         "up (its ELF hash is 0)", l->name, what, name, ver->name);
     void *p = host_lookup(RTLD_DEFAULT, name, ver);
     for (size_t i = 0; !p && i < l->ndeps; i++)
         if (l->deps[i].kind == VMC_DEP_SYSTEM) p = host_lookup(l->deps[i].handle, name, ver);

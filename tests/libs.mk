@@ -4,7 +4,7 @@ TLIB        := $(B)/tests/libs
 TLIB_CFLAGS := -std=c11 -O2 -g -fPIC -Wall -Wextra -Werror -D_GNU_SOURCE
 TLIB_LD     := -shared -Wl,-z,now
 TEST_LIBS := $(addprefix $(TLIB)/libt_,basic.so ifunc.so ver.so veruse.so weak.so ctor.so \
-               chain_b.so chain_a.so host.so relr.so)
+               chain_b.so chain_a.so host.so relr.so sysv.so)
 
 $(TLIB)/libt_%.so: tests/libs/t_%.c
 	@mkdir -p $(dir $@)
@@ -29,3 +29,8 @@ $(TLIB)/libt_relr.so: tests/libs/t_relr.c
 	@mkdir -p $(dir $@)
 	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -Wl,-soname,libt_relr.so -Wl,-z,pack-relative-relocs -o $@ $< 2>/dev/null || \
 	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -Wl,-soname,libt_relr.so -o $@ $<
+
+# The same as libt_basic.so with only a SysV DT_HASH (no DT_GNU_HASH).
+$(TLIB)/libt_sysv.so: tests/libs/t_basic.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -Wl,-soname,libt_sysv.so -Wl,--hash-style=sysv -o $@ $<
