@@ -6,6 +6,7 @@
 #   make check-tsan   the threaded tests under ThreadSanitizer (build/tsan)
 #   make demo         build and run the demonstration
 #   make bench        build and run the benchmarks (results: BENCHMARKS.md)
+#   make fuzz-run     fuzz the private loader (clang, libFuzzer; FUZZ_SECONDS=60)
 #   make install PREFIX=/usr/local
 
 CC      ?= gcc
@@ -77,6 +78,7 @@ demo: $(B)/examples/demo
 	$(B)/examples/demo
 
 -include bench/bench.mk
+-include fuzz/fuzz.mk
 
 # ---- install --------------------------------------------------------------------
 install: all

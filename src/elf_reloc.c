@@ -35,8 +35,19 @@ static int entry_fail(vmc_lib_t *l, const rtab_t *t, size_t i, size_t entsize, c
                      (unsigned long)vmc__elf_offset(&l->elf, t->va), (unsigned long)(i * entsize), msg);
 }
 
+/* Targets need not be 8-byte aligned (a packed structure may hold a
+ * pointer): read and write them as bytes. */
+static uint64_t load64(const uint8_t *p)
+{
+    uint64_t x;
+    memcpy(&x, p, 8);
+    return x;
+}
+
+static void store64(uint8_t *p, uint64_t x) { memcpy(p, &x, 8); }
+
 /* The 8 bytes at vaddr va, if they may be written. */
-static int target(vmc_lib_t *l, const rtab_t *t, size_t i, size_t entsize, uint64_t va, uint64_t **p)
+static int target(vmc_lib_t *l, const rtab_t *t, size_t i, size_t entsize, uint64_t va, uint8_t **p)
 {
     char msg[160];
     const vmc_seg_t *s = vmc__elf_seg(&l->elf, va, 8, 1);
@@ -50,7 +61,7 @@ static int target(vmc_lib_t *l, const rtab_t *t, size_t i, size_t entsize, uint6
                  (unsigned long)va, s->index);
         return entry_fail(l, t, i, entsize, msg);
     }
-    *p = (uint64_t *)(l->bias + va);
+    *p = (uint8_t *)(l->bias + va);
     return 0;
 }
 
@@ -58,13 +69,14 @@ static int apply_relr(vmc_lib_t *l, const rtab_t *t)
 {
     const uint64_t *e = vmc__elf_ptr(l, t->va, t->size);
     size_t n = t->size / 8;
-    uint64_t where = 0, *p;
+    uint64_t where = 0;
+    uint8_t *p;
     int err;
     for (size_t i = 0; i < n; i++) {
         uint64_t x = e[i];
         if (!(x & 1)) {
             if ((err = target(l, t, i, 8, x, &p))) return err;
-            *p += l->bias;
+            store64(p, load64(p) + l->bias);
             where = x + 8;
             continue;
         }
@@ -72,7 +84,7 @@ static int apply_relr(vmc_lib_t *l, const rtab_t *t)
         for (x >>= 1; x; x >>= 1, at += 8) {
             if (!(x & 1)) continue;
             if ((err = target(l, t, i, 8, at, &p))) return err;
-            *p += l->bias;
+            store64(p, load64(p) + l->bias);
         }
         where += 63 * 8;
     }
@@ -98,28 +110,28 @@ static int apply_rela(vmc_lib_t *l, const rtab_t *t, int pass, int *deferred)
 {
     const Elf64_Rela *rel = vmc__elf_ptr(l, t->va, t->size);
     size_t n = t->size / sizeof(Elf64_Rela);
-    char what[64], msg[160];
+    char msg[160];
     for (size_t i = 0; i < n; i++) {
         Elf64_Rela r;
         memcpy(&r, &rel[i], sizeof r);
         unsigned type = ELF64_R_TYPE(r.r_info);
         size_t sym = ELF64_R_SYM(r.r_info);
-        uint64_t *p, value;
+        uint8_t *p;
+        uint64_t value;
         int err, ifunc = 0;
         if (type == R_X86_64_NONE) continue;
         if ((err = target(l, t, i, sizeof r, r.r_offset, &p))) return err;
         switch (type) {
         case R_X86_64_RELATIVE:
-            if (pass == 1) *p = l->bias + (uint64_t)r.r_addend;
+            if (pass == 1) store64(p, l->bias + (uint64_t)r.r_addend);
             break;
         case R_X86_64_IRELATIVE:
             if (pass == 1) {
                 (*deferred)++;
                 break;
             }
-            snprintf(what, sizeof what, "%s entry %zu", t->tag, i);
-            if ((err = vmc__call_ifunc(l, l->bias + (uint64_t)r.r_addend, &value, what))) return err;
-            *p = value;
+            if ((err = vmc__call_ifunc(l, l->bias + (uint64_t)r.r_addend, &value, t->tag, i))) return err;
+            store64(p, value);
             break;
         case R_X86_64_64:
         case R_X86_64_GLOB_DAT:
@@ -129,14 +141,13 @@ static int apply_rela(vmc_lib_t *l, const rtab_t *t, int pass, int *deferred)
                          l->nsyms);
                 return entry_fail(l, t, i, sizeof r, msg);
             }
-            snprintf(what, sizeof what, "%s entry %zu", t->tag, i);
-            if ((err = vmc__bind(l, sym, &value, &ifunc, what))) return err;
+            if ((err = vmc__bind(l, sym, &value, &ifunc, t->tag, i))) return err;
             if (ifunc != (pass == 2)) {
                 if (ifunc) (*deferred)++;
                 break;
             }
-            if (ifunc && (err = vmc__call_ifunc(l, value, &value, what))) return err;
-            *p = type == R_X86_64_64 ? value + (uint64_t)r.r_addend : value;
+            if (ifunc && (err = vmc__call_ifunc(l, value, &value, t->tag, i))) return err;
+            store64(p, type == R_X86_64_64 ? value + (uint64_t)r.r_addend : value);
             break;
         default:
             snprintf(msg, sizeof msg, "relocation type %u is not supported%s", type, type_name(type));

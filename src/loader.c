@@ -95,11 +95,21 @@ static uintptr_t sym_addr(const vmc_lib_t *l, const Elf64_Sym *s)
     return s->st_shndx == SHN_ABS ? s->st_value : l->bias + s->st_value;
 }
 
-int vmc__call_ifunc(vmc_lib_t *l, uintptr_t resolver, uintptr_t *out, const char *what)
+/* "DT_RELA entry 5", or the tag alone when index is (size_t)-1. */
+static const char *what_text(char *buf, size_t len, const char *tag, size_t index)
 {
+    if (index == (size_t)-1) snprintf(buf, len, "%s", tag);
+    else snprintf(buf, len, "%s entry %zu", tag, index);
+    return buf;
+}
+
+int vmc__call_ifunc(vmc_lib_t *l, uintptr_t resolver, uintptr_t *out, const char *tag, size_t index)
+{
+    char what[64];
     if (!exec_owner(l->v, resolver))
         return vmc__fail(-ENOEXEC, "%s: %s: IFUNC resolver 0x%lx is not inside an executable segment",
-                         l->name, what, (unsigned long)(resolver - l->bias));
+                         l->name, what_text(what, sizeof what, tag, index),
+                         (unsigned long)(resolver - l->bias));
     if (l->flags & VMC_LOAD_INERT) {
         *out = 0;
         return 0;
@@ -126,8 +136,9 @@ static void *host_lookup(void *handle, const char *name, const vmc_ver_t *ver)
     return ver ? dlvsym(handle, name, ver->name) : dlsym(handle, name);
 }
 
-int vmc__bind(vmc_lib_t *l, size_t symidx, uintptr_t *value, int *ifunc, const char *what)
+int vmc__bind(vmc_lib_t *l, size_t symidx, uintptr_t *value, int *ifunc, const char *tag, size_t index)
 {
+    char what[64];
     const Elf64_Sym *s = &l->symtab[symidx];
     const char *name = l->strtab + s->st_name;
     int bind = ELF64_ST_BIND(s->st_info);
@@ -136,8 +147,8 @@ int vmc__bind(vmc_lib_t *l, size_t symidx, uintptr_t *value, int *ifunc, const c
     if (symidx == 0) return 0;
     if (bind == STB_LOCAL || (s->st_shndx != SHN_UNDEF && ELF64_ST_VISIBILITY(s->st_other) != STV_DEFAULT)) {
         if (s->st_shndx == SHN_UNDEF)
-            return vmc__fail(-ENOEXEC, "%s: %s: local symbol %zu \"%s\" is undefined", l->name, what,
-                             symidx, name);
+            return vmc__fail(-ENOEXEC, "%s: %s: local symbol %zu \"%s\" is undefined", l->name,
+                             what_text(what, sizeof what, tag, index), symidx, name);
         *value = sym_addr(l, s);
         *ifunc = ELF64_ST_TYPE(s->st_info) == STT_GNU_IFUNC;
         return 0;
@@ -151,7 +162,8 @@ int vmc__bind(vmc_lib_t *l, size_t symidx, uintptr_t *value, int *ifunc, const c
         if (o != l && o->state != VMC_LIB_LOADING && found_in(o, name, ver, value, ifunc)) return 0;
     if (ver && vmc__elf_hash(ver->name) == 0)  /* glibc's dlvsym would read a NULL name */
         return vmc__fail(-ENOEXEC, "%s: %s: symbol %s asks for version \"%s\", which cannot be looked "
-                         "up (its ELF hash is 0)", l->name, what, name, ver->name);
+                         "up (its ELF hash is 0)", l->name, what_text(what, sizeof what, tag, index), name,
+                         ver->name);
     void *p = host_lookup(RTLD_DEFAULT, name, ver);
     for (size_t i = 0; !p && i < l->ndeps; i++)
         if (l->deps[i].kind == VMC_DEP_SYSTEM) p = host_lookup(l->deps[i].handle, name, ver);
@@ -161,9 +173,11 @@ int vmc__bind(vmc_lib_t *l, size_t symidx, uintptr_t *value, int *ifunc, const c
     }
     if (bind == STB_WEAK) return 0;
     if (ver)
-        return vmc__fail(-ENOENT, "%s: %s: undefined symbol %s version %s (from %s)", l->name, what,
-                         name, ver->name, ver->file ? ver->file : l->name);
-    return vmc__fail(-ENOENT, "%s: %s: undefined symbol %s", l->name, what, name);
+        return vmc__fail(-ENOENT, "%s: %s: undefined symbol %s version %s (from %s)", l->name,
+                         what_text(what, sizeof what, tag, index), name, ver->name,
+                         ver->file ? ver->file : l->name);
+    return vmc__fail(-ENOENT, "%s: %s: undefined symbol %s", l->name, what_text(what, sizeof what, tag, index),
+                     name);
 }
 
 /* ---- dependencies ----------------------------------------------------------- */
@@ -489,7 +503,7 @@ void *vmc_lib_sym(vmc_lib_t *l, const char *name)
     uintptr_t a = sym_addr(l, s);
     if (ELF64_ST_TYPE(s->st_info) == STT_GNU_IFUNC) {
         pthread_mutex_lock(&l->v->lock);
-        int e = vmc__call_ifunc(l, a, &a, "vmc_lib_sym");
+        int e = vmc__call_ifunc(l, a, &a, "vmc_lib_sym", (size_t)-1);
         pthread_mutex_unlock(&l->v->lock);
         if (e) return NULL;
     }

@@ -166,11 +166,12 @@ int vmc__elf_relocate(vmc_lib_t *l);
 /* ---- loader.c -------------------------------------------------------------- */
 /* Resolve symbol `symidx` of l for a relocation: its address, whether it is
  * an IFUNC whose resolver is still to be called (*ifunc), 0 for an undefined
- * weak.  `what` describes the relocation for messages. */
-int vmc__bind(vmc_lib_t *l, size_t symidx, uintptr_t *value, int *ifunc, const char *what);
+ * weak.  The relocation is entry `index` of table `tag` ("DT_RELA"), for
+ * messages only. */
+int vmc__bind(vmc_lib_t *l, size_t symidx, uintptr_t *value, int *ifunc, const char *tag, size_t index);
 /* Call an IFUNC resolver at `resolver` (checked to be inside an executable
  * segment of l). */
-int vmc__call_ifunc(vmc_lib_t *l, uintptr_t resolver, uintptr_t *out, const char *what);
+int vmc__call_ifunc(vmc_lib_t *l, uintptr_t resolver, uintptr_t *out, const char *tag, size_t index);
 /* Unload everything still loaded (vmc_close). */
 void vmc__loader_close(vmc_t *v);
 size_t vmc__loader_count(vmc_t *v);

@@ -1,0 +1,156 @@
+/* bench_load: private load+unload against the system loader.
+ *
+ * For each library (system libraries this program does not link, so that
+ * every dlopen really loads and every dlclose really unloads), in one run
+ * and interleaved round by round:
+ *   private   vmc_lib_load + vmc_lib_unload (into the code region)
+ *   dlopen    dlopen(RTLD_NOW | RTLD_LOCAL) + dlclose
+ *   dlmopen   dlmopen(LM_ID_NEWLM, RTLD_NOW) + dlclose (a new namespace,
+ *             the only system way to get a second private copy)
+ * Prints a markdown table of medians (microseconds) and ratios.
+ *
+ *   cc -std=c11 -O2 -D_GNU_SOURCE -Iinclude bench/bench_load.c build/libvmcode.a \
+ *      -ldl -lpthread -o build/bench_load
+ *   build/bench_load [--rounds N] [LIB...]
+ */
+#include "vmcode.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static const char *find_lib(const char *name, char *buf, size_t len)
+{
+    static const char *const dirs[] = {"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu",
+                                       "/usr/lib64", "/lib64", "/usr/lib"};
+    if (strchr(name, '/')) return access(name, R_OK) ? NULL : name;
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        snprintf(buf, len, "%s/%s", dirs[i], name);
+        if (access(buf, R_OK) == 0) return buf;
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    static const char *const defaults[] = {"libz.so.1", "libzstd.so.1", "libbz2.so.1.0", "liblzma.so.5",
+                                           "libexpat.so.1", "libffi.so.8", "libpcre2-8.so.0"};
+    int rounds = 200;
+    const char *libs[64];
+    int nlibs = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
+        else if (nlibs < 64) libs[nlibs++] = argv[i];
+    }
+    if (rounds < 5) rounds = 5;
+    if (!nlibs)
+        for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) libs[nlibs++] = defaults[i];
+
+    vmc_t *v;
+    if (vmc_open(NULL, &v)) {
+        fprintf(stderr, "bench_load: vmc_open: %s\n", vmc_last_error());
+        return 1;
+    }
+    double *tp = malloc(sizeof(double) * (size_t)rounds), *td = malloc(sizeof(double) * (size_t)rounds),
+           *tm = malloc(sizeof(double) * (size_t)rounds);
+    printf("| library | size (KiB) | private load+unload (us) | dlopen+dlclose (us) | dlmopen+dlclose (us) "
+           "| dlopen / private | dlmopen / private |\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|\n");
+    for (int k = 0; k < nlibs; k++) {
+        char buf[512];
+        const char *path = find_lib(libs[k], buf, sizeof buf);
+        if (!path) {
+            fprintf(stderr, "bench_load: %s not found, skipped\n", libs[k]);
+            continue;
+        }
+        const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+        if (dlopen(base, RTLD_NOW | RTLD_NOLOAD)) {
+            fprintf(stderr, "bench_load: %s is already loaded in this process, skipped\n", base);
+            continue;
+        }
+        struct stat st;
+        stat(path, &st);
+        /* warm the page cache and the loaders' own caches */
+        vmc_lib_t *l;
+        if (vmc_lib_load(v, path, 0, &l)) {
+            fprintf(stderr, "bench_load: %s: %s\n", path, vmc_last_error());
+            continue;
+        }
+        vmc_lib_unload(l);
+        void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        if (!h) {
+            fprintf(stderr, "bench_load: dlopen %s: %s\n", path, dlerror());
+            continue;
+        }
+        dlclose(h);
+        if (dlopen(base, RTLD_NOW | RTLD_NOLOAD)) {
+            fprintf(stderr, "bench_load: %s stays loaded after dlclose (NODELETE), skipped\n", base);
+            continue;
+        }
+        int dlm_ok = 1;
+        for (int r = 0; r < rounds; r++) {
+            double t0 = now_us();
+            if (vmc_lib_load(v, path, 0, &l)) {
+                fprintf(stderr, "bench_load: %s: %s\n", path, vmc_last_error());
+                return 1;
+            }
+            vmc_lib_unload(l);
+            double t1 = now_us();
+            h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+            if (!h) return 1;
+            dlclose(h);
+            double t2 = now_us();
+            tm[r] = 0;
+            if (dlm_ok) {
+                h = dlmopen(LM_ID_NEWLM, path, RTLD_NOW);
+                if (!h) {
+                    fprintf(stderr, "bench_load: dlmopen %s: %s (column left empty)\n", path, dlerror());
+                    dlm_ok = 0;
+                } else {
+                    dlclose(h);
+                }
+            }
+            double t3 = now_us();
+            tp[r] = t1 - t0;
+            td[r] = t2 - t1;
+            tm[r] = t3 - t2;
+        }
+        double mp = median(tp, rounds), md = median(td, rounds), mm = median(tm, rounds);
+        if (dlm_ok)
+            printf("| %s | %ld | %.1f | %.1f | %.1f | %.2f | %.2f |\n", base, (long)(st.st_size / 1024), mp, md,
+                   mm, md / mp, mm / mp);
+        else
+            printf("| %s | %ld | %.1f | %.1f | - | %.2f | - |\n", base, (long)(st.st_size / 1024), mp, md,
+                   md / mp);
+        fflush(stdout);
+    }
+    printf("\nmedians of %d interleaved rounds; `bench_load --rounds %d`\n", rounds, rounds);
+    free(tp);
+    free(td);
+    free(tm);
+    vmc_close(v);
+    return 0;
+}
