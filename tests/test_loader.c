@@ -7,6 +7,7 @@
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -609,7 +610,7 @@ TEST_TIMEOUT(loader_load_unload_10000_times, 300)
 }
 
 typedef struct hammer {
-    volatile int stop;
+    atomic_int stop;
     long rounds;
     int bad;
 } hammer_t;
@@ -618,7 +619,7 @@ typedef struct hammer {
 static void *hammer_thread(void *arg)
 {
     hammer_t *h = arg;
-    while (!h->stop) {
+    while (!atomic_load(&h->stop)) {
         void *p[8];
         for (int i = 0; i < 8; i++) {
             p[i] = mmap(NULL, 4096 * (size_t)(i + 1), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -675,7 +676,7 @@ TEST_THREADED(loader_threads_load_while_another_maps)
     ASSERT_EQ(pthread_create(&t2, NULL, loader_thread, &lb), 0);
     pthread_join(t1, NULL);
     pthread_join(t2, NULL);
-    h.stop = 1;
+    atomic_store(&h.stop, 1);
     pthread_join(th, NULL);
     ASSERT_EQ(la.bad, 0);
     ASSERT_EQ(lb.bad, 0);
