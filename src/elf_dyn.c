@@ -10,7 +10,8 @@
  *
  * The symbol count is not in the dynamic section: it is DT_HASH's nchain,
  * or for DT_GNU_HASH one past the end of the chain that starts at the
- * largest bucket (walked with bounds).  Look-ups use DT_GNU_HASH when present
+ * largest bucket (walked with bounds), or more if a relocation names a
+ * symbol past that (undefined symbols are not hashed).  Look-ups use DT_GNU_HASH when present
  * (bloom filter, then the bucket's chain) and DT_HASH otherwise, with a step
  * limit so a hostile chain cannot loop.
  *
@@ -351,6 +352,21 @@ static int reloc_table(dyn_ctx_t *c, int t, int tsz, uint64_t entsize, uint64_t 
     return 0;
 }
 
+/* One past the largest symbol index that DT_RELA or DT_JMPREL names. */
+static size_t reloc_symbols(const vmc_lib_t *l)
+{
+    size_t n = 0;
+    uint64_t tabs[2][2] = {{l->rela, l->relasz}, {l->jmprel, l->pltrelsz}};
+    for (int t = 0; t < 2; t++) {
+        const Elf64_Rela *r = tabs[t][1] ? vmc__elf_ptr(l, tabs[t][0], tabs[t][1]) : NULL;
+        for (size_t i = 0; r && i < tabs[t][1] / sizeof *r; i++) {
+            size_t sym = ELF64_R_SYM(r[i].r_info);
+            if (ELF64_R_TYPE(r[i].r_info) != R_X86_64_NONE && sym >= n) n = sym + 1;
+        }
+    }
+    return n;
+}
+
 int vmc__elf_dyn(vmc_lib_t *l)
 {
     dyn_ctx_t c;
@@ -445,10 +461,17 @@ int vmc__elf_dyn(vmc_lib_t *l)
     if (l->strtab[l->strsz - 1])
         return dyn_fail(&c, T_STRSZ, "the string table does not end in a NUL");
 
-    size_t ng = 0, nh = 0;
+    /* The symbol count: what the hash tables reach, and every symbol a
+     * relocation names (a GNU hash table says nothing about undefined
+     * symbols, which may lie past its symoffset). */
+    if ((err = reloc_table(&c, T_RELA, T_RELASZ, sizeof(Elf64_Rela), &l->rela, &l->relasz))) return err;
+    if ((err = reloc_table(&c, T_JMPREL, T_PLTRELSZ, sizeof(Elf64_Rela), &l->jmprel, &l->pltrelsz)))
+        return err;
+    size_t ng = 0, nh = 0, nr = reloc_symbols(l);
     if (c.at[T_GNU_HASH] && (err = read_gnu_hash(&c, &ng))) return err;
     if (c.at[T_HASH] && (err = read_sysv_hash(&c, &nh))) return err;
     l->nsyms = ng > nh ? ng : nh;
+    if (nr > l->nsyms) l->nsyms = nr;
     l->symtab = table(&c, T_SYMTAB, (uint64_t)l->nsyms * sizeof(Elf64_Sym), 8, &err);
     if (!l->symtab) return err;
     for (size_t i = 0; i < l->nsyms; i++) {
@@ -466,9 +489,6 @@ int vmc__elf_dyn(vmc_lib_t *l)
         l->soname = l->strtab + c.val[T_SONAME];
     }
     if ((err = read_versions(&c))) return err;
-    if ((err = reloc_table(&c, T_RELA, T_RELASZ, sizeof(Elf64_Rela), &l->rela, &l->relasz))) return err;
-    if ((err = reloc_table(&c, T_JMPREL, T_PLTRELSZ, sizeof(Elf64_Rela), &l->jmprel, &l->pltrelsz)))
-        return err;
     if ((err = reloc_table(&c, T_RELR, T_RELRSZ, 8, &l->relr, &l->relrsz))) return err;
     if ((err = reloc_table(&c, T_INIT_ARRAY, T_INIT_ARRAYSZ, 8, &l->init_array, &l->init_arraysz)))
         return err;

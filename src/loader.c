@@ -184,29 +184,22 @@ int vmc__bind(vmc_lib_t *l, size_t symidx, uintptr_t *value, int *ifunc, const c
 
 static int is_system_library(const char *n)
 {
+    /* the C library's parts, and the compiler's runtimes: one copy per
+     * process (two libstdc++ would disagree on every type_info and global) */
     static const char *const sys[] = {"libc.so", "libm.so", "libpthread.so", "libdl.so", "librt.so",
                                       "ld-linux", "libresolv.so", "libutil.so", "libanl.so",
-                                      "libmvec.so", "libBrokenLocale.so", "libnsl.so", "ld64.so"};
+                                      "libmvec.so", "libBrokenLocale.so", "libnsl.so", "ld64.so",
+                                      "libstdc++.so", "libgcc_s.so", "libatomic.so", "libgomp.so"};
     for (size_t i = 0; i < sizeof sys / sizeof sys[0]; i++)
         if (!strncmp(n, sys[i], strlen(sys[i]))) return 1;
     return 0;
 }
 
-static int load_file(vmc_t *v, const char *path, int flags, int depth, vmc_lib_t ***fresh,
-                     size_t *nfresh, vmc_lib_t **out);
+static int load_file(vmc_t *v, const char *path, int flags, int depth, vmc_lib_t **out);
 
 static void release(vmc_lib_t *l);
 
-static int add_fresh(vmc_lib_t ***fresh, size_t *n, vmc_lib_t *l)
-{
-    vmc_lib_t **f = realloc(*fresh, (*n + 1) * sizeof *f);
-    if (!f) return vmc__fail(-ENOMEM, "%s: out of memory", l->name);
-    f[(*n)++] = l;
-    *fresh = f;
-    return 0;
-}
-
-static int resolve_deps(vmc_lib_t *l, vmc_lib_t ***fresh, size_t *nfresh)
+static int resolve_deps(vmc_lib_t *l)
 {
     if (!l->nneeded) return 0;
     l->deps = calloc(l->nneeded, sizeof *l->deps);
@@ -228,12 +221,18 @@ static int resolve_deps(vmc_lib_t *l, vmc_lib_t ***fresh, size_t *nfresh)
                     return vmc__fail(-ELOOP, "%s: dependency %s: nested more than %d deep", l->name, n,
                                      VMC_ELF_MAX_DEPTH);
                 vmc_lib_t *dep;
-                int e = load_file(l->v, path, l->flags, l->depth + 1, fresh, nfresh, &dep);
-                if (e) return vmc__fail_wrap(e, "%s: dependency %s", l->name, n);
-                d->kind = VMC_DEP_PRIVATE;
-                d->lib = dep;
-                l->ndeps++;
-                continue;
+                int e = load_file(l->v, path, l->flags, l->depth + 1, &dep);
+                if (!e) {
+                    d->kind = VMC_DEP_PRIVATE;
+                    d->lib = dep;
+                    l->ndeps++;
+                    continue;
+                }
+                /* A dependency the private loader refuses (it uses TLS, say)
+                 * may still be the system loader's, outside the region: it
+                 * need not be reachable.  Not when nothing may be run. */
+                if (e != -ENOEXEC || inert || !(h = dlopen(path, RTLD_NOW | RTLD_LOCAL)))
+                    return vmc__fail_wrap(e, "%s: dependency %s", l->name, n);
             }
         }
         if (!h && !inert) h = dlopen(n, RTLD_NOW | RTLD_LOCAL);
@@ -301,7 +300,7 @@ static void run_init(vmc_lib_t *l)
 static void run_fini(vmc_lib_t *l)
 {
     if (l->state != VMC_LIB_READY) return;
-    l->state = VMC_LIB_RELOCATED;
+    l->state = VMC_LIB_FINISHED;
     if (l->flags & VMC_LOAD_INERT) return;
     const uintptr_t *a = array(l, l->fini_array, l->fini_arraysz);
     for (size_t i = a ? l->fini_arraysz / 8 : 0; i-- > 0;)
@@ -338,6 +337,10 @@ static void destroy(vmc_lib_t *l)
 static void release(vmc_lib_t *l)
 {
     if (--l->refs > 0) return;
+    /* -z nodelete (DF_1_NODELETE): the library registers itself where it
+     * cannot be taken back (GLib's type system, say); it stays loaded, with
+     * no reference, until vmc_close, as the system loader keeps it. */
+    if ((l->dt_flags_1 & DF_1_NODELETE) && l->state == VMC_LIB_READY) return;
     run_fini(l);
     destroy(l);
 }
@@ -361,8 +364,7 @@ static vmc_lib_t *lib_new(vmc_t *v, const char *name, int flags, int depth)
 
 /* Validate, map, read the dynamic section, resolve dependencies, relocate.
  * `hdr` holds the file's first bytes (the whole image from memory). */
-static int load_image(vmc_lib_t *l, const vmc_src_t *src, const uint8_t *hdr, size_t hdrlen,
-                      vmc_lib_t ***fresh, size_t *nfresh)
+static int load_image(vmc_lib_t *l, const vmc_src_t *src, const uint8_t *hdr, size_t hdrlen)
 {
     int e = vmc__elf_check_ehdr(l->name, hdr, hdrlen, src->size, &l->elf.phoff, &l->elf.phnum);
     if (e) return e;
@@ -385,16 +387,16 @@ static int load_image(vmc_lib_t *l, const vmc_src_t *src, const uint8_t *hdr, si
     if ((e = vmc__elf_map(l, src))) return e;
     list_add(l->v, l);
     if ((e = vmc__elf_dyn(l))) return e;
-    if ((e = resolve_deps(l, fresh, nfresh))) return e;
+    if ((e = resolve_deps(l))) return e;
     if ((e = vmc__elf_relocate(l))) return e;
     if ((e = vmc__elf_protect_relro(l))) return e;
     if ((e = check_init_fini(l))) return e;
     l->state = VMC_LIB_RELOCATED;
-    return add_fresh(fresh, nfresh, l);
+    l->init_seq = ++l->v->lib_seq;  /* dependencies finish first */
+    return 0;
 }
 
-static int load_file(vmc_t *v, const char *path, int flags, int depth, vmc_lib_t ***fresh,
-                     size_t *nfresh, vmc_lib_t **out)
+static int load_file(vmc_t *v, const char *path, int flags, int depth, vmc_lib_t **out)
 {
     int fd, e = vmc__os_open(path, O_RDONLY, 0, &fd);
     if (e) return vmc__fail(e, "%s: cannot open: %s", path, strerror(-e));
@@ -433,7 +435,7 @@ static int load_file(vmc_t *v, const char *path, int flags, int depth, vmc_lib_t
         e = vmc__fail(e, "%s: reading the ELF header: %s", path, strerror(-e));
     else {
         vmc_src_t src = {fd, NULL, (uint64_t)st.st_size};
-        e = load_image(l, &src, hdr, got, fresh, nfresh);
+        e = load_image(l, &src, hdr, got);
     }
     vmc__os_close(fd);
     if (e) {
@@ -444,18 +446,22 @@ static int load_file(vmc_t *v, const char *path, int flags, int depth, vmc_lib_t
     return 0;
 }
 
-/* Run the constructors of what this load brought in (dependencies come
- * before their dependents in `fresh`), or on failure release it all. */
-static int finish(vmc_t *v, int e, vmc_lib_t *top, vmc_lib_t **fresh, size_t nfresh, vmc_lib_t **out)
+/* Run the constructors of what this load brought in: every library that is
+ * relocated but not yet initialised, in the order their relocation finished
+ * (dependencies first).  A failed load has released all of it already. */
+static int finish(vmc_t *v, int e, vmc_lib_t *top, vmc_lib_t **out)
 {
-    (void)v;
-    if (!e) {
-        for (size_t i = 0; i < nfresh; i++) run_init(fresh[i]);
-        *out = top;
-        vmc__clear_error();
+    if (e) return e;
+    for (;;) {
+        vmc_lib_t *first = NULL;
+        for (vmc_lib_t *l = v->libs; l; l = l->next)
+            if (l->state == VMC_LIB_RELOCATED && (!first || l->init_seq < first->init_seq)) first = l;
+        if (!first) break;
+        run_init(first);
     }
-    free(fresh);
-    return e;
+    *out = top;
+    vmc__clear_error();
+    return 0;
 }
 
 int vmc_lib_load(vmc_t *v, const char *path, int flags, vmc_lib_t **out)
@@ -464,10 +470,9 @@ int vmc_lib_load(vmc_t *v, const char *path, int flags, vmc_lib_t **out)
     if (!v || !path || !out) return vmc__fail(-EINVAL, "vmc_lib_load: NULL argument");
     if (flags & ~VMC_LOAD_INERT) return vmc__fail(-EINVAL, "vmc_lib_load: unknown flags 0x%x", flags);
     pthread_mutex_lock(&v->lock);
-    vmc_lib_t **fresh = NULL, *l = NULL;
-    size_t nfresh = 0;
-    int e = load_file(v, path, flags, 0, &fresh, &nfresh, &l);
-    e = finish(v, e, l, fresh, nfresh, out);
+    vmc_lib_t *l = NULL;
+    int e = load_file(v, path, flags, 0, &l);
+    e = finish(v, e, l, out);
     pthread_mutex_unlock(&v->lock);
     return e;
 }
@@ -480,17 +485,16 @@ int vmc_lib_load_mem(vmc_t *v, const void *bytes, size_t len, const char *name, 
     if (flags & ~VMC_LOAD_INERT) return vmc__fail(-EINVAL, "vmc_lib_load_mem: unknown flags 0x%x", flags);
     if (!name) name = "(memory)";
     pthread_mutex_lock(&v->lock);
-    vmc_lib_t **fresh = NULL, *l = lib_new(v, name, flags, 0);
-    size_t nfresh = 0;
+    vmc_lib_t *l = lib_new(v, name, flags, 0);
     int e;
     if (!l) {
         e = vmc__fail(-ENOMEM, "%s: out of memory", name);
     } else {
         vmc_src_t src = {-1, bytes, len};
-        e = load_image(l, &src, bytes, len, &fresh, &nfresh);
+        e = load_image(l, &src, bytes, len);
         if (e) destroy(l);
     }
-    e = finish(v, e, l, fresh, nfresh, out);
+    e = finish(v, e, l, out);
     pthread_mutex_unlock(&v->lock);
     return e;
 }

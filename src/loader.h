@@ -76,7 +76,12 @@ typedef struct vmc_dep {
     void *handle;                /* VMC_DEP_SYSTEM: from dlopen             */
 } vmc_dep_t;
 
-enum vmc_lib_state { VMC_LIB_LOADING, VMC_LIB_RELOCATED, VMC_LIB_READY };
+enum vmc_lib_state {
+    VMC_LIB_LOADING,             /* being mapped, relocated                 */
+    VMC_LIB_RELOCATED,           /* constructors still to run               */
+    VMC_LIB_READY,               /* constructors ran                        */
+    VMC_LIB_FINISHED,            /* destructors ran; being released         */
+};
 
 struct vmc_lib {
     vmc_t *v;                    /* the handle it lives in                  */
@@ -89,7 +94,8 @@ struct vmc_lib {
     int flags;                   /* VMC_LOAD_* it was loaded with           */
     int state;                   /* enum vmc_lib_state                      */
     int depth;                   /* nesting while loading                   */
-    unsigned long init_seq;      /* when its constructors ran (v->lib_seq)  */
+    unsigned long init_seq;      /* when relocation, then constructors, finished
+                                    (v->lib_seq): the order of init and fini */
     vmc_elf_t elf;               /* the validated headers                   */
     uintptr_t run;               /* the block run holding the image         */
     size_t run_len;

@@ -4,7 +4,7 @@ TLIB        := $(B)/tests/libs
 TLIB_CFLAGS := -std=c11 -O2 -g -fPIC -Wall -Wextra -Werror -D_GNU_SOURCE
 TLIB_LD     := -shared -Wl,-z,now
 TEST_LIBS := $(addprefix $(TLIB)/libt_,basic.so ifunc.so ver.so veruse.so weak.so ctor.so \
-               chain_b.so chain_a.so host.so relr.so sysv.so)
+               chain_b.so chain_a.so host.so relr.so sysv.so tlsdep.so usetls.so nodelete.so)
 
 $(TLIB)/libt_%.so: tests/libs/t_%.c
 	@mkdir -p $(dir $@)
@@ -34,3 +34,10 @@ $(TLIB)/libt_relr.so: tests/libs/t_relr.c
 $(TLIB)/libt_sysv.so: tests/libs/t_basic.c
 	@mkdir -p $(dir $@)
 	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -Wl,-soname,libt_sysv.so -Wl,--hash-style=sysv -o $@ $<
+
+$(TLIB)/libt_usetls.so: tests/libs/t_usetls.c $(TLIB)/libt_tlsdep.so
+	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -Wl,-soname,libt_usetls.so -o $@ $< -L$(TLIB) -l:libt_tlsdep.so
+
+$(TLIB)/libt_nodelete.so: tests/libs/t_nodelete.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -Wl,-soname,libt_nodelete.so -Wl,-z,nodelete -o $@ $<

@@ -478,6 +478,60 @@ TEST(loader_chain_of_two_private_libraries)
     ASSERT_STR_EQ(lib_log, "a- b-");
 }
 
+TEST(loader_tls_dependency_goes_to_the_system_loader)
+{
+    vmc_t *v = open_region();
+    vmc_lib_t *l;
+    /* on its own it is refused: no TLS in private libraries */
+    vt_img_t m;
+    ASSERT_OK(vt_img_read(tlib("libt_tlsdep.so"), &m));
+    int tls = vt_phdr_find(&m, PT_TLS, 0);
+    ASSERT(tls >= 0);
+    char want[600];
+    snprintf(want, sizeof want, "%s: program header %d (offset 0x%lx+0x%lx): PT_TLS: thread-local storage is "
+             "not supported in private libraries", tlib("libt_tlsdep.so"), tls,
+             (unsigned long)vt_ehdr(&m)->e_phoff, (unsigned long)(tls * sizeof(Elf64_Phdr)));
+    vt_img_free(&m);
+    ASSERT_EQ(vmc_lib_load(v, tlib("libt_tlsdep.so"), 0, &l), -ENOEXEC);
+    ASSERT_STR_EQ(vmc_last_error(), want);
+    /* as a dependency found next to its user it falls back to dlopen */
+    ASSERT_OK(vmc_lib_load(v, tlib("libt_usetls.so"), 0, &l));
+    int (*f)(void) = (int (*)(void))vmc_lib_sym(l, "t_usetls");
+    void *(*dep)(void) = (void *(*)(void))vmc_lib_sym(l, "t_usetls_dep_addr");
+    ASSERT_EQ(f(), 42);
+    ASSERT_EQ(f(), 43);
+    ASSERT(!in_region(v, dep()));
+    vmc_stats_t st;
+    ASSERT_OK(vmc_stats(v, &st));
+    ASSERT_EQ(st.libraries, 1);
+    ASSERT_OK(vmc_lib_unload(l));
+    ASSERT(dlopen("libt_tlsdep.so", RTLD_NOW | RTLD_NOLOAD) == NULL);  /* dlclosed */
+    /* inert loads never fall back */
+    ASSERT_EQ(vmc_lib_load(v, tlib("libt_usetls.so"), VMC_LOAD_INERT, &l), -ENOEXEC);
+    vmc_close(v);
+}
+
+TEST(loader_nodelete_stays_until_close)
+{
+    vmc_t *v = open_region();
+    vmc_lib_t *a, *b;
+    lib_log[0] = 0;
+    ASSERT_OK(vmc_lib_load(v, tlib("libt_nodelete.so"), 0, &a));
+    ASSERT_OK(vmc_lib_unload(a));
+    ASSERT_STR_EQ(lib_log, "nodelete+");
+    vmc_stats_t st;
+    ASSERT_OK(vmc_stats(v, &st));
+    ASSERT_EQ(st.libraries, 1);
+    ASSERT_OK(vmc_lib_load(v, tlib("libt_nodelete.so"), 0, &b));
+    ASSERT(a == b);
+    ASSERT_STR_EQ(lib_log, "nodelete+");  /* not initialised twice */
+    int (*f)(void) = (int (*)(void))vmc_lib_sym(b, "t_nodelete_value");
+    ASSERT_EQ(f(), 7);
+    ASSERT_OK(vmc_lib_unload(b));
+    vmc_close(v);
+    ASSERT_STR_EQ(lib_log, "nodelete+ nodelete-");
+}
+
 TEST(loader_calls_back_into_the_host)
 {
     vmc_t *v = open_region();
