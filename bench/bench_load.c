@@ -1,8 +1,8 @@
 /* bench_load: private load+unload against the system loader.
  *
  * For each library (system libraries this program does not link, so that
- * every dlopen really loads and every dlclose really unloads), in one run
- * and interleaved round by round:
+ * every dlopen really loads and every dlclose really unloads), in one run,
+ * in blocks (A B C A B C):
  *   private   vmc_lib_load + vmc_lib_unload (into the code region)
  *   dlopen    dlopen(RTLD_NOW | RTLD_LOCAL) + dlclose
  *   dlmopen   dlmopen(LM_ID_NEWLM, RTLD_NOW) + dlclose (a new namespace,
@@ -110,33 +110,43 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_load: %s stays loaded after dlclose (NODELETE), skipped\n", base);
             continue;
         }
-        int dlm_ok = 1;
-        for (int r = 0; r < rounds; r++) {
-            double t0 = now_us();
-            if (vmc_lib_load(v, path, 0, &l)) {
-                fprintf(stderr, "bench_load: %s: %s\n", path, vmc_last_error());
-                return 1;
-            }
-            vmc_lib_unload(l);
-            double t1 = now_us();
-            h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-            if (!h) return 1;
-            dlclose(h);
-            double t2 = now_us();
-            tm[r] = 0;
-            if (dlm_ok) {
-                h = dlmopen(LM_ID_NEWLM, path, RTLD_NOW);
-                if (!h) {
-                    fprintf(stderr, "bench_load: dlmopen %s: %s (column left empty)\n", path, dlerror());
-                    dlm_ok = 0;
-                } else {
-                    dlclose(h);
+        /* Each method runs in blocks of rounds/2, twice (A B C A B C), so
+         * each is measured in its steady state and drift cancels out.
+         * (Loading objects between two private loads empties the private
+         * loader's host-symbol cache: interleaving round by round would
+         * measure a cold cache every time.) */
+        int dlm_ok = 1, half = rounds / 2;
+        for (int pass = 0; pass < 2; pass++) {
+            int base_r = pass * half, n = pass ? rounds - half : half;
+            for (int r = base_r; r < base_r + n; r++) {
+                double t0 = now_us();
+                if (vmc_lib_load(v, path, 0, &l)) {
+                    fprintf(stderr, "bench_load: %s: %s\n", path, vmc_last_error());
+                    return 1;
                 }
+                vmc_lib_unload(l);
+                tp[r] = now_us() - t0;
             }
-            double t3 = now_us();
-            tp[r] = t1 - t0;
-            td[r] = t2 - t1;
-            tm[r] = t3 - t2;
+            for (int r = base_r; r < base_r + n; r++) {
+                double t0 = now_us();
+                h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+                if (!h) return 1;
+                dlclose(h);
+                td[r] = now_us() - t0;
+            }
+            for (int r = base_r; r < base_r + n; r++) {
+                double t0 = now_us();
+                if (dlm_ok) {
+                    h = dlmopen(LM_ID_NEWLM, path, RTLD_NOW);
+                    if (!h) {
+                        fprintf(stderr, "bench_load: dlmopen %s: %s (column left empty)\n", path, dlerror());
+                        dlm_ok = 0;
+                    } else {
+                        dlclose(h);
+                    }
+                }
+                tm[r] = now_us() - t0;
+            }
         }
         double mp = median(tp, rounds), md = median(td, rounds), mm = median(tm, rounds);
         if (dlm_ok)
@@ -147,7 +157,8 @@ int main(int argc, char **argv)
                    md / mp);
         fflush(stdout);
     }
-    printf("\nmedians of %d interleaved rounds; `bench_load --rounds %d`\n", rounds, rounds);
+    printf("\nmedians of %d rounds per method, in blocks of %d (A B C A B C); `bench_load --rounds %d`\n",
+           rounds, rounds / 2, rounds);
     free(tp);
     free(td);
     free(tm);

@@ -265,6 +265,7 @@ static int walk_versions(dyn_ctx_t *c, int fill, size_t *maxidx)
                 l->vers[ndx].file = NULL;
                 l->vers[ndx].hash = d->vd_hash;
                 l->vers[ndx].defined = 1;
+                l->vers[ndx].hash0 = vmc__elf_hash(l->vers[ndx].name) == 0;
             }
             if (!d->vd_next) break;
             if (!add_ok(va, d->vd_next, &va))
@@ -300,6 +301,7 @@ static int walk_versions(dyn_ctx_t *c, int fill, size_t *maxidx)
                     l->vers[ndx].file = l->strtab + d->vn_file;
                     l->vers[ndx].hash = a->vna_hash;
                     l->vers[ndx].defined = 0;
+                    l->vers[ndx].hash0 = vmc__elf_hash(l->vers[ndx].name) == 0;
                 }
                 if (!a->vna_next) break;
                 if (!add_ok(aux, a->vna_next, &aux))

@@ -133,7 +133,7 @@ static int found_in(const vmc_lib_t *d, const char *name, const vmc_ver_t *ver, 
 
 static void *host_lookup(void *handle, const char *name, const vmc_ver_t *ver)
 {
-    return ver ? dlvsym(handle, name, ver->name) : dlsym(handle, name);
+    return vmc__host_sym(handle, name, ver ? ver->name : NULL);
 }
 
 int vmc__bind(vmc_lib_t *l, size_t symidx, uintptr_t *value, int *ifunc, const char *tag, size_t index)
@@ -160,7 +160,7 @@ int vmc__bind(vmc_lib_t *l, size_t symidx, uintptr_t *value, int *ifunc, const c
             return 0;
     for (vmc_lib_t *o = l->v->libs; o; o = o->next)
         if (o != l && o->state != VMC_LIB_LOADING && found_in(o, name, ver, value, ifunc)) return 0;
-    if (ver && vmc__elf_hash(ver->name) == 0)  /* glibc's dlvsym would read a NULL name */
+    if (ver && ver->hash0)  /* glibc's dlvsym would read a NULL name */
         return vmc__fail(-ENOEXEC, "%s: %s: symbol %s asks for version \"%s\", which cannot be looked "
                          "up (its ELF hash is 0)", l->name, what_text(what, sizeof what, tag, index), name,
                          ver->name);
@@ -388,6 +388,7 @@ static int load_image(vmc_lib_t *l, const vmc_src_t *src, const uint8_t *hdr, si
     list_add(l->v, l);
     if ((e = vmc__elf_dyn(l))) return e;
     if ((e = resolve_deps(l))) return e;
+    vmc__host_sym_sync();  /* resolving dependencies may have loaded objects */
     if ((e = vmc__elf_relocate(l))) return e;
     if ((e = vmc__elf_protect_relro(l))) return e;
     if ((e = check_init_fini(l))) return e;

@@ -63,6 +63,7 @@ typedef struct vmc_ver {
     const char *file;            /* VERNEED: the library named; VERDEF: NULL */
     uint32_t hash;               /* ELF hash of name                        */
     int defined;                 /* from VERDEF (1) or VERNEED (0)          */
+    int hash0;                   /* its ELF hash is 0: dlvsym cannot look it up */
 } vmc_ver_t;
 
 /* A resolved dependency (DT_NEEDED). */
@@ -168,6 +169,13 @@ const char *vmc__elf_str(const vmc_lib_t *l, uint32_t off);
 /* ---- elf_reloc.c ----------------------------------------------------------- */
 /* Apply DT_RELR, DT_RELA and DT_JMPREL (IFUNC ones last). */
 int vmc__elf_relocate(vmc_lib_t *l);
+
+/* ---- hostsym.c ------------------------------------------------------------ */
+/* dlvsym(handle, name, version) (dlsym without a version), through a cache
+ * that is emptied whenever an object was loaded or unloaded since it was
+ * filled; vmc__host_sym_sync checks that and must precede a batch. */
+void *vmc__host_sym(void *handle, const char *name, const char *version);
+void vmc__host_sym_sync(void);
 
 /* ---- loader.c -------------------------------------------------------------- */
 /* Resolve symbol `symidx` of l for a relocation: its address, whether it is

@@ -4,7 +4,8 @@ TLIB        := $(B)/tests/libs
 TLIB_CFLAGS := -std=c11 -O2 -g -fPIC -Wall -Wextra -Werror -D_GNU_SOURCE
 TLIB_LD     := -shared -Wl,-z,now
 TEST_LIBS := $(addprefix $(TLIB)/libt_,basic.so ifunc.so ver.so veruse.so weak.so ctor.so \
-               chain_b.so chain_a.so host.so relr.so sysv.so tlsdep.so usetls.so nodelete.so)
+               chain_b.so chain_a.so host.so relr.so sysv.so tlsdep.so usetls.so nodelete.so \
+               prov.so consumer.so)
 
 $(TLIB)/libt_%.so: tests/libs/t_%.c
 	@mkdir -p $(dir $@)

@@ -274,6 +274,41 @@ TEST(loader_libzstd_private_roundtrip)
     vmc_close(v);
 }
 
+/* A few more system libraries, with whatever dependencies they bring: all
+ * loaded at once, looked into, unloaded; the second round leaves nothing. */
+TEST(loader_system_libraries_together)
+{
+    static const struct { const char *lib, *sym; } libs[] = {
+        {"libz.so.1", "deflate"}, {"libzstd.so.1", "ZSTD_compress"}, {"libbz2.so.1.0", "BZ2_bzCompress"},
+        {"liblzma.so.5", "lzma_code"}, {"libexpat.so.1", "XML_ParserCreate"}, {"libffi.so.8", "ffi_call"},
+        {"libpcre2-8.so.0", "pcre2_compile_8"}, {"libxml2.so.2", "xmlReadMemory"},
+    };
+    enum { N = sizeof libs / sizeof libs[0] };
+    vmc_t *v = open_region();
+    vt_snapshot_t snap = {0};
+    int loaded = 0;
+    for (int round = 0; round < 2; round++) {
+        vmc_lib_t *l[N] = {0};
+        for (int i = 0; i < N; i++) {
+            const char *path = syslib(libs[i].lib);
+            if (!path) continue;
+            ASSERT_OK(vmc_lib_load(v, path, 0, &l[i]));
+            void *p = vmc_lib_sym(l[i], libs[i].sym);
+            ASSERT_MSG(p && in_lib(l[i], p), "%s: %s", libs[i].lib, libs[i].sym);
+            loaded++;
+        }
+        for (int i = N; i-- > 0;)
+            if (l[i]) ASSERT_OK(vmc_lib_unload(l[i]));
+        vmc_stats_t st;
+        ASSERT_OK(vmc_stats(v, &st));
+        ASSERT_EQ(st.libraries, 0);
+        if (round == 0) vt_snap(&snap);
+        else ASSERT_NO_LEAK(snap);
+    }
+    if (!loaded) SKIP("none of the libraries is installed");
+    vmc_close(v);
+}
+
 TEST(loader_load_from_memory_matches_file)
 {
     const char *path = syslib("libz.so.1");
@@ -530,6 +565,31 @@ TEST(loader_nodelete_stays_until_close)
     ASSERT_OK(vmc_lib_unload(b));
     vmc_close(v);
     ASSERT_STR_EQ(lib_log, "nodelete+ nodelete-");
+}
+
+/* Host look-ups are cached, answers "not found" included, but never across
+ * a change of the loaded objects: once a provider is loaded RTLD_GLOBAL,
+ * the next binding must see it.  (An object that dlsym(RTLD_DEFAULT) found a
+ * symbol in is pinned by glibc, so an unload cannot strand a cached address.) */
+TEST(loader_host_symbol_cache_follows_dlopen)
+{
+    vmc_t *v = open_region();
+    vmc_lib_t *l;
+    char want[600];
+    snprintf(want, sizeof want, "%s: DT_JMPREL entry 0: undefined symbol t_provided", tlib("libt_consumer.so"));
+    for (int rep = 0; rep < 2; rep++) {
+        ASSERT_EQ(vmc_lib_load(v, tlib("libt_consumer.so"), 0, &l), -ENOENT);
+        ASSERT_STR_EQ(vmc_last_error(), want);
+    }
+    void *h = dlopen(tlib("libt_prov.so"), RTLD_NOW | RTLD_GLOBAL);
+    ASSERT(h);
+    for (int rep = 0; rep < 2; rep++) {  /* the second load is served from the cache */
+        ASSERT_OK(vmc_lib_load(v, tlib("libt_consumer.so"), 0, &l));
+        int (*f)(void) = (int (*)(void))vmc_lib_sym(l, "t_consume");
+        ASSERT_EQ(f(), 42);
+        ASSERT_OK(vmc_lib_unload(l));
+    }
+    vmc_close(v);
 }
 
 TEST(loader_calls_back_into_the_host)
