@@ -21,7 +21,7 @@
  * dependencies.  An undefined weak symbol is 0; a missing strong one refuses
  * the load naming symbol and version.
  *
- * A second load of the same file (same device and inode) returns the same
+ * A second load of the same file (same device, inode and flags) returns the same
  * handle with one more reference, as dlopen does; each load is matched by
  * one vmc_lib_unload.  All of this runs under the handle's recursive lock,
  * so loads and unloads from several threads are serialised, and a
@@ -412,7 +412,8 @@ static int load_file(vmc_t *v, const char *path, int flags, int depth, vmc_lib_t
         return vmc__fail(-ENOEXEC, "%s: not a regular file", path);
     }
     for (vmc_lib_t *o = v->libs; o; o = o->next) {
-        if (o->has_id && o->dev == st.st_dev && o->ino == st.st_ino) {
+        if (o->has_id && o->dev == st.st_dev && o->ino == st.st_ino && o->flags == flags &&
+            o->state != VMC_LIB_FINISHED) {
             vmc__os_close(fd);
             o->refs++;
             *out = o;
@@ -528,6 +529,10 @@ int vmc_lib_unload(vmc_lib_t *l)
     if (!l) return vmc__fail(-EINVAL, "vmc_lib_unload: NULL library");
     vmc_t *v = l->v;
     pthread_mutex_lock(&v->lock);
+    if (l->refs <= 0) {  /* a -z nodelete library already unloaded as often as loaded */
+        pthread_mutex_unlock(&v->lock);
+        return vmc__fail(-EINVAL, "vmc_lib_unload: %s is not loaded (more unloads than loads)", l->name);
+    }
     release(l);
     pthread_mutex_unlock(&v->lock);
     return 0;

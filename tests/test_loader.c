@@ -563,6 +563,11 @@ TEST(loader_nodelete_stays_until_close)
     int (*f)(void) = (int (*)(void))vmc_lib_sym(b, "t_nodelete_value");
     ASSERT_EQ(f(), 7);
     ASSERT_OK(vmc_lib_unload(b));
+    ASSERT_EQ(vmc_lib_unload(b), -EINVAL);
+    char want[600];
+    snprintf(want, sizeof want, "vmc_lib_unload: %s is not loaded (more unloads than loads)",
+             tlib("libt_nodelete.so"));
+    ASSERT_STR_EQ(vmc_last_error(), want);
     vmc_close(v);
     ASSERT_STR_EQ(lib_log, "nodelete+ nodelete-");
 }
