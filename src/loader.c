@@ -340,7 +340,8 @@ static void release(vmc_lib_t *l)
     /* -z nodelete (DF_1_NODELETE): the library registers itself where it
      * cannot be taken back (GLib's type system, say); it stays loaded, with
      * no reference, until vmc_close, as the system loader keeps it. */
-    if ((l->dt_flags_1 & DF_1_NODELETE) && l->state == VMC_LIB_READY) return;
+    if ((l->dt_flags_1 & DF_1_NODELETE) && l->state == VMC_LIB_READY && !(l->flags & VMC_LOAD_INERT))
+        return;  /* (an inert library ran nothing that could have registered it) */
     run_fini(l);
     destroy(l);
 }

@@ -570,6 +570,13 @@ TEST(loader_nodelete_stays_until_close)
     ASSERT_STR_EQ(vmc_last_error(), want);
     vmc_close(v);
     ASSERT_STR_EQ(lib_log, "nodelete+ nodelete-");
+    /* loaded inert, it ran nothing and is not kept */
+    v = open_region();
+    ASSERT_OK(vmc_lib_load(v, tlib("libt_nodelete.so"), VMC_LOAD_INERT, &a));
+    ASSERT_OK(vmc_lib_unload(a));
+    ASSERT_OK(vmc_stats(v, &st));
+    ASSERT_EQ(st.libraries, 0);
+    vmc_close(v);
 }
 
 /* Host look-ups are cached, answers "not found" included, but never across

@@ -603,6 +603,9 @@ TEST(loader_elf_corpus_refused_cleanly)
         int r = vmc_lib_load_mem(v, m.b, m.n, e->d_name, VMC_LOAD_INERT, &l);
         if (r == 0) ASSERT_OK(vmc_lib_unload(l));
         else ASSERT_MSG(r < 0 && vmc_last_error()[0], "%s: %d with no message", path, r);
+        vmc_stats_t st;
+        ASSERT_OK(vmc_stats(v, &st));
+        ASSERT_MSG(st.libraries == 0, "%s: still loaded after its unload", path);
         vt_img_free(&m);
         n++;
     }
