@@ -160,6 +160,7 @@ int vmc__elf_check_phdrs(vmc_elf_t *e, const Elf64_Phdr *ph)
     unsigned relro_index = 0;
     e->nload = 0;
     e->align = page;
+    e->ehhdr_size = 0;
     for (unsigned i = 0; i < e->phnum; i++) {
         Elf64_Phdr p;
         memcpy(&p, &ph[i], sizeof p);
@@ -187,6 +188,10 @@ int vmc__elf_check_phdrs(vmc_elf_t *e, const Elf64_Phdr *ph)
         case PT_GNU_RELRO:
             relro = &ph[i];
             relro_index = i;
+            break;
+        case PT_GNU_EH_FRAME:  /* only located here; elf_unwind.c checks its use */
+            e->ehhdr_vaddr = p.p_vaddr;
+            e->ehhdr_size = p.p_memsz;
             break;
         default:
             break;

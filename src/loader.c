@@ -324,6 +324,7 @@ static void lib_free(vmc_lib_t *l)
 static void destroy(vmc_lib_t *l)
 {
     vmc_t *v = l->v;
+    vmc__elf_unwind_deregister(l);
     vmc__elf_unmap(l);  /* on failure the run stays taken: nothing else can be done */
     if (l->next || l->prev || v->libs == l) list_remove(v, l);
     for (size_t i = l->ndeps; i-- > 0;) {
@@ -393,6 +394,7 @@ static int load_image(vmc_lib_t *l, const vmc_src_t *src, const uint8_t *hdr, si
     if ((e = vmc__elf_relocate(l))) return e;
     if ((e = vmc__elf_protect_relro(l))) return e;
     if ((e = check_init_fini(l))) return e;
+    vmc__elf_unwind_register(l);
     l->state = VMC_LIB_RELOCATED;
     l->init_seq = ++l->v->lib_seq;  /* dependencies finish first */
     return 0;
@@ -552,6 +554,7 @@ void vmc__loader_close(vmc_t *v)
     }
     while (v->libs) {
         vmc_lib_t *l = v->libs;
+        vmc__elf_unwind_deregister(l);  /* while the unwinder it came from is held */
         for (size_t i = 0; i < l->ndeps; i++)
             if (l->deps[i].kind == VMC_DEP_SYSTEM) dlclose(l->deps[i].handle);
         l->ndeps = 0;

@@ -46,6 +46,7 @@ typedef struct vmc_elf {
     int nload;
     uint64_t dyn_vaddr, dyn_offset, dyn_size;   /* PT_DYNAMIC               */
     uint64_t relro_vaddr, relro_size;           /* PT_GNU_RELRO, or size 0  */
+    uint64_t ehhdr_vaddr, ehhdr_size;           /* PT_GNU_EH_FRAME, or size 0 */
     uint64_t lo, hi;             /* page-rounded span of the PT_LOADs       */
     size_t align;                /* alignment the run must have             */
 } vmc_elf_t;
@@ -125,6 +126,9 @@ struct vmc_lib {
     size_t nneeded;
     const char *soname;
 
+    void *eh_frame;              /* .eh_frame registered with the unwinder  */
+    void (*eh_deregister)(void *);   /* how to take it back                 */
+
     vmc_dep_t *deps;             /* resolved DT_NEEDED, in order            */
     size_t ndeps;
     vmc_lib_t *next, *prev;      /* the handle's list, in load order        */
@@ -165,6 +169,12 @@ const Elf64_Sym *vmc__elf_lookup(const vmc_lib_t *l, const char *name, const vmc
 const vmc_ver_t *vmc__elf_sym_version(const vmc_lib_t *l, size_t symidx);
 uint32_t vmc__elf_hash(const char *name);
 const char *vmc__elf_str(const vmc_lib_t *l, uint32_t off);
+
+/* ---- elf_unwind.c ---------------------------------------------------------- */
+/* Register the library's .eh_frame with the process's unwinder, when both
+ * exist (never fails a load); take it back before the image goes. */
+void vmc__elf_unwind_register(vmc_lib_t *l);
+void vmc__elf_unwind_deregister(vmc_lib_t *l);
 
 /* ---- elf_reloc.c ----------------------------------------------------------- */
 /* Apply DT_RELR, DT_RELA and DT_JMPREL (IFUNC ones last). */

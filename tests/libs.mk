@@ -7,6 +7,12 @@ TEST_LIBS := $(addprefix $(TLIB)/libt_,basic.so ifunc.so ver.so veruse.so weak.s
                chain_b.so chain_a.so host.so relr.so sysv.so tlsdep.so usetls.so nodelete.so \
                prov.so consumer.so)
 
+# A C++ library, where a C++ compiler is installed (its test skips otherwise).
+TLIB_CXX := $(shell command -v $(CXX) 2>/dev/null)
+ifneq ($(TLIB_CXX),)
+TEST_LIBS += $(TLIB)/libt_cxx.so
+endif
+
 $(TLIB)/libt_%.so: tests/libs/t_%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -Wl,-soname,libt_$*.so -o $@ $<
@@ -42,3 +48,7 @@ $(TLIB)/libt_usetls.so: tests/libs/t_usetls.c $(TLIB)/libt_tlsdep.so
 $(TLIB)/libt_nodelete.so: tests/libs/t_nodelete.c
 	@mkdir -p $(dir $@)
 	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -Wl,-soname,libt_nodelete.so -Wl,-z,nodelete -o $@ $<
+
+$(TLIB)/libt_cxx.so: tests/libs/t_cxx.cc
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 -O2 -g -fPIC -Wall -Wextra -Werror $(TLIB_LD) -Wl,-soname,libt_cxx.so -o $@ $<

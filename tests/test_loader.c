@@ -604,6 +604,48 @@ TEST(loader_host_symbol_cache_follows_dlopen)
     vmc_close(v);
 }
 
+/* C++ exceptions thrown and caught inside a private library: its .eh_frame
+ * is registered with the unwinder, and taken back at unload (a stale entry
+ * would make the next unwind read an unmapped table). */
+TEST(loader_cxx_exceptions_inside_a_private_library)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/tests/libs/libt_cxx.so", vt_build_dir());
+    if (access(path, R_OK)) SKIP("no C++ compiler: libt_cxx.so not built");
+    vmc_t *v = open_region();
+    vt_img_t spacer;
+    ASSERT_OK(vt_img_read(tlib("libt_basic.so"), &spacer));
+    for (int i = 0; i < 200; i++) {
+        vmc_lib_t *l, *s;
+        ASSERT_OK(vmc_lib_load(v, path, 0, &l));
+        int (*f)(int) = (int (*)(int))vmc_lib_sym(l, "t_cxx_catch");
+        ASSERT(f && in_lib(l, (void *)f));
+        ASSERT_EQ(f(i % 7), 1);
+        ASSERT_EQ(f(3), 2);
+        ASSERT_OK(vmc_lib_unload(l));
+        /* something else takes the place it had: a stale unwind entry
+         * would now point at another library's bytes */
+        ASSERT_OK(vmc_lib_load_mem(v, spacer.b, spacer.n, "spacer", 0, &s));
+    }
+    vt_img_free(&spacer);
+    /* the unwinder's own view: the library's frames are known while it is
+     * loaded, and no longer once it is gone */
+    void *gcc = dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_LOCAL);
+    void *(*find_fde)(void *, void *) = gcc ? (void *(*)(void *, void *))dlsym(gcc, "_Unwind_Find_FDE") : NULL;
+    if (find_fde) {
+        struct { void *tbase, *dbase, *func; } bases;
+        vmc_lib_t *l;
+        ASSERT_OK(vmc_lib_load(v, path, 0, &l));
+        char *f = vmc_lib_sym(l, "t_cxx_catch");
+        ASSERT(find_fde(f + 1, &bases) != NULL);
+        ASSERT(bases.func == f);
+        ASSERT_OK(vmc_lib_unload(l));
+        ASSERT(find_fde(f + 1, &bases) == NULL);
+    }
+    if (gcc) dlclose(gcc);
+    vmc_close(v);
+}
+
 TEST(loader_calls_back_into_the_host)
 {
     vmc_t *v = open_region();
