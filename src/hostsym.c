@@ -13,10 +13,21 @@
  * is emptied before use (an unloaded object's addresses are gone; a new
  * RTLD_GLOBAL object may now interpose).  vmc__host_sym_sync checks that once
  * per library, before its relocations.
+ *
+ * Versioned references and interposers: dlvsym asks for the version
+ * exactly, so it passes over an unversioned definition that comes first in
+ * the global scope: the program's own malloc, a sanitizer's interceptors, a
+ * malloc replacement.  The system loader binds a library's malloc@GLIBC_2.2.5
+ * to such a definition, and so must we (a library allocating with libc while
+ * the program frees with its own allocator breaks).  So a versioned look-up
+ * also asks dlsym, and when that finds a different address whose definition
+ * is unversioned (dladdr1 gives the symbol and its object, whose DT_VERSYM
+ * says), that interposer wins.
  */
 #include "loader.h"
 
 #include <dlfcn.h>
+#include <elf.h>
 #include <link.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -85,6 +96,44 @@ void vmc__host_sym_sync(void)
     pthread_mutex_unlock(&hc_lock);
 }
 
+/* Is the definition at `addr` unversioned?  dladdr1 gives a dynamic symbol
+ * of the object holding addr; it must sit exactly at addr (an alias, such as
+ * a sanitizer's __interceptor_free for free, is as good: it shares the
+ * definition) or we cannot tell (an IFUNC's implementation is not in the
+ * dynamic symbol table), and then the versioned answer stands. */
+static int unversioned_definition(void *addr)
+{
+    Dl_info info;
+    const ElfW(Sym) *sym = NULL;
+    struct link_map *map = NULL;
+    if (!dladdr1(addr, &info, (void **)&sym, RTLD_DL_SYMENT) || !sym) return 0;
+    if (!dladdr1(addr, &info, (void **)&map, RTLD_DL_LINKMAP) || !map || !map->l_ld) return 0;
+    if (sym->st_shndx == SHN_UNDEF || ELF64_ST_TYPE(sym->st_info) == STT_GNU_IFUNC ||
+        map->l_addr + sym->st_value != (uintptr_t)addr)
+        return 0;
+    uintptr_t symtab = 0, versym = 0;
+    for (const ElfW(Dyn) *d = map->l_ld; d->d_tag != DT_NULL; d++) {
+        if (d->d_tag == DT_SYMTAB) symtab = d->d_un.d_ptr;
+        else if (d->d_tag == DT_VERSYM) versym = d->d_un.d_ptr;
+    }
+    if (!versym) return 1;
+    /* glibc relocates these in place; be safe if an object's were not */
+    if (symtab < map->l_addr) symtab += map->l_addr;
+    if (versym < map->l_addr) versym += map->l_addr;
+    if (!symtab || (uintptr_t)sym < symtab) return 0;
+    size_t idx = ((uintptr_t)sym - symtab) / sizeof(ElfW(Sym));
+    return (((const uint16_t *)versym)[idx] & 0x7fff) <= 1;
+}
+
+static void *resolve(void *handle, const char *name, const char *version)
+{
+    if (!version) return dlsym(handle, name);
+    void *p = dlvsym(handle, name, version);
+    void *q = dlsym(handle, name);
+    if (q && q != p && unversioned_definition(q)) return q;
+    return p;
+}
+
 void *vmc__host_sym(void *handle, const char *name, const char *version)
 {
     uint32_t h = hc_hash(handle, name, version);
@@ -98,7 +147,7 @@ void *vmc__host_sym(void *handle, const char *name, const char *version)
         }
     }
     pthread_mutex_unlock(&hc_lock);
-    void *a = version ? dlvsym(handle, name, version) : dlsym(handle, name);
+    void *a = resolve(handle, name, version);
     size_t nl = strlen(name) + 1, vl = version ? strlen(version) + 1 : 0;
     hc_ent_t *e = malloc(sizeof *e + nl + vl);
     if (!e) return a;  /* no memory to remember it: still the right answer */

@@ -22,6 +22,15 @@ void vt_lib_log(const char *what)
 }
 int vt_host_add(int a, int b);
 int vt_host_add(int a, int b) { return a + b; }
+/* An unversioned definition of a versioned libc function, interposing it
+ * for every library as the program's own malloc or a sanitizer's
+ * interceptors do. */
+int getloadavg(double *loadavg, int nelem)
+{
+    (void)loadavg;
+    (void)nelem;
+    return 4242;
+}
 
 /* ---- helpers ----------------------------------------------------------------- */
 
@@ -367,8 +376,19 @@ TEST(loader_basic_data_bss_and_host_calls)
     *cnt = 9;
     ASSERT_EQ(counter(), 9);
     ASSERT_EQ(slen("hello"), 5);
-    /* versioned host binding: memcpy@GLIBC_2.14, not the old memcpy@2.2.5 */
-    ASSERT(mc() == dlvsym(RTLD_DEFAULT, "memcpy", "GLIBC_2.14"));
+    /* host binding as the system loader binds the same library: memcpy is
+     * memcpy@GLIBC_2.14 (not the old memcpy@2.2.5), or whatever interposes
+     * it (a sanitizer's interceptor); getloadavg is the program's own */
+    void *h = dlopen(tlib("libt_basic.so"), RTLD_NOW | RTLD_LOCAL);
+    ASSERT(h);
+    void *(*sys_mc)(void) = (void *(*)(void))dlsym(h, "t_memcpy_addr");
+    int (*sys_la)(void) = (int (*)(void))dlsym(h, "t_loadavg");
+    int (*la)(void) = (int (*)(void))vmc_lib_sym(l, "t_loadavg");
+    ASSERT(mc() == sys_mc());
+    if (!vt_sanitized()) ASSERT(mc() == dlvsym(RTLD_DEFAULT, "memcpy", "GLIBC_2.14"));
+    ASSERT_EQ(sys_la(), 4242);
+    ASSERT_EQ(la(), 4242);
+    dlclose(h);
     ASSERT_EQ(bss(), 0);
     ASSERT_EQ(bss(), 1);
     /* not exported: static, and a versioned-hidden name */

@@ -1,6 +1,7 @@
 /* A small library: data, pointers (RELATIVE), host calls (versioned
  * GLOB_DAT/JUMP_SLOT), bss over more than a page. */
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 int t_counter = 5;
@@ -13,6 +14,12 @@ const char *t_name(int i) { return i >= 0 && i < 3 ? names[i] : NULL; }
 int t_get_counter(void) { return *t_counter_ptr; }
 size_t t_strlen(const char *s) { return strlen(s); }
 void *t_memcpy_addr(void) { return (void *)&memcpy; }
+/* getloadavg@GLIBC_2.2.5, which the test program interposes unversioned */
+int t_loadavg(void)
+{
+    double d[1];
+    return getloadavg(d, 1);
+}
 int t_bss_sum(void)
 {
     int s = 0;
