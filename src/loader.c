@@ -9,17 +9,22 @@
  * PROT_NONE, dependencies released, descriptors closed.
  *
  * Dependencies (DT_NEEDED), in this order: a system library (libc, libm,
- * libpthread, libdl, librt, ld-linux, ...) or one the process already has is
- * the host's copy, held with dlopen (never a private libc); one found in the
- * same directory as the library that needs it is loaded privately into the
- * region; anything else goes through the system loader, outside the region.
+ * libpthread, libdl, librt, ld-linux, ..., and the compiler runtimes
+ * libstdc++ and libgcc_s) or one the process already has is the host's copy,
+ * held with dlopen (never a private libc); one found in the same directory as
+ * the library that needs it is loaded privately into the region (or, if the
+ * private loader refuses it as unsupported, by the system loader); anything
+ * else goes through the system loader, outside the region.
  *
  * Binding, for each symbol a relocation names: the library itself first,
- * then its private dependencies, then every other private library, then the
- * host's global scope (dlvsym with the version VERNEED asks for, dlsym for
- * an unversioned reference), then the handles of the system-loaded
- * dependencies.  An undefined weak symbol is 0; a missing strong one refuses
- * the load naming symbol and version.
+ * then its private dependencies, then every other private library (inert
+ * ones only for inert loads), then the host's global scope (hostsym.c: the
+ * version VERNEED asks for, or an unversioned interposer), then the handles
+ * of the system-loaded dependencies.  An undefined weak symbol is 0; a
+ * missing strong one refuses the load naming symbol and version.
+ *
+ * A -z nodelete library stays loaded after its last unload, until
+ * vmc_close, as the system loader keeps it.
  *
  * A second load of the same file (same device, inode and flags) returns the same
  * handle with one more reference, as dlopen does; each load is matched by
@@ -159,7 +164,10 @@ int vmc__bind(vmc_lib_t *l, size_t symidx, uintptr_t *value, int *ifunc, const c
         if (l->deps[i].kind == VMC_DEP_PRIVATE && found_in(l->deps[i].lib, name, ver, value, ifunc))
             return 0;
     for (vmc_lib_t *o = l->v->libs; o; o = o->next)
-        if (o != l && o->state != VMC_LIB_LOADING && found_in(o, name, ver, value, ifunc)) return 0;
+        if (o != l && o->state != VMC_LIB_LOADING && o->state != VMC_LIB_FINISHED &&
+            (!(o->flags & VMC_LOAD_INERT) || (l->flags & VMC_LOAD_INERT)) &&
+            found_in(o, name, ver, value, ifunc))
+            return 0;
     if (ver && ver->hash0)  /* glibc's dlvsym would read a NULL name */
         return vmc__fail(-ENOEXEC, "%s: %s: symbol %s asks for version \"%s\", which cannot be looked "
                          "up (its ELF hash is 0)", l->name, what_text(what, sizeof what, tag, index), name,
