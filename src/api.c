@@ -93,11 +93,7 @@ int vmc_open(const vmc_options_t *o, vmc_t **out)
     r = vmc__codeheap_init(v);
     if (r) goto fail_heap_blocks;
     vmc__stubs_init(v);
-    pthread_mutexattr_t attr;  /* recursive: a constructor may load a library */
-    pthread_mutexattr_init(&attr);
-    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
-    pthread_mutex_init(&v->lock, &attr);
-    pthread_mutexattr_destroy(&attr);
+    pthread_mutex_init(&v->lock, NULL);
     pthread_mutex_lock(&handles_lock);
     v->next = handles;
     handles = v;
@@ -183,9 +179,7 @@ int vmc_stats(vmc_t *v, vmc_stats_t *out)
     out->heap_used = hc.live_bytes[VMC_DATA] + hu.bytes[VMC_OWNER_FILE];
     out->heap_committed = hu.committed;
     out->allocations = hc.allocations - stub_pages;
-    pthread_mutex_lock(&v->lock);
-    out->libraries = v->nlibs;
-    pthread_mutex_unlock(&v->lock);
+    out->libraries = vmc__loader_count(v);
     out->mapped_files = cu.runs[VMC_OWNER_FILE] + hu.runs[VMC_OWNER_FILE];
     return 0;
 }

@@ -28,9 +28,10 @@
  *
  * A second load of the same file (same device, inode and flags) returns the same
  * handle with one more reference, as dlopen does; each load is matched by
- * one vmc_lib_unload.  All of this runs under the handle's recursive lock,
- * so loads and unloads from several threads are serialised, and a
- * constructor may itself load a library.
+ * one vmc_lib_unload.  All of this runs under the handle's lock (taken
+ * again by the thread that holds it, see vmc__loader_lock), so loads and
+ * unloads from several threads are serialised, and a constructor may itself
+ * load a library.
  */
 #include "loader.h"
 #include "error.h"
@@ -76,11 +77,31 @@ static void list_remove(vmc_t *v, vmc_lib_t *l)
     v->nlibs--;
 }
 
+void vmc__loader_lock(vmc_t *v)
+{
+    unsigned long self = (unsigned long)pthread_self();
+    /* only this thread ever stores its own id there */
+    if (atomic_load_explicit(&v->lib_owner, memory_order_relaxed) == self) {
+        v->lib_depth++;
+        return;
+    }
+    pthread_mutex_lock(&v->lock);
+    atomic_store_explicit(&v->lib_owner, self, memory_order_relaxed);
+    v->lib_depth = 1;
+}
+
+void vmc__loader_unlock(vmc_t *v)
+{
+    if (--v->lib_depth > 0) return;
+    atomic_store_explicit(&v->lib_owner, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&v->lock);
+}
+
 size_t vmc__loader_count(vmc_t *v)
 {
-    pthread_mutex_lock(&v->lock);
+    vmc__loader_lock(v);
     size_t n = v->nlibs;
-    pthread_mutex_unlock(&v->lock);
+    vmc__loader_unlock(v);
     return n;
 }
 
@@ -482,11 +503,11 @@ int vmc_lib_load(vmc_t *v, const char *path, int flags, vmc_lib_t **out)
     if (out) *out = NULL;
     if (!v || !path || !out) return vmc__fail(-EINVAL, "vmc_lib_load: NULL argument");
     if (flags & ~VMC_LOAD_INERT) return vmc__fail(-EINVAL, "vmc_lib_load: unknown flags 0x%x", flags);
-    pthread_mutex_lock(&v->lock);
+    vmc__loader_lock(v);
     vmc_lib_t *l = NULL;
     int e = load_file(v, path, flags, 0, &l);
     e = finish(v, e, l, out);
-    pthread_mutex_unlock(&v->lock);
+    vmc__loader_unlock(v);
     return e;
 }
 
@@ -497,7 +518,7 @@ int vmc_lib_load_mem(vmc_t *v, const void *bytes, size_t len, const char *name, 
     if (!v || !bytes || !out) return vmc__fail(-EINVAL, "vmc_lib_load_mem: NULL argument");
     if (flags & ~VMC_LOAD_INERT) return vmc__fail(-EINVAL, "vmc_lib_load_mem: unknown flags 0x%x", flags);
     if (!name) name = "(memory)";
-    pthread_mutex_lock(&v->lock);
+    vmc__loader_lock(v);
     vmc_lib_t *l = lib_new(v, name, flags, 0);
     int e;
     if (!l) {
@@ -508,7 +529,7 @@ int vmc_lib_load_mem(vmc_t *v, const void *bytes, size_t len, const char *name, 
         if (e) destroy(l);
     }
     e = finish(v, e, l, out);
-    pthread_mutex_unlock(&v->lock);
+    vmc__loader_unlock(v);
     return e;
 }
 
@@ -519,9 +540,9 @@ void *vmc_lib_sym(vmc_lib_t *l, const char *name)
     if (!s) return NULL;
     uintptr_t a = sym_addr(l, s);
     if (ELF64_ST_TYPE(s->st_info) == STT_GNU_IFUNC) {
-        pthread_mutex_lock(&l->v->lock);
+        vmc__loader_lock(l->v);
         int e = vmc__call_ifunc(l, a, &a, "vmc_lib_sym", (size_t)-1);
-        pthread_mutex_unlock(&l->v->lock);
+        vmc__loader_unlock(l->v);
         if (e) return NULL;
     }
     return (void *)a;
@@ -539,19 +560,19 @@ int vmc_lib_unload(vmc_lib_t *l)
 {
     if (!l) return vmc__fail(-EINVAL, "vmc_lib_unload: NULL library");
     vmc_t *v = l->v;
-    pthread_mutex_lock(&v->lock);
+    vmc__loader_lock(v);
     if (l->refs <= 0) {  /* a -z nodelete library already unloaded as often as loaded */
-        pthread_mutex_unlock(&v->lock);
+        vmc__loader_unlock(v);
         return vmc__fail(-EINVAL, "vmc_lib_unload: %s is not loaded (more unloads than loads)", l->name);
     }
     release(l);
-    pthread_mutex_unlock(&v->lock);
+    vmc__loader_unlock(v);
     return 0;
 }
 
 void vmc__loader_close(vmc_t *v)
 {
-    pthread_mutex_lock(&v->lock);
+    vmc__loader_lock(v);
     /* destructors first, in the reverse of the order constructors ran */
     for (;;) {
         vmc_lib_t *last = NULL;
@@ -570,5 +591,5 @@ void vmc__loader_close(vmc_t *v)
         list_remove(v, l);
         lib_free(l);
     }
-    pthread_mutex_unlock(&v->lock);
+    vmc__loader_unlock(v);
 }

@@ -196,6 +196,12 @@ int vmc__bind(vmc_lib_t *l, size_t symidx, uintptr_t *value, int *ifunc, const c
 /* Call an IFUNC resolver at `resolver` (checked to be inside an executable
  * segment of l). */
 int vmc__call_ifunc(vmc_lib_t *l, uintptr_t resolver, uintptr_t *out, const char *tag, size_t index);
+/* The handle's lock, taken again by the thread that holds it (a constructor
+ * may load a library or map a file) without deadlock.  Not a recursive
+ * mutex: fork's handlers (api.c) unlock it in the child, which a recursive
+ * mutex owned by the parent's thread refuses. */
+void vmc__loader_lock(vmc_t *v);
+void vmc__loader_unlock(vmc_t *v);
 /* Unload everything still loaded (vmc_close). */
 void vmc__loader_close(vmc_t *v);
 size_t vmc__loader_count(vmc_t *v);

@@ -54,10 +54,10 @@ int vmc_map_file(vmc_t *v, int fd, uint64_t offset, size_t size, int prot, int f
     size_t len = (size + page - 1) & ~(page - 1);
     vmc_blocks_t *b = vmc__blocks_of(v, r);
     uintptr_t at;
-    pthread_mutex_lock(&v->lock);
+    vmc__loader_lock(v);
     e = vmc__blocks_take(b, len, 0, 0, 0, 0, VMC_OWNER_FILE, NULL, &at);
     if (e) {
-        pthread_mutex_unlock(&v->lock);
+        vmc__loader_unlock(v);
         return vmc__fail_wrap(e, "vmc_map_file: 0x%zx bytes in the %s region", len, r->name);
     }
     void *p;
@@ -65,12 +65,12 @@ int vmc_map_file(vmc_t *v, int fd, uint64_t offset, size_t size, int prot, int f
                      fd, (off_t)offset, &p);
     if (e) {
         vmc__blocks_give(b, at);
-        pthread_mutex_unlock(&v->lock);
+        vmc__loader_unlock(v);
         return vmc__fail(e, "vmc_map_file: fd %d: mmap of 0x%zx bytes at offset 0x%lx: %s", fd, len,
                          (unsigned long)offset, strerror(-e));
     }
     vmc__blocks_mapped(b, at, len, (flags & VMC_MAP_REACHABLE) ? VMC_RDATA : VMC_DATA);
-    pthread_mutex_unlock(&v->lock);
+    vmc__loader_unlock(v);
     *out = (void *)at;
     return 0;
 }
@@ -85,19 +85,19 @@ int vmc_unmap_file(vmc_t *v, void *addr, size_t size)
                                                              : NULL;
     if (!r) return vmc__fail(-EINVAL, "vmc_unmap_file: %p is in neither region", addr);
     vmc_blocks_t *b = vmc__blocks_of(v, r);
-    pthread_mutex_lock(&v->lock);
+    vmc__loader_lock(v);
     vmc_run_t run;
     int e = vmc__blocks_find(b, a, &run);
     if (e || run.owner != VMC_OWNER_FILE || run.start != a) {
-        pthread_mutex_unlock(&v->lock);
+        vmc__loader_unlock(v);
         return vmc__fail(-EINVAL, "vmc_unmap_file: %p is not the start of a vmc_map_file mapping", addr);
     }
     if (size == 0 || size > SIZE_MAX - page || ((size + page - 1) & ~(page - 1)) != run.len) {
-        pthread_mutex_unlock(&v->lock);
+        vmc__loader_unlock(v);
         return vmc__fail(-EINVAL, "vmc_unmap_file: size 0x%zx does not match the mapping at %p (0x%zx bytes)",
                          size, addr, run.len);
     }
     e = vmc__blocks_give(b, a);
-    pthread_mutex_unlock(&v->lock);
+    vmc__loader_unlock(v);
     return e;
 }

@@ -7,6 +7,7 @@
 #include "codeheap.h"
 #include "stub.h"
 #include <pthread.h>
+#include <stdatomic.h>
 
 struct vmc {
     vmc_options_t opt;           /* as given, after defaults and checks     */
@@ -18,7 +19,10 @@ struct vmc {
     vmc_codeheap_t *ch;          /* vmc_alloc and friends                   */
     vmc_stubs_t stubs;           /* far-target stubs                        */
     struct vmc *next;            /* all open handles (api.c, for fork)      */
-    pthread_mutex_t lock;        /* libraries and mapped files (recursive)  */
+    pthread_mutex_t lock;        /* libraries and mapped files              */
+    atomic_ulong lib_owner;      /* the thread inside the loader, or 0: a
+                                    constructor may load (loader.c)         */
+    int lib_depth;               /* that thread's nesting of loader calls   */
     struct vmc_lib *libs;        /* privately loaded libraries, mapping order */
     struct vmc_lib *libs_tail;
     size_t nlibs;

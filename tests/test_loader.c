@@ -34,6 +34,11 @@ int getloadavg(double *loadavg, int nelem)
 
 /* ---- helpers ----------------------------------------------------------------- */
 
+static const char *tlib(const char *name);
+
+/* A handle whose code region has had a library in it once: the block layer
+ * maps its own tables at the first run taken, and dlopen fills its caches at
+ * the first look-ups, so later snapshots see only what a load leaves. */
 static vmc_t *open_region(void)
 {
     vmc_options_t o;
@@ -41,6 +46,9 @@ static vmc_t *open_region(void)
     o.vmheap_size = (size_t)64 << 20;
     vmc_t *v = NULL;
     ASSERT_OK(vmc_open(&o, &v));
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, tlib("libt_basic.so"), 0, &l));
+    ASSERT_OK(vmc_lib_unload(l));
     return v;
 }
 
