@@ -112,6 +112,7 @@ int vmc__elf_map(vmc_lib_t *l, const vmc_src_t *src)
     }
     /* bookkeeping only: counts the image as committed code */
     vmc__blocks_mapped(vmc__blocks_of(v, &v->code), run, span, VMC_CODE);
+    vmc__blocks_set_name(vmc__blocks_of(v, &v->code), run, l->name);  /* for maps and dumps */
     return 0;
 }
 

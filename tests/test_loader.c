@@ -326,6 +326,44 @@ TEST(loader_system_libraries_together)
     vmc_close(v);
 }
 
+/* With W^X dual mapping, images still go over the executable view, with
+ * their own protections; nothing is ever writable and executable. */
+TEST(loader_under_w_xor_x)
+{
+    const char *path = syslib("libz.so.1");
+    if (!path) SKIP("no libz.so.1 on this system");
+    vmc_options_t o;
+    vmc_options_init(&o);
+    o.w_xor_x = 1;
+    vmc_t *v;
+    ASSERT_OK(vmc_open(&o, &v));
+    vmc_info_t in;
+    ASSERT_OK(vmc_info(v, &in));
+    ASSERT_EQ(in.w_xor_x, 1);
+    vmc_span_t code;
+    ASSERT_OK(vmc_alloc(v, 4096, VMC_CODE, &code));  /* code heap pages dual mapped */
+    vmc_lib_t *z, *a, *f;
+    ASSERT_OK(vmc_lib_load(v, path, 0, &z));
+    ASSERT_OK(vmc_lib_load(v, tlib("libt_chain_a.so"), 0, &a));
+    ASSERT_OK(vmc_lib_load(v, tlib("libt_ifunc.so"), 0, &f));
+    ASSERT_EQ(vt_rwx_count(), 0);
+    void *host = dlopen("libz.so.1", RTLD_NOW | RTLD_LOCAL);
+    zlib_roundtrip(v, z, host);
+    dlclose(host);
+    ASSERT_EQ(((int (*)(void))vmc_lib_sym(a, "t_a_value"))(), 42);
+    ASSERT_EQ(((int (*)(void))vmc_lib_sym(f, "t_call_which"))(), 2);
+    ASSERT(vmc_writable(v, vmc_lib_sym(z, "deflate")) == NULL);  /* not code-heap code */
+    ASSERT_OK(vmc_lib_unload(f));
+    ASSERT_OK(vmc_lib_unload(a));
+    ASSERT_OK(vmc_lib_unload(z));
+    ASSERT_EQ(vt_rwx_count(), 0);
+    /* the same places can be loaded again */
+    ASSERT_OK(vmc_lib_load(v, path, 0, &z));
+    ASSERT_OK(vmc_lib_unload(z));
+    ASSERT_OK(vmc_free(v, code.x));
+    vmc_close(v);
+}
+
 TEST(loader_load_from_memory_matches_file)
 {
     const char *path = syslib("libz.so.1");
