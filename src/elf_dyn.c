@@ -175,8 +175,8 @@ static int read_gnu_hash(dyn_ctx_t *c, size_t *nsyms)
     if (bloom == 0 || (bloom & (bloom - 1)))
         return vmc__fail(-ENOEXEC, "%s: DT_GNU_HASH (offset 0x%lx+0x8): bloom size %u is not a power of two",
                          l->name, (unsigned long)off, bloom);
-    if (shift >= 64)
-        return vmc__fail(-ENOEXEC, "%s: DT_GNU_HASH (offset 0x%lx+0xc): bloom shift %u is not below 64",
+    if (shift >= 32)  /* it shifts a 32-bit hash */
+        return vmc__fail(-ENOEXEC, "%s: DT_GNU_HASH (offset 0x%lx+0xc): bloom shift %u is not below 32",
                          l->name, (unsigned long)off, shift);
     uint64_t size = 16 + (uint64_t)bloom * 8 + (uint64_t)nb * 4;
     if (!vmc__elf_ptr(l, c->val[T_GNU_HASH], size))

@@ -329,6 +329,10 @@ TEST(broken_dynamic_section)
     refused(c.v, &m, -ENOEXEC,
             PATTERN("NAME: DT_GNU_HASH (offset 0x%lx+0x8): bloom size 3 is not a power of two", (unsigned long)gh));
     vt_img_free(&m);
+    m = vt_img_copy(&c.good); m.b[gh + 12] = 41; m.b[gh + 13] = m.b[gh + 14] = m.b[gh + 15] = 0;
+    refused(c.v, &m, -ENOEXEC,
+            PATTERN("NAME: DT_GNU_HASH (offset 0x%lx+0xc): bloom shift 41 is not below 32", (unsigned long)gh));
+    vt_img_free(&m);
     m = vt_img_copy(&c.good); memset(m.b + gh + 8, 0xff, 3); m.b[gh + 11] = 0;
     refused(c.v, &m, -ENOEXEC,
             PATTERN("NAME: DT_GNU_HASH (offset 0x%lx+0x8): bloom size 16777215 is not a power of two",
