@@ -212,6 +212,11 @@ static int read_gnu_hash(dyn_ctx_t *c, size_t *nsyms)
             return vmc__fail(-ENOEXEC, "%s: DT_GNU_HASH (offset 0x%lx): chain of symbol %lu runs past "
                              "the end of its segment", l->name, (unsigned long)off, (unsigned long)i);
         if (*e & 1) {
+            /* every chain a look-up may walk, in one piece (no hole between) */
+            if (!vmc__elf_ptr(l, chain_va, (i + 1 - symoff) * 4))
+                return vmc__fail(-ENOEXEC, "%s: DT_GNU_HASH (offset 0x%lx): its chains (%lu entries) are "
+                                 "not inside one segment", l->name, (unsigned long)off,
+                                 (unsigned long)(i + 1 - symoff));
             *nsyms = i + 1;
             return 0;
         }
@@ -230,6 +235,7 @@ static int read_sysv_hash(dyn_ctx_t *c, size_t *nsyms)
                          "their segment", l->name,
                          (unsigned long)vmc__elf_offset(&l->elf, c->val[T_HASH]), nb, nc);
     l->h_nbucket = nb;
+    l->h_nchain = nc;
     l->h_bucket = h + 2;
     l->h_chain = h + 2 + nb;
     *nsyms = nc;
@@ -548,7 +554,7 @@ const Elf64_Sym *vmc__elf_lookup(const vmc_lib_t *l, const char *name, const vmc
     if (l->h_nbucket) {
         uint32_t h = vmc__elf_hash(name);
         uint32_t i = l->h_bucket[h % l->h_nbucket];
-        for (size_t steps = 0; i && i < l->nsyms && steps < l->nsyms; steps++) {
+        for (size_t steps = 0; i && i < l->h_nchain && i < l->nsyms && steps < l->h_nchain; steps++) {
             if (sym_matches(l, i, name, ver)) return &l->symtab[i];
             i = l->h_chain[i];
         }

@@ -111,7 +111,7 @@ struct vmc_lib {
     size_t strsz;
     const Elf64_Sym *symtab;
     size_t nsyms;
-    uint32_t h_nbucket;          /* DT_HASH                                 */
+    uint32_t h_nbucket, h_nchain;    /* DT_HASH                             */
     const uint32_t *h_bucket, *h_chain;
     uint32_t g_nbuckets, g_symoffset, g_bloom_size, g_bloom_shift;  /* DT_GNU_HASH */
     const uint64_t *g_bloom;
