@@ -475,6 +475,25 @@ TEST(loader_ifunc)
     ASSERT_EQ(which(), 2);
     ASSERT_EQ(call(), 2);
     ASSERT((void *)*ptr == (void *)which);
+    /* a hidden IFUNC: R_X86_64_IRELATIVE, resolved to impl_a */
+    vt_img_t m;
+    ASSERT_OK(vt_img_read(tlib("libt_ifunc.so"), &m));
+    int irel = 0;
+    int64_t tabs[2][2] = {{DT_RELA, DT_RELASZ}, {DT_JMPREL, DT_PLTRELSZ}};
+    for (int t = 0; t < 2; t++) {
+        Elf64_Dyn *a = vt_dyn(&m, tabs[t][0], NULL), *sz = vt_dyn(&m, tabs[t][1], NULL);
+        Elf64_Rela *r = a ? (Elf64_Rela *)(m.b + vt_v2o(&m, a->d_un.d_ptr)) : NULL;
+        for (size_t i = 0; r && i < sz->d_un.d_val / sizeof *r; i++)
+            irel += ELF64_R_TYPE(r[i].r_info) == R_X86_64_IRELATIVE;
+    }
+    vt_img_free(&m);
+    ASSERT_GT(irel, 0);
+    int (**hptr)(void) = vmc_lib_sym(l, "t_hidden_ptr");
+    int (*hcall)(void) = (int (*)(void))vmc_lib_sym(l, "t_call_hidden");
+    ASSERT(hptr && hcall && in_lib(l, (void *)*hptr));
+    ASSERT_EQ((*hptr)(), 1);
+    ASSERT_EQ(hcall(), 1);
+    ASSERT(vmc_lib_sym(l, "t_hidden_which") == NULL);  /* hidden: not exported */
     ASSERT_OK(vmc_lib_unload(l));
     /* inert: no resolver runs, IFUNC slots stay 0 */
     ASSERT_OK(vmc_lib_load(v, tlib("libt_ifunc.so"), VMC_LOAD_INERT, &l));
