@@ -452,6 +452,30 @@ TEST(broken_relocations)
     teardown(&c);
 }
 
+/* Older linkers made DT_RELASZ cover .rela.plt too: the overlap with
+ * DT_JMPREL is processed once, and the library works. */
+TEST(loader_rela_covering_jmprel)
+{
+    ctx_t c;
+    setup(&c);
+    uint64_t rela = vt_dyn(&c.good, DT_RELA, NULL)->d_un.d_ptr;
+    uint64_t relasz = vt_dyn(&c.good, DT_RELASZ, NULL)->d_un.d_val;
+    uint64_t jmprel = vt_dyn(&c.good, DT_JMPREL, NULL)->d_un.d_ptr;
+    uint64_t pltsz = vt_dyn(&c.good, DT_PLTRELSZ, NULL)->d_un.d_val;
+    if (rela + relasz != jmprel) SKIP("DT_JMPREL does not follow DT_RELA in this build");
+    vt_img_t m = vt_img_copy(&c.good);
+    vt_dyn(&m, DT_RELASZ, NULL)->d_un.d_val = relasz + pltsz;
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load_mem(c.v, m.b, m.n, "overlap.so", 0, &l));
+    size_t (*slen)(const char *) = (size_t (*)(const char *))vmc_lib_sym(l, "t_strlen");
+    int (*counter)(void) = (int (*)(void))vmc_lib_sym(l, "t_get_counter");
+    ASSERT_EQ(slen("overlap"), 7);
+    ASSERT_EQ(counter(), 5);
+    ASSERT_OK(vmc_lib_unload(l));
+    vt_img_free(&m);
+    teardown(&c);
+}
+
 TEST(broken_truncated_at_many_lengths)
 {
     ctx_t c;
