@@ -18,14 +18,15 @@ struct vmc {
     vmc_blocks_t *heap_blocks;   /* ... of `heap`; NULL when there is none  */
     vmc_codeheap_t *ch;          /* vmc_alloc and friends                   */
     vmc_stubs_t stubs;           /* far-target stubs                        */
+    pthread_mutex_t lock;        /* libraries and mapped-file lists         */
     struct vmc *next;            /* all open handles (api.c, for fork)      */
-    pthread_mutex_t lock;        /* libraries and mapped files              */
     atomic_ulong lib_owner;      /* the thread inside the loader, or 0: a
                                     constructor may load (loader.c)         */
     int lib_depth;               /* that thread's nesting of loader calls   */
     struct vmc_lib *libs;        /* privately loaded libraries, mapping order */
     struct vmc_lib *libs_tail;
     size_t nlibs;
-    unsigned long lib_seq;       /* constructors run so far (unload order)  */
+    unsigned long lib_seq;       /* relocations and constructors finished so
+                                    far: the order of init and fini         */
 };
 #endif
