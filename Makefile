@@ -57,7 +57,7 @@ $(B)/tests/vmc-tests: $(TEST_OBJ) $(B)/libvmcode.a
 	@echo "  LD      $@"
 	$(Q)$(CC) $(SAN) -rdynamic -o $@ $(TEST_OBJ) $(B)/libvmcode.a $(LDLIBS_LIB) -lm
 
-TEST_DEPS = $(B)/tests/vmc-tests $(B)/vmcode $(TEST_LIBS)
+TEST_DEPS = $(B)/tests/vmc-tests $(B)/vmcode $(B)/examples/demo $(TEST_LIBS)
 
 check: $(TEST_DEPS)
 	VMC_TEST_BUILD=$(B) VMC_TEST_SRC=$(CURDIR) $(B)/tests/vmc-tests $(T)
@@ -73,6 +73,18 @@ $(B)/examples/%: examples/%.c $(B)/libvmcode.a
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(CFLAGS_BASE) -Iinclude $< $(B)/libvmcode.a $(LDLIBS_LIB) -o $@
+
+# The demonstration: a Brainfuck JIT (examples/demo/) and its plug-in, which
+# vmcode loads privately into the code region.
+$(B)/examples/demo: examples/demo/demo.c $(B)/libvmcode.a $(B)/examples/libbfplug.so
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CFLAGS_BASE) -Iinclude $< $(B)/libvmcode.a $(LDLIBS_LIB) -o $@
+
+$(B)/examples/libbfplug.so: examples/demo/plugin.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	$(Q)$(CC) -std=c11 -O2 -g -fPIC -Wall -Wextra -Werror -shared -Wl,-z,now -o $@ $<
 
 demo: $(B)/examples/demo
 	$(B)/examples/demo

@@ -105,6 +105,8 @@ typedef struct jit {
     int far;                    /* plug-in calls as movabs r11; call r11    */
     unsigned next_loop_id;
     size_t fragments, code_bytes;
+    size_t code_bytes_mode[2];  /* per far setting                          */
+    size_t plugin_calls[2];     /* plug-in call sites emitted, per setting  */
     site_t *sites;              /* every rel32 call emitted, for checking  */
     size_t nsites, capsites;
     void **frags;               /* to free them all                         */
@@ -148,6 +150,7 @@ static void call_rel32(buf_t *b, uintptr_t target)
  * plug-in is out of reach. */
 static void call_plugin(jit_t *j, buf_t *b, uintptr_t target)
 {
+    j->plugin_calls[j->far]++;
     if (!j->far) {
         call_rel32(b, target);
         return;
@@ -190,6 +193,7 @@ static uintptr_t finish(jit_t *j, buf_t *b)
     j->frags[j->nfrags++] = s.x;
     j->fragments++;
     j->code_bytes += b->n;
+    j->code_bytes_mode[j->far] += b->n;
     free(b->p);
     return x;
 }
@@ -438,7 +442,7 @@ int main(int argc, char **argv)
 
     vmc_options_t o;
     vmc_options_init(&o);
-    o.w_xor_x = getenv("NOWX") ? 0 : 1;
+    o.w_xor_x = 1;
     vmc_t *v;
     if (vmc_open(&o, &v)) {
         fprintf(stderr, "demo: vmc_open: %s\n", vmc_last_error());
@@ -528,7 +532,10 @@ int main(int argc, char **argv)
     double mn = tn[reps / 2], mf = tf[reps / 2];
     printf("direct call rel32          %8.2f ms  (median of %d runs)\n", mn, reps);
     printf("movabs r11; call r11       %8.2f ms  (median of %d runs)\n", mf, reps);
-    printf("far / direct               %8.3f\n\n", mn > 0 ? mf / mn : 0);
+    printf("far / direct               %8.3f\n", mn > 0 ? mf / mn : 0);
+    printf("code size                  %zu bytes direct, %zu bytes far (%zu plug-in call sites: "
+           "5 bytes each as call rel32, 13 as movabs r11 + call r11)\n\n",
+           j.code_bytes_mode[0], j.code_bytes_mode[1], j.plugin_calls[0]);
 
     printf("--- region map ---\n");
     vmc_dump(v, stdout);

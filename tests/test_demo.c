@@ -1,0 +1,40 @@
+/* The demonstration runs in its quick mode and checks its own claims; its
+ * output is checked here too. */
+#include "test.h"
+
+#include <sys/wait.h>
+
+TEST_TIMEOUT(demo_quick_runs_and_verifies, 120)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s/examples/demo --quick 2>&1", vt_build_dir());
+    FILE *p = popen(cmd, "r");
+    ASSERT(p);
+    static char out[1 << 16];
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 127) SKIP("demo not built");
+    ASSERT_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "demo failed (%#x):\n%s", st, out);
+    /* the programs' real output */
+    ASSERT_STR_CONTAINS(out, "  Brainfuck compiled to x86-64 inside one reserved region");
+    ASSERT_STR_CONTAINS(out, "\n0123456789\n");
+    ASSERT_STR_CONTAINS(out, "\nIBM\n");
+    ASSERT_STR_CONTAINS(out, "hot program: 65280 loop-head calls into the plug-in");
+    /* its checks */
+    ASSERT_STR_CONTAINS(out, "W^X on");
+    ASSERT_STR_CONTAINS(out, "(inside the region: yes)");
+    ASSERT_STR_CONTAINS(out, "rel32 call sites: each decodes to its intended target and reaches it");
+    ASSERT_STR_CONTAINS(out, "rwx mappings in /proc/self/maps: 0 (W^X holds)");
+    ASSERT_STR_CONTAINS(out, "far / direct");
+    /* the map shows the code heap and the plug-in */
+    ASSERT_STR_CONTAINS(out, "code heap  code, committed");
+    ASSERT_STR_CONTAINS(out, "library    code, committed");
+    ASSERT_STR_CONTAINS(out, "libbfplug.so");
+    /* thousands of fragments */
+    char *f = strstr(out, "fragments");
+    ASSERT(f);
+    while (f > out && f[-1] == ' ') f--;
+    while (f > out && f[-1] >= '0' && f[-1] <= '9') f--;
+    ASSERT_GE(atoi(f), 2000);
+}
