@@ -164,6 +164,41 @@ VMC_API int   vmc_lib_load_mem(vmc_t *v, const void *bytes, size_t len, const ch
 VMC_API void *vmc_lib_sym(vmc_lib_t *l, const char *name);  /* NULL if absent   */
 /* The piece of the code region the image occupies. */
 VMC_API int   vmc_lib_span(vmc_lib_t *l, void **start, size_t *len);
+/* What a load did: where the image and its segments went, how many
+ * relocations were applied, where its symbols were bound, its dependencies. */
+#define VMC_LIB_MAX_SEGMENTS 16
+typedef struct vmc_lib_info {
+    const char *path;            /* as given to vmc_lib_load (or the name)    */
+    void       *base;            /* the piece of the code region it occupies  */
+    size_t      size;
+    uintptr_t   bias;            /* added to every p_vaddr                    */
+    unsigned    nsegments;       /* PT_LOADs                                  */
+    struct {
+        void *start; size_t size;
+        int   prot;              /* PROT_READ | PROT_WRITE | PROT_EXEC        */
+    } segments[VMC_LIB_MAX_SEGMENTS];
+    size_t relocs_relative, relocs_symbolic, relocs_irelative, relocs_relr;
+    size_t bound_self;           /* symbols bound to the library itself       */
+    size_t bound_private;        /* ... to other privately loaded libraries   */
+    size_t bound_host;           /* ... to the host process (dlvsym)          */
+    size_t bound_weak_zero;      /* undefined weak symbols, bound to 0        */
+    unsigned ndeps;              /* DT_NEEDED entries                         */
+} vmc_lib_info_t;
+VMC_API int vmc_lib_info(vmc_lib_t *l, vmc_lib_info_t *out);
+
+enum vmc_dep_how {
+    VMC_DEP_LOADED_PRIVATELY = 1,  /* mapped into the region (found next to it)  */
+    VMC_DEP_HOST_COPY,             /* the host process already had it (libc...)  */
+    VMC_DEP_SYSTEM_LOADER,         /* loaded by the system loader, outside       */
+};
+typedef struct vmc_lib_dep {
+    const char *name;            /* the DT_NEEDED string                        */
+    int         how;             /* enum vmc_dep_how                            */
+    vmc_lib_t  *lib;             /* VMC_DEP_LOADED_PRIVATELY: the library       */
+} vmc_lib_dep_t;
+/* Dependency i (0 <= i < ndeps) of l. */
+VMC_API int vmc_lib_dep(vmc_lib_t *l, unsigned i, vmc_lib_dep_t *out);
+
 /* Drop one reference; at the last, destructors run and the range is
  * re-reserved.  Libraries still loaded at vmc_close are unloaded there. */
 VMC_API int   vmc_lib_unload(vmc_lib_t *l);

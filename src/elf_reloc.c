@@ -77,6 +77,7 @@ static int apply_relr(vmc_lib_t *l, const rtab_t *t)
         if (!(x & 1)) {
             if ((err = target(l, t, i, 8, x, &p))) return err;
             store64(p, load64(p) + l->bias);
+            l->counts.relr++;
             where = x + 8;
             continue;
         }
@@ -85,6 +86,7 @@ static int apply_relr(vmc_lib_t *l, const rtab_t *t)
             if (!(x & 1)) continue;
             if ((err = target(l, t, i, 8, at, &p))) return err;
             store64(p, load64(p) + l->bias);
+            l->counts.relr++;
         }
         where += 63 * 8;
     }
@@ -123,11 +125,15 @@ static int apply_rela(vmc_lib_t *l, const rtab_t *t, int pass, int *deferred)
         if ((err = target(l, t, i, sizeof r, r.r_offset, &p))) return err;
         switch (type) {
         case R_X86_64_RELATIVE:
-            if (pass == 1) store64(p, l->bias + (uint64_t)r.r_addend);
+            if (pass == 1) {
+                store64(p, l->bias + (uint64_t)r.r_addend);
+                l->counts.relative++;
+            }
             break;
         case R_X86_64_IRELATIVE:
             if (pass == 1) {
                 (*deferred)++;
+                l->counts.irelative++;
                 break;
             }
             if ((err = vmc__call_ifunc(l, l->bias + (uint64_t)r.r_addend, &value, t->tag, i))) return err;
@@ -142,6 +148,10 @@ static int apply_rela(vmc_lib_t *l, const rtab_t *t, int pass, int *deferred)
                 return entry_fail(l, t, i, sizeof r, msg);
             }
             if ((err = vmc__bind(l, sym, &value, &ifunc, t->tag, i))) return err;
+            if (pass == 1) {
+                l->counts.symbolic++;
+                l->counts.bound[l->bound_from]++;
+            }
             if (ifunc != (pass == 2)) {
                 if (ifunc) (*deferred)++;
                 break;

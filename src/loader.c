@@ -39,6 +39,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <sys/mman.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,6 +171,7 @@ int vmc__bind(vmc_lib_t *l, size_t symidx, uintptr_t *value, int *ifunc, const c
     int bind = ELF64_ST_BIND(s->st_info);
     *ifunc = 0;
     *value = 0;
+    l->bound_from = VMC_BOUND_SELF;
     if (symidx == 0) return 0;
     if (bind == STB_LOCAL || (s->st_shndx != SHN_UNDEF && ELF64_ST_VISIBILITY(s->st_other) != STV_DEFAULT)) {
         if (s->st_shndx == SHN_UNDEF)
@@ -180,7 +182,9 @@ int vmc__bind(vmc_lib_t *l, size_t symidx, uintptr_t *value, int *ifunc, const c
         return 0;
     }
     const vmc_ver_t *ver = vmc__elf_sym_version(l, symidx);
+    l->bound_from = VMC_BOUND_SELF;
     if (found_in(l, name, ver, value, ifunc)) return 0;
+    l->bound_from = VMC_BOUND_PRIVATE;
     for (size_t i = 0; i < l->ndeps; i++)
         if (l->deps[i].kind == VMC_DEP_PRIVATE && found_in(l->deps[i].lib, name, ver, value, ifunc))
             return 0;
@@ -189,6 +193,7 @@ int vmc__bind(vmc_lib_t *l, size_t symidx, uintptr_t *value, int *ifunc, const c
             (!(o->flags & VMC_LOAD_INERT) || (l->flags & VMC_LOAD_INERT)) &&
             found_in(o, name, ver, value, ifunc))
             return 0;
+    l->bound_from = VMC_BOUND_HOST;
     if (ver && ver->hash0)  /* glibc's dlvsym would read a NULL name */
         return vmc__fail(-ENOEXEC, "%s: %s: symbol %s asks for version \"%s\", which cannot be looked "
                          "up (its ELF hash is 0)", l->name, what_text(what, sizeof what, tag, index), name,
@@ -200,6 +205,7 @@ int vmc__bind(vmc_lib_t *l, size_t symidx, uintptr_t *value, int *ifunc, const c
         *value = (uintptr_t)p;
         return 0;
     }
+    l->bound_from = VMC_BOUND_WEAK_ZERO;
     if (bind == STB_WEAK) return 0;
     if (ver)
         return vmc__fail(-ENOENT, "%s: %s: undefined symbol %s version %s (from %s)", l->name,
@@ -239,6 +245,7 @@ static int resolve_deps(vmc_lib_t *l)
         vmc_dep_t *d = &l->deps[l->ndeps];
         if (!*n) return vmc__fail(-ENOEXEC, "%s: DT_NEEDED %zu is an empty name", l->name, i);
         void *h = dlopen(n, RTLD_NOW | RTLD_NOLOAD);
+        d->host_had_it = h != NULL;
         if (!h && !is_system_library(n) && (l->dir || strchr(n, '/'))) {
             char path[4096];
             int len = strchr(n, '/') ? snprintf(path, sizeof path, "%s", n)
@@ -553,6 +560,48 @@ int vmc_lib_span(vmc_lib_t *l, void **start, size_t *len)
     if (!l || !start || !len) return vmc__fail(-EINVAL, "vmc_lib_span: NULL argument");
     *start = (void *)l->run;
     *len = l->run_len;
+    return 0;
+}
+
+int vmc_lib_info(vmc_lib_t *l, vmc_lib_info_t *out)
+{
+    if (!l || !out) return vmc__fail(-EINVAL, "vmc_lib_info: NULL argument");
+    memset(out, 0, sizeof *out);
+    out->path = l->name;
+    out->base = (void *)l->run;
+    out->size = l->run_len;
+    out->bias = l->bias;
+    for (int i = 0; i < l->elf.nload && i < VMC_LIB_MAX_SEGMENTS; i++) {
+        const vmc_seg_t *sg = &l->elf.load[i];
+        out->segments[i].start = (void *)(l->bias + sg->vaddr);
+        out->segments[i].size = sg->memsz;
+        out->segments[i].prot = (sg->flags & PF_R ? PROT_READ : 0) |
+                                (sg->flags & PF_W ? PROT_WRITE : 0) | (sg->flags & PF_X ? PROT_EXEC : 0);
+        out->nsegments++;
+    }
+    out->relocs_relative = l->counts.relative;
+    out->relocs_symbolic = l->counts.symbolic;
+    out->relocs_irelative = l->counts.irelative;
+    out->relocs_relr = l->counts.relr;
+    out->bound_self = l->counts.bound[VMC_BOUND_SELF];
+    out->bound_private = l->counts.bound[VMC_BOUND_PRIVATE];
+    out->bound_host = l->counts.bound[VMC_BOUND_HOST];
+    out->bound_weak_zero = l->counts.bound[VMC_BOUND_WEAK_ZERO];
+    out->ndeps = (unsigned)l->ndeps;
+    return 0;
+}
+
+int vmc_lib_dep(vmc_lib_t *l, unsigned i, vmc_lib_dep_t *out)
+{
+    if (!l || !out) return vmc__fail(-EINVAL, "vmc_lib_dep: NULL argument");
+    if (i >= l->ndeps)
+        return vmc__fail(-ENOENT, "vmc_lib_dep: %s has %zu dependencies, not %u", l->name, l->ndeps, i + 1);
+    const vmc_dep_t *d = &l->deps[i];
+    out->name = vmc__elf_str(l, l->needed[i]);
+    out->lib = d->kind == VMC_DEP_PRIVATE ? d->lib : NULL;
+    out->how = d->kind == VMC_DEP_PRIVATE ? VMC_DEP_LOADED_PRIVATELY
+               : d->host_had_it          ? VMC_DEP_HOST_COPY
+                                         : VMC_DEP_SYSTEM_LOADER;
     return 0;
 }
 

@@ -74,9 +74,18 @@ enum vmc_dep_kind {
 };
 typedef struct vmc_dep {
     int kind;
+    int host_had_it;             /* VMC_DEP_SYSTEM: found already loaded    */
     vmc_lib_t *lib;              /* VMC_DEP_PRIVATE                         */
     void *handle;                /* VMC_DEP_SYSTEM: from dlopen             */
 } vmc_dep_t;
+
+/* Where a symbol was bound (vmc_lib_info_t counts these). */
+enum vmc_bound { VMC_BOUND_SELF, VMC_BOUND_PRIVATE, VMC_BOUND_HOST, VMC_BOUND_WEAK_ZERO };
+
+typedef struct vmc_lib_counts {
+    size_t relative, symbolic, irelative, relr;   /* relocations applied     */
+    size_t bound[4];                              /* by enum vmc_bound       */
+} vmc_lib_counts_t;
 
 enum vmc_lib_state {
     VMC_LIB_LOADING,             /* being mapped, relocated                 */
@@ -129,6 +138,8 @@ struct vmc_lib {
     void *eh_frame;              /* .eh_frame registered with the unwinder  */
     void (*eh_deregister)(void *);   /* how to take it back                 */
 
+    vmc_lib_counts_t counts;     /* relocations applied, symbols bound      */
+    int bound_from;              /* where vmc__bind found the last symbol   */
     vmc_dep_t *deps;             /* resolved DT_NEEDED, in order            */
     size_t ndeps;
     vmc_lib_t *next, *prev;      /* the handle's list, in load order        */

@@ -2,6 +2,7 @@
 #include "test.h"
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 /* Runs `vmcode ARGS` from the build directory; returns its exit status and
  * its stdout+stderr in *out (caller frees). */
@@ -125,5 +126,61 @@ TEST(cli_open_failure_exit_1)
     ASSERT_EQ(WEXITSTATUS(st), 1);
     ASSERT_STR_CONTAINS(buf, "code region: cannot reserve 2G: Cannot allocate memory");
     out = NULL;
+    free(out);
+}
+
+TEST(cli_load)
+{
+    char *out, args[512];
+    const char *libz = "/usr/lib/x86_64-linux-gnu/libz.so.1";
+    if (access(libz, R_OK)) SKIP("no libz.so.1 on this system");
+    snprintf(args, sizeof args, "load %s --sym compress2 --sym deflateEnd", libz);
+    ASSERT_EQ(vmcode(args, &out), 0);
+    ASSERT_STR_CONTAINS(out, "inside the code region, loaded in");
+    ASSERT_STR_CONTAINS(out, "  segment   0x");
+    ASSERT_STR_CONTAINS(out, " r-x\n");
+    ASSERT_STR_CONTAINS(out, " relative, ");
+    ASSERT_STR_CONTAINS(out, " to itself, 0 to private libraries, ");
+    ASSERT_STR_CONTAINS(out, "  needs     libc.so.6                the host's copy");
+    ASSERT_STR_CONTAINS(out, "symbol compress2                0x");
+    ASSERT_STR_CONTAINS(out, "symbol deflateEnd               0x");
+    free(out);
+    snprintf(args, sizeof args, "load --json --options \"-vm_size 256M\" %s --sym compress2 --sym nope", libz);
+    ASSERT_EQ(vmcode(args, &out), 1);  /* a symbol not found */
+    ASSERT(json_balanced(out));
+    ASSERT_STR_CONTAINS(out, "\"inside_code_region\":true");
+    ASSERT_STR_CONTAINS(out, "\"deps\":[{\"name\":\"libc.so.6\",\"bound\":\"host\"}]");
+    ASSERT_STR_CONTAINS(out, "{\"name\":\"nope\",\"address\":null,\"library\":null}");
+    free(out);
+}
+
+TEST(cli_load_errors)
+{
+    char *out;
+    ASSERT_EQ(vmcode("load", &out), 2);
+    ASSERT_STR_CONTAINS(out, "vmcode load: no library given");
+    free(out);
+    ASSERT_EQ(vmcode("load -vm_size 1G /nonexistent.so", &out), 2);
+    ASSERT_STR_CONTAINS(out, "give vmcode options with --options");
+    free(out);
+    ASSERT_EQ(vmcode("load /nonexistent.so", &out), 1);
+    ASSERT_STR_CONTAINS(out, "vmcode load: ");
+    ASSERT_STR_CONTAINS(out, "/nonexistent.so");
+    free(out);
+    char path[] = "/tmp/vmcode-notelf-XXXXXX", args[128];
+    int fd = mkstemp(path);
+    ASSERT(fd >= 0);
+    for (int i = 0; i < 10; i++) ASSERT_EQ(write(fd, "not an ELF file at all\n", 23), 23);
+    close(fd);
+    snprintf(args, sizeof args, "load %s", path);
+    ASSERT_EQ(vmcode(args, &out), 1);
+    ASSERT_STR_CONTAINS(out, "ELF header e_ident (offset 0x0): not an ELF file");
+    free(out);
+    unlink(path);
+    ASSERT_EQ(vmcode("load --sym", &out), 2);
+    ASSERT_STR_CONTAINS(out, "--sym needs a value");
+    free(out);
+    ASSERT_EQ(vmcode("load --help", &out), 0);
+    ASSERT_STR_CONTAINS(out, "usage: vmcode load");
     free(out);
 }

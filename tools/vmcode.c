@@ -2,7 +2,8 @@
  *
  *   vmcode info [--json] [OPTIONS...]           what a region opened with OPTIONS got
  *   vmcode maps [--json] [OPTIONS...]           the annotated map of a fresh region
- *   vmcode load [--json] LIB... [--sym NAME]... load libraries privately, show where
+ *   vmcode load [--json] [--options TEXT] LIB... [--sym NAME]...
+ *                                               load libraries privately, show where
  *
  * Exit status: 0 success, 1 the operation failed, 2 wrong usage.
  */
@@ -220,6 +221,148 @@ static int cmd_maps(int argc, char **argv)
     return 0;
 }
 
+/* ---- load -------------------------------------------------------------------------- */
+
+static const char *dep_how(int how)
+{
+    switch (how) {
+    case VMC_DEP_LOADED_PRIVATELY: return "loaded privately into the region";
+    case VMC_DEP_HOST_COPY: return "the host's copy";
+    case VMC_DEP_SYSTEM_LOADER: return "system loader, outside the region";
+    default: return "?";
+    }
+}
+
+static const char *dep_how_json(int how)
+{
+    switch (how) {
+    case VMC_DEP_LOADED_PRIVATELY: return "private";
+    case VMC_DEP_HOST_COPY: return "host";
+    case VMC_DEP_SYSTEM_LOADER: return "system";
+    default: return "?";
+    }
+}
+
+static void prot_str(int prot, char out[4])
+{
+    out[0] = prot & 1 ? 'r' : '-';
+    out[1] = prot & 2 ? 'w' : '-';
+    out[2] = prot & 4 ? 'x' : '-';
+    out[3] = 0;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void print_lib(vmc_t *v, vmc_lib_t *l, double ms, int json, int first)
+{
+    vmc_lib_info_t li;
+    vmc_lib_info(l, &li);
+    vmc_info_t in;
+    vmc_info(v, &in);
+    uintptr_t base = (uintptr_t)li.base;
+    int inside = base >= (uintptr_t)in.code_base &&
+                 base + li.size <= (uintptr_t)in.code_base + in.code_size;
+    char p[4];
+    if (json) {
+        printf("%s{\"path\":\"%s\",\"base\":\"%#lx\",\"size\":%zu,\"inside_code_region\":%s,"
+               "\"load_ms\":%.3f,\"segments\":[",
+               first ? "" : ",", li.path, (unsigned long)base, li.size, inside ? "true" : "false", ms);
+        for (unsigned i = 0; i < li.nsegments; i++) {
+            prot_str(li.segments[i].prot, p);
+            printf("%s{\"start\":\"%#lx\",\"size\":%zu,\"prot\":\"%s\"}", i ? "," : "",
+                   (unsigned long)(uintptr_t)li.segments[i].start, li.segments[i].size, p);
+        }
+        printf("],\"relocations\":{\"relative\":%zu,\"symbolic\":%zu,\"irelative\":%zu,\"relr\":%zu},"
+               "\"bound\":{\"self\":%zu,\"private\":%zu,\"host\":%zu,\"weak_zero\":%zu},\"deps\":[",
+               li.relocs_relative, li.relocs_symbolic, li.relocs_irelative, li.relocs_relr, li.bound_self,
+               li.bound_private, li.bound_host, li.bound_weak_zero);
+        for (unsigned i = 0; i < li.ndeps; i++) {
+            vmc_lib_dep_t d;
+            vmc_lib_dep(l, i, &d);
+            printf("%s{\"name\":\"%s\",\"bound\":\"%s\"}", i ? "," : "", d.name, dep_how_json(d.how));
+        }
+        printf("]}");
+        return;
+    }
+    printf("%s\n", li.path);
+    printf("  image     %#014lx-%#014lx  %zu KiB, %s the code region, loaded in %.3f ms\n",
+           (unsigned long)base, (unsigned long)(base + li.size), li.size >> 10,
+           inside ? "inside" : "OUTSIDE", ms);
+    for (unsigned i = 0; i < li.nsegments; i++) {
+        prot_str(li.segments[i].prot, p);
+        uintptr_t s = (uintptr_t)li.segments[i].start;
+        printf("  segment   %#014lx-%#014lx  %s\n", (unsigned long)s,
+               (unsigned long)(s + li.segments[i].size), p);
+    }
+    printf("  relocs    %zu relative, %zu symbolic, %zu irelative, %zu relr\n", li.relocs_relative,
+           li.relocs_symbolic, li.relocs_irelative, li.relocs_relr);
+    printf("  bound     %zu to itself, %zu to private libraries, %zu to the host, %zu weak to 0\n",
+           li.bound_self, li.bound_private, li.bound_host, li.bound_weak_zero);
+    for (unsigned i = 0; i < li.ndeps; i++) {
+        vmc_lib_dep_t d;
+        vmc_lib_dep(l, i, &d);
+        printf("  needs     %-24s %s\n", d.name, dep_how(d.how));
+    }
+}
+
+static int cmd_load(int argc, char **argv)
+{
+    const cmd_t *c = find_cmd("load");
+    args_t a;
+    int r = parse_args(c, argc, argv, 1, &a);
+    if (r) return r;
+    if (a.help) {
+        usage_cmd(stdout, c);
+        return 0;
+    }
+    if (!a.nlibs) return usage_error(c, "no library given%s", "");
+    vmc_t *v;
+    if ((r = open_with(c, &a, &v))) return r;
+    vmc_lib_t *libs[64];
+    double ms[64];
+    for (int i = 0; i < a.nlibs; i++) {
+        double t0 = now_ms();
+        r = vmc_lib_load(v, a.libs[i], VMC_LOAD_DEFAULT, &libs[i]);
+        ms[i] = now_ms() - t0;
+        if (r) {
+            fprintf(stderr, "vmcode load: %s (%s)\n", vmc_last_error(), vmc_strerror(r));
+            vmc_close(v);
+            return 1;
+        }
+    }
+    int missing = 0;
+    if (a.json) printf("{\"libraries\":[");
+    for (int i = 0; i < a.nlibs; i++) {
+        print_lib(v, libs[i], ms[i], a.json, i == 0);
+        if (!a.json) putchar('\n');
+    }
+    if (a.json) printf("],\"symbols\":[");
+    for (int k = 0; k < a.nsyms; k++) {
+        void *addr = NULL;
+        int from = -1;
+        for (int i = 0; i < a.nlibs && !addr; i++)
+            if ((addr = vmc_lib_sym(libs[i], a.syms[k]))) from = i;
+        if (!addr) missing++;
+        if (a.json && addr)
+            printf("%s{\"name\":\"%s\",\"address\":\"%#lx\",\"library\":\"%s\"}", k ? "," : "",
+                   a.syms[k], (unsigned long)(uintptr_t)addr, a.libs[from]);
+        else if (a.json)
+            printf("%s{\"name\":\"%s\",\"address\":null,\"library\":null}", k ? "," : "", a.syms[k]);
+        else if (addr)
+            printf("symbol %-24s %p  (%s)\n", a.syms[k], addr, a.libs[from]);
+        else
+            printf("symbol %-24s not exported by any of them\n", a.syms[k]);
+    }
+    if (a.json) printf("]}\n");
+    vmc_close(v);
+    return missing ? 1 : 0;
+}
+
 /* ---- the table ------------------------------------------------------------------------ */
 
 static const cmd_t cmds[] = {
@@ -232,6 +375,13 @@ static const cmd_t cmds[] = {
      "Open a region with OPTIONS and print its map: every run of blocks of the code\n"
      "and heap regions with owner, kind, size and commit state.",
      cmd_maps},
+    {"load", "[--json] [--options TEXT] LIB... [--sym NAME]...",
+     "Load each library privately into a fresh code region and print where each segment\n"
+     "landed, how many relocations were applied, where its symbols were bound (itself,\n"
+     "other private libraries, the host), its dependencies and how each was bound, and\n"
+     "the time taken; then the address of each --sym NAME.  Exit status 1 if a load\n"
+     "fails or a symbol is not found.",
+     cmd_load},
 };
 
 static const cmd_t *find_cmd(const char *name)
