@@ -59,7 +59,15 @@ $(B)/tests/vmc-tests: $(TEST_OBJ) $(B)/libvmcode.a
 
 TEST_DEPS = $(B)/tests/vmc-tests $(B)/vmcode $(B)/examples/demo $(TEST_LIBS)
 
-check: $(TEST_DEPS)
+# Test tools from Debian, installed when missing: pkg-config (the install
+# test), g++ (a C++ test library), binutils (the linker's -z options).
+test-deps:
+	@sh scripts/ensure-packages.sh pkg-config g++ binutils
+
+check: test-deps
+	@$(MAKE) --no-print-directory run-tests
+
+run-tests: $(TEST_DEPS)
 	VMC_TEST_BUILD=$(B) VMC_TEST_SRC=$(CURDIR) $(B)/tests/vmc-tests $(T)
 
 check-asan:
@@ -107,5 +115,5 @@ install: all
 clean:
 	rm -rf build
 
-.PHONY: all check check-asan check-tsan demo bench install clean
+.PHONY: all check run-tests test-deps check-asan check-tsan demo bench install clean
 .DELETE_ON_ERROR:

@@ -1,4 +1,4 @@
-# Benchmarks: `make bench` installs what they need (bench/deps.sh), builds
+# Benchmarks: `make bench` installs what they need (scripts/ensure-packages.sh), builds
 # every bench/bench_*.c into $(B)/bench/, runs them all and writes
 # BENCHMARKS.md (bench/run.sh).  Included by the top Makefile.
 #
@@ -23,7 +23,7 @@ BENCH_LDLIBS := -lasmjit -lstdc++ $(LDLIBS_LIB) -lm -lrt
 BENCH_CMD    := make $(if $(filter build,$(B)),,B=$(B) )bench
 
 bench-deps:
-	@sh bench/deps.sh
+	@sh scripts/ensure-packages.sh libasmjit-dev gnuplot-nox
 
 $(BENCH_SHIM): bench/asmjit_shim.cpp bench/asmjit_shim.h | bench-deps
 	@mkdir -p $(dir $@)
