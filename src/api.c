@@ -165,20 +165,17 @@ int vmc_stats(vmc_t *v, vmc_stats_t *out)
     if (v->heap_blocks) vmc__blocks_usage(v->heap_blocks, &hu);
     vmc_heap_counts_t hc;
     vmc__codeheap_counts(v, &hc);
-    pthread_mutex_lock(&v->stubs.lock);
-    size_t stub_pages = v->stubs.pages;
-    pthread_mutex_unlock(&v->stubs.lock);
     /* "used": bytes of live allocations (rounded to their size class) plus
-     * whole runs held by libraries and file mappings. */
+     * whole runs held by libraries, file mappings and stubs. */
     out->code_size = v->code.size;
     out->code_used = hc.live_bytes[VMC_CODE] + hc.live_bytes[VMC_RDATA] +
-                     cu.bytes[VMC_OWNER_LIBRARY] + cu.bytes[VMC_OWNER_FILE];
+                     cu.bytes[VMC_OWNER_LIBRARY] + cu.bytes[VMC_OWNER_FILE] + cu.bytes[VMC_OWNER_STUBS];
     out->code_committed = cu.committed;
     out->code_largest_free = cu.largest_free;
     out->heap_size = v->heap.size;
     out->heap_used = hc.live_bytes[VMC_DATA] + hu.bytes[VMC_OWNER_FILE];
     out->heap_committed = hu.committed;
-    out->allocations = hc.allocations - stub_pages;
+    out->allocations = hc.allocations;
     out->libraries = vmc__loader_count(v);
     out->mapped_files = cu.runs[VMC_OWNER_FILE] + hu.runs[VMC_OWNER_FILE];
     return 0;

@@ -3,8 +3,9 @@
  * A stub is 16 bytes: `jmp qword ptr [rip+0]` (FF 25 00000000) followed by
  * the 8-byte target and two int3.  It clobbers no register, so it works for
  * calls and jumps alike, and the target could be repointed with one aligned
- * 8-byte store.  Stubs are carved from 4 KiB pages of the code heap and are
- * shared per target through a hash table; they live until vmc_close.
+ * 8-byte store.  Stubs are carved from 4 KiB runs of their own (owner
+ * "stubs" in the map) and are shared per target through a hash table; they
+ * live until vmc_close.
  */
 #include "vmc.h"
 #include "error.h"
@@ -76,14 +77,16 @@ int vmc_stub(vmc_t *v, uintptr_t target, void **x)
     }
     if ((s->count + 1) * 2 > s->cap && (e = table_grow(s))) goto out;
     if (!s->page_x || s->page_used + VMC_STUB_SIZE > 4096) {
-        vmc_span_t page;
-        e = vmc_alloc(v, 4096, VMC_CODE, &page);
+        /* A page of its own, so the map shows where the stubs are. */
+        uintptr_t x;
+        e = vmc__blocks_take(v->code_blocks, 4096, 0, 0, 0, 0, VMC_OWNER_STUBS, NULL, &x);
+        if (!e && (e = vmc__blocks_commit(v->code_blocks, x, 4096, VMC_CODE))) vmc__blocks_give(v->code_blocks, x);
         if (e) {
             vmc__fail_wrap(e, "vmc_stub: no room for a stub page");
             goto out;
         }
-        s->page_x = (uintptr_t)page.x;
-        s->page_w = (uintptr_t)page.w;
+        s->page_x = x;
+        s->page_w = x - v->code.base + v->code.wbase;
         s->page_used = 0;
         s->pages++;
     }

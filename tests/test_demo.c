@@ -29,8 +29,11 @@ TEST_TIMEOUT(demo_quick_runs_and_verifies, 120)
     ASSERT_STR_CONTAINS(out, "far / direct");
     /* the map shows the code heap and the plug-in */
     ASSERT_STR_CONTAINS(out, "code heap  code, committed");
-    ASSERT_STR_CONTAINS(out, "library    code, committed");
-    ASSERT_STR_CONTAINS(out, "libbfplug.so");
+    ASSERT_STR_CONTAINS(out, "library    code, committed ");
+    ASSERT_STR_CONTAINS(out, "/examples/libbfplug.so\n");
+    ASSERT_STR_CONTAINS(out, "stubs      code, committed 4K");
+    ASSERT_STR_CONTAINS(out, "plug-in segments:  0x");
+    ASSERT_STR_CONTAINS(out, " r-x ");
     /* thousands of fragments */
     char *f = strstr(out, "fragments");
     ASSERT(f);

@@ -539,11 +539,19 @@ int main(int argc, char **argv)
 
     printf("--- region map ---\n");
     vmc_dump(v, stdout);
+    vmc_lib_info_t li;
+    vmc_lib_info(pl.lib, &li);
+    printf("plug-in segments:");
+    for (unsigned i = 0; i < li.nsegments; i++) {
+        int p = li.segments[i].prot;
+        printf("  %p %c%c%c", li.segments[i].start, p & 1 ? 'r' : '-', p & 2 ? 'w' : '-', p & 4 ? 'x' : '-');
+    }
+    printf("\nstub for fflush (in libc, out of reach): %p\n", stub);
     vmc_stats_t st;
     vmc_stats(v, &st);
     printf("\n--- stats ---\n");
-    printf("code: %zu KiB used, %zu KiB committed, largest free run %zu MiB; %zu live "
-           "allocations, %zu libraries\n",
+    printf("code region: %zu KiB used, %zu KiB committed, largest free run %zu MiB; live "
+           "allocations: %zu; libraries: %zu\n",
            st.code_used >> 10, st.code_committed >> 10, st.code_largest_free >> 20,
            st.allocations, st.libraries);
 
