@@ -5,10 +5,12 @@
  * elf_map.c maps that summary over a block run of the code region;
  * elf_dyn.c reads the dynamic section of the mapped image, its symbol, string,
  * hash and version tables, and looks symbols up; elf_reloc.c applies the
- * relocations; loader.c owns the library lifecycle (dependencies, binding
- * order, constructors, unloading, the handle's list).  Every range that a
- * file field names is checked here before it is touched, and every refusal
- * names the file, the field and its file offset:
+ * relocations; elf_unwind.c registers .eh_frame with the unwinder;
+ * hostsym.c looks symbols up in the host, through a cache; loader.c owns the
+ * library lifecycle (dependencies, binding order, constructors, unloading,
+ * the handle's list); mapfile.c maps plain files.  Every range that a file
+ * field names is checked before it is touched, and every refusal names the
+ * file, the field and its file offset:
  *
  *     "NAME: WHAT (offset 0xBASE+0xDELTA): PROBLEM"
  */
