@@ -57,7 +57,7 @@ $(B)/tests/vmc-tests: $(TEST_OBJ) $(B)/libvmcode.a
 	@echo "  LD      $@"
 	$(Q)$(CC) $(SAN) -rdynamic -o $@ $(TEST_OBJ) $(B)/libvmcode.a $(LDLIBS_LIB) -lm
 
-TEST_DEPS = $(B)/tests/vmc-tests $(B)/vmcode $(B)/examples/demo $(TEST_LIBS)
+TEST_DEPS = $(B)/tests/vmc-tests $(B)/vmcode $(B)/examples/demo $(B)/examples/readme $(B)/examples/hello $(TEST_LIBS)
 
 # Test tools from Debian, installed when missing: pkg-config (the install
 # test), g++ (a C++ test library), binutils (the linker's -z options).

@@ -41,3 +41,25 @@ TEST_TIMEOUT(demo_quick_runs_and_verifies, 120)
     while (f > out && f[-1] >= '0' && f[-1] <= '9') f--;
     ASSERT_GE(atoi(f), 2000);
 }
+
+/* The README's example (examples/readme.c) and examples/hello.c run and say
+ * what the README says they do. */
+static void run_example(const char *name, const char *expect)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s/examples/%s 2>&1", vt_build_dir(), name);
+    FILE *p = popen(cmd, "r");
+    ASSERT(p);
+    char out[4096];
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    ASSERT_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s failed (%#x): %s", name, st, out);
+    ASSERT_STR_CONTAINS(out, expect);
+}
+
+TEST(examples_run)
+{
+    run_example("readme", "crc32(\"vmcode\") = 1531581191, through a jmp rel32\n");
+    run_example("hello", "returned 42; reaches main by rel32: yes\n");
+}
