@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vmcode.h"
+
 enum { VT_THREADED = 1 };   /* runs under ThreadSanitizer in make check-tsan */
 
 void vt_register(const char *name, void (*fn)(void), int signal, int timeout, int flags);
@@ -105,6 +107,20 @@ int vt_rwx_count(void);
 /* Is [lo, hi) mapped with exactly these perms ("---p") as one line? */
 int vt_maps_has(uintptr_t lo, uintptr_t hi, const char *perms);
 size_t vt_rss_kib(void);   /* anonymous + shared memory (memory files) */
+/* vmc_open with option text, which must work (the test fails otherwise). */
+struct vmc *vt_open(const char *options);
+
+/* vmc_open(options) in a child process under RLIMIT_AS = limit; if it
+ * opened, one allocation of each kind, code written and called. */
+typedef struct vt_limited {
+    int r;                      /* vmc_open's result; -9999: the child died */
+    vmc_info_t in;              /* when r == 0                              */
+    int alloc_ok;               /* the allocations and the call worked      */
+    size_t vm_before_kib;       /* the child's VmSize before the limit      */
+    char msg[256];              /* vmc_last_error() after vmc_open          */
+} vt_limited_t;
+vt_limited_t vt_open_limited(unsigned long limit, const char *options);
+
 /* The build directory (VMC_TEST_BUILD), for helper binaries and libraries. */
 const char *vt_build_dir(void);
 /* 1 if running under a sanitizer that reserves huge shadow memory. */

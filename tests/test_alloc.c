@@ -9,16 +9,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static vmc_t *open_text(const char *text)
-{
-    vmc_options_t o;
-    vmc_options_init(&o);
-    ASSERT_OK(vmc_options_parse(&o, text));
-    vmc_t *v = NULL;
-    ASSERT_OK(vmc_open(&o, &v));
-    return v;
-}
-
 /* mov eax, imm32; ret */
 static void emit_ret_imm(void *w, uint32_t imm)
 {
@@ -38,7 +28,7 @@ static int in_range(const void *p, size_t n, const void *base, size_t size)
 
 TEST(alloc_kinds_sizes_alignment)
 {
-    vmc_t *v = open_text("-vm_size 256M -vmheap_size 256M");
+    vmc_t *v = vt_open("-vm_size 256M -vmheap_size 256M");
     vmc_info_t in;
     ASSERT_OK(vmc_info(v, &in));
     static const size_t sizes[] = {1, 15, 16, 17, 63, 64, 65, 100, 1000, 1024, 1025, 3000, 4095,
@@ -72,7 +62,7 @@ TEST(alloc_kinds_sizes_alignment)
 
 TEST(free_rejects_bad_pointers)
 {
-    vmc_t *v = open_text("-vm_size 64M -vmheap_size 64M");
+    vmc_t *v = vt_open("-vm_size 64M -vmheap_size 64M");
     vmc_span_t a, big;
     ASSERT_OK(vmc_alloc(v, 100, VMC_CODE, &a));
     ASSERT_OK(vmc_alloc(v, 50000, VMC_RDATA, &big));
@@ -93,7 +83,7 @@ TEST(free_rejects_bad_pointers)
 
 TEST(alloc_no_heap_region)
 {
-    vmc_t *v = open_text("-vm_size 64M -vmheap_size 0");
+    vmc_t *v = vt_open("-vm_size 64M -vmheap_size 0");
     vmc_span_t s;
     ASSERT_EQ(vmc_alloc(v, 64, VMC_DATA, &s), -ENOSPC);
     ASSERT_STR_CONTAINS(vmc_last_error(), "heap region: there is none (-vmheap_size 0)");
@@ -103,7 +93,7 @@ TEST(alloc_no_heap_region)
 
 TEST(writable_executable_translate)
 {
-    vmc_t *v = open_text("-vm_size 64M -vmheap_size 64M");
+    vmc_t *v = vt_open("-vm_size 64M -vmheap_size 64M");
     vmc_span_t c, r, d;
     ASSERT_OK(vmc_alloc(v, 128, VMC_CODE, &c));
     ASSERT_OK(vmc_alloc(v, 128, VMC_RDATA, &r));
@@ -127,7 +117,7 @@ TEST(writable_executable_translate)
 
 TEST(stats_count_truthfully)
 {
-    vmc_t *v = open_text("-vm_size 64M -vmheap_size 64M");
+    vmc_t *v = vt_open("-vm_size 64M -vmheap_size 64M");
     vmc_stats_t st;
     ASSERT_OK(vmc_stats(v, &st));
     ASSERT_EQ(st.allocations, 0);
@@ -157,7 +147,7 @@ TEST(stats_count_truthfully)
 
 TEST(many_small_allocations_few_vmas)
 {
-    vmc_t *v = open_text("");
+    vmc_t *v = vt_open("");
     int before = vt_maps_count(NULL);
     static vmc_span_t s[20000];
     for (int i = 0; i < 20000; i++) {
@@ -175,7 +165,7 @@ TEST(many_small_allocations_few_vmas)
 /* After warming up, small alloc/free pairs make no system call at all. */
 TEST(fast_path_makes_no_syscalls)
 {
-    vmc_t *v = open_text("-vm_size 64M -vmheap_size 64M");
+    vmc_t *v = vt_open("-vm_size 64M -vmheap_size 64M");
     vmc_span_t s[256];
     for (int round = 0; round < 2; round++) {
         if (round == 1) vmc__os_calls_reset();
@@ -192,7 +182,7 @@ TEST(fast_path_makes_no_syscalls)
  * each time. */
 TEST(decommit_has_hysteresis)
 {
-    vmc_t *v = open_text("-vm_size 64M -vmheap_size 0");
+    vmc_t *v = vt_open("-vm_size 64M -vmheap_size 0");
     vmc_span_t a;
     ASSERT_OK(vmc_alloc(v, 64, VMC_CODE, &a));  /* the first chunk is committed */
     ASSERT_OK(vmc_free(v, a.x));
@@ -217,7 +207,7 @@ TEST(decommit_has_hysteresis)
 
 TEST(full_region_enospc_keeps_code)
 {
-    vmc_t *v = open_text("-vm_size 16M -vmheap_size 0 -no_allow_smaller");
+    vmc_t *v = vt_open("-vm_size 16M -vmheap_size 0 -no_allow_smaller");
     vmc_info_t in;
     ASSERT_OK(vmc_info(v, &in));
     ASSERT_EQ(in.code_size, 16 << 20);
@@ -264,7 +254,7 @@ TEST(alloc_commit_faults_leave_no_trace)
     for (size_t k = 0; k < 3; k++)
         for (size_t z = 0; z < 3; z++)
             for (size_t er = 0; er < 3; er++) {
-                vmc_t *v = open_text("-vm_size 64M -vmheap_size 64M");
+                vmc_t *v = vt_open("-vm_size 64M -vmheap_size 64M");
                 vmc_span_t s;
                 /* the handle's bookkeeping exists before the snapshot */
                 ASSERT_OK(vmc_alloc(v, sizes[z], kinds[k], &s));
@@ -308,7 +298,7 @@ static uint64_t rnd(void)
 TEST(alloc_reaching_property)
 {
     /* A region placed away from the program, so constraints really bite. */
-    vmc_t *v = open_text("-vm_size 2G -vmheap_size 0 -no_near_app");
+    vmc_t *v = vt_open("-vm_size 2G -vmheap_size 0 -no_near_app");
     vmc_info_t in;
     ASSERT_OK(vmc_info(v, &in));
     uintptr_t base = (uintptr_t)in.code_base, size = in.code_size;
@@ -358,8 +348,8 @@ TEST(alloc_reaching_property)
 TEST(alloc_reaching_default_region_reaches_program)
 {
     /* With the default placement, allocations reaching the program succeed. */
-    vmc_t *v = open_text("");
-    uintptr_t lo = (uintptr_t)&open_text, hi = lo + 4096;
+    vmc_t *v = vt_open("");
+    uintptr_t lo = (uintptr_t)&vt_open, hi = lo + 4096;
     for (int i = 0; i < 1000; i++) {
         vmc_span_t s;
         ASSERT_OK(vmc_alloc_reaching(v, 32 + (size_t)i % 5000, VMC_CODE, lo, hi, &s));
@@ -370,7 +360,7 @@ TEST(alloc_reaching_default_region_reaches_program)
 
 TEST(alloc_default_prefers_the_part_reaching_the_program)
 {
-    vmc_t *v = open_text("");
+    vmc_t *v = vt_open("");
     vmc_info_t in;
     ASSERT_OK(vmc_info(v, &in));
     ASSERT_LT(in.code_reaching, in.code_size); /* some of the region does not reach */
@@ -387,7 +377,7 @@ TEST(alloc_default_prefers_the_part_reaching_the_program)
 
 TEST(stub_reaches_far_target)
 {
-    vmc_t *v = open_text("-vm_size 64M -vmheap_size 0");
+    vmc_t *v = vt_open("-vm_size 64M -vmheap_size 0");
     vmc_info_t in;
     ASSERT_OK(vmc_info(v, &in));
     /* a far page of code, more than 2 GiB away from the region */
@@ -439,7 +429,7 @@ TEST(stub_reaches_far_target)
 
 TEST(dump_shows_runs)
 {
-    vmc_t *v = open_text("-vm_size 64M -vmheap_size 64M");
+    vmc_t *v = vt_open("-vm_size 64M -vmheap_size 64M");
     vmc_span_t a, b, c;
     ASSERT_OK(vmc_alloc(v, 64, VMC_CODE, &a));
     ASSERT_OK(vmc_alloc(v, 200000, VMC_CODE, &b));
@@ -531,7 +521,7 @@ static void *stress_thread(void *arg)
 TEST_THREADED(alloc_stress_threads)
 {
     static stress_t st;
-    st.v = open_text("-vm_size 256M -vmheap_size 256M");
+    st.v = vt_open("-vm_size 256M -vmheap_size 256M");
     ASSERT_OK(vmc_info(st.v, &st.in));
     pthread_mutex_init(&st.lock, NULL);
     pthread_t t[STRESS_THREADS];
@@ -585,7 +575,7 @@ static void *short_lived(void *arg)
 TEST_THREADED(alloc_threads_come_and_go)
 {
     static stress_t st;
-    st.v = open_text("-vm_size 64M -vmheap_size 0");
+    st.v = vt_open("-vm_size 64M -vmheap_size 0");
     pthread_mutex_init(&st.lock, NULL);
     for (int round = 0; round < 20; round++) {
         pthread_t t[2];
@@ -620,7 +610,7 @@ static int stop_at_second(const vmc_run_info_t *ri, void *arg)
 
 TEST(walk_covers_both_regions)
 {
-    vmc_t *v = open_text("-vm_size 64M -vmheap_size 32M");
+    vmc_t *v = vt_open("-vm_size 64M -vmheap_size 32M");
     vmc_span_t a, b, c;
     ASSERT_OK(vmc_alloc(v, 64, VMC_CODE, &a));
     ASSERT_OK(vmc_alloc(v, 200000, VMC_CODE, &b));
@@ -656,7 +646,7 @@ static void *alloc_spinner(void *arg)
 
 TEST_THREADED(fork_while_another_thread_allocates)
 {
-    vmc_t *v = open_text("-vm_size 256M -vmheap_size 0");
+    vmc_t *v = vt_open("-vm_size 256M -vmheap_size 0");
     pthread_t t;
     pthread_create(&t, NULL, alloc_spinner, v);
     for (int i = 0; i < 40; i++) {

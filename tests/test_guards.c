@@ -5,19 +5,9 @@
 
 #include <signal.h>
 
-static vmc_t *open_text(const char *text)
-{
-    vmc_options_t o;
-    vmc_options_init(&o);
-    ASSERT_OK(vmc_options_parse(&o, text));
-    vmc_t *v = NULL;
-    ASSERT_OK(vmc_open(&o, &v));
-    return v;
-}
-
 TEST_SIGNAL(guard_unused_heap_region_faults, SIGSEGV)
 {
-    vmc_t *v = open_text("-vm_size 64M -vmheap_size 64M");
+    vmc_t *v = vt_open("-vm_size 64M -vmheap_size 64M");
     vmc_info_t in;
     vmc_info(v, &in);
     volatile char *p = (char *)in.heap_base + (32 << 20);
@@ -26,7 +16,7 @@ TEST_SIGNAL(guard_unused_heap_region_faults, SIGSEGV)
 
 TEST_SIGNAL(guard_freed_large_allocation_faults, SIGSEGV)
 {
-    vmc_t *v = open_text("-vm_size 64M -vmheap_size 0");
+    vmc_t *v = vt_open("-vm_size 64M -vmheap_size 0");
     vmc_span_t s;
     ASSERT_OK(vmc_alloc(v, 1 << 20, VMC_RDATA, &s));
     memset(s.w, 1, s.size);
@@ -37,7 +27,7 @@ TEST_SIGNAL(guard_freed_large_allocation_faults, SIGSEGV)
 
 TEST_SIGNAL(guard_past_the_end_of_code_region_faults, SIGSEGV)
 {
-    vmc_t *v = open_text("-vm_size 64M -vmheap_size 0");
+    vmc_t *v = vt_open("-vm_size 64M -vmheap_size 0");
     vmc_info_t in;
     vmc_info(v, &in);
     vmc_span_t s;
@@ -48,7 +38,7 @@ TEST_SIGNAL(guard_past_the_end_of_code_region_faults, SIGSEGV)
 
 TEST_SIGNAL(guard_unused_writable_view_faults, SIGSEGV)
 {
-    vmc_t *v = open_text("-vm_size 64M -vmheap_size 0 -w_xor_x");
+    vmc_t *v = vt_open("-vm_size 64M -vmheap_size 0 -w_xor_x");
     vmc_info_t in;
     vmc_info(v, &in);
     vmc_span_t s;
@@ -61,7 +51,7 @@ TEST_SIGNAL(guard_unused_writable_view_faults, SIGSEGV)
  * process is rwx after any operation. */
 TEST(guard_no_rwx_with_w_xor_x)
 {
-    vmc_t *v = open_text("-vm_size 256M -vmheap_size 64M -w_xor_x");
+    vmc_t *v = vt_open("-vm_size 256M -vmheap_size 64M -w_xor_x");
     ASSERT_EQ(vt_rwx_count(), 0);
     vmc_span_t s[64];
     for (int i = 0; i < 64; i++) {

@@ -10,71 +10,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-typedef struct result {
-    int r;
-    vmc_info_t in;
-    size_t vm_before_kib;
-    int alloc_ok;
-    char msg[256];
-} result_t;
-
-static size_t vm_size_kib(void)
-{
-    char *st = vt_read_file("/proc/self/status");
-    char *p = st ? strstr(st, "VmSize:") : NULL;
-    size_t kib = p ? strtoul(p + 7, NULL, 10) : 0;
-    free(st);
-    return kib;
-}
-
-/* vmc_open(text) in a child under RLIMIT_AS = limit; then one allocation of
- * each kind. */
-static result_t open_limited(rlim_t limit, const char *text)
-{
-    int pfd[2];
-    result_t res;
-    memset(&res, 0, sizeof res);
-    if (pipe(pfd)) {
-        res.r = -9999;
-        return res;
-    }
-    pid_t pid = fork();
-    if (pid == 0) {
-        res.vm_before_kib = vm_size_kib();
-        struct rlimit rl = {limit, limit};
-        setrlimit(RLIMIT_AS, &rl);
-        vmc_options_t o;
-        vmc_options_init(&o);
-        vmc_options_parse(&o, text);
-        vmc_t *v;
-        res.r = vmc_open(&o, &v);
-        snprintf(res.msg, sizeof res.msg, "%s", vmc_last_error());
-        if (!res.r) {
-            vmc_info(v, &res.in);
-            vmc_span_t s;
-            res.alloc_ok = vmc_alloc(v, 100, VMC_CODE, &s) == 0 && vmc_alloc(v, 100, VMC_RDATA, &s) == 0 &&
-                           (!res.in.heap_size || vmc_alloc(v, 100, VMC_DATA, &s) == 0);
-            vmc_close(v);
-        }
-        ssize_t w = write(pfd[1], &res, sizeof res);
-        _exit(w == (ssize_t)sizeof res ? 0 : 1);
-    }
-    close(pfd[1]);
-    ssize_t n = read(pfd[0], &res, sizeof res);
-    close(pfd[0]);
-    int st;
-    waitpid(pid, &st, 0);
-    if (n != (ssize_t)sizeof res || !WIFEXITED(st) || WEXITSTATUS(st)) res.r = -9999;
-    return res;
-}
-
 TEST(rlimit_as_levels)
 {
     if (vt_sanitized()) SKIP("sanitizer shadow memory does not fit under RLIMIT_AS");
     static const rlim_t limits[] = {(rlim_t)4 << 30, (rlim_t)2 << 30, (rlim_t)1 << 30,
                                     (rlim_t)256 << 20, (rlim_t)96 << 20};
     for (size_t i = 0; i < sizeof limits / sizeof *limits; i++) {
-        result_t res = open_limited(limits[i], "");
+        vt_limited_t res = vt_open_limited(limits[i], "");
         ASSERT_MSG(res.r != -9999, "child crashed at limit %lu MiB", (unsigned long)(limits[i] >> 20));
         if (res.r == 0) {
             size_t total = res.in.code_size + res.in.heap_size + res.vm_before_kib * 1024;
@@ -96,12 +38,12 @@ TEST(rlimit_as_levels)
         }
     }
     /* at 96 MiB a code region alone still fits */
-    result_t res = open_limited((rlim_t)96 << 20, "-vmheap_size 0");
+    vt_limited_t res = vt_open_limited((rlim_t)96 << 20, "-vmheap_size 0");
     ASSERT_OK(res.r);
     ASSERT_EQ(res.in.code_size, (size_t)64 << 20);
     ASSERT(res.alloc_ok);
     /* and below the floor nothing does: a clear error */
-    res = open_limited((rlim_t)48 << 20, "-vmheap_size 0");
+    res = vt_open_limited((rlim_t)48 << 20, "-vmheap_size 0");
     ASSERT_EQ(res.r, -ENOMEM);
     ASSERT_STR_CONTAINS(res.msg, "code region: cannot reserve 2G (nor any half of it down to 64M): Cannot allocate memory");
 }

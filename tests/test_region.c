@@ -10,16 +10,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static vmc_t *open_text(const char *text)
-{
-    vmc_options_t o;
-    vmc_options_init(&o);
-    ASSERT_OK(vmc_options_parse(&o, text));
-    vmc_t *v = NULL;
-    ASSERT_OK(vmc_open(&o, &v));
-    return v;
-}
-
 TEST(reach_rule)
 {
     ASSERT(vmc_reaches(0x100000000, 0x100000000 + 0x7fffffff));
@@ -86,7 +76,7 @@ TEST(open_respects_reach_range)
     char text[128];
     snprintf(text, sizeof text, "-reach_lo %#lx -reach_hi %#lx -vmheap_size 0",
              (unsigned long)p, (unsigned long)p + (1 << 20));
-    vmc_t *v = open_text(text);
+    vmc_t *v = vt_open(text);
     vmc_info_t in;
     ASSERT_OK(vmc_info(v, &in));
     ASSERT_EQ(in.placement, VMC_PLACED_NEAR_APP);
@@ -100,7 +90,7 @@ TEST(open_no_near_app_bases_are_random)
 {
     uintptr_t bases[32];
     for (int i = 0; i < 32; i++) {
-        vmc_t *v = open_text("-no_near_app -vmheap_size 0 -vm_size 64M");
+        vmc_t *v = vt_open("-no_near_app -vmheap_size 0 -vm_size 64M");
         vmc_info_t in;
         ASSERT_OK(vmc_info(v, &in));
         ASSERT_EQ(in.placement, VMC_PLACED_VM_BASE);
@@ -116,7 +106,7 @@ TEST(open_vm_base_jitter)
     /* A fixed base with jitter: every base inside [vm_base, vm_base + offset). */
     uintptr_t want = 0x7e0000000000, seen_or = 0;
     for (int i = 0; i < 16; i++) {
-        vmc_t *v = open_text("-no_near_app -vmheap_size 0 -vm_size 64M -vm_base 0x7e0000000000 "
+        vmc_t *v = vt_open("-no_near_app -vmheap_size 0 -vm_size 64M -vm_base 0x7e0000000000 "
                              "-vm_max_offset 256M");
         vmc_info_t in;
         ASSERT_OK(vmc_info(v, &in));
@@ -128,7 +118,7 @@ TEST(open_vm_base_jitter)
         vmc_close(v);
     }
     ASSERT_NE(seen_or, 0);
-    vmc_t *v = open_text("-no_near_app -vmheap_size 0 -vm_size 64M -vm_base 0x7e0000000000 "
+    vmc_t *v = vt_open("-no_near_app -vmheap_size 0 -vm_size 64M -vm_base 0x7e0000000000 "
                          "-vm_max_offset 0");
     vmc_info_t in;
     ASSERT_OK(vmc_info(v, &in));
@@ -142,7 +132,7 @@ TEST(open_vm_base_taken_falls_back)
     void *p = mmap((void *)0x7d0000000000, 1 << 30, PROT_NONE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
     ASSERT(p == (void *)0x7d0000000000);
-    vmc_t *v = open_text("-no_near_app -vmheap_size 0 -vm_size 64M -vm_base 0x7d0000000000 "
+    vmc_t *v = vt_open("-no_near_app -vmheap_size 0 -vm_size 64M -vm_base 0x7d0000000000 "
                          "-vm_max_offset 64M");
     vmc_info_t in;
     ASSERT_OK(vmc_info(v, &in));
@@ -166,7 +156,7 @@ TEST(open_old_kernel_noreplace_is_a_hint)
     vt_snapshot_t snap;
     vt_snap(&snap);
     vmc__os_set_call(VMC_OS_MMAP, (void (*)(void))hint_only_mmap);
-    vmc_t *v = open_text("-vmheap_size 0 -vm_size 64M");
+    vmc_t *v = vt_open("-vmheap_size 0 -vm_size 64M");
     vmc_info_t in;
     ASSERT_OK(vmc_info(v, &in));
     ASSERT_EQ(in.placement, VMC_PLACED_ANYWHERE);
@@ -175,67 +165,33 @@ TEST(open_old_kernel_noreplace_is_a_hint)
     ASSERT_NO_LEAK(snap);
 }
 
-static int child_open_under_rlimit(rlim_t limit, const char *text, vmc_info_t *in, char *msg)
-{
-    int pfd[2];
-    if (pipe(pfd)) return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        struct rlimit rl = {limit, limit};
-        setrlimit(RLIMIT_AS, &rl);
-        vmc_options_t o;
-        vmc_options_init(&o);
-        vmc_options_parse(&o, text);
-        vmc_t *v;
-        struct { int r; vmc_info_t in; char msg[256]; } res;
-        memset(&res, 0, sizeof res);
-        res.r = vmc_open(&o, &v);
-        if (!res.r) vmc_info(v, &res.in);
-        snprintf(res.msg, sizeof res.msg, "%s", vmc_last_error());
-        ssize_t w = write(pfd[1], &res, sizeof res);
-        _exit(w == (ssize_t)sizeof res ? 0 : 1);
-    }
-    close(pfd[1]);
-    struct { int r; vmc_info_t in; char msg[256]; } res;
-    ssize_t n = read(pfd[0], &res, sizeof res);
-    close(pfd[0]);
-    int st;
-    waitpid(pid, &st, 0);
-    if (n != (ssize_t)sizeof res) return -9999;
-    *in = res.in;
-    strcpy(msg, res.msg);
-    return res.r;
-}
-
 TEST(open_under_rlimit_as_halves)
 {
     if (vt_sanitized()) SKIP("sanitizer shadow memory does not fit under RLIMIT_AS");
-    vmc_info_t in;
-    char msg[256];
     rlim_t lim = (rlim_t)3 << 29;  /* 1.5 GiB */
-    ASSERT_OK(child_open_under_rlimit(lim, "", &in, msg));
-    ASSERT_LT(in.code_size, (size_t)2 << 30);
-    ASSERT_GE(in.code_size, (size_t)64 << 20);
-    ASSERT_EQ(in.requested_code_size, (size_t)2 << 30);
-    ASSERT_LT(in.code_size + in.heap_size, (size_t)lim);
-    int r = child_open_under_rlimit(lim, "-no_allow_smaller", &in, msg);
-    ASSERT_EQ(r, -ENOMEM);
-    ASSERT_STR_CONTAINS(msg, "code region: cannot reserve 2G: Cannot allocate memory");
+    vt_limited_t res = vt_open_limited(lim, "");
+    ASSERT_OK(res.r);
+    ASSERT(res.alloc_ok);
+    ASSERT_LT(res.in.code_size, (size_t)2 << 30);
+    ASSERT_GE(res.in.code_size, (size_t)64 << 20);
+    ASSERT_EQ(res.in.requested_code_size, (size_t)2 << 30);
+    ASSERT_LT(res.in.code_size + res.in.heap_size, (size_t)lim);
+    res = vt_open_limited(lim, "-no_allow_smaller");
+    ASSERT_EQ(res.r, -ENOMEM);
+    ASSERT_STR_CONTAINS(res.msg, "code region: cannot reserve 2G: Cannot allocate memory");
     /* Nothing fits at all: the message names the floor. */
-    r = child_open_under_rlimit((rlim_t)32 << 20, "", &in, msg);
-    ASSERT_EQ(r, -ENOMEM);
-    ASSERT_STR_CONTAINS(msg, "code region: cannot reserve 2G (nor any half of it down to 64M)");
+    res = vt_open_limited((rlim_t)32 << 20, "");
+    ASSERT_EQ(res.r, -ENOMEM);
+    ASSERT_STR_CONTAINS(res.msg, "code region: cannot reserve 2G (nor any half of it down to 64M)");
 }
 
 TEST(open_heap_failure_message)
 {
     if (vt_sanitized()) SKIP("sanitizer shadow memory does not fit under RLIMIT_AS");
-    vmc_info_t in;
-    char msg[256];
     /* room for a 64M code region, not for a 1G heap without halving */
-    int r = child_open_under_rlimit((rlim_t)512 << 20, "-vm_size 64M -no_allow_smaller", &in, msg);
-    ASSERT_EQ(r, -ENOMEM);
-    ASSERT_STR_CONTAINS(msg, "heap region: cannot reserve 1G: Cannot allocate memory");
+    vt_limited_t res = vt_open_limited((rlim_t)512 << 20, "-vm_size 64M -no_allow_smaller");
+    ASSERT_EQ(res.r, -ENOMEM);
+    ASSERT_STR_CONTAINS(res.msg, "heap region: cannot reserve 1G: Cannot allocate memory");
 }
 
 /* Fail the k-th call of every kind vmc_open makes, once and for good, until a
@@ -310,7 +266,7 @@ TEST(close_restores_map_many_times)
 
 TEST(regions_are_prot_none)
 {
-    vmc_t *v = open_text("-vm_size 64M -vmheap_size 64M");
+    vmc_t *v = vt_open("-vm_size 64M -vmheap_size 64M");
     vmc_info_t in;
     ASSERT_OK(vmc_info(v, &in));
     ASSERT(vt_maps_has((uintptr_t)in.code_base, (uintptr_t)in.code_base + in.code_size, "---p"));
@@ -320,7 +276,7 @@ TEST(regions_are_prot_none)
 
 TEST_SIGNAL(unused_code_region_faults, SIGSEGV)
 {
-    vmc_t *v = open_text("-vm_size 64M");
+    vmc_t *v = vt_open("-vm_size 64M");
     vmc_info_t in;
     vmc_info(v, &in);
     volatile char *p = (char *)in.code_base + 12345;
@@ -340,7 +296,7 @@ TEST(open_near_app_when_below_is_taken)
     void *b2 = mmap((void *)(lo - ((uintptr_t)1 << 30)), 4096, PROT_NONE,
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
     ASSERT(b1 == (void *)(lo - 65536) && b2 == (void *)(lo - ((uintptr_t)1 << 30)));
-    vmc_t *v = open_text("-vmheap_size 0");
+    vmc_t *v = vt_open("-vmheap_size 0");
     vmc_info_t in;
     ASSERT_OK(vmc_info(v, &in));
     uintptr_t b = (uintptr_t)in.code_base;

@@ -982,60 +982,18 @@ TEST(wx_rlimit_fsize_below_a_page_fails_open)
 
 /* ---- RLIMIT_AS: the writable view doubles the address space --------------------- */
 
-typedef struct as_result {
-    int r;
-    vmc_info_t in;
-    char msg[256];
-} as_result_t;
-
-static as_result_t open_under_rlimit_as(rlim_t limit, const char *text)
-{
-    as_result_t res;
-    memset(&res, 0, sizeof res);
-    int pfd[2];
-    ASSERT_EQ(pipe(pfd), 0);
-    pid_t pid = fork();
-    ASSERT(pid >= 0);
-    if (pid == 0) {
-        struct rlimit rl = {limit, limit};
-        setrlimit(RLIMIT_AS, &rl);
-        vmc_options_t o;
-        vmc_options_init(&o);
-        vmc_options_parse(&o, text);
-        vmc_t *v;
-        res.r = vmc_open(&o, &v);
-        if (!res.r) {
-            vmc_info(v, &res.in);
-            /* and it works */
-            vmc_span_t s;
-            if (vmc_alloc(v, 64, VMC_CODE, &s) == 0) {
-                emit_ret(s.w, 99);
-                if (call_at((uintptr_t)s.x) != 99) res.r = -9998;
-            } else {
-                res.r = -9997;
-            }
-        }
-        snprintf(res.msg, sizeof res.msg, "%s", vmc_last_error());
-        _exit(write(pfd[1], &res, sizeof res) == (ssize_t)sizeof res ? 0 : 1);
-    }
-    close(pfd[1]);
-    ASSERT_EQ(read(pfd[0], &res, sizeof res), (ssize_t)sizeof res);
-    close(pfd[0]);
-    wait_ok(pid);
-    return res;
-}
-
 TEST(wx_open_under_rlimit_as_halves_for_both_views)
 {
     if (vt_sanitized()) SKIP("sanitizer shadow memory does not fit under RLIMIT_AS");
     rlim_t lim = (rlim_t)3 << 30;  /* room for 2G of code, not for 2G more of writable view */
-    as_result_t a = open_under_rlimit_as(lim, "-w_xor_x");
+    vt_limited_t a = vt_open_limited(lim, "-w_xor_x");
     ASSERT_MSG(a.r == 0, "%d: %s", a.r, a.msg);
+    ASSERT(a.alloc_ok);
     ASSERT_EQ(a.in.w_xor_x, 1);
     ASSERT_LT(a.in.code_size, (size_t)2 << 30);
     ASSERT_GE(a.in.code_size, (size_t)64 << 20);
     ASSERT_LT(2 * a.in.code_size + a.in.heap_size, (size_t)lim);
-    a = open_under_rlimit_as(lim, "-w_xor_x -no_allow_smaller -vmheap_size 0");
+    a = vt_open_limited(lim, "-w_xor_x -no_allow_smaller -vmheap_size 0");
     ASSERT_EQ(a.r, -ENOMEM);
     ASSERT_STR_CONTAINS(a.msg, "w_xor_x: cannot reserve the writable view (2147483648 bytes): "
                                "mmap: Cannot allocate memory (address space limit? see ulimit -v)");

@@ -1,7 +1,10 @@
 /* Test utilities: process snapshots for leak checks, /proc readers. */
 #include "test.h"
+#include "vmcode.h"
 
 #include <dirent.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 char *vt_read_file(const char *path)
@@ -189,3 +192,63 @@ const char *vt_build_dir(void)
 #endif
 
 int vt_sanitized(void) { return VT_SANITIZED; }
+
+vmc_t *vt_open(const char *options)
+{
+    vmc_options_t o;
+    vmc_options_init(&o);
+    ASSERT_OK(vmc_options_parse(&o, options));
+    vmc_t *v = NULL;
+    ASSERT_OK(vmc_open(&o, &v));
+    return v;
+}
+
+static size_t vm_size_kib(void)
+{
+    char *st = vt_read_file("/proc/self/status");
+    char *p = st ? strstr(st, "VmSize:") : NULL;
+    size_t kib = p ? strtoul(p + 7, NULL, 10) : 0;
+    free(st);
+    return kib;
+}
+
+vt_limited_t vt_open_limited(unsigned long limit, const char *options)
+{
+    vt_limited_t res;
+    memset(&res, 0, sizeof res);
+    int pfd[2];
+    ASSERT_EQ(pipe(pfd), 0);
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        res.vm_before_kib = vm_size_kib();
+        struct rlimit rl = {limit, limit};
+        setrlimit(RLIMIT_AS, &rl);
+        vmc_options_t o;
+        vmc_options_init(&o);
+        vmc_options_parse(&o, options);
+        vmc_t *v;
+        res.r = vmc_open(&o, &v);
+        snprintf(res.msg, sizeof res.msg, "%s", vmc_last_error());
+        if (!res.r) {
+            vmc_info(v, &res.in);
+            vmc_span_t c, s;
+            res.alloc_ok = vmc_alloc(v, 100, VMC_CODE, &c) == 0 && vmc_alloc(v, 100, VMC_RDATA, &s) == 0 &&
+                           (!res.in.heap_size || vmc_alloc(v, 100, VMC_DATA, &s) == 0);
+            if (res.alloc_ok) {
+                memcpy(c.w, "\xb8\x63\x00\x00\x00\xc3", 6);  /* mov eax, 99; ret */
+                res.alloc_ok = ((int (*)(void))c.x)() == 99;
+            }
+            vmc_close(v);
+        }
+        ssize_t w = write(pfd[1], &res, sizeof res);
+        _exit(w == (ssize_t)sizeof res ? 0 : 1);
+    }
+    close(pfd[1]);
+    ssize_t n = read(pfd[0], &res, sizeof res);
+    close(pfd[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    if (n != (ssize_t)sizeof res || !WIFEXITED(st) || WEXITSTATUS(st)) res.r = -9999;
+    return res;
+}

@@ -120,6 +120,22 @@ static int open_with(const cmd_t *c, const args_t *a, vmc_t **v)
     return 0;
 }
 
+/* The common start of a command: arguments, --help, then the handle.
+ * Returns -1 to go on (with *v open), else the exit status. */
+static int start_cmd(const char *name, int argc, char **argv, int takes_libs, args_t *a, vmc_t **v)
+{
+    const cmd_t *c = find_cmd(name);
+    int r = parse_args(c, argc, argv, takes_libs, a);
+    if (r) return r;
+    if (a->help) {
+        usage_cmd(stdout, c);
+        return 0;
+    }
+    if (takes_libs && !a->nlibs) return usage_error(c, "no library given%s", "");
+    r = open_with(c, a, v);
+    return r ? r : -1;
+}
+
 /* ---- info -------------------------------------------------------------------------- */
 
 static void print_info(vmc_t *v, int json)
@@ -160,16 +176,10 @@ static void print_info(vmc_t *v, int json)
 
 static int cmd_info(int argc, char **argv)
 {
-    const cmd_t *c = find_cmd("info");
     args_t a;
-    int r = parse_args(c, argc, argv, 0, &a);
-    if (r) return r;
-    if (a.help) {
-        usage_cmd(stdout, c);
-        return 0;
-    }
     vmc_t *v;
-    if ((r = open_with(c, &a, &v))) return r;
+    int r = start_cmd("info", argc, argv, 0, &a, &v);
+    if (r >= 0) return r;
     print_info(v, a.json);
     vmc_close(v);
     return 0;
@@ -194,16 +204,10 @@ static int json_run(const vmc_run_info_t *ri, void *arg)
 
 static int cmd_maps(int argc, char **argv)
 {
-    const cmd_t *c = find_cmd("maps");
     args_t a;
-    int r = parse_args(c, argc, argv, 0, &a);
-    if (r) return r;
-    if (a.help) {
-        usage_cmd(stdout, c);
-        return 0;
-    }
     vmc_t *v;
-    if ((r = open_with(c, &a, &v))) return r;
+    int r = start_cmd("maps", argc, argv, 0, &a, &v);
+    if (r >= 0) return r;
     if (a.json) {
         int first = 1;
         printf("{\"info\":");
@@ -312,17 +316,10 @@ static void print_lib(vmc_t *v, vmc_lib_t *l, double ms, int json, int first)
 
 static int cmd_load(int argc, char **argv)
 {
-    const cmd_t *c = find_cmd("load");
     args_t a;
-    int r = parse_args(c, argc, argv, 1, &a);
-    if (r) return r;
-    if (a.help) {
-        usage_cmd(stdout, c);
-        return 0;
-    }
-    if (!a.nlibs) return usage_error(c, "no library given%s", "");
     vmc_t *v;
-    if ((r = open_with(c, &a, &v))) return r;
+    int r = start_cmd("load", argc, argv, 1, &a, &v);
+    if (r >= 0) return r;
     vmc_lib_t *libs[64];
     double ms[64];
     for (int i = 0; i < a.nlibs; i++) {
