@@ -95,6 +95,13 @@ static const char *parse(const char *p, node_t **out, int *count, int depth)
     return p;
 }
 
+static void free_nodes(node_t *v, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (v[i].op == OP_LOOP) free_nodes(v[i].body, v[i].nbody);
+    free(v);
+}
+
 /* ---- code generation ----------------------------------------------------------- */
 
 typedef struct site { uintptr_t x, target; } site_t;
@@ -282,6 +289,7 @@ static uintptr_t compile_program(jit_t *j, const char *src)
     epilogue(body);
     uintptr_t main_frag = finish(j, body);
     free(body);
+    free_nodes(v, n);
     buf_t *b = calloc(1, sizeof *b);
     put(b, "\x53\x48\x89\xfb", 4);                    /* push rbx; mov rbx, rdi */
     call_rel32(b, main_frag);
