@@ -46,6 +46,7 @@ struct vmc_blocks {
     node_t *tree;            /* 2 * leaves nodes, 1-based heap order      */
     vmc_run_t **rec;         /* per block: the run starting there         */
     rec_t *all;              /* every run record                          */
+    size_t abandoned;        /* runs waiting to be re-reserved            */
     void *meta;              /* the mapping holding the arrays, or NULL   */
     size_t meta_size;
     size_t used, committed;  /* bytes                                     */
@@ -322,6 +323,8 @@ void vmc__blocks_fini(vmc_blocks_t *b)
 
 /* ---- taking and giving ------------------------------------------------------ */
 
+static void retry_abandoned(vmc_blocks_t *b);
+
 static size_t largest_free_locked(const vmc_blocks_t *b)
 {
     if (!b->meta) return (size_t)b->nblocks << b->shift;
@@ -337,7 +340,7 @@ static int record(vmc_blocks_t *b, uint64_t first, uint64_t n, int owner, void *
     if (b->all) b->all->prev = rc;
     b->all = rc;
     vmc_run_t *run = &rc->run;
-    *run = (vmc_run_t){b->region->base + (first << b->shift), n << b->shift, owner, 0, 0, tag, NULL};
+    *run = (vmc_run_t){b->region->base + (first << b->shift), n << b->shift, owner, 0, 0, tag, NULL, 0};
     set_range(b, first, n, 1);
     b->starts[first >> 6] |= 1ull << (first & 63);
     b->rec[first] = run;
@@ -371,6 +374,7 @@ int vmc__blocks_take(vmc_blocks_t *b, size_t len, size_t align, uintptr_t lo, ui
         pthread_mutex_unlock(&b->lock);
         return e;
     }
+    retry_abandoned(b);
     uint64_t phase = a > 1 ? (r->base >> b->shift) % a : 0;
     int64_t s = find_run(b, k, a, phase, blo, bhi, top);
     if (s < 0) {
@@ -406,6 +410,7 @@ int vmc__blocks_take_at(vmc_blocks_t *b, uintptr_t addr, size_t len, int owner, 
     uint64_t first = (addr - r->base) >> b->shift, k = (len + bs - 1) >> b->shift;
     pthread_mutex_lock(&b->lock);
     int e = meta_ready(b);
+    if (!e) retry_abandoned(b);
     uint64_t carry = 0;
     int64_t s = e ? -1 : find_up(b, 1, 0, b->leaves * 64, first, k, &carry);
     if (e) {
@@ -430,26 +435,13 @@ static vmc_run_t *run_at(const vmc_blocks_t *b, uint64_t i)
     }
 }
 
-int vmc__blocks_give(vmc_blocks_t *b, uintptr_t start)
+/* Re-reserve a run and mark it free (lock held).  If re-reserving fails the
+ * run stays as it was and the error is returned. */
+static int give_locked(vmc_blocks_t *b, vmc_run_t *run)
 {
-    vmc_region_t *r = b->region;
-    if (!vmc__region_contains(r, start, 1))
-        return vmc__fail(-EINVAL, "%s region: %#lx is not inside it", r->name, (unsigned long)start);
-    uint64_t first = (start - r->base) >> b->shift;
-    pthread_mutex_lock(&b->lock);
-    vmc_run_t *run = run_at(b, first);
-    if (!run || run->start != start) {
-        pthread_mutex_unlock(&b->lock);
-        return vmc__fail(-EINVAL, "%s region: %#lx is not the start of a taken run", r->name,
-                         (unsigned long)start);
-    }
-    /* Re-reserve first: if that fails, the run stays as it was. */
-    int e = vmc__region_decommit(r, run->start, run->len);
-    if (e) {
-        pthread_mutex_unlock(&b->lock);
-        return e;
-    }
-    uint64_t n = run->len >> b->shift;
+    int e = vmc__region_decommit(b->region, run->start, run->len);
+    if (e) return e;
+    uint64_t first = (run->start - b->region->base) >> b->shift, n = run->len >> b->shift;
     set_range(b, first, n, 0);
     b->starts[first >> 6] &= ~(1ull << (first & 63));
     b->rec[first] = NULL;
@@ -457,13 +449,66 @@ int vmc__blocks_give(vmc_blocks_t *b, uintptr_t start)
     b->committed -= run->committed;
     b->runs[run->owner]--;
     b->bytes[run->owner] -= run->len;
+    if (run->abandoned) b->abandoned--;
     rec_t *rc = (rec_t *)run;
     if (rc->prev) rc->prev->next = rc->next;
     else b->all = rc->next;
     if (rc->next) rc->next->prev = rc->prev;
-    pthread_mutex_unlock(&b->lock);
     free(rc);
     return 0;
+}
+
+/* Runs whose owner is gone but could not be re-reserved: try again now
+ * (lock held).  Cheap when there are none. */
+static void retry_abandoned(vmc_blocks_t *b)
+{
+    for (rec_t *rc = b->all, *next; b->abandoned && rc; rc = next) {
+        next = rc->next;
+        if (rc->run.abandoned) give_locked(b, &rc->run);
+    }
+}
+
+static vmc_run_t *run_starting(vmc_blocks_t *b, uintptr_t start)
+{
+    vmc_region_t *r = b->region;
+    vmc_run_t *run = vmc__region_contains(r, start, 1) ? run_at(b, (start - r->base) >> b->shift) : NULL;
+    if (!run || run->start != start) {
+        vmc__fail(-EINVAL, "%s region: %#lx is not the start of a taken run", r->name, (unsigned long)start);
+        return NULL;
+    }
+    return run;
+}
+
+int vmc__blocks_give(vmc_blocks_t *b, uintptr_t start)
+{
+    pthread_mutex_lock(&b->lock);
+    vmc_run_t *run = run_starting(b, start);
+    int e = run ? give_locked(b, run) : -EINVAL;
+    if (!e) retry_abandoned(b);
+    pthread_mutex_unlock(&b->lock);
+    return e;
+}
+
+int vmc__blocks_abandon(vmc_blocks_t *b, uintptr_t start)
+{
+    char saved[VMC_ERROR_MAX];
+    vmc__error_save(saved);  /* usually the failure that made the owner go */
+    pthread_mutex_lock(&b->lock);
+    vmc_run_t *run = run_starting(b, start);
+    int e = run ? give_locked(b, run) : -EINVAL;
+    if (!e) vmc__error_restore(0, saved, NULL);
+    if (e && run) {
+        vmc__error_restore(e, saved, "its range is inaccessible until it can be re-reserved");
+        /* Nothing may reach it meanwhile: take every access away with a call
+         * of another kind than the one that failed. */
+        vmc__os_mprotect((void *)run->start, run->len, PROT_NONE);
+        run->abandoned = 1;
+        run->tag = NULL;
+        run->name = "(owner gone; to be re-reserved)";
+        b->abandoned++;
+    }
+    pthread_mutex_unlock(&b->lock);
+    return e;
 }
 
 /* Commits (or, with `commit` 0, only records) the first len bytes of a run. */

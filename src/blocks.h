@@ -42,6 +42,7 @@ typedef struct vmc_run {
     size_t committed;    /* bytes committed (from the start of the run)  */
     void *tag;           /* the owner's pointer (library, chunk, ...)    */
     const char *name;    /* for maps and dumps (a library's path), or NULL */
+    int abandoned;       /* its owner is gone; re-reserving it failed      */
 } vmc_run_t;
 
 /* No system call: the map's arrays are mapped when the first run is taken. */
@@ -60,6 +61,12 @@ int vmc__blocks_take_at(vmc_blocks_t *b, uintptr_t addr, size_t len, int owner, 
 /* Give back the run starting at `start`: re-reserve it PROT_NONE, then
  * mark it free.  If re-reserving fails the run stays taken. */
 int vmc__blocks_give(vmc_blocks_t *b, uintptr_t start);
+/* For an owner that goes away (a failed or finished load, a failed file
+ * mapping): give the run back; if re-reserving fails, the run is made
+ * inaccessible (mprotect PROT_NONE, a call of another kind), kept taken and
+ * re-reserved at the next take or give that works, or at close.  Returns
+ * the re-reservation's error, if any. */
+int vmc__blocks_abandon(vmc_blocks_t *b, uintptr_t start);
 /* Commit the first `len` bytes of the run at `start` as `kind`. */
 int vmc__blocks_commit(vmc_blocks_t *b, uintptr_t start, size_t len, int kind);
 /* Record that the owner mapped `len` bytes of the run at `start` itself

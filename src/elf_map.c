@@ -136,8 +136,10 @@ int vmc__elf_unmap(vmc_lib_t *l)
 {
     if (!l->run) return 0;
     vmc_t *v = l->v;
-    int e = vmc__blocks_give(vmc__blocks_of(v, &v->code), l->run);
-    if (e) return e;
+    /* The image is dead either way (a failed load, or destructors ran): if
+     * the range cannot be re-reserved now it is made inaccessible and
+     * re-reserved later (vmc__blocks_abandon). */
+    int e = vmc__blocks_abandon(vmc__blocks_of(v, &v->code), l->run);
     l->run = 0;
-    return 0;
+    return e;
 }

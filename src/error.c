@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define ERROR_MAX 512
+#define ERROR_MAX VMC_ERROR_MAX
 static _Thread_local char error_text[ERROR_MAX];
 
 int vmc__fail(int err, const char *fmt, ...)
@@ -33,6 +33,27 @@ int vmc__fail_wrap(int err, const char *fmt, ...)
 }
 
 void vmc__clear_error(void) { error_text[0] = 0; }
+
+void vmc__error_save(char buf[VMC_ERROR_MAX]) { memcpy(buf, error_text, VMC_ERROR_MAX); }
+
+int vmc__error_restore(int err, const char saved[VMC_ERROR_MAX], const char *also)
+{
+    char cleanup[ERROR_MAX];
+    memcpy(cleanup, error_text, sizeof cleanup);
+    memcpy(error_text, saved, ERROR_MAX);
+    if (also) {
+        /* the failure first, then what its cleanup could not do, as fits */
+        size_t n = strnlen(error_text, ERROR_MAX - 1);
+        int w = snprintf(error_text + n, ERROR_MAX - n, "; %s: ", also);
+        if (w > 0 && (size_t)w < ERROR_MAX - n) {
+            n += (size_t)w;
+            size_t room = ERROR_MAX - 1 - n, c = strnlen(cleanup, room);
+            memcpy(error_text + n, cleanup, c);
+            error_text[n + c] = 0;
+        }
+    }
+    return err;
+}
 
 const char *vmc_last_error(void) { return error_text; }
 

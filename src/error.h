@@ -15,5 +15,10 @@ int vmc__fail(int err, const char *fmt, ...) VMC_PRINTF(2, 3);
 /* Prefixes the current message with more context: "ctx: old message". */
 int vmc__fail_wrap(int err, const char *fmt, ...) VMC_PRINTF(2, 3);
 void vmc__clear_error(void);
+/* For cleanup after a failure: keep the message of the failure itself
+ * while the cleanup's own calls run, then add what the cleanup could not do. */
+#define VMC_ERROR_MAX 512
+void vmc__error_save(char buf[VMC_ERROR_MAX]);
+int  vmc__error_restore(int err, const char saved[VMC_ERROR_MAX], const char *also);
 
 #endif

@@ -361,7 +361,7 @@ static void destroy(vmc_lib_t *l)
 {
     vmc_t *v = l->v;
     vmc__elf_unwind_deregister(l);
-    vmc__elf_unmap(l);  /* on failure the run stays taken: nothing else can be done */
+    vmc__elf_unmap(l);  /* on failure: inaccessible, re-reserved later */
     if (l->next || l->prev || v->libs == l) list_remove(v, l);
     for (size_t i = l->ndeps; i-- > 0;) {
         if (l->deps[i].kind == VMC_DEP_PRIVATE) release(l->deps[i].lib);

@@ -3,6 +3,7 @@
 #include "test.h"
 #include "blocks.h"
 #include "os.h"
+#include "error.h"
 
 #include <sys/mman.h>
 
@@ -188,5 +189,41 @@ TEST(blocks_commit_give_and_faults)
     ASSERT_EQ(u.committed, 0);
     ASSERT_EQ(u.used, 0);
     ASSERT_EQ(u.largest_free, 16 << 20);
+    vmc__blocks_fini(b);
+}
+
+/* An owner that goes away while re-reserving keeps failing: its range is
+ * made inaccessible at once and re-reserved by the next take that works. */
+TEST(blocks_abandon_when_re_reserve_fails)
+{
+    vmc_region_t r;
+    region_for_test(&r, 16 << 20);
+    vmc_blocks_t *b;
+    ASSERT_OK(vmc__blocks_init(&b, &r));
+    uintptr_t a;
+    ASSERT_OK(vmc__blocks_take(b, 0x4000, 0, 0, 0, 0, VMC_OWNER_FILE, NULL, &a));
+    ASSERT_OK(vmc__blocks_commit(b, a, 0x4000, VMC_RDATA));
+    memset((void *)a, 7, 0x4000);
+    vmc__fail(-EIO, "the failure that made the owner go");
+    vmc__os_fault(VMC_OS_MMAP, 1, ENOMEM, 1);
+    ASSERT_EQ(vmc__blocks_abandon(b, a), -ENOMEM);
+    vmc__os_fault_clear();
+    ASSERT_STR_CONTAINS(vmc_last_error(), "the failure that made the owner go; its range is inaccessible "
+                                          "until it can be re-reserved: code region: cannot re-reserve");
+    ASSERT(vt_maps_has(r.base, r.base + r.size, "---p")); /* no access left: it merged back */
+    vmc_run_t run;
+    ASSERT_OK(vmc__blocks_find(b, a, &run));
+    ASSERT(run.abandoned);
+    ASSERT(run.tag == NULL);
+    /* the next take re-reserves it: the whole region is one reservation again */
+    uintptr_t c;
+    ASSERT_OK(vmc__blocks_take(b, 0x1000, 0, 0, 0, 1, VMC_OWNER_RDATA, NULL, &c));
+    ASSERT_EQ(vmc__blocks_find(b, a, &run), -ENOENT);
+    ASSERT_OK(vmc__blocks_give(b, c));
+    ASSERT(vt_maps_has(r.base, r.base + r.size, "---p"));
+    /* and when re-reserving works, abandon is give */
+    ASSERT_OK(vmc__blocks_take(b, 0x4000, 0, 0, 0, 0, VMC_OWNER_FILE, NULL, &a));
+    ASSERT_OK(vmc__blocks_abandon(b, a));
+    ASSERT_EQ(vmc__blocks_find(b, a, &run), -ENOENT);
     vmc__blocks_fini(b);
 }

@@ -8,6 +8,10 @@
 #include "vmcode.h"
 #include "os.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 typedef struct op_ctx {
     vmc_t *v;                   /* a handle opened before the fault        */
     void *p;                    /* what the operation made, to undo        */
@@ -79,7 +83,34 @@ static int op_stub(op_ctx_t *c)
     return vmc_stub(c->v, (uintptr_t)&vmc_open, &x);
 }
 
+static int op_lib_load(op_ctx_t *c)
+{
+    vmc_lib_t *l;
+    int r = vmc_lib_load(c->v, "/usr/lib/x86_64-linux-gnu/libz.so.1", VMC_LOAD_DEFAULT, &l);
+    if (!r) c->p = l;
+    return r;
+}
+static void undo_lib_load(op_ctx_t *c) { ASSERT_OK(vmc_lib_unload(c->p)); }
+
+static int map_file_into(op_ctx_t *c, int flags)
+{
+    int fd = open("/usr/lib/x86_64-linux-gnu/libz.so.1", O_RDONLY | O_CLOEXEC);
+    ASSERT(fd >= 0);
+    void *p;
+    int r = vmc_map_file(c->v, fd, 4096, 16384, PROT_READ, flags, &p);
+    close(fd);
+    if (!r) c->p = p;
+    return r;
+}
+static int op_map_reachable(op_ctx_t *c) { return map_file_into(c, VMC_MAP_REACHABLE); }
+static int op_map_heap_shared(op_ctx_t *c) { return map_file_into(c, VMC_MAP_SHARED); }
+static void undo_map(op_ctx_t *c) { ASSERT_OK(vmc_unmap_file(c->v, c->p, 16384)); }
+
 static const op_t ops[] = {
+    {"lib load", "-vm_size 64M -vmheap_size 0", op_lib_load, undo_lib_load},
+    {"lib load -w_xor_x", "-w_xor_x -vm_size 64M -vmheap_size 0", op_lib_load, undo_lib_load},
+    {"map file reachable", "-vm_size 64M -vmheap_size 64M", op_map_reachable, undo_map},
+    {"map file heap shared", "-vm_size 64M -vmheap_size 64M", op_map_heap_shared, undo_map},
     {"open default", NULL, op_open_default, undo_open},
     {"open -no_near_app", NULL, op_open_no_near, undo_open},
     {"open 64M", NULL, op_open_small, undo_open},
@@ -158,7 +189,23 @@ static void sweep(const op_t *op, int *injected)
                                    vmc_last_error());
                         ASSERT_MSG(strlen(vmc_last_error()) > 10, "%s: no message", op->name);
                         /* a failure leaves no trace at all */
-                        if (warm || !op->options) ASSERT_NO_LEAK(snap);
+                        if (warm || !op->options) {
+                            fprintf(stderr, "%s (%s), %s #%lu%s failing with %s: %s\n", op->name,
+                                    warm ? "warm" : "cold", vmc__os_call_name(k), nth,
+                                    persistent ? " and after" : "", strerror(errs[ei]), vmc_last_error());
+                            /* When the call that failed is also the one the
+                             * cleanup needs and it keeps failing, the range is
+                             * left inaccessible and re-reserved by the next
+                             * operation that works: do the operation again. */
+                            if (strstr(vmc_last_error(), "inaccessible until it can be re-reserved")) {
+                                ASSERT(persistent);
+                                ASSERT(op->undo);
+                                op_ctx_t again = c;
+                                ASSERT_OK(op->run(&again));
+                                op->undo(&again);
+                            }
+                            ASSERT_NO_LEAK(snap);
+                        }
                     } else if (op->undo) {
                         op->undo(&c);
                         /* opening and closing leaves nothing; allocating and
