@@ -16,7 +16,7 @@ CXX          ?= g++
 BENCH_SRC    := $(wildcard bench/bench_*.c)
 BENCH_BIN    := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 BENCH_SHIM   := $(B)/bench/asmjit_shim.o
-BENCH_CFLAGS := $(CFLAGS_BASE) -Iinclude -Ibench -pthread
+BENCH_CFLAGS := $(CFLAGS_BASE) -Iinclude -Isrc -Ibench -pthread
 BENCH_CXXFLAGS := -std=c++17 -Wall -Wextra -Werror $(OPT) -D_GNU_SOURCE
 BENCH_LDLIBS := -lasmjit -lstdc++ $(LDLIBS_LIB) -lm -lrt
 # The command that BENCHMARKS.md names as the one that produced it.
