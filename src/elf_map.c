@@ -35,7 +35,7 @@ static int map_fail(vmc_lib_t *l, const vmc_seg_t *s, const char *call, int err)
     return vmc__fail(err, "%s: program header %u (offset 0x%lx+0x%lx): cannot map the segment: %s: %s%s",
                      l->name, s->index, (unsigned long)l->elf.phoff,
                      (unsigned long)(s->index * sizeof(Elf64_Phdr)), call, strerror(-err),
-                     err == -ENOMEM ? " (too many mappings? see vm.max_map_count)" : "");
+                     vmc__os_enomem_hint(err));
 }
 
 static int map_from_file(vmc_lib_t *l, const vmc_seg_t *s, int fd, size_t page)

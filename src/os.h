@@ -73,6 +73,8 @@ int vmc__os_copy_file_range(int fd_in, int fd_out, off_t off, size_t len, size_t
 int vmc__os_getrlimit(int resource, uint64_t *soft);
 
 size_t vmc__os_page_size(void);
+/* For messages: after -ENOMEM from mmap or mprotect, the likely cause. */
+const char *vmc__os_enomem_hint(int err);
 
 /* ---- fault seam (tests) ---------------------------------------------------- */
 /* Make the nth call (1 = the next one) of `call` fail with -err; with

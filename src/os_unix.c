@@ -388,6 +388,11 @@ int vmc__os_getrlimit(int resource, uint64_t *soft)
     return 0;
 }
 
+const char *vmc__os_enomem_hint(int err)
+{
+    return err == -ENOMEM ? " (too many mappings? see vm.max_map_count)" : "";
+}
+
 size_t vmc__os_page_size(void)
 {
     static size_t page;

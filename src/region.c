@@ -281,7 +281,7 @@ int vmc__region_commit(vmc_region_t *r, uintptr_t addr, size_t len, int kind)
     if (e)
         return vmc__fail(e, "%s region: cannot commit %#zx bytes at %#lx: mprotect: %s%s", r->name,
                          len, (unsigned long)addr, strerror(-e),
-                         e == -ENOMEM ? " (too many mappings? see vm.max_map_count)" : "");
+                         vmc__os_enomem_hint(e));
     return 0;
 }
 
@@ -298,6 +298,6 @@ int vmc__region_decommit(vmc_region_t *r, uintptr_t addr, size_t len)
     if (e)
         return vmc__fail(e, "%s region: cannot re-reserve %#zx bytes at %#lx: mmap: %s%s", r->name,
                          len, (unsigned long)addr, strerror(-e),
-                         e == -ENOMEM ? " (too many mappings? see vm.max_map_count)" : "");
+                         vmc__os_enomem_hint(e));
     return 0;
 }

@@ -615,7 +615,7 @@ int vmc__wx_commit(vmc_region_t *r, uintptr_t addr, size_t len)
         e = vmc__fail(e, "code region: cannot commit %#zx bytes at %#lx: opening the writable "
                          "view: mprotect: %s%s",
                       len, (unsigned long)addr, strerror(-e),
-                      e == -ENOMEM ? " (too many mappings? see vm.max_map_count)" : "");
+                      vmc__os_enomem_hint(e));
         goto undo_size;
     }
     e = vmc__os_mmap((void *)addr, len, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_FIXED, r->fd,
@@ -624,7 +624,7 @@ int vmc__wx_commit(vmc_region_t *r, uintptr_t addr, size_t len)
         e = vmc__fail(e, "code region: cannot commit %#zx bytes at %#lx: mapping the executable "
                          "view: mmap: %s%s",
                       len, (unsigned long)addr, strerror(-e),
-                      e == -ENOMEM ? " (too many mappings? see vm.max_map_count)" : "");
+                      vmc__os_enomem_hint(e));
         vmc__os_mprotect((void *)w, len, PROT_NONE);
         goto undo_size;
     }
@@ -658,7 +658,7 @@ int vmc__wx_decommit(vmc_region_t *r, uintptr_t addr, size_t len)
             e = vmc__fail(e, "code region: cannot decommit %#zx bytes at %#lx: closing the "
                              "writable view: mprotect: %s%s",
                           len, (unsigned long)addr, strerror(-e),
-                          e == -ENOMEM ? " (too many mappings? see vm.max_map_count)" : "");
+                          vmc__os_enomem_hint(e));
             goto out;
         }
     }
@@ -666,7 +666,7 @@ int vmc__wx_decommit(vmc_region_t *r, uintptr_t addr, size_t len)
     if (e) {
         e = vmc__fail(e, "%s region: cannot re-reserve %#zx bytes at %#lx: mmap: %s%s", r->name,
                       len, (unsigned long)addr, strerror(-e),
-                      e == -ENOMEM ? " (too many mappings? see vm.max_map_count)" : "");
+                      vmc__os_enomem_hint(e));
         if (live) runs_restore(st, off, len, 0);
         goto out;
     }
