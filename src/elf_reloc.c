@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct rtab {
@@ -50,7 +51,9 @@ static void store64(uint8_t *p, uint64_t x) { memcpy(p, &x, 8); }
 static int target(vmc_lib_t *l, const rtab_t *t, size_t i, size_t entsize, uint64_t va, uint8_t **p)
 {
     char msg[160];
-    const vmc_seg_t *s = vmc__elf_seg(&l->elf, va, 8, 1);
+    const vmc_seg_t *s = l->reloc_seg;  /* relocations come in runs over one segment */
+    if (!s || va < s->vaddr || va - s->vaddr > s->memsz || 8 > s->memsz - (va - s->vaddr))
+        l->reloc_seg = s = vmc__elf_seg(&l->elf, va, 8, 1);
     if (!s) {
         snprintf(msg, sizeof msg, "target 0x%lx is outside the image (0x%lx..0x%lx)", (unsigned long)va,
                  (unsigned long)l->elf.lo, (unsigned long)l->elf.hi);
@@ -107,8 +110,31 @@ static const char *type_name(unsigned type)
     }
 }
 
+/* Each symbol is bound once per load, however many relocations name it
+ * (GLOB_DAT and JUMP_SLOT of one function, both passes). */
+typedef struct bound {
+    uintptr_t value;
+    uint8_t known, ifunc, from;
+} bound_t;
+
+static int bind_once(vmc_lib_t *l, bound_t *memo, size_t sym, const rtab_t *t, size_t i, uintptr_t *value,
+                     int *ifunc)
+{
+    bound_t *b = memo ? &memo[sym] : NULL;
+    if (!b || !b->known) {
+        int err = vmc__bind(l, sym, value, ifunc, t->tag, i);
+        if (err) return err;
+        if (!b) return 0;
+        *b = (bound_t){*value, 1, (uint8_t)*ifunc, (uint8_t)l->bound_from};
+    }
+    *value = b->value;
+    *ifunc = b->ifunc;
+    l->bound_from = b->from;
+    return 0;
+}
+
 /* pass 1: everything but resolvers; pass 2: IRELATIVE and IFUNC symbols. */
-static int apply_rela(vmc_lib_t *l, const rtab_t *t, int pass, int *deferred)
+static int apply_rela(vmc_lib_t *l, const rtab_t *t, int pass, int *deferred, bound_t *memo)
 {
     const Elf64_Rela *rel = vmc__elf_ptr(l, t->va, t->size);
     size_t n = t->size / sizeof(Elf64_Rela);
@@ -147,7 +173,9 @@ static int apply_rela(vmc_lib_t *l, const rtab_t *t, int pass, int *deferred)
                          l->nsyms);
                 return entry_fail(l, t, i, sizeof r, msg);
             }
-            if ((err = vmc__bind(l, sym, &value, &ifunc, t->tag, i))) return err;
+            uintptr_t bv;
+            if ((err = bind_once(l, memo, sym, t, i, &bv, &ifunc))) return err;
+            value = bv;
             if (pass == 1) {
                 l->counts.symbolic++;
                 l->counts.bound[l->bound_from]++;
@@ -193,10 +221,10 @@ int vmc__elf_relocate(vmc_lib_t *l)
         if ((err = apply_relr(l, &relr))) return err;
     }
     int deferred = 0;
-    for (int i = 0; i < ntabs; i++)
-        if ((err = apply_rela(l, &tabs[i], 1, &deferred))) return err;
-    if (!deferred) return 0;
-    for (int i = 0; i < ntabs; i++)
-        if ((err = apply_rela(l, &tabs[i], 2, &deferred))) return err;
-    return 0;
+    err = 0;
+    bound_t *memo = l->nsyms ? calloc(l->nsyms, sizeof *memo) : NULL;  /* NULL: bind each time */
+    for (int i = 0; i < ntabs && !err; i++) err = apply_rela(l, &tabs[i], 1, &deferred, memo);
+    for (int i = 0; i < ntabs && !err && deferred; i++) err = apply_rela(l, &tabs[i], 2, &deferred, memo);
+    free(memo);
+    return err;
 }
