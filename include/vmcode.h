@@ -106,7 +106,10 @@ VMC_API int   vmc_alloc(vmc_t *v, size_t size, int kind, vmc_span_t *out);
 VMC_API int   vmc_alloc_reaching(vmc_t *v, size_t size, int kind,
                                  uintptr_t lo, uintptr_t hi, vmc_span_t *out);
 VMC_API int   vmc_free(vmc_t *v, void *p);                  /* p: either view  */
-VMC_API void *vmc_writable(vmc_t *v, const void *x);  /* NULL if not writable code */
+/* Where to write allocated memory at x: the writable view for VMC_CODE under
+ * W^X, x itself for data and for code without W^X; NULL for anything that
+ * is not a live allocation (library images, mapped files, free space). */
+VMC_API void *vmc_writable(vmc_t *v, const void *x);
 VMC_API void *vmc_executable(vmc_t *v, const void *w);
 
 /* An address inside the code region that jumps to `target` (any 64-bit
@@ -166,7 +169,7 @@ VMC_API void *vmc_lib_sym(vmc_lib_t *l, const char *name);  /* NULL if absent   
 VMC_API int   vmc_lib_span(vmc_lib_t *l, void **start, size_t *len);
 /* What a load did: where the image and its segments went, how many
  * relocations were applied, where its symbols were bound, its dependencies. */
-#define VMC_LIB_MAX_SEGMENTS 16
+#define VMC_LIB_MAX_SEGMENTS 32   /* the loader accepts at most 32 PT_LOADs */
 typedef struct vmc_lib_info {
     const char *path;            /* as given to vmc_lib_load (or the name)    */
     void       *base;            /* the piece of the code region it occupies  */

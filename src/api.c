@@ -26,7 +26,7 @@ static void fork_prepare(void)
 {
     pthread_mutex_lock(&handles_lock);
     for (vmc_t *v = handles; v; v = v->next) {
-        pthread_mutex_lock(&v->lock);
+        vmc__loader_lock(v);  /* re-entrant: a constructor may fork */
         pthread_mutex_lock(&v->stubs.lock);
         vmc__codeheap_lock(v);
         vmc__blocks_lock(v->code_blocks);
@@ -42,7 +42,7 @@ static void fork_release(void)
         vmc__blocks_unlock(v->code_blocks);
         vmc__codeheap_unlock(v);
         pthread_mutex_unlock(&v->stubs.lock);
-        pthread_mutex_unlock(&v->lock);
+        vmc__loader_unlock(v);
     }
     pthread_mutex_unlock(&handles_lock);
 }
@@ -56,6 +56,9 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     vmc__wx_fork_child();
+    /* Only the forking thread exists here: the other threads' caches go idle,
+     * for the child's new threads to adopt. */
+    for (vmc_t *v = handles; v; v = v->next) vmc__codeheap_fork_child(v);
     fork_release();
 }
 

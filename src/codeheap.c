@@ -471,7 +471,7 @@ static int small_free(vmc_t *v, slab_t *s, uintptr_t x)
 {
     uintptr_t off = x - s->start;
     uint32_t size = s->size, cap = s->cap;
-    if (!cap || off % size || off / size >= cap)
+    if (!cap || !size || off % size || off / size >= cap)
         return vmc__fail(-EINVAL, "vmc_free: %#lx is not the start of an allocation",
                          (unsigned long)x);
     uint32_t i = (uint32_t)(off / size);
@@ -623,7 +623,7 @@ int vmc__codeheap_kind_at(vmc_t *v, uintptr_t x)
     slab_t *s = slab_of(v->ch, ri, x);
     if (s) {
         uint32_t cap = s->cap, size = s->size;
-        if (!cap) return 0;
+        if (!cap || !size) return 0;
         uint32_t i = (uint32_t)((x - s->start) / size);
         if (i >= cap) return 0;
         uint64_t live = atomic_load_explicit(&s->live[i / 64], memory_order_relaxed);
@@ -707,6 +707,18 @@ void vmc__codeheap_fini(vmc_t *v)
     v->ch = NULL;
 }
 
+void vmc__codeheap_fork_child(vmc_t *v)
+{
+    vmc_codeheap_t *h = v->ch;
+    tcache_t *mine = pthread_getspecific(h->key);
+    h->idle = NULL;
+    for (tcache_t *tc = h->all; tc; tc = tc->next_all)
+        if (tc != mine) {
+            tc->next_idle = h->idle;
+            h->idle = tc;
+        }
+}
+
 void vmc__codeheap_lock(vmc_t *v) { pthread_mutex_lock(&v->ch->lock); }
 void vmc__codeheap_unlock(vmc_t *v) { pthread_mutex_unlock(&v->ch->lock); }
 
@@ -725,6 +737,9 @@ void vmc__codeheap_counts(vmc_t *v, vmc_heap_counts_t *out)
         }
     }
     pthread_mutex_unlock(&h->lock);
-    out->allocations = allocs - frees + atomic_load(&h->large_allocs);
-    for (int k = 0; k < NKINDS; k++) out->live_bytes[k] = ab[k] - fb[k] + atomic_load(&h->large_bytes[k]);
+    /* The caches' counters are read one after another while other threads
+     * run: a free counted before its allocation must not wrap the total. */
+    out->allocations = (allocs > frees ? allocs - frees : 0) + atomic_load(&h->large_allocs);
+    for (int k = 0; k < NKINDS; k++)
+        out->live_bytes[k] = (ab[k] > fb[k] ? ab[k] - fb[k] : 0) + atomic_load(&h->large_bytes[k]);
 }

@@ -32,6 +32,9 @@ void vmc__codeheap_counts(vmc_t *v, vmc_heap_counts_t *out);
 
 /* fork: hold the heap's lock across fork() (see api.c). */
 void vmc__codeheap_lock(vmc_t *v);
+/* In a forked child (locks held): the caches of threads that do not exist
+ * there go idle. */
+void vmc__codeheap_fork_child(vmc_t *v);
 void vmc__codeheap_unlock(vmc_t *v);
 
 /* The kind of allocated memory at x (0 if none, or not ours). */

@@ -109,6 +109,12 @@ static int check_load(vmc_elf_t *e, unsigned i, const Elf64_Phdr *p, size_t page
     if ((p->p_flags & PF_W) && (p->p_flags & PF_X))
         return PH_FAIL(e, i, "segment is writable and executable (p_flags 0x%x)", PH_ARGS(e, i),
                        p->p_flags);
+    /* The bss part of a segment's last file page must be zeroed, which needs
+     * the page writable for a moment: never for an executable segment. */
+    if ((p->p_flags & PF_X) && p->p_memsz > p->p_filesz && p->p_filesz && (p->p_vaddr + p->p_filesz) % page)
+        return PH_FAIL(e, i, "executable segment has a zero-filled tail in its last file page (p_filesz 0x%lx, "
+                             "p_memsz 0x%lx): zeroing it would make the page writable and executable",
+                       PH_ARGS(e, i), (unsigned long)p->p_filesz, (unsigned long)p->p_memsz);
     if (p->p_memsz == 0) return 0;  /* an empty PT_LOAD maps nothing */
     if (e->nload == VMC_ELF_MAX_LOADS)
         return PH_FAIL(e, i, "more than %d PT_LOAD segments", PH_ARGS(e, i), VMC_ELF_MAX_LOADS);

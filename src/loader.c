@@ -252,7 +252,12 @@ static int resolve_deps(vmc_lib_t *l)
                                      : snprintf(path, sizeof path, "%s/%s", l->dir, n);
             if (len < 0 || (size_t)len >= sizeof path)
                 return vmc__fail(-ENAMETOOLONG, "%s: dependency %s: path too long", l->name, n);
-            if (access(path, F_OK) == 0) {
+            /* Is it there?  Through the OS layer, like every other call. */
+            int fd, there = vmc__os_open(path, O_RDONLY, 0, &fd);
+            if (there == 0) vmc__os_close(fd);
+            else if (there != -ENOENT && there != -ENOTDIR)
+                return vmc__fail(there, "%s: dependency %s: open %s: %s", l->name, n, path, strerror(-there));
+            if (there == 0) {
                 if (l->depth + 1 > VMC_ELF_MAX_DEPTH)
                     return vmc__fail(-ELOOP, "%s: dependency %s: nested more than %d deep", l->name, n,
                                      VMC_ELF_MAX_DEPTH);
@@ -563,6 +568,8 @@ int vmc_lib_span(vmc_lib_t *l, void **start, size_t *len)
     return 0;
 }
 
+_Static_assert(VMC_LIB_MAX_SEGMENTS >= VMC_ELF_MAX_LOADS, "vmc_lib_info reports every PT_LOAD");
+
 int vmc_lib_info(vmc_lib_t *l, vmc_lib_info_t *out)
 {
     if (!l || !out) return vmc__fail(-EINVAL, "vmc_lib_info: NULL argument");
@@ -571,7 +578,7 @@ int vmc_lib_info(vmc_lib_t *l, vmc_lib_info_t *out)
     out->base = (void *)l->run;
     out->size = l->run_len;
     out->bias = l->bias;
-    for (int i = 0; i < l->elf.nload && i < VMC_LIB_MAX_SEGMENTS; i++) {
+    for (int i = 0; i < l->elf.nload; i++) {
         const vmc_seg_t *sg = &l->elf.load[i];
         out->segments[i].start = (void *)(l->bias + sg->vaddr);
         out->segments[i].size = sg->memsz;

@@ -64,10 +64,11 @@ int vmc_map_file(vmc_t *v, int fd, uint64_t offset, size_t size, int prot, int f
     e = vmc__os_mmap((void *)at, len, prot, ((flags & VMC_MAP_SHARED) ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED,
                      fd, (off_t)offset, &p);
     if (e) {
-        vmc__blocks_abandon(b, at);
+        e = vmc__fail(e, "vmc_map_file: fd %d: mmap of 0x%zx bytes at offset 0x%lx: %s", fd, len,
+                      (unsigned long)offset, strerror(-e));
+        vmc__blocks_abandon(b, at);  /* adds to the message if it cannot re-reserve */
         vmc__loader_unlock(v);
-        return vmc__fail(e, "vmc_map_file: fd %d: mmap of 0x%zx bytes at offset 0x%lx: %s", fd, len,
-                         (unsigned long)offset, strerror(-e));
+        return e;
     }
     vmc__blocks_mapped(b, at, len, (flags & VMC_MAP_REACHABLE) ? VMC_RDATA : VMC_DATA);
     vmc__loader_unlock(v);

@@ -97,7 +97,9 @@ static int try_near(size_t size, uintptr_t lo, uintptr_t hi, uintptr_t avoid_lo,
     int r = -ENOSPC;
     if (lo > size + ((uintptr_t)1 << 32)) {
         uintptr_t below = (lo - size) & ~(uintptr_t)(PLACE_ALIGN - 1);
-        if (vmc__reach_bytes(below, size, lo, hi) > 0 && (r = vmc__reserve(below, size, out)) == 0)
+        int in_brk_room = below < avoid_hi && below + size > avoid_lo;
+        if (!in_brk_room && vmc__reach_bytes(below, size, lo, hi) > 0 &&
+            (r = vmc__reserve(below, size, out)) == 0)
             return 0;
         if (r != -EEXIST && r != -ENOSPC) return r;
     }

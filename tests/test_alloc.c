@@ -668,3 +668,21 @@ TEST_THREADED(fork_while_another_thread_allocates)
     pthread_join(t, NULL);
     vmc_close(v);
 }
+
+/* A plug-in whose constructor forks: the fork handlers must not wait for
+ * the loader lock the constructor's own thread holds. */
+TEST_TIMEOUT(fork_from_a_library_constructor, 30)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/tests/libs/libt_forkctor.so", vt_build_dir());
+    if (access(path, R_OK)) SKIP("test libraries not built");
+    vmc_t *v = vt_open("-vm_size 64M -vmheap_size 0");
+    alarm(20);
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, path, VMC_LOAD_DEFAULT, &l));
+    int (*result)(void) = (int (*)(void))vmc_lib_sym(l, "t_fork_result");
+    ASSERT(result);
+    ASSERT_EQ(result(), 7);
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+}

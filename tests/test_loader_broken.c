@@ -236,6 +236,14 @@ TEST(broken_program_headers)
     m = vt_img_copy(&c.good); p = vt_phdr(&m, c.l1); p->p_flags |= PF_W;
     refused(c.v, &m, -ENOEXEC, PATTERN("%ssegment is writable and executable (p_flags 0x7)", ph(&c, c.l1)));
     vt_img_free(&m);
+    m = vt_img_copy(&c.good); p = vt_phdr(&m, c.l1);
+    ASSERT((p->p_flags & PF_X) && (p->p_vaddr + p->p_filesz) % 0x1000);  /* text ends inside a page */
+    p->p_memsz = p->p_filesz + 0x10;
+    refused(c.v, &m, -ENOEXEC,
+            PATTERN("%sexecutable segment has a zero-filled tail in its last file page (p_filesz 0x%lx, "
+                    "p_memsz 0x%lx): zeroing it would make the page writable and executable",
+                    ph(&c, c.l1), (unsigned long)p->p_filesz, (unsigned long)p->p_memsz));
+    vt_img_free(&m);
     m = vt_img_copy(&c.good); p = vt_phdr(&m, c.l2); p->p_vaddr = 0; p->p_offset = 0;
     refused(c.v, &m, -ENOEXEC,
             PATTERN("%sPT_LOAD p_vaddr 0x0 is below the previous one's 0x%lx (not sorted)", ph(&c, c.l2),
