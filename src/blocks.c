@@ -547,14 +547,11 @@ int vmc__blocks_mapped(vmc_blocks_t *b, uintptr_t start, size_t len, int kind)
 
 int vmc__blocks_set_name(vmc_blocks_t *b, uintptr_t start, const char *name)
 {
-    vmc_region_t *r = b->region;
-    if (!vmc__region_contains(r, start, 1)) return -EINVAL;
     pthread_mutex_lock(&b->lock);
-    vmc_run_t *run = run_at(b, (start - r->base) >> b->shift);
-    int e = run && run->start == start ? 0 : -EINVAL;
-    if (!e) run->name = name;
+    vmc_run_t *run = run_starting(b, start);
+    if (run) run->name = name;
     pthread_mutex_unlock(&b->lock);
-    return e;
+    return run ? 0 : -EINVAL;
 }
 
 int vmc__blocks_find(vmc_blocks_t *b, uintptr_t addr, vmc_run_t *out)

@@ -2,13 +2,13 @@
  *
  * A stub is 16 bytes: `jmp qword ptr [rip+0]` (FF 25 00000000) followed by
  * the 8-byte target and two int3.  It clobbers no register, so it works for
- * calls and jumps alike, and the target could be repointed with one aligned
- * 8-byte store.  Stubs are carved from 4 KiB runs of their own (owner
+ * calls and jumps alike.  Stubs are carved from 4 KiB runs of their own (owner
  * "stubs" in the map) and are shared per target through a hash table; they
  * live until vmc_close.
  */
 #include "vmc.h"
 #include "error.h"
+#include "os.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -76,11 +76,12 @@ int vmc_stub(vmc_t *v, uintptr_t target, void **x)
             }
     }
     if ((s->count + 1) * 2 > s->cap && (e = table_grow(s))) goto out;
-    if (!s->page_x || s->page_used + VMC_STUB_SIZE > 4096) {
+    size_t page = vmc__os_page_size();
+    if (!s->page_x || s->page_used + VMC_STUB_SIZE > page) {
         /* A page of its own, so the map shows where the stubs are. */
         uintptr_t x;
-        e = vmc__blocks_take(v->code_blocks, 4096, 0, 0, 0, 0, VMC_OWNER_STUBS, NULL, &x);
-        if (!e && (e = vmc__blocks_commit(v->code_blocks, x, 4096, VMC_CODE))) vmc__blocks_give(v->code_blocks, x);
+        e = vmc__blocks_take(v->code_blocks, page, 0, 0, 0, 0, VMC_OWNER_STUBS, NULL, &x);
+        if (!e && (e = vmc__blocks_commit(v->code_blocks, x, page, VMC_CODE))) vmc__blocks_give(v->code_blocks, x);
         if (e) {
             vmc__fail_wrap(e, "vmc_stub: no room for a stub page");
             goto out;
@@ -88,7 +89,6 @@ int vmc_stub(vmc_t *v, uintptr_t target, void **x)
         s->page_x = x;
         s->page_w = x - v->code.base + v->code.wbase;
         s->page_used = 0;
-        s->pages++;
     }
     unsigned char code[VMC_STUB_SIZE] = {0xff, 0x25, 0, 0, 0, 0};
     memcpy(code + 6, &target, 8);

@@ -12,7 +12,6 @@ typedef struct vmc_stubs {
     size_t cap, count;
     uintptr_t page_x, page_w;    /* the stub page being filled             */
     size_t page_used;
-    size_t pages;                /* stub pages allocated from the code heap */
 } vmc_stubs_t;
 
 struct vmc;
