@@ -158,7 +158,7 @@ static int table_ready(vmc_codeheap_t *h)
 
 static vmc_blocks_t *blocks_for(vmc_t *v, int kind)
 {
-    return kind == VMC_DATA ? v->heap_blocks : v->code_blocks;
+    return vmc__blocks_of(v, kind == VMC_DATA ? &v->heap : &v->code);
 }
 
 static void list_push(slab_t **head, slab_t *s, int list)

@@ -22,13 +22,6 @@
 /* User-space addresses end below 2^47; nothing in an image may go past. */
 #define VADDR_LIMIT ((uint64_t)1 << 47)
 
-static int add_ok(uint64_t a, uint64_t b, uint64_t *sum)
-{
-    if (a > UINT64_MAX - b) return 0;
-    *sum = a + b;
-    return 1;
-}
-
 static int is_pow2(uint64_t x) { return x && !(x & (x - 1)); }
 
 int vmc__elf_check_ehdr(const char *name, const uint8_t *hdr, size_t hdrlen, uint64_t file_size,

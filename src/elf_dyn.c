@@ -33,13 +33,6 @@
 #define MAX_VERSION_INDEX 0x7fff
 #define MAX_SYMBOLS       (1u << 24)
 
-static int add_ok(uint64_t a, uint64_t b, uint64_t *sum)
-{
-    if (a > UINT64_MAX - b) return 0;
-    *sum = a + b;
-    return 1;
-}
-
 const void *vmc__elf_ptr(const vmc_lib_t *l, uint64_t vaddr, uint64_t size)
 {
     const vmc_seg_t *s = vmc__elf_seg(&l->elf, vaddr, size, 0);

@@ -30,14 +30,6 @@
 
 typedef void (*frame_fn)(void *);
 
-static void *find(vmc_lib_t *l, const char *name)
-{
-    void *p = vmc__host_sym(RTLD_DEFAULT, name, NULL);
-    for (size_t i = 0; !p && i < l->ndeps; i++)
-        if (l->deps[i].kind == VMC_DEP_SYSTEM) p = vmc__host_sym(l->deps[i].handle, name, NULL);
-    return p;
-}
-
 /* The link-time address of .eh_frame, or 0. */
 static uint64_t eh_frame_vaddr(const vmc_lib_t *l)
 {
@@ -71,8 +63,8 @@ void vmc__elf_unwind_register(vmc_lib_t *l)
     uint64_t va = eh_frame_vaddr(l);
     /* at least the first entry's length word, readable */
     if (!va || !vmc__elf_ptr(l, va, 4)) return;
-    frame_fn reg = (frame_fn)find(l, "__register_frame");
-    frame_fn dereg = (frame_fn)find(l, "__deregister_frame");
+    frame_fn reg = (frame_fn)vmc__host_sym_for(l, "__register_frame", NULL);
+    frame_fn dereg = (frame_fn)vmc__host_sym_for(l, "__deregister_frame", NULL);
     if (!reg || !dereg) return;
     l->eh_frame = (void *)(l->bias + va);
     l->eh_deregister = dereg;

@@ -51,11 +51,6 @@ extern char **environ;
 
 /* ---- the block layer of a region ---------------------------------------- */
 
-vmc_blocks_t *vmc__blocks_of(vmc_t *v, vmc_region_t *r)
-{
-    return r == &v->heap ? v->heap_blocks : v->code_blocks;
-}
-
 /* ---- list and helpers ------------------------------------------------------ */
 
 static void list_add(vmc_t *v, vmc_lib_t *l)
@@ -158,9 +153,12 @@ static int found_in(const vmc_lib_t *d, const char *name, const vmc_ver_t *ver, 
     return 1;
 }
 
-static void *host_lookup(void *handle, const char *name, const vmc_ver_t *ver)
+void *vmc__host_sym_for(const vmc_lib_t *l, const char *name, const char *version)
 {
-    return vmc__host_sym(handle, name, ver ? ver->name : NULL);
+    void *p = vmc__host_sym(RTLD_DEFAULT, name, version);
+    for (size_t i = 0; !p && i < l->ndeps; i++)
+        if (l->deps[i].kind == VMC_DEP_SYSTEM) p = vmc__host_sym(l->deps[i].handle, name, version);
+    return p;
 }
 
 int vmc__bind(vmc_lib_t *l, size_t symidx, uintptr_t *value, int *ifunc, const char *tag, size_t index)
@@ -198,9 +196,7 @@ int vmc__bind(vmc_lib_t *l, size_t symidx, uintptr_t *value, int *ifunc, const c
         return vmc__fail(-ENOEXEC, "%s: %s: symbol %s asks for version \"%s\", which cannot be looked "
                          "up (its ELF hash is 0)", l->name, what_text(what, sizeof what, tag, index), name,
                          ver->name);
-    void *p = host_lookup(RTLD_DEFAULT, name, ver);
-    for (size_t i = 0; !p && i < l->ndeps; i++)
-        if (l->deps[i].kind == VMC_DEP_SYSTEM) p = host_lookup(l->deps[i].handle, name, ver);
+    void *p = vmc__host_sym_for(l, name, ver ? ver->name : NULL);
     if (p) {
         *value = (uintptr_t)p;
         return 0;

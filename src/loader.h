@@ -148,6 +148,20 @@ struct vmc_lib {
     vmc_lib_t *next, *prev;      /* the handle's list, in load order        */
 };
 
+/* a + b into *sum, or 0 if it would wrap: every file-given range is added
+ * this way. */
+static inline int add_ok(uint64_t a, uint64_t b, uint64_t *sum)
+{
+    if (a > UINT64_MAX - b) return 0;
+    *sum = a + b;
+    return 1;
+}
+
+/* The host's definition of name (at version, or any with NULL): the
+ * process's global scope first, then each dependency the system loader
+ * loaded for l. */
+void *vmc__host_sym_for(const vmc_lib_t *l, const char *name, const char *version);
+
 /* ---- elf_check.c ----------------------------------------------------------- */
 /* Validate the ELF header and the program header table.  `hdr` holds the
  * first `hdrlen` bytes of the file and `ph` the table itself (phnum entries,
@@ -220,6 +234,5 @@ void vmc__loader_unlock(vmc_t *v);
 void vmc__loader_close(vmc_t *v);
 size_t vmc__loader_count(vmc_t *v);
 
-/* The block layer of a region. */
-vmc_blocks_t *vmc__blocks_of(vmc_t *v, vmc_region_t *r);
+
 #endif

@@ -29,4 +29,9 @@ struct vmc {
     unsigned long lib_seq;       /* relocations and constructors finished so
                                     far: the order of init and fini         */
 };
+/* The block layer of one of the handle's regions. */
+static inline vmc_blocks_t *vmc__blocks_of(vmc_t *v, vmc_region_t *r)
+{
+    return r == &v->heap ? v->heap_blocks : v->code_blocks;
+}
 #endif
