@@ -88,6 +88,15 @@ _Noreturn void vt_skip(const char *why);
                     vt_y ? vt_y : "(null)");                                               \
     } while (0)
 
+/* xorshift64: fixed seeds, the same sequence every run. */
+static inline uint64_t vt_xorshift(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
 /* ---- process-state snapshots: nothing leaked ------------------------------ */
 typedef struct vt_snapshot {
     char *maps;      /* /proc/self/maps, the [heap] line's size left out */

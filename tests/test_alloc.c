@@ -287,13 +287,7 @@ TEST(alloc_commit_faults_leave_no_trace)
 /* ---- reach ------------------------------------------------------------------ */
 
 static uint64_t seed = 0x9e3779b97f4a7c15ull;
-static uint64_t rnd(void)
-{
-    seed ^= seed << 13;
-    seed ^= seed >> 7;
-    seed ^= seed << 17;
-    return seed;
-}
+static uint64_t rnd(void) { return vt_xorshift(&seed); }
 
 TEST(alloc_reaching_property)
 {

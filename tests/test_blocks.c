@@ -21,13 +21,7 @@ static void region_for_test(vmc_region_t *r, size_t size)
 }
 
 static uint64_t rng_state = 88172645463325252ull;
-static uint64_t rnd(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
+static uint64_t rnd(void) { return vt_xorshift(&rng_state); }
 
 /* Model: lowest/highest k-run with a-aligned start in [lo, hi). */
 /* Alignment is absolute: (base_block + s) % a == 0. */

@@ -41,11 +41,7 @@ static const char *tlib(const char *name);
  * the first look-ups, so later snapshots see only what a load leaves. */
 static vmc_t *open_region(void)
 {
-    vmc_options_t o;
-    vmc_options_init(&o);
-    o.vmheap_size = (size_t)64 << 20;
-    vmc_t *v = NULL;
-    ASSERT_OK(vmc_open(&o, &v));
+    vmc_t *v = vt_open("-vmheap_size 64M");
     vmc_lib_t *l;
     ASSERT_OK(vmc_lib_load(v, tlib("libt_basic.so"), 0, &l));
     ASSERT_OK(vmc_lib_unload(l));

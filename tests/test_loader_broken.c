@@ -13,11 +13,7 @@
 
 static vmc_t *open_region(void)
 {
-    vmc_options_t o;
-    vmc_options_init(&o);
-    o.vmheap_size = (size_t)64 << 20;
-    vmc_t *v = NULL;
-    ASSERT_OK(vmc_open(&o, &v));
+    vmc_t *v = vt_open("-vmheap_size 64M");
     return v;
 }
 
