@@ -78,7 +78,18 @@ TEST(rlimit_nofile_exhausted)
     ASSERT_EQ(in.placement, VMC_PLACED_VM_BASE);
     vmc_span_t s;
     ASSERT_OK(vmc_alloc(v, 64, VMC_CODE, &s));
+    /* a library needs a descriptor: a clean -EMFILE, and the handle works on */
+    vmc_lib_t *l;
+    ASSERT_EQ(vmc_lib_load(v, "/usr/lib/x86_64-linux-gnu/libz.so.1", 0, &l), -EMFILE);
+    ASSERT_STR_CONTAINS(vmc_last_error(), "libz.so.1");
+    ASSERT_OK(vmc_alloc(v, 64, VMC_CODE, &s));
     vmc_close(v);
+    /* W^X needs a memory file: a clean error naming it */
+    vmc_options_t o;
+    vmc_options_init(&o);
+    ASSERT_OK(vmc_options_parse(&o, "-w_xor_x -vmheap_size 0"));
+    ASSERT_EQ(vmc_open(&o, &v), -EMFILE);
+    ASSERT_STR_CONTAINS(vmc_last_error(), "w_xor_x");
     munmap(block, 4096);
     for (int i = 0; i < n; i++) close(fds[i]);
 }
