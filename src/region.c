@@ -295,11 +295,15 @@ int vmc__region_decommit(vmc_region_t *r, uintptr_t addr, size_t len)
     /* Under W^X both views and the file change together, under the file
      * lock, so that a fork never sees one half done (see wx.c). */
     if (r->wx) return vmc__wx_decommit(r, addr, len);
+    return vmc__region_rereserve(r, addr, len);
+}
+
+int vmc__region_rereserve(vmc_region_t *r, uintptr_t addr, size_t len)
+{
     void *p;
     int e = vmc__os_mmap((void *)addr, len, PROT_NONE, RESERVE_FLAGS | MAP_FIXED, -1, 0, &p);
     if (e)
         return vmc__fail(e, "%s region: cannot re-reserve %#zx bytes at %#lx: mmap: %s%s", r->name,
-                         len, (unsigned long)addr, strerror(-e),
-                         vmc__os_enomem_hint(e));
+                         len, (unsigned long)addr, strerror(-e), vmc__os_enomem_hint(e));
     return 0;
 }

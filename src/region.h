@@ -43,6 +43,9 @@ void vmc__region_close(vmc_region_t *r);
 int vmc__region_commit(vmc_region_t *r, uintptr_t addr, size_t len, int kind);
 /* Put a PROT_NONE reservation back over [addr, addr+len) (both views). */
 int vmc__region_decommit(vmc_region_t *r, uintptr_t addr, size_t len);
+/* The executable view only: map a fresh PROT_NONE reservation over the range
+ * with MAP_FIXED (atomic: never a hole).  The message names the region. */
+int vmc__region_rereserve(vmc_region_t *r, uintptr_t addr, size_t len);
 
 static inline int vmc__region_contains(const vmc_region_t *r, uintptr_t a, size_t len)
 {

@@ -591,6 +591,14 @@ void vmc__wx_close(vmc_region_t *r)
 
 /* ---- commit, decommit ------------------------------------------------------------- */
 
+/* "code region: cannot commit 0x... bytes at 0x...: STEP: why" for a step of
+ * a commit or decommit that failed with a mapping call. */
+static int step_fail(int e, const char *what, uintptr_t addr, size_t len, const char *step)
+{
+    return vmc__fail(e, "code region: cannot %s %#zx bytes at %#lx: %s: %s%s", what, len,
+                     (unsigned long)addr, step, strerror(-e), vmc__os_enomem_hint(e));
+}
+
 int vmc__wx_commit(vmc_region_t *r, uintptr_t addr, size_t len)
 {
     vmc_wx_state_t *st = r->wxs;
@@ -612,19 +620,13 @@ int vmc__wx_commit(vmc_region_t *r, uintptr_t addr, size_t len)
     if (e) goto out;
     e = vmc__os_mprotect((void *)w, len, PROT_READ | PROT_WRITE);
     if (e) {
-        e = vmc__fail(e, "code region: cannot commit %#zx bytes at %#lx: opening the writable "
-                         "view: mprotect: %s%s",
-                      len, (unsigned long)addr, strerror(-e),
-                      vmc__os_enomem_hint(e));
+        e = step_fail(e, "commit", addr, len, "opening the writable view: mprotect");
         goto undo_size;
     }
     e = vmc__os_mmap((void *)addr, len, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_FIXED, r->fd,
                      (off_t)off, &p);
     if (e) {
-        e = vmc__fail(e, "code region: cannot commit %#zx bytes at %#lx: mapping the executable "
-                         "view: mmap: %s%s",
-                      len, (unsigned long)addr, strerror(-e),
-                      vmc__os_enomem_hint(e));
+        e = step_fail(e, "commit", addr, len, "mapping the executable view: mmap");
         vmc__os_mprotect((void *)w, len, PROT_NONE);
         goto undo_size;
     }
@@ -645,7 +647,6 @@ int vmc__wx_decommit(vmc_region_t *r, uintptr_t addr, size_t len)
     vmc_wx_state_t *st = r->wxs;
     size_t page = vmc__os_page_size(), off = addr - r->base;
     uintptr_t w = r->wbase + off;
-    void *p;
     pthread_mutex_lock(&r->file_lock);
     int code = bits_any(st, off / page, len / page), live = code && r->fd >= 0;
     int e = 0;
@@ -655,18 +656,12 @@ int vmc__wx_decommit(vmc_region_t *r, uintptr_t addr, size_t len)
     if (live) {
         e = vmc__os_mprotect((void *)w, len, PROT_NONE);
         if (e) {
-            e = vmc__fail(e, "code region: cannot decommit %#zx bytes at %#lx: closing the "
-                             "writable view: mprotect: %s%s",
-                          len, (unsigned long)addr, strerror(-e),
-                          vmc__os_enomem_hint(e));
+            e = step_fail(e, "decommit", addr, len, "closing the writable view: mprotect");
             goto out;
         }
     }
-    e = vmc__os_mmap((void *)addr, len, PROT_NONE, RESERVE_FLAGS | MAP_FIXED, -1, 0, &p);
+    e = vmc__region_rereserve(r, addr, len);
     if (e) {
-        e = vmc__fail(e, "%s region: cannot re-reserve %#zx bytes at %#lx: mmap: %s%s", r->name,
-                      len, (unsigned long)addr, strerror(-e),
-                      vmc__os_enomem_hint(e));
         if (live) runs_restore(st, off, len, 0);
         goto out;
     }
