@@ -13,15 +13,15 @@
  * file page of a segment with bss is zeroed (making it writable for that
  * moment if the segment is not), and the rest of the bss is anonymous.
  *
- * Except a small writable segment (up to COPY_MAX of file pages: 96 % of
- * the system's libraries): it is read with pread into a populated anonymous
- * mapping.  Relocation writes nearly every page of it (GOT, .data.rel.ro),
- * and the first write to each page of a private file mapping is a
- * copy-on-write fault, a microsecond or more each; reading the dynamic
- * section first makes it two faults for that page.  One mmap and one pread
- * cost less than three or four faults (docs/loader.md, "Speed"), and the
- * tail of the last page is zero already.  A large segment (data tables)
- * stays file-backed: most of its pages are never written.  From
+ * A small writable segment (up to POPULATE_MAX of file pages: 96 % of the
+ * system's libraries) is mapped with MAP_POPULATE, which for a private
+ * writable mapping makes every page a private copy inside the mmap call.
+ * Relocation writes nearly every page of such a segment (GOT,
+ * .data.rel.ro), and the first write to each page of a private file mapping
+ * is otherwise a copy-on-write fault, a microsecond or more each here;
+ * reading the dynamic section first makes it two faults for that page
+ * (docs/loader.md, "Cost").  A large writable segment (data tables) is not
+ * populated: most of its pages are never written.  From
  * memory, each segment is an anonymous mapping the bytes are copied into.
  * Both end with the segment's own protection; PT_GNU_RELRO is made
  * read-only after relocation (vmc__elf_protect_relro).
@@ -48,8 +48,8 @@ static int map_fail(vmc_lib_t *l, const vmc_seg_t *s, const char *call, int err)
                      vmc__os_enomem_hint(err));
 }
 
-/* A writable segment up to this many bytes of file pages is read, not mapped. */
-#define COPY_MAX (64 * 1024)
+/* A writable segment up to this many bytes of file pages is populated. */
+#define POPULATE_MAX (64 * 1024)
 
 static int map_from_file(vmc_lib_t *l, const vmc_seg_t *s, int fd, size_t page)
 {
@@ -61,24 +61,11 @@ static int map_from_file(vmc_lib_t *l, const vmc_seg_t *s, int fd, size_t page)
     int prot = seg_prot(s->flags);
     void *p;
     int e;
-    if (s->filesz && (prot & PROT_WRITE) && fend_page - start <= COPY_MAX) {
-        /* populated: relocation is about to write nearly every page */
-        e = vmc__os_mmap((void *)start, fend_page - start, prot,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_POPULATE, -1, 0, &p);
-        if (e) return map_fail(l, s, "mmap", e);
-        uint64_t from = s->offset & pmask;
-        size_t want = (size_t)(s->offset + s->filesz - from), got;
-        e = vmc__os_pread(fd, (void *)start, want, (off_t)from, &got);
-        if (e) return map_fail(l, s, "pread", e);
-        if (got != want)
-            return vmc__fail(-ENOEXEC, "%s: program header %u (offset 0x%lx+0x%lx): the file ends at 0x%lx, "
-                             "inside the segment (it shrank while loading)", l->name, s->index,
-                             (unsigned long)l->elf.phoff, (unsigned long)(s->index * sizeof(Elf64_Phdr)),
-                             (unsigned long)(from + got));
-    } else if (s->filesz) {
+    if (s->filesz) {
         int zero = s->memsz > s->filesz && (fend & (page - 1));
+        int populate = (prot & PROT_WRITE) && fend_page - start <= POPULATE_MAX ? MAP_POPULATE : 0;
         e = vmc__os_mmap((void *)start, fend_page - start, prot | (zero ? PROT_WRITE : 0),
-                         MAP_PRIVATE | MAP_FIXED, fd, (off_t)(s->offset & pmask), &p);
+                         MAP_PRIVATE | MAP_FIXED | populate, fd, (off_t)(s->offset & pmask), &p);
         if (e) return map_fail(l, s, "mmap", e);
         if (zero) {
             memset((void *)fend, 0, fend_page - fend);

@@ -47,13 +47,21 @@ static uint64_t load64(const uint8_t *p)
 
 static void store64(uint8_t *p, uint64_t x) { memcpy(p, &x, 8); }
 
-/* The 8 bytes at vaddr va, if they may be written. */
-static int target(vmc_lib_t *l, const rtab_t *t, size_t i, size_t entsize, uint64_t va, uint8_t **p)
+/* Relocation targets come in long runs over one writable segment: the
+ * window [lo, lo + len] of addresses where 8 bytes may be written is kept
+ * in locals, so the common case is one compare; anything outside it goes
+ * through retarget(), which finds the segment or formats the refusal. */
+typedef struct window {
+    uint64_t lo, hi;             /* lo <= va <= hi: va..va+7 writable       */
+} window_t;
+
+#define NO_WINDOW ((window_t){UINT64_MAX, 0})
+
+static int __attribute__((noinline)) retarget(vmc_lib_t *l, const rtab_t *t, size_t i, size_t entsize,
+                                              uint64_t va, window_t *w)
 {
     char msg[160];
-    const vmc_seg_t *s = l->reloc_seg;  /* relocations come in runs over one segment */
-    if (!s || va < s->vaddr || va - s->vaddr > s->memsz || 8 > s->memsz - (va - s->vaddr))
-        l->reloc_seg = s = vmc__elf_seg(&l->elf, va, 8, 1);
+    const vmc_seg_t *s = vmc__elf_seg(&l->elf, va, 8, 1);
     if (!s) {
         snprintf(msg, sizeof msg, "target 0x%lx is outside the image (0x%lx..0x%lx)", (unsigned long)va,
                  (unsigned long)l->elf.lo, (unsigned long)l->elf.hi);
@@ -64,6 +72,19 @@ static int target(vmc_lib_t *l, const rtab_t *t, size_t i, size_t entsize, uint6
                  (unsigned long)va, s->index);
         return entry_fail(l, t, i, entsize, msg);
     }
+    w->lo = s->vaddr;  /* vmc__elf_seg found 8 bytes at va inside it: memsz >= 8 */
+    w->hi = s->vaddr + s->memsz - 8;
+    return 0;
+}
+
+/* The address of the 8 bytes at vaddr va, if they may be written. */
+static inline int target(vmc_lib_t *l, const rtab_t *t, size_t i, size_t entsize, uint64_t va, window_t *w,
+                         uint8_t **p)
+{
+    if (__builtin_expect(va < w->lo || va > w->hi, 0)) {
+        int err = retarget(l, t, i, entsize, va, w);
+        if (err) return err;
+    }
     *p = (uint8_t *)(l->bias + va);
     return 0;
 }
@@ -71,29 +92,32 @@ static int target(vmc_lib_t *l, const rtab_t *t, size_t i, size_t entsize, uint6
 static int apply_relr(vmc_lib_t *l, const rtab_t *t)
 {
     const uint64_t *e = vmc__elf_ptr(l, t->va, t->size);
-    size_t n = t->size / 8;
+    const uint64_t bias = l->bias;
+    size_t n = t->size / 8, done = 0;
     uint64_t where = 0;
+    window_t w = NO_WINDOW;
     uint8_t *p;
-    int err;
-    for (size_t i = 0; i < n; i++) {
+    int err = 0;
+    for (size_t i = 0; i < n && !err; i++) {
         uint64_t x = e[i];
         if (!(x & 1)) {
-            if ((err = target(l, t, i, 8, x, &p))) return err;
-            store64(p, load64(p) + l->bias);
-            l->counts.relr++;
+            if ((err = target(l, t, i, 8, x, &w, &p))) break;
+            store64(p, load64(p) + bias);
+            done++;
             where = x + 8;
             continue;
         }
         uint64_t at = where;
         for (x >>= 1; x; x >>= 1, at += 8) {
             if (!(x & 1)) continue;
-            if ((err = target(l, t, i, 8, at, &p))) return err;
-            store64(p, load64(p) + l->bias);
-            l->counts.relr++;
+            if ((err = target(l, t, i, 8, at, &w, &p))) break;
+            store64(p, load64(p) + bias);
+            done++;
         }
         where += 63 * 8;
     }
-    return 0;
+    l->counts.relr += done;
+    return err;
 }
 
 static const char *type_name(unsigned type)
@@ -133,12 +157,31 @@ static int bind_once(vmc_lib_t *l, bound_t *memo, size_t sym, const rtab_t *t, s
     return 0;
 }
 
-/* pass 1: everything but resolvers; pass 2: IRELATIVE and IFUNC symbols. */
+static int __attribute__((noinline)) bad_symbol(vmc_lib_t *l, const rtab_t *t, size_t i, size_t sym)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg, "symbol index %zu is past the symbol table (%zu symbols)", sym, l->nsyms);
+    return entry_fail(l, t, i, sizeof(Elf64_Rela), msg);
+}
+
+static int __attribute__((noinline)) bad_type(vmc_lib_t *l, const rtab_t *t, size_t i, unsigned type)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg, "relocation type %u is not supported%s", type, type_name(type));
+    return entry_fail(l, t, i, sizeof(Elf64_Rela), msg);
+}
+
+/* pass 1: everything but resolvers; pass 2: IRELATIVE and IFUNC symbols.
+ * Counts are kept in locals: a store through a byte pointer may alias
+ * anything, which would make the compiler reload *l at every entry. */
 static int apply_rela(vmc_lib_t *l, const rtab_t *t, int pass, int *deferred, bound_t *memo)
 {
     const Elf64_Rela *rel = vmc__elf_ptr(l, t->va, t->size);
-    size_t n = t->size / sizeof(Elf64_Rela);
-    char msg[160];
+    const uint64_t bias = l->bias;
+    const size_t n = t->size / sizeof(Elf64_Rela), nsyms = l->nsyms;
+    size_t relative = 0, irelative = 0, symbolic = 0, later = 0;
+    window_t w = NO_WINDOW;
+    int err = 0;
     for (size_t i = 0; i < n; i++) {
         Elf64_Rela r;
         memcpy(&r, &rel[i], sizeof r);
@@ -146,53 +189,59 @@ static int apply_rela(vmc_lib_t *l, const rtab_t *t, int pass, int *deferred, bo
         size_t sym = ELF64_R_SYM(r.r_info);
         uint8_t *p;
         uint64_t value;
-        int err, ifunc = 0;
+        int ifunc = 0;
         if (type == R_X86_64_NONE) continue;
-        if ((err = target(l, t, i, sizeof r, r.r_offset, &p))) return err;
-        switch (type) {
-        case R_X86_64_RELATIVE:
+        if ((err = target(l, t, i, sizeof r, r.r_offset, &w, &p))) break;
+        if (type == R_X86_64_RELATIVE) {
             if (pass == 1) {
-                store64(p, l->bias + (uint64_t)r.r_addend);
-                l->counts.relative++;
+                store64(p, bias + (uint64_t)r.r_addend);
+                relative++;
             }
-            break;
+            continue;
+        }
+        switch (type) {
         case R_X86_64_IRELATIVE:
             if (pass == 1) {
-                (*deferred)++;
-                l->counts.irelative++;
+                later++;
+                irelative++;
                 break;
             }
-            if ((err = vmc__call_ifunc(l, l->bias + (uint64_t)r.r_addend, &value, t->tag, i))) return err;
+            if ((err = vmc__call_ifunc(l, bias + (uint64_t)r.r_addend, &value, t->tag, i))) goto out;
             store64(p, value);
             break;
         case R_X86_64_64:
         case R_X86_64_GLOB_DAT:
-        case R_X86_64_JUMP_SLOT:
-            if (sym >= l->nsyms) {
-                snprintf(msg, sizeof msg, "symbol index %zu is past the symbol table (%zu symbols)", sym,
-                         l->nsyms);
-                return entry_fail(l, t, i, sizeof r, msg);
+        case R_X86_64_JUMP_SLOT: {
+            if (sym >= nsyms) {
+                err = bad_symbol(l, t, i, sym);
+                goto out;
             }
             uintptr_t bv;
-            if ((err = bind_once(l, memo, sym, t, i, &bv, &ifunc))) return err;
+            if ((err = bind_once(l, memo, sym, t, i, &bv, &ifunc))) goto out;
             value = bv;
             if (pass == 1) {
-                l->counts.symbolic++;
+                symbolic++;
                 l->counts.bound[l->bound_from]++;
             }
             if (ifunc != (pass == 2)) {
-                if (ifunc) (*deferred)++;
+                if (ifunc) later++;
                 break;
             }
-            if (ifunc && (err = vmc__call_ifunc(l, value, &value, t->tag, i))) return err;
+            if (ifunc && (err = vmc__call_ifunc(l, value, &value, t->tag, i))) goto out;
             store64(p, type == R_X86_64_64 ? value + (uint64_t)r.r_addend : value);
             break;
+        }
         default:
-            snprintf(msg, sizeof msg, "relocation type %u is not supported%s", type, type_name(type));
-            return entry_fail(l, t, i, sizeof r, msg);
+            err = bad_type(l, t, i, type);
+            goto out;
         }
     }
-    return 0;
+out:
+    l->counts.relative += relative;
+    l->counts.irelative += irelative;
+    l->counts.symbolic += symbolic;
+    *deferred += (int)later;
+    return err;
 }
 
 int vmc__elf_relocate(vmc_lib_t *l)

@@ -142,7 +142,6 @@ struct vmc_lib {
 
     vmc_lib_counts_t counts;     /* relocations applied, symbols bound      */
     int bound_from;              /* where vmc__bind found the last symbol   */
-    const vmc_seg_t *reloc_seg;  /* segment of the last relocation target   */
     vmc_dep_t *deps;             /* resolved DT_NEEDED, in order            */
     size_t ndeps;
     vmc_lib_t *next, *prev;      /* the handle's list, in load order        */
