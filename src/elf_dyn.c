@@ -57,11 +57,11 @@ uint32_t vmc__elf_hash(const char *name)
     return h;
 }
 
-static uint32_t gnu_hash(const char *name)
+vmc_name_t vmc__elf_name(const char *str)
 {
     uint32_t h = 5381;
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++) h = h * 33 + *p;
-    return h;
+    for (const unsigned char *p = (const unsigned char *)str; *p; p++) h = h * 33 + *p;
+    return (vmc_name_t){str, h};
 }
 
 static const char *tag_name(int64_t tag)
@@ -506,7 +506,7 @@ const vmc_ver_t *vmc__elf_sym_version(const vmc_lib_t *l, size_t symidx)
 }
 
 /* Does symbol i define `name` in the version asked for? */
-static int sym_matches(const vmc_lib_t *l, size_t i, const char *name, const vmc_ver_t *ver)
+int vmc__elf_defines(const vmc_lib_t *l, size_t i, const char *name, const vmc_ver_t *ver)
 {
     const Elf64_Sym *s = &l->symtab[i];
     if (s->st_shndx == SHN_UNDEF) return 0;
@@ -528,10 +528,11 @@ static int sym_matches(const vmc_lib_t *l, size_t i, const char *name, const vmc
     return ndx == 1 && !(raw & 0x8000);
 }
 
-const Elf64_Sym *vmc__elf_lookup(const vmc_lib_t *l, const char *name, const vmc_ver_t *ver)
+const Elf64_Sym *vmc__elf_lookup(const vmc_lib_t *l, const vmc_name_t *key, const vmc_ver_t *ver)
 {
+    const char *name = key->str;
     if (l->g_nbuckets) {
-        uint32_t h = gnu_hash(name);
+        uint32_t h = key->gnu;
         uint64_t word = l->g_bloom[(h / 64) & (l->g_bloom_size - 1)];
         uint64_t mask = ((uint64_t)1 << (h % 64)) | ((uint64_t)1 << ((h >> l->g_bloom_shift) % 64));
         if ((word & mask) != mask) return NULL;
@@ -539,7 +540,7 @@ const Elf64_Sym *vmc__elf_lookup(const vmc_lib_t *l, const char *name, const vmc
         if (i == 0 || i < l->g_symoffset) return NULL;
         for (; i < l->nsyms; i++) {
             uint32_t ch = l->g_chain[i - l->g_symoffset];
-            if ((ch | 1) == (h | 1) && sym_matches(l, i, name, ver)) return &l->symtab[i];
+            if ((ch | 1) == (h | 1) && vmc__elf_defines(l, i, name, ver)) return &l->symtab[i];
             if (ch & 1) break;
         }
         return NULL;
@@ -548,7 +549,7 @@ const Elf64_Sym *vmc__elf_lookup(const vmc_lib_t *l, const char *name, const vmc
         uint32_t h = vmc__elf_hash(name);
         uint32_t i = l->h_bucket[h % l->h_nbucket];
         for (size_t steps = 0; i && i < l->h_nchain && i < l->nsyms && steps < l->h_nchain; steps++) {
-            if (sym_matches(l, i, name, ver)) return &l->symtab[i];
+            if (vmc__elf_defines(l, i, name, ver)) return &l->symtab[i];
             i = l->h_chain[i];
         }
     }

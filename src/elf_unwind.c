@@ -63,8 +63,9 @@ void vmc__elf_unwind_register(vmc_lib_t *l)
     uint64_t va = eh_frame_vaddr(l);
     /* at least the first entry's length word, readable */
     if (!va || !vmc__elf_ptr(l, va, 4)) return;
-    frame_fn reg = (frame_fn)vmc__host_sym_for(l, "__register_frame", NULL);
-    frame_fn dereg = (frame_fn)vmc__host_sym_for(l, "__deregister_frame", NULL);
+    const vmc_name_t rname = vmc__elf_name("__register_frame"), dname = vmc__elf_name("__deregister_frame");
+    frame_fn reg = (frame_fn)vmc__host_sym_for(l, &rname, NULL);
+    frame_fn dereg = (frame_fn)vmc__host_sym_for(l, &dname, NULL);
     if (!reg || !dereg) return;
     l->eh_frame = (void *)(l->bias + va);
     l->eh_deregister = dereg;

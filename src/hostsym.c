@@ -33,7 +33,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HC_BUCKETS 1024
+#define HC_BITS    10
+#define HC_BUCKETS (1u << HC_BITS)
+#define HC_SLOT(h) ((h) >> (32 - HC_BITS))  /* the well-mixed top bits */
 #define HC_MAX     8192              /* entries before the table is emptied */
 
 typedef struct hc_ent {
@@ -50,13 +52,11 @@ static hc_ent_t *hc_tab[HC_BUCKETS];
 static size_t hc_count;
 static unsigned long long hc_adds, hc_subs;   /* the generation it was filled under */
 
-static uint32_t hc_hash(void *handle, const char *name, const char *version)
+/* The name's GNU hash (computed once per symbol by the caller) mixed with
+ * the handle; versions of one name share a chain. */
+static uint32_t hc_hash(void *handle, const vmc_name_t *name)
 {
-    uint32_t h = 2166136261u ^ (uint32_t)((uintptr_t)handle >> 4);
-    for (const char *p = name; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
-    h = (h ^ '@') * 16777619u;
-    for (const char *p = version ? version : ""; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
-    return h;
+    return (name->gnu ^ (uint32_t)((uintptr_t)handle >> 4)) * 0x9e3779b1u;
 }
 
 static void hc_flush_locked(void)
@@ -134,11 +134,12 @@ static void *resolve(void *handle, const char *name, const char *version)
     return p;
 }
 
-void *vmc__host_sym(void *handle, const char *name, const char *version)
+void *vmc__host_sym(void *handle, const vmc_name_t *key, const char *version)
 {
-    uint32_t h = hc_hash(handle, name, version);
+    const char *name = key->str;
+    uint32_t h = hc_hash(handle, key);
     pthread_mutex_lock(&hc_lock);
-    for (hc_ent_t *e = hc_tab[h % HC_BUCKETS]; e; e = e->next) {
+    for (hc_ent_t *e = hc_tab[HC_SLOT(h)]; e; e = e->next) {
         if (e->hash == h && e->handle == handle && !strcmp(e->name, name) &&
             (e->version ? version && !strcmp(e->version, version) : !version)) {
             void *a = e->addr;
@@ -158,8 +159,8 @@ void *vmc__host_sym(void *handle, const char *name, const char *version)
     e->version = version ? memcpy(e->name + nl, version, vl) : NULL;
     pthread_mutex_lock(&hc_lock);
     if (hc_count >= HC_MAX) hc_flush_locked();
-    e->next = hc_tab[h % HC_BUCKETS];
-    hc_tab[h % HC_BUCKETS] = e;
+    e->next = hc_tab[HC_SLOT(h)];
+    hc_tab[HC_SLOT(h)] = e;
     hc_count++;
     pthread_mutex_unlock(&hc_lock);
     return a;

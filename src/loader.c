@@ -143,7 +143,7 @@ int vmc__call_ifunc(vmc_lib_t *l, uintptr_t resolver, uintptr_t *out, const char
 
 /* ---- binding --------------------------------------------------------------- */
 
-static int found_in(const vmc_lib_t *d, const char *name, const vmc_ver_t *ver, uintptr_t *value,
+static int found_in(const vmc_lib_t *d, const vmc_name_t *name, const vmc_ver_t *ver, uintptr_t *value,
                     int *ifunc)
 {
     const Elf64_Sym *s = vmc__elf_lookup(d, name, ver);
@@ -153,7 +153,7 @@ static int found_in(const vmc_lib_t *d, const char *name, const vmc_ver_t *ver, 
     return 1;
 }
 
-void *vmc__host_sym_for(const vmc_lib_t *l, const char *name, const char *version)
+void *vmc__host_sym_for(const vmc_lib_t *l, const vmc_name_t *name, const char *version)
 {
     void *p = vmc__host_sym(RTLD_DEFAULT, name, version);
     for (size_t i = 0; !p && i < l->ndeps; i++)
@@ -181,22 +181,32 @@ int vmc__bind(vmc_lib_t *l, size_t symidx, uintptr_t *value, int *ifunc, const c
     }
     const vmc_ver_t *ver = vmc__elf_sym_version(l, symidx);
     l->bound_from = VMC_BOUND_SELF;
-    if (found_in(l, name, ver, value, ifunc)) return 0;
+    /* A reference to a symbol the library defines is bound to that symbol:
+     * a look-up of its name in the library would find it (the only other
+     * answer would be a second definition of the same name and version,
+     * which linkers do not emit), without hashing the name. */
+    if (s->st_shndx != SHN_UNDEF && vmc__elf_defines(l, symidx, name, ver)) {
+        *value = sym_addr(l, s);
+        *ifunc = ELF64_ST_TYPE(s->st_info) == STT_GNU_IFUNC;
+        return 0;
+    }
+    const vmc_name_t key = vmc__elf_name(name);
+    if (found_in(l, &key, ver, value, ifunc)) return 0;
     l->bound_from = VMC_BOUND_PRIVATE;
     for (size_t i = 0; i < l->ndeps; i++)
-        if (l->deps[i].kind == VMC_DEP_PRIVATE && found_in(l->deps[i].lib, name, ver, value, ifunc))
+        if (l->deps[i].kind == VMC_DEP_PRIVATE && found_in(l->deps[i].lib, &key, ver, value, ifunc))
             return 0;
     for (vmc_lib_t *o = l->v->libs; o; o = o->next)
         if (o != l && o->state != VMC_LIB_LOADING && o->state != VMC_LIB_FINISHED &&
             (!(o->flags & VMC_LOAD_INERT) || (l->flags & VMC_LOAD_INERT)) &&
-            found_in(o, name, ver, value, ifunc))
+            found_in(o, &key, ver, value, ifunc))
             return 0;
     l->bound_from = VMC_BOUND_HOST;
     if (ver && ver->hash0)  /* glibc's dlvsym would read a NULL name */
         return vmc__fail(-ENOEXEC, "%s: %s: symbol %s asks for version \"%s\", which cannot be looked "
                          "up (its ELF hash is 0)", l->name, what_text(what, sizeof what, tag, index), name,
                          ver->name);
-    void *p = vmc__host_sym_for(l, name, ver ? ver->name : NULL);
+    void *p = vmc__host_sym_for(l, &key, ver ? ver->name : NULL);
     if (p) {
         *value = (uintptr_t)p;
         return 0;
@@ -544,7 +554,8 @@ int vmc_lib_load_mem(vmc_t *v, const void *bytes, size_t len, const char *name, 
 void *vmc_lib_sym(vmc_lib_t *l, const char *name)
 {
     if (!l || !name) return NULL;
-    const Elf64_Sym *s = vmc__elf_lookup(l, name, NULL);
+    const vmc_name_t key = vmc__elf_name(name);
+    const Elf64_Sym *s = vmc__elf_lookup(l, &key, NULL);
     if (!s) return NULL;
     uintptr_t a = sym_addr(l, s);
     if (ELF64_ST_TYPE(s->st_info) == STT_GNU_IFUNC) {

@@ -60,6 +60,15 @@ typedef struct vmc_src {
     uint64_t size;
 } vmc_src_t;
 
+/* A symbol name being looked up, hashed once for every table it is looked
+ * up in (the library itself, other private libraries, the host cache). */
+typedef struct vmc_name {
+    const char *str;
+    uint32_t gnu;                /* its DT_GNU_HASH hash                    */
+} vmc_name_t;
+
+vmc_name_t vmc__elf_name(const char *str);
+
 /* One version index's meaning (from VERDEF or VERNEED). */
 typedef struct vmc_ver {
     const char *name;            /* "GLIBC_2.14", or NULL if unused         */
@@ -159,7 +168,7 @@ static inline int add_ok(uint64_t a, uint64_t b, uint64_t *sum)
 /* The host's definition of name (at version, or any with NULL): the
  * process's global scope first, then each dependency the system loader
  * loaded for l. */
-void *vmc__host_sym_for(const vmc_lib_t *l, const char *name, const char *version);
+void *vmc__host_sym_for(const vmc_lib_t *l, const vmc_name_t *name, const char *version);
 
 /* ---- elf_check.c ----------------------------------------------------------- */
 /* Validate the ELF header and the program header table.  `hdr` holds the
@@ -191,7 +200,9 @@ int vmc__elf_dyn(vmc_lib_t *l);
 const void *vmc__elf_ptr(const vmc_lib_t *l, uint64_t vaddr, uint64_t size);
 /* Find a definition of `name` exported by l, matching `ver` (NULL: the
  * default version).  Returns the symbol or NULL. */
-const Elf64_Sym *vmc__elf_lookup(const vmc_lib_t *l, const char *name, const vmc_ver_t *ver);
+const Elf64_Sym *vmc__elf_lookup(const vmc_lib_t *l, const vmc_name_t *name, const vmc_ver_t *ver);
+/* Does symbol i of l define `name` in version `ver` (NULL: the default)? */
+int vmc__elf_defines(const vmc_lib_t *l, size_t i, const char *name, const vmc_ver_t *ver);
 /* The version a symbol of l carries (its versym index), or NULL. */
 const vmc_ver_t *vmc__elf_sym_version(const vmc_lib_t *l, size_t symidx);
 uint32_t vmc__elf_hash(const char *name);
@@ -211,7 +222,7 @@ int vmc__elf_relocate(vmc_lib_t *l);
 /* dlvsym(handle, name, version) (dlsym without a version), through a cache
  * that is emptied whenever an object was loaded or unloaded since it was
  * filled; vmc__host_sym_sync checks that and must precede a batch. */
-void *vmc__host_sym(void *handle, const char *name, const char *version);
+void *vmc__host_sym(void *handle, const vmc_name_t *name, const char *version);
 void vmc__host_sym_sync(void);
 
 /* ---- loader.c -------------------------------------------------------------- */
