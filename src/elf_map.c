@@ -85,6 +85,51 @@ static int map_from_file(vmc_lib_t *l, const vmc_seg_t *s, int fd, size_t page)
     return 0;
 }
 
+/* Segments i.. that can share one file mapping with segment i: read-only,
+ * no bss, each starting on the page after the last one ends, at the same
+ * distance from its file offset.  Returns one past the last (i + 1 if
+ * none can). */
+static int shared_mapping_end(const vmc_lib_t *l, int i, size_t page)
+{
+    uint64_t pmask = ~(uint64_t)(page - 1);
+    int j = i;
+    for (; j < l->elf.nload; j++) {
+        const vmc_seg_t *s = &l->elf.load[j];
+        if ((s->flags & PF_W) || !s->filesz || s->filesz != s->memsz) break;
+        if (j > i) {
+            const vmc_seg_t *p = &l->elf.load[j - 1];
+            uint64_t p_end = (p->vaddr + p->filesz + page - 1) & pmask;
+            if ((s->vaddr & pmask) != p_end || s->vaddr - p->vaddr != s->offset - p->offset) break;
+        }
+    }
+    return j > i ? j : i + 1;
+}
+
+/* Segments [i, j) of shared_mapping_end: one mmap with the first one's
+ * protection, then mprotect for each that differs.  An mmap over part of
+ * the reservation costs several times an mprotect (a new VMA, the file's
+ * mapping tree), and the usual R / R+X / R layout needs one of each
+ * instead of three mmaps. */
+static int map_shared(vmc_lib_t *l, int i, int j, int fd, size_t page)
+{
+    uintptr_t pmask = ~(uintptr_t)(page - 1);
+    const vmc_seg_t *first = &l->elf.load[i], *last = &l->elf.load[j - 1];
+    uintptr_t start = (l->bias + first->vaddr) & pmask;
+    uintptr_t end = (l->bias + last->vaddr + last->filesz + page - 1) & pmask;
+    int prot = seg_prot(first->flags);
+    void *p;
+    int e = vmc__os_mmap((void *)start, end - start, prot, MAP_PRIVATE | MAP_FIXED, fd,
+                         (off_t)(first->offset & pmask), &p);
+    if (e) return map_fail(l, first, "mmap", e);
+    for (int k = i + 1; k < j; k++) {
+        const vmc_seg_t *s = &l->elf.load[k];
+        if (seg_prot(s->flags) == prot) continue;
+        uintptr_t a = (l->bias + s->vaddr) & pmask, b = (l->bias + s->vaddr + s->filesz + page - 1) & pmask;
+        if ((e = vmc__os_mprotect((void *)a, b - a, seg_prot(s->flags)))) return map_fail(l, s, "mprotect", e);
+    }
+    return 0;
+}
+
 static int map_from_memory(vmc_lib_t *l, const vmc_seg_t *s, const uint8_t *bytes, size_t page)
 {
     uintptr_t pmask = ~(uintptr_t)(page - 1);
@@ -116,9 +161,11 @@ int vmc__elf_map(vmc_lib_t *l, const vmc_src_t *src)
     l->run = run;
     l->run_len = span;
     l->bias = run - l->elf.lo;
-    for (int i = 0; i < l->elf.nload; i++) {
+    for (int i = 0, j; i < l->elf.nload; i = j) {
         const vmc_seg_t *s = &l->elf.load[i];
-        e = src->fd >= 0 ? map_from_file(l, s, src->fd, page) : map_from_memory(l, s, src->bytes, page);
+        j = src->fd >= 0 ? shared_mapping_end(l, i, page) : i + 1;
+        e = j > i + 1 ? map_shared(l, i, j, src->fd, page)
+            : src->fd >= 0 ? map_from_file(l, s, src->fd, page) : map_from_memory(l, s, src->bytes, page);
         if (e) {
             vmc__elf_unmap(l);
             return e;

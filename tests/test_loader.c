@@ -4,6 +4,7 @@
 #include "test.h"
 #include "vmcode.h"
 #include "elfimg.h"
+#include "os.h"
 
 #include <dlfcn.h>
 #include <pthread.h>
@@ -847,6 +848,102 @@ TEST(loader_small_writable_segment_is_populated_large_one_is_not)
     ASSERT_EQ(sum(), 1 + 2 + 3 + 77);
     ASSERT_EQ(end(0), 1);
     ASSERT_EQ(end(1), 77);
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+}
+
+/* The permissions ("r-xp") of the mapping holding a. */
+static int perms_at(uintptr_t a, char out[5])
+{
+    char *maps = vt_read_file("/proc/self/maps");
+    int found = 0;
+    for (char *line = maps; line && *line && !found;) {
+        unsigned long lo, hi;
+        char perms[5];
+        if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perms) == 3 && a >= lo && a < hi) {
+            memcpy(out, perms, 5);
+            found = 1;
+        }
+        line = strchr(line, '\n');
+        if (line) line++;
+    }
+    free(maps);
+    return found;
+}
+
+/* Read-only segments next to each other in the file share one mapping,
+ * then get their own protections: every page of every PT_LOAD must have
+ * exactly its segment's (the RELRO part of the writable one: read-only). */
+static void check_segment_protections(const char *path)
+{
+    vmc_t *v = open_region();
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, path, 0, &l));
+    void *base;
+    size_t len;
+    ASSERT_OK(vmc_lib_span(l, &base, &len));
+    vt_img_t m;
+    ASSERT_OK(vt_img_read(path, &m));
+    int relro = vt_phdr_find(&m, PT_GNU_RELRO, 0);
+    uint64_t r_lo = relro >= 0 ? vt_phdr(&m, relro)->p_vaddr & ~(uint64_t)4095 : 0;
+    uint64_t r_hi = relro >= 0 ? (vt_phdr(&m, relro)->p_vaddr + vt_phdr(&m, relro)->p_memsz) & ~(uint64_t)4095 : 0;
+    int checked = 0;
+    for (int i = 0; i < vt_ehdr(&m)->e_phnum; i++) {
+        Elf64_Phdr *p = vt_phdr(&m, i);
+        if (p->p_type != PT_LOAD) continue;
+        /* whole pages of this segment only (a page shared with a neighbour
+         * takes the later segment's protection, as with the system loader) */
+        uint64_t lo = (p->p_vaddr + 4095) & ~(uint64_t)4095, hi = (p->p_vaddr + p->p_memsz) & ~(uint64_t)4095;
+        for (uint64_t va = lo; va < hi; va += 4096) {
+            char want[5] = "---p", got[5];
+            want[0] = (p->p_flags & PF_R) ? 'r' : '-';
+            want[1] = (p->p_flags & PF_W) && !(va >= r_lo && va < r_hi) ? 'w' : '-';
+            want[2] = (p->p_flags & PF_X) ? 'x' : '-';
+            ASSERT(perms_at((uintptr_t)base + va - vt_img_lo(&m), got));
+            ASSERT_MSG(!strcmp(got, want), "%s: program header %d, page 0x%lx: %s, not %s", path, i,
+                       (unsigned long)va, got, want);
+            checked++;
+        }
+    }
+    ASSERT_GT(checked, 2);
+    vt_img_free(&m);
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+}
+
+TEST(loader_segments_get_their_own_protection)
+{
+    check_segment_protections(tlib("libt_basic.so"));
+    check_segment_protections(tlib("libt_bigdata.so"));
+    const char *z = syslib("libz.so.1");
+    if (z) check_segment_protections(z);
+    const char *zstd = syslib("libzstd.so.1");
+    if (zstd) check_segment_protections(zstd);
+}
+
+TEST(loader_protection_failure_while_mapping_is_exact)
+{
+    vmc_t *v = open_region();
+    vmc_lib_t *l = NULL;
+    ASSERT_OK(vmc_lib_load(v, tlib("libt_basic.so"), 0, &l));
+    ASSERT_OK(vmc_lib_unload(l));
+    vt_snapshot_t snap;
+    vt_snap(&snap);
+    /* the first mprotect of a load: the text segment's, inside the mapping
+     * it shares with the read-only segments around it */
+    vmc__os_fault(VMC_OS_MPROTECT, 1, EACCES, 0);
+    int r = vmc_lib_load(v, tlib("libt_basic.so"), 0, &l);
+    vmc__os_fault_clear();
+    ASSERT_EQ(r, -EACCES);
+    ASSERT(l == NULL);
+    char want[512];
+    snprintf(want, sizeof want,
+             "%s: program header 1 (offset 0x40+0x38): cannot map the segment: mprotect: Permission denied",
+             tlib("libt_basic.so"));
+    ASSERT_STR_EQ(vmc_last_error(), want);
+    ASSERT_NO_LEAK(snap);
+    vt_snap_free(&snap);
+    ASSERT_OK(vmc_lib_load(v, tlib("libt_basic.so"), 0, &l));
     ASSERT_OK(vmc_lib_unload(l));
     vmc_close(v);
 }
