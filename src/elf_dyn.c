@@ -15,6 +15,19 @@
  * (bloom filter, then the bucket's chain) and DT_HASH otherwise, with a step
  * limit so a hostile chain cannot loop.
  *
+ * Where the tables are read: a library's symbol, string, hash, version and
+ * relocation tables sit together in its first read-only segment (the
+ * linkers put them there).  That range of the file is read once with pread
+ * into memory of the loader's own (up to SNAP_MAX), and the tables are
+ * checked and used there for the library's life.  Two reasons: reading them
+ * through the fresh mapping costs a page fault that maps up to 16 pages,
+ * several microseconds on a virtual machine, more than the pread, and the
+ * system loader takes it; and what was checked cannot change afterwards,
+ * where a private file mapping shows another process's writes to the file
+ * in every page not yet copied.  Tables outside that range (a linker that
+ * places them elsewhere, a range over SNAP_MAX, a load from memory) are
+ * read in the image.
+ *
  * Versions: DT_VERDEF and DT_VERNEED together define what each version index
  * means; a table indexed by version gives the name, and for VERNEED the file
  * that is asked for (it is what dlvsym gets).  A versioned reference matches
@@ -23,6 +36,7 @@
  */
 #include "loader.h"
 #include "error.h"
+#include "os.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -37,6 +51,8 @@ const void *vmc__elf_ptr(const vmc_lib_t *l, uint64_t vaddr, uint64_t size)
 {
     const vmc_seg_t *s = vmc__elf_seg(&l->elf, vaddr, size, 0);
     if (!s || !(s->flags & PF_R)) return NULL;
+    if (l->snap && vaddr >= l->snap_va && size <= l->snap_len && vaddr - l->snap_va <= l->snap_len - size)
+        return l->snap + (vaddr - l->snap_va);
     return (const void *)(l->bias + vaddr);
 }
 
@@ -135,6 +151,56 @@ static int dyn_fail(const dyn_ctx_t *c, int t, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     return dyn_entry_fail(c->l, (size_t)c->at[t] - 1, msg);
+}
+
+/* Copy the file range holding the tables into l->snap: from the lowest
+ * table to the end of the highest (the ends of the sized ones, the starts
+ * of the others, which lie between in every linker's layout), inside the
+ * file part of the read-only segment holding the lowest.  Starting at a
+ * 16-byte boundary keeps every table's alignment in the copy. */
+#define SNAP_MAX (124 * 1024)    /* under malloc's mmap threshold: heap memory
+                                    that is already mapped, no fresh pages */
+
+static int snapshot(dyn_ctx_t *c, int fd)
+{
+    static const int starts[] = {T_STRTAB, T_SYMTAB, T_HASH, T_GNU_HASH, T_VERSYM,
+                                 T_VERDEF, T_VERNEED, T_RELA, T_JMPREL, T_RELR};
+    static const int sized[][2] = {{T_STRTAB, T_STRSZ}, {T_RELA, T_RELASZ}, {T_JMPREL, T_PLTRELSZ},
+                                   {T_RELR, T_RELRSZ}};
+    vmc_lib_t *l = c->l;
+    uint64_t lo = UINT64_MAX, hi = 0, end;
+    for (size_t i = 0; i < sizeof starts / sizeof starts[0]; i++) {
+        if (!c->at[starts[i]]) continue;
+        if (c->val[starts[i]] < lo) lo = c->val[starts[i]];
+        if (c->val[starts[i]] > hi) hi = c->val[starts[i]];
+    }
+    for (size_t i = 0; i < sizeof sized / sizeof sized[0]; i++)
+        if (c->at[sized[i][0]] && c->at[sized[i][1]] && add_ok(c->val[sized[i][0]], c->val[sized[i][1]], &end) &&
+            end > hi)
+            hi = end;
+    lo &= ~(uint64_t)15;
+    const vmc_seg_t *s = lo < hi ? vmc__elf_seg(&l->elf, lo, 0, 0) : NULL;
+    if (!s || (s->flags & (PF_R | PF_W)) != PF_R || lo < s->vaddr) return 0;
+    if (hi > s->vaddr + s->filesz) hi = s->vaddr + s->filesz;
+    if (hi <= lo || hi - lo > SNAP_MAX) return 0;
+    size_t len = (size_t)(hi - lo), got;
+    uint64_t off = s->offset + (lo - s->vaddr);
+    uint8_t *buf = malloc(len);
+    if (!buf) return vmc__fail(-ENOMEM, "%s: out of memory for its dynamic tables (%zu bytes)", l->name, len);
+    int e = vmc__os_pread(fd, buf, len, (off_t)off, &got);
+    if (e || got != len) {
+        free(buf);
+        if (e)
+            return vmc__fail(e, "%s: reading its dynamic tables (offset 0x%lx, 0x%zx bytes): %s", l->name,
+                             (unsigned long)off, len, strerror(-e));
+        return vmc__fail(-ENOEXEC, "%s: reading its dynamic tables (offset 0x%lx, 0x%zx bytes): the file "
+                         "ends at 0x%lx (it shrank while loading)", l->name, (unsigned long)off, len,
+                         (unsigned long)(off + got));
+    }
+    l->snap = buf;
+    l->snap_va = lo;
+    l->snap_len = len;
+    return 0;
 }
 
 /* A table named by entry t: [val, val+size) inside the image, aligned. */
@@ -368,7 +434,7 @@ static size_t reloc_symbols(const vmc_lib_t *l)
     return n;
 }
 
-int vmc__elf_dyn(vmc_lib_t *l)
+int vmc__elf_dyn(vmc_lib_t *l, const vmc_src_t *src)
 {
     dyn_ctx_t c;
     memset(&c, 0, sizeof c);
@@ -456,6 +522,7 @@ int vmc__elf_dyn(vmc_lib_t *l)
                          : !c.at[T_SYMTAB] ? "DT_SYMTAB" : "DT_HASH or DT_GNU_HASH");
     if (c.val[T_STRSZ] == 0 || c.val[T_STRSZ] > UINT32_MAX)
         return dyn_fail(&c, T_STRSZ, "string table size 0x%lx", (unsigned long)c.val[T_STRSZ]);
+    if (src->fd >= 0 && (err = snapshot(&c, src->fd))) return err;
     l->strtab = table(&c, T_STRTAB, c.val[T_STRSZ], 1, &err);
     if (!l->strtab) return err;
     l->strsz = c.val[T_STRSZ];
@@ -517,13 +584,14 @@ int vmc__elf_defines(const vmc_lib_t *l, size_t i, const char *name, const vmc_v
     if (bind != STB_GLOBAL && bind != STB_WEAK && bind != STB_GNU_UNIQUE) return 0;
     int vis = ELF64_ST_VISIBILITY(s->st_other);
     if (vis != STV_DEFAULT && vis != STV_PROTECTED) return 0;
-    if (strcmp(l->strtab + s->st_name, name)) return 0;
+    const char *own = l->strtab + s->st_name;  /* the same text when a library binds itself */
+    if (own != name && strcmp(own, name)) return 0;
     if (!l->versym) return 1;
     unsigned raw = l->versym[i], ndx = raw & MAX_VERSION_INDEX;
     if (ndx == 0) return 0;   /* local */
     if (!ver) return !(raw & 0x8000);
     if (ndx < l->nvers && l->vers[ndx].name && l->vers[ndx].defined)
-        return !strcmp(l->vers[ndx].name, ver->name);
+        return &l->vers[ndx] == ver || !strcmp(l->vers[ndx].name, ver->name);
     /* an unversioned definition satisfies a versioned reference (as glibc) */
     return ndx == 1 && !(raw & 0x8000);
 }

@@ -360,6 +360,7 @@ static void run_fini(vmc_lib_t *l)
 /* Free a library that holds no run and no dependencies any more. */
 static void lib_free(vmc_lib_t *l)
 {
+    free(l->snap);
     free(l->deps);
     free(l->vers);
     free(l->name);
@@ -435,7 +436,7 @@ static int load_image(vmc_lib_t *l, const vmc_src_t *src, const uint8_t *hdr, si
     if (e) return e;
     if ((e = vmc__elf_map(l, src))) return e;
     list_add(l->v, l);
-    if ((e = vmc__elf_dyn(l))) return e;
+    if ((e = vmc__elf_dyn(l, src))) return e;
     if ((e = resolve_deps(l))) return e;
     vmc__host_sym_sync();  /* resolving dependencies may have loaded objects */
     if ((e = vmc__elf_relocate(l))) return e;
@@ -602,6 +603,7 @@ int vmc_lib_info(vmc_lib_t *l, vmc_lib_info_t *out)
     out->bound_host = l->counts.bound[VMC_BOUND_HOST];
     out->bound_weak_zero = l->counts.bound[VMC_BOUND_WEAK_ZERO];
     out->ndeps = (unsigned)l->ndeps;
+    out->tables_copied = l->snap ? (size_t)l->snap_len : 0;
     return 0;
 }
 

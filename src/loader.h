@@ -124,6 +124,13 @@ struct vmc_lib {
     uintptr_t bias;              /* run - elf.lo: add to every p_vaddr      */
     int in_heap;                 /* (reserved: images are code-region only) */
 
+    /* The read-only tables the dynamic section names (symbols, strings,
+     * hashes, versions, relocations), read once into the loader's memory
+     * (elf_dyn.c says why); vmc__elf_ptr serves [snap_va, +snap_len) from
+     * here.  NULL: everything is read in the image. */
+    uint8_t *snap;
+    uint64_t snap_va, snap_len;
+
     /* dynamic section (all pointers checked to lie inside the image) */
     const Elf64_Dyn *dyn;
     size_t ndyn;
@@ -193,8 +200,9 @@ int vmc__elf_protect_relro(vmc_lib_t *l);
 int vmc__elf_unmap(vmc_lib_t *l);
 
 /* ---- elf_dyn.c ------------------------------------------------------------- */
-/* Read and check the dynamic section and the tables it points to. */
-int vmc__elf_dyn(vmc_lib_t *l);
+/* Read and check the dynamic section and the tables it points to (from
+ * src's file where it has one, see vmc_lib_t.snap). */
+int vmc__elf_dyn(vmc_lib_t *l, const vmc_src_t *src);
 /* Pointer to [vaddr, vaddr+size) of the image if it lies in the file-backed
  * part of one PT_LOAD, else NULL. */
 const void *vmc__elf_ptr(const vmc_lib_t *l, uint64_t vaddr, uint64_t size);

@@ -141,6 +141,7 @@ TEST(cli_load)
     ASSERT_STR_CONTAINS(out, " r-x\n");
     ASSERT_STR_CONTAINS(out, " relative, ");
     ASSERT_STR_CONTAINS(out, " to itself, 0 to private libraries, ");
+    ASSERT_STR_CONTAINS(out, " bytes read into the loader's memory\n");
     ASSERT_STR_CONTAINS(out, "  needs     libc.so.6                the host's copy");
     ASSERT_STR_CONTAINS(out, "symbol compress2                0x");
     ASSERT_STR_CONTAINS(out, "symbol deflateEnd               0x");
@@ -149,6 +150,7 @@ TEST(cli_load)
     ASSERT_EQ(vmcode(args, &out), 1);  /* a symbol not found */
     ASSERT(json_balanced(out));
     ASSERT_STR_CONTAINS(out, "\"inside_code_region\":true");
+    ASSERT_STR_CONTAINS(out, "\"tables_copied\":");
     ASSERT_STR_CONTAINS(out, "\"deps\":[{\"name\":\"libc.so.6\",\"bound\":\"host\"}]");
     ASSERT_STR_CONTAINS(out, "{\"name\":\"nope\",\"address\":null,\"library\":null}");
     free(out);

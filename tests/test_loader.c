@@ -7,6 +7,7 @@
 #include "os.h"
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
@@ -944,6 +945,134 @@ TEST(loader_protection_failure_while_mapping_is_exact)
     ASSERT_NO_LEAK(snap);
     vt_snap_free(&snap);
     ASSERT_OK(vmc_lib_load(v, tlib("libt_basic.so"), 0, &l));
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+}
+
+/* The file range the loader copies the dynamic tables from, computed from
+ * the dynamic section as docs/loader.md describes it. */
+static void table_range(const char *path, uint64_t *off, uint64_t *len)
+{
+    vt_img_t m;
+    ASSERT_OK(vt_img_read(path, &m));
+    static const int64_t starts[] = {DT_STRTAB, DT_SYMTAB, DT_HASH, DT_GNU_HASH, DT_VERSYM,
+                                     DT_VERDEF, DT_VERNEED, DT_RELA, DT_JMPREL};
+    static const int64_t sized[][2] = {{DT_STRTAB, DT_STRSZ}, {DT_RELA, DT_RELASZ}, {DT_JMPREL, DT_PLTRELSZ}};
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (size_t i = 0; i < sizeof starts / sizeof starts[0]; i++) {
+        Elf64_Dyn *d = vt_dyn(&m, starts[i], NULL);
+        if (d && d->d_un.d_ptr < lo) lo = d->d_un.d_ptr;
+        if (d && d->d_un.d_ptr > hi) hi = d->d_un.d_ptr;
+    }
+    for (size_t i = 0; i < sizeof sized / sizeof sized[0]; i++) {
+        Elf64_Dyn *a = vt_dyn(&m, sized[i][0], NULL), *n = vt_dyn(&m, sized[i][1], NULL);
+        if (a && n && a->d_un.d_ptr + n->d_un.d_val > hi) hi = a->d_un.d_ptr + n->d_un.d_val;
+    }
+    lo &= ~(uint64_t)15;
+    *off = vt_v2o(&m, lo);
+    *len = hi - lo;
+    vt_img_free(&m);
+}
+
+TEST(loader_tables_are_read_once_and_used_from_the_copy)
+{
+    /* a copy of libt_basic.so that is overwritten after the load: what the
+     * loader checked is what it keeps using (a private file mapping would
+     * show the new bytes in every page not yet copied) */
+    char dir[] = "/tmp/vmc-tables-XXXXXX", path[600];
+    ASSERT(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/libt_basic.so", dir);
+    vt_img_t m;
+    ASSERT_OK(vt_img_read(tlib("libt_basic.so"), &m));
+    ASSERT_OK(vt_img_write(&m, path));
+    vt_img_free(&m);
+    uint64_t off, len;
+    table_range(path, &off, &len);
+    vmc_t *v = open_region();
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, path, 0, &l));
+    vmc_lib_info_t li;
+    ASSERT_OK(vmc_lib_info(l, &li));
+    ASSERT_EQ(li.tables_copied, len);
+    void *add = vmc_lib_sym(l, "t_add");
+    ASSERT(add);
+    int fd = open(path, O_WRONLY);
+    ASSERT(fd >= 0);
+    char *junk = malloc(len);
+    memset(junk, 0xa5, len);
+    ASSERT_EQ(pwrite(fd, junk, len, (off_t)off), (ssize_t)len);
+    close(fd);
+    free(junk);
+    ASSERT(vmc_lib_sym(l, "t_add") == add);
+    const char *(*name)(int) = (const char *(*)(int))vmc_lib_sym(l, "t_name");
+    ASSERT(name);
+    ASSERT_STR_EQ(name(1), "one");
+    ASSERT(vmc_lib_sym(l, "t_nothing") == NULL);
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+    unlink(path);
+    rmdir(dir);
+}
+
+TEST(loader_large_tables_are_read_in_place)
+{
+    vmc_t *v = open_region();
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, tlib("libt_many.so"), 0, &l));
+    vmc_lib_info_t li;
+    ASSERT_OK(vmc_lib_info(l, &li));
+    ASSERT_EQ(li.tables_copied, 0);
+    int (*first)(void) = (int (*)(void))vmc_lib_sym(l, "t_fn_10000");
+    int (*last)(void) = (int (*)(void))vmc_lib_sym(l, "t_fn_17777");
+    ASSERT(first && last && in_lib(l, (void *)last));
+    ASSERT_EQ(first(), 10000);
+    ASSERT_EQ(last(), 17777);
+    ASSERT(vmc_lib_sym(l, "t_fn_18000") == NULL);
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+}
+
+/* pread past the ELF header finds the end of the file, as when the file is
+ * truncated during the load. */
+static ssize_t eof_pread(int fd, void *buf, size_t len, off_t off)
+{
+    return off == 0 ? pread(fd, buf, len, off) : 0;
+}
+
+TEST(loader_reading_the_tables_fails_cleanly)
+{
+    const char *path = tlib("libt_basic.so");
+    uint64_t off, len;
+    table_range(path, &off, &len);
+    vmc_t *v = open_region();
+    vmc_lib_t *l = NULL;
+    ASSERT_OK(vmc_lib_load(v, path, 0, &l));
+    ASSERT_OK(vmc_lib_unload(l));
+    vt_snapshot_t snap;
+    vt_snap(&snap);
+    char want[800];
+    /* the second pread of a load (the first reads the ELF header) */
+    vmc__os_fault(VMC_OS_PREAD, 2, EIO, 0);
+    int r = vmc_lib_load(v, path, 0, &l);
+    vmc__os_fault_clear();
+    ASSERT_EQ(r, -EIO);
+    ASSERT(l == NULL);
+    snprintf(want, sizeof want, "%s: reading its dynamic tables (offset 0x%lx, 0x%lx bytes): Input/output error",
+             path, (unsigned long)off, (unsigned long)len);
+    ASSERT_STR_EQ(vmc_last_error(), want);
+    ASSERT_NO_LEAK(snap);
+    /* the file ends early */
+    vmc__os_set_call(VMC_OS_PREAD, (void (*)(void))eof_pread);
+    r = vmc_lib_load(v, path, 0, &l);
+    vmc__os_set_call(VMC_OS_PREAD, NULL);
+    ASSERT_EQ(r, -ENOEXEC);
+    ASSERT(l == NULL);
+    snprintf(want, sizeof want, "%s: reading its dynamic tables (offset 0x%lx, 0x%lx bytes): the file ends at "
+             "0x%lx (it shrank while loading)", path, (unsigned long)off, (unsigned long)len, (unsigned long)off);
+    ASSERT_STR_EQ(vmc_last_error(), want);
+    ASSERT_NO_LEAK(snap);
+    vt_snap_free(&snap);
+    ASSERT_OK(vmc_lib_load(v, path, 0, &l));
     ASSERT_OK(vmc_lib_unload(l));
     vmc_close(v);
 }

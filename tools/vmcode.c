@@ -282,9 +282,10 @@ static void print_lib(vmc_t *v, vmc_lib_t *l, double ms, int json, int first)
                    (unsigned long)(uintptr_t)li.segments[i].start, li.segments[i].size, p);
         }
         printf("],\"relocations\":{\"relative\":%zu,\"symbolic\":%zu,\"irelative\":%zu,\"relr\":%zu},"
-               "\"bound\":{\"self\":%zu,\"private\":%zu,\"host\":%zu,\"weak_zero\":%zu},\"deps\":[",
+               "\"bound\":{\"self\":%zu,\"private\":%zu,\"host\":%zu,\"weak_zero\":%zu},"
+               "\"tables_copied\":%zu,\"deps\":[",
                li.relocs_relative, li.relocs_symbolic, li.relocs_irelative, li.relocs_relr, li.bound_self,
-               li.bound_private, li.bound_host, li.bound_weak_zero);
+               li.bound_private, li.bound_host, li.bound_weak_zero, li.tables_copied);
         for (unsigned i = 0; i < li.ndeps; i++) {
             vmc_lib_dep_t d;
             vmc_lib_dep(l, i, &d);
@@ -307,6 +308,8 @@ static void print_lib(vmc_t *v, vmc_lib_t *l, double ms, int json, int first)
            li.relocs_symbolic, li.relocs_irelative, li.relocs_relr);
     printf("  bound     %zu to itself, %zu to private libraries, %zu to the host, %zu weak to 0\n",
            li.bound_self, li.bound_private, li.bound_host, li.bound_weak_zero);
+    if (li.tables_copied) printf("  tables    %zu bytes read into the loader's memory\n", li.tables_copied);
+    else printf("  tables    read in place\n");
     for (unsigned i = 0; i < li.ndeps; i++) {
         vmc_lib_dep_t d;
         vmc_lib_dep(l, i, &d);
