@@ -11,7 +11,7 @@
  *
  *   cc -std=c11 -O2 -D_GNU_SOURCE -Iinclude bench/bench_load.c build/libvmcode.a \
  *      -ldl -lpthread -o build/bench_load
- *   build/bench_load [--rounds N] [LIB...]
+ *   build/bench_load [--rounds N] [LIB...]     (default 1000 rounds)
  */
 #include "vmcode.h"
 
@@ -19,9 +19,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#define BLOCK 50                 /* rounds of one method before the next takes a turn */
+
+static long minflt(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_minflt;
+}
 
 static double now_us(void)
 {
@@ -58,7 +68,7 @@ int main(int argc, char **argv)
 {
     static const char *const defaults[] = {"libz.so.1", "libzstd.so.1", "libbz2.so.1.0", "liblzma.so.5",
                                            "libexpat.so.1", "libffi.so.8", "libpcre2-8.so.0"};
-    int rounds = 200;
+    int rounds = 1000;
     const char *libs[64];
     int nlibs = 0;
     for (int i = 1; i < argc; i++) {
@@ -77,8 +87,8 @@ int main(int argc, char **argv)
     double *tp = malloc(sizeof(double) * (size_t)rounds), *td = malloc(sizeof(double) * (size_t)rounds),
            *tm = malloc(sizeof(double) * (size_t)rounds);
     printf("| library | size (KiB) | private load+unload (us) | dlopen+dlclose (us) | dlmopen+dlclose (us) "
-           "| dlopen / private | dlmopen / private |\n");
-    printf("|---|---:|---:|---:|---:|---:|---:|\n");
+           "| dlopen / private | dlmopen / private | page faults, private | page faults, dlopen |\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int k = 0; k < nlibs; k++) {
         char buf[512];
         const char *path = find_lib(libs[k], buf, sizeof buf);
@@ -110,15 +120,19 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_load: %s stays loaded after dlclose (NODELETE), skipped\n", base);
             continue;
         }
-        /* Each method runs in blocks of rounds/2, twice (A B C A B C), so
-         * each is measured in its steady state and drift cancels out.
+        /* Each method runs in blocks of BLOCK rounds, the methods taking
+         * turns (A B C A B C ...), so each is measured in its steady state
+         * and drift on this shared machine falls on all of them alike.
          * (Loading objects between two private loads empties the private
          * loader's host-symbol cache: interleaving round by round would
-         * measure a cold cache every time.) */
-        int dlm_ok = 1, half = rounds / 2;
-        for (int pass = 0; pass < 2; pass++) {
-            int base_r = pass * half, n = pass ? rounds - half : half;
-            for (int r = base_r; r < base_r + n; r++) {
+         * measure a cold cache every time.)  Page faults are counted over
+         * all rounds of each method (getrusage). */
+        int dlm_ok = 1;
+        long fp = 0, fd = 0;
+        for (int base_r = 0; base_r < rounds; base_r += BLOCK) {
+            int end = base_r + BLOCK < rounds ? base_r + BLOCK : rounds;
+            long f0 = minflt();
+            for (int r = base_r; r < end; r++) {
                 double t0 = now_us();
                 if (vmc_lib_load(v, path, 0, &l)) {
                     fprintf(stderr, "bench_load: %s: %s\n", path, vmc_last_error());
@@ -127,14 +141,18 @@ int main(int argc, char **argv)
                 vmc_lib_unload(l);
                 tp[r] = now_us() - t0;
             }
-            for (int r = base_r; r < base_r + n; r++) {
+            long f1 = minflt();
+            for (int r = base_r; r < end; r++) {
                 double t0 = now_us();
                 h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
                 if (!h) return 1;
                 dlclose(h);
                 td[r] = now_us() - t0;
             }
-            for (int r = base_r; r < base_r + n; r++) {
+            long f2 = minflt();
+            fp += f1 - f0;
+            fd += f2 - f1;
+            for (int r = base_r; r < end; r++) {
                 double t0 = now_us();
                 if (dlm_ok) {
                     h = dlmopen(LM_ID_NEWLM, path, RTLD_NOW);
@@ -149,16 +167,19 @@ int main(int argc, char **argv)
             }
         }
         double mp = median(tp, rounds), md = median(td, rounds), mm = median(tm, rounds);
-        if (dlm_ok)
-            printf("| %s | %ld | %.1f | %.1f | %.1f | %.2f | %.2f |\n", base, (long)(st.st_size / 1024), mp, md,
-                   mm, md / mp, mm / mp);
-        else
-            printf("| %s | %ld | %.1f | %.1f | - | %.2f | - |\n", base, (long)(st.st_size / 1024), mp, md,
-                   md / mp);
+        char dlm[64] = "-", dlm_ratio[32] = "-";
+        if (dlm_ok) {
+            snprintf(dlm, sizeof dlm, "%.1f", mm);
+            snprintf(dlm_ratio, sizeof dlm_ratio, "%.2f", mm / mp);
+        }
+        printf("| %s | %ld | %.1f | %.1f | %s | **%.2f** | %s | %.1f | %.1f |\n", base,
+               (long)(st.st_size / 1024), mp, md, dlm, md / mp, dlm_ratio, (double)fp / rounds,
+               (double)fd / rounds);
         fflush(stdout);
     }
-    printf("\nmedians of %d rounds per method, in blocks of %d (A B C A B C); `bench_load --rounds %d`\n",
-           rounds, rounds / 2, rounds);
+    printf("\nMedians of %d rounds per method, in blocks of %d taking turns (A B C A B C ...); page faults "
+           "per load+unload, averaged; `bench_load --rounds %d`.  A ratio above 1 means the private load is "
+           "faster.\n", rounds, BLOCK, rounds);
     free(tp);
     free(td);
     free(tm);
