@@ -318,6 +318,34 @@ static const uintptr_t *array(vmc_lib_t *l, uint64_t va, uint64_t size)
 }
 
 /* Every constructor and destructor address, before running any. */
+/* DT_FINI is, in nearly every library, crtn.o's empty function (sub $8,%rsp;
+ * add $8,%rsp; ret; after endbr64 where CET is on) at the very end of the
+ * text, on a page nothing else touches: calling it at unload costs a page
+ * fault that maps up to 16 pages, to run three instructions that do
+ * nothing.  Its bytes are read at load (from the file, or the memory
+ * image); when they are exactly that, it is not called. */
+static int note_empty_fini(vmc_lib_t *l, const vmc_src_t *src)
+{
+    static const uint8_t empty[] = {0x48, 0x83, 0xec, 0x08, 0x48, 0x83, 0xc4, 0x08, 0xc3};
+    static const uint8_t endbr64[] = {0xf3, 0x0f, 0x1e, 0xfa};
+    uint8_t b[sizeof endbr64 + sizeof empty];
+    const vmc_seg_t *s = l->fini ? vmc__elf_seg(&l->elf, l->fini, sizeof empty, 0) : NULL;
+    if (!s) return 0;  /* none, or too near the end of its file bytes to be it: call it */
+    uint64_t off = s->offset + (l->fini - s->vaddr);
+    size_t want = s->offset + s->filesz - off < sizeof b ? (size_t)(s->offset + s->filesz - off) : sizeof b;
+    size_t got = want;
+    if (src->fd < 0) {
+        memcpy(b, src->bytes + off, want);
+    } else {
+        int e = vmc__os_pread(src->fd, b, want, (off_t)off, &got);
+        if (e) return vmc__fail(e, "%s: reading DT_FINI (offset 0x%lx): %s", l->name, (unsigned long)off,
+                                strerror(-e));
+    }
+    size_t skip = got >= sizeof b && !memcmp(b, endbr64, sizeof endbr64) ? sizeof endbr64 : 0;
+    l->fini_empty = got >= skip + sizeof empty && !memcmp(b + skip, empty, sizeof empty);
+    return 0;
+}
+
 static int check_init_fini(vmc_lib_t *l)
 {
     int e;
@@ -352,7 +380,7 @@ static void run_fini(vmc_lib_t *l)
     const uintptr_t *a = array(l, l->fini_array, l->fini_arraysz);
     for (size_t i = a ? l->fini_arraysz / 8 : 0; i-- > 0;)
         if (a[i] && a[i] != UINTPTR_MAX) ((fini_fn)a[i])();
-    if (l->fini) ((fini_fn)(l->bias + l->fini))();
+    if (l->fini && !l->fini_empty) ((fini_fn)(l->bias + l->fini))();
 }
 
 /* ---- load -------------------------------------------------------------------- */
@@ -441,7 +469,7 @@ static int load_image(vmc_lib_t *l, const vmc_src_t *src, const uint8_t *hdr, si
     vmc__host_sym_sync();  /* resolving dependencies may have loaded objects */
     if ((e = vmc__elf_relocate(l))) return e;
     if ((e = vmc__elf_protect_relro(l))) return e;
-    if ((e = check_init_fini(l))) return e;
+    if ((e = check_init_fini(l)) || (e = note_empty_fini(l, src))) return e;
     vmc__elf_unwind_register(l);
     l->state = VMC_LIB_RELOCATED;
     l->init_seq = ++l->v->lib_seq;  /* dependencies finish first */

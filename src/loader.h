@@ -148,6 +148,7 @@ struct vmc_lib {
     size_t nvers;
     uint64_t rela, relasz, jmprel, pltrelsz, relr, relrsz;   /* vaddrs, bytes */
     uint64_t init, fini, init_array, init_arraysz, fini_array, fini_arraysz;
+    int fini_empty;              /* DT_FINI does nothing: not called        */
     uint64_t dt_flags, dt_flags_1;
     uint32_t needed[VMC_ELF_MAX_NEEDED];   /* DT_NEEDED strtab offsets      */
     size_t nneeded;

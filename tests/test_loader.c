@@ -1077,6 +1077,71 @@ TEST(loader_reading_the_tables_fails_cleanly)
     vmc_close(v);
 }
 
+/* crtn.o's empty DT_FINI is recognised and not called: with its page made
+ * inaccessible after the load, unloading still works (a call would fault).
+ * A DT_FINI that does something is called (loader_ctor_dtor_order...). */
+static void empty_fini_is_skipped(vmc_t *v, const char *path, int from_memory)
+{
+    vmc_lib_t *l;
+    vt_img_t m;
+    ASSERT_OK(vt_img_read(path, &m));
+    if (from_memory) ASSERT_OK(vmc_lib_load_mem(v, m.b, m.n, "lib.so", 0, &l));
+    else ASSERT_OK(vmc_lib_load(v, path, 0, &l));
+    void *s;
+    size_t n;
+    ASSERT_OK(vmc_lib_span(l, &s, &n));
+    uintptr_t base = (uintptr_t)s - vt_img_lo(&m);
+    Elf64_Dyn *fini = vt_dyn(&m, DT_FINI, NULL), *fa = vt_dyn(&m, DT_FINI_ARRAY, NULL),
+              *fasz = vt_dyn(&m, DT_FINI_ARRAYSZ, NULL);
+    ASSERT(fini && fa && fasz);
+    uintptr_t page = (base + fini->d_un.d_ptr) & ~(uintptr_t)4095;
+    const uintptr_t *arr = (const uintptr_t *)(base + fa->d_un.d_ptr);
+    for (size_t i = 0; i < fasz->d_un.d_val / 8; i++)
+        ASSERT_MSG((arr[i] & ~(uintptr_t)4095) != page, "DT_FINI_ARRAY[%zu] shares DT_FINI's page", i);
+    ASSERT_EQ(mprotect((void *)page, 4096, PROT_NONE), 0);
+    ASSERT_OK(vmc_lib_unload(l));
+    vt_img_free(&m);
+}
+
+TEST(loader_empty_dt_fini_is_not_called)
+{
+    vmc_t *v = open_region();
+    empty_fini_is_skipped(v, tlib("libt_many.so"), 0);
+    empty_fini_is_skipped(v, tlib("libt_many.so"), 1);
+    const char *z = syslib("libz.so.1");
+    if (z) empty_fini_is_skipped(v, z, 0);
+    vmc_close(v);
+}
+
+TEST(loader_reading_dt_fini_fails_cleanly)
+{
+    const char *path = tlib("libt_basic.so");
+    vt_img_t m;
+    ASSERT_OK(vt_img_read(path, &m));
+    Elf64_Dyn *fini = vt_dyn(&m, DT_FINI, NULL);
+    ASSERT(fini);
+    uint64_t off = vt_v2o(&m, fini->d_un.d_ptr);
+    vt_img_free(&m);
+    vmc_t *v = open_region();
+    vmc_lib_t *l = NULL;
+    ASSERT_OK(vmc_lib_load(v, path, 0, &l));
+    ASSERT_OK(vmc_lib_unload(l));
+    vt_snapshot_t snap;
+    vt_snap(&snap);
+    /* the third pread of a load: header, dynamic tables, DT_FINI */
+    vmc__os_fault(VMC_OS_PREAD, 3, EIO, 0);
+    int r = vmc_lib_load(v, path, 0, &l);
+    vmc__os_fault_clear();
+    ASSERT_EQ(r, -EIO);
+    ASSERT(l == NULL);
+    char want[600];
+    snprintf(want, sizeof want, "%s: reading DT_FINI (offset 0x%lx): Input/output error", path, (unsigned long)off);
+    ASSERT_STR_EQ(vmc_last_error(), want);
+    ASSERT_NO_LEAK(snap);
+    vt_snap_free(&snap);
+    vmc_close(v);
+}
+
 TEST(loader_errors_for_missing_files_and_arguments)
 {
     vmc_t *v = open_region();
