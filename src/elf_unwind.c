@@ -60,13 +60,15 @@ static uint64_t eh_frame_vaddr(const vmc_lib_t *l)
 void vmc__elf_unwind_register(vmc_lib_t *l)
 {
     if (!l->elf.ehhdr_size || (l->flags & VMC_LOAD_INERT)) return;
-    uint64_t va = eh_frame_vaddr(l);
-    /* at least the first entry's length word, readable */
-    if (!va || !vmc__elf_ptr(l, va, 4)) return;
+    /* the unwinder first: without one, .eh_frame_hdr is not read (its page
+     * is not faulted in) */
     const vmc_name_t rname = vmc__elf_name("__register_frame"), dname = vmc__elf_name("__deregister_frame");
     frame_fn reg = (frame_fn)vmc__host_sym_for(l, &rname, NULL);
     frame_fn dereg = (frame_fn)vmc__host_sym_for(l, &dname, NULL);
     if (!reg || !dereg) return;
+    uint64_t va = eh_frame_vaddr(l);
+    /* at least the first entry's length word, readable */
+    if (!va || !vmc__elf_ptr(l, va, 4)) return;
     l->eh_frame = (void *)(l->bias + va);
     l->eh_deregister = dereg;
     reg(l->eh_frame);
