@@ -922,31 +922,42 @@ TEST(loader_segments_get_their_own_protection)
     if (zstd) check_segment_protections(zstd);
 }
 
-TEST(loader_protection_failure_while_mapping_is_exact)
+/* A load of path whose nth `call` fails with err (or, with fn, whose `call`
+ * is replaced by fn) is refused with exactly `want`, leaves nothing behind,
+ * and the next load works. */
+static void load_fails_exactly(const char *path, enum vmc_os_call call, unsigned long nth, int err,
+                               void (*fn)(void), const char *want)
 {
     vmc_t *v = open_region();
     vmc_lib_t *l = NULL;
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_basic.so"), 0, &l));
+    ASSERT_OK(vmc_lib_load(v, path, 0, &l));
     ASSERT_OK(vmc_lib_unload(l));
     vt_snapshot_t snap;
     vt_snap(&snap);
+    if (fn) vmc__os_set_call(call, fn);
+    else vmc__os_fault(call, nth, err, 0);
+    int r = vmc_lib_load(v, path, 0, &l);
+    if (fn) vmc__os_set_call(call, NULL);
+    else vmc__os_fault_clear();
+    ASSERT_EQ(r, -err);
+    ASSERT(l == NULL);
+    ASSERT_STR_EQ(vmc_last_error(), want);
+    ASSERT_NO_LEAK(snap);
+    vt_snap_free(&snap);
+    ASSERT_OK(vmc_lib_load(v, path, 0, &l));
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+}
+
+TEST(loader_protection_failure_while_mapping_is_exact)
+{
     /* the first mprotect of a load: the text segment's, inside the mapping
      * it shares with the read-only segments around it */
-    vmc__os_fault(VMC_OS_MPROTECT, 1, EACCES, 0);
-    int r = vmc_lib_load(v, tlib("libt_basic.so"), 0, &l);
-    vmc__os_fault_clear();
-    ASSERT_EQ(r, -EACCES);
-    ASSERT(l == NULL);
     char want[512];
     snprintf(want, sizeof want,
              "%s: program header 1 (offset 0x40+0x38): cannot map the segment: mprotect: Permission denied",
              tlib("libt_basic.so"));
-    ASSERT_STR_EQ(vmc_last_error(), want);
-    ASSERT_NO_LEAK(snap);
-    vt_snap_free(&snap);
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_basic.so"), 0, &l));
-    ASSERT_OK(vmc_lib_unload(l));
-    vmc_close(v);
+    load_fails_exactly(tlib("libt_basic.so"), VMC_OS_MPROTECT, 1, EACCES, NULL, want);
 }
 
 /* The file range the loader copies the dynamic tables from, computed from
@@ -1044,37 +1055,15 @@ TEST(loader_reading_the_tables_fails_cleanly)
     const char *path = tlib("libt_basic.so");
     uint64_t off, len;
     table_range(path, &off, &len);
-    vmc_t *v = open_region();
-    vmc_lib_t *l = NULL;
-    ASSERT_OK(vmc_lib_load(v, path, 0, &l));
-    ASSERT_OK(vmc_lib_unload(l));
-    vt_snapshot_t snap;
-    vt_snap(&snap);
     char want[800];
     /* the second pread of a load (the first reads the ELF header) */
-    vmc__os_fault(VMC_OS_PREAD, 2, EIO, 0);
-    int r = vmc_lib_load(v, path, 0, &l);
-    vmc__os_fault_clear();
-    ASSERT_EQ(r, -EIO);
-    ASSERT(l == NULL);
     snprintf(want, sizeof want, "%s: reading its dynamic tables (offset 0x%lx, 0x%lx bytes): Input/output error",
              path, (unsigned long)off, (unsigned long)len);
-    ASSERT_STR_EQ(vmc_last_error(), want);
-    ASSERT_NO_LEAK(snap);
+    load_fails_exactly(path, VMC_OS_PREAD, 2, EIO, NULL, want);
     /* the file ends early */
-    vmc__os_set_call(VMC_OS_PREAD, (void (*)(void))eof_pread);
-    r = vmc_lib_load(v, path, 0, &l);
-    vmc__os_set_call(VMC_OS_PREAD, NULL);
-    ASSERT_EQ(r, -ENOEXEC);
-    ASSERT(l == NULL);
     snprintf(want, sizeof want, "%s: reading its dynamic tables (offset 0x%lx, 0x%lx bytes): the file ends at "
              "0x%lx (it shrank while loading)", path, (unsigned long)off, (unsigned long)len, (unsigned long)off);
-    ASSERT_STR_EQ(vmc_last_error(), want);
-    ASSERT_NO_LEAK(snap);
-    vt_snap_free(&snap);
-    ASSERT_OK(vmc_lib_load(v, path, 0, &l));
-    ASSERT_OK(vmc_lib_unload(l));
-    vmc_close(v);
+    load_fails_exactly(path, VMC_OS_PREAD, 0, ENOEXEC, (void (*)(void))eof_pread, want);
 }
 
 /* crtn.o's empty DT_FINI is recognised and not called: with its page made
@@ -1122,24 +1111,10 @@ TEST(loader_reading_dt_fini_fails_cleanly)
     ASSERT(fini);
     uint64_t off = vt_v2o(&m, fini->d_un.d_ptr);
     vt_img_free(&m);
-    vmc_t *v = open_region();
-    vmc_lib_t *l = NULL;
-    ASSERT_OK(vmc_lib_load(v, path, 0, &l));
-    ASSERT_OK(vmc_lib_unload(l));
-    vt_snapshot_t snap;
-    vt_snap(&snap);
-    /* the third pread of a load: header, dynamic tables, DT_FINI */
-    vmc__os_fault(VMC_OS_PREAD, 3, EIO, 0);
-    int r = vmc_lib_load(v, path, 0, &l);
-    vmc__os_fault_clear();
-    ASSERT_EQ(r, -EIO);
-    ASSERT(l == NULL);
     char want[600];
     snprintf(want, sizeof want, "%s: reading DT_FINI (offset 0x%lx): Input/output error", path, (unsigned long)off);
-    ASSERT_STR_EQ(vmc_last_error(), want);
-    ASSERT_NO_LEAK(snap);
-    vt_snap_free(&snap);
-    vmc_close(v);
+    /* the third pread of a load: header, dynamic tables, DT_FINI */
+    load_fails_exactly(path, VMC_OS_PREAD, 3, EIO, NULL, want);
 }
 
 TEST(loader_errors_for_missing_files_and_arguments)
