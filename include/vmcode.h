@@ -186,9 +186,10 @@ typedef struct vmc_lib_info {
     size_t bound_host;           /* ... to the host process (dlvsym)          */
     size_t bound_weak_zero;      /* undefined weak symbols, bound to 0        */
     unsigned ndeps;              /* DT_NEEDED entries                         */
-    size_t tables_copied;        /* bytes of its symbol, string, hash, version
-                                    and relocation tables read into the
-                                    loader's memory at load (0: read in place) */
+    size_t tables_copied;        /* bytes of the file read into the loader's
+                                    memory at load to hold its symbol, string,
+                                    hash, version and relocation tables
+                                    (0: they are read in place)             */
 } vmc_lib_info_t;
 VMC_API int vmc_lib_info(vmc_lib_t *l, vmc_lib_info_t *out);
 

@@ -16,17 +16,20 @@
  * limit so a hostile chain cannot loop.
  *
  * Where the tables are read: a library's symbol, string, hash, version and
- * relocation tables sit together in its first read-only segment (the
- * linkers put them there).  That range of the file is read once with pread
- * into memory of the loader's own (up to SNAP_MAX), and the tables are
- * checked and used there for the library's life.  Two reasons: reading them
- * through the fresh mapping costs a page fault that maps up to 16 pages,
- * several microseconds on a virtual machine, more than the pread, and the
- * system loader takes it; and what was checked cannot change afterwards,
- * where a private file mapping shows another process's writes to the file
- * in every page not yet copied.  Tables outside that range (a linker that
- * places them elsewhere, a range over SNAP_MAX, a load from memory) are
- * read in the image.
+ * relocation tables sit together in its first segment, which is not
+ * writable (the linkers put them there).  The file part of the segment
+ * holding the lowest of them is read whole, once, with pread into memory of
+ * the loader's own (when it is not writable and at most SNAP_MAX), and
+ * every table inside it is checked and used there for the library's life.
+ * Two reasons: reading them through the fresh mapping costs a page fault
+ * that maps up to 16 pages, several microseconds on a virtual machine, more
+ * than the pread, and the system loader takes it; and what was checked
+ * there cannot change afterwards, where a private file mapping shows another
+ * process's writes to the file in every page not yet copied.  Tables
+ * elsewhere (another layout, a segment over SNAP_MAX, a load from memory)
+ * are read in the image.  Either way, the tables checked once and trusted
+ * after (symbols, strings, hashes, versions) must not be in a writable
+ * segment, where a relocation could change them after the check.
  *
  * Versions: DT_VERDEF and DT_VERNEED together define what each version index
  * means; a table indexed by version gives the name, and for VERNEED the file
@@ -153,11 +156,11 @@ static int dyn_fail(const dyn_ctx_t *c, int t, const char *fmt, ...)
     return dyn_entry_fail(c->l, (size_t)c->at[t] - 1, msg);
 }
 
-/* Copy the file range holding the tables into l->snap: from the lowest
- * table to the end of the highest (the ends of the sized ones, the starts
- * of the others, which lie between in every linker's layout), inside the
- * file part of the read-only segment holding the lowest.  Starting at a
- * 16-byte boundary keeps every table's alignment in the copy. */
+/* Copy the file part of the segment holding the lowest table into l->snap,
+ * whole: a range vmc__elf_ptr accepts lies inside one segment, so a table
+ * that starts in the copy ends in it.  The copy starts at the same offset
+ * from a 16-byte boundary as the segment, so every table keeps in the copy
+ * the alignment its address was checked for. */
 #define SNAP_MAX (124 * 1024)    /* under malloc's mmap threshold: heap memory
                                     that is already mapped, no fresh pages */
 
@@ -165,46 +168,39 @@ static int snapshot(dyn_ctx_t *c, int fd)
 {
     static const int starts[] = {T_STRTAB, T_SYMTAB, T_HASH, T_GNU_HASH, T_VERSYM,
                                  T_VERDEF, T_VERNEED, T_RELA, T_JMPREL, T_RELR};
-    static const int sized[][2] = {{T_STRTAB, T_STRSZ}, {T_RELA, T_RELASZ}, {T_JMPREL, T_PLTRELSZ},
-                                   {T_RELR, T_RELRSZ}};
     vmc_lib_t *l = c->l;
-    uint64_t lo = UINT64_MAX, hi = 0, end;
-    for (size_t i = 0; i < sizeof starts / sizeof starts[0]; i++) {
-        if (!c->at[starts[i]]) continue;
-        if (c->val[starts[i]] < lo) lo = c->val[starts[i]];
-        if (c->val[starts[i]] > hi) hi = c->val[starts[i]];
-    }
-    for (size_t i = 0; i < sizeof sized / sizeof sized[0]; i++)
-        if (c->at[sized[i][0]] && c->at[sized[i][1]] && add_ok(c->val[sized[i][0]], c->val[sized[i][1]], &end) &&
-            end > hi)
-            hi = end;
-    lo &= ~(uint64_t)15;
-    const vmc_seg_t *s = lo < hi ? vmc__elf_seg(&l->elf, lo, 0, 0) : NULL;
-    if (!s || (s->flags & (PF_R | PF_W)) != PF_R || lo < s->vaddr) return 0;
-    if (hi > s->vaddr + s->filesz) hi = s->vaddr + s->filesz;
-    if (hi <= lo || hi - lo > SNAP_MAX) return 0;
-    size_t len = (size_t)(hi - lo), got;
-    uint64_t off = s->offset + (lo - s->vaddr);
-    uint8_t *buf = malloc(len);
+    uint64_t lo = UINT64_MAX;
+    for (size_t i = 0; i < sizeof starts / sizeof starts[0]; i++)
+        if (c->at[starts[i]] && c->val[starts[i]] < lo) lo = c->val[starts[i]];
+    const vmc_seg_t *s = vmc__elf_seg(&l->elf, lo, 0, 0);
+    if (!s || (s->flags & (PF_R | PF_W)) != PF_R || !s->filesz || s->filesz > SNAP_MAX) return 0;
+    size_t len = (size_t)s->filesz, skew = (size_t)(s->vaddr & 15), got;
+    uint8_t *buf = malloc(skew + len);
     if (!buf) return vmc__fail(-ENOMEM, "%s: out of memory for its dynamic tables (%zu bytes)", l->name, len);
-    int e = vmc__os_pread(fd, buf, len, (off_t)off, &got);
+    int e = vmc__os_pread(fd, buf + skew, len, (off_t)s->offset, &got);
     if (e || got != len) {
         free(buf);
         if (e)
             return vmc__fail(e, "%s: reading its dynamic tables (offset 0x%lx, 0x%zx bytes): %s", l->name,
-                             (unsigned long)off, len, strerror(-e));
+                             (unsigned long)s->offset, len, strerror(-e));
         return vmc__fail(-ENOEXEC, "%s: reading its dynamic tables (offset 0x%lx, 0x%zx bytes): the file "
-                         "ends at 0x%lx (it shrank while loading)", l->name, (unsigned long)off, len,
-                         (unsigned long)(off + got));
+                         "ends at 0x%lx (it shrank while loading)", l->name, (unsigned long)s->offset, len,
+                         (unsigned long)(s->offset + got));
     }
-    l->snap = buf;
-    l->snap_va = lo;
+    l->snap_mem = buf;
+    l->snap = buf + skew;
+    l->snap_va = s->vaddr;
     l->snap_len = len;
     return 0;
 }
 
-/* A table named by entry t: [val, val+size) inside the image, aligned. */
-static const void *table(const dyn_ctx_t *c, int t, uint64_t size, uint64_t align, int *err)
+/* A table named by entry t: [val, val+size) inside the image, aligned.
+ * The pointer is good for those `size` bytes only (the first ones may be in
+ * l->snap and the rest not): take it again for a longer range.  With
+ * `trusted`, the table is checked once and used for the library's life (the
+ * symbol, string, hash and version tables), so it must not be writable: a
+ * relocation could change it after the check. */
+static const void *table(const dyn_ctx_t *c, int t, uint64_t size, uint64_t align, int trusted, int *err)
 {
     uint64_t a = c->val[t];
     const void *p = vmc__elf_ptr(c->l, a, size);
@@ -217,6 +213,11 @@ static const void *table(const dyn_ctx_t *c, int t, uint64_t size, uint64_t alig
         *err = dyn_fail(c, t, "0x%lx is not %lu-byte aligned", (unsigned long)a, (unsigned long)align);
         return NULL;
     }
+    if (trusted && (vmc__elf_seg(&c->l->elf, a, size, 0)->flags & PF_W)) {
+        *err = dyn_fail(c, t, "0x%lx+0x%lx is in a writable PT_LOAD (a relocation could change it after it "
+                        "is checked)", (unsigned long)a, (unsigned long)size);
+        return NULL;
+    }
     return p;
 }
 
@@ -224,7 +225,7 @@ static int read_gnu_hash(dyn_ctx_t *c, size_t *nsyms)
 {
     vmc_lib_t *l = c->l;
     int err = 0;
-    const uint32_t *h = table(c, T_GNU_HASH, 16, 8, &err);
+    const uint32_t *h = table(c, T_GNU_HASH, 16, 8, 1, &err);
     if (!h) return err;
     uint64_t off = vmc__elf_offset(&l->elf, c->val[T_GNU_HASH]);
     uint32_t nb = h[0], symoff = h[1], bloom = h[2], shift = h[3];
@@ -238,7 +239,7 @@ static int read_gnu_hash(dyn_ctx_t *c, size_t *nsyms)
         return vmc__fail(-ENOEXEC, "%s: DT_GNU_HASH (offset 0x%lx+0xc): bloom shift %u is not below 32",
                          l->name, (unsigned long)off, shift);
     uint64_t size = 16 + (uint64_t)bloom * 8 + (uint64_t)nb * 4;
-    if (!vmc__elf_ptr(l, c->val[T_GNU_HASH], size))
+    if (!(h = vmc__elf_ptr(l, c->val[T_GNU_HASH], size)))  /* h again: for all `size` bytes */
         return vmc__fail(-ENOEXEC, "%s: DT_GNU_HASH (offset 0x%lx): %u buckets and %u bloom words "
                          "run past the end of their segment", l->name, (unsigned long)off, nb, bloom);
     l->g_nbuckets = nb;
@@ -271,11 +272,15 @@ static int read_gnu_hash(dyn_ctx_t *c, size_t *nsyms)
             return vmc__fail(-ENOEXEC, "%s: DT_GNU_HASH (offset 0x%lx): chain of symbol %lu runs past "
                              "the end of its segment", l->name, (unsigned long)off, (unsigned long)i);
         if (*e & 1) {
-            /* every chain a look-up may walk, in one piece (no hole between) */
-            if (!vmc__elf_ptr(l, chain_va, (i + 1 - symoff) * 4))
+            /* the whole table with every chain a look-up may walk, in one
+             * piece, and the pointers taken again for all of it */
+            if (!(h = vmc__elf_ptr(l, c->val[T_GNU_HASH], size + (i + 1 - symoff) * 4)))
                 return vmc__fail(-ENOEXEC, "%s: DT_GNU_HASH (offset 0x%lx): its chains (%lu entries) are "
                                  "not inside one segment", l->name, (unsigned long)off,
                                  (unsigned long)(i + 1 - symoff));
+            l->g_bloom = (const uint64_t *)(h + 4);
+            l->g_buckets = (const uint32_t *)(l->g_bloom + bloom);
+            l->g_chain = l->g_buckets + nb;
             *nsyms = i + 1;
             return 0;
         }
@@ -286,10 +291,11 @@ static int read_sysv_hash(dyn_ctx_t *c, size_t *nsyms)
 {
     vmc_lib_t *l = c->l;
     int err = 0;
-    const uint32_t *h = table(c, T_HASH, 8, 4, &err);
+    const uint32_t *h = table(c, T_HASH, 8, 4, 1, &err);
     if (!h) return err;
     uint32_t nb = h[0], nc = h[1];
-    if (nb == 0 || nc > MAX_SYMBOLS || !vmc__elf_ptr(l, c->val[T_HASH], 8 + 4 * ((uint64_t)nb + nc)))
+    /* h again, for all of the table */
+    if (nb == 0 || nc > MAX_SYMBOLS || !(h = vmc__elf_ptr(l, c->val[T_HASH], 8 + 4 * ((uint64_t)nb + nc))))
         return vmc__fail(-ENOEXEC, "%s: DT_HASH (offset 0x%lx): %u buckets and %u chains do not fit "
                          "their segment", l->name,
                          (unsigned long)vmc__elf_offset(&l->elf, c->val[T_HASH]), nb, nc);
@@ -385,7 +391,7 @@ static int read_versions(dyn_ctx_t *c)
     vmc_lib_t *l = c->l;
     int err = 0;
     if (!c->at[T_VERSYM]) return 0;
-    l->versym = table(c, T_VERSYM, (uint64_t)l->nsyms * 2, 2, &err);
+    l->versym = table(c, T_VERSYM, (uint64_t)l->nsyms * 2, 2, 1, &err);
     if (!l->versym) return err;
     size_t maxidx = 1;
     if ((err = walk_versions(c, 0, &maxidx))) return err;
@@ -413,7 +419,7 @@ static int reloc_table(dyn_ctx_t *c, int t, int tsz, uint64_t entsize, uint64_t 
     if (c->val[tsz] % entsize)
         return dyn_fail(c, tsz, "0x%lx is not a multiple of %lu", (unsigned long)c->val[tsz],
                         (unsigned long)entsize);
-    if (c->val[tsz] && !table(c, t, c->val[tsz], 8, &err)) return err;
+    if (c->val[tsz] && !table(c, t, c->val[tsz], 8, 0, &err)) return err;
     *va = c->val[t];
     *sz = c->val[tsz];
     return 0;
@@ -523,7 +529,7 @@ int vmc__elf_dyn(vmc_lib_t *l, const vmc_src_t *src)
     if (c.val[T_STRSZ] == 0 || c.val[T_STRSZ] > UINT32_MAX)
         return dyn_fail(&c, T_STRSZ, "string table size 0x%lx", (unsigned long)c.val[T_STRSZ]);
     if (src->fd >= 0 && (err = snapshot(&c, src->fd))) return err;
-    l->strtab = table(&c, T_STRTAB, c.val[T_STRSZ], 1, &err);
+    l->strtab = table(&c, T_STRTAB, c.val[T_STRSZ], 1, 1, &err);
     if (!l->strtab) return err;
     l->strsz = c.val[T_STRSZ];
     if (l->strtab[l->strsz - 1])
@@ -540,7 +546,7 @@ int vmc__elf_dyn(vmc_lib_t *l, const vmc_src_t *src)
     if (c.at[T_HASH] && (err = read_sysv_hash(&c, &nh))) return err;
     l->nsyms = ng > nh ? ng : nh;
     if (nr > l->nsyms) l->nsyms = nr;
-    l->symtab = table(&c, T_SYMTAB, (uint64_t)l->nsyms * sizeof(Elf64_Sym), 8, &err);
+    l->symtab = table(&c, T_SYMTAB, (uint64_t)l->nsyms * sizeof(Elf64_Sym), 8, 1, &err);
     if (!l->symtab) return err;
     for (size_t i = 0; i < l->nsyms; i++) {
         if (l->symtab[i].st_name >= l->strsz)

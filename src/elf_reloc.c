@@ -48,7 +48,7 @@ static uint64_t load64(const uint8_t *p)
 static void store64(uint8_t *p, uint64_t x) { memcpy(p, &x, 8); }
 
 /* Relocation targets come in long runs over one writable segment: the
- * window [lo, lo + len] of addresses where 8 bytes may be written is kept
+ * window [lo, hi] of addresses where 8 bytes may be written is kept
  * in locals, so the common case is one compare; anything outside it goes
  * through retarget(), which finds the segment or formats the refusal. */
 typedef struct window {

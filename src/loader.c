@@ -183,8 +183,9 @@ int vmc__bind(vmc_lib_t *l, size_t symidx, uintptr_t *value, int *ifunc, const c
     l->bound_from = VMC_BOUND_SELF;
     /* A reference to a symbol the library defines is bound to that symbol:
      * a look-up of its name in the library would find it (the only other
-     * answer would be a second definition of the same name and version,
-     * which linkers do not emit), without hashing the name. */
+     * answers: a second definition of the same name and version, or a
+     * definition the hash tables do not reach, neither of which linkers
+     * emit), without hashing the name. */
     if (s->st_shndx != SHN_UNDEF && vmc__elf_defines(l, symidx, name, ver)) {
         *value = sym_addr(l, s);
         *ifunc = ELF64_ST_TYPE(s->st_info) == STT_GNU_IFUNC;
@@ -388,7 +389,7 @@ static void run_fini(vmc_lib_t *l)
 /* Free a library that holds no run and no dependencies any more. */
 static void lib_free(vmc_lib_t *l)
 {
-    free(l->snap);
+    free(l->snap_mem);
     free(l->deps);
     free(l->vers);
     free(l->name);

@@ -128,7 +128,7 @@ struct vmc_lib {
      * hashes, versions, relocations), read once into the loader's memory
      * (elf_dyn.c says why); vmc__elf_ptr serves [snap_va, +snap_len) from
      * here.  NULL: everything is read in the image. */
-    uint8_t *snap;
+    uint8_t *snap, *snap_mem;    /* snap_mem: what to free (snap is inside) */
     uint64_t snap_va, snap_len;
 
     /* dynamic section (all pointers checked to lie inside the image) */

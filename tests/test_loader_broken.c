@@ -310,6 +310,14 @@ TEST(broken_dynamic_section)
             PATTERN("%s0x100000+0x%lx is not inside the file part of a readable PT_LOAD",
                     dynent(&c, DT_STRTAB, "DT_STRTAB"), (unsigned long)vt_dyn(&c.good, DT_STRSZ, NULL)->d_un.d_val));
     vt_img_free(&m);
+    /* a table checked once and trusted after, in a segment relocations write */
+    m = vt_img_copy(&c.good); d = vt_dyn(&m, DT_STRTAB, NULL);
+    d->d_un.d_ptr = vt_phdr(&m, vt_load_find(&m, PF_W, 0))->p_vaddr;
+    vt_dyn(&m, DT_STRSZ, NULL)->d_un.d_val = 16;
+    refused(c.v, &m, -ENOEXEC,
+            PATTERN("%s0x%lx+0x10 is in a writable PT_LOAD (a relocation could change it after it is checked)",
+                    dynent(&c, DT_STRTAB, "DT_STRTAB"), (unsigned long)d->d_un.d_ptr));
+    vt_img_free(&m);
     m = vt_img_copy(&c.good); d = vt_dyn(&m, DT_SYMENT, NULL); d->d_un.d_val = 16;
     refused(c.v, &m, -ENOEXEC, PATTERN("%ssymbol size is not 24", dynent(&c, DT_SYMENT, "DT_SYMENT")));
     vt_img_free(&m);
@@ -649,13 +657,16 @@ TEST(loader_elf_corpus_refused_cleanly)
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         vt_img_t m;
         if (vt_img_read(path, &m)) continue;
-        vmc_lib_t *l;
-        int r = vmc_lib_load_mem(v, m.b, m.n, e->d_name, VMC_LOAD_INERT, &l);
-        if (r == 0) ASSERT_OK(vmc_lib_unload(l));
-        else ASSERT_MSG(r < 0 && vmc_last_error()[0], "%s: %d with no message", path, r);
-        vmc_stats_t st;
-        ASSERT_OK(vmc_stats(v, &st));
-        ASSERT_MSG(st.libraries == 0, "%s: still loaded after its unload", path);
+        for (int from_file = 0; from_file < 2; from_file++) {
+            vmc_lib_t *l;
+            int r = from_file ? vmc_lib_load(v, path, VMC_LOAD_INERT, &l)
+                              : vmc_lib_load_mem(v, m.b, m.n, e->d_name, VMC_LOAD_INERT, &l);
+            if (r == 0) ASSERT_OK(vmc_lib_unload(l));
+            else ASSERT_MSG(r < 0 && vmc_last_error()[0], "%s: %d with no message", path, r);
+            vmc_stats_t st;
+            ASSERT_OK(vmc_stats(v, &st));
+            ASSERT_MSG(st.libraries == 0, "%s: still loaded after its unload", path);
+        }
         vt_img_free(&m);
         n++;
     }
