@@ -13,12 +13,13 @@
  * file page of a segment with bss is zeroed (making it writable for that
  * moment if the segment is not), and the rest of the bss is anonymous.
  *
- * A small writable segment (up to POPULATE_MAX of file pages: 96 % of the
- * system's libraries) is mapped with MAP_POPULATE, which for a private
- * writable mapping makes every page a private copy inside the mmap call.
- * Relocation writes nearly every page of such a segment (GOT,
- * .data.rel.ro), and the first write to each page of a private file mapping
- * is otherwise a copy-on-write fault, a microsecond or more each here;
+ * A small writable segment (up to POPULATE_MAX of file pages: most
+ * libraries' are, docs/loader.md counts them) is mapped with MAP_POPULATE,
+ * which for a private writable mapping makes every page a private copy
+ * inside the mmap call.  Relocation writes nearly every page of such a
+ * segment (GOT, .data.rel.ro), and the first write to each page of a
+ * private file mapping is otherwise a copy-on-write fault, a few
+ * microseconds each on a virtual machine (bench_load measures one);
  * reading the dynamic section first makes it two faults for that page
  * (docs/loader.md, "Cost").  A large writable segment (data tables) is not
  * populated: most of its pages are never written.  From
@@ -85,8 +86,8 @@ static int map_from_file(vmc_lib_t *l, const vmc_seg_t *s, int fd, size_t page)
     return 0;
 }
 
-/* Segments i.. that can share one file mapping with segment i: read-only,
- * no bss, each starting on the page after the last one ends, at the same
+/* Segments i.. that can share one file mapping with segment i: not
+ * writable, no bss, each starting on the page after the last one ends, at the same
  * distance from its file offset.  Returns one past the last (i + 1 if
  * none can). */
 static int shared_mapping_end(const vmc_lib_t *l, int i, size_t page)
