@@ -318,7 +318,6 @@ static const uintptr_t *array(vmc_lib_t *l, uint64_t va, uint64_t size)
     return size ? vmc__elf_ptr(l, va, size) : NULL;
 }
 
-/* Every constructor and destructor address, before running any. */
 /* DT_FINI is, in nearly every library, crtn.o's empty function (sub $8,%rsp;
  * add $8,%rsp; ret; after endbr64 where CET is on) at the very end of the
  * text, on a page nothing else touches: calling it at unload costs a page
@@ -347,6 +346,7 @@ static int note_empty_fini(vmc_lib_t *l, const vmc_src_t *src)
     return 0;
 }
 
+/* Every constructor and destructor address, before running any. */
 static int check_init_fini(vmc_lib_t *l)
 {
     int e;
