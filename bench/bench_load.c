@@ -12,6 +12,10 @@
  *   cc -std=c11 -O2 -D_GNU_SOURCE -Iinclude bench/bench_load.c build/libvmcode.a \
  *      -ldl -lpthread -o build/bench_load
  *   build/bench_load [--rounds N] [LIB...]     (default 1000 rounds)
+ *
+ * With --only private (or dlopen), only that method runs, N times per
+ * library, and nothing is printed: for counting instructions, e.g.
+ *   valgrind --tool=callgrind build/bench/bench_load --only private --rounds 300 libzstd.so.1
  */
 #include "vmcode.h"
 
@@ -104,10 +108,12 @@ int main(int argc, char **argv)
     static const char *const defaults[] = {"libz.so.1", "libzstd.so.1", "libbz2.so.1.0", "liblzma.so.5",
                                            "libexpat.so.1", "libffi.so.8", "libpcre2-8.so.0"};
     int rounds = 1000;
+    const char *only = NULL;
     const char *libs[64];
     int nlibs = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else if (nlibs < 64) libs[nlibs++] = argv[i];
     }
     if (rounds < 5) rounds = 5;
@@ -121,9 +127,11 @@ int main(int argc, char **argv)
     }
     double *tp = malloc(sizeof(double) * (size_t)rounds), *td = malloc(sizeof(double) * (size_t)rounds),
            *tm = malloc(sizeof(double) * (size_t)rounds);
-    printf("| library | size (KiB) | private load+unload (us) | dlopen+dlclose (us) | dlmopen+dlclose (us) "
-           "| dlopen / private | dlmopen / private | page faults, private | page faults, dlopen |\n");
-    printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    if (!only) {
+        printf("| library | size (KiB) | private load+unload (us) | dlopen+dlclose (us) | dlmopen+dlclose (us) "
+               "| dlopen / private | dlmopen / private | page faults, private | page faults, dlopen |\n");
+        printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    }
     for (int k = 0; k < nlibs; k++) {
         char buf[512];
         const char *path = find_lib(libs[k], buf, sizeof buf);
@@ -153,6 +161,18 @@ int main(int argc, char **argv)
         dlclose(h);
         if (dlopen(base, RTLD_NOW | RTLD_NOLOAD)) {
             fprintf(stderr, "bench_load: %s stays loaded after dlclose (NODELETE), skipped\n", base);
+            continue;
+        }
+        if (only) {
+            for (int r = 0; r < rounds; r++) {
+                if (!strcmp(only, "private")) {
+                    if (vmc_lib_load(v, path, 0, &l)) return 1;
+                    vmc_lib_unload(l);
+                } else {
+                    if (!(h = dlopen(path, RTLD_NOW | RTLD_LOCAL))) return 1;
+                    dlclose(h);
+                }
+            }
             continue;
         }
         /* Each method runs in blocks of BLOCK rounds, the methods taking
@@ -212,13 +232,14 @@ int main(int argc, char **argv)
                (double)fd / rounds);
         fflush(stdout);
     }
-    printf("\nMedians of %d rounds per method, in blocks of %d taking turns (A B C A B C ...); page faults "
-           "per load+unload, averaged; `bench_load --rounds %d`.  A ratio above 1 means the private load is "
-           "faster.\n", rounds, BLOCK, rounds);
     free(tp);
     free(td);
     free(tm);
     vmc_close(v);
+    if (only) return 0;
+    printf("\nMedians of %d rounds per method, in blocks of %d taking turns (A B C A B C ...); page faults "
+           "per load+unload, averaged; `bench_load --rounds %d`.  A ratio above 1 means the private load is "
+           "faster.\n", rounds, BLOCK, rounds);
     fault_cost(find_lib(libs[0], (char[512]){0}, 512));
     return 0;
 }
