@@ -6,10 +6,12 @@
 
 /* Runs `vmcode ARGS` from the build directory; returns its exit status and
  * its stdout+stderr in *out (caller frees). */
-static int vmcode(const char *args, char **out)
+/* Run build/vmcode with args; its output (stdout and stderr, or with
+ * vmcode_stdout stdout alone) in *out, its exit status returned. */
+static int run_vmcode(const char *args, const char *redirect, char **out)
 {
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s/vmcode %s 2>&1", vt_build_dir(), args);
+    snprintf(cmd, sizeof cmd, "%s/vmcode %s %s", vt_build_dir(), args, redirect);
     FILE *p = popen(cmd, "r");
     ASSERT(p);
     size_t cap = 1 << 16, n = 0;
@@ -24,6 +26,9 @@ static int vmcode(const char *args, char **out)
     *out = buf;
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+
+static int vmcode(const char *args, char **out) { return run_vmcode(args, "2>&1", out); }
+static int vmcode_stdout(const char *args, char **out) { return run_vmcode(args, "2>/dev/null", out); }
 
 /* Braces, brackets and quotes balance: enough to catch a broken printer. */
 static int json_balanced(const char *s)
@@ -153,6 +158,22 @@ TEST(cli_load)
     ASSERT_STR_CONTAINS(out, "\"tables_copied\":");
     ASSERT_STR_CONTAINS(out, "\"deps\":[{\"name\":\"libc.so.6\",\"bound\":\"host\"}]");
     ASSERT_STR_CONTAINS(out, "{\"name\":\"nope\",\"address\":null,\"library\":null}");
+    free(out);
+}
+
+TEST(cli_load_json_stays_json_when_the_library_prints)
+{
+    char *out, args[1024];
+    snprintf(args, sizeof args, "load --json %s/tests/libs/libt_chatty.so --sym t_chatty", vt_build_dir());
+    ASSERT_EQ(vmcode_stdout(args, &out), 0);
+    ASSERT(json_balanced(out));
+    ASSERT_MSG(out[0] == '{' && !strstr(out, "hello") && !strstr(out, "bye"), "stdout: %s", out);
+    ASSERT_STR_CONTAINS(out, "\"name\":\"t_chatty\",\"address\":\"0x");
+    free(out);
+    /* the library's own output went to stderr, in its order */
+    ASSERT_EQ(vmcode(args, &out), 0);
+    char *hello = strstr(out, "hello from a constructor\n"), *bye = strstr(out, "bye from a destructor\n");
+    ASSERT_MSG(hello && bye && hello < bye, "output: %s", out);
     free(out);
 }
 

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef struct cmd {
     const char *name;
@@ -317,6 +318,28 @@ static void print_lib(vmc_t *v, vmc_lib_t *l, double ms, int json, int first)
     }
 }
 
+/* The libraries' own code (constructors, IFUNC resolvers, destructors) may
+ * write to stdout: between quiet_begin and quiet_end it goes to stderr, so
+ * that stdout holds only what vmcode prints (JSON a program can parse). */
+static int quiet_begin(void)
+{
+    fflush(stdout);
+    int saved = dup(1);
+    if (saved >= 0 && dup2(2, 1) < 0) {
+        close(saved);
+        saved = -1;
+    }
+    return saved;
+}
+
+static void quiet_end(int saved)
+{
+    if (saved < 0) return;
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+}
+
 static int cmd_load(int argc, char **argv)
 {
     args_t a;
@@ -325,6 +348,7 @@ static int cmd_load(int argc, char **argv)
     if (r >= 0) return r;
     vmc_lib_t *libs[64];
     double ms[64];
+    int quiet = quiet_begin();
     for (int i = 0; i < a.nlibs; i++) {
         double t0 = now_ms();
         r = vmc_lib_load(v, a.libs[i], VMC_LOAD_DEFAULT, &libs[i]);
@@ -332,9 +356,19 @@ static int cmd_load(int argc, char **argv)
         if (r) {
             fprintf(stderr, "vmcode load: %s (%s)\n", vmc_last_error(), vmc_strerror(r));
             vmc_close(v);
+            quiet_end(quiet);
             return 1;
         }
     }
+    void *addrs[64];
+    int from[64];
+    for (int k = 0; k < a.nsyms; k++) {  /* an IFUNC's resolver runs here */
+        addrs[k] = NULL;
+        from[k] = -1;
+        for (int i = 0; i < a.nlibs && !addrs[k]; i++)
+            if ((addrs[k] = vmc_lib_sym(libs[i], a.syms[k]))) from[k] = i;
+    }
+    quiet_end(quiet);
     int missing = 0;
     if (a.json) printf("{\"libraries\":[");
     for (int i = 0; i < a.nlibs; i++) {
@@ -343,23 +377,22 @@ static int cmd_load(int argc, char **argv)
     }
     if (a.json) printf("],\"symbols\":[");
     for (int k = 0; k < a.nsyms; k++) {
-        void *addr = NULL;
-        int from = -1;
-        for (int i = 0; i < a.nlibs && !addr; i++)
-            if ((addr = vmc_lib_sym(libs[i], a.syms[k]))) from = i;
+        void *addr = addrs[k];
         if (!addr) missing++;
         if (a.json && addr)
             printf("%s{\"name\":\"%s\",\"address\":\"%#lx\",\"library\":\"%s\"}", k ? "," : "",
-                   a.syms[k], (unsigned long)(uintptr_t)addr, a.libs[from]);
+                   a.syms[k], (unsigned long)(uintptr_t)addr, a.libs[from[k]]);
         else if (a.json)
             printf("%s{\"name\":\"%s\",\"address\":null,\"library\":null}", k ? "," : "", a.syms[k]);
         else if (addr)
-            printf("symbol %-24s %p  (%s)\n", a.syms[k], addr, a.libs[from]);
+            printf("symbol %-24s %p  (%s)\n", a.syms[k], addr, a.libs[from[k]]);
         else
             printf("symbol %-24s not exported by any of them\n", a.syms[k]);
     }
     if (a.json) printf("]}\n");
+    quiet = quiet_begin();  /* destructors */
     vmc_close(v);
+    quiet_end(quiet);
     return missing ? 1 : 0;
 }
 
