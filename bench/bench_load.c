@@ -9,9 +9,8 @@
  *             the only system way to get a second private copy)
  * Prints a markdown table of medians (microseconds) and ratios.
  *
- *   cc -std=c11 -O2 -D_GNU_SOURCE -Iinclude bench/bench_load.c build/libvmcode.a \
- *      -ldl -lpthread -o build/bench_load
- *   build/bench_load [--rounds N] [LIB...]     (default 1000 rounds)
+ *   make bench BENCH=load       (builds build/bench/bench_load and runs it), or
+ *   build/bench/bench_load [--rounds N] [LIB...]     (default 1000 rounds)
  *
  * With --only private (or dlopen), only that method runs, N times per
  * library, and nothing is printed: for counting instructions, e.g.

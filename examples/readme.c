@@ -14,7 +14,7 @@ int main(void)
     char *crc = vmc_lib_sym(z, "crc32");           /* reachable by rel32 from all code */
 
     vmc_span_t f;                                  /* f.w to write, f.x to run */
-    vmc_alloc(v, 16, VMC_CODE, &f);
+    if (vmc_alloc(v, 16, VMC_CODE, &f)) return fprintf(stderr, "%s\n", vmc_last_error()), 1;
     unsigned char code[5] = {0xe9};                /* jmp rel32 crc32 */
     int32_t rel = (int32_t)(crc - ((char *)f.x + sizeof code));
     memcpy(code + 1, &rel, 4);

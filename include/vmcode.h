@@ -56,7 +56,7 @@ typedef struct vmc_options {
 
 VMC_API void vmc_options_init(vmc_options_t *o);
 /* DR-style option text: "-vm_size 2G -vmheap_size 512M -w_xor_x -no_near_app"
- * Sizes take K/M/G suffixes; booleans take -name / -no_name.  On error
+ * Sizes take K/M/G/T suffixes; booleans take -name / -no_name.  On error
  * (-EINVAL) *o is unchanged and vmc_last_error() names the token.            */
 VMC_API int  vmc_options_parse(vmc_options_t *o, const char *text);
 
@@ -76,7 +76,7 @@ typedef struct vmc_info {
     void  *code_wbase;                     /* writable view (== code_base w/o W^X) */
     void  *heap_base;  size_t heap_size;
     int    w_xor_x;
-    /* additions beyond the original contract */
+    /* where the region went and what it reaches */
     int       placement;       /* enum vmc_placement                           */
     uintptr_t reach_lo;        /* the target range the region was placed for   */
     uintptr_t reach_hi;
@@ -99,7 +99,7 @@ typedef struct vmc_span {
     size_t size;
 } vmc_span_t;
 
-/* Any size; at least 16-byte aligned; sizes of a page or more are page aligned. */
+/* Any size; 64-byte aligned; sizes of 4 KiB or more are page aligned. */
 VMC_API int   vmc_alloc(vmc_t *v, size_t size, int kind, vmc_span_t *out);
 /* Every byte of the result reaches every byte of [lo, hi) by rel32.
  * -ENOSPC when no free space inside the region satisfies it.                   */
@@ -145,8 +145,10 @@ VMC_API int   vmc_walk(vmc_t *v, vmc_run_fn fn, void *arg);
  * field, mapped over a piece of the region, relocated with eager binding
  * (itself first, then other private libraries, then the host process by
  * versioned look-up), RELRO applied, constructors run dependencies first.
- * Loading the same file again returns the same handle with one more
- * reference.  Refusals are -ENOEXEC (bad or unsupported ELF), -ENOENT
+ * `path` is opened as given (a name without '/' is relative to the current
+ * directory; there is no search path as dlopen has).  Loading the same file
+ * again returns the same handle with one more reference.  Symbols of the
+ * program itself are found only if it exports them (link it with -rdynamic).  Refusals are -ENOEXEC (bad or unsupported ELF), -ENOENT
  * (missing file, dependency or symbol), -ENOSPC (region full); the message
  * names the file, the field and its offset.  See docs/loader.md. */
 enum {
@@ -163,8 +165,10 @@ VMC_API int   vmc_lib_load(vmc_t *v, const char *path, int flags, vmc_lib_t **ou
  * that there is no directory to look in. */
 VMC_API int   vmc_lib_load_mem(vmc_t *v, const void *bytes, size_t len, const char *name,
                                int flags, vmc_lib_t **out);
-/* The library's own exported symbol, default version; IFUNCs resolved. */
-VMC_API void *vmc_lib_sym(vmc_lib_t *l, const char *name);  /* NULL if absent   */
+/* The library's own exported symbol, default version; IFUNCs resolved.
+ * NULL if absent (vmc_last_error() says so).  For a function under
+ * -Wpedantic: `*(void **)&fn = vmc_lib_sym(l, "f");` */
+VMC_API void *vmc_lib_sym(vmc_lib_t *l, const char *name);
 /* The piece of the code region the image occupies. */
 VMC_API int   vmc_lib_span(vmc_lib_t *l, void **start, size_t *len);
 /* What a load did: where the image and its segments went, how many
@@ -206,8 +210,11 @@ typedef struct vmc_lib_dep {
 /* Dependency i (0 <= i < ndeps) of l. */
 VMC_API int vmc_lib_dep(vmc_lib_t *l, unsigned i, vmc_lib_dep_t *out);
 
-/* Drop one reference; at the last, destructors run and the range is
- * re-reserved.  Libraries still loaded at vmc_close are unloaded there. */
+/* Drop one reference; at the last, destructors run, the range is
+ * re-reserved and the handle is freed (as with dlclose: do not use it
+ * again).  A -z nodelete library's handle stays until vmc_close; unloading
+ * it more often than it was loaded gives -EINVAL.  Libraries still loaded
+ * at vmc_close are unloaded there. */
 VMC_API int   vmc_lib_unload(vmc_lib_t *l);
 
 /* ---- files ------------------------------------------------------------------- */

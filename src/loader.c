@@ -480,7 +480,10 @@ static int load_image(vmc_lib_t *l, const vmc_src_t *src, const uint8_t *hdr, si
 static int load_file(vmc_t *v, const char *path, int flags, int depth, vmc_lib_t **out)
 {
     int fd, e = vmc__os_open(path, O_RDONLY, 0, &fd);
-    if (e) return vmc__fail(e, "%s: cannot open: %s", path, strerror(-e));
+    if (e)
+        return vmc__fail(e, "%s: cannot open: %s%s", path, strerror(-e),
+                         e == -ENOENT && !strchr(path, '/') ? " (the path is opened as given, in the current "
+                                                              "directory: there is no search path)" : "");
     struct stat st;
     e = vmc__os_fstat(fd, &st);
     if (e) {
@@ -583,10 +586,16 @@ int vmc_lib_load_mem(vmc_t *v, const void *bytes, size_t len, const char *name, 
 
 void *vmc_lib_sym(vmc_lib_t *l, const char *name)
 {
-    if (!l || !name) return NULL;
+    if (!l || !name) {
+        vmc__fail(-EINVAL, "vmc_lib_sym: NULL argument");
+        return NULL;
+    }
     const vmc_name_t key = vmc__elf_name(name);
     const Elf64_Sym *s = vmc__elf_lookup(l, &key, NULL);
-    if (!s) return NULL;
+    if (!s) {
+        vmc__fail(-ENOENT, "%s: exports no symbol %s (in its default version)", l->name, name);
+        return NULL;
+    }
     uintptr_t a = sym_addr(l, s);
     if (ELF64_ST_TYPE(s->st_info) == STT_GNU_IFUNC) {
         vmc__loader_lock(l->v);

@@ -153,9 +153,10 @@ int vmc__options_check(const vmc_options_t *o)
                          "region must reach each other by rel32)", o->vm_size);
     if (o->vm_size % page)
         return vmc__fail(-EINVAL, "options: vm_size %#zx is not a multiple of 4K", o->vm_size);
-    if (o->vmheap_size > VMC_MAX_VMHEAP_SIZE || o->vmheap_size % page)
-        return vmc__fail(-EINVAL, "options: vmheap_size %#zx is not a multiple of 4K up to 1T",
-                         o->vmheap_size);
+    if (o->vmheap_size > VMC_MAX_VMHEAP_SIZE)
+        return vmc__fail(-EINVAL, "options: vmheap_size %#zx is over 1T", o->vmheap_size);
+    if (o->vmheap_size % page)
+        return vmc__fail(-EINVAL, "options: vmheap_size %#zx is not a multiple of 4K", o->vmheap_size);
     if (o->vm_base % page)
         return vmc__fail(-EINVAL, "options: vm_base %#lx is not page aligned",
                          (unsigned long)o->vm_base);

@@ -63,3 +63,26 @@ TEST(examples_run)
     run_example("readme", "crc32(\"vmcode\") = 1531581191, through a jmp rel32\n");
     run_example("hello", "returned 42; reaches main by rel32: yes\n");
 }
+
+/* The example README.md shows is examples/readme.c, byte for byte (the
+ * program examples_run builds and runs). */
+TEST(readme_example_is_examples_readme_c)
+{
+    const char *src = getenv("VMC_TEST_SRC");
+    char path[512];
+    snprintf(path, sizeof path, "%s/README.md", src ? src : ".");
+    char *readme = vt_read_file(path);
+    if (!readme) SKIP("no README.md (set VMC_TEST_SRC to the source tree)");
+    snprintf(path, sizeof path, "%s/examples/readme.c", src ? src : ".");
+    char *prog = vt_read_file(path);
+    ASSERT(prog);
+    char *start = strstr(readme, "```c\n");
+    ASSERT_MSG(start, "README.md has no ```c block");
+    start += 5;
+    char *end = strstr(start, "```\n");
+    ASSERT(end);
+    ASSERT_MSG((size_t)(end - start) == strlen(prog) && !memcmp(start, prog, strlen(prog)),
+               "README.md's example differs from examples/readme.c");
+    free(readme);
+    free(prog);
+}

@@ -1127,12 +1127,23 @@ TEST(loader_errors_for_missing_files_and_arguments)
     ASSERT_EQ(vmc_lib_load(v, "/nonexistent/libnope.so", 0, &l), -ENOENT);
     ASSERT(l == NULL);
     ASSERT_STR_EQ(vmc_last_error(), "/nonexistent/libnope.so: cannot open: No such file or directory");
+    /* a bare name, as one would give dlopen */
+    ASSERT_EQ(vmc_lib_load(v, "libnope-vmc.so.1", 0, &l), -ENOENT);
+    ASSERT_STR_EQ(vmc_last_error(), "libnope-vmc.so.1: cannot open: No such file or directory (the path is "
+                  "opened as given, in the current directory: there is no search path)");
     ASSERT_EQ(vmc_lib_load(v, "/tmp", 0, &l), -ENOEXEC);
     ASSERT_STR_EQ(vmc_last_error(), "/tmp: not a regular file");
     ASSERT_EQ(vmc_lib_load(v, NULL, 0, &l), -EINVAL);
     ASSERT_EQ(vmc_lib_load(v, tlib("libt_basic.so"), 0x100, &l), -EINVAL);
     ASSERT_EQ(vmc_lib_unload(NULL), -EINVAL);
     ASSERT(vmc_lib_sym(NULL, "x") == NULL);
+    ASSERT_STR_EQ(vmc_last_error(), "vmc_lib_sym: NULL argument");
+    ASSERT_OK(vmc_lib_load(v, tlib("libt_basic.so"), 0, &l));
+    ASSERT(vmc_lib_sym(l, "t_nothing") == NULL);
+    char want[600];
+    snprintf(want, sizeof want, "%s: exports no symbol t_nothing (in its default version)", tlib("libt_basic.so"));
+    ASSERT_STR_EQ(vmc_last_error(), want);
+    ASSERT_OK(vmc_lib_unload(l));
     vmc_close(v);
 }
 

@@ -75,6 +75,7 @@ TEST(options_parse_bad)
     expect_bad("-reach_lo 0x2000 -reach_hi 0x1000", "reach_hi 0x1000 is not above reach_lo 0x2000");
     expect_bad("-reach_lo 0x1000 -reach_hi 0x100001000", "is 4G or wider");
     expect_bad("-vmheap_size 3000", "vmheap_size 0xbb8 is not a multiple of 4K");
+    expect_bad("-vmheap_size 2T", "vmheap_size 0x20000000000 is over 1T");
     expect_bad("-", "expected an option starting with '-', got '-'");
 }
 
