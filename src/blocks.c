@@ -11,6 +11,16 @@
  * the tree's memory starts out all zero = all free and is touched only where
  * blocks are taken: a 2 GiB region opens without faulting in its metadata.
  *
+ * The tree is addressed in heap order (node i has children 2i and 2i+1) but
+ * stored in blocks (slot()): the top TOP_LEVELS levels together in the first
+ * page, then under each node of the next level its whole subtree, in heap
+ * order of its own.  A leaf-to-root path (what every take and give walks)
+ * then touches two or three pages instead of one per level: seven for a
+ * 2 GiB region, where each first touch is a page fault.  For the same
+ * reason first writes to the metadata are single read-modify-write
+ * instructions or plain stores (a load first would map the zero page, and
+ * the store then fault a second time to replace it).
+ *
  * Each taken run has a record (vmc_run_t) found through a per-block pointer
  * array at its first block; a second bitmap marks run starts so the run
  * containing any address is found by scanning back to the nearest start.
@@ -41,6 +51,7 @@ struct vmc_blocks {
     uint64_t nblocks;
     uint64_t nwords;         /* bitmap words                              */
     uint64_t leaves;         /* power of two >= nwords                    */
+    uint64_t sub;            /* nodes in each subtree below the top (slot) */
     uint64_t *taken;         /* 1 bit per block                           */
     uint64_t *starts;        /* 1 bit per run start                       */
     node_t *tree;            /* 2 * leaves nodes, 1-based heap order      */
@@ -69,18 +80,33 @@ const char *vmc__owner_name(int owner)
 
 typedef struct sums { uint64_t mx, pre, suf; } sums_t;  /* free counts */
 
+#define TOP_LEVELS 8          /* 255 nodes: 3 KiB, the first page        */
+
+/* Where heap-order node i is stored. */
+static inline uint64_t slot(const vmc_blocks_t *b, uint64_t i)
+{
+    if (i < (1u << TOP_LEVELS)) return i;
+    unsigned d = (unsigned)(63 - __builtin_clzll(i)) - TOP_LEVELS;  /* depth below the top */
+    uint64_t root = i >> d;                                        /* its subtree's root */
+    uint64_t j = ((uint64_t)1 << d) | (i & (((uint64_t)1 << d) - 1));  /* heap index inside */
+    return (1u << TOP_LEVELS) + (root - (1u << TOP_LEVELS)) * b->sub + (j - 1);
+}
+
 static sums_t node_get(const vmc_blocks_t *b, uint64_t i, uint64_t len)
 {
-    const node_t *n = &b->tree[i];
+    const node_t *n = &b->tree[slot(b, i)];
     return (sums_t){len - n->mx, len - n->pre, len - n->suf};
 }
 
 static void node_put(vmc_blocks_t *b, uint64_t i, uint64_t len, sums_t s)
 {
     node_t n = {(uint32_t)(len - s.mx), (uint32_t)(len - s.pre), (uint32_t)(len - s.suf)};
-    node_t *t = &b->tree[i];
-    /* Skip stores that change nothing: keeps untouched pages untouched. */
-    if (t->mx != n.mx || t->pre != n.pre || t->suf != n.suf) *t = n;
+    node_t *t = &b->tree[slot(b, i)];
+    /* A store of all-free (zero) that changes nothing is skipped: it keeps
+     * untouched pages untouched.  Any other value is stored without looking:
+     * the store is then the page's first touch (one fault, not two). */
+    if (n.mx | n.pre | n.suf) *t = n;
+    else if (t->mx | t->pre | t->suf) *t = n;
 }
 
 static sums_t word_sums(uint64_t w)
@@ -129,8 +155,9 @@ static void set_range(vmc_blocks_t *b, uint64_t first, uint64_t n, int taken)
         uint64_t w = i >> 6, off = i & 63, cnt = 64 - off;
         if (cnt > first + n - i) cnt = first + n - i;
         uint64_t mask = (cnt == 64 ? ~0ull : ((1ull << cnt) - 1)) << off;
-        if (taken) b->taken[w] |= mask;
-        else b->taken[w] &= ~mask;
+        /* one read-modify-write instruction each (see the top) */
+        if (taken) __atomic_fetch_or(&b->taken[w], mask, __ATOMIC_RELAXED);
+        else __atomic_fetch_and(&b->taken[w], ~mask, __ATOMIC_RELAXED);
         i += cnt;
     }
     tree_update(b, first >> 6, (first + n - 1) >> 6);
@@ -274,6 +301,9 @@ int vmc__blocks_init(vmc_blocks_t **out, vmc_region_t *r)
     b->nblocks = l.nblocks;
     b->nwords = l.nwords;
     b->leaves = l.leaves;
+    /* below the top, subtrees as deep as the rest of the tree */
+    unsigned levels = (unsigned)__builtin_ctzll(2 * l.leaves);
+    b->sub = levels > TOP_LEVELS ? ((uint64_t)1 << (levels - TOP_LEVELS)) - 1 : 0;
     b->meta_size = l.total;
     pthread_mutex_init(&b->lock, NULL);
     *out = b;
@@ -342,7 +372,7 @@ static int record(vmc_blocks_t *b, uint64_t first, uint64_t n, int owner, void *
     vmc_run_t *run = &rc->run;
     *run = (vmc_run_t){b->region->base + (first << b->shift), n << b->shift, owner, 0, 0, tag, NULL, 0};
     set_range(b, first, n, 1);
-    b->starts[first >> 6] |= 1ull << (first & 63);
+    __atomic_fetch_or(&b->starts[first >> 6], 1ull << (first & 63), __ATOMIC_RELAXED);  /* one RMW */
     b->rec[first] = run;
     b->used += run->len;
     b->runs[owner]++;

@@ -39,10 +39,12 @@ static int64_t model_find(const unsigned char *used, uint64_t n, uint64_t k, uin
     return -1;
 }
 
-TEST(blocks_match_model)
+/* Random takes (sizes up to big_k blocks, alignments, reach windows, both
+ * ends) and gives against a brute-force model of a region of nblocks. */
+static void match_model(uint64_t nblocks, int steps, uint64_t big_k)
 {
     vmc_region_t r;
-    size_t size = (size_t)4100 << 12;  /* not a power of two, not a word multiple */
+    size_t size = (size_t)nblocks << 12;
     region_for_test(&r, size);
     vmc_blocks_t *b;
     ASSERT_OK(vmc__blocks_init(&b, &r));
@@ -51,7 +53,7 @@ TEST(blocks_match_model)
     uintptr_t starts[4096];
     size_t lens[4096];
     int nlive = 0;
-    for (int step = 0; step < 20000; step++) {
+    for (int step = 0; step < steps; step++) {
         if (nlive > 0 && (rnd() % 3 == 0 || nlive == 4096)) {
             int j = (int)(rnd() % (uint64_t)nlive);
             ASSERT_OK(vmc__blocks_give(b, starts[j]));
@@ -60,7 +62,7 @@ TEST(blocks_match_model)
             lens[j] = lens[nlive];
             continue;
         }
-        uint64_t k = rnd() % 8 == 0 ? 1 + rnd() % 300 : 1 + rnd() % 12;
+        uint64_t k = rnd() % 8 == 0 ? 1 + rnd() % big_k : 1 + rnd() % 12;
         uint64_t a = 1ull << (rnd() % 4 == 0 ? rnd() % 6 : 0);
         uint64_t lo = 0, hi = n;
         int windowed = rnd() % 4 == 0, top = (int)(rnd() % 2);
@@ -109,6 +111,19 @@ TEST(blocks_match_model)
     }
     free(used);
     vmc__blocks_fini(b);
+}
+
+TEST(blocks_match_model)
+{
+    /* 4100 blocks: not a power of two, not a word multiple; its tree is
+     * shallow enough to be all "top" (see slot() in blocks.c) */
+    match_model(4100, 20000, 300);
+}
+
+TEST(blocks_match_model_deep_tree)
+{
+    /* 70,000 blocks: 12 levels, so nodes below the top live in subtrees */
+    match_model(70000, 4000, 4000);
 }
 
 TEST(blocks_take_at_and_errors)
