@@ -11,15 +11,13 @@
  * the tree's memory starts out all zero = all free and is touched only where
  * blocks are taken: a 2 GiB region opens without faulting in its metadata.
  *
- * The tree is addressed in heap order (node i has children 2i and 2i+1) but
- * stored in blocks (slot()): the top TOP_LEVELS levels together in the first
- * page, then under each node of the next level its whole subtree, in heap
- * order of its own.  A leaf-to-root path (what every take and give walks)
- * then touches two or three pages instead of one per level: seven for a
- * 2 GiB region, where each first touch is a page fault.  For the same
- * reason first writes to the metadata are single read-modify-write
- * instructions or plain stores (a load first would map the zero page, and
- * the store then fault a second time to replace it).
+ * First writes to the metadata are single read-modify-write instructions or
+ * plain stores: a load first would map the zero page, and the store then
+ * fault a second time to replace it (a leaf-to-root path crosses a page per
+ * level below the top few, and each such page's first touch is a fault).
+ * Storing the tree in page-sized subtrees would cut those pages to two or
+ * three, but computing where a node lives costs every take and give about
+ * a fifth more (bench_blocks), for faults a region pays once.
  *
  * Each taken run has a record (vmc_run_t) found through a per-block pointer
  * array at its first block; a second bitmap marks run starts so the run
@@ -51,7 +49,6 @@ struct vmc_blocks {
     uint64_t nblocks;
     uint64_t nwords;         /* bitmap words                              */
     uint64_t leaves;         /* power of two >= nwords                    */
-    uint64_t sub;            /* nodes in each subtree below the top (slot) */
     uint64_t *taken;         /* 1 bit per block                           */
     uint64_t *starts;        /* 1 bit per run start                       */
     node_t *tree;            /* 2 * leaves nodes, 1-based heap order      */
@@ -80,28 +77,16 @@ const char *vmc__owner_name(int owner)
 
 typedef struct sums { uint64_t mx, pre, suf; } sums_t;  /* free counts */
 
-#define TOP_LEVELS 8          /* 255 nodes: 3 KiB, the first page        */
-
-/* Where heap-order node i is stored. */
-static inline uint64_t slot(const vmc_blocks_t *b, uint64_t i)
-{
-    if (i < (1u << TOP_LEVELS)) return i;
-    unsigned d = (unsigned)(63 - __builtin_clzll(i)) - TOP_LEVELS;  /* depth below the top */
-    uint64_t root = i >> d;                                        /* its subtree's root */
-    uint64_t j = ((uint64_t)1 << d) | (i & (((uint64_t)1 << d) - 1));  /* heap index inside */
-    return (1u << TOP_LEVELS) + (root - (1u << TOP_LEVELS)) * b->sub + (j - 1);
-}
-
 static sums_t node_get(const vmc_blocks_t *b, uint64_t i, uint64_t len)
 {
-    const node_t *n = &b->tree[slot(b, i)];
+    const node_t *n = &b->tree[i];
     return (sums_t){len - n->mx, len - n->pre, len - n->suf};
 }
 
 static void node_put(vmc_blocks_t *b, uint64_t i, uint64_t len, sums_t s)
 {
     node_t n = {(uint32_t)(len - s.mx), (uint32_t)(len - s.pre), (uint32_t)(len - s.suf)};
-    node_t *t = &b->tree[slot(b, i)];
+    node_t *t = &b->tree[i];
     /* A store of all-free (zero) that changes nothing is skipped: it keeps
      * untouched pages untouched.  Any other value is stored without looking:
      * the store is then the page's first touch (one fault, not two). */
@@ -301,9 +286,6 @@ int vmc__blocks_init(vmc_blocks_t **out, vmc_region_t *r)
     b->nblocks = l.nblocks;
     b->nwords = l.nwords;
     b->leaves = l.leaves;
-    /* below the top, subtrees as deep as the rest of the tree */
-    unsigned levels = (unsigned)__builtin_ctzll(2 * l.leaves);
-    b->sub = levels > TOP_LEVELS ? ((uint64_t)1 << (levels - TOP_LEVELS)) - 1 : 0;
     b->meta_size = l.total;
     pthread_mutex_init(&b->lock, NULL);
     *out = b;

@@ -115,14 +115,13 @@ static void match_model(uint64_t nblocks, int steps, uint64_t big_k)
 
 TEST(blocks_match_model)
 {
-    /* 4100 blocks: not a power of two, not a word multiple; its tree is
-     * shallow enough to be all "top" (see slot() in blocks.c) */
+    /* 4100 blocks: not a power of two, not a word multiple */
     match_model(4100, 20000, 300);
 }
 
 TEST(blocks_match_model_deep_tree)
 {
-    /* 70,000 blocks: 12 levels, so nodes below the top live in subtrees */
+    /* 70,000 blocks: a tree of 12 levels, its paths crossing pages */
     match_model(70000, 4000, 4000);
 }
 
