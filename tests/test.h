@@ -132,6 +132,9 @@ vt_limited_t vt_open_limited(unsigned long limit, const char *options);
 
 /* The build directory (VMC_TEST_BUILD), for helper binaries and libraries. */
 const char *vt_build_dir(void);
+/* The source tree (VMC_TEST_SRC, "." without it): a file of it, in a static
+ * buffer that the next call reuses. */
+const char *vt_src_path(const char *rel);
 /* 1 if running under a sanitizer that reserves huge shadow memory. */
 int vt_sanitized(void);
 

@@ -68,13 +68,9 @@ TEST(examples_run)
  * program examples_run builds and runs). */
 TEST(readme_example_is_examples_readme_c)
 {
-    const char *src = getenv("VMC_TEST_SRC");
-    char path[512];
-    snprintf(path, sizeof path, "%s/README.md", src ? src : ".");
-    char *readme = vt_read_file(path);
+    char *readme = vt_read_file(vt_src_path("README.md"));
     if (!readme) SKIP("no README.md (set VMC_TEST_SRC to the source tree)");
-    snprintf(path, sizeof path, "%s/examples/readme.c", src ? src : ".");
-    char *prog = vt_read_file(path);
+    char *prog = vt_read_file(vt_src_path("examples/readme.c"));
     ASSERT(prog);
     char *start = strstr(readme, "```c\n");
     ASSERT_MSG(start, "README.md has no ```c block");

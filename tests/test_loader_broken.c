@@ -643,9 +643,8 @@ TEST(loader_fault_sweep_chain)
 
 TEST(loader_elf_corpus_refused_cleanly)
 {
-    const char *src = getenv("VMC_TEST_SRC");
     char dir[512];
-    snprintf(dir, sizeof dir, "%s/tests/elf-corpus", src ? src : ".");
+    snprintf(dir, sizeof dir, "%s", vt_src_path("tests/elf-corpus"));
     DIR *d = opendir(dir);
     if (!d) SKIP("no tests/elf-corpus (set VMC_TEST_SRC to the source tree)");
     vmc_t *v = open_region();

@@ -180,6 +180,14 @@ const char *vt_build_dir(void)
     return b ? b : "build";
 }
 
+const char *vt_src_path(const char *rel)
+{
+    static char path[1024];
+    const char *src = getenv("VMC_TEST_SRC");
+    snprintf(path, sizeof path, "%s/%s", src ? src : ".", rel);
+    return path;
+}
+
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define VT_SANITIZED 1
 #elif defined(__has_feature)
