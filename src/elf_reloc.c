@@ -21,6 +21,7 @@
 #include "error.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,8 +31,18 @@ typedef struct rtab {
     uint64_t va, size;
 } rtab_t;
 
-static int entry_fail(vmc_lib_t *l, const rtab_t *t, size_t i, size_t entsize, const char *msg)
+/* "libx.so: DT_RELA entry 5 (offset 0x558+0x78): PROBLEM".  Cold, and the
+ * message buffer lives here, not in the relocation loops' frames. */
+static int __attribute__((noinline, cold)) entry_fail(vmc_lib_t *l, const rtab_t *t, size_t i, size_t entsize,
+                                                      const char *fmt, ...) VMC_PRINTF(5, 6);
+
+static int entry_fail(vmc_lib_t *l, const rtab_t *t, size_t i, size_t entsize, const char *fmt, ...)
 {
+    char msg[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
     return vmc__fail(-ENOEXEC, "%s: %s entry %zu (offset 0x%lx+0x%lx): %s", l->name, t->tag, i,
                      (unsigned long)vmc__elf_offset(&l->elf, t->va), (unsigned long)(i * entsize), msg);
 }
@@ -60,18 +71,13 @@ typedef struct window {
 static int __attribute__((noinline)) retarget(vmc_lib_t *l, const rtab_t *t, size_t i, size_t entsize,
                                               uint64_t va, window_t *w)
 {
-    char msg[160];
     const vmc_seg_t *s = vmc__elf_seg(&l->elf, va, 8, 1);
-    if (!s) {
-        snprintf(msg, sizeof msg, "target 0x%lx is outside the image (0x%lx..0x%lx)", (unsigned long)va,
-                 (unsigned long)l->elf.lo, (unsigned long)l->elf.hi);
-        return entry_fail(l, t, i, entsize, msg);
-    }
-    if (!(s->flags & PF_W)) {
-        snprintf(msg, sizeof msg, "target 0x%lx is in read-only program header %u (a text relocation)",
-                 (unsigned long)va, s->index);
-        return entry_fail(l, t, i, entsize, msg);
-    }
+    if (!s)
+        return entry_fail(l, t, i, entsize, "target 0x%lx is outside the image (0x%lx..0x%lx)",
+                          (unsigned long)va, (unsigned long)l->elf.lo, (unsigned long)l->elf.hi);
+    if (!(s->flags & PF_W))
+        return entry_fail(l, t, i, entsize, "target 0x%lx is in read-only program header %u (a text relocation)",
+                          (unsigned long)va, s->index);
     w->lo = s->vaddr;  /* vmc__elf_seg found 8 bytes at va inside it: memsz >= 8 */
     w->hi = s->vaddr + s->memsz - 8;
     return 0;
@@ -157,20 +163,6 @@ static int bind_once(vmc_lib_t *l, bound_t *memo, size_t sym, const rtab_t *t, s
     return 0;
 }
 
-static int __attribute__((noinline)) bad_symbol(vmc_lib_t *l, const rtab_t *t, size_t i, size_t sym)
-{
-    char msg[160];
-    snprintf(msg, sizeof msg, "symbol index %zu is past the symbol table (%zu symbols)", sym, l->nsyms);
-    return entry_fail(l, t, i, sizeof(Elf64_Rela), msg);
-}
-
-static int __attribute__((noinline)) bad_type(vmc_lib_t *l, const rtab_t *t, size_t i, unsigned type)
-{
-    char msg[160];
-    snprintf(msg, sizeof msg, "relocation type %u is not supported%s", type, type_name(type));
-    return entry_fail(l, t, i, sizeof(Elf64_Rela), msg);
-}
-
 /* pass 1: everything but resolvers; pass 2: IRELATIVE and IFUNC symbols.
  * Counts are kept in locals: a store through a byte pointer may alias
  * anything, which would make the compiler reload *l at every entry. */
@@ -213,7 +205,8 @@ static int apply_rela(vmc_lib_t *l, const rtab_t *t, int pass, int *deferred, bo
         case R_X86_64_GLOB_DAT:
         case R_X86_64_JUMP_SLOT: {
             if (sym >= nsyms) {
-                err = bad_symbol(l, t, i, sym);
+                err = entry_fail(l, t, i, sizeof r, "symbol index %zu is past the symbol table (%zu symbols)",
+                                 sym, nsyms);
                 goto out;
             }
             uintptr_t bv;
@@ -232,7 +225,7 @@ static int apply_rela(vmc_lib_t *l, const rtab_t *t, int pass, int *deferred, bo
             break;
         }
         default:
-            err = bad_type(l, t, i, type);
+            err = entry_fail(l, t, i, sizeof r, "relocation type %u is not supported%s", type, type_name(type));
             goto out;
         }
     }

@@ -124,10 +124,10 @@ struct vmc_lib {
     uintptr_t bias;              /* run - elf.lo: add to every p_vaddr      */
     int in_heap;                 /* (reserved: images are code-region only) */
 
-    /* The read-only tables the dynamic section names (symbols, strings,
-     * hashes, versions, relocations), read once into the loader's memory
-     * (elf_dyn.c says why); vmc__elf_ptr serves [snap_va, +snap_len) from
-     * here.  NULL: everything is read in the image. */
+    /* The file part of the segment holding the tables the dynamic section
+     * names (symbols, strings, hashes, versions, relocations), read once
+     * into the loader's memory (elf_dyn.c says why); vmc__elf_ptr serves
+     * [snap_va, +snap_len) from here.  NULL: everything is read in the image. */
     uint8_t *snap, *snap_mem;    /* snap_mem: what to free (snap is inside) */
     uint64_t snap_va, snap_len;
 
