@@ -19,7 +19,7 @@ LIB_CFLAGS  := $(CFLAGS_BASE) -fPIC -fvisibility=hidden -Iinclude -Isrc
 LDLIBS_LIB  := -ldl -lpthread
 VERSION     := 0.1.0
 
-LIB_SRC := $(wildcard src/*.c)
+LIB_SRC := $(wildcard src/*/*.c)
 LIB_OBJ := $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRC))
 TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(patsubst tests/%.c,$(B)/tests/%.o,$(TEST_SRC))
@@ -27,7 +27,8 @@ TEST_OBJ := $(patsubst tests/%.c,$(B)/tests/%.o,$(TEST_SRC))
 all: $(B)/libvmcode.a $(B)/libvmcode.so $(B)/vmcode
 
 Q ?= @
-$(B)/obj/%.o: src/%.c $(wildcard src/*.h) include/vmcode.h
+LIB_HDR := $(wildcard src/*/*.h)
+$(B)/obj/%.o: src/%.c $(LIB_HDR) include/vmcode.h
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(LIB_CFLAGS) -c $< -o $@
@@ -48,7 +49,7 @@ $(B)/vmcode: tools/vmcode.c $(B)/libvmcode.a
 # ---- tests --------------------------------------------------------------------
 -include tests/libs.mk
 
-$(B)/tests/%.o: tests/%.c tests/test.h $(wildcard src/*.h) include/vmcode.h
+$(B)/tests/%.o: tests/%.c tests/test.h $(LIB_HDR) include/vmcode.h
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CFLAGS_BASE) -Iinclude -Isrc -Itests -c $< -o $@

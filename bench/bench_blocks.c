@@ -9,8 +9,8 @@
  * The linear peer searches a byte-per-block copy of the same occupancy.
  */
 #include "bench.h"
-#include "blocks.h"
-#include "os.h"
+#include "alloc/blocks.h"
+#include "os/os.h"
 
 #include <sys/mman.h>
 

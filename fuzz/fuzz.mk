@@ -18,7 +18,7 @@ FUZZ_SEEDS   := libz.so.1 libzstd.so.1 libbz2.so.1.0 liblzma.so.5 libffi.so.8 li
                 libpcre2-8.so.0 libcrypt.so.1 libuuid.so.1 libacl.so.1
 FUZZ_LIB_OBJ := $(patsubst src/%.c,$(FUZZ_OUT)/obj/%.o,$(LIB_SRC))
 
-$(FUZZ_OUT)/obj/%.o: src/%.c $(wildcard src/*.h) include/vmcode.h
+$(FUZZ_OUT)/obj/%.o: src/%.c $(LIB_HDR) include/vmcode.h
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 

@@ -7,7 +7,7 @@
  * is "N passed, N failed, N skipped"; the exit status is 1 on any failure.
  */
 #include "test.h"
-#include "os.h"
+#include "os/os.h"
 
 #include <fcntl.h>
 #include <poll.h>

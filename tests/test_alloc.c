@@ -1,7 +1,7 @@
 /* The code heap: vmc_alloc, vmc_alloc_reaching, vmc_free, stubs, stats. */
 #include "test.h"
 #include "vmcode.h"
-#include "os.h"
+#include "os/os.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

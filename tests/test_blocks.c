@@ -1,9 +1,9 @@
 /* The block layer against a brute-force model: every take finds exactly the
  * run a linear scan would (lowest or highest, aligned, inside the window). */
 #include "test.h"
-#include "blocks.h"
-#include "os.h"
-#include "error.h"
+#include "alloc/blocks.h"
+#include "os/os.h"
+#include "base/error.h"
 
 #include <sys/mman.h>
 

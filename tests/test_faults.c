@@ -6,7 +6,7 @@
  * behind; and the handle still works. */
 #include "test.h"
 #include "vmcode.h"
-#include "os.h"
+#include "os/os.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>

@@ -2,7 +2,7 @@
  * cleanly or adapt, and nothing crashes. */
 #include "test.h"
 #include "vmcode.h"
-#include "region.h"
+#include "region/region.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>

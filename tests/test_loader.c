@@ -4,7 +4,7 @@
 #include "test.h"
 #include "vmcode.h"
 #include "elfimg.h"
-#include "os.h"
+#include "os/os.h"
 
 #include <dlfcn.h>
 #include <fcntl.h>

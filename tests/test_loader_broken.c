@@ -5,7 +5,7 @@
 #include "test.h"
 #include "vmcode.h"
 #include "elfimg.h"
-#include "os.h"
+#include "os/os.h"
 
 #include <dirent.h>
 #include <sys/mman.h>

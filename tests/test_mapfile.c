@@ -2,7 +2,7 @@
  * shared, errors with messages, no holes, no leaks, faults. */
 #include "test.h"
 #include "vmcode.h"
-#include "os.h"
+#include "os/os.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>

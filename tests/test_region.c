@@ -1,9 +1,9 @@
 /* Regions: reservation, placement, halving, faults, release. */
 #include "test.h"
 #include "vmcode.h"
-#include "os.h"
-#include "region.h"
-#include "reach.h"
+#include "os/os.h"
+#include "region/region.h"
+#include "arch/reach.h"
 
 #include <sys/mman.h>
 #include <sys/resource.h>

@@ -3,9 +3,9 @@
  * and every failure path. */
 #include "test.h"
 #include "vmcode.h"
-#include "os.h"
-#include "region.h"
-#include "vmc.h"
+#include "os/os.h"
+#include "region/region.h"
+#include "api/vmc.h"
 
 #include <dirent.h>
 #include <fcntl.h>

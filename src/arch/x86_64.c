@@ -1,5 +1,5 @@
 /* rel32 reach arithmetic, shared by placement, allocation and the loader. */
-#include "reach.h"
+#include "arch/reach.h"
 
 #define REL32_SPAN ((uint64_t)1 << 31)
 

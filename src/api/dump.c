@@ -1,7 +1,7 @@
 /* The region map: vmc_walk visits every run of both regions in address order
  * (free runs included); vmc_dump prints what it visits. */
-#include "vmc.h"
-#include "error.h"
+#include "api/vmc.h"
+#include "base/error.h"
 
 #include <errno.h>
 

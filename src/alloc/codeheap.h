@@ -15,7 +15,7 @@
 #ifndef VMC_CODEHEAP_H
 #define VMC_CODEHEAP_H
 #include "vmcode.h"
-#include "blocks.h"
+#include "alloc/blocks.h"
 
 typedef struct vmc_codeheap vmc_codeheap_t;
 

@@ -37,9 +37,9 @@
  * a definition of that version name; an unversioned one matches the default
  * (non-hidden) definition.
  */
-#include "loader.h"
-#include "error.h"
-#include "os.h"
+#include "lib/loader.h"
+#include "base/error.h"
+#include "os/os.h"
 
 #include <errno.h>
 #include <stdarg.h>

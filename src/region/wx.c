@@ -58,9 +58,9 @@
  * clone run no atfork handlers: they are for exec, which closes the file
  * (close-on-exec) and drops the mappings.
  */
-#include "wx.h"
-#include "error.h"
-#include "os.h"
+#include "region/wx.h"
+#include "base/error.h"
+#include "os/os.h"
 
 #include <errno.h>
 #include <fcntl.h>

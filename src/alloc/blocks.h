@@ -16,7 +16,7 @@
  */
 #ifndef VMC_BLOCKS_H
 #define VMC_BLOCKS_H
-#include "region.h"
+#include "region/region.h"
 #include <stdio.h>
 
 /* Owners are the public run owners (vmcode.h), so maps need no translation. */

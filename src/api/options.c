@@ -5,8 +5,8 @@
  * and writes the caller's struct only when the whole text was good, so a bad
  * token never leaves half-applied options behind.
  */
-#include "options.h"
-#include "error.h"
+#include "api/options.h"
+#include "base/error.h"
 
 #include <ctype.h>
 #include <errno.h>

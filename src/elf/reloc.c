@@ -17,8 +17,8 @@
  * last for the same reason).  When DT_RELA's range covers DT_JMPREL's (older
  * linkers did that), the overlap is processed once.
  */
-#include "loader.h"
-#include "error.h"
+#include "lib/loader.h"
+#include "base/error.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -5,7 +5,7 @@
  */
 #ifndef VMC_WX_H
 #define VMC_WX_H
-#include "region.h"
+#include "region/region.h"
 
 /* After the code reservation exists: create the memory file and reserve the
  * writable view.  Sets r->wx, r->fd, r->wbase.  Undoes itself on failure. */

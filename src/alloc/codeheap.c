@@ -15,11 +15,11 @@
  * cache goes idle, keeping its slabs, and the next new thread adopts it.
  * Remote frees into an idle cache's slabs wait there until then.
  */
-#include "codeheap.h"
-#include "vmc.h"
-#include "error.h"
-#include "os.h"
-#include "reach.h"
+#include "alloc/codeheap.h"
+#include "api/vmc.h"
+#include "base/error.h"
+#include "os/os.h"
+#include "arch/reach.h"
 
 #include <errno.h>
 #include <stdatomic.h>

@@ -12,9 +12,9 @@
  * PT_TLS (no TLS for private libraries yet), an executable stack
  * (PT_GNU_STACK with PF_X).
  */
-#include "loader.h"
-#include "error.h"
-#include "os.h"
+#include "lib/loader.h"
+#include "base/error.h"
+#include "os/os.h"
 
 #include <errno.h>
 #include <string.h>

@@ -6,7 +6,7 @@
  * check is a relaxed atomic load when no fault is set, which keeps the seam
  * free on the hot paths (none of which make system calls anyway).
  */
-#include "os.h"
+#include "os/os.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -17,7 +17,7 @@
  * readable segment.  Inert loads register nothing: the unwinder would read
  * the table when some other frame is unwound.
  */
-#include "loader.h"
+#include "lib/loader.h"
 
 #include <dlfcn.h>
 #include <string.h>

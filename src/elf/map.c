@@ -27,9 +27,9 @@
  * Both end with the segment's own protection; PT_GNU_RELRO is made
  * read-only after relocation (vmc__elf_protect_relro).
  */
-#include "loader.h"
-#include "error.h"
-#include "os.h"
+#include "lib/loader.h"
+#include "base/error.h"
+#include "os/os.h"
 
 #include <errno.h>
 #include <string.h>

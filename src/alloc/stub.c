@@ -6,9 +6,9 @@
  * "stubs" in the map) and are shared per target through a hash table; they
  * live until vmc_close.
  */
-#include "vmc.h"
-#include "error.h"
-#include "os.h"
+#include "api/vmc.h"
+#include "base/error.h"
+#include "os/os.h"
 
 #include <errno.h>
 #include <stdlib.h>

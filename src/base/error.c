@@ -1,5 +1,5 @@
 /* Per-thread error text and the error-code names (see error.h). */
-#include "error.h"
+#include "base/error.h"
 #include "vmcode.h"
 
 #include <errno.h>

@@ -33,9 +33,9 @@
  * unloads from several threads are serialised, and a constructor may itself
  * load a library.
  */
-#include "loader.h"
-#include "error.h"
-#include "os.h"
+#include "lib/loader.h"
+#include "base/error.h"
+#include "os/os.h"
 
 #include <dlfcn.h>
 #include <errno.h>

@@ -1,9 +1,9 @@
 /* The handle: vmc_open, vmc_close, vmc_info, vmc_stats. */
-#include "vmc.h"
-#include "error.h"
-#include "options.h"
-#include "wx.h"
-#include "loader.h"
+#include "api/vmc.h"
+#include "base/error.h"
+#include "api/options.h"
+#include "region/wx.h"
+#include "lib/loader.h"
 
 #include <errno.h>
 #include <stdlib.h>

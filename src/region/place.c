@@ -7,9 +7,9 @@
  * caller then tries the winner with MAP_FIXED_NOREPLACE; if another thread took
  * the space meanwhile it simply asks again.
  */
-#include "region.h"
-#include "reach.h"
-#include "os.h"
+#include "region/region.h"
+#include "arch/reach.h"
+#include "os/os.h"
 
 #include <errno.h>
 #include <fcntl.h>

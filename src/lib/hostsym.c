@@ -24,7 +24,7 @@
  * is unversioned (dladdr1 gives the symbol and its object, whose DT_VERSYM
  * says), that interposer wins.
  */
-#include "loader.h"
+#include "lib/loader.h"
 
 #include <dlfcn.h>
 #include <elf.h>

@@ -17,8 +17,8 @@
 #ifndef VMC_LOADER_H
 #define VMC_LOADER_H
 
-#include "vmc.h"
-#include "blocks.h"
+#include "api/vmc.h"
+#include "alloc/blocks.h"
 
 #include <elf.h>
 #include <stdint.h>

@@ -25,9 +25,9 @@
  * The arrays live in memory the caller maps (one mapping per handle, see
  * api.c), zero-filled and untouched until used.
  */
-#include "blocks.h"
-#include "error.h"
-#include "os.h"
+#include "alloc/blocks.h"
+#include "base/error.h"
+#include "os/os.h"
 
 #include <errno.h>
 #include <stdlib.h>

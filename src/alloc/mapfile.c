@@ -10,9 +10,9 @@
  * everywhere in the region, and so is a range past the file's last page
  * (touching it would raise SIGBUS).
  */
-#include "loader.h"
-#include "error.h"
-#include "os.h"
+#include "lib/loader.h"
+#include "base/error.h"
+#include "os/os.h"
 
 #include <errno.h>
 #include <string.h>

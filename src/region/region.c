@@ -11,11 +11,11 @@
  * the steps run again.  Fixed-address attempts use MAP_FIXED_NOREPLACE and
  * check the result: kernels before 4.17 take the flag as a mere hint.
  */
-#include "region.h"
-#include "error.h"
-#include "os.h"
-#include "reach.h"
-#include "wx.h"
+#include "region/region.h"
+#include "base/error.h"
+#include "os/os.h"
+#include "arch/reach.h"
+#include "region/wx.h"
 
 #include <errno.h>
 #include <link.h>

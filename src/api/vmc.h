@@ -2,10 +2,10 @@
 #ifndef VMC_VMC_H
 #define VMC_VMC_H
 #include "vmcode.h"
-#include "region.h"
-#include "blocks.h"
-#include "codeheap.h"
-#include "stub.h"
+#include "region/region.h"
+#include "alloc/blocks.h"
+#include "alloc/codeheap.h"
+#include "alloc/stub.h"
 #include <pthread.h>
 #include <stdatomic.h>
 
