@@ -32,7 +32,7 @@ static vmc_t *wx_open_text(const char *text)
     ASSERT_OK(vmc_options_parse(&o, text));
     vmc_t *v = NULL;
     ASSERT_OK(vmc_open(&o, &v));
-    ASSERT(v->code.wx);
+    ASSERT(v->sp.code.wx);
     return v;
 }
 
@@ -154,7 +154,7 @@ TEST(wx_open_reserves_two_views_and_a_memfd)
     ASSERT(vmc__os_holds(w, w + in.code_size));
     ASSERT_NO_RWX();
     /* the file: a memfd, close-on-exec, one page long */
-    int fd = v->code.fd;
+    int fd = v->sp.code.fd;
     ASSERT_GE(fd, 0);
     ASSERT(fcntl(fd, F_GETFD) & FD_CLOEXEC);
     char target[256];
@@ -163,7 +163,7 @@ TEST(wx_open_reserves_two_views_and_a_memfd)
     struct stat st;
     ASSERT_EQ(fstat(fd, &st), 0);
     ASSERT_EQ(st.st_size, PAGE);
-    ASSERT_EQ(v->code.file_size, PAGE);
+    ASSERT_EQ(v->sp.code.file_size, PAGE);
     vmc_close(v);
     ASSERT(!vmc__os_holds(w, w + PAGE));
     ASSERT_NO_LEAK(snap);
@@ -177,7 +177,7 @@ TEST(wx_open_2g_and_commit_take_no_memory_until_written)
     vt_snap(&snap);
     size_t rss0 = vt_rss_kib();
     vmc_t *v = wx_open_text("-vm_size 2G");
-    vmc_region_t *r = &v->code;
+    vmc_region_t *r = &v->sp.code;
     ASSERT_EQ(r->size, (size_t)2 << 30);
     ASSERT_OK(vmc__region_commit(r, r->base + r->size - (64u << 20), 64u << 20, VMC_CODE));
     size_t rss1 = vt_rss_kib();
@@ -193,7 +193,7 @@ TEST(wx_open_2g_and_commit_take_no_memory_until_written)
 TEST(wx_commit_maps_both_views_at_a_constant_offset)
 {
     vmc_t *v = wx_open();
-    vmc_region_t *r = &v->code;
+    vmc_region_t *r = &v->sp.code;
     uintptr_t a = r->base + 16 * PAGE, b = r->base + (40u << 20);
     ASSERT_OK(vmc__region_commit(r, a, 3 * PAGE, VMC_CODE));
     ASSERT_OK(vmc__region_commit(r, b, PAGE, VMC_CODE));
@@ -220,7 +220,7 @@ TEST(wx_commit_maps_both_views_at_a_constant_offset)
 TEST(wx_rewrite_in_place_is_visible_through_x)
 {
     vmc_t *v = wx_open();
-    vmc_region_t *r = &v->code;
+    vmc_region_t *r = &v->sp.code;
     uintptr_t x = r->base + 5 * PAGE;
     ASSERT_OK(vmc__region_commit(r, x, PAGE, VMC_CODE));
     emit_ret((void *)wview(r, x), 111);
@@ -242,7 +242,7 @@ TEST(wx_decommit_frees_pages_and_reserves_both_views)
     vt_snapshot_t snap;
     vt_snap(&snap);
     vmc_t *v = wx_open();
-    vmc_region_t *r = &v->code;
+    vmc_region_t *r = &v->sp.code;
     uintptr_t x = r->base + (8u << 20);
     size_t len = 64 * PAGE;
     ASSERT_OK(vmc__region_commit(r, x, len, VMC_CODE));
@@ -270,7 +270,7 @@ TEST(wx_decommit_frees_pages_and_reserves_both_views)
 TEST(wx_rdata_in_the_code_region_is_private_and_single)
 {
     vmc_t *v = wx_open();
-    vmc_region_t *r = &v->code;
+    vmc_region_t *r = &v->sp.code;
     uintptr_t x = r->base + 3 * PAGE;
     ASSERT_OK(vmc__region_commit(r, x, 2 * PAGE, VMC_RDATA));
     ASSERT_PERMS(x, x + 2 * PAGE, "rw-p");
@@ -289,7 +289,7 @@ TEST(wx_rdata_in_the_code_region_is_private_and_single)
 TEST_SIGNAL(wx_write_through_x_faults, SIGSEGV)
 {
     vmc_t *v = wx_open();
-    vmc_region_t *r = &v->code;
+    vmc_region_t *r = &v->sp.code;
     uintptr_t x = r->base + PAGE;
     ASSERT_OK(vmc__region_commit(r, x, PAGE, VMC_CODE));
     emit_ret((void *)wview(r, x), 1);
@@ -300,7 +300,7 @@ TEST_SIGNAL(wx_write_through_x_faults, SIGSEGV)
 TEST_SIGNAL(wx_execute_through_w_faults, SIGSEGV)
 {
     vmc_t *v = wx_open();
-    vmc_region_t *r = &v->code;
+    vmc_region_t *r = &v->sp.code;
     uintptr_t x = r->base + PAGE;
     ASSERT_OK(vmc__region_commit(r, x, PAGE, VMC_CODE));
     emit_ret((void *)wview(r, x), 1);
@@ -311,7 +311,7 @@ TEST_SIGNAL(wx_execute_through_w_faults, SIGSEGV)
 TEST_SIGNAL(wx_decommitted_code_faults, SIGSEGV)
 {
     vmc_t *v = wx_open();
-    vmc_region_t *r = &v->code;
+    vmc_region_t *r = &v->sp.code;
     uintptr_t x = r->base + PAGE;
     ASSERT_OK(vmc__region_commit(r, x, PAGE, VMC_CODE));
     emit_ret((void *)wview(r, x), 1);
@@ -325,7 +325,7 @@ TEST(wx_no_rwx_after_every_operation)
     ASSERT_NO_RWX();
     vmc_t *v = wx_open();
     ASSERT_NO_RWX();
-    vmc_region_t *r = &v->code;
+    vmc_region_t *r = &v->sp.code;
     uintptr_t c = r->base + 10 * PAGE, d = r->base + 20 * PAGE;
     ASSERT_OK(vmc__region_commit(r, c, 4 * PAGE, VMC_CODE));
     ASSERT_NO_RWX();
@@ -350,7 +350,7 @@ TEST(wx_no_rwx_after_every_operation)
     wait_ok(pid);
     ASSERT_NO_RWX();
     vmc_t *v2 = wx_open();  /* a second W^X handle alongside */
-    ASSERT_OK(vmc__region_commit(&v2->code, v2->code.base, PAGE, VMC_CODE));
+    ASSERT_OK(vmc__region_commit(&v2->sp.code, v2->sp.code.base, PAGE, VMC_CODE));
     ASSERT_NO_RWX();
     vmc_close(v2);
     vmc_close(v);
@@ -366,7 +366,7 @@ TEST(wx_file_mapped_over_the_executable_view)
     vt_snapshot_t snap;
     vt_snap(&snap);
     vmc_t *v = wx_open();
-    vmc_region_t *r = &v->code;
+    vmc_region_t *r = &v->sp.code;
     char path[] = "/tmp/vmcode-wx-image-XXXXXX";
     int fd = mkstemp(path);
     ASSERT_GE(fd, 0);
@@ -409,7 +409,7 @@ TEST(wx_file_mapped_over_the_executable_view)
 TEST(wx_fork_child_gets_its_own_copy)
 {
     vmc_t *v = wx_open();
-    vmc_region_t *r = &v->code;
+    vmc_region_t *r = &v->sp.code;
     uintptr_t a = r->base + PAGE, b = r->base + (40u << 20), c = r->base + 100 * PAGE;
     ASSERT_OK(vmc__region_commit(r, a, PAGE, VMC_CODE));
     ASSERT_OK(vmc__region_commit(r, b, 4 * PAGE, VMC_CODE));
@@ -476,19 +476,19 @@ TEST(wx_fork_child_gets_its_own_copy)
 TEST(wx_fork_gives_every_region_its_own_file)
 {
     vmc_t *v1 = wx_open(), *v2 = wx_open();
-    uintptr_t x1 = v1->code.base, x2 = v2->code.base + PAGE;
-    ASSERT_OK(vmc__region_commit(&v1->code, x1, PAGE, VMC_CODE));
-    ASSERT_OK(vmc__region_commit(&v2->code, x2, PAGE, VMC_CODE));
-    emit_ret((void *)wview(&v1->code, x1), 1);
-    emit_ret((void *)wview(&v2->code, x2), 2);
+    uintptr_t x1 = v1->sp.code.base, x2 = v2->sp.code.base + PAGE;
+    ASSERT_OK(vmc__region_commit(&v1->sp.code, x1, PAGE, VMC_CODE));
+    ASSERT_OK(vmc__region_commit(&v2->sp.code, x2, PAGE, VMC_CODE));
+    emit_ret((void *)wview(&v1->sp.code, x1), 1);
+    emit_ret((void *)wview(&v2->sp.code, x2), 2);
     for (int round = 0; round < 3; round++) {  /* forks of forks */
         pid_t pid = fork();
         ASSERT(pid >= 0);
         if (pid == 0) {
             ASSERT_EQ(call_at(x1), 1 + round * 10);
             ASSERT_EQ(call_at(x2), 2 + round * 10);
-            emit_ret((void *)wview(&v1->code, x1), 99);
-            emit_ret((void *)wview(&v2->code, x2), 98);
+            emit_ret((void *)wview(&v1->sp.code, x1), 99);
+            emit_ret((void *)wview(&v2->sp.code, x2), 98);
             ASSERT_EQ(call_at(x1), 99);
             ASSERT_EQ(call_at(x2), 98);
             _exit(0);
@@ -496,8 +496,8 @@ TEST(wx_fork_gives_every_region_its_own_file)
         wait_ok(pid);
         ASSERT_EQ(call_at(x1), 1 + round * 10);
         ASSERT_EQ(call_at(x2), 2 + round * 10);
-        emit_ret((void *)wview(&v1->code, x1), 1 + (round + 1) * 10);
-        emit_ret((void *)wview(&v2->code, x2), 2 + (round + 1) * 10);
+        emit_ret((void *)wview(&v1->sp.code, x1), 1 + (round + 1) * 10);
+        emit_ret((void *)wview(&v2->sp.code, x2), 2 + (round + 1) * 10);
     }
     vmc_close(v2);
     /* a closed region is no longer copied at fork */
@@ -515,7 +515,7 @@ TEST(wx_fork_gives_every_region_its_own_file)
 TEST(wx_fork_without_a_new_file_keeps_the_child_read_only)
 {
     vmc_t *v = wx_open();
-    vmc_region_t *r = &v->code;
+    vmc_region_t *r = &v->sp.code;
     uintptr_t a = r->base + PAGE;
     ASSERT_OK(vmc__region_commit(r, a, PAGE, VMC_CODE));
     emit_ret((void *)wview(r, a), 17);
@@ -550,7 +550,7 @@ TEST(wx_fork_without_a_new_file_keeps_the_child_read_only)
 TEST(wx_fork_copy_fallbacks)
 {
     vmc_t *v = wx_open();
-    vmc_region_t *r = &v->code;
+    vmc_region_t *r = &v->sp.code;
     uintptr_t a = r->base + PAGE, b = r->base + (3u << 20);
     ASSERT_OK(vmc__region_commit(r, a, 40 * PAGE, VMC_CODE));
     ASSERT_OK(vmc__region_commit(r, b, PAGE, VMC_CODE));
@@ -608,7 +608,7 @@ static void *commit_loop(void *arg)
 TEST_THREADED(wx_fork_while_other_threads_commit)
 {
     vmc_t *v = wx_open();
-    vmc_region_t *r = &v->code;
+    vmc_region_t *r = &v->sp.code;
     uintptr_t fixed = r->base;
     ASSERT_OK(vmc__region_commit(r, fixed, PAGE, VMC_CODE));
     emit_ret((void *)wview(r, fixed), 4242);
@@ -660,7 +660,7 @@ TEST_THREADED(wx_fork_while_other_threads_commit)
 TEST(wx_exec_does_not_leak_the_file)
 {
     vmc_t *v = wx_open();
-    int fd = v->code.fd;
+    int fd = v->sp.code.fd;
     ASSERT(fcntl(fd, F_GETFD) & FD_CLOEXEC);
     char script[128];
     snprintf(script, sizeof script, "test ! -e /proc/self/fd/%d", fd);
@@ -699,10 +699,10 @@ TEST(wx_memfd_exec_flag_retried_without_on_old_kernels)
     ASSERT_EQ(memfd_calls, 2);
     ASSERT_EQ(memfd_flags_seen[0], MFD_CLOEXEC | 0x10u);
     ASSERT_EQ(memfd_flags_seen[1], MFD_CLOEXEC);
-    ASSERT(fcntl(v->code.fd, F_GETFD) & FD_CLOEXEC);
-    ASSERT_OK(vmc__region_commit(&v->code, v->code.base, PAGE, VMC_CODE));
-    emit_ret((void *)v->code.wbase, 3);
-    ASSERT_EQ(call_at(v->code.base), 3);
+    ASSERT(fcntl(v->sp.code.fd, F_GETFD) & FD_CLOEXEC);
+    ASSERT_OK(vmc__region_commit(&v->sp.code, v->sp.code.base, PAGE, VMC_CODE));
+    emit_ret((void *)v->sp.code.wbase, 3);
+    ASSERT_EQ(call_at(v->sp.code.base), 3);
     vmc_close(v);
     ASSERT_NO_LEAK(snap);
 }
@@ -716,7 +716,7 @@ TEST(wx_memfd_unavailable_falls_back_to_dev_shm)
     for (size_t i = 0; i < sizeof errs / sizeof *errs; i++) {
         vmc__os_fault(VMC_OS_MEMFD_CREATE, 1, errs[i], 1);
         vmc_t *v = wx_open();
-        vmc_region_t *r = &v->code;
+        vmc_region_t *r = &v->sp.code;
         char target[256];
         fd_target(r->fd, target, sizeof target);
         ASSERT_STR_CONTAINS(target, "/dev/shm/vmcode-");
@@ -781,7 +781,7 @@ TEST(wx_memfd_noexec_policies)
             if (!f || fprintf(f, "%d\n", policy) < 0 || fclose(f)) _exit(91);
             ASSERT_EQ(read_memfd_noexec(), policy);
             vmc_t *v = wx_open();
-            vmc_region_t *r = &v->code;
+            vmc_region_t *r = &v->sp.code;
             char target[256];
             fd_target(r->fd, target, sizeof target);
             ASSERT_STR_CONTAINS(target, policy == 1 ? "memfd:vmcode-code" : "/dev/shm/vmcode-");
@@ -852,7 +852,7 @@ TEST(wx_file_is_one_page_at_its_first_exec_mapping)
     vmc_t *v = wx_open();
     ASSERT_EQ(exec_maps_of_files, 1);
     ASSERT_EQ(ima_size_at_first_exec, PAGE);
-    vmc_region_t *r = &v->code;
+    vmc_region_t *r = &v->sp.code;
     ASSERT_OK(vmc__region_commit(r, r->base + (32u << 20), PAGE, VMC_CODE));
     ASSERT_EQ(exec_maps_of_files, 2);
     /* the child's new file too */
@@ -880,7 +880,7 @@ static void *mmap_spy_child(void *addr, size_t len, int prot, int flags, int fd,
 TEST(wx_child_file_is_one_page_at_its_first_exec_mapping)
 {
     vmc_t *v = wx_open();
-    vmc_region_t *r = &v->code;
+    vmc_region_t *r = &v->sp.code;
     ASSERT_OK(vmc__region_commit(r, r->base + (32u << 20), 8 * PAGE, VMC_CODE));
     vmc__os_set_call(VMC_OS_MMAP, (void (*)(void))mmap_spy_child);
     pid_t pid = fork();
@@ -898,7 +898,7 @@ TEST(wx_child_file_is_one_page_at_its_first_exec_mapping)
 TEST(wx_file_grows_in_steps)
 {
     vmc_t *v = wx_open_text("-vm_size 256M");
-    vmc_region_t *r = &v->code;
+    vmc_region_t *r = &v->sp.code;
     vmc__os_calls_reset();
     for (int i = 0; i < 200; i++)
         ASSERT_OK(vmc__region_commit(r, r->base + (uintptr_t)i * PAGE, PAGE, VMC_CODE));
@@ -927,7 +927,7 @@ TEST(wx_rlimit_fsize_gives_efbig_not_sigxfsz)
         struct rlimit rl = {1u << 20, 1u << 20};
         ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &rl), 0);
         vmc_t *v = wx_open();
-        vmc_region_t *r = &v->code;
+        vmc_region_t *r = &v->sp.code;
         ASSERT_OK(vmc__region_commit(r, r->base, PAGE, VMC_CODE));
         ASSERT_OK(vmc__region_commit(r, r->base + (512u << 10), PAGE, VMC_CODE));
         ASSERT_OK(vmc__region_commit(r, r->base + (1u << 20) - PAGE, PAGE, VMC_CODE));
@@ -1149,7 +1149,7 @@ TEST(wx_second_mapping_failures_at_open_are_clean)
 TEST(wx_commit_and_decommit_failures_change_nothing)
 {
     vmc_t *v = wx_open();
-    vmc_region_t *r = &v->code;
+    vmc_region_t *r = &v->sp.code;
     uintptr_t a = r->base + 2 * PAGE, far = r->base + (16u << 20);
     ASSERT_OK(vmc__region_commit(r, a, PAGE, VMC_CODE));
     emit_ret((void *)wview(r, a), 8);
@@ -1263,7 +1263,7 @@ TEST(wx_fault_sweep)
                     vmc_t *v = NULL;
                     int r = open_wx_err(&v), step = 0;
                     if (!r) {
-                        vmc_region_t *c = &v->code;
+                        vmc_region_t *c = &v->sp.code;
                         uintptr_t a = c->base + PAGE, b = c->base + (20u << 20);
                         if (!(r = vmc__region_commit(c, a, 2 * PAGE, VMC_CODE))) {
                             emit_ret((void *)wview(c, a + PAGE), 5);

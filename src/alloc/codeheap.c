@@ -16,7 +16,8 @@
  * Remote frees into an idle cache's slabs wait there until then.
  */
 #include "alloc/codeheap.h"
-#include "api/vmc.h"
+#include "alloc/space.h"
+#include "alloc/codeheap.h"
 #include "base/error.h"
 #include "os/os.h"
 #include "arch/reach.h"
@@ -72,7 +73,7 @@ struct chunk {
 };
 
 struct tcache {
-    vmc_t *v;
+    vmc_space_t *v;
     slab_t *cur[NKINDS][NCLASSES];     /* allocating from                   */
     slab_t *avail[NKINDS][NCLASSES];   /* owned, with free objects          */
     slab_t *full[NKINDS][NCLASSES];    /* owned, full when last looked      */
@@ -118,7 +119,7 @@ static void counter_add(_Atomic size_t *c, size_t n)
                           memory_order_relaxed);
 }
 
-static int region_index(vmc_t *v, uintptr_t x)
+static int region_index(vmc_space_t *v, uintptr_t x)
 {
     if (vmc__region_contains(&v->code, x, 1)) return 0;
     if (vmc__region_contains(&v->heap, x, 1)) return 1;
@@ -156,7 +157,7 @@ static int table_ready(vmc_codeheap_t *h)
     return 0;
 }
 
-static vmc_blocks_t *blocks_for(vmc_t *v, int kind)
+static vmc_blocks_t *blocks_for(vmc_space_t *v, int kind)
 {
     return vmc__blocks_of(v, kind == VMC_DATA ? &v->heap : &v->code);
 }
@@ -191,7 +192,7 @@ static void tcache_release(void *arg)
     pthread_mutex_unlock(&h->lock);
 }
 
-static tcache_t *tcache_get(vmc_t *v)
+static tcache_t *tcache_get(vmc_space_t *v)
 {
     vmc_codeheap_t *h = v->ch;
     tcache_t *tc = pthread_getspecific(h->key);
@@ -222,7 +223,7 @@ static void chunk_unlink(vmc_codeheap_t *h, chunk_t *c)
     if (c->next) c->next->prev = c->prev;
 }
 
-static void chunk_release(vmc_t *v, chunk_t *c)
+static void chunk_release(vmc_space_t *v, chunk_t *c)
 {
     vmc_codeheap_t *h = v->ch;
     for (uint32_t i = 0; i < c->nslabs; i++) {
@@ -249,7 +250,7 @@ static void chunk_release(vmc_t *v, chunk_t *c)
 
 /* A slab went back to the heap: when its whole chunk is free, keep one such
  * chunk per kind committed (hysteresis) and give older ones back. */
-static void slab_retire_locked(vmc_t *v, slab_t *s)
+static void slab_retire_locked(vmc_space_t *v, slab_t *s)
 {
     vmc_codeheap_t *h = v->ch;
     atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
@@ -265,7 +266,7 @@ static void slab_retire_locked(vmc_t *v, slab_t *s)
 /* Unconstrained code-region requests go first to the part of the region
  * that reaches the placement target (by default the program), so generated
  * code can call the program directly unless that part is full. */
-static int take_preferring(vmc_t *v, vmc_blocks_t *b, size_t len, size_t align, uintptr_t lo,
+static int take_preferring(vmc_space_t *v, vmc_blocks_t *b, size_t len, size_t align, uintptr_t lo,
                            uintptr_t hi, int kind, int owner, uintptr_t *out)
 {
     vmc_codeheap_t *h = v->ch;
@@ -276,7 +277,7 @@ static int take_preferring(vmc_t *v, vmc_blocks_t *b, size_t len, size_t align, 
     return vmc__blocks_take(b, len, align, lo, hi, top, owner, NULL, out);
 }
 
-static int chunk_new(vmc_t *v, int kind, uintptr_t lo, uintptr_t hi)
+static int chunk_new(vmc_space_t *v, int kind, uintptr_t lo, uintptr_t hi)
 {
     vmc_codeheap_t *h = v->ch;
     vmc_blocks_t *b = blocks_for(v, kind);
@@ -328,7 +329,7 @@ static int in_window(uintptr_t a, size_t len, uintptr_t wlo, uintptr_t whi)
 
 /* An empty slab of `kind` inside [wlo, whi), carved for class `cls` and
  * owned by tc. */
-static int slab_acquire(vmc_t *v, tcache_t *tc, int kind, int cls, uintptr_t wlo, uintptr_t whi,
+static int slab_acquire(vmc_space_t *v, tcache_t *tc, int kind, int cls, uintptr_t wlo, uintptr_t whi,
                         slab_t **out)
 {
     vmc_codeheap_t *h = v->ch;
@@ -404,7 +405,7 @@ static int slab_has_room(const slab_t *s)
 }
 
 /* cur had no room (or is outside the window): find or make a slab that has. */
-static int small_slow(vmc_t *v, tcache_t *tc, int kind, int cls, uintptr_t wlo, uintptr_t whi,
+static int small_slow(vmc_space_t *v, tcache_t *tc, int kind, int cls, uintptr_t wlo, uintptr_t whi,
                       slab_t **out)
 {
     int windowed = wlo || whi;
@@ -441,14 +442,14 @@ static int small_slow(vmc_t *v, tcache_t *tc, int kind, int cls, uintptr_t wlo, 
     return 0;
 }
 
-static void fill_span(vmc_t *v, int kind, uintptr_t x, size_t size, vmc_span_t *out)
+static void fill_span(vmc_space_t *v, int kind, uintptr_t x, size_t size, vmc_span_t *out)
 {
     out->x = (void *)x;
     out->w = (void *)(kind == VMC_CODE ? x - v->code.base + v->code.wbase : x);
     out->size = size;
 }
 
-static int small_alloc(vmc_t *v, int kind, int cls, uintptr_t wlo, uintptr_t whi, vmc_span_t *out)
+static int small_alloc(vmc_space_t *v, int kind, int cls, uintptr_t wlo, uintptr_t whi, vmc_span_t *out)
 {
     tcache_t *tc = tcache_get(v);
     if (!tc) return vmc__fail(-ENOMEM, "code heap: out of memory for a thread cache");
@@ -467,7 +468,7 @@ static int small_alloc(vmc_t *v, int kind, int cls, uintptr_t wlo, uintptr_t whi
     return 0;
 }
 
-static int small_free(vmc_t *v, slab_t *s, uintptr_t x)
+static int small_free(vmc_space_t *v, slab_t *s, uintptr_t x)
 {
     uintptr_t off = x - s->start;
     uint32_t size = s->size, cap = s->cap;
@@ -512,7 +513,7 @@ static int small_free(vmc_t *v, slab_t *s, uintptr_t x)
 
 /* ---- large allocations: a run of their own ------------------------------------ */
 
-static int large_alloc(vmc_t *v, size_t size, int kind, uintptr_t wlo, uintptr_t whi, vmc_span_t *out)
+static int large_alloc(vmc_space_t *v, size_t size, int kind, uintptr_t wlo, uintptr_t whi, vmc_span_t *out)
 {
     vmc_blocks_t *b = blocks_for(v, kind);
     if (!b) return vmc__fail(-ENOSPC, "heap region: there is none (-vmheap_size 0) for VMC_DATA");
@@ -532,7 +533,7 @@ static int large_alloc(vmc_t *v, size_t size, int kind, uintptr_t wlo, uintptr_t
     return 0;
 }
 
-static int large_free(vmc_t *v, vmc_blocks_t *b, uintptr_t x)
+static int large_free(vmc_space_t *v, vmc_blocks_t *b, uintptr_t x)
 {
     vmc_run_t run;
     if (!b || vmc__blocks_find(b, x, &run) || run.owner != VMC_OWNER_LARGE || run.start != x)
@@ -547,14 +548,14 @@ static int large_free(vmc_t *v, vmc_blocks_t *b, uintptr_t x)
 
 /* ---- the public calls --------------------------------------------------------- */
 
-static int alloc_in(vmc_t *v, size_t size, int kind, uintptr_t wlo, uintptr_t whi, vmc_span_t *out)
+static int alloc_in(vmc_space_t *v, size_t size, int kind, uintptr_t wlo, uintptr_t whi, vmc_span_t *out)
 {
     int cls = size <= MAX_SMALL ? size_class(size) : -1;
     if (cls >= 0) return small_alloc(v, kind, cls, wlo, whi, out);
     return large_alloc(v, size, kind, wlo, whi, out);
 }
 
-static int check_args(vmc_t *v, int kind, vmc_span_t *out, const char *fn)
+static int check_args(vmc_space_t *v, int kind, vmc_span_t *out, const char *fn)
 {
     if (!v || !out) return vmc__fail(-EINVAL, "%s: NULL argument", fn);
     if (kind != VMC_CODE && kind != VMC_RDATA && kind != VMC_DATA)
@@ -562,14 +563,14 @@ static int check_args(vmc_t *v, int kind, vmc_span_t *out, const char *fn)
     return 0;
 }
 
-int vmc_alloc(vmc_t *v, size_t size, int kind, vmc_span_t *out)
+int vmc__alloc(vmc_space_t *v, size_t size, int kind, vmc_span_t *out)
 {
     int e = check_args(v, kind, out, "vmc_alloc");
     if (e) return e;
     return alloc_in(v, size, kind, 0, 0, out);
 }
 
-int vmc_alloc_reaching(vmc_t *v, size_t size, int kind, uintptr_t lo, uintptr_t hi, vmc_span_t *out)
+int vmc__alloc_reaching(vmc_space_t *v, size_t size, int kind, uintptr_t lo, uintptr_t hi, vmc_span_t *out)
 {
     int e = check_args(v, kind, out, "vmc_alloc_reaching");
     if (e) return e;
@@ -596,14 +597,14 @@ int vmc_alloc_reaching(vmc_t *v, size_t size, int kind, uintptr_t lo, uintptr_t 
 }
 
 /* The executable-view address for p, which may be in the writable view. */
-static uintptr_t to_x(vmc_t *v, uintptr_t p)
+static uintptr_t to_x(vmc_space_t *v, uintptr_t p)
 {
     if (v->code.wx && p >= v->code.wbase && p - v->code.wbase < v->code.size)
         return p - v->code.wbase + v->code.base;
     return p;
 }
 
-int vmc_free(vmc_t *v, void *p)
+int vmc__free(vmc_space_t *v, void *p)
 {
     if (!v) return vmc__fail(-EINVAL, "vmc_free: NULL handle");
     if (!p) return 0;
@@ -616,7 +617,7 @@ int vmc_free(vmc_t *v, void *p)
     return large_free(v, ri ? v->heap_blocks : v->code_blocks, x);
 }
 
-int vmc__codeheap_kind_at(vmc_t *v, uintptr_t x)
+int vmc__codeheap_kind_at(vmc_space_t *v, uintptr_t x)
 {
     int ri = region_index(v, x);
     if (ri < 0) return 0;
@@ -635,7 +636,7 @@ int vmc__codeheap_kind_at(vmc_t *v, uintptr_t x)
     return 0;
 }
 
-void *vmc_writable(vmc_t *v, const void *x)
+void *vmc__writable(vmc_space_t *v, const void *x)
 {
     if (!v) return NULL;
     uintptr_t a = (uintptr_t)x;
@@ -644,7 +645,7 @@ void *vmc_writable(vmc_t *v, const void *x)
     return (void *)(kind == VMC_CODE ? a - v->code.base + v->code.wbase : a);
 }
 
-void *vmc_executable(vmc_t *v, const void *w)
+void *vmc__executable(vmc_space_t *v, const void *w)
 {
     if (!v) return NULL;
     uintptr_t x = to_x(v, (uintptr_t)w);
@@ -659,7 +660,7 @@ static size_t table_len_of(const vmc_region_t *r)
     return r->size ? ((r->base + r->size - 1) >> SLAB_SHIFT) - (r->base >> SLAB_SHIFT) + 1 : 0;
 }
 
-int vmc__codeheap_init(vmc_t *v)
+int vmc__codeheap_init(vmc_space_t *v)
 {
     vmc_codeheap_t *h = calloc(1, sizeof *h);
     if (!h) return vmc__fail(-ENOMEM, "code heap: out of memory");
@@ -685,7 +686,7 @@ int vmc__codeheap_init(vmc_t *v)
     return 0;
 }
 
-void vmc__codeheap_fini(vmc_t *v)
+void vmc__codeheap_fini(vmc_space_t *v)
 {
     vmc_codeheap_t *h = v->ch;
     if (!h) return;
@@ -707,7 +708,7 @@ void vmc__codeheap_fini(vmc_t *v)
     v->ch = NULL;
 }
 
-void vmc__codeheap_fork_child(vmc_t *v)
+void vmc__codeheap_fork_child(vmc_space_t *v)
 {
     vmc_codeheap_t *h = v->ch;
     tcache_t *mine = pthread_getspecific(h->key);
@@ -719,10 +720,10 @@ void vmc__codeheap_fork_child(vmc_t *v)
         }
 }
 
-void vmc__codeheap_lock(vmc_t *v) { pthread_mutex_lock(&v->ch->lock); }
-void vmc__codeheap_unlock(vmc_t *v) { pthread_mutex_unlock(&v->ch->lock); }
+void vmc__codeheap_lock(vmc_space_t *v) { pthread_mutex_lock(&v->ch->lock); }
+void vmc__codeheap_unlock(vmc_space_t *v) { pthread_mutex_unlock(&v->ch->lock); }
 
-void vmc__codeheap_counts(vmc_t *v, vmc_heap_counts_t *out)
+void vmc__codeheap_counts(vmc_space_t *v, vmc_heap_counts_t *out)
 {
     vmc_codeheap_t *h = v->ch;
     memset(out, 0, sizeof *out);

@@ -15,29 +15,37 @@
 #ifndef VMC_CODEHEAP_H
 #define VMC_CODEHEAP_H
 #include "vmcode.h"
-#include "alloc/blocks.h"
+#include "alloc/space.h"
 
 typedef struct vmc_codeheap vmc_codeheap_t;
 
 /* No system call: the slab table is mapped with the first chunk. */
-int  vmc__codeheap_init(vmc_t *v);
-void vmc__codeheap_fini(vmc_t *v);
+int  vmc__codeheap_init(vmc_space_t *v);
+void vmc__codeheap_fini(vmc_space_t *v);
 
 /* Live small-allocation totals, summed over thread caches. */
 typedef struct vmc_heap_counts {
     size_t allocations;             /* live allocations (small + large)   */
     size_t live_bytes[4];           /* per kind, rounded to class size    */
 } vmc_heap_counts_t;
-void vmc__codeheap_counts(vmc_t *v, vmc_heap_counts_t *out);
+void vmc__codeheap_counts(vmc_space_t *v, vmc_heap_counts_t *out);
 
 /* fork: hold the heap's lock across fork() (see api.c). */
-void vmc__codeheap_lock(vmc_t *v);
+void vmc__codeheap_lock(vmc_space_t *v);
 /* In a forked child (locks held): the caches of threads that do not exist
  * there go idle. */
-void vmc__codeheap_fork_child(vmc_t *v);
-void vmc__codeheap_unlock(vmc_t *v);
+void vmc__codeheap_fork_child(vmc_space_t *v);
+void vmc__codeheap_unlock(vmc_space_t *v);
 
 /* The kind of allocated memory at x (0 if none, or not ours). */
-int vmc__codeheap_kind_at(vmc_t *v, uintptr_t x);
+int vmc__codeheap_kind_at(vmc_space_t *v, uintptr_t x);
 
+/* vmc_alloc, vmc_alloc_reaching, vmc_free, vmc_writable, vmc_executable
+ * (vmcode.h), on a space: a NULL space fails as a NULL handle does. */
+int   vmc__alloc(vmc_space_t *v, size_t size, int kind, vmc_span_t *out);
+int   vmc__alloc_reaching(vmc_space_t *v, size_t size, int kind, uintptr_t lo, uintptr_t hi,
+                          vmc_span_t *out);
+int   vmc__free(vmc_space_t *v, void *p);
+void *vmc__writable(vmc_space_t *v, const void *x);
+void *vmc__executable(vmc_space_t *v, const void *w);
 #endif

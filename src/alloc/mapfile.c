@@ -10,7 +10,7 @@
  * everywhere in the region, and so is a range past the file's last page
  * (touching it would raise SIGBUS).
  */
-#include "lib/loader.h"
+#include "alloc/space.h"
 #include "base/error.h"
 #include "os/os.h"
 
@@ -18,7 +18,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-int vmc_map_file(vmc_t *v, int fd, uint64_t offset, size_t size, int prot, int flags, void **out)
+int vmc__map_file(vmc_space_t *v, int fd, uint64_t offset, size_t size, int prot, int flags, void **out)
 {
     if (out) *out = NULL;
     if (!v || !out) return vmc__fail(-EINVAL, "vmc_map_file: NULL argument");
@@ -54,10 +54,10 @@ int vmc_map_file(vmc_t *v, int fd, uint64_t offset, size_t size, int prot, int f
     size_t len = (size + page - 1) & ~(page - 1);
     vmc_blocks_t *b = vmc__blocks_of(v, r);
     uintptr_t at;
-    vmc__loader_lock(v);
+    vmc__space_lock(v);
     e = vmc__blocks_take(b, len, 0, 0, 0, 0, VMC_OWNER_FILE, NULL, &at);
     if (e) {
-        vmc__loader_unlock(v);
+        vmc__space_unlock(v);
         return vmc__fail_wrap(e, "vmc_map_file: 0x%zx bytes in the %s region", len, r->name);
     }
     void *p;
@@ -67,16 +67,16 @@ int vmc_map_file(vmc_t *v, int fd, uint64_t offset, size_t size, int prot, int f
         e = vmc__fail(e, "vmc_map_file: fd %d: mmap of 0x%zx bytes at offset 0x%lx: %s", fd, len,
                       (unsigned long)offset, strerror(-e));
         vmc__blocks_abandon(b, at);  /* adds to the message if it cannot re-reserve */
-        vmc__loader_unlock(v);
+        vmc__space_unlock(v);
         return e;
     }
     vmc__blocks_mapped(b, at, len, (flags & VMC_MAP_REACHABLE) ? VMC_RDATA : VMC_DATA);
-    vmc__loader_unlock(v);
+    vmc__space_unlock(v);
     *out = (void *)at;
     return 0;
 }
 
-int vmc_unmap_file(vmc_t *v, void *addr, size_t size)
+int vmc__unmap_file(vmc_space_t *v, void *addr, size_t size)
 {
     if (!v) return vmc__fail(-EINVAL, "vmc_unmap_file: NULL handle");
     uintptr_t a = (uintptr_t)addr;
@@ -86,19 +86,19 @@ int vmc_unmap_file(vmc_t *v, void *addr, size_t size)
                                                              : NULL;
     if (!r) return vmc__fail(-EINVAL, "vmc_unmap_file: %p is in neither region", addr);
     vmc_blocks_t *b = vmc__blocks_of(v, r);
-    vmc__loader_lock(v);
+    vmc__space_lock(v);
     vmc_run_t run;
     int e = vmc__blocks_find(b, a, &run);
     if (e || run.owner != VMC_OWNER_FILE || run.start != a) {
-        vmc__loader_unlock(v);
+        vmc__space_unlock(v);
         return vmc__fail(-EINVAL, "vmc_unmap_file: %p is not the start of a vmc_map_file mapping", addr);
     }
     if (size == 0 || size > SIZE_MAX - page || ((size + page - 1) & ~(page - 1)) != run.len) {
-        vmc__loader_unlock(v);
+        vmc__space_unlock(v);
         return vmc__fail(-EINVAL, "vmc_unmap_file: size 0x%zx does not match the mapping at %p (0x%zx bytes)",
                          size, addr, run.len);
     }
     e = vmc__blocks_give(b, a);
-    vmc__loader_unlock(v);
+    vmc__space_unlock(v);
     return e;
 }

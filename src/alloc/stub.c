@@ -6,7 +6,8 @@
  * "stubs" in the map) and are shared per target through a hash table; they
  * live until vmc_close.
  */
-#include "api/vmc.h"
+#include "alloc/space.h"
+#include "alloc/codeheap.h"
 #include "base/error.h"
 #include "os/os.h"
 
@@ -14,13 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-void vmc__stubs_init(vmc_t *v)
+void vmc__stubs_init(vmc_space_t *v)
 {
     memset(&v->stubs, 0, sizeof v->stubs);
     pthread_mutex_init(&v->stubs.lock, NULL);
 }
 
-void vmc__stubs_fini(vmc_t *v)
+void vmc__stubs_fini(vmc_space_t *v)
 {
     free(v->stubs.targets);
     free(v->stubs.stubs);
@@ -57,7 +58,7 @@ static int table_grow(vmc_stubs_t *s)
     return 0;
 }
 
-int vmc_stub(vmc_t *v, uintptr_t target, void **x)
+int vmc__stub(vmc_space_t *v, uintptr_t target, void **x)
 {
     if (!v || !x) return vmc__fail(-EINVAL, "vmc_stub: NULL argument");
     if (!target) return vmc__fail(-EINVAL, "vmc_stub: target is 0");

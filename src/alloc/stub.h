@@ -14,9 +14,11 @@ typedef struct vmc_stubs {
     size_t page_used;
 } vmc_stubs_t;
 
-struct vmc;
-void vmc__stubs_init(struct vmc *v);
-void vmc__stubs_fini(struct vmc *v);
+struct vmc_space;
+void vmc__stubs_init(struct vmc_space *v);
+void vmc__stubs_fini(struct vmc_space *v);
 
 #define VMC_STUB_SIZE 16
+/* vmc_stub (vmcode.h) on a space. */
+int vmc__stub(struct vmc_space *v, uintptr_t target, void **x);
 #endif

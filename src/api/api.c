@@ -26,11 +26,11 @@ static void fork_prepare(void)
 {
     pthread_mutex_lock(&handles_lock);
     for (vmc_t *v = handles; v; v = v->next) {
-        vmc__loader_lock(v);  /* re-entrant: a constructor may fork */
-        pthread_mutex_lock(&v->stubs.lock);
-        vmc__codeheap_lock(v);
-        vmc__blocks_lock(v->code_blocks);
-        vmc__blocks_lock(v->heap_blocks);
+        vmc__space_lock(&v->sp);  /* re-entrant: a constructor may fork */
+        pthread_mutex_lock(&v->sp.stubs.lock);
+        vmc__codeheap_lock(&v->sp);
+        vmc__blocks_lock(v->sp.code_blocks);
+        vmc__blocks_lock(v->sp.heap_blocks);
     }
     vmc__wx_fork_prepare();
 }
@@ -38,11 +38,11 @@ static void fork_prepare(void)
 static void fork_release(void)
 {
     for (vmc_t *v = handles; v; v = v->next) {
-        vmc__blocks_unlock(v->heap_blocks);
-        vmc__blocks_unlock(v->code_blocks);
-        vmc__codeheap_unlock(v);
-        pthread_mutex_unlock(&v->stubs.lock);
-        vmc__loader_unlock(v);
+        vmc__blocks_unlock(v->sp.heap_blocks);
+        vmc__blocks_unlock(v->sp.code_blocks);
+        vmc__codeheap_unlock(&v->sp);
+        pthread_mutex_unlock(&v->sp.stubs.lock);
+        vmc__space_unlock(&v->sp);
     }
     pthread_mutex_unlock(&handles_lock);
 }
@@ -58,7 +58,7 @@ static void fork_child(void)
     vmc__wx_fork_child();
     /* Only the forking thread exists here: the other threads' caches go idle,
      * for the child's new threads to adopt. */
-    for (vmc_t *v = handles; v; v = v->next) vmc__codeheap_fork_child(v);
+    for (vmc_t *v = handles; v; v = v->next) vmc__codeheap_fork_child(&v->sp);
     fork_release();
 }
 
@@ -84,19 +84,19 @@ int vmc_open(const vmc_options_t *o, vmc_t **out)
     vmc_t *v = calloc(1, sizeof *v);
     if (!v) return vmc__fail(-ENOMEM, "vmc_open: out of memory for the handle");
     v->opt = opt;
-    int r = vmc__region_open_code(&v->code, &opt, &v->place);
+    int r = vmc__region_open_code(&v->sp.code, &opt, &v->sp.place);
     if (r) goto fail_handle;
-    r = vmc__region_open_heap(&v->heap, &opt);
+    r = vmc__region_open_heap(&v->sp.heap, &opt);
     if (r) goto fail_code;
     /* No system calls past the reservations: the bookkeeping is mapped when
      * first used. */
-    r = vmc__blocks_init(&v->code_blocks, &v->code);
+    r = vmc__blocks_init(&v->sp.code_blocks, &v->sp.code);
     if (r) goto fail_heap;
-    if (v->heap.size && (r = vmc__blocks_init(&v->heap_blocks, &v->heap))) goto fail_code_blocks;
-    r = vmc__codeheap_init(v);
+    if (v->sp.heap.size && (r = vmc__blocks_init(&v->sp.heap_blocks, &v->sp.heap))) goto fail_code_blocks;
+    r = vmc__codeheap_init(&v->sp);
     if (r) goto fail_heap_blocks;
-    vmc__stubs_init(v);
-    pthread_mutex_init(&v->lock, NULL);
+    vmc__stubs_init(&v->sp);
+    vmc__space_lock_init(&v->sp);
     pthread_mutex_lock(&handles_lock);
     v->next = handles;
     handles = v;
@@ -106,13 +106,13 @@ int vmc_open(const vmc_options_t *o, vmc_t **out)
     return 0;
 
 fail_heap_blocks:
-    vmc__blocks_fini(v->heap_blocks);
+    vmc__blocks_fini(v->sp.heap_blocks);
 fail_code_blocks:
-    vmc__blocks_fini(v->code_blocks);
+    vmc__blocks_fini(v->sp.code_blocks);
 fail_heap:
-    vmc__region_close(&v->heap);
+    vmc__region_close(&v->sp.heap);
 fail_code:
-    vmc__region_close(&v->code);
+    vmc__region_close(&v->sp.code);
 fail_handle:
     free(v);
     return r;
@@ -129,13 +129,13 @@ void vmc_close(vmc_t *v)
         }
     pthread_mutex_unlock(&handles_lock);
     vmc__loader_close(v);
-    vmc__stubs_fini(v);
-    vmc__codeheap_fini(v);
-    vmc__blocks_fini(v->heap_blocks);
-    vmc__blocks_fini(v->code_blocks);
-    vmc__region_close(&v->heap);
-    vmc__region_close(&v->code);
-    pthread_mutex_destroy(&v->lock);
+    vmc__stubs_fini(&v->sp);
+    vmc__codeheap_fini(&v->sp);
+    vmc__blocks_fini(v->sp.heap_blocks);
+    vmc__blocks_fini(v->sp.code_blocks);
+    vmc__region_close(&v->sp.heap);
+    vmc__region_close(&v->sp.code);
+    pthread_mutex_destroy(&v->sp.lock);
     free(v);
 }
 
@@ -143,16 +143,16 @@ int vmc_info(vmc_t *v, vmc_info_t *out)
 {
     if (!v || !out) return vmc__fail(-EINVAL, "vmc_info: NULL argument");
     memset(out, 0, sizeof *out);
-    out->code_base = (void *)v->code.base;
-    out->code_size = v->code.size;
-    out->code_wbase = (void *)v->code.wbase;
-    out->heap_base = v->heap.size ? (void *)v->heap.base : NULL;
-    out->heap_size = v->heap.size;
-    out->w_xor_x = v->code.wx;
-    out->placement = v->place.step;
-    out->reach_lo = v->place.reach_lo;
-    out->reach_hi = v->place.reach_hi;
-    out->code_reaching = v->place.reaching;
+    out->code_base = (void *)v->sp.code.base;
+    out->code_size = v->sp.code.size;
+    out->code_wbase = (void *)v->sp.code.wbase;
+    out->heap_base = v->sp.heap.size ? (void *)v->sp.heap.base : NULL;
+    out->heap_size = v->sp.heap.size;
+    out->w_xor_x = v->sp.code.wx;
+    out->placement = v->sp.place.step;
+    out->reach_lo = v->sp.place.reach_lo;
+    out->reach_hi = v->sp.place.reach_hi;
+    out->code_reaching = v->sp.place.reaching;
     out->requested_code_size = v->opt.vm_size;
     out->requested_heap_size = v->opt.vmheap_size;
     return 0;
@@ -163,19 +163,19 @@ int vmc_stats(vmc_t *v, vmc_stats_t *out)
     if (!v || !out) return vmc__fail(-EINVAL, "vmc_stats: NULL argument");
     memset(out, 0, sizeof *out);
     vmc_blocks_usage_t cu, hu;
-    vmc__blocks_usage(v->code_blocks, &cu);
+    vmc__blocks_usage(v->sp.code_blocks, &cu);
     memset(&hu, 0, sizeof hu);
-    if (v->heap_blocks) vmc__blocks_usage(v->heap_blocks, &hu);
+    if (v->sp.heap_blocks) vmc__blocks_usage(v->sp.heap_blocks, &hu);
     vmc_heap_counts_t hc;
-    vmc__codeheap_counts(v, &hc);
+    vmc__codeheap_counts(&v->sp, &hc);
     /* "used": bytes of live allocations (rounded to their size class) plus
      * whole runs held by libraries, file mappings and stubs. */
-    out->code_size = v->code.size;
+    out->code_size = v->sp.code.size;
     out->code_used = hc.live_bytes[VMC_CODE] + hc.live_bytes[VMC_RDATA] +
                      cu.bytes[VMC_OWNER_LIBRARY] + cu.bytes[VMC_OWNER_FILE] + cu.bytes[VMC_OWNER_STUBS];
     out->code_committed = cu.committed;
     out->code_largest_free = cu.largest_free;
-    out->heap_size = v->heap.size;
+    out->heap_size = v->sp.heap.size;
     out->heap_used = hc.live_bytes[VMC_DATA] + hu.bytes[VMC_OWNER_FILE];
     out->heap_committed = hu.committed;
     out->allocations = hc.allocations;

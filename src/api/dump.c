@@ -40,8 +40,8 @@ static void visit_run(const vmc_run_t *run, void *arg)
 int vmc_walk(vmc_t *v, vmc_run_fn fn, void *arg)
 {
     if (!v || !fn) return vmc__fail(-EINVAL, "vmc_walk: NULL argument");
-    vmc_region_t *rs[2] = {&v->code, &v->heap};
-    vmc_blocks_t *bs[2] = {v->code_blocks, v->heap_blocks};
+    vmc_region_t *rs[2] = {&v->sp.code, &v->sp.heap};
+    vmc_blocks_t *bs[2] = {v->sp.code_blocks, v->sp.heap_blocks};
     walk_ctx_t c = {fn, arg, 0, 0, 0};
     for (int i = 0; i < 2 && !c.stop; i++) {
         if (!rs[i]->size) continue;
@@ -109,7 +109,7 @@ static int dump_run(const vmc_run_info_t *ri, void *arg)
     dump_ctx_t *d = arg;
     if (ri->region != d->region) {  /* entering the heap region */
         d->region = ri->region;
-        print_header(&d->v->heap, d->f);
+        print_header(&d->v->sp.heap, d->f);
     }
     return print_run(ri, d->f);
 }
@@ -117,9 +117,9 @@ static int dump_run(const vmc_run_info_t *ri, void *arg)
 int vmc_dump(vmc_t *v, FILE *f)
 {
     if (!v || !f) return vmc__fail(-EINVAL, "vmc_dump: NULL argument");
-    print_header(&v->code, f);
+    print_header(&v->sp.code, f);
     dump_ctx_t d = {f, v, 0};
     vmc_walk(v, dump_run, &d);
-    if (!v->heap.size) print_header(&v->heap, f);
+    if (!v->sp.heap.size) print_header(&v->sp.heap, f);
     return 0;
 }

@@ -156,7 +156,7 @@ int vmc__elf_map(vmc_lib_t *l, const vmc_src_t *src)
     size_t page = vmc__os_page_size();
     size_t span = l->elf.hi - l->elf.lo;
     uintptr_t run;
-    int e = vmc__blocks_take(vmc__blocks_of(v, &v->code), span, l->elf.align, 0, 0, 1,
+    int e = vmc__blocks_take(vmc__blocks_of(&v->sp, &v->sp.code), span, l->elf.align, 0, 0, 1,
                              VMC_OWNER_LIBRARY, l, &run);
     if (e) return vmc__fail_wrap(e, "%s: no room for its 0x%zx-byte image in the code region", l->name, span);
     l->run = run;
@@ -173,8 +173,8 @@ int vmc__elf_map(vmc_lib_t *l, const vmc_src_t *src)
         }
     }
     /* bookkeeping only: counts the image as committed code */
-    vmc__blocks_mapped(vmc__blocks_of(v, &v->code), run, span, VMC_CODE);
-    vmc__blocks_set_name(vmc__blocks_of(v, &v->code), run, l->name);  /* for maps and dumps */
+    vmc__blocks_mapped(vmc__blocks_of(&v->sp, &v->sp.code), run, span, VMC_CODE);
+    vmc__blocks_set_name(vmc__blocks_of(&v->sp, &v->sp.code), run, l->name);  /* for maps and dumps */
     return 0;
 }
 
@@ -201,7 +201,7 @@ int vmc__elf_unmap(vmc_lib_t *l)
     /* The image is dead either way (a failed load, or destructors ran): if
      * the range cannot be re-reserved now it is made inaccessible and
      * re-reserved later (vmc__blocks_abandon). */
-    int e = vmc__blocks_abandon(vmc__blocks_of(v, &v->code), l->run);
+    int e = vmc__blocks_abandon(vmc__blocks_of(&v->sp, &v->sp.code), l->run);
     l->run = 0;
     return e;
 }

@@ -73,25 +73,8 @@ static void list_remove(vmc_t *v, vmc_lib_t *l)
     v->nlibs--;
 }
 
-void vmc__loader_lock(vmc_t *v)
-{
-    unsigned long self = (unsigned long)pthread_self();
-    /* only this thread ever stores its own id there */
-    if (atomic_load_explicit(&v->lib_owner, memory_order_relaxed) == self) {
-        v->lib_depth++;
-        return;
-    }
-    pthread_mutex_lock(&v->lock);
-    atomic_store_explicit(&v->lib_owner, self, memory_order_relaxed);
-    v->lib_depth = 1;
-}
-
-void vmc__loader_unlock(vmc_t *v)
-{
-    if (--v->lib_depth > 0) return;
-    atomic_store_explicit(&v->lib_owner, 0, memory_order_relaxed);
-    pthread_mutex_unlock(&v->lock);
-}
+void vmc__loader_lock(vmc_t *v) { vmc__space_lock(&v->sp); }
+void vmc__loader_unlock(vmc_t *v) { vmc__space_unlock(&v->sp); }
 
 size_t vmc__loader_count(vmc_t *v)
 {
