@@ -208,9 +208,9 @@ static double run_variant(const variant_t *v, const vmc_options_t *o, int iters,
             vmc_close(h);
             break;
         }
-        case V_BARE: bare_pair(v->sp.code, v->sp.heap); break;
+        case V_BARE: bare_pair(v->code, v->heap); break;
         case V_MAPS: read_maps(); break;
-        case V_NEAR: near_pair(v->sp.code); break;
+        case V_NEAR: near_pair(v->code); break;
         }
     }
     double ns = (double)(bench_now_ns() - t0) / iters;
