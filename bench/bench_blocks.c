@@ -49,7 +49,7 @@ int main(void)
         r.name = "code";
         r.fd = -1;
         uintptr_t base;
-        if (vmc__reserve(0, REGION, &base)) return 1;
+        if (vmc__os_reserve(0, REGION, &base)) return 1;
         r.base = r.wbase = base;
         r.size = REGION;
         vmc__os_hold(base, base + REGION);

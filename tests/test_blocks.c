@@ -14,7 +14,7 @@ static void region_for_test(vmc_region_t *r, size_t size)
     r->fd = -1;
     pthread_mutex_init(&r->file_lock, NULL);
     uintptr_t base;
-    ASSERT_OK(vmc__reserve(0, size, &base));
+    ASSERT_OK(vmc__os_reserve(0, size, &base));
     r->base = r->wbase = base;
     r->size = size;
     vmc__os_hold(base, base + size);

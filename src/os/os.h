@@ -72,6 +72,19 @@ int vmc__os_copy_file_range(int fd_in, int fd_out, off_t off, size_t len, size_t
 /* The soft limit of `resource` (RLIMIT_*); RLIM_INFINITY as UINT64_MAX. */
 int vmc__os_getrlimit(int resource, uint64_t *soft);
 
+/* ---- reservations: address space held inaccessible --------------------------
+ * Built on the calls above (their faults count as those calls'). */
+/* Reserve `size` bytes of inaccessible address space: at exactly `at`
+ * (-EEXIST when something is there, never replacing it), or anywhere with
+ * at == 0.  *out is the base. */
+int vmc__os_reserve(uintptr_t at, size_t size, uintptr_t *out);
+/* Turn [addr, addr+len), inside a held reservation, back into inaccessible
+ * reserved address space in one step: there is no moment at which another
+ * mapping could take the range. */
+int vmc__os_rereserve(uintptr_t addr, size_t len);
+/* The name of the call behind vmc__os_rereserve, for messages ("mmap"). */
+const char *vmc__os_rereserve_call(void);
+
 size_t vmc__os_page_size(void);
 /* For messages: after -ENOMEM from mmap or mprotect, the likely cause. */
 const char *vmc__os_enomem_hint(int err);

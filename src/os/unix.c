@@ -202,6 +202,31 @@ int vmc__os_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off,
     return 0;
 }
 
+#define RESERVE_FLAGS (MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE)
+
+int vmc__os_reserve(uintptr_t at, size_t size, uintptr_t *out)
+{
+    void *p;
+    int flags = RESERVE_FLAGS | (at ? MAP_FIXED_NOREPLACE : 0);
+    int r = vmc__os_mmap((void *)at, size, PROT_NONE, flags, -1, 0, &p);
+    if (r) return r;
+    if (at && (uintptr_t)p != at) {
+        /* A kernel before 4.17 takes NOREPLACE as a hint and puts it elsewhere. */
+        vmc__os_munmap(p, size);
+        return -EEXIST;
+    }
+    *out = (uintptr_t)p;
+    return 0;
+}
+
+int vmc__os_rereserve(uintptr_t addr, size_t len)
+{
+    void *p;
+    return vmc__os_mmap((void *)addr, len, PROT_NONE, RESERVE_FLAGS | MAP_FIXED, -1, 0, &p);
+}
+
+const char *vmc__os_rereserve_call(void) { return "mmap"; }
+
 int vmc__os_munmap(void *addr, size_t len)
 {
     int e = os_enter(VMC_OS_MUNMAP);

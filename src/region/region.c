@@ -23,7 +23,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define RESERVE_FLAGS (MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE)
 #define PLACE_ALIGN   ((size_t)64 << 10)
 #define BRK_ROOM      ((uintptr_t)128 << 20)   /* left free after the program's data */
 #define RANDOM_LO     ((uintptr_t)1 << 44)     /* step 2 with vm_base 0: somewhere in */
@@ -60,21 +59,6 @@ int vmc__main_image(uintptr_t *lo, uintptr_t *hi)
 
 /* ---- reservations ---------------------------------------------------------- */
 
-int vmc__reserve(uintptr_t at, size_t size, uintptr_t *out)
-{
-    void *p;
-    int flags = RESERVE_FLAGS | (at ? MAP_FIXED_NOREPLACE : 0);
-    int r = vmc__os_mmap((void *)at, size, PROT_NONE, flags, -1, 0, &p);
-    if (r) return r;
-    if (at && (uintptr_t)p != at) {
-        /* An old kernel took NOREPLACE as a hint and put it elsewhere. */
-        vmc__os_munmap(p, size);
-        return -EEXIST;
-    }
-    *out = (uintptr_t)p;
-    return 0;
-}
-
 static int random_page_offset(size_t range, uintptr_t *out)
 {
     size_t page = vmc__os_page_size();
@@ -99,7 +83,7 @@ static int try_near(size_t size, uintptr_t lo, uintptr_t hi, uintptr_t avoid_lo,
         uintptr_t below = (lo - size) & ~(uintptr_t)(PLACE_ALIGN - 1);
         int in_brk_room = below < avoid_hi && below + size > avoid_lo;
         if (!in_brk_room && vmc__reach_bytes(below, size, lo, hi) > 0 &&
-            (r = vmc__reserve(below, size, out)) == 0)
+            (r = vmc__os_reserve(below, size, out)) == 0)
             return 0;
         if (r != -EEXIST && r != -ENOSPC) return r;
     }
@@ -108,7 +92,7 @@ static int try_near(size_t size, uintptr_t lo, uintptr_t hi, uintptr_t avoid_lo,
         r = vmc__place_near(size, PLACE_ALIGN, lo, hi, avoid_lo, avoid_hi, &at);
         if (r) return r;
         if (vmc__reach_bytes(at, size, lo, hi) == 0) return -ENOSPC;
-        r = vmc__reserve(at, size, out);
+        r = vmc__os_reserve(at, size, out);
         if (r != -EEXIST) return r;  /* EEXIST: raced with another mapping, look again */
     }
     return r;
@@ -127,7 +111,7 @@ static int try_base(size_t size, uintptr_t vm_base, size_t max_offset, uintptr_t
         }
         r = random_page_offset(max_offset, &jitter);
         if (r) return r;
-        r = vmc__reserve(base + jitter, size, out);
+        r = vmc__os_reserve(base + jitter, size, out);
         if (r != -EEXIST) return r;
     }
     return r;
@@ -203,7 +187,7 @@ static int attempt_code(size_t size, void *arg, uintptr_t *base)
         c->step = VMC_PLACED_NEAR_APP;
     else if ((err = try_base(size, c->o->vm_base, c->o->vm_max_offset, base)) == 0)
         c->step = VMC_PLACED_VM_BASE;
-    else if ((err = vmc__reserve(0, size, base)) == 0)
+    else if ((err = vmc__os_reserve(0, size, base)) == 0)
         c->step = VMC_PLACED_ANYWHERE;
     return err;
 }
@@ -249,7 +233,7 @@ int vmc__region_open_code(vmc_region_t *r, const vmc_options_t *o, vmc_place_t *
 static int attempt_anywhere(size_t size, void *ctx, uintptr_t *base)
 {
     (void)ctx;
-    return vmc__reserve(0, size, base);
+    return vmc__os_reserve(0, size, base);
 }
 
 int vmc__region_open_heap(vmc_region_t *r, const vmc_options_t *o)
@@ -296,14 +280,4 @@ int vmc__region_decommit(vmc_region_t *r, uintptr_t addr, size_t len)
      * lock, so that a fork never sees one half done (see wx.c). */
     if (r->wx) return vmc__wx_decommit(r, addr, len);
     return vmc__region_rereserve(r, addr, len);
-}
-
-int vmc__region_rereserve(vmc_region_t *r, uintptr_t addr, size_t len)
-{
-    void *p;
-    int e = vmc__os_mmap((void *)addr, len, PROT_NONE, RESERVE_FLAGS | MAP_FIXED, -1, 0, &p);
-    if (e)
-        return vmc__fail(e, "%s region: cannot re-reserve %#zx bytes at %#lx: mmap: %s%s", r->name,
-                         len, (unsigned long)addr, strerror(-e), vmc__os_enomem_hint(e));
-    return 0;
 }

@@ -45,16 +45,13 @@ int vmc__region_commit(vmc_region_t *r, uintptr_t addr, size_t len, int kind);
 int vmc__region_decommit(vmc_region_t *r, uintptr_t addr, size_t len);
 /* The executable view only: map a fresh PROT_NONE reservation over the range
  * with MAP_FIXED (atomic: never a hole).  The message names the region. */
-int vmc__region_rereserve(vmc_region_t *r, uintptr_t addr, size_t len);
+int vmc__region_rereserve(vmc_region_t *r, uintptr_t addr, size_t len);   /* reserve.c */
 
 static inline int vmc__region_contains(const vmc_region_t *r, uintptr_t a, size_t len)
 {
     return r->size && a >= r->base && len <= r->size && a - r->base <= r->size - len;
 }
 
-/* One reservation attempt of `size` bytes at exactly `at` (MAP_FIXED_NOREPLACE,
- * result checked) or, with at == 0, wherever the kernel likes. */
-int vmc__reserve(uintptr_t at, size_t size, uintptr_t *out);
 
 /* Placement (place.c): the base in a free gap of the address space that
  * makes the most of [a, a+size) reach [lo, hi), avoiding `avoid_lo..avoid_hi`

@@ -89,7 +89,6 @@
 #define ST_NOEXEC 8
 #endif
 
-#define RESERVE_FLAGS (MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE)
 #define GROW_STEP     ((uint64_t)1 << 20)   /* the file grows in whole MiB      */
 #define SHM_DIR       "/dev/shm"
 
@@ -457,8 +456,7 @@ static void fork_child_remap(vmc_wx_state_t *st)
      * writable view goes back to PROT_NONE.  Pages of the executable view
      * still mapped from the parent's file stay readable and executable. */
     st->broken = e;
-    void *p;
-    vmc__os_mmap((void *)r->wbase, r->size, PROT_NONE, RESERVE_FLAGS | MAP_FIXED, -1, 0, &p);
+    vmc__os_rereserve(r->wbase, r->size);
     if (st->fork_fd >= 0) vmc__os_close(st->fork_fd);
     st->fork_fd = -1;
     vmc__os_close(r->fd);
@@ -521,7 +519,7 @@ int vmc__wx_open(vmc_region_t *r)
         goto fail_state;
     }
     uintptr_t wbase;
-    e = vmc__reserve(0, r->size, &wbase);
+    e = vmc__os_reserve(0, r->size, &wbase);
     if (e) {
         e = vmc__fail(e, "w_xor_x: cannot reserve the writable view (%zu bytes): mmap: %s%s",
                       r->size, strerror(-e),
