@@ -12,7 +12,7 @@
  * PT_TLS (no TLS for private libraries yet), an executable stack
  * (PT_GNU_STACK with PF_X).
  */
-#include "lib/loader.h"
+#include "elf/elf.h"
 #include "base/error.h"
 #include "os/os.h"
 

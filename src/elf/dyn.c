@@ -37,7 +37,7 @@
  * a definition of that version name; an unversioned one matches the default
  * (non-hidden) definition.
  */
-#include "lib/loader.h"
+#include "elf/elf.h"
 #include "base/error.h"
 #include "os/os.h"
 
@@ -50,7 +50,7 @@
 #define MAX_VERSION_INDEX 0x7fff
 #define MAX_SYMBOLS       (1u << 24)
 
-const void *vmc__elf_ptr(const vmc_lib_t *l, uint64_t vaddr, uint64_t size)
+const void *vmc__elf_ptr(const vmc_elf_obj_t *l, uint64_t vaddr, uint64_t size)
 {
     const vmc_seg_t *s = vmc__elf_seg(&l->elf, vaddr, size, 0);
     if (!s || !(s->flags & PF_R)) return NULL;
@@ -59,7 +59,7 @@ const void *vmc__elf_ptr(const vmc_lib_t *l, uint64_t vaddr, uint64_t size)
     return (const void *)(l->bias + vaddr);
 }
 
-const char *vmc__elf_str(const vmc_lib_t *l, uint32_t off)
+const char *vmc__elf_str(const vmc_elf_obj_t *l, uint32_t off)
 {
     return off < l->strsz ? l->strtab + off : "";
 }
@@ -130,7 +130,7 @@ enum { T_STRTAB, T_STRSZ, T_SYMTAB, T_HASH, T_GNU_HASH, T_RELA, T_RELASZ, T_JMPR
        T_VERDEF, T_VERDEFNUM, T_VERNEED, T_VERNEEDNUM, T_SONAME, T_COUNT };
 
 typedef struct dyn_ctx {
-    vmc_lib_t *l;
+    vmc_elf_obj_t *l;
     int at[T_COUNT];             /* entry index + 1, 0 = absent             */
     uint64_t val[T_COUNT];
     int needed_at[VMC_ELF_MAX_NEEDED];
@@ -139,7 +139,7 @@ typedef struct dyn_ctx {
 static int dyn_fail(const dyn_ctx_t *c, int t, const char *fmt, ...) VMC_PRINTF(3, 4);
 
 /* "libx.so: dynamic entry 7 DT_SYMTAB (offset 0x2de0+0x70): PROBLEM" */
-static int dyn_entry_fail(const vmc_lib_t *l, size_t i, const char *msg)
+static int dyn_entry_fail(const vmc_elf_obj_t *l, size_t i, const char *msg)
 {
     return vmc__fail(-ENOEXEC, "%s: dynamic entry %zu %s (offset 0x%lx+0x%lx): %s", l->name, i,
                      tag_name(l->dyn[i].d_tag), (unsigned long)l->elf.dyn_offset,
@@ -168,7 +168,7 @@ static int snapshot(dyn_ctx_t *c, int fd)
 {
     static const int starts[] = {T_STRTAB, T_SYMTAB, T_HASH, T_GNU_HASH, T_VERSYM,
                                  T_VERDEF, T_VERNEED, T_RELA, T_JMPREL, T_RELR};
-    vmc_lib_t *l = c->l;
+    vmc_elf_obj_t *l = c->l;
     uint64_t lo = UINT64_MAX;
     for (size_t i = 0; i < sizeof starts / sizeof starts[0]; i++)
         if (c->at[starts[i]] && c->val[starts[i]] < lo) lo = c->val[starts[i]];
@@ -223,7 +223,7 @@ static const void *table(const dyn_ctx_t *c, int t, uint64_t size, uint64_t alig
 
 static int read_gnu_hash(dyn_ctx_t *c, size_t *nsyms)
 {
-    vmc_lib_t *l = c->l;
+    vmc_elf_obj_t *l = c->l;
     int err = 0;
     const uint32_t *h = table(c, T_GNU_HASH, 16, 8, 1, &err);
     if (!h) return err;
@@ -289,7 +289,7 @@ static int read_gnu_hash(dyn_ctx_t *c, size_t *nsyms)
 
 static int read_sysv_hash(dyn_ctx_t *c, size_t *nsyms)
 {
-    vmc_lib_t *l = c->l;
+    vmc_elf_obj_t *l = c->l;
     int err = 0;
     const uint32_t *h = table(c, T_HASH, 8, 4, 1, &err);
     if (!h) return err;
@@ -310,7 +310,7 @@ static int read_sysv_hash(dyn_ctx_t *c, size_t *nsyms)
 /* Walk DT_VERDEF and DT_VERNEED; with fill == 0 only find the largest index. */
 static int walk_versions(dyn_ctx_t *c, int fill, size_t *maxidx)
 {
-    vmc_lib_t *l = c->l;
+    vmc_elf_obj_t *l = c->l;
     size_t budget = MAX_VERSION_INDEX;
     if (c->at[T_VERDEF]) {
         uint64_t va = c->val[T_VERDEF];
@@ -388,7 +388,7 @@ static int walk_versions(dyn_ctx_t *c, int fill, size_t *maxidx)
 
 static int read_versions(dyn_ctx_t *c)
 {
-    vmc_lib_t *l = c->l;
+    vmc_elf_obj_t *l = c->l;
     int err = 0;
     if (!c->at[T_VERSYM]) return 0;
     l->versym = table(c, T_VERSYM, (uint64_t)l->nsyms * 2, 2, 1, &err);
@@ -426,7 +426,7 @@ static int reloc_table(dyn_ctx_t *c, int t, int tsz, uint64_t entsize, uint64_t 
 }
 
 /* One past the largest symbol index that DT_RELA or DT_JMPREL names. */
-static size_t reloc_symbols(const vmc_lib_t *l)
+static size_t reloc_symbols(const vmc_elf_obj_t *l)
 {
     size_t n = 0;
     uint64_t tabs[2][2] = {{l->rela, l->relasz}, {l->jmprel, l->pltrelsz}};
@@ -440,7 +440,7 @@ static size_t reloc_symbols(const vmc_lib_t *l)
     return n;
 }
 
-int vmc__elf_dyn(vmc_lib_t *l, const vmc_src_t *src)
+int vmc__elf_dyn(vmc_elf_obj_t *l, const vmc_src_t *src)
 {
     dyn_ctx_t c;
     memset(&c, 0, sizeof c);
@@ -571,7 +571,7 @@ int vmc__elf_dyn(vmc_lib_t *l, const vmc_src_t *src)
     return 0;
 }
 
-const vmc_ver_t *vmc__elf_sym_version(const vmc_lib_t *l, size_t symidx)
+const vmc_ver_t *vmc__elf_sym_version(const vmc_elf_obj_t *l, size_t symidx)
 {
     if (!l->versym || symidx >= l->nsyms) return NULL;
     size_t ndx = l->versym[symidx] & MAX_VERSION_INDEX;
@@ -579,7 +579,7 @@ const vmc_ver_t *vmc__elf_sym_version(const vmc_lib_t *l, size_t symidx)
 }
 
 /* Does symbol i define `name` in the version asked for? */
-int vmc__elf_defines(const vmc_lib_t *l, size_t i, const char *name, const vmc_ver_t *ver)
+int vmc__elf_defines(const vmc_elf_obj_t *l, size_t i, const char *name, const vmc_ver_t *ver)
 {
     const Elf64_Sym *s = &l->symtab[i];
     if (s->st_shndx == SHN_UNDEF) return 0;
@@ -602,7 +602,7 @@ int vmc__elf_defines(const vmc_lib_t *l, size_t i, const char *name, const vmc_v
     return ndx == 1 && !(raw & 0x8000);
 }
 
-const Elf64_Sym *vmc__elf_lookup(const vmc_lib_t *l, const vmc_name_t *key, const vmc_ver_t *ver)
+const Elf64_Sym *vmc__elf_lookup(const vmc_elf_obj_t *l, const vmc_name_t *key, const vmc_ver_t *ver)
 {
     const char *name = key->str;
     if (l->g_nbuckets) {

@@ -27,7 +27,7 @@
  * Both end with the segment's own protection; PT_GNU_RELRO is made
  * read-only after relocation (vmc__elf_protect_relro).
  */
-#include "lib/loader.h"
+#include "elf/elf.h"
 #include "base/error.h"
 #include "os/os.h"
 
@@ -41,7 +41,7 @@ static int seg_prot(uint32_t flags)
            ((flags & PF_X) ? PROT_EXEC : 0);
 }
 
-static int map_fail(vmc_lib_t *l, const vmc_seg_t *s, const char *call, int err)
+static int map_fail(vmc_elf_obj_t *l, const vmc_seg_t *s, const char *call, int err)
 {
     return vmc__fail(err, "%s: program header %u (offset 0x%lx+0x%lx): cannot map the segment: %s: %s%s",
                      l->name, s->index, (unsigned long)l->elf.phoff,
@@ -52,7 +52,7 @@ static int map_fail(vmc_lib_t *l, const vmc_seg_t *s, const char *call, int err)
 /* A writable segment up to this many bytes of file pages is populated. */
 #define POPULATE_MAX (64 * 1024)
 
-static int map_from_file(vmc_lib_t *l, const vmc_seg_t *s, int fd, size_t page)
+static int map_from_file(vmc_elf_obj_t *l, const vmc_seg_t *s, int fd, size_t page)
 {
     uintptr_t pmask = ~(uintptr_t)(page - 1);
     uintptr_t start = (l->bias + s->vaddr) & pmask;
@@ -90,7 +90,7 @@ static int map_from_file(vmc_lib_t *l, const vmc_seg_t *s, int fd, size_t page)
  * writable, no bss, each starting on the page after the last one ends, at the same
  * distance from its file offset.  Returns one past the last (i + 1 if
  * none can). */
-static int shared_mapping_end(const vmc_lib_t *l, int i, size_t page)
+static int shared_mapping_end(const vmc_elf_obj_t *l, int i, size_t page)
 {
     uint64_t pmask = ~(uint64_t)(page - 1);
     int j = i;
@@ -111,7 +111,7 @@ static int shared_mapping_end(const vmc_lib_t *l, int i, size_t page)
  * the reservation costs several times an mprotect (a new VMA, the file's
  * mapping tree), and the usual R / R+X / R layout needs one of each
  * instead of three mmaps. */
-static int map_shared(vmc_lib_t *l, int i, int j, int fd, size_t page)
+static int map_shared(vmc_elf_obj_t *l, int i, int j, int fd, size_t page)
 {
     uintptr_t pmask = ~(uintptr_t)(page - 1);
     const vmc_seg_t *first = &l->elf.load[i], *last = &l->elf.load[j - 1];
@@ -131,7 +131,7 @@ static int map_shared(vmc_lib_t *l, int i, int j, int fd, size_t page)
     return 0;
 }
 
-static int map_from_memory(vmc_lib_t *l, const vmc_seg_t *s, const uint8_t *bytes, size_t page)
+static int map_from_memory(vmc_elf_obj_t *l, const vmc_seg_t *s, const uint8_t *bytes, size_t page)
 {
     uintptr_t pmask = ~(uintptr_t)(page - 1);
     uintptr_t start = (l->bias + s->vaddr) & pmask;
@@ -150,13 +150,13 @@ static int map_from_memory(vmc_lib_t *l, const vmc_seg_t *s, const uint8_t *byte
     return 0;
 }
 
-int vmc__elf_map(vmc_lib_t *l, const vmc_src_t *src)
+int vmc__elf_map(vmc_elf_obj_t *l, const vmc_src_t *src)
 {
-    vmc_t *v = l->v;
+    vmc_space_t *sp = l->sp;
     size_t page = vmc__os_page_size();
     size_t span = l->elf.hi - l->elf.lo;
     uintptr_t run;
-    int e = vmc__blocks_take(vmc__blocks_of(&v->sp, &v->sp.code), span, l->elf.align, 0, 0, 1,
+    int e = vmc__blocks_take(vmc__blocks_of(sp, &sp->code), span, l->elf.align, 0, 0, 1,
                              VMC_OWNER_LIBRARY, l, &run);
     if (e) return vmc__fail_wrap(e, "%s: no room for its 0x%zx-byte image in the code region", l->name, span);
     l->run = run;
@@ -173,12 +173,12 @@ int vmc__elf_map(vmc_lib_t *l, const vmc_src_t *src)
         }
     }
     /* bookkeeping only: counts the image as committed code */
-    vmc__blocks_mapped(vmc__blocks_of(&v->sp, &v->sp.code), run, span, VMC_CODE);
-    vmc__blocks_set_name(vmc__blocks_of(&v->sp, &v->sp.code), run, l->name);  /* for maps and dumps */
+    vmc__blocks_mapped(vmc__blocks_of(sp, &sp->code), run, span, VMC_CODE);
+    vmc__blocks_set_name(vmc__blocks_of(sp, &sp->code), run, l->name);  /* for maps and dumps */
     return 0;
 }
 
-int vmc__elf_protect_relro(vmc_lib_t *l)
+int vmc__elf_protect_relro(vmc_elf_obj_t *l)
 {
     if (!l->elf.relro_size) return 0;
     size_t page = vmc__os_page_size();
@@ -194,14 +194,14 @@ int vmc__elf_protect_relro(vmc_lib_t *l)
     return 0;
 }
 
-int vmc__elf_unmap(vmc_lib_t *l)
+int vmc__elf_unmap(vmc_elf_obj_t *l)
 {
     if (!l->run) return 0;
-    vmc_t *v = l->v;
+    vmc_space_t *sp = l->sp;
     /* The image is dead either way (a failed load, or destructors ran): if
      * the range cannot be re-reserved now it is made inaccessible and
      * re-reserved later (vmc__blocks_abandon). */
-    int e = vmc__blocks_abandon(vmc__blocks_of(&v->sp, &v->sp.code), l->run);
+    int e = vmc__blocks_abandon(vmc__blocks_of(sp, &sp->code), l->run);
     l->run = 0;
     return e;
 }

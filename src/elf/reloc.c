@@ -17,7 +17,7 @@
  * last for the same reason).  When DT_RELA's range covers DT_JMPREL's (older
  * linkers did that), the overlap is processed once.
  */
-#include "lib/loader.h"
+#include "elf/elf.h"
 #include "base/error.h"
 
 #include <errno.h>
@@ -33,10 +33,10 @@ typedef struct rtab {
 
 /* "libx.so: DT_RELA entry 5 (offset 0x558+0x78): PROBLEM".  Cold, and the
  * message buffer lives here, not in the relocation loops' frames. */
-static int __attribute__((noinline, cold)) entry_fail(vmc_lib_t *l, const rtab_t *t, size_t i, size_t entsize,
+static int __attribute__((noinline, cold)) entry_fail(vmc_elf_obj_t *l, const rtab_t *t, size_t i, size_t entsize,
                                                       const char *fmt, ...) VMC_PRINTF(5, 6);
 
-static int entry_fail(vmc_lib_t *l, const rtab_t *t, size_t i, size_t entsize, const char *fmt, ...)
+static int entry_fail(vmc_elf_obj_t *l, const rtab_t *t, size_t i, size_t entsize, const char *fmt, ...)
 {
     char msg[160];
     va_list ap;
@@ -68,7 +68,7 @@ typedef struct window {
 
 #define NO_WINDOW ((window_t){UINT64_MAX, 0})
 
-static int __attribute__((noinline)) retarget(vmc_lib_t *l, const rtab_t *t, size_t i, size_t entsize,
+static int __attribute__((noinline)) retarget(vmc_elf_obj_t *l, const rtab_t *t, size_t i, size_t entsize,
                                               uint64_t va, window_t *w)
 {
     const vmc_seg_t *s = vmc__elf_seg(&l->elf, va, 8, 1);
@@ -84,7 +84,7 @@ static int __attribute__((noinline)) retarget(vmc_lib_t *l, const rtab_t *t, siz
 }
 
 /* The address of the 8 bytes at vaddr va, if they may be written. */
-static inline int target(vmc_lib_t *l, const rtab_t *t, size_t i, size_t entsize, uint64_t va, window_t *w,
+static inline int target(vmc_elf_obj_t *l, const rtab_t *t, size_t i, size_t entsize, uint64_t va, window_t *w,
                          uint8_t **p)
 {
     if (__builtin_expect(va < w->lo || va > w->hi, 0)) {
@@ -95,7 +95,7 @@ static inline int target(vmc_lib_t *l, const rtab_t *t, size_t i, size_t entsize
     return 0;
 }
 
-static int apply_relr(vmc_lib_t *l, const rtab_t *t)
+static int apply_relr(vmc_elf_obj_t *l, const rtab_t *t)
 {
     const uint64_t *e = vmc__elf_ptr(l, t->va, t->size);
     const uint64_t bias = l->bias;
@@ -147,12 +147,12 @@ typedef struct bound {
     uint8_t known, ifunc, from;
 } bound_t;
 
-static int bind_once(vmc_lib_t *l, bound_t *memo, size_t sym, const rtab_t *t, size_t i, uintptr_t *value,
+static int bind_once(vmc_elf_obj_t *l, bound_t *memo, size_t sym, const rtab_t *t, size_t i, uintptr_t *value,
                      int *ifunc)
 {
     bound_t *b = memo ? &memo[sym] : NULL;
     if (!b || !b->known) {
-        int err = vmc__bind(l, sym, value, ifunc, t->tag, i);
+        int err = l->env->bind(l, sym, value, ifunc, t->tag, i);
         if (err) return err;
         if (!b) return 0;
         *b = (bound_t){*value, 1, (uint8_t)*ifunc, (uint8_t)l->bound_from};
@@ -166,7 +166,7 @@ static int bind_once(vmc_lib_t *l, bound_t *memo, size_t sym, const rtab_t *t, s
 /* pass 1: everything but resolvers; pass 2: IRELATIVE and IFUNC symbols.
  * Counts are kept in locals: a store through a byte pointer may alias
  * anything, which would make the compiler reload *l at every entry. */
-static int apply_rela(vmc_lib_t *l, const rtab_t *t, int pass, int *deferred, bound_t *memo)
+static int apply_rela(vmc_elf_obj_t *l, const rtab_t *t, int pass, int *deferred, bound_t *memo)
 {
     const Elf64_Rela *rel = vmc__elf_ptr(l, t->va, t->size);
     const uint64_t bias = l->bias;
@@ -198,7 +198,7 @@ static int apply_rela(vmc_lib_t *l, const rtab_t *t, int pass, int *deferred, bo
                 irelative++;
                 break;
             }
-            if ((err = vmc__call_ifunc(l, bias + (uint64_t)r.r_addend, &value, t->tag, i))) goto out;
+            if ((err = l->env->call_ifunc(l, bias + (uint64_t)r.r_addend, &value, t->tag, i))) goto out;
             store64(p, value);
             break;
         case R_X86_64_64:
@@ -220,7 +220,7 @@ static int apply_rela(vmc_lib_t *l, const rtab_t *t, int pass, int *deferred, bo
                 if (ifunc) later++;
                 break;
             }
-            if (ifunc && (err = vmc__call_ifunc(l, value, &value, t->tag, i))) goto out;
+            if (ifunc && (err = l->env->call_ifunc(l, value, &value, t->tag, i))) goto out;
             store64(p, type == R_X86_64_64 ? value + (uint64_t)r.r_addend : value);
             break;
         }
@@ -237,7 +237,7 @@ out:
     return err;
 }
 
-int vmc__elf_relocate(vmc_lib_t *l)
+int vmc__elf_relocate(vmc_elf_obj_t *l)
 {
     rtab_t tabs[2];
     int ntabs = 0, err;

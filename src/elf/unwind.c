@@ -17,7 +17,7 @@
  * readable segment.  Inert loads register nothing: the unwinder would read
  * the table when some other frame is unwound.
  */
-#include "lib/loader.h"
+#include "elf/elf.h"
 
 #include <dlfcn.h>
 #include <string.h>
@@ -31,7 +31,7 @@
 typedef void (*frame_fn)(void *);
 
 /* The link-time address of .eh_frame, or 0. */
-static uint64_t eh_frame_vaddr(const vmc_lib_t *l)
+static uint64_t eh_frame_vaddr(const vmc_elf_obj_t *l)
 {
     uint64_t hv = l->elf.ehhdr_vaddr;
     const uint8_t *h = l->elf.ehhdr_size >= 12 ? vmc__elf_ptr(l, hv, 12) : NULL;
@@ -57,14 +57,14 @@ static uint64_t eh_frame_vaddr(const vmc_lib_t *l)
     }
 }
 
-void vmc__elf_unwind_register(vmc_lib_t *l)
+void vmc__elf_unwind_register(vmc_elf_obj_t *l)
 {
-    if (!l->elf.ehhdr_size || (l->flags & VMC_LOAD_INERT)) return;
+    if (!l->elf.ehhdr_size) return;
     /* the unwinder first: without one, .eh_frame_hdr is not read (its page
      * is not faulted in) */
     const vmc_name_t rname = vmc__elf_name("__register_frame"), dname = vmc__elf_name("__deregister_frame");
-    frame_fn reg = (frame_fn)vmc__host_sym_for(l, &rname, NULL);
-    frame_fn dereg = (frame_fn)vmc__host_sym_for(l, &dname, NULL);
+    frame_fn reg = (frame_fn)l->env->host_sym(l, &rname, NULL);
+    frame_fn dereg = (frame_fn)l->env->host_sym(l, &dname, NULL);
     if (!reg || !dereg) return;
     uint64_t va = eh_frame_vaddr(l);
     /* at least the first entry's length word, readable */
@@ -74,7 +74,7 @@ void vmc__elf_unwind_register(vmc_lib_t *l)
     reg(l->eh_frame);
 }
 
-void vmc__elf_unwind_deregister(vmc_lib_t *l)
+void vmc__elf_unwind_deregister(vmc_elf_obj_t *l)
 {
     if (!l->eh_frame) return;
     l->eh_deregister(l->eh_frame);

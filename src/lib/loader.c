@@ -88,8 +88,8 @@ size_t vmc__loader_count(vmc_t *v)
 static vmc_lib_t *exec_owner(vmc_t *v, uintptr_t a)
 {
     for (vmc_lib_t *l = v->libs; l; l = l->next) {
-        if (!l->run || a < l->bias) continue;
-        const vmc_seg_t *s = vmc__elf_seg(&l->elf, a - l->bias, 1, 1);
+        if (!l->o.run || a < l->o.bias) continue;
+        const vmc_seg_t *s = vmc__elf_seg(&l->o.elf, a - l->o.bias, 1, 1);
         if (s && (s->flags & PF_X)) return l;
     }
     return NULL;
@@ -97,7 +97,7 @@ static vmc_lib_t *exec_owner(vmc_t *v, uintptr_t a)
 
 static uintptr_t sym_addr(const vmc_lib_t *l, const Elf64_Sym *s)
 {
-    return s->st_shndx == SHN_ABS ? s->st_value : l->bias + s->st_value;
+    return s->st_shndx == SHN_ABS ? s->st_value : l->o.bias + s->st_value;
 }
 
 /* "DT_RELA entry 5", or the tag alone when index is (size_t)-1. */
@@ -114,7 +114,7 @@ int vmc__call_ifunc(vmc_lib_t *l, uintptr_t resolver, uintptr_t *out, const char
     if (!exec_owner(l->v, resolver))
         return vmc__fail(-ENOEXEC, "%s: %s: IFUNC resolver 0x%lx is not inside an executable segment",
                          l->name, what_text(what, sizeof what, tag, index),
-                         (unsigned long)(resolver - l->bias));
+                         (unsigned long)(resolver - l->o.bias));
     if (l->flags & VMC_LOAD_INERT) {
         *out = 0;
         return 0;
@@ -129,7 +129,7 @@ int vmc__call_ifunc(vmc_lib_t *l, uintptr_t resolver, uintptr_t *out, const char
 static int found_in(const vmc_lib_t *d, const vmc_name_t *name, const vmc_ver_t *ver, uintptr_t *value,
                     int *ifunc)
 {
-    const Elf64_Sym *s = vmc__elf_lookup(d, name, ver);
+    const Elf64_Sym *s = vmc__elf_lookup(&d->o, name, ver);
     if (!s) return 0;
     *value = sym_addr(d, s);
     *ifunc = ELF64_ST_TYPE(s->st_info) == STT_GNU_IFUNC;
@@ -147,12 +147,12 @@ void *vmc__host_sym_for(const vmc_lib_t *l, const vmc_name_t *name, const char *
 int vmc__bind(vmc_lib_t *l, size_t symidx, uintptr_t *value, int *ifunc, const char *tag, size_t index)
 {
     char what[64];
-    const Elf64_Sym *s = &l->symtab[symidx];
-    const char *name = l->strtab + s->st_name;
+    const Elf64_Sym *s = &l->o.symtab[symidx];
+    const char *name = l->o.strtab + s->st_name;
     int bind = ELF64_ST_BIND(s->st_info);
     *ifunc = 0;
     *value = 0;
-    l->bound_from = VMC_BOUND_SELF;
+    l->o.bound_from = VMC_BOUND_SELF;
     if (symidx == 0) return 0;
     if (bind == STB_LOCAL || (s->st_shndx != SHN_UNDEF && ELF64_ST_VISIBILITY(s->st_other) != STV_DEFAULT)) {
         if (s->st_shndx == SHN_UNDEF)
@@ -162,21 +162,21 @@ int vmc__bind(vmc_lib_t *l, size_t symidx, uintptr_t *value, int *ifunc, const c
         *ifunc = ELF64_ST_TYPE(s->st_info) == STT_GNU_IFUNC;
         return 0;
     }
-    const vmc_ver_t *ver = vmc__elf_sym_version(l, symidx);
-    l->bound_from = VMC_BOUND_SELF;
+    const vmc_ver_t *ver = vmc__elf_sym_version(&l->o, symidx);
+    l->o.bound_from = VMC_BOUND_SELF;
     /* A reference to a symbol the library defines is bound to that symbol:
      * a look-up of its name in the library would find it (the only other
      * answers: a second definition of the same name and version, or a
      * definition the hash tables do not reach, neither of which linkers
      * emit), without hashing the name. */
-    if (s->st_shndx != SHN_UNDEF && vmc__elf_defines(l, symidx, name, ver)) {
+    if (s->st_shndx != SHN_UNDEF && vmc__elf_defines(&l->o, symidx, name, ver)) {
         *value = sym_addr(l, s);
         *ifunc = ELF64_ST_TYPE(s->st_info) == STT_GNU_IFUNC;
         return 0;
     }
     const vmc_name_t key = vmc__elf_name(name);
     if (found_in(l, &key, ver, value, ifunc)) return 0;
-    l->bound_from = VMC_BOUND_PRIVATE;
+    l->o.bound_from = VMC_BOUND_PRIVATE;
     for (size_t i = 0; i < l->ndeps; i++)
         if (l->deps[i].kind == VMC_DEP_PRIVATE && found_in(l->deps[i].lib, &key, ver, value, ifunc))
             return 0;
@@ -185,7 +185,7 @@ int vmc__bind(vmc_lib_t *l, size_t symidx, uintptr_t *value, int *ifunc, const c
             (!(o->flags & VMC_LOAD_INERT) || (l->flags & VMC_LOAD_INERT)) &&
             found_in(o, &key, ver, value, ifunc))
             return 0;
-    l->bound_from = VMC_BOUND_HOST;
+    l->o.bound_from = VMC_BOUND_HOST;
     if (ver && ver->hash0)  /* glibc's dlvsym would read a NULL name */
         return vmc__fail(-ENOEXEC, "%s: %s: symbol %s asks for version \"%s\", which cannot be looked "
                          "up (its ELF hash is 0)", l->name, what_text(what, sizeof what, tag, index), name,
@@ -195,7 +195,7 @@ int vmc__bind(vmc_lib_t *l, size_t symidx, uintptr_t *value, int *ifunc, const c
         *value = (uintptr_t)p;
         return 0;
     }
-    l->bound_from = VMC_BOUND_WEAK_ZERO;
+    l->o.bound_from = VMC_BOUND_WEAK_ZERO;
     if (bind == STB_WEAK) return 0;
     if (ver)
         return vmc__fail(-ENOENT, "%s: %s: undefined symbol %s version %s (from %s)", l->name,
@@ -226,12 +226,12 @@ static void release(vmc_lib_t *l);
 
 static int resolve_deps(vmc_lib_t *l)
 {
-    if (!l->nneeded) return 0;
-    l->deps = calloc(l->nneeded, sizeof *l->deps);
+    if (!l->o.nneeded) return 0;
+    l->deps = calloc(l->o.nneeded, sizeof *l->deps);
     if (!l->deps) return vmc__fail(-ENOMEM, "%s: out of memory for dependencies", l->name);
     int inert = l->flags & VMC_LOAD_INERT;
-    for (size_t i = 0; i < l->nneeded; i++) {
-        const char *n = vmc__elf_str(l, l->needed[i]);
+    for (size_t i = 0; i < l->o.nneeded; i++) {
+        const char *n = vmc__elf_str(&l->o, l->o.needed[i]);
         vmc_dep_t *d = &l->deps[l->ndeps];
         if (!*n) return vmc__fail(-ENOEXEC, "%s: DT_NEEDED %zu is an empty name", l->name, i);
         void *h = dlopen(n, RTLD_NOW | RTLD_NOLOAD);
@@ -288,17 +288,17 @@ typedef void (*fini_fn)(void);
 static int fn_ok(vmc_lib_t *l, uintptr_t f, const char *what, size_t i)
 {
     if (f == 0 || f == UINTPTR_MAX) return 0;  /* empty slots, as glibc skips */
-    if (f >= l->bias) {
-        const vmc_seg_t *s = vmc__elf_seg(&l->elf, f - l->bias, 1, 1);
+    if (f >= l->o.bias) {
+        const vmc_seg_t *s = vmc__elf_seg(&l->o.elf, f - l->o.bias, 1, 1);
         if (s && (s->flags & PF_X)) return 0;
     }
     return vmc__fail(-ENOEXEC, "%s: %s[%zu] = 0x%lx is not inside an executable segment", l->name, what,
-                     i, (unsigned long)(f - l->bias));
+                     i, (unsigned long)(f - l->o.bias));
 }
 
 static const uintptr_t *array(vmc_lib_t *l, uint64_t va, uint64_t size)
 {
-    return size ? vmc__elf_ptr(l, va, size) : NULL;
+    return size ? vmc__elf_ptr(&l->o, va, size) : NULL;
 }
 
 /* DT_FINI is, in nearly every library, crtn.o's empty function (sub $8,%rsp;
@@ -312,9 +312,9 @@ static int note_empty_fini(vmc_lib_t *l, const vmc_src_t *src)
     static const uint8_t empty[] = {0x48, 0x83, 0xec, 0x08, 0x48, 0x83, 0xc4, 0x08, 0xc3};
     static const uint8_t endbr64[] = {0xf3, 0x0f, 0x1e, 0xfa};
     uint8_t b[sizeof endbr64 + sizeof empty];
-    const vmc_seg_t *s = l->fini ? vmc__elf_seg(&l->elf, l->fini, sizeof empty, 0) : NULL;
+    const vmc_seg_t *s = l->o.fini ? vmc__elf_seg(&l->o.elf, l->o.fini, sizeof empty, 0) : NULL;
     if (!s) return 0;  /* none, or too near the end of its file bytes to be it: call it */
-    uint64_t off = s->offset + (l->fini - s->vaddr);
+    uint64_t off = s->offset + (l->o.fini - s->vaddr);
     size_t want = s->offset + s->filesz - off < sizeof b ? (size_t)(s->offset + s->filesz - off) : sizeof b;
     size_t got = want;
     if (src->fd < 0) {
@@ -325,7 +325,7 @@ static int note_empty_fini(vmc_lib_t *l, const vmc_src_t *src)
                                 strerror(-e));
     }
     size_t skip = got >= sizeof b && !memcmp(b, endbr64, sizeof endbr64) ? sizeof endbr64 : 0;
-    l->fini_empty = got >= skip + sizeof empty && !memcmp(b + skip, empty, sizeof empty);
+    l->o.fini_empty = got >= skip + sizeof empty && !memcmp(b + skip, empty, sizeof empty);
     return 0;
 }
 
@@ -334,13 +334,13 @@ static int check_init_fini(vmc_lib_t *l)
 {
     int e;
     const uintptr_t *a;
-    if (l->init && (e = fn_ok(l, l->bias + l->init, "DT_INIT", 0))) return e;
-    if (l->fini && (e = fn_ok(l, l->bias + l->fini, "DT_FINI", 0))) return e;
-    if ((a = array(l, l->init_array, l->init_arraysz)))
-        for (size_t i = 0; i < l->init_arraysz / 8; i++)
+    if (l->o.init && (e = fn_ok(l, l->o.bias + l->o.init, "DT_INIT", 0))) return e;
+    if (l->o.fini && (e = fn_ok(l, l->o.bias + l->o.fini, "DT_FINI", 0))) return e;
+    if ((a = array(l, l->o.init_array, l->o.init_arraysz)))
+        for (size_t i = 0; i < l->o.init_arraysz / 8; i++)
             if ((e = fn_ok(l, a[i], "DT_INIT_ARRAY", i))) return e;
-    if ((a = array(l, l->fini_array, l->fini_arraysz)))
-        for (size_t i = 0; i < l->fini_arraysz / 8; i++)
+    if ((a = array(l, l->o.fini_array, l->o.fini_arraysz)))
+        for (size_t i = 0; i < l->o.fini_arraysz / 8; i++)
             if ((e = fn_ok(l, a[i], "DT_FINI_ARRAY", i))) return e;
     return 0;
 }
@@ -350,9 +350,9 @@ static void run_init(vmc_lib_t *l)
     l->state = VMC_LIB_READY;
     l->init_seq = ++l->v->lib_seq;
     if (l->flags & VMC_LOAD_INERT) return;
-    if (l->init) ((init_fn)(l->bias + l->init))(0, NULL, environ);
-    const uintptr_t *a = array(l, l->init_array, l->init_arraysz);
-    for (size_t i = 0; a && i < l->init_arraysz / 8; i++)
+    if (l->o.init) ((init_fn)(l->o.bias + l->o.init))(0, NULL, environ);
+    const uintptr_t *a = array(l, l->o.init_array, l->o.init_arraysz);
+    for (size_t i = 0; a && i < l->o.init_arraysz / 8; i++)
         if (a[i] && a[i] != UINTPTR_MAX) ((init_fn)a[i])(0, NULL, environ);
 }
 
@@ -361,10 +361,10 @@ static void run_fini(vmc_lib_t *l)
     if (l->state != VMC_LIB_READY) return;
     l->state = VMC_LIB_FINISHED;
     if (l->flags & VMC_LOAD_INERT) return;
-    const uintptr_t *a = array(l, l->fini_array, l->fini_arraysz);
-    for (size_t i = a ? l->fini_arraysz / 8 : 0; i-- > 0;)
+    const uintptr_t *a = array(l, l->o.fini_array, l->o.fini_arraysz);
+    for (size_t i = a ? l->o.fini_arraysz / 8 : 0; i-- > 0;)
         if (a[i] && a[i] != UINTPTR_MAX) ((fini_fn)a[i])();
-    if (l->fini && !l->fini_empty) ((fini_fn)(l->bias + l->fini))();
+    if (l->o.fini && !l->o.fini_empty) ((fini_fn)(l->o.bias + l->o.fini))();
 }
 
 /* ---- load -------------------------------------------------------------------- */
@@ -372,9 +372,9 @@ static void run_fini(vmc_lib_t *l)
 /* Free a library that holds no run and no dependencies any more. */
 static void lib_free(vmc_lib_t *l)
 {
-    free(l->snap_mem);
+    free(l->o.snap_mem);
     free(l->deps);
-    free(l->vers);
+    free(l->o.vers);
     free(l->name);
     free(l->dir);
     free(l);
@@ -384,8 +384,8 @@ static void lib_free(vmc_lib_t *l)
 static void destroy(vmc_lib_t *l)
 {
     vmc_t *v = l->v;
-    vmc__elf_unwind_deregister(l);
-    vmc__elf_unmap(l);  /* on failure: inaccessible, re-reserved later */
+    vmc__elf_unwind_deregister(&l->o);
+    vmc__elf_unmap(&l->o);  /* on failure: inaccessible, re-reserved later */
     if (l->next || l->prev || v->libs == l) list_remove(v, l);
     for (size_t i = l->ndeps; i-- > 0;) {
         if (l->deps[i].kind == VMC_DEP_PRIVATE) release(l->deps[i].lib);
@@ -401,11 +401,31 @@ static void release(vmc_lib_t *l)
     /* -z nodelete (DF_1_NODELETE): the library registers itself where it
      * cannot be taken back (GLib's type system, say); it stays loaded, with
      * no reference, until vmc_close, as the system loader keeps it. */
-    if ((l->dt_flags_1 & DF_1_NODELETE) && l->state == VMC_LIB_READY && !(l->flags & VMC_LOAD_INERT))
+    if ((l->o.dt_flags_1 & DF_1_NODELETE) && l->state == VMC_LIB_READY && !(l->flags & VMC_LOAD_INERT))
         return;  /* (an inert library ran nothing that could have registered it) */
     run_fini(l);
     destroy(l);
 }
+
+/* What the ELF layer calls back for (see elf.h). */
+static int env_bind(vmc_elf_obj_t *o, size_t symidx, uintptr_t *value, int *ifunc, const char *tag,
+                    size_t index)
+{
+    return vmc__bind(vmc__lib_of(o), symidx, value, ifunc, tag, index);
+}
+
+static int env_call_ifunc(vmc_elf_obj_t *o, uintptr_t resolver, uintptr_t *out, const char *tag,
+                          size_t index)
+{
+    return vmc__call_ifunc(vmc__lib_of(o), resolver, out, tag, index);
+}
+
+static void *env_host_sym(const vmc_elf_obj_t *o, const vmc_name_t *name, const char *version)
+{
+    return vmc__host_sym_for(vmc__lib_of(o), name, version);
+}
+
+static const vmc_elf_env_t elf_env = {env_bind, env_call_ifunc, env_host_sym};
 
 static vmc_lib_t *lib_new(vmc_t *v, const char *name, int flags, int depth)
 {
@@ -420,7 +440,10 @@ static vmc_lib_t *lib_new(vmc_t *v, const char *name, int flags, int depth)
         free(l);
         return NULL;
     }
-    l->elf.name = l->name;
+    l->o.elf.name = l->name;
+    l->o.name = l->name;
+    l->o.sp = &v->sp;
+    l->o.env = &elf_env;
     return l;
 }
 
@@ -428,33 +451,33 @@ static vmc_lib_t *lib_new(vmc_t *v, const char *name, int flags, int depth)
  * `hdr` holds the file's first bytes (the whole image from memory). */
 static int load_image(vmc_lib_t *l, const vmc_src_t *src, const uint8_t *hdr, size_t hdrlen)
 {
-    int e = vmc__elf_check_ehdr(l->name, hdr, hdrlen, src->size, &l->elf.phoff, &l->elf.phnum);
+    int e = vmc__elf_check_ehdr(l->name, hdr, hdrlen, src->size, &l->o.elf.phoff, &l->o.elf.phnum);
     if (e) return e;
-    l->elf.file_size = src->size;
-    size_t phsize = l->elf.phnum * sizeof(Elf64_Phdr);
+    l->o.elf.file_size = src->size;
+    size_t phsize = l->o.elf.phnum * sizeof(Elf64_Phdr);
     Elf64_Phdr *ph = NULL;
-    if (l->elf.phoff + phsize <= hdrlen) {
-        e = vmc__elf_check_phdrs(&l->elf, (const Elf64_Phdr *)(hdr + l->elf.phoff));
+    if (l->o.elf.phoff + phsize <= hdrlen) {
+        e = vmc__elf_check_phdrs(&l->o.elf, (const Elf64_Phdr *)(hdr + l->o.elf.phoff));
     } else {
         size_t got;
         ph = malloc(phsize);
         if (!ph) return vmc__fail(-ENOMEM, "%s: out of memory for program headers", l->name);
-        e = vmc__os_pread(src->fd, ph, phsize, (off_t)l->elf.phoff, &got);
+        e = vmc__os_pread(src->fd, ph, phsize, (off_t)l->o.elf.phoff, &got);
         if (e) e = vmc__fail(e, "%s: reading program headers: %s", l->name, strerror(-e));
         else if (got != phsize) e = vmc__fail(-ENOEXEC, "%s: program headers: file shrank", l->name);
-        else e = vmc__elf_check_phdrs(&l->elf, ph);
+        else e = vmc__elf_check_phdrs(&l->o.elf, ph);
         free(ph);
     }
     if (e) return e;
-    if ((e = vmc__elf_map(l, src))) return e;
+    if ((e = vmc__elf_map(&l->o, src))) return e;
     list_add(l->v, l);
-    if ((e = vmc__elf_dyn(l, src))) return e;
+    if ((e = vmc__elf_dyn(&l->o, src))) return e;
     if ((e = resolve_deps(l))) return e;
     vmc__host_sym_sync();  /* resolving dependencies may have loaded objects */
-    if ((e = vmc__elf_relocate(l))) return e;
-    if ((e = vmc__elf_protect_relro(l))) return e;
+    if ((e = vmc__elf_relocate(&l->o))) return e;
+    if ((e = vmc__elf_protect_relro(&l->o))) return e;
     if ((e = check_init_fini(l)) || (e = note_empty_fini(l, src))) return e;
-    vmc__elf_unwind_register(l);
+    if (!(l->flags & VMC_LOAD_INERT)) vmc__elf_unwind_register(&l->o);
     l->state = VMC_LIB_RELOCATED;
     l->init_seq = ++l->v->lib_seq;  /* dependencies finish first */
     return 0;
@@ -574,7 +597,7 @@ void *vmc_lib_sym(vmc_lib_t *l, const char *name)
         return NULL;
     }
     const vmc_name_t key = vmc__elf_name(name);
-    const Elf64_Sym *s = vmc__elf_lookup(l, &key, NULL);
+    const Elf64_Sym *s = vmc__elf_lookup(&l->o, &key, NULL);
     if (!s) {
         vmc__fail(-ENOENT, "%s: exports no symbol %s (in its default version)", l->name, name);
         return NULL;
@@ -592,8 +615,8 @@ void *vmc_lib_sym(vmc_lib_t *l, const char *name)
 int vmc_lib_span(vmc_lib_t *l, void **start, size_t *len)
 {
     if (!l || !start || !len) return vmc__fail(-EINVAL, "vmc_lib_span: NULL argument");
-    *start = (void *)l->run;
-    *len = l->run_len;
+    *start = (void *)l->o.run;
+    *len = l->o.run_len;
     return 0;
 }
 
@@ -604,27 +627,27 @@ int vmc_lib_info(vmc_lib_t *l, vmc_lib_info_t *out)
     if (!l || !out) return vmc__fail(-EINVAL, "vmc_lib_info: NULL argument");
     memset(out, 0, sizeof *out);
     out->path = l->name;
-    out->base = (void *)l->run;
-    out->size = l->run_len;
-    out->bias = l->bias;
-    for (int i = 0; i < l->elf.nload; i++) {
-        const vmc_seg_t *sg = &l->elf.load[i];
-        out->segments[i].start = (void *)(l->bias + sg->vaddr);
+    out->base = (void *)l->o.run;
+    out->size = l->o.run_len;
+    out->bias = l->o.bias;
+    for (int i = 0; i < l->o.elf.nload; i++) {
+        const vmc_seg_t *sg = &l->o.elf.load[i];
+        out->segments[i].start = (void *)(l->o.bias + sg->vaddr);
         out->segments[i].size = sg->memsz;
         out->segments[i].prot = (sg->flags & PF_R ? PROT_READ : 0) |
                                 (sg->flags & PF_W ? PROT_WRITE : 0) | (sg->flags & PF_X ? PROT_EXEC : 0);
         out->nsegments++;
     }
-    out->relocs_relative = l->counts.relative;
-    out->relocs_symbolic = l->counts.symbolic;
-    out->relocs_irelative = l->counts.irelative;
-    out->relocs_relr = l->counts.relr;
-    out->bound_self = l->counts.bound[VMC_BOUND_SELF];
-    out->bound_private = l->counts.bound[VMC_BOUND_PRIVATE];
-    out->bound_host = l->counts.bound[VMC_BOUND_HOST];
-    out->bound_weak_zero = l->counts.bound[VMC_BOUND_WEAK_ZERO];
+    out->relocs_relative = l->o.counts.relative;
+    out->relocs_symbolic = l->o.counts.symbolic;
+    out->relocs_irelative = l->o.counts.irelative;
+    out->relocs_relr = l->o.counts.relr;
+    out->bound_self = l->o.counts.bound[VMC_BOUND_SELF];
+    out->bound_private = l->o.counts.bound[VMC_BOUND_PRIVATE];
+    out->bound_host = l->o.counts.bound[VMC_BOUND_HOST];
+    out->bound_weak_zero = l->o.counts.bound[VMC_BOUND_WEAK_ZERO];
     out->ndeps = (unsigned)l->ndeps;
-    out->tables_copied = l->snap ? (size_t)l->snap_len : 0;
+    out->tables_copied = l->o.snap ? (size_t)l->o.snap_len : 0;
     return 0;
 }
 
@@ -634,7 +657,7 @@ int vmc_lib_dep(vmc_lib_t *l, unsigned i, vmc_lib_dep_t *out)
     if (i >= l->ndeps)
         return vmc__fail(-ENOENT, "vmc_lib_dep: %s has %zu dependencies, not %u", l->name, l->ndeps, i + 1);
     const vmc_dep_t *d = &l->deps[i];
-    out->name = vmc__elf_str(l, l->needed[i]);
+    out->name = vmc__elf_str(&l->o, l->o.needed[i]);
     out->lib = d->kind == VMC_DEP_PRIVATE ? d->lib : NULL;
     out->how = d->kind == VMC_DEP_PRIVATE ? VMC_DEP_LOADED_PRIVATELY
                : d->host_had_it          ? VMC_DEP_HOST_COPY
@@ -669,11 +692,11 @@ void vmc__loader_close(vmc_t *v)
     }
     while (v->libs) {
         vmc_lib_t *l = v->libs;
-        vmc__elf_unwind_deregister(l);  /* while the unwinder it came from is held */
+        vmc__elf_unwind_deregister(&l->o);  /* while the unwinder it came from is held */
         for (size_t i = 0; i < l->ndeps; i++)
             if (l->deps[i].kind == VMC_DEP_SYSTEM) dlclose(l->deps[i].handle);
         l->ndeps = 0;
-        vmc__elf_unmap(l);
+        vmc__elf_unmap(&l->o);
         list_remove(v, l);
         lib_free(l);
     }

@@ -1,82 +1,18 @@
-/* The private loader's shared structures.
- *
- * The loader is split by job: elf_check.c validates the ELF and program
- * headers before anything is mapped and summarises them in a vmc_elf_t;
- * elf_map.c maps that summary over a block run of the code region;
- * elf_dyn.c reads the dynamic section of the mapped image, its symbol, string,
- * hash and version tables, and looks symbols up; elf_reloc.c applies the
- * relocations; elf_unwind.c registers .eh_frame with the unwinder;
- * hostsym.c looks symbols up in the host, through a cache; loader.c owns the
- * library lifecycle (dependencies, binding order, constructors, unloading,
- * the handle's list); mapfile.c maps plain files.  Every range that a file
- * field names is checked before it is touched, and every refusal names the
- * file, the field and its file offset:
- *
- *     "NAME: WHAT (offset 0xBASE+0xDELTA): PROBLEM"
+/* The library lifecycle: the handle's private libraries, their
+ * dependencies, binding order, constructors and destructors, unloading
+ * (loader.c); host symbols through a cache (hostsym.c).  Format-specific work
+ * (today ELF, src/elf/) is called downwards; what that layer needs back
+ * (binding, IFUNC resolvers) it gets through the vmc_elf_env_t that
+ * loader.c hands it with each object.
  */
 #ifndef VMC_LOADER_H
 #define VMC_LOADER_H
 
 #include "api/vmc.h"
-#include "alloc/blocks.h"
+#include "elf/elf.h"
 
-#include <elf.h>
 #include <stdint.h>
 #include <sys/types.h>
-
-#define VMC_ELF_MAX_LOADS  32        /* PT_LOAD segments in one image       */
-#define VMC_ELF_MAX_PHDRS  (65536 / sizeof(Elf64_Phdr))   /* as bionic caps it */
-#define VMC_ELF_MAX_NEEDED 64        /* DT_NEEDED entries in one library    */
-#define VMC_ELF_MAX_DEPTH  16        /* nesting of private dependencies     */
-#define VMC_ELF_MAX_ALIGN  ((size_t)2 << 20)   /* largest run alignment honoured */
-
-/* One PT_LOAD, as found in the file (validated). */
-typedef struct vmc_seg {
-    uint64_t vaddr, memsz;       /* where it goes, relative to the bias     */
-    uint64_t offset, filesz;     /* where its bytes are in the file         */
-    uint32_t flags;              /* PF_R | PF_W | PF_X                      */
-    uint32_t index;              /* its program header number, for messages */
-} vmc_seg_t;
-
-/* What elf_check.c learnt from the ELF header and program headers. */
-typedef struct vmc_elf {
-    const char *name;            /* for messages                            */
-    uint64_t file_size;          /* bytes in the file (or memory image)     */
-    uint64_t phoff;              /* program header table offset             */
-    unsigned phnum;
-    vmc_seg_t load[VMC_ELF_MAX_LOADS];
-    int nload;
-    uint64_t dyn_vaddr, dyn_offset, dyn_size;   /* PT_DYNAMIC               */
-    uint64_t relro_vaddr, relro_size;           /* PT_GNU_RELRO, or size 0  */
-    uint64_t ehhdr_vaddr, ehhdr_size;           /* PT_GNU_EH_FRAME, or size 0 */
-    uint64_t lo, hi;             /* page-rounded span of the PT_LOADs       */
-    size_t align;                /* alignment the run must have             */
-} vmc_elf_t;
-
-/* Where the bytes come from: a file descriptor, or memory. */
-typedef struct vmc_src {
-    int fd;                      /* >= 0: map from this file                */
-    const uint8_t *bytes;        /* else copy from here                     */
-    uint64_t size;
-} vmc_src_t;
-
-/* A symbol name being looked up, hashed once for every table it is looked
- * up in (the library itself, other private libraries, the host cache). */
-typedef struct vmc_name {
-    const char *str;
-    uint32_t gnu;                /* its DT_GNU_HASH hash                    */
-} vmc_name_t;
-
-vmc_name_t vmc__elf_name(const char *str);
-
-/* One version index's meaning (from VERDEF or VERNEED). */
-typedef struct vmc_ver {
-    const char *name;            /* "GLIBC_2.14", or NULL if unused         */
-    const char *file;            /* VERNEED: the library named; VERDEF: NULL */
-    uint32_t hash;               /* ELF hash of name                        */
-    int defined;                 /* from VERDEF (1) or VERNEED (0)          */
-    int hash0;                   /* its ELF hash is 0: dlvsym cannot look it up */
-} vmc_ver_t;
 
 /* A resolved dependency (DT_NEEDED). */
 enum vmc_dep_kind {
@@ -90,14 +26,6 @@ typedef struct vmc_dep {
     void *handle;                /* VMC_DEP_SYSTEM: from dlopen             */
 } vmc_dep_t;
 
-/* Where a symbol was bound (vmc_lib_info_t counts these). */
-enum vmc_bound { VMC_BOUND_SELF, VMC_BOUND_PRIVATE, VMC_BOUND_HOST, VMC_BOUND_WEAK_ZERO };
-
-typedef struct vmc_lib_counts {
-    size_t relative, symbolic, irelative, relr;   /* relocations applied     */
-    size_t bound[4];                              /* by enum vmc_bound       */
-} vmc_lib_counts_t;
-
 enum vmc_lib_state {
     VMC_LIB_LOADING,             /* being mapped, relocated                 */
     VMC_LIB_RELOCATED,           /* constructors still to run               */
@@ -106,6 +34,7 @@ enum vmc_lib_state {
 };
 
 struct vmc_lib {
+    vmc_elf_obj_t o;             /* the image, as the ELF layer keeps it    */
     vmc_t *v;                    /* the handle it lives in                  */
     char *name;                  /* the path (or name) given, for messages  */
     char *dir;                   /* its directory, or NULL from memory      */
@@ -118,59 +47,15 @@ struct vmc_lib {
     int depth;                   /* nesting while loading                   */
     unsigned long init_seq;      /* when relocation, then constructors, finished
                                     (v->lib_seq): the order of init and fini */
-    vmc_elf_t elf;               /* the validated headers                   */
-    uintptr_t run;               /* the block run holding the image         */
-    size_t run_len;
-    uintptr_t bias;              /* run - elf.lo: add to every p_vaddr      */
-    int in_heap;                 /* (reserved: images are code-region only) */
-
-    /* The file part of the segment holding the tables the dynamic section
-     * names (symbols, strings, hashes, versions, relocations), read once
-     * into the loader's memory (elf_dyn.c says why); vmc__elf_ptr serves
-     * [snap_va, +snap_len) from here.  NULL: everything is read in the image. */
-    uint8_t *snap, *snap_mem;    /* snap_mem: what to free (snap is inside) */
-    uint64_t snap_va, snap_len;
-
-    /* dynamic section (all pointers checked to lie inside the image) */
-    const Elf64_Dyn *dyn;
-    size_t ndyn;
-    const char *strtab;
-    size_t strsz;
-    const Elf64_Sym *symtab;
-    size_t nsyms;
-    uint32_t h_nbucket, h_nchain;    /* DT_HASH                             */
-    const uint32_t *h_bucket, *h_chain;
-    uint32_t g_nbuckets, g_symoffset, g_bloom_size, g_bloom_shift;  /* DT_GNU_HASH */
-    const uint64_t *g_bloom;
-    const uint32_t *g_buckets, *g_chain;
-    const uint16_t *versym;      /* DT_VERSYM, or NULL                      */
-    vmc_ver_t *vers;             /* by version index                        */
-    size_t nvers;
-    uint64_t rela, relasz, jmprel, pltrelsz, relr, relrsz;   /* vaddrs, bytes */
-    uint64_t init, fini, init_array, init_arraysz, fini_array, fini_arraysz;
-    int fini_empty;              /* DT_FINI does nothing: not called        */
-    uint64_t dt_flags, dt_flags_1;
-    uint32_t needed[VMC_ELF_MAX_NEEDED];   /* DT_NEEDED strtab offsets      */
-    size_t nneeded;
-    const char *soname;
-
-    void *eh_frame;              /* .eh_frame registered with the unwinder  */
-    void (*eh_deregister)(void *);   /* how to take it back                 */
-
-    vmc_lib_counts_t counts;     /* relocations applied, symbols bound      */
-    int bound_from;              /* where vmc__bind found the last symbol   */
     vmc_dep_t *deps;             /* resolved DT_NEEDED, in order            */
     size_t ndeps;
     vmc_lib_t *next, *prev;      /* the handle's list, in load order        */
 };
 
-/* a + b into *sum, or 0 if it would wrap: every file-given range is added
- * this way. */
-static inline int add_ok(uint64_t a, uint64_t b, uint64_t *sum)
+/* The library an ELF object belongs to. */
+static inline vmc_lib_t *vmc__lib_of(const vmc_elf_obj_t *o)
 {
-    if (a > UINT64_MAX - b) return 0;
-    *sum = a + b;
-    return 1;
+    return (vmc_lib_t *)((char *)o - offsetof(vmc_lib_t, o));
 }
 
 /* The host's definition of name (at version, or any with NULL): the
@@ -178,54 +63,6 @@ static inline int add_ok(uint64_t a, uint64_t b, uint64_t *sum)
  * loaded for l. */
 void *vmc__host_sym_for(const vmc_lib_t *l, const vmc_name_t *name, const char *version);
 
-/* ---- elf_check.c ----------------------------------------------------------- */
-/* Validate the ELF header and the program header table.  `hdr` holds the
- * first `hdrlen` bytes of the file and `ph` the table itself (phnum entries,
- * or NULL to take it from hdr).  -ENOEXEC with a message on any problem. */
-int vmc__elf_check_ehdr(const char *name, const uint8_t *hdr, size_t hdrlen, uint64_t file_size,
-                        uint64_t *phoff, unsigned *phnum);
-int vmc__elf_check_phdrs(vmc_elf_t *e, const Elf64_Phdr *ph);
-/* The PT_LOAD that holds [vaddr, vaddr+size) in its file-backed part (or its
- * memory part with `mem`), or NULL. */
-const vmc_seg_t *vmc__elf_seg(const vmc_elf_t *e, uint64_t vaddr, uint64_t size, int mem);
-/* File offset of a file-backed virtual address (for messages). */
-uint64_t vmc__elf_offset(const vmc_elf_t *e, uint64_t vaddr);
-
-/* ---- elf_map.c ------------------------------------------------------------- */
-/* Take a run and map every PT_LOAD over it (RELRO stays writable).  On
- * failure nothing is left: the run is given back. */
-int vmc__elf_map(vmc_lib_t *l, const vmc_src_t *src);
-/* Make PT_GNU_RELRO read-only. */
-int vmc__elf_protect_relro(vmc_lib_t *l);
-/* Give the run back (re-reserving it PROT_NONE). */
-int vmc__elf_unmap(vmc_lib_t *l);
-
-/* ---- elf_dyn.c ------------------------------------------------------------- */
-/* Read and check the dynamic section and the tables it points to (from
- * src's file where it has one, see vmc_lib_t.snap). */
-int vmc__elf_dyn(vmc_lib_t *l, const vmc_src_t *src);
-/* Pointer to [vaddr, vaddr+size) of the image if it lies in the file-backed
- * part of one PT_LOAD, else NULL. */
-const void *vmc__elf_ptr(const vmc_lib_t *l, uint64_t vaddr, uint64_t size);
-/* Find a definition of `name` exported by l, matching `ver` (NULL: the
- * default version).  Returns the symbol or NULL. */
-const Elf64_Sym *vmc__elf_lookup(const vmc_lib_t *l, const vmc_name_t *name, const vmc_ver_t *ver);
-/* Does symbol i of l define `name` in version `ver` (NULL: the default)? */
-int vmc__elf_defines(const vmc_lib_t *l, size_t i, const char *name, const vmc_ver_t *ver);
-/* The version a symbol of l carries (its versym index), or NULL. */
-const vmc_ver_t *vmc__elf_sym_version(const vmc_lib_t *l, size_t symidx);
-uint32_t vmc__elf_hash(const char *name);
-const char *vmc__elf_str(const vmc_lib_t *l, uint32_t off);
-
-/* ---- elf_unwind.c ---------------------------------------------------------- */
-/* Register the library's .eh_frame with the process's unwinder, when both
- * exist (never fails a load); take it back before the image goes. */
-void vmc__elf_unwind_register(vmc_lib_t *l);
-void vmc__elf_unwind_deregister(vmc_lib_t *l);
-
-/* ---- elf_reloc.c ----------------------------------------------------------- */
-/* Apply DT_RELR, DT_RELA and DT_JMPREL (IFUNC ones last). */
-int vmc__elf_relocate(vmc_lib_t *l);
 
 /* ---- hostsym.c ------------------------------------------------------------ */
 /* dlvsym(handle, name, version) (dlsym without a version), through a cache

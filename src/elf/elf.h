@@ -1,0 +1,218 @@
+/* The ELF layer: reading, checking, mapping and relocating one ELF shared
+ * object over a block run of the code region.
+ *
+ * The layer is split by job: check.c validates the ELF and program headers
+ * before anything is mapped and summarises them in a vmc_elf_t; map.c maps
+ * that summary over a block run; dyn.c reads the dynamic section of the
+ * mapped image, its symbol, string, hash and version tables, and looks
+ * symbols up; reloc.c applies the relocations; unwind.c registers .eh_frame
+ * with the unwinder.  Every range that a file field names is checked before
+ * it is touched, and every refusal names the file, the field and its file
+ * offset:
+ *
+ *     "NAME: WHAT (offset 0xBASE+0xDELTA): PROBLEM"
+ *
+ * What the layer needs from the library lifecycle above it (binding a
+ * symbol in the right scope, calling an IFUNC resolver, finding a host
+ * function) comes through the vmc_elf_env_t that each object carries: this
+ * layer never includes the lifecycle's header.
+ */
+#ifndef VMC_ELF_H
+#define VMC_ELF_H
+
+#include "alloc/space.h"
+
+#include <elf.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define VMC_ELF_MAX_LOADS  32        /* PT_LOAD segments in one image       */
+#define VMC_ELF_MAX_PHDRS  (65536 / sizeof(Elf64_Phdr))   /* as bionic caps it */
+#define VMC_ELF_MAX_NEEDED 64        /* DT_NEEDED entries in one library    */
+#define VMC_ELF_MAX_DEPTH  16        /* nesting of private dependencies     */
+#define VMC_ELF_MAX_ALIGN  ((size_t)2 << 20)   /* largest run alignment honoured */
+
+/* One PT_LOAD, as found in the file (validated). */
+typedef struct vmc_seg {
+    uint64_t vaddr, memsz;       /* where it goes, relative to the bias     */
+    uint64_t offset, filesz;     /* where its bytes are in the file         */
+    uint32_t flags;              /* PF_R | PF_W | PF_X                      */
+    uint32_t index;              /* its program header number, for messages */
+} vmc_seg_t;
+
+/* What check.c learnt from the ELF header and program headers. */
+typedef struct vmc_elf {
+    const char *name;            /* for messages                            */
+    uint64_t file_size;          /* bytes in the file (or memory image)     */
+    uint64_t phoff;              /* program header table offset             */
+    unsigned phnum;
+    vmc_seg_t load[VMC_ELF_MAX_LOADS];
+    int nload;
+    uint64_t dyn_vaddr, dyn_offset, dyn_size;   /* PT_DYNAMIC               */
+    uint64_t relro_vaddr, relro_size;           /* PT_GNU_RELRO, or size 0  */
+    uint64_t ehhdr_vaddr, ehhdr_size;           /* PT_GNU_EH_FRAME, or size 0 */
+    uint64_t lo, hi;             /* page-rounded span of the PT_LOADs       */
+    size_t align;                /* alignment the run must have             */
+} vmc_elf_t;
+
+/* Where the bytes come from: a file descriptor, or memory. */
+typedef struct vmc_src {
+    int fd;                      /* >= 0: map from this file                */
+    const uint8_t *bytes;        /* else copy from here                     */
+    uint64_t size;
+} vmc_src_t;
+
+/* A symbol name being looked up, hashed once for every table it is looked
+ * up in (the library itself, other private libraries, the host cache). */
+typedef struct vmc_name {
+    const char *str;
+    uint32_t gnu;                /* its DT_GNU_HASH hash                    */
+} vmc_name_t;
+
+vmc_name_t vmc__elf_name(const char *str);
+
+/* One version index's meaning (from VERDEF or VERNEED). */
+typedef struct vmc_ver {
+    const char *name;            /* "GLIBC_2.14", or NULL if unused         */
+    const char *file;            /* VERNEED: the library named; VERDEF: NULL */
+    uint32_t hash;               /* ELF hash of name                        */
+    int defined;                 /* from VERDEF (1) or VERNEED (0)          */
+    int hash0;                   /* its ELF hash is 0: dlvsym cannot look it up */
+} vmc_ver_t;
+
+/* Where a symbol was bound (vmc_lib_info_t counts these). */
+enum vmc_bound { VMC_BOUND_SELF, VMC_BOUND_PRIVATE, VMC_BOUND_HOST, VMC_BOUND_WEAK_ZERO };
+
+typedef struct vmc_lib_counts {
+    size_t relative, symbolic, irelative, relr;   /* relocations applied     */
+    size_t bound[4];                              /* by enum vmc_bound       */
+} vmc_lib_counts_t;
+
+
+/* a + b into *sum, or 0 if it would wrap: every file-given range is added
+ * this way. */
+static inline int add_ok(uint64_t a, uint64_t b, uint64_t *sum)
+{
+    if (a > UINT64_MAX - b) return 0;
+    *sum = a + b;
+    return 1;
+}
+
+
+struct vmc_elf_obj;
+
+/* The lifecycle's side of binding, passed down with each object. */
+typedef struct vmc_elf_env {
+    /* Resolve symbol `symidx` of o for a relocation: its address, whether it
+     * is an IFUNC whose resolver is still to be called (*ifunc), 0 for an
+     * undefined weak; sets o->bound_from.  The relocation is entry `index`
+     * of table `tag` ("DT_RELA"), for messages only. */
+    int (*bind)(struct vmc_elf_obj *o, size_t symidx, uintptr_t *value, int *ifunc, const char *tag,
+                size_t index);
+    /* Call an IFUNC resolver at `resolver` (checked to be inside an
+     * executable segment of a private library) into *out. */
+    int (*call_ifunc)(struct vmc_elf_obj *o, uintptr_t resolver, uintptr_t *out, const char *tag,
+                      size_t index);
+    /* The host's definition of name (at version, or any with NULL), as the
+     * object's own imports would see it. */
+    void *(*host_sym)(const struct vmc_elf_obj *o, const vmc_name_t *name, const char *version);
+} vmc_elf_env_t;
+
+/* One ELF object mapped into the code region: everything this layer reads
+ * and keeps about it. */
+typedef struct vmc_elf_obj {
+    const char *name;            /* for messages (owned above)              */
+    vmc_space_t *sp;             /* the space it is mapped into             */
+    const vmc_elf_env_t *env;    /* the lifecycle's callbacks               */
+    vmc_elf_t elf;               /* the validated headers                   */
+    uintptr_t run;               /* the block run holding the image         */
+    size_t run_len;
+    uintptr_t bias;              /* run - elf.lo: add to every p_vaddr      */
+
+    /* The file part of the segment holding the tables the dynamic section
+     * names (symbols, strings, hashes, versions, relocations), read once
+     * into the loader's memory (dyn.c says why); vmc__elf_ptr serves
+     * [snap_va, +snap_len) from here.  NULL: everything is read in the image. */
+    uint8_t *snap, *snap_mem;    /* snap_mem: what to free (snap is inside) */
+    uint64_t snap_va, snap_len;
+
+    /* dynamic section (all pointers checked to lie inside the image) */
+    const Elf64_Dyn *dyn;
+    size_t ndyn;
+    const char *strtab;
+    size_t strsz;
+    const Elf64_Sym *symtab;
+    size_t nsyms;
+    uint32_t h_nbucket, h_nchain;    /* DT_HASH                             */
+    const uint32_t *h_bucket, *h_chain;
+    uint32_t g_nbuckets, g_symoffset, g_bloom_size, g_bloom_shift;  /* DT_GNU_HASH */
+    const uint64_t *g_bloom;
+    const uint32_t *g_buckets, *g_chain;
+    const uint16_t *versym;      /* DT_VERSYM, or NULL                      */
+    vmc_ver_t *vers;             /* by version index                        */
+    size_t nvers;
+    uint64_t rela, relasz, jmprel, pltrelsz, relr, relrsz;   /* vaddrs, bytes */
+    uint64_t init, fini, init_array, init_arraysz, fini_array, fini_arraysz;
+    int fini_empty;              /* DT_FINI does nothing: not called        */
+    uint64_t dt_flags, dt_flags_1;
+    uint32_t needed[VMC_ELF_MAX_NEEDED];   /* DT_NEEDED strtab offsets      */
+    size_t nneeded;
+    const char *soname;
+
+    void *eh_frame;              /* .eh_frame registered with the unwinder  */
+    void (*eh_deregister)(void *);   /* how to take it back                 */
+
+    vmc_lib_counts_t counts;     /* relocations applied, symbols bound      */
+    int bound_from;              /* where env->bind found the last symbol   */
+} vmc_elf_obj_t;
+
+/* ---- check.c ----------------------------------------------------------- */
+/* Validate the ELF header and the program header table.  `hdr` holds the
+ * first `hdrlen` bytes of the file and `ph` the table itself (phnum entries,
+ * or NULL to take it from hdr).  -ENOEXEC with a message on any problem. */
+int vmc__elf_check_ehdr(const char *name, const uint8_t *hdr, size_t hdrlen, uint64_t file_size,
+                        uint64_t *phoff, unsigned *phnum);
+int vmc__elf_check_phdrs(vmc_elf_t *e, const Elf64_Phdr *ph);
+/* The PT_LOAD that holds [vaddr, vaddr+size) in its file-backed part (or its
+ * memory part with `mem`), or NULL. */
+const vmc_seg_t *vmc__elf_seg(const vmc_elf_t *e, uint64_t vaddr, uint64_t size, int mem);
+/* File offset of a file-backed virtual address (for messages). */
+uint64_t vmc__elf_offset(const vmc_elf_t *e, uint64_t vaddr);
+
+/* ---- map.c ------------------------------------------------------------- */
+/* Take a run and map every PT_LOAD over it (RELRO stays writable).  On
+ * failure nothing is left: the run is given back. */
+int vmc__elf_map(vmc_elf_obj_t *l, const vmc_src_t *src);
+/* Make PT_GNU_RELRO read-only. */
+int vmc__elf_protect_relro(vmc_elf_obj_t *l);
+/* Give the run back (re-reserving it PROT_NONE). */
+int vmc__elf_unmap(vmc_elf_obj_t *l);
+
+/* ---- dyn.c ------------------------------------------------------------- */
+/* Read and check the dynamic section and the tables it points to (from
+ * src's file where it has one, see vmc_lib_t.snap). */
+int vmc__elf_dyn(vmc_elf_obj_t *l, const vmc_src_t *src);
+/* Pointer to [vaddr, vaddr+size) of the image if it lies in the file-backed
+ * part of one PT_LOAD, else NULL. */
+const void *vmc__elf_ptr(const vmc_elf_obj_t *l, uint64_t vaddr, uint64_t size);
+/* Find a definition of `name` exported by l, matching `ver` (NULL: the
+ * default version).  Returns the symbol or NULL. */
+const Elf64_Sym *vmc__elf_lookup(const vmc_elf_obj_t *l, const vmc_name_t *name, const vmc_ver_t *ver);
+/* Does symbol i of l define `name` in version `ver` (NULL: the default)? */
+int vmc__elf_defines(const vmc_elf_obj_t *l, size_t i, const char *name, const vmc_ver_t *ver);
+/* The version a symbol of l carries (its versym index), or NULL. */
+const vmc_ver_t *vmc__elf_sym_version(const vmc_elf_obj_t *l, size_t symidx);
+uint32_t vmc__elf_hash(const char *name);
+const char *vmc__elf_str(const vmc_elf_obj_t *l, uint32_t off);
+
+/* ---- unwind.c ---------------------------------------------------------- */
+/* Register the library's .eh_frame with the process's unwinder, when both
+ * exist (never fails a load); take it back before the image goes. */
+void vmc__elf_unwind_register(vmc_elf_obj_t *l);
+void vmc__elf_unwind_deregister(vmc_elf_obj_t *l);
+
+/* ---- reloc.c ----------------------------------------------------------- */
+/* Apply DT_RELR, DT_RELA and DT_JMPREL (IFUNC ones last). */
+int vmc__elf_relocate(vmc_elf_obj_t *l);
+
+#endif
