@@ -5,7 +5,8 @@ TLIB_CFLAGS := -std=c11 -O2 -g -fPIC -Wall -Wextra -Werror -D_GNU_SOURCE
 TLIB_LD     := -shared -Wl,-z,now
 TEST_LIBS := $(addprefix $(TLIB)/libt_,basic.so ifunc.so ver.so veruse.so weak.so ctor.so \
                chain_b.so chain_a.so host.so relr.so sysv.so tlsdep.so usetls.so nodelete.so \
-               prov.so consumer.so forkctor.so bigdata.so many.so chatty.so)
+               prov.so consumer.so forkctor.so bigdata.so many.so chatty.so \
+               objects.so)
 
 # A C++ library, where a C++ compiler is installed (its test skips otherwise).
 TLIB_CXX := $(shell command -v $(CXX) 2>/dev/null)

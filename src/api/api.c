@@ -4,6 +4,7 @@
 #include "api/options.h"
 #include "region/wx.h"
 #include "lib/loader.h"
+#include "lib/phdr.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -32,11 +33,13 @@ static void fork_prepare(void)
         vmc__blocks_lock(v->sp.code_blocks);
         vmc__blocks_lock(v->sp.heap_blocks);
     }
+    vmc__phdr_fork_prepare();
     vmc__wx_fork_prepare();
 }
 
 static void fork_release(void)
 {
+    vmc__phdr_fork_release();
     for (vmc_t *v = handles; v; v = v->next) {
         vmc__blocks_unlock(v->sp.heap_blocks);
         vmc__blocks_unlock(v->sp.code_blocks);

@@ -18,7 +18,9 @@
  *
  * Binding, for each symbol a relocation names: the library itself first,
  * then its private dependencies, then every other private library (inert
- * ones only for inert loads), then the host's global scope (hostsym.c: the
+ * ones only for inert loads), then vmcode's own definitions of the few
+ * imports that must know about private libraries (interpose.c: such as
+ * dl_iterate_phdr), then the host's global scope (hostsym.c: the
  * version VERNEED asks for, or an unversioned interposer), then the handles
  * of the system-loaded dependencies.  An undefined weak symbol is 0; a
  * missing strong one refuses the load naming symbol and version.
@@ -34,6 +36,8 @@
  * load a library.
  */
 #include "lib/loader.h"
+#include "lib/interpose.h"
+#include "lib/phdr.h"
 #include "base/error.h"
 #include "os/os.h"
 
@@ -186,6 +190,11 @@ int vmc__bind(vmc_lib_t *l, size_t symidx, uintptr_t *value, int *ifunc, const c
             found_in(o, &key, ver, value, ifunc))
             return 0;
     l->o.bound_from = VMC_BOUND_HOST;
+    void *own = vmc__interposed(&key, ver);
+    if (own) {
+        *value = (uintptr_t)own;
+        return 0;
+    }
     if (ver && ver->hash0)  /* glibc's dlvsym would read a NULL name */
         return vmc__fail(-ENOEXEC, "%s: %s: symbol %s asks for version \"%s\", which cannot be looked "
                          "up (its ELF hash is 0)", l->name, what_text(what, sizeof what, tag, index), name,
@@ -384,6 +393,7 @@ static void lib_free(vmc_lib_t *l)
 static void destroy(vmc_lib_t *l)
 {
     vmc_t *v = l->v;
+    vmc__phdr_withdraw(l);
     vmc__elf_unwind_deregister(&l->o);
     vmc__elf_unmap(&l->o);  /* on failure: inaccessible, re-reserved later */
     if (l->next || l->prev || v->libs == l) list_remove(v, l);
@@ -478,6 +488,7 @@ static int load_image(vmc_lib_t *l, const vmc_src_t *src, const uint8_t *hdr, si
     if ((e = vmc__elf_protect_relro(&l->o))) return e;
     if ((e = check_init_fini(l)) || (e = note_empty_fini(l, src))) return e;
     if (!(l->flags & VMC_LOAD_INERT)) vmc__elf_unwind_register(&l->o);
+    vmc__phdr_publish(l);
     l->state = VMC_LIB_RELOCATED;
     l->init_seq = ++l->v->lib_seq;  /* dependencies finish first */
     return 0;
@@ -692,6 +703,7 @@ void vmc__loader_close(vmc_t *v)
     }
     while (v->libs) {
         vmc_lib_t *l = v->libs;
+        vmc__phdr_withdraw(l);
         vmc__elf_unwind_deregister(&l->o);  /* while the unwinder it came from is held */
         for (size_t i = 0; i < l->ndeps; i++)
             if (l->deps[i].kind == VMC_DEP_SYSTEM) dlclose(l->deps[i].handle);

@@ -50,6 +50,12 @@ struct vmc_lib {
     vmc_dep_t *deps;             /* resolved DT_NEEDED, in order            */
     size_t ndeps;
     vmc_lib_t *next, *prev;      /* the handle's list, in load order        */
+
+    /* phdr.c: on the list dl_iterate_phdr and _dl_find_object report */
+    int published;
+    const Elf64_Phdr *phdr_mem;  /* the program headers in the image, or NULL */
+    const void *ehhdr_mem;       /* PT_GNU_EH_FRAME in a readable segment, or NULL */
+    vmc_lib_t *pub_next, *pub_prev;
 };
 
 /* The library an ELF object belongs to. */

@@ -1,0 +1,51 @@
+/* The table of interposed imports (interpose.h says why they exist).
+ *
+ * An entry names the import, the version it stands for (NULL: any version,
+ * and unversioned references), and vmcode's function.  An entry with a
+ * version also takes unversioned references, which the system loader binds
+ * to the default version.  A reference at any other version goes to the
+ * host: the C library keeps old versions of a function for an older
+ * contract, and ours implements only the one named.
+ *
+ * The look-up runs for every import the private libraries do not define
+ * themselves, so the names' hashes are computed once and compared first.
+ */
+#include "lib/interpose.h"
+#include "lib/phdr.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <string.h>
+
+typedef struct interpose {
+    const char *name;
+    const char *version;         /* NULL: any                               */
+    void *fn;                    /* vmcode's definition                     */
+} interpose_t;
+
+static const interpose_t table[] = {
+    {"dl_iterate_phdr", NULL, (void *)vmc__dl_iterate_phdr},
+};
+
+#define NTABLE (sizeof table / sizeof table[0])
+
+static uint32_t hashes[NTABLE];
+static pthread_once_t hashes_once = PTHREAD_ONCE_INIT;
+
+static void hash_table(void)
+{
+    for (size_t i = 0; i < NTABLE; i++) hashes[i] = vmc__elf_name(table[i].name).gnu;
+}
+
+void *vmc__interposed(const vmc_name_t *name, const vmc_ver_t *ver)
+{
+    pthread_once(&hashes_once, hash_table);
+    for (size_t i = 0; i < NTABLE; i++) {
+        const interpose_t *t = &table[i];
+        if (hashes[i] != name->gnu || strcmp(t->name, name->str)) continue;
+        if (t->version && ver && ver->name && strcmp(t->version, ver->name)) return NULL;
+        return t->fn;
+    }
+    return NULL;
+}
+
