@@ -3,7 +3,7 @@
 #include "vmcode.h"
 #include "os/os.h"
 #include "region/region.h"
-#include "arch/reach.h"
+#include "arch/arch.h"
 
 #include <sys/mman.h>
 #include <sys/resource.h>

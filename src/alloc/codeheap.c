@@ -20,7 +20,7 @@
 #include "alloc/codeheap.h"
 #include "base/error.h"
 #include "os/os.h"
-#include "arch/reach.h"
+#include "arch/arch.h"
 
 #include <errno.h>
 #include <stdatomic.h>

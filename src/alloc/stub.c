@@ -1,15 +1,15 @@
 /* Far-target stubs (vmc_stub).
  *
- * A stub is 16 bytes: `jmp qword ptr [rip+0]` (FF 25 00000000) followed by
- * the 8-byte target and two int3.  It clobbers no register, so it works for
- * calls and jumps alike.  Stubs are carved from 4 KiB runs of their own (owner
- * "stubs" in the map) and are shared per target through a hash table; they
- * live until vmc_close.
+ * A stub is VMC_ARCH_STUB_SIZE bytes that jump to one target from anywhere,
+ * clobbering no register (arch/x86_64.c writes them).  Stubs are carved
+ * from page-sized runs of their own (owner "stubs" in the map) and are
+ * shared per target through a hash table; they live until vmc_close.
  */
 #include "alloc/space.h"
 #include "alloc/codeheap.h"
 #include "base/error.h"
 #include "os/os.h"
+#include "arch/arch.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -91,9 +91,8 @@ int vmc__stub(vmc_space_t *v, uintptr_t target, void **x)
         s->page_w = x - v->code.base + v->code.wbase;
         s->page_used = 0;
     }
-    unsigned char code[VMC_STUB_SIZE] = {0xff, 0x25, 0, 0, 0, 0};
-    memcpy(code + 6, &target, 8);
-    code[14] = code[15] = 0xcc;
+    uint8_t code[VMC_STUB_SIZE];
+    vmc__arch_stub(code, target);
     memcpy((void *)(s->page_w + s->page_used), code, sizeof code);
     uintptr_t stub = s->page_x + s->page_used;
     s->page_used += VMC_STUB_SIZE;

@@ -18,7 +18,8 @@ struct vmc_space;
 void vmc__stubs_init(struct vmc_space *v);
 void vmc__stubs_fini(struct vmc_space *v);
 
-#define VMC_STUB_SIZE 16
+#include "arch/arch.h"
+#define VMC_STUB_SIZE VMC_ARCH_STUB_SIZE
 /* vmc_stub (vmcode.h) on a space. */
 int vmc__stub(struct vmc_space *v, uintptr_t target, void **x);
 #endif

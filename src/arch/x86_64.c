@@ -1,5 +1,9 @@
-/* rel32 reach arithmetic, shared by placement, allocation and the loader. */
-#include "arch/reach.h"
+/* x86-64: rel32 reach arithmetic (shared by placement, allocation and the
+ * loader), the far-jump stub, and the ELF relocation types (arch.h). */
+#include "arch/arch.h"
+
+#include <elf.h>
+#include <string.h>
 
 #define REL32_SPAN ((uint64_t)1 << 31)
 
@@ -34,4 +38,53 @@ size_t vmc__reach_bytes(uintptr_t a, size_t size, uintptr_t lo, uintptr_t hi)
     uintptr_t s = a > wlo ? a : wlo;
     uintptr_t e = a + size < whi ? a + size : whi;
     return e > s ? e - s : 0;
+}
+
+/* ---- stubs -------------------------------------------------------------------- */
+
+void vmc__arch_stub(uint8_t *buf, uintptr_t target)
+{
+    /* jmp qword ptr [rip+0] (FF 25 00000000), the 8-byte target, two int3:
+     * no register is clobbered, so it serves calls and jumps alike. */
+    static const uint8_t jmp[6] = {0xff, 0x25, 0, 0, 0, 0};
+    memcpy(buf, jmp, sizeof jmp);
+    memcpy(buf + 6, &target, 8);
+    buf[14] = buf[15] = 0xcc;
+}
+
+/* ---- ELF ------------------------------------------------------------------------ */
+
+unsigned vmc__arch_elf_machine(void) { return EM_X86_64; }
+const char *vmc__arch_elf_machine_name(void) { return "EM_X86_64"; }
+
+int vmc__arch_reloc_kind(unsigned type)
+{
+    switch (type) {
+    case R_X86_64_NONE: return VMC_RELOC_NONE;
+    case R_X86_64_RELATIVE: return VMC_RELOC_RELATIVE;
+    case R_X86_64_IRELATIVE: return VMC_RELOC_IRELATIVE;
+    case R_X86_64_64: return VMC_RELOC_ABS64;
+    case R_X86_64_GLOB_DAT: return VMC_RELOC_GOT;
+    case R_X86_64_JUMP_SLOT: return VMC_RELOC_PLT;
+    case R_X86_64_COPY: return VMC_RELOC_COPY;
+    case R_X86_64_DTPMOD64: return VMC_RELOC_DTPMOD;
+    case R_X86_64_DTPOFF64: return VMC_RELOC_DTPOFF;
+    case R_X86_64_TPOFF64: return VMC_RELOC_TPOFF;
+    case R_X86_64_TLSDESC: return VMC_RELOC_TLSDESC;
+    default: return VMC_RELOC_OTHER;
+    }
+}
+
+const char *vmc__arch_reloc_name(unsigned type)
+{
+    switch (type) {
+    case R_X86_64_COPY: return "R_X86_64_COPY";
+    case R_X86_64_DTPMOD64: return "R_X86_64_DTPMOD64";
+    case R_X86_64_DTPOFF64: return "R_X86_64_DTPOFF64";
+    case R_X86_64_TPOFF64: return "R_X86_64_TPOFF64";
+    case R_X86_64_TPOFF32: return "R_X86_64_TPOFF32";
+    case R_X86_64_GOTTPOFF: return "R_X86_64_GOTTPOFF";
+    case R_X86_64_TLSDESC: return "R_X86_64_TLSDESC";
+    default: return NULL;
+    }
 }

@@ -13,6 +13,7 @@
  * (PT_GNU_STACK with PF_X).
  */
 #include "elf/elf.h"
+#include "arch/arch.h"
 #include "base/error.h"
 #include "os/os.h"
 
@@ -46,9 +47,9 @@ int vmc__elf_check_ehdr(const char *name, const uint8_t *hdr, size_t hdrlen, uin
     if (eh.e_type != ET_DYN)
         return vmc__fail(-ENOEXEC, "%s: ELF header e_type (offset 0x10): type %u is not ET_DYN", name,
                          eh.e_type);
-    if (eh.e_machine != EM_X86_64)
-        return vmc__fail(-ENOEXEC, "%s: ELF header e_machine (offset 0x12): machine %u is not EM_X86_64",
-                         name, eh.e_machine);
+    if (eh.e_machine != vmc__arch_elf_machine())
+        return vmc__fail(-ENOEXEC, "%s: ELF header e_machine (offset 0x12): machine %u is not %s",
+                         name, eh.e_machine, vmc__arch_elf_machine_name());
     if (eh.e_phentsize != sizeof(Elf64_Phdr))
         return vmc__fail(-ENOEXEC, "%s: ELF header e_phentsize (offset 0x36): %u is not %zu", name,
                          eh.e_phentsize, sizeof(Elf64_Phdr));

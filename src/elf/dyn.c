@@ -38,6 +38,7 @@
  * (non-hidden) definition.
  */
 #include "elf/elf.h"
+#include "arch/arch.h"
 #include "base/error.h"
 #include "os/os.h"
 
@@ -434,7 +435,7 @@ static size_t reloc_symbols(const vmc_elf_obj_t *l)
         const Elf64_Rela *r = tabs[t][1] ? vmc__elf_ptr(l, tabs[t][0], tabs[t][1]) : NULL;
         for (size_t i = 0; r && i < tabs[t][1] / sizeof *r; i++) {
             size_t sym = ELF64_R_SYM(r[i].r_info);
-            if (ELF64_R_TYPE(r[i].r_info) != R_X86_64_NONE && sym >= n) n = sym + 1;
+            if (vmc__arch_reloc_kind(ELF64_R_TYPE(r[i].r_info)) != VMC_RELOC_NONE && sym >= n) n = sym + 1;
         }
     }
     return n;

@@ -18,6 +18,7 @@
  * linkers did that), the overlap is processed once.
  */
 #include "elf/elf.h"
+#include "arch/arch.h"
 #include "base/error.h"
 
 #include <errno.h>
@@ -126,18 +127,22 @@ static int apply_relr(vmc_elf_obj_t *l, const rtab_t *t)
     return err;
 }
 
-static const char *type_name(unsigned type)
+/* Why a relocation type is refused, for the message. */
+static const char *type_note(unsigned type, char *buf, size_t len)
 {
-    switch (type) {
-    case R_X86_64_COPY: return " (R_X86_64_COPY: copy relocations belong in executables)";
-    case R_X86_64_DTPMOD64:
-    case R_X86_64_DTPOFF64:
-    case R_X86_64_TPOFF64:
-    case R_X86_64_TPOFF32:
-    case R_X86_64_GOTTPOFF:
-    case R_X86_64_TLSDESC: return " (thread-local storage is not supported)";
+    const char *name = vmc__arch_reloc_name(type);
+    switch (vmc__arch_reloc_kind(type)) {
+    case VMC_RELOC_COPY: snprintf(buf, len, " (%s: copy relocations belong in executables)", name); break;
+    case VMC_RELOC_OTHER:
+        if (!name) return "";
+        /* fall through */
+    case VMC_RELOC_DTPMOD:
+    case VMC_RELOC_DTPOFF:
+    case VMC_RELOC_TPOFF:
+    case VMC_RELOC_TLSDESC: snprintf(buf, len, " (thread-local storage is not supported)"); break;
     default: return "";
     }
+    return buf;
 }
 
 /* Each symbol is bound once per load, however many relocations name it
@@ -178,21 +183,22 @@ static int apply_rela(vmc_elf_obj_t *l, const rtab_t *t, int pass, int *deferred
         Elf64_Rela r;
         memcpy(&r, &rel[i], sizeof r);
         unsigned type = ELF64_R_TYPE(r.r_info);
+        int kind = vmc__arch_reloc_kind(type);
         size_t sym = ELF64_R_SYM(r.r_info);
         uint8_t *p;
         uint64_t value;
         int ifunc = 0;
-        if (type == R_X86_64_NONE) continue;
+        if (kind == VMC_RELOC_NONE) continue;
         if ((err = target(l, t, i, sizeof r, r.r_offset, &w, &p))) break;
-        if (type == R_X86_64_RELATIVE) {
+        if (kind == VMC_RELOC_RELATIVE) {
             if (pass == 1) {
                 store64(p, bias + (uint64_t)r.r_addend);
                 relative++;
             }
             continue;
         }
-        switch (type) {
-        case R_X86_64_IRELATIVE:
+        switch (kind) {
+        case VMC_RELOC_IRELATIVE:
             if (pass == 1) {
                 later++;
                 irelative++;
@@ -201,9 +207,9 @@ static int apply_rela(vmc_elf_obj_t *l, const rtab_t *t, int pass, int *deferred
             if ((err = l->env->call_ifunc(l, bias + (uint64_t)r.r_addend, &value, t->tag, i))) goto out;
             store64(p, value);
             break;
-        case R_X86_64_64:
-        case R_X86_64_GLOB_DAT:
-        case R_X86_64_JUMP_SLOT: {
+        case VMC_RELOC_ABS64:
+        case VMC_RELOC_GOT:
+        case VMC_RELOC_PLT: {
             if (sym >= nsyms) {
                 err = entry_fail(l, t, i, sizeof r, "symbol index %zu is past the symbol table (%zu symbols)",
                                  sym, nsyms);
@@ -221,12 +227,15 @@ static int apply_rela(vmc_elf_obj_t *l, const rtab_t *t, int pass, int *deferred
                 break;
             }
             if (ifunc && (err = l->env->call_ifunc(l, value, &value, t->tag, i))) goto out;
-            store64(p, type == R_X86_64_64 ? value + (uint64_t)r.r_addend : value);
+            store64(p, kind == VMC_RELOC_ABS64 ? value + (uint64_t)r.r_addend : value);
             break;
         }
-        default:
-            err = entry_fail(l, t, i, sizeof r, "relocation type %u is not supported%s", type, type_name(type));
+        default: {
+            char note[96];
+            err = entry_fail(l, t, i, sizeof r, "relocation type %u is not supported%s", type,
+                             type_note(type, note, sizeof note));
             goto out;
+        }
         }
     }
 out:

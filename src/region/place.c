@@ -8,7 +8,7 @@
  * the space meanwhile it simply asks again.
  */
 #include "region/region.h"
-#include "arch/reach.h"
+#include "arch/arch.h"
 #include "os/os.h"
 
 #include <errno.h>

@@ -14,7 +14,7 @@
 #include "region/region.h"
 #include "base/error.h"
 #include "os/os.h"
-#include "arch/reach.h"
+#include "arch/arch.h"
 #include "region/wx.h"
 
 #include <errno.h>
