@@ -3,7 +3,6 @@
 #include "base/error.h"
 #include "api/options.h"
 #include "region/wx.h"
-#include "lib/loader.h"
 #include "lib/phdr.h"
 
 #include <errno.h>
@@ -100,6 +99,7 @@ int vmc_open(const vmc_options_t *o, vmc_t **out)
     if (r) goto fail_heap_blocks;
     vmc__stubs_init(&v->sp);
     vmc__space_lock_init(&v->sp);
+    v->ld.sp = &v->sp;
     pthread_mutex_lock(&handles_lock);
     v->next = handles;
     handles = v;
@@ -131,7 +131,7 @@ void vmc_close(vmc_t *v)
             break;
         }
     pthread_mutex_unlock(&handles_lock);
-    vmc__loader_close(v);
+    vmc__loader_close(&v->ld);
     vmc__stubs_fini(&v->sp);
     vmc__codeheap_fini(&v->sp);
     vmc__blocks_fini(v->sp.heap_blocks);
@@ -182,7 +182,7 @@ int vmc_stats(vmc_t *v, vmc_stats_t *out)
     out->heap_used = hc.live_bytes[VMC_DATA] + hu.bytes[VMC_OWNER_FILE];
     out->heap_committed = hu.committed;
     out->allocations = hc.allocations;
-    out->libraries = vmc__loader_count(v);
+    out->libraries = vmc__loader_count(&v->ld);
     out->mapped_files = cu.runs[VMC_OWNER_FILE] + hu.runs[VMC_OWNER_FILE];
     return 0;
 }

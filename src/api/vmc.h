@@ -4,6 +4,7 @@
 #include "vmcode.h"
 #include "alloc/space.h"
 #include "alloc/codeheap.h"
+#include "lib/loader.h"
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -11,10 +12,6 @@ struct vmc {
     vmc_options_t opt;           /* as given, after defaults and checks     */
     vmc_space_t sp;              /* the regions and what hands them out     */
     struct vmc *next;            /* all open handles (api.c, for fork)      */
-    struct vmc_lib *libs;        /* privately loaded libraries, mapping order */
-    struct vmc_lib *libs_tail;
-    size_t nlibs;
-    unsigned long lib_seq;       /* relocations and constructors finished so
-                                    far: the order of init and fini         */
+    vmc_loader_t ld;             /* the private libraries                   */
 };
 #endif

@@ -57,7 +57,7 @@ extern char **environ;
 
 /* ---- list and helpers ------------------------------------------------------ */
 
-static void list_add(vmc_t *v, vmc_lib_t *l)
+static void list_add(vmc_loader_t *v, vmc_lib_t *l)
 {
     l->next = NULL;
     l->prev = v->libs_tail;
@@ -67,7 +67,7 @@ static void list_add(vmc_t *v, vmc_lib_t *l)
     v->nlibs++;
 }
 
-static void list_remove(vmc_t *v, vmc_lib_t *l)
+static void list_remove(vmc_loader_t *v, vmc_lib_t *l)
 {
     if (l->prev) l->prev->next = l->next;
     else v->libs = l->next;
@@ -77,10 +77,10 @@ static void list_remove(vmc_t *v, vmc_lib_t *l)
     v->nlibs--;
 }
 
-void vmc__loader_lock(vmc_t *v) { vmc__space_lock(&v->sp); }
-void vmc__loader_unlock(vmc_t *v) { vmc__space_unlock(&v->sp); }
+void vmc__loader_lock(vmc_loader_t *v) { vmc__space_lock(v->sp); }
+void vmc__loader_unlock(vmc_loader_t *v) { vmc__space_unlock(v->sp); }
 
-size_t vmc__loader_count(vmc_t *v)
+size_t vmc__loader_count(vmc_loader_t *v)
 {
     vmc__loader_lock(v);
     size_t n = v->nlibs;
@@ -89,7 +89,7 @@ size_t vmc__loader_count(vmc_t *v)
 }
 
 /* The private library whose executable segment holds [a, a+1), or NULL. */
-static vmc_lib_t *exec_owner(vmc_t *v, uintptr_t a)
+static vmc_lib_t *exec_owner(vmc_loader_t *v, uintptr_t a)
 {
     for (vmc_lib_t *l = v->libs; l; l = l->next) {
         if (!l->o.run || a < l->o.bias) continue;
@@ -229,7 +229,7 @@ static int is_system_library(const char *n)
     return 0;
 }
 
-static int load_file(vmc_t *v, const char *path, int flags, int depth, vmc_lib_t **out);
+static int load_file(vmc_loader_t *v, const char *path, int flags, int depth, vmc_lib_t **out);
 
 static void release(vmc_lib_t *l);
 
@@ -392,7 +392,7 @@ static void lib_free(vmc_lib_t *l)
 /* Drop the dependencies, give the run back, leave the list, free. */
 static void destroy(vmc_lib_t *l)
 {
-    vmc_t *v = l->v;
+    vmc_loader_t *v = l->v;
     vmc__phdr_withdraw(l);
     vmc__elf_unwind_deregister(&l->o);
     vmc__elf_unmap(&l->o);  /* on failure: inaccessible, re-reserved later */
@@ -437,7 +437,7 @@ static void *env_host_sym(const vmc_elf_obj_t *o, const vmc_name_t *name, const 
 
 static const vmc_elf_env_t elf_env = {env_bind, env_call_ifunc, env_host_sym};
 
-static vmc_lib_t *lib_new(vmc_t *v, const char *name, int flags, int depth)
+static vmc_lib_t *lib_new(vmc_loader_t *v, const char *name, int flags, int depth)
 {
     vmc_lib_t *l = calloc(1, sizeof *l);
     if (!l) return NULL;
@@ -452,7 +452,7 @@ static vmc_lib_t *lib_new(vmc_t *v, const char *name, int flags, int depth)
     }
     l->o.elf.name = l->name;
     l->o.name = l->name;
-    l->o.sp = &v->sp;
+    l->o.sp = v->sp;
     l->o.env = &elf_env;
     return l;
 }
@@ -494,7 +494,7 @@ static int load_image(vmc_lib_t *l, const vmc_src_t *src, const uint8_t *hdr, si
     return 0;
 }
 
-static int load_file(vmc_t *v, const char *path, int flags, int depth, vmc_lib_t **out)
+static int load_file(vmc_loader_t *v, const char *path, int flags, int depth, vmc_lib_t **out)
 {
     int fd, e = vmc__os_open(path, O_RDONLY, 0, &fd);
     if (e)
@@ -551,7 +551,7 @@ static int load_file(vmc_t *v, const char *path, int flags, int depth, vmc_lib_t
 /* Run the constructors of what this load brought in: every library that is
  * relocated but not yet initialised, in the order their relocation finished
  * (dependencies first).  A failed load has released all of it already. */
-static int finish(vmc_t *v, int e, vmc_lib_t *top, vmc_lib_t **out)
+static int finish(vmc_loader_t *v, int e, vmc_lib_t *top, vmc_lib_t **out)
 {
     if (e) return e;
     for (;;) {
@@ -566,7 +566,7 @@ static int finish(vmc_t *v, int e, vmc_lib_t *top, vmc_lib_t **out)
     return 0;
 }
 
-int vmc_lib_load(vmc_t *v, const char *path, int flags, vmc_lib_t **out)
+int vmc__lib_load(vmc_loader_t *v, const char *path, int flags, vmc_lib_t **out)
 {
     if (out) *out = NULL;
     if (!v || !path || !out) return vmc__fail(-EINVAL, "vmc_lib_load: NULL argument");
@@ -579,7 +579,7 @@ int vmc_lib_load(vmc_t *v, const char *path, int flags, vmc_lib_t **out)
     return e;
 }
 
-int vmc_lib_load_mem(vmc_t *v, const void *bytes, size_t len, const char *name, int flags,
+int vmc__lib_load_mem(vmc_loader_t *v, const void *bytes, size_t len, const char *name, int flags,
                      vmc_lib_t **out)
 {
     if (out) *out = NULL;
@@ -679,7 +679,7 @@ int vmc_lib_dep(vmc_lib_t *l, unsigned i, vmc_lib_dep_t *out)
 int vmc_lib_unload(vmc_lib_t *l)
 {
     if (!l) return vmc__fail(-EINVAL, "vmc_lib_unload: NULL library");
-    vmc_t *v = l->v;
+    vmc_loader_t *v = l->v;
     vmc__loader_lock(v);
     if (l->refs <= 0) {  /* a -z nodelete library already unloaded as often as loaded */
         vmc__loader_unlock(v);
@@ -690,7 +690,7 @@ int vmc_lib_unload(vmc_lib_t *l)
     return 0;
 }
 
-void vmc__loader_close(vmc_t *v)
+void vmc__loader_close(vmc_loader_t *v)
 {
     vmc__loader_lock(v);
     /* destructors first, in the reverse of the order constructors ran */

@@ -8,7 +8,7 @@
 #ifndef VMC_LOADER_H
 #define VMC_LOADER_H
 
-#include "api/vmc.h"
+#include "alloc/space.h"
 #include "elf/elf.h"
 
 #include <stdint.h>
@@ -33,9 +33,19 @@ enum vmc_lib_state {
     VMC_LIB_FINISHED,            /* destructors ran; being released         */
 };
 
+/* One handle's private libraries. */
+typedef struct vmc_loader {
+    vmc_space_t *sp;             /* the space they are loaded into          */
+    struct vmc_lib *libs;        /* privately loaded libraries, mapping order */
+    struct vmc_lib *libs_tail;
+    size_t nlibs;
+    unsigned long lib_seq;       /* relocations and constructors finished so
+                                    far: the order of init and fini         */
+} vmc_loader_t;
+
 struct vmc_lib {
     vmc_elf_obj_t o;             /* the image, as the ELF layer keeps it    */
-    vmc_t *v;                    /* the handle it lives in                  */
+    vmc_loader_t *v;             /* the loader (of a handle) it lives in    */
     char *name;                  /* the path (or name) given, for messages  */
     char *dir;                   /* its directory, or NULL from memory      */
     dev_t dev;                   /* file identity, to share a second load   */
@@ -90,11 +100,16 @@ int vmc__call_ifunc(vmc_lib_t *l, uintptr_t resolver, uintptr_t *out, const char
  * may load a library or map a file) without deadlock.  Not a recursive
  * mutex: fork's handlers (api.c) unlock it in the child, which a recursive
  * mutex owned by the parent's thread refuses. */
-void vmc__loader_lock(vmc_t *v);
-void vmc__loader_unlock(vmc_t *v);
+void vmc__loader_lock(vmc_loader_t *v);
+void vmc__loader_unlock(vmc_loader_t *v);
 /* Unload everything still loaded (vmc_close). */
-void vmc__loader_close(vmc_t *v);
-size_t vmc__loader_count(vmc_t *v);
+void vmc__loader_close(vmc_loader_t *v);
+size_t vmc__loader_count(vmc_loader_t *v);
+/* vmc_lib_load and vmc_lib_load_mem (vmcode.h) for a handle's loader; a NULL
+ * loader fails as a NULL handle does. */
+int vmc__lib_load(vmc_loader_t *v, const char *path, int flags, vmc_lib_t **out);
+int vmc__lib_load_mem(vmc_loader_t *v, const void *bytes, size_t len, const char *name, int flags,
+                      vmc_lib_t **out);
 
 
 #endif

@@ -1,0 +1,13 @@
+/* The public library calls that take the handle: the private loader
+ * (lib/) works on the handle's loader. */
+#include "api/vmc.h"
+
+int vmc_lib_load(vmc_t *v, const char *path, int flags, vmc_lib_t **out)
+{
+    return vmc__lib_load(v ? &v->ld : NULL, path, flags, out);
+}
+
+int vmc_lib_load_mem(vmc_t *v, const void *bytes, size_t len, const char *name, int flags, vmc_lib_t **out)
+{
+    return vmc__lib_load_mem(v ? &v->ld : NULL, bytes, len, name, flags, out);
+}
