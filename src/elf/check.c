@@ -189,7 +189,7 @@ int vmc__elf_check_phdrs(vmc_elf_t *e, const Elf64_Phdr *ph)
             relro = &ph[i];
             relro_index = i;
             break;
-        case PT_GNU_EH_FRAME:  /* only located here; elf_unwind.c checks its use */
+        case PT_GNU_EH_FRAME:  /* only located here; unwind.c checks its use */
             e->ehhdr_vaddr = p.p_vaddr;
             e->ehhdr_size = p.p_memsz;
             break;

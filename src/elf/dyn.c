@@ -447,7 +447,7 @@ int vmc__elf_dyn(vmc_elf_obj_t *l, const vmc_src_t *src)
     memset(&c, 0, sizeof c);
     c.l = l;
     l->dyn = vmc__elf_ptr(l, l->elf.dyn_vaddr, l->elf.dyn_size);
-    if (!l->dyn)  /* checked in elf_check, unless the segment is not readable */
+    if (!l->dyn)  /* checked in check.c, unless the segment is not readable */
         return vmc__fail(-ENOEXEC, "%s: PT_DYNAMIC (offset 0x%lx) is not in a readable segment", l->name,
                          (unsigned long)l->elf.dyn_offset);
     l->ndyn = l->elf.dyn_size / sizeof(Elf64_Dyn);

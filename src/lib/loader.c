@@ -1,9 +1,9 @@
 /* The library lifecycle: load, bind, initialise, look up, unload.
  *
  * A load (from a file or from memory, one code path) reads and validates the
- * headers (elf_check.c), maps the image over a block run (elf_map.c), reads
- * the dynamic section (elf_dyn.c), resolves the dependencies, relocates
- * (elf_reloc.c), makes RELRO read-only, and only then, once every library
+ * headers (elf/check.c), maps the image over a block run (elf/map.c), reads
+ * the dynamic section (elf/dyn.c), resolves the dependencies, relocates
+ * (elf/reloc.c), makes RELRO read-only, and only then, once every library
  * this load brought in is relocated, runs constructors, dependencies first.
  * A failure before that point undoes exactly what was done: runs given back
  * PROT_NONE, dependencies released, descriptors closed.
