@@ -1,4 +1,6 @@
-/* The test runner: each test in its own forked process, with a timeout.
+/* The test runner: each test in its own process, with a timeout (forked on
+ * Linux, child_fork.c; a fresh process running --run-one NAME on Windows,
+ * windows/child_process.c).
  *
  *   vmc-tests [--list] [--threaded] [-j N] [PATTERN...]
  *
@@ -9,22 +11,12 @@
 #include "test.h"
 #include "os/os.h"
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
+#include "child.h"
+
 #include <stdarg.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#define SKIP_STATUS 77
 #define DEFAULT_TIMEOUT 120
-
-typedef struct vt_test {
-    const char *name;
-    void (*fn)(void);
-    int signal, timeout, flags;
-} vt_test_t;
 
 static vt_test_t *tests;
 static int ntests, cap;
@@ -57,20 +49,12 @@ void vt_skip(const char *why)
     fprintf(stderr, "%s\n", why);
     fflush(stdout);
     fflush(stderr);
-    _exit(SKIP_STATUS);
+    _exit(VT_SKIP_STATUS);
 }
 
-static double now_ms(void)
+void vt_buf_add(vt_buf_t *b, const char *s, size_t n)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-typedef struct vt_buf { char *p; size_t n, cap; } vt_buf_t;
-
-static void buf_add(vt_buf_t *b, const char *s, size_t n)
-{
+    if (b->n >= (1 << 20)) return;
     if (b->n + n + 1 > b->cap) {
         b->cap = (b->n + n + 1) * 2;
         b->p = realloc(b->p, b->cap);
@@ -82,104 +66,73 @@ static void buf_add(vt_buf_t *b, const char *s, size_t n)
 }
 
 /* 0 pass, 1 fail, 2 skip */
-static int run_one(const vt_test_t *t, double scale)
+static int run_one(const vt_test_t *t, const char *argv0, double scale)
 {
-    int pfd[2];
-    if (pipe2(pfd, O_CLOEXEC)) {
-        perror("pipe");
-        return 1;
-    }
     fflush(stdout);
-    double t0 = now_ms();
-    pid_t pid = fork();
-    if (pid < 0) {
-        perror("fork");
-        return 1;
-    }
-    if (pid == 0) {
-        dup2(pfd[1], 1);
-        dup2(pfd[1], 2);
-        close(pfd[0]);
-        close(pfd[1]);
-        setpgid(0, 0);
-        /* The test expects to die of this signal: take back any handler a
-         * sanitizer installed, which would turn it into an exit status. */
-        if (t->signal) signal(t->signal, SIG_DFL);
-        t->fn();
-        fflush(stdout);
-        fflush(stderr);
-        _exit(0);
-    }
-    close(pfd[1]);
-    vt_buf_t out = {0};
+    vt_outcome_t o = {0};
     int timeout_ms = (int)((t->timeout ? t->timeout : DEFAULT_TIMEOUT) * 1000 * scale);
-    int timed_out = 0;
-    for (;;) {
-        int left = timeout_ms - (int)(now_ms() - t0);
-        if (left <= 0) {
-            timed_out = 1;
-            kill(-pid, SIGKILL);
-            kill(pid, SIGKILL);
-            break;
-        }
-        struct pollfd p = {pfd[0], POLLIN, 0};
-        int r = poll(&p, 1, left);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) continue;
-        char tmp[4096];
-        ssize_t n = read(pfd[0], tmp, sizeof tmp);
-        if (n <= 0) break;
-        if (out.n < (1 << 20)) buf_add(&out, tmp, (size_t)n);
-    }
-    close(pfd[0]);
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    kill(-pid, SIGKILL);  /* helpers the test left behind */
-    double ms = now_ms() - t0;
+    if (vt_child_run(t, argv0, timeout_ms, &o)) return 1;
     int result;
     char why[128];
-    if (timed_out) {
+    if (o.timed_out) {
         snprintf(why, sizeof why, "timed out after %d s", timeout_ms / 1000);
         result = 1;
-    } else if (WIFSIGNALED(status)) {
-        if (t->signal && WTERMSIG(status) == t->signal) result = 0;
+    } else if (o.signal) {
+        if (t->signal && o.signal == t->signal) result = 0;
         else {
-            snprintf(why, sizeof why, "killed by signal %d (%s)", WTERMSIG(status),
-                     strsignal(WTERMSIG(status)));
+            snprintf(why, sizeof why, "killed by signal %d (%s)", o.signal, vt_signal_name(o.signal));
             result = 1;
         }
-    } else if (WEXITSTATUS(status) == SKIP_STATUS) {
+    } else if (o.status == VT_SKIP_STATUS) {
         result = 2;
-    } else if (WEXITSTATUS(status) != 0) {
-        snprintf(why, sizeof why, "exit status %d", WEXITSTATUS(status));
+    } else if (o.status != 0) {
+        snprintf(why, sizeof why, "exit status %d", o.status);
         result = 1;
     } else if (t->signal) {
         snprintf(why, sizeof why, "expected signal %d (%s), exited normally", t->signal,
-                 strsignal(t->signal));
+                 vt_signal_name(t->signal));
         result = 1;
     } else {
         result = 0;
     }
     if (result == 0) {
-        printf("ok    %-48s %8.1f ms\n", t->name, ms);
+        printf("ok    %-48s %8.1f ms\n", t->name, o.ms);
     } else if (result == 2) {
-        char *nl = out.p ? strchr(out.p, '\n') : NULL;
+        char *nl = o.out ? strchr(o.out, '\n') : NULL;
         if (nl) *nl = 0;
-        printf("skip  %-48s %s\n", t->name, out.p ? out.p : "");
+        printf("skip  %-48s %s\n", t->name, o.out ? o.out : "");
     } else {
         printf("FAIL  %-48s %s\n", t->name, why);
-        if (out.p) {
-            for (char *line = strtok(out.p, "\n"); line; line = strtok(NULL, "\n"))
+        if (o.out) {
+            for (char *line = strtok(o.out, "\n"); line; line = strtok(NULL, "\n"))
                 printf("      | %s\n", line);
         }
     }
-    free(out.p);
+    free(o.out);
     fflush(stdout);
     return result;
 }
 
+/* The child side where there is no fork: run one test in this process. */
+static int run_here(const char *name)
+{
+    for (int i = 0; i < ntests; i++) {
+        if (strcmp(tests[i].name, name)) continue;
+        tests[i].fn();
+        fflush(stdout);
+        fflush(stderr);
+        _exit(0);
+    }
+    fprintf(stderr, "no test named %s\n", name);
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && !strcmp(argv[1], "--run-one")) {
+        vmc__os_set_audit(1);
+        return run_here(argv[2]);
+    }
     int list = 0, threaded = 0;
     const char **pats = calloc((size_t)argc, sizeof *pats);
     int npats = 0;
@@ -207,7 +160,7 @@ int main(int argc, char **argv)
             printf("%s\n", t->name);
             continue;
         }
-        switch (run_one(t, scale)) {
+        switch (run_one(t, argv[0], scale)) {
         case 0: passed++; break;
         case 1: failed++; break;
         default: skipped++; break;

@@ -42,6 +42,13 @@ enum vmc_os_call {
     VMC_OS_LSEEK,
     VMC_OS_GETRLIMIT,
     VMC_OS_COPY_FILE_RANGE,
+    /* Windows (windows.c); never counted on Linux. */
+    VMC_OS_VIRTUALALLOC,        /* VirtualAlloc and VirtualAlloc2       */
+    VMC_OS_VIRTUALFREE,
+    VMC_OS_VIRTUALPROTECT,
+    VMC_OS_CREATEFILEMAPPING,
+    VMC_OS_MAPVIEW,             /* MapViewOfFile3                        */
+    VMC_OS_UNMAPVIEW,           /* UnmapViewOfFile2                      */
     VMC_OS_CALL_COUNT
 };
 
@@ -88,6 +95,76 @@ const char *vmc__os_rereserve_call(void);
 size_t vmc__os_page_size(void);
 /* For messages: after -ENOMEM from mmap or mprotect, the likely cause. */
 const char *vmc__os_enomem_hint(int err);
+
+/* ---- address space: reservations and their pieces -------------------------
+ * The region layer's verbs, one meaning on every system.  A reservation is
+ * inaccessible address space this library holds; each piece of it is
+ * reserved, committed (zero filled, accessible) or a view of a file, and no
+ * piece ever becomes free address space until the whole reservation is
+ * released.  Preconditions, for every call: addresses and lengths are
+ * multiples of vmc__os_granularity() (the page on Linux; 64 KiB on Windows,
+ * where reservations and views can only start and end there), lengths > 0,
+ * and every range lies inside one reservation made by vmc__os_reserve
+ * (above; on Windows vmc__os_rereserve is vmc__os_decommit).
+ * Errors are negative errno values as above; on Windows, GetLastError's value
+ * is kept for the message (vmc__os_last_detail).  A failed call changes
+ * nothing. */
+enum {
+    VMC_OS_READ = 1, VMC_OS_WRITE = 2, VMC_OS_EXEC = 4,   /* = PROT_* on Linux */
+};
+enum {
+    /* The system can place a file view over part of a reservation and give a
+     * piece back as reserved space (Linux: MAP_FIXED; Windows 10 1803+:
+     * placeholders). */
+    VMC_OS_CAP_OVERLAY = 1,
+    /* Windows without placeholders (before 1803, Wine before 9): the
+     * reservation is many adjacent slot reservations; a file view replaces
+     * a run of whole slots (see vmc__os_slot_size). */
+    VMC_OS_CAP_SLOTS = 2,
+    VMC_OS_CAP_FORK = 4,          /* fork() exists (W^X must handle children) */
+};
+unsigned vmc__os_caps(void);
+size_t vmc__os_granularity(void);
+/* Windows fallback: bytes per slot (0 when not in that mode). */
+size_t vmc__os_slot_size(void);
+
+/* Release the whole reservation [base, base+len), whatever its pieces hold. */
+int vmc__os_release(uintptr_t base, size_t len);
+/* Make [addr, addr+len) accessible with `prot` (VMC_OS_*), zero filled if it
+ * was reserved; already committed pages keep their contents. */
+int vmc__os_commit(uintptr_t addr, size_t len, int prot);
+/* Change the protection of committed pages. */
+int vmc__os_protect(uintptr_t addr, size_t len, int prot);
+/* Put [addr, addr+len) back to reserved (contents gone), never a hole: the
+ * range may hold committed pages and views, each wholly inside the range. */
+int vmc__os_decommit(uintptr_t addr, size_t len);
+/* A view of `fd` (a C runtime descriptor) at `off`, len bytes, over the
+ * reserved piece [at, at+len); `shared` writes go to the file, otherwise
+ * copy on write.  Undo with vmc__os_decommit. */
+int vmc__os_map_view(uintptr_t at, size_t len, int prot, int fd, uint64_t off, int shared);
+/* W^X by two views of one memory object: the reserved piece [xat, xat+len)
+ * becomes its executable view (read+execute) and a writable view of the same
+ * bytes is placed elsewhere (*wat, held like a reservation): a byte written
+ * at *wat + k runs at xat + k.  No address is ever writable and executable.
+ * Nothing is committed yet: vmc__os_dual_commit(xat + k, n) commits a piece of
+ * both views at once (zero filled).  vmc__os_dual_unmap(xat, len) takes the
+ * whole pair down: [xat, xat+len) is reserved again, the writable view gone.
+ * Windows: a pagefile-backed SEC_RESERVE section; placeholders needed
+ * (-ENOTSUP in the slot fallback).  Linux: a memory file (memfd); a forked
+ * child shares both views (region/wx.c, which the library uses on Linux,
+ * gives the child its own copy). */
+int vmc__os_dual_map(uintptr_t xat, size_t len, uintptr_t *wat);
+int vmc__os_dual_commit(uintptr_t xat, size_t len);
+int vmc__os_dual_unmap(uintptr_t xat, size_t len);
+
+/* The last system error code behind a failed call of this thread (Windows:
+ * GetLastError; Linux: errno), for messages; 0 if none. */
+unsigned long vmc__os_last_detail(void);
+
+/* Windows, tests: use the slot fallback (slots of `slot` bytes, a multiple of
+ * the granularity; 0 = the default) for reservations made from now on, even
+ * where placeholders exist.  Call it before the first reservation. */
+void vmc__os_force_slots(size_t slot);
 
 /* ---- fault seam (tests) ---------------------------------------------------- */
 /* Make the nth call (1 = the next one) of `call` fail with -err; with

@@ -424,3 +424,120 @@ size_t vmc__os_page_size(void)
     if (!page) page = (size_t)sysconf(_SC_PAGESIZE);
     return page;
 }
+
+/* ---- address space ------------------------------------------------------------
+ * Linux maps anything over part of a mapping with MAP_FIXED, so each verb is
+ * one call, made through the table above (fault injection counts them as
+ * the mmap/mprotect/munmap calls they are). */
+
+_Static_assert(VMC_OS_READ == PROT_READ && VMC_OS_WRITE == PROT_WRITE && VMC_OS_EXEC == PROT_EXEC,
+               "the contract's protections are Linux's");
+
+static _Thread_local unsigned long os_detail;
+
+static int detail(int e)
+{
+    os_detail = e < 0 ? (unsigned long)-e : 0;
+    return e;
+}
+
+unsigned vmc__os_caps(void) { return VMC_OS_CAP_OVERLAY | VMC_OS_CAP_FORK; }
+size_t vmc__os_granularity(void) { return vmc__os_page_size(); }
+size_t vmc__os_slot_size(void) { return 0; }
+unsigned long vmc__os_last_detail(void) { return os_detail; }
+
+int vmc__os_release(uintptr_t base, size_t len)
+{
+    return detail(vmc__os_munmap((void *)base, len));
+}
+
+int vmc__os_commit(uintptr_t addr, size_t len, int prot)
+{
+    return detail(vmc__os_mprotect((void *)addr, len, prot));
+}
+
+int vmc__os_protect(uintptr_t addr, size_t len, int prot)
+{
+    return detail(vmc__os_mprotect((void *)addr, len, prot));
+}
+
+int vmc__os_decommit(uintptr_t addr, size_t len)
+{
+    return detail(vmc__os_rereserve(addr, len));
+}
+
+int vmc__os_map_view(uintptr_t at, size_t len, int prot, int fd, uint64_t off, int shared)
+{
+    void *p;
+    return detail(vmc__os_mmap((void *)at, len, prot, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED,
+                               fd, (off_t)off, &p));
+}
+
+/* ---- W^X pairs ------------------------------------------------------------------ */
+
+#define OS_MAX_DUALS 64
+static pthread_mutex_t os_dual_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct { uintptr_t x, w; size_t len; } os_duals[OS_MAX_DUALS];
+
+int vmc__os_dual_map(uintptr_t xat, size_t len, uintptr_t *wat)
+{
+    int fd = -1, e = vmc__os_memfd_create("vmcode-code", 1u /* MFD_CLOEXEC */, &fd);
+    if (e) return detail(e);
+    uintptr_t w = 0;
+    void *p;
+    e = vmc__os_ftruncate(fd, (off_t)len);
+    if (!e) e = vmc__os_reserve(0, len, &w);
+    if (!e) vmc__os_hold(w, w + len);
+    if (!e) e = vmc__os_mmap((void *)w, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0, &p);
+    if (!e) e = vmc__os_mmap((void *)xat, len, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_FIXED, fd, 0, &p);
+    if (!e) {
+        e = -ENOMEM;
+        pthread_mutex_lock(&os_dual_lock);
+        for (int i = 0; i < OS_MAX_DUALS && e; i++)
+            if (!os_duals[i].len) {
+                os_duals[i].x = xat;
+                os_duals[i].w = w;
+                os_duals[i].len = len;
+                e = 0;
+            }
+        pthread_mutex_unlock(&os_dual_lock);
+        if (e) vmc__os_decommit(xat, len);
+    }
+    if (e && w) {
+        vmc__os_unhold(w, w + len);
+        vmc__os_release(w, len);
+    }
+    vmc__os_close(fd);  /* the views keep the file */
+    if (e) return detail(e);
+    *wat = w;
+    return 0;
+}
+
+/* The file's pages come on first touch: nothing to do but check the range. */
+int vmc__os_dual_commit(uintptr_t xat, size_t len)
+{
+    int found = 0;
+    pthread_mutex_lock(&os_dual_lock);
+    for (int i = 0; i < OS_MAX_DUALS && !found; i++)
+        found = os_duals[i].len && xat >= os_duals[i].x && len <= os_duals[i].len &&
+                xat - os_duals[i].x <= os_duals[i].len - len;
+    pthread_mutex_unlock(&os_dual_lock);
+    return found ? 0 : detail(-EINVAL);
+}
+
+int vmc__os_dual_unmap(uintptr_t xat, size_t len)
+{
+    uintptr_t w = 0;
+    pthread_mutex_lock(&os_dual_lock);
+    for (int i = 0; i < OS_MAX_DUALS && !w; i++)
+        if (os_duals[i].len == len && os_duals[i].x == xat) {
+            w = os_duals[i].w;
+            os_duals[i].len = 0;
+        }
+    pthread_mutex_unlock(&os_dual_lock);
+    if (!w) return detail(-EINVAL);
+    int e = vmc__os_decommit(xat, len);
+    vmc__os_unhold(w, w + len);
+    int e2 = vmc__os_release(w, len);
+    return e ? e : e2;
+}

@@ -1,0 +1,186 @@
+/* The OS layer's address-space verbs (os.h), on every system: what a user of
+ * the contract may rely on, checked by behaviour (contents, what a second
+ * reservation at the same place gets), not by how a system records it. */
+#include "test.h"
+#include "os/os.h"
+
+#include <stdio.h>
+
+static size_t G(void) { return vmc__os_granularity(); }
+/* A reservation held as the region layer holds its own (the MAP_FIXED
+ * audit is on in tests), and its release. */
+static void reserve(uintptr_t at, size_t len, uintptr_t *out)
+{
+    ASSERT_OK(vmc__os_reserve(at, len, out));
+    vmc__os_hold(*out, *out + len);
+}
+
+static void release(uintptr_t base, size_t len)
+{
+    vmc__os_unhold(base, base + len);
+    ASSERT_OK(vmc__os_release(base, len));
+}
+
+/* Where views may start: a slot boundary in the Windows fallback. */
+static size_t U(void) { return vmc__os_slot_size() ? vmc__os_slot_size() : G(); }
+
+TEST(os_space_commit_decommit_zeroes)
+{
+    uintptr_t base;
+    reserve(0, 16 * G(), &base);
+    ASSERT_EQ(base % G(), 0);
+    uintptr_t a = base + 4 * G();
+    ASSERT_OK(vmc__os_commit(a, 4 * G(), VMC_OS_READ | VMC_OS_WRITE));
+    memset((void *)a, 0xab, 4 * G());
+    /* Committing again (a neighbour, and pages already committed) keeps them. */
+    ASSERT_OK(vmc__os_commit(a + 4 * G(), G(), VMC_OS_READ | VMC_OS_WRITE));
+    ASSERT_OK(vmc__os_commit(a, 5 * G(), VMC_OS_READ | VMC_OS_WRITE));
+    ASSERT_EQ(((unsigned char *)a)[4 * G() - 1], 0xab);
+    ASSERT_EQ(((unsigned char *)a)[4 * G()], 0);
+    ASSERT_OK(vmc__os_decommit(a, 5 * G()));
+    ASSERT_OK(vmc__os_commit(a + G(), G(), VMC_OS_READ | VMC_OS_WRITE));
+    ASSERT_EQ(((unsigned char *)a)[G()], 0);
+    /* Part of a committed range back, then the rest. */
+    ASSERT_OK(vmc__os_commit(a, 4 * G(), VMC_OS_READ | VMC_OS_WRITE));
+    ASSERT_OK(vmc__os_decommit(a + G(), G()));
+    ASSERT_OK(vmc__os_decommit(a, 4 * G()));
+    release(base, 16 * G());
+}
+
+TEST(os_space_reserve_at_taken_is_eexist)
+{
+    uintptr_t base, again;
+    reserve(0, 8 * G(), &base);
+    ASSERT_EQ(vmc__os_reserve(base + 2 * G(), 2 * G(), &again), -EEXIST);
+    release(base, 8 * G());
+    /* Released means free: the same place can be reserved again. */
+    reserve(base, 8 * G(), &again);
+    ASSERT_EQ(again, base);
+    release(base, 8 * G());
+}
+
+TEST(os_space_unaligned_is_einval)
+{
+    uintptr_t base;
+    if (G() > 4096) ASSERT_EQ(vmc__os_reserve(0, G() + 4096, &base), -EINVAL);
+    reserve(0, 4 * G(), &base);
+    if (G() > 4096) ASSERT_EQ(vmc__os_commit(base + 4096, G(), VMC_OS_READ), -EINVAL);
+    if (G() > 4096)  /* Linux's mprotect does not know whose reservation it is */
+        ASSERT_EQ(vmc__os_commit(base + 8 * G(), G(), VMC_OS_READ), -EINVAL);
+    release(base, 4 * G());
+}
+
+/* A file of n granules, granule i filled with the byte 'a' + i. */
+static FILE *granule_file(int n)
+{
+    FILE *f = tmpfile();
+    if (!f) SKIP("no temporary file");
+    for (int i = 0; i < n; i++)
+        for (size_t k = 0; k < G(); k++) fputc('a' + i, f);
+    fflush(f);
+    return f;
+}
+
+TEST(os_space_file_view_and_back)
+{
+    FILE *f = granule_file(3);
+    int fd = fileno(f);
+    uintptr_t base;
+    reserve(0, 32 * U(), &base);
+    uintptr_t at = base + 8 * U();
+    ASSERT_OK(vmc__os_map_view(at, 2 * G(), VMC_OS_READ, fd, G(), 0));
+    ASSERT_EQ(((unsigned char *)at)[0], 'b');
+    ASSERT_EQ(((unsigned char *)at)[2 * G() - 1], 'c');
+    /* A private writable view: writes stay in memory. */
+    uintptr_t at2 = base + 16 * U();
+    ASSERT_OK(vmc__os_map_view(at2, G(), VMC_OS_READ | VMC_OS_WRITE, fd, 0, 0));
+    ((unsigned char *)at2)[0] = 'z';
+    ASSERT_EQ(((unsigned char *)at2)[1], 'a');
+    /* Back to reserved, then committed memory in the same place. */
+    ASSERT_OK(vmc__os_decommit(at, 2 * G()));
+    ASSERT_OK(vmc__os_decommit(at2, G()));
+    ASSERT_OK(vmc__os_commit(at, 2 * G(), VMC_OS_READ | VMC_OS_WRITE));
+    ASSERT_EQ(((unsigned char *)at)[0], 0);
+    ASSERT_OK(vmc__os_decommit(at, 2 * G()));
+    /* And a view again where memory was. */
+    ASSERT_OK(vmc__os_map_view(at, G(), VMC_OS_READ, fd, 2 * G(), 0));
+    ASSERT_EQ(((unsigned char *)at)[5], 'c');
+    fseek(f, 0, SEEK_SET);
+    fputc('Q', f);
+    fflush(f);
+    release(base, 32 * U());
+    fclose(f);
+}
+
+/* Every call the verbs make, failed in turn: the verb reports it, and the
+ * range is as it was (committing afterwards gives zeroed memory, and the
+ * reservation releases). */
+TEST(os_space_faults_change_nothing)
+{
+    static const enum vmc_os_call kinds[] = {VMC_OS_MMAP, VMC_OS_MPROTECT, VMC_OS_VIRTUALALLOC,
+                                             VMC_OS_VIRTUALFREE, VMC_OS_MAPVIEW,
+                                             VMC_OS_CREATEFILEMAPPING, VMC_OS_UNMAPVIEW};
+    FILE *f = granule_file(2);
+    int hit_any = 0;
+    for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+        for (unsigned long nth = 1; nth < 6; nth++) {
+            uintptr_t base;
+            reserve(0, 16 * U(), &base);
+            uintptr_t a = base + 2 * G(), v = base + 8 * U();
+            vmc__os_fault(kinds[k], nth, ENOMEM, 0);
+            int e1 = vmc__os_commit(a, 2 * G(), VMC_OS_READ | VMC_OS_WRITE);
+            if (!e1) ((unsigned char *)a)[0] = 1;
+            int e2 = vmc__os_map_view(v, G(), VMC_OS_READ, fileno(f), 0, 0);
+            int e3 = e1 ? 0 : vmc__os_decommit(a, 2 * G());
+            int e4 = e2 ? 0 : vmc__os_decommit(v, G());
+            unsigned long hit = vmc__os_faults_hit();
+            vmc__os_fault_clear();
+            if (hit) hit_any = 1;
+            ASSERT_MSG(!e1 || e1 == -ENOMEM, "%s #%lu: commit %d", vmc__os_call_name(kinds[k]), nth, e1);
+            ASSERT_MSG(!e2 || e2 == -ENOMEM, "%s #%lu: view %d", vmc__os_call_name(kinds[k]), nth, e2);
+            /* A failure is always the injected one; an injected failure may
+             * also be absorbed (merging free neighbours is an optimisation). */
+            ASSERT_MSG(!(e1 || e2 || e3 || e4) || hit > 0, "%s #%lu: %lu faults, results %d %d %d %d",
+                       vmc__os_call_name(kinds[k]), nth, hit, e1, e2, e3, e4);
+            /* Whatever failed, the pieces can be used again. */
+            if (!e3) {
+                ASSERT_OK(vmc__os_commit(a, 2 * G(), VMC_OS_READ | VMC_OS_WRITE));
+                ASSERT_EQ(((unsigned char *)a)[0], 0);
+                ASSERT_OK(vmc__os_decommit(a, 2 * G()));
+            }
+            if (!e4) {
+                ASSERT_OK(vmc__os_map_view(v, G(), VMC_OS_READ, fileno(f), 0, 0));
+                ASSERT_EQ(((unsigned char *)v)[0], 'a');
+            }
+            release(base, 16 * U());
+            uintptr_t again;
+            reserve(base, 16 * U(), &again);
+            release(base, 16 * U());
+        }
+    }
+    ASSERT(hit_any);
+    fclose(f);
+}
+
+/* W^X pairs: code written through one view runs from the other. */
+TEST(os_space_dual_views_run_what_was_written)
+{
+    uintptr_t base, w;
+    reserve(0, 16 * U(), &base);
+    uintptr_t x = base + 4 * U();
+    int e = vmc__os_dual_map(x, 2 * G(), &w);
+    if (e == -ENOTSUP) SKIP("no W^X pairs in the Windows slot fallback");
+    ASSERT_OK(e);
+    ASSERT(w < base || w >= base + 16 * U());
+    ASSERT_OK(vmc__os_dual_commit(x + G(), G()));
+    static const unsigned char ret42[] = {0xb8, 42, 0, 0, 0, 0xc3};   /* mov eax, 42; ret */
+    memcpy((void *)(w + G()), ret42, sizeof ret42);
+    int (*fn)(void) = (int (*)(void))(x + G());
+    ASSERT_EQ(fn(), 42);
+    ASSERT_EQ(vmc__os_dual_commit(base, G()), -EINVAL);   /* not a pair */
+    ASSERT_OK(vmc__os_dual_unmap(x, 2 * G()));
+    /* The piece is reserved again: memory can be committed there. */
+    ASSERT_OK(vmc__os_commit(x, G(), VMC_OS_READ | VMC_OS_WRITE));
+    ASSERT_EQ(((unsigned char *)x)[0], 0);
+    release(base, 16 * U());
+}
