@@ -103,12 +103,14 @@ struct vmc_elf_obj;
 
 /* The lifecycle's side of binding, passed down with each object. */
 typedef struct vmc_elf_env {
-    /* Resolve symbol `symidx` of o for a relocation: its address, whether it
-     * is an IFUNC whose resolver is still to be called (*ifunc), 0 for an
-     * undefined weak; sets o->bound_from.  The relocation is entry `index`
-     * of table `tag` ("DT_RELA"), for messages only. */
-    int (*bind)(struct vmc_elf_obj *o, size_t symidx, uintptr_t *value, int *ifunc, const char *tag,
-                size_t index);
+    /* Look `name` (at `ver`, NULL: unversioned) up in o's scope beyond o
+     * itself: other private libraries, vmcode's own functions, the host.
+     * 1 and *value, *ifunc (an IFUNC whose resolver is still to be called)
+     * when found, setting o->bound_from; 0 when nothing defines it; a
+     * negative errno with a message on error.  `what` names the relocation
+     * ("DT_RELA entry 5") for messages. */
+    int (*resolve)(struct vmc_elf_obj *o, const vmc_name_t *name, const vmc_ver_t *ver, uintptr_t *value,
+                   int *ifunc, const char *what);
     /* Call an IFUNC resolver at `resolver` (checked to be inside an
      * executable segment of a private library) into *out. */
     int (*call_ifunc)(struct vmc_elf_obj *o, uintptr_t resolver, uintptr_t *out, const char *tag,
@@ -163,8 +165,40 @@ typedef struct vmc_elf_obj {
     void (*eh_deregister)(void *);   /* how to take it back                 */
 
     vmc_lib_counts_t counts;     /* relocations applied, symbols bound      */
-    int bound_from;              /* where env->bind found the last symbol   */
+    int bound_from;              /* where the last symbol bound was found   */
 } vmc_elf_obj_t;
+
+/* ---- the object's life, as the lifecycle drives it ----------------------------
+ * These entry points are the format seam: the lifecycle (src/lib/) calls
+ * only these (and vmc__elf_ptr/lookup for symbols), never the steps below. */
+/* image.c: check the headers (`hdr`: the file's first `hdrlen` bytes, or the
+ * whole image from memory) and map every PT_LOAD over a run. */
+int vmc__elf_load(vmc_elf_obj_t *l, const vmc_src_t *src, const uint8_t *hdr, size_t hdrlen);
+/* image.c: once the dependencies are known: relocate, RELRO, check every
+ * constructor and destructor address, register unwind tables (not with
+ * run_nothing). */
+int vmc__elf_ready(vmc_elf_obj_t *l, const vmc_src_t *src, int run_nothing);
+void vmc__elf_init(vmc_elf_obj_t *l);          /* DT_INIT, DT_INIT_ARRAY      */
+void vmc__elf_fini(vmc_elf_obj_t *l);          /* DT_FINI_ARRAY, DT_FINI      */
+/* Is a inside an executable segment of l? */
+int vmc__elf_executable(const vmc_elf_obj_t *l, uintptr_t a);
+int vmc__elf_nodelete(const vmc_elf_obj_t *l);  /* -z nodelete               */
+const char *vmc__elf_needed(const vmc_elf_obj_t *l, size_t i);   /* DT_NEEDED i */
+/* l's definition of name at ver (NULL: the default version): 1 with its
+ * address and whether it is an IFUNC, or 0. */
+int vmc__elf_find(const vmc_elf_obj_t *l, const vmc_name_t *name, const vmc_ver_t *ver, uintptr_t *value,
+                  int *ifunc);
+uintptr_t vmc__elf_sym_addr(const vmc_elf_obj_t *l, const Elf64_Sym *s);
+/* The image's part of vmc_lib_info (span, segments, counts). */
+void vmc__elf_info(const vmc_elf_obj_t *l, vmc_lib_info_t *out);
+/* Free what the object holds in the loader's memory (after vmc__elf_unmap). */
+void vmc__elf_free(vmc_elf_obj_t *l);
+/* bind.c: resolve symbol `symidx` of l for a relocation: its address,
+ * whether it is an IFUNC whose resolver is still to be called (*ifunc), 0
+ * for an undefined weak; sets l->bound_from.  The relocation is entry
+ * `index` of table `tag` ("DT_RELA"), for messages only. */
+int vmc__elf_bind(vmc_elf_obj_t *l, size_t symidx, uintptr_t *value, int *ifunc, const char *tag,
+                  size_t index);
 
 /* ---- check.c ----------------------------------------------------------- */
 /* Validate the ELF header and the program header table.  `hdr` holds the

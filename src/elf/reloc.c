@@ -157,7 +157,7 @@ static int bind_once(vmc_elf_obj_t *l, bound_t *memo, size_t sym, const rtab_t *
 {
     bound_t *b = memo ? &memo[sym] : NULL;
     if (!b || !b->known) {
-        int err = l->env->bind(l, sym, value, ifunc, t->tag, i);
+        int err = vmc__elf_bind(l, sym, value, ifunc, t->tag, i);
         if (err) return err;
         if (!b) return 0;
         *b = (bound_t){*value, 1, (uint8_t)*ifunc, (uint8_t)l->bound_from};

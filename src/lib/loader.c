@@ -49,8 +49,6 @@
 #include <string.h>
 #include <unistd.h>
 
-extern char **environ;
-
 #define HDR_READ 4096
 
 /* ---- the block layer of a region ---------------------------------------- */
@@ -91,17 +89,9 @@ size_t vmc__loader_count(vmc_loader_t *v)
 /* The private library whose executable segment holds [a, a+1), or NULL. */
 static vmc_lib_t *exec_owner(vmc_loader_t *v, uintptr_t a)
 {
-    for (vmc_lib_t *l = v->libs; l; l = l->next) {
-        if (!l->o.run || a < l->o.bias) continue;
-        const vmc_seg_t *s = vmc__elf_seg(&l->o.elf, a - l->o.bias, 1, 1);
-        if (s && (s->flags & PF_X)) return l;
-    }
+    for (vmc_lib_t *l = v->libs; l; l = l->next)
+        if (vmc__elf_executable(&l->o, a)) return l;
     return NULL;
-}
-
-static uintptr_t sym_addr(const vmc_lib_t *l, const Elf64_Sym *s)
-{
-    return s->st_shndx == SHN_ABS ? s->st_value : l->o.bias + s->st_value;
 }
 
 /* "DT_RELA entry 5", or the tag alone when index is (size_t)-1. */
@@ -133,11 +123,7 @@ int vmc__call_ifunc(vmc_lib_t *l, uintptr_t resolver, uintptr_t *out, const char
 static int found_in(const vmc_lib_t *d, const vmc_name_t *name, const vmc_ver_t *ver, uintptr_t *value,
                     int *ifunc)
 {
-    const Elf64_Sym *s = vmc__elf_lookup(&d->o, name, ver);
-    if (!s) return 0;
-    *value = sym_addr(d, s);
-    *ifunc = ELF64_ST_TYPE(s->st_info) == STT_GNU_IFUNC;
-    return 1;
+    return vmc__elf_find(&d->o, name, ver, value, ifunc);
 }
 
 void *vmc__host_sym_for(const vmc_lib_t *l, const vmc_name_t *name, const char *version)
@@ -148,70 +134,36 @@ void *vmc__host_sym_for(const vmc_lib_t *l, const vmc_name_t *name, const char *
     return p;
 }
 
-int vmc__bind(vmc_lib_t *l, size_t symidx, uintptr_t *value, int *ifunc, const char *tag, size_t index)
+/* The scope beyond the library itself, in order: its private dependencies,
+ * every other private library (inert ones only for inert loads), vmcode's
+ * own functions (interpose.c), the host. */
+int vmc__resolve(vmc_lib_t *l, const vmc_name_t *key, const vmc_ver_t *ver, uintptr_t *value, int *ifunc,
+                 const char *what)
 {
-    char what[64];
-    const Elf64_Sym *s = &l->o.symtab[symidx];
-    const char *name = l->o.strtab + s->st_name;
-    int bind = ELF64_ST_BIND(s->st_info);
-    *ifunc = 0;
-    *value = 0;
-    l->o.bound_from = VMC_BOUND_SELF;
-    if (symidx == 0) return 0;
-    if (bind == STB_LOCAL || (s->st_shndx != SHN_UNDEF && ELF64_ST_VISIBILITY(s->st_other) != STV_DEFAULT)) {
-        if (s->st_shndx == SHN_UNDEF)
-            return vmc__fail(-ENOEXEC, "%s: %s: local symbol %zu \"%s\" is undefined", l->name,
-                             what_text(what, sizeof what, tag, index), symidx, name);
-        *value = sym_addr(l, s);
-        *ifunc = ELF64_ST_TYPE(s->st_info) == STT_GNU_IFUNC;
-        return 0;
-    }
-    const vmc_ver_t *ver = vmc__elf_sym_version(&l->o, symidx);
-    l->o.bound_from = VMC_BOUND_SELF;
-    /* A reference to a symbol the library defines is bound to that symbol:
-     * a look-up of its name in the library would find it (the only other
-     * answers: a second definition of the same name and version, or a
-     * definition the hash tables do not reach, neither of which linkers
-     * emit), without hashing the name. */
-    if (s->st_shndx != SHN_UNDEF && vmc__elf_defines(&l->o, symidx, name, ver)) {
-        *value = sym_addr(l, s);
-        *ifunc = ELF64_ST_TYPE(s->st_info) == STT_GNU_IFUNC;
-        return 0;
-    }
-    const vmc_name_t key = vmc__elf_name(name);
-    if (found_in(l, &key, ver, value, ifunc)) return 0;
     l->o.bound_from = VMC_BOUND_PRIVATE;
     for (size_t i = 0; i < l->ndeps; i++)
-        if (l->deps[i].kind == VMC_DEP_PRIVATE && found_in(l->deps[i].lib, &key, ver, value, ifunc))
-            return 0;
+        if (l->deps[i].kind == VMC_DEP_PRIVATE && found_in(l->deps[i].lib, key, ver, value, ifunc))
+            return 1;
     for (vmc_lib_t *o = l->v->libs; o; o = o->next)
         if (o != l && o->state != VMC_LIB_LOADING && o->state != VMC_LIB_FINISHED &&
             (!(o->flags & VMC_LOAD_INERT) || (l->flags & VMC_LOAD_INERT)) &&
-            found_in(o, &key, ver, value, ifunc))
-            return 0;
+            found_in(o, key, ver, value, ifunc))
+            return 1;
     l->o.bound_from = VMC_BOUND_HOST;
-    void *own = vmc__interposed(&key, ver);
+    void *own = vmc__interposed(key, ver);
     if (own) {
         *value = (uintptr_t)own;
-        return 0;
+        return 1;
     }
     if (ver && ver->hash0)  /* glibc's dlvsym would read a NULL name */
         return vmc__fail(-ENOEXEC, "%s: %s: symbol %s asks for version \"%s\", which cannot be looked "
-                         "up (its ELF hash is 0)", l->name, what_text(what, sizeof what, tag, index), name,
-                         ver->name);
-    void *p = vmc__host_sym_for(l, &key, ver ? ver->name : NULL);
+                         "up (its ELF hash is 0)", l->name, what, key->str, ver->name);
+    void *p = vmc__host_sym_for(l, key, ver ? ver->name : NULL);
     if (p) {
         *value = (uintptr_t)p;
-        return 0;
+        return 1;
     }
-    l->o.bound_from = VMC_BOUND_WEAK_ZERO;
-    if (bind == STB_WEAK) return 0;
-    if (ver)
-        return vmc__fail(-ENOENT, "%s: %s: undefined symbol %s version %s (from %s)", l->name,
-                         what_text(what, sizeof what, tag, index), name, ver->name,
-                         ver->file ? ver->file : l->name);
-    return vmc__fail(-ENOENT, "%s: %s: undefined symbol %s", l->name, what_text(what, sizeof what, tag, index),
-                     name);
+    return 0;
 }
 
 /* ---- dependencies ----------------------------------------------------------- */
@@ -240,7 +192,7 @@ static int resolve_deps(vmc_lib_t *l)
     if (!l->deps) return vmc__fail(-ENOMEM, "%s: out of memory for dependencies", l->name);
     int inert = l->flags & VMC_LOAD_INERT;
     for (size_t i = 0; i < l->o.nneeded; i++) {
-        const char *n = vmc__elf_str(&l->o, l->o.needed[i]);
+        const char *n = vmc__elf_needed(&l->o, i);
         vmc_dep_t *d = &l->deps[l->ndeps];
         if (!*n) return vmc__fail(-ENOEXEC, "%s: DT_NEEDED %zu is an empty name", l->name, i);
         void *h = dlopen(n, RTLD_NOW | RTLD_NOLOAD);
@@ -291,78 +243,12 @@ static int resolve_deps(vmc_lib_t *l)
 
 /* ---- init and fini ---------------------------------------------------------- */
 
-typedef void (*init_fn)(int, char **, char **);
-typedef void (*fini_fn)(void);
-
-static int fn_ok(vmc_lib_t *l, uintptr_t f, const char *what, size_t i)
-{
-    if (f == 0 || f == UINTPTR_MAX) return 0;  /* empty slots, as glibc skips */
-    if (f >= l->o.bias) {
-        const vmc_seg_t *s = vmc__elf_seg(&l->o.elf, f - l->o.bias, 1, 1);
-        if (s && (s->flags & PF_X)) return 0;
-    }
-    return vmc__fail(-ENOEXEC, "%s: %s[%zu] = 0x%lx is not inside an executable segment", l->name, what,
-                     i, (unsigned long)(f - l->o.bias));
-}
-
-static const uintptr_t *array(vmc_lib_t *l, uint64_t va, uint64_t size)
-{
-    return size ? vmc__elf_ptr(&l->o, va, size) : NULL;
-}
-
-/* DT_FINI is, in nearly every library, crtn.o's empty function (sub $8,%rsp;
- * add $8,%rsp; ret; after endbr64 where CET is on) at the very end of the
- * text, on a page nothing else touches: calling it at unload costs a page
- * fault that maps up to 16 pages, to run three instructions that do
- * nothing.  Its bytes are read at load (from the file, or the memory
- * image); when they are exactly that, it is not called. */
-static int note_empty_fini(vmc_lib_t *l, const vmc_src_t *src)
-{
-    static const uint8_t empty[] = {0x48, 0x83, 0xec, 0x08, 0x48, 0x83, 0xc4, 0x08, 0xc3};
-    static const uint8_t endbr64[] = {0xf3, 0x0f, 0x1e, 0xfa};
-    uint8_t b[sizeof endbr64 + sizeof empty];
-    const vmc_seg_t *s = l->o.fini ? vmc__elf_seg(&l->o.elf, l->o.fini, sizeof empty, 0) : NULL;
-    if (!s) return 0;  /* none, or too near the end of its file bytes to be it: call it */
-    uint64_t off = s->offset + (l->o.fini - s->vaddr);
-    size_t want = s->offset + s->filesz - off < sizeof b ? (size_t)(s->offset + s->filesz - off) : sizeof b;
-    size_t got = want;
-    if (src->fd < 0) {
-        memcpy(b, src->bytes + off, want);
-    } else {
-        int e = vmc__os_pread(src->fd, b, want, (off_t)off, &got);
-        if (e) return vmc__fail(e, "%s: reading DT_FINI (offset 0x%lx): %s", l->name, (unsigned long)off,
-                                strerror(-e));
-    }
-    size_t skip = got >= sizeof b && !memcmp(b, endbr64, sizeof endbr64) ? sizeof endbr64 : 0;
-    l->o.fini_empty = got >= skip + sizeof empty && !memcmp(b + skip, empty, sizeof empty);
-    return 0;
-}
-
-/* Every constructor and destructor address, before running any. */
-static int check_init_fini(vmc_lib_t *l)
-{
-    int e;
-    const uintptr_t *a;
-    if (l->o.init && (e = fn_ok(l, l->o.bias + l->o.init, "DT_INIT", 0))) return e;
-    if (l->o.fini && (e = fn_ok(l, l->o.bias + l->o.fini, "DT_FINI", 0))) return e;
-    if ((a = array(l, l->o.init_array, l->o.init_arraysz)))
-        for (size_t i = 0; i < l->o.init_arraysz / 8; i++)
-            if ((e = fn_ok(l, a[i], "DT_INIT_ARRAY", i))) return e;
-    if ((a = array(l, l->o.fini_array, l->o.fini_arraysz)))
-        for (size_t i = 0; i < l->o.fini_arraysz / 8; i++)
-            if ((e = fn_ok(l, a[i], "DT_FINI_ARRAY", i))) return e;
-    return 0;
-}
-
 static void run_init(vmc_lib_t *l)
 {
     l->state = VMC_LIB_READY;
     l->init_seq = ++l->v->lib_seq;
     if (l->flags & VMC_LOAD_INERT) return;
-    if (l->o.init) ((init_fn)(l->o.bias + l->o.init))(0, NULL, environ);
-    const uintptr_t *a = array(l, l->o.init_array, l->o.init_arraysz);
-    for (size_t i = 0; a && i < l->o.init_arraysz / 8; i++)
-        if (a[i] && a[i] != UINTPTR_MAX) ((init_fn)a[i])(0, NULL, environ);
+    vmc__elf_init(&l->o);
 }
 
 static void run_fini(vmc_lib_t *l)
@@ -370,10 +256,7 @@ static void run_fini(vmc_lib_t *l)
     if (l->state != VMC_LIB_READY) return;
     l->state = VMC_LIB_FINISHED;
     if (l->flags & VMC_LOAD_INERT) return;
-    const uintptr_t *a = array(l, l->o.fini_array, l->o.fini_arraysz);
-    for (size_t i = a ? l->o.fini_arraysz / 8 : 0; i-- > 0;)
-        if (a[i] && a[i] != UINTPTR_MAX) ((fini_fn)a[i])();
-    if (l->o.fini && !l->o.fini_empty) ((fini_fn)(l->o.bias + l->o.fini))();
+    vmc__elf_fini(&l->o);
 }
 
 /* ---- load -------------------------------------------------------------------- */
@@ -381,9 +264,8 @@ static void run_fini(vmc_lib_t *l)
 /* Free a library that holds no run and no dependencies any more. */
 static void lib_free(vmc_lib_t *l)
 {
-    free(l->o.snap_mem);
+    vmc__elf_free(&l->o);
     free(l->deps);
-    free(l->o.vers);
     free(l->name);
     free(l->dir);
     free(l);
@@ -411,17 +293,17 @@ static void release(vmc_lib_t *l)
     /* -z nodelete (DF_1_NODELETE): the library registers itself where it
      * cannot be taken back (GLib's type system, say); it stays loaded, with
      * no reference, until vmc_close, as the system loader keeps it. */
-    if ((l->o.dt_flags_1 & DF_1_NODELETE) && l->state == VMC_LIB_READY && !(l->flags & VMC_LOAD_INERT))
+    if (vmc__elf_nodelete(&l->o) && l->state == VMC_LIB_READY && !(l->flags & VMC_LOAD_INERT))
         return;  /* (an inert library ran nothing that could have registered it) */
     run_fini(l);
     destroy(l);
 }
 
 /* What the ELF layer calls back for (see elf.h). */
-static int env_bind(vmc_elf_obj_t *o, size_t symidx, uintptr_t *value, int *ifunc, const char *tag,
-                    size_t index)
+static int env_resolve(vmc_elf_obj_t *o, const vmc_name_t *name, const vmc_ver_t *ver, uintptr_t *value,
+                       int *ifunc, const char *what)
 {
-    return vmc__bind(vmc__lib_of(o), symidx, value, ifunc, tag, index);
+    return vmc__resolve(vmc__lib_of(o), name, ver, value, ifunc, what);
 }
 
 static int env_call_ifunc(vmc_elf_obj_t *o, uintptr_t resolver, uintptr_t *out, const char *tag,
@@ -435,7 +317,7 @@ static void *env_host_sym(const vmc_elf_obj_t *o, const vmc_name_t *name, const 
     return vmc__host_sym_for(vmc__lib_of(o), name, version);
 }
 
-static const vmc_elf_env_t elf_env = {env_bind, env_call_ifunc, env_host_sym};
+static const vmc_elf_env_t elf_env = {env_resolve, env_call_ifunc, env_host_sym};
 
 static vmc_lib_t *lib_new(vmc_loader_t *v, const char *name, int flags, int depth)
 {
@@ -461,33 +343,13 @@ static vmc_lib_t *lib_new(vmc_loader_t *v, const char *name, int flags, int dept
  * `hdr` holds the file's first bytes (the whole image from memory). */
 static int load_image(vmc_lib_t *l, const vmc_src_t *src, const uint8_t *hdr, size_t hdrlen)
 {
-    int e = vmc__elf_check_ehdr(l->name, hdr, hdrlen, src->size, &l->o.elf.phoff, &l->o.elf.phnum);
+    int e = vmc__elf_load(&l->o, src, hdr, hdrlen);
     if (e) return e;
-    l->o.elf.file_size = src->size;
-    size_t phsize = l->o.elf.phnum * sizeof(Elf64_Phdr);
-    Elf64_Phdr *ph = NULL;
-    if (l->o.elf.phoff + phsize <= hdrlen) {
-        e = vmc__elf_check_phdrs(&l->o.elf, (const Elf64_Phdr *)(hdr + l->o.elf.phoff));
-    } else {
-        size_t got;
-        ph = malloc(phsize);
-        if (!ph) return vmc__fail(-ENOMEM, "%s: out of memory for program headers", l->name);
-        e = vmc__os_pread(src->fd, ph, phsize, (off_t)l->o.elf.phoff, &got);
-        if (e) e = vmc__fail(e, "%s: reading program headers: %s", l->name, strerror(-e));
-        else if (got != phsize) e = vmc__fail(-ENOEXEC, "%s: program headers: file shrank", l->name);
-        else e = vmc__elf_check_phdrs(&l->o.elf, ph);
-        free(ph);
-    }
-    if (e) return e;
-    if ((e = vmc__elf_map(&l->o, src))) return e;
     list_add(l->v, l);
     if ((e = vmc__elf_dyn(&l->o, src))) return e;
     if ((e = resolve_deps(l))) return e;
     vmc__host_sym_sync();  /* resolving dependencies may have loaded objects */
-    if ((e = vmc__elf_relocate(&l->o))) return e;
-    if ((e = vmc__elf_protect_relro(&l->o))) return e;
-    if ((e = check_init_fini(l)) || (e = note_empty_fini(l, src))) return e;
-    if (!(l->flags & VMC_LOAD_INERT)) vmc__elf_unwind_register(&l->o);
+    if ((e = vmc__elf_ready(&l->o, src, l->flags & VMC_LOAD_INERT))) return e;
     vmc__phdr_publish(l);
     l->state = VMC_LIB_RELOCATED;
     l->init_seq = ++l->v->lib_seq;  /* dependencies finish first */
@@ -608,13 +470,13 @@ void *vmc_lib_sym(vmc_lib_t *l, const char *name)
         return NULL;
     }
     const vmc_name_t key = vmc__elf_name(name);
-    const Elf64_Sym *s = vmc__elf_lookup(&l->o, &key, NULL);
-    if (!s) {
+    uintptr_t a;
+    int ifunc;
+    if (!vmc__elf_find(&l->o, &key, NULL, &a, &ifunc)) {
         vmc__fail(-ENOENT, "%s: exports no symbol %s (in its default version)", l->name, name);
         return NULL;
     }
-    uintptr_t a = sym_addr(l, s);
-    if (ELF64_ST_TYPE(s->st_info) == STT_GNU_IFUNC) {
+    if (ifunc) {
         vmc__loader_lock(l->v);
         int e = vmc__call_ifunc(l, a, &a, "vmc_lib_sym", (size_t)-1);
         vmc__loader_unlock(l->v);
@@ -631,34 +493,13 @@ int vmc_lib_span(vmc_lib_t *l, void **start, size_t *len)
     return 0;
 }
 
-_Static_assert(VMC_LIB_MAX_SEGMENTS >= VMC_ELF_MAX_LOADS, "vmc_lib_info reports every PT_LOAD");
-
 int vmc_lib_info(vmc_lib_t *l, vmc_lib_info_t *out)
 {
     if (!l || !out) return vmc__fail(-EINVAL, "vmc_lib_info: NULL argument");
     memset(out, 0, sizeof *out);
     out->path = l->name;
-    out->base = (void *)l->o.run;
-    out->size = l->o.run_len;
-    out->bias = l->o.bias;
-    for (int i = 0; i < l->o.elf.nload; i++) {
-        const vmc_seg_t *sg = &l->o.elf.load[i];
-        out->segments[i].start = (void *)(l->o.bias + sg->vaddr);
-        out->segments[i].size = sg->memsz;
-        out->segments[i].prot = (sg->flags & PF_R ? PROT_READ : 0) |
-                                (sg->flags & PF_W ? PROT_WRITE : 0) | (sg->flags & PF_X ? PROT_EXEC : 0);
-        out->nsegments++;
-    }
-    out->relocs_relative = l->o.counts.relative;
-    out->relocs_symbolic = l->o.counts.symbolic;
-    out->relocs_irelative = l->o.counts.irelative;
-    out->relocs_relr = l->o.counts.relr;
-    out->bound_self = l->o.counts.bound[VMC_BOUND_SELF];
-    out->bound_private = l->o.counts.bound[VMC_BOUND_PRIVATE];
-    out->bound_host = l->o.counts.bound[VMC_BOUND_HOST];
-    out->bound_weak_zero = l->o.counts.bound[VMC_BOUND_WEAK_ZERO];
+    vmc__elf_info(&l->o, out);
     out->ndeps = (unsigned)l->ndeps;
-    out->tables_copied = l->o.snap ? (size_t)l->o.snap_len : 0;
     return 0;
 }
 
@@ -668,7 +509,7 @@ int vmc_lib_dep(vmc_lib_t *l, unsigned i, vmc_lib_dep_t *out)
     if (i >= l->ndeps)
         return vmc__fail(-ENOENT, "vmc_lib_dep: %s has %zu dependencies, not %u", l->name, l->ndeps, i + 1);
     const vmc_dep_t *d = &l->deps[i];
-    out->name = vmc__elf_str(&l->o, l->o.needed[i]);
+    out->name = vmc__elf_needed(&l->o, i);
     out->lib = d->kind == VMC_DEP_PRIVATE ? d->lib : NULL;
     out->how = d->kind == VMC_DEP_PRIVATE ? VMC_DEP_LOADED_PRIVATELY
                : d->host_had_it          ? VMC_DEP_HOST_COPY

@@ -88,11 +88,9 @@ void *vmc__host_sym(void *handle, const vmc_name_t *name, const char *version);
 void vmc__host_sym_sync(void);
 
 /* ---- loader.c -------------------------------------------------------------- */
-/* Resolve symbol `symidx` of l for a relocation: its address, whether it is
- * an IFUNC whose resolver is still to be called (*ifunc), 0 for an undefined
- * weak.  The relocation is entry `index` of table `tag` ("DT_RELA"), for
- * messages only. */
-int vmc__bind(vmc_lib_t *l, size_t symidx, uintptr_t *value, int *ifunc, const char *tag, size_t index);
+/* Look name up in l's scope beyond l itself (see vmc_elf_env_t.resolve). */
+int vmc__resolve(vmc_lib_t *l, const vmc_name_t *name, const vmc_ver_t *ver, uintptr_t *value, int *ifunc,
+                 const char *what);
 /* Call an IFUNC resolver at `resolver` (checked to be inside an executable
  * segment of l). */
 int vmc__call_ifunc(vmc_lib_t *l, uintptr_t resolver, uintptr_t *out, const char *tag, size_t index);

@@ -1,0 +1,188 @@
+/* One ELF object's life as the lifecycle drives it: read and map it
+ * (vmc__elf_load), make it ready to run once its dependencies are known
+ * (vmc__elf_ready), run its constructors and destructors, find its exports,
+ * describe it.  The lifecycle (src/lib/) decides when; this file knows how
+ * for ELF.
+ */
+#include "elf/elf.h"
+#include "base/error.h"
+#include "os/os.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+extern char **environ;
+
+int vmc__elf_load(vmc_elf_obj_t *l, const vmc_src_t *src, const uint8_t *hdr, size_t hdrlen)
+{
+    int e = vmc__elf_check_ehdr(l->name, hdr, hdrlen, src->size, &l->elf.phoff, &l->elf.phnum);
+    if (e) return e;
+    l->elf.file_size = src->size;
+    size_t phsize = l->elf.phnum * sizeof(Elf64_Phdr);
+    if (l->elf.phoff + phsize <= hdrlen) {
+        e = vmc__elf_check_phdrs(&l->elf, (const Elf64_Phdr *)(hdr + l->elf.phoff));
+    } else {
+        size_t got;
+        Elf64_Phdr *ph = malloc(phsize);
+        if (!ph) return vmc__fail(-ENOMEM, "%s: out of memory for program headers", l->name);
+        e = vmc__os_pread(src->fd, ph, phsize, (off_t)l->elf.phoff, &got);
+        if (e) e = vmc__fail(e, "%s: reading program headers: %s", l->name, strerror(-e));
+        else if (got != phsize) e = vmc__fail(-ENOEXEC, "%s: program headers: file shrank", l->name);
+        else e = vmc__elf_check_phdrs(&l->elf, ph);
+        free(ph);
+    }
+    if (e) return e;
+    return vmc__elf_map(l, src);
+}
+
+/* ---- constructors and destructors ------------------------------------------- */
+
+typedef void (*init_fn)(int, char **, char **);
+typedef void (*fini_fn)(void);
+
+static int fn_ok(vmc_elf_obj_t *l, uintptr_t f, const char *what, size_t i)
+{
+    if (f == 0 || f == UINTPTR_MAX) return 0;  /* empty slots, as glibc skips */
+    if (vmc__elf_executable(l, f)) return 0;
+    return vmc__fail(-ENOEXEC, "%s: %s[%zu] = 0x%lx is not inside an executable segment", l->name, what,
+                     i, (unsigned long)(f - l->bias));
+}
+
+static const uintptr_t *array(vmc_elf_obj_t *l, uint64_t va, uint64_t size)
+{
+    return size ? vmc__elf_ptr(l, va, size) : NULL;
+}
+
+/* DT_FINI is, in nearly every library, crtn.o's empty function (sub $8,%rsp;
+ * add $8,%rsp; ret; after endbr64 where CET is on) at the very end of the
+ * text, on a page nothing else touches: calling it at unload costs a page
+ * fault that maps up to 16 pages, to run three instructions that do
+ * nothing.  Its bytes are read at load (from the file, or the memory
+ * image); when they are exactly that, it is not called. */
+static int note_empty_fini(vmc_elf_obj_t *l, const vmc_src_t *src)
+{
+    static const uint8_t empty[] = {0x48, 0x83, 0xec, 0x08, 0x48, 0x83, 0xc4, 0x08, 0xc3};
+    static const uint8_t endbr64[] = {0xf3, 0x0f, 0x1e, 0xfa};
+    uint8_t b[sizeof endbr64 + sizeof empty];
+    const vmc_seg_t *s = l->fini ? vmc__elf_seg(&l->elf, l->fini, sizeof empty, 0) : NULL;
+    if (!s) return 0;  /* none, or too near the end of its file bytes to be it: call it */
+    uint64_t off = s->offset + (l->fini - s->vaddr);
+    size_t want = s->offset + s->filesz - off < sizeof b ? (size_t)(s->offset + s->filesz - off) : sizeof b;
+    size_t got = want;
+    if (src->fd < 0) {
+        memcpy(b, src->bytes + off, want);
+    } else {
+        int e = vmc__os_pread(src->fd, b, want, (off_t)off, &got);
+        if (e) return vmc__fail(e, "%s: reading DT_FINI (offset 0x%lx): %s", l->name, (unsigned long)off,
+                                strerror(-e));
+    }
+    size_t skip = got >= sizeof b && !memcmp(b, endbr64, sizeof endbr64) ? sizeof endbr64 : 0;
+    l->fini_empty = got >= skip + sizeof empty && !memcmp(b + skip, empty, sizeof empty);
+    return 0;
+}
+
+/* Every constructor and destructor address, before running any. */
+static int check_init_fini(vmc_elf_obj_t *l)
+{
+    int e;
+    const uintptr_t *a;
+    if (l->init && (e = fn_ok(l, l->bias + l->init, "DT_INIT", 0))) return e;
+    if (l->fini && (e = fn_ok(l, l->bias + l->fini, "DT_FINI", 0))) return e;
+    if ((a = array(l, l->init_array, l->init_arraysz)))
+        for (size_t i = 0; i < l->init_arraysz / 8; i++)
+            if ((e = fn_ok(l, a[i], "DT_INIT_ARRAY", i))) return e;
+    if ((a = array(l, l->fini_array, l->fini_arraysz)))
+        for (size_t i = 0; i < l->fini_arraysz / 8; i++)
+            if ((e = fn_ok(l, a[i], "DT_FINI_ARRAY", i))) return e;
+    return 0;
+}
+
+int vmc__elf_ready(vmc_elf_obj_t *l, const vmc_src_t *src, int run_nothing)
+{
+    int e;
+    if ((e = vmc__elf_relocate(l))) return e;
+    if ((e = vmc__elf_protect_relro(l))) return e;
+    if ((e = check_init_fini(l)) || (e = note_empty_fini(l, src))) return e;
+    if (!run_nothing) vmc__elf_unwind_register(l);
+    return 0;
+}
+
+void vmc__elf_init(vmc_elf_obj_t *l)
+{
+    if (l->init) ((init_fn)(l->bias + l->init))(0, NULL, environ);
+    const uintptr_t *a = array(l, l->init_array, l->init_arraysz);
+    for (size_t i = 0; a && i < l->init_arraysz / 8; i++)
+        if (a[i] && a[i] != UINTPTR_MAX) ((init_fn)a[i])(0, NULL, environ);
+}
+
+void vmc__elf_fini(vmc_elf_obj_t *l)
+{
+    const uintptr_t *a = array(l, l->fini_array, l->fini_arraysz);
+    for (size_t i = a ? l->fini_arraysz / 8 : 0; i-- > 0;)
+        if (a[i] && a[i] != UINTPTR_MAX) ((fini_fn)a[i])();
+    if (l->fini && !l->fini_empty) ((fini_fn)(l->bias + l->fini))();
+}
+
+/* ---- what it is ---------------------------------------------------------------- */
+
+int vmc__elf_executable(const vmc_elf_obj_t *l, uintptr_t a)
+{
+    if (!l->run || a < l->bias) return 0;
+    const vmc_seg_t *s = vmc__elf_seg(&l->elf, a - l->bias, 1, 1);
+    return s && (s->flags & PF_X);
+}
+
+int vmc__elf_nodelete(const vmc_elf_obj_t *l) { return (l->dt_flags_1 & DF_1_NODELETE) != 0; }
+
+const char *vmc__elf_needed(const vmc_elf_obj_t *l, size_t i) { return vmc__elf_str(l, l->needed[i]); }
+
+uintptr_t vmc__elf_sym_addr(const vmc_elf_obj_t *l, const Elf64_Sym *s)
+{
+    return s->st_shndx == SHN_ABS ? s->st_value : l->bias + s->st_value;
+}
+
+int vmc__elf_find(const vmc_elf_obj_t *l, const vmc_name_t *name, const vmc_ver_t *ver, uintptr_t *value,
+                  int *ifunc)
+{
+    const Elf64_Sym *s = vmc__elf_lookup(l, name, ver);
+    if (!s) return 0;
+    *value = vmc__elf_sym_addr(l, s);
+    *ifunc = ELF64_ST_TYPE(s->st_info) == STT_GNU_IFUNC;
+    return 1;
+}
+
+_Static_assert(VMC_LIB_MAX_SEGMENTS >= VMC_ELF_MAX_LOADS, "vmc_lib_info reports every PT_LOAD");
+
+void vmc__elf_info(const vmc_elf_obj_t *l, vmc_lib_info_t *out)
+{
+    out->base = (void *)l->run;
+    out->size = l->run_len;
+    out->bias = l->bias;
+    for (int i = 0; i < l->elf.nload; i++) {
+        const vmc_seg_t *sg = &l->elf.load[i];
+        out->segments[i].start = (void *)(l->bias + sg->vaddr);
+        out->segments[i].size = sg->memsz;
+        out->segments[i].prot = (sg->flags & PF_R ? PROT_READ : 0) |
+                                (sg->flags & PF_W ? PROT_WRITE : 0) | (sg->flags & PF_X ? PROT_EXEC : 0);
+        out->nsegments++;
+    }
+    out->relocs_relative = l->counts.relative;
+    out->relocs_symbolic = l->counts.symbolic;
+    out->relocs_irelative = l->counts.irelative;
+    out->relocs_relr = l->counts.relr;
+    out->bound_self = l->counts.bound[VMC_BOUND_SELF];
+    out->bound_private = l->counts.bound[VMC_BOUND_PRIVATE];
+    out->bound_host = l->counts.bound[VMC_BOUND_HOST];
+    out->bound_weak_zero = l->counts.bound[VMC_BOUND_WEAK_ZERO];
+    out->tables_copied = l->snap ? (size_t)l->snap_len : 0;
+}
+
+void vmc__elf_free(vmc_elf_obj_t *l)
+{
+    free(l->snap_mem);
+    free(l->vers);
+    l->snap_mem = l->snap = NULL;
+    l->vers = NULL;
+}
