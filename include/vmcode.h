@@ -148,7 +148,9 @@ VMC_API int   vmc_walk(vmc_t *v, vmc_run_fn fn, void *arg);
  * `path` is opened as given (a name without '/' is relative to the current
  * directory; there is no search path as dlopen has).  Loading the same file
  * again returns the same handle with one more reference.  Symbols of the
- * program itself are found only if it exports them (link it with -rdynamic).  Refusals are -ENOEXEC (bad or unsupported ELF), -ENOENT
+ * program itself are found only if it exports them (link it with -rdynamic).  Refusals are -ENOEXEC (malformed, or not a
+ * library the system loader would load either), -ENOTSUP (a valid library
+ * using a feature this loader does not take, named: dlopen may load it), -ENOENT
  * (missing file, dependency or symbol), -ENOSPC (region full); the message
  * names the file, the field and its offset.  See docs/loader.md. */
 enum {
@@ -198,14 +200,35 @@ typedef struct vmc_lib_info {
 VMC_API int vmc_lib_info(vmc_lib_t *l, vmc_lib_info_t *out);
 
 enum vmc_dep_how {
-    VMC_DEP_LOADED_PRIVATELY = 1,  /* mapped into the region (found next to it)  */
+    VMC_DEP_LOADED_PRIVATELY = 1,  /* mapped into the region                     */
     VMC_DEP_HOST_COPY,             /* the host process already had it (libc...)  */
     VMC_DEP_SYSTEM_LOADER,         /* loaded by the system loader, outside       */
+};
+/* Where a dependency was found (the system loader's search order for a
+ * dependency, docs/loader.md "Dependencies"). */
+enum vmc_dep_where {
+    VMC_DEP_IN_PROCESS = 1,        /* already loaded in the process, by name     */
+    VMC_DEP_SYSTEM_LIBRARY,        /* libc, libm, libstdc++...: always the host's */
+    VMC_DEP_BY_PATH,               /* DT_NEEDED is a path (contains '/')         */
+    VMC_DEP_RPATH,                 /* a DT_RPATH directory: of the library, of a
+                                      library that loaded it, of the program     */
+    VMC_DEP_LD_LIBRARY_PATH,       /* a directory of LD_LIBRARY_PATH             */
+    VMC_DEP_RUNPATH,               /* a DT_RUNPATH directory of the library      */
+    VMC_DEP_BESIDE,                /* the directory of the library that needs it */
+    VMC_DEP_SYSTEM_SEARCH,         /* the system loader's own search (ld.so
+                                      cache, default directories)                */
 };
 typedef struct vmc_lib_dep {
     const char *name;            /* the DT_NEEDED string                        */
     int         how;             /* enum vmc_dep_how                            */
     vmc_lib_t  *lib;             /* VMC_DEP_LOADED_PRIVATELY: the library       */
+    int         where;           /* enum vmc_dep_where                          */
+    const char *path;            /* the file: the private copy's path, or the
+                                    system loader's name for it (NULL if it
+                                    gives none)                                 */
+    const char *why;             /* why it went where it went, one sentence:
+                                    "found in DT_RUNPATH /opt/x/lib", or for the
+                                    system loader why not privately            */
 } vmc_lib_dep_t;
 /* Dependency i (0 <= i < ndeps) of l. */
 VMC_API int vmc_lib_dep(vmc_lib_t *l, unsigned i, vmc_lib_dep_t *out);

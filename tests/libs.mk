@@ -6,7 +6,9 @@ TLIB_LD     := -shared -Wl,-z,now
 TEST_LIBS := $(addprefix $(TLIB)/libt_,basic.so ifunc.so ver.so veruse.so weak.so ctor.so \
                chain_b.so chain_a.so host.so relr.so sysv.so tlsdep.so usetls.so nodelete.so \
                prov.so consumer.so forkctor.so bigdata.so many.so chatty.so \
-               objects.so)
+               objects.so interp.so runpath.so rpath.so rdst.so rtop.so rtopnew.so) \
+             $(TLIB)/sub/libt_rdep.so $(TLIB)/sub3/libt_rdep.so $(TLIB)/sub/libt_rmid.so \
+             $(TLIB)/sub2/libt_rleaf.so $(TLIB)/t_pie $(TLIB)/t_dlopen
 
 # A C++ library, where a C++ compiler is installed (its test skips otherwise).
 TLIB_CXX := $(shell command -v $(CXX) 2>/dev/null)
@@ -53,3 +55,53 @@ $(TLIB)/libt_nodelete.so: tests/libs/t_nodelete.c
 $(TLIB)/libt_cxx.so: tests/libs/t_cxx.cc
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++17 -O2 -g -fPIC -Wall -Wextra -Werror $(TLIB_LD) -Wl,-soname,libt_cxx.so -o $@ $<
+
+# PT_INTERP and an entry point in a shared library (as libc.so.6, libcap.so.2);
+# the same source as a PIE, an executable the loaders refuse.
+$(TLIB)/libt_interp.so: tests/libs/t_interp.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -Wl,-soname,libt_interp.so -Wl,-e,t_interp_main -o $@ $<
+
+$(TLIB)/t_pie: tests/libs/t_interp.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TLIB_CFLAGS) -DT_PIE -pie -rdynamic -Wl,-z,now -o $@ $<
+
+$(TLIB)/t_dlopen: tests/libs/t_dlopen.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TLIB_CFLAGS) -o $@ $< -ldl
+
+# Search paths: libt_rdep.so in sub/ (returns 1) and sub3/ (returns 3),
+# found through DT_RUNPATH (--enable-new-dtags), DT_RPATH
+# (--disable-new-dtags), or $LIB and $PLATFORM; a chain whose leaf only the
+# top library's DT_RPATH finds (t_rtop.c).
+$(TLIB)/sub/libt_rdep.so $(TLIB)/sub3/libt_rdep.so: tests/libs/t_rdep.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -DT_RDEP_VALUE=$(if $(findstring sub3,$@),3,1) -Wl,-soname,libt_rdep.so -o $@ $<
+
+$(TLIB)/libt_runpath.so: tests/libs/t_ruser.c $(TLIB)/sub/libt_rdep.so
+	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -Wl,-soname,libt_runpath.so -o $@ $< -L$(TLIB)/sub -l:libt_rdep.so \
+	    -Wl,--enable-new-dtags -Wl,-rpath,'$$ORIGIN/sub'
+
+$(TLIB)/libt_rpath.so: tests/libs/t_ruser.c $(TLIB)/sub/libt_rdep.so
+	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -Wl,-soname,libt_rpath.so -o $@ $< -L$(TLIB)/sub -l:libt_rdep.so \
+	    -Wl,--disable-new-dtags -Wl,-rpath,'$$ORIGIN/sub'
+
+$(TLIB)/libt_rdst.so: tests/libs/t_ruser.c $(TLIB)/sub/libt_rdep.so
+	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -Wl,-soname,libt_rdst.so -o $@ $< -L$(TLIB)/sub -l:libt_rdep.so \
+	    -Wl,--enable-new-dtags -Wl,-rpath,'$${ORIGIN}/dst/$$LIB/$${PLATFORM}'
+
+$(TLIB)/sub2/libt_rleaf.so: tests/libs/t_rleaf.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -Wl,-soname,libt_rleaf.so -o $@ $<
+
+$(TLIB)/sub/libt_rmid.so: tests/libs/t_rmid.c $(TLIB)/sub2/libt_rleaf.so
+	@mkdir -p $(dir $@)
+	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -Wl,-soname,libt_rmid.so -o $@ $< -L$(TLIB)/sub2 -l:libt_rleaf.so
+
+$(TLIB)/libt_rtop.so: tests/libs/t_rtop.c $(TLIB)/sub/libt_rmid.so
+	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -Wl,-soname,libt_rtop.so -o $@ $< -L$(TLIB)/sub -l:libt_rmid.so \
+	    -Wl,-rpath-link,$(TLIB)/sub2 -Wl,--disable-new-dtags -Wl,-rpath,'$$ORIGIN/sub:$$ORIGIN/sub2'
+
+$(TLIB)/libt_rtopnew.so: tests/libs/t_rtop.c $(TLIB)/sub/libt_rmid.so
+	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -Wl,-soname,libt_rtopnew.so -o $@ $< -L$(TLIB)/sub -l:libt_rmid.so \
+	    -Wl,-rpath-link,$(TLIB)/sub2 -Wl,--enable-new-dtags -Wl,-rpath,'$$ORIGIN/sub:$$ORIGIN/sub2'

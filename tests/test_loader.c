@@ -607,14 +607,27 @@ TEST(loader_tls_dependency_goes_to_the_system_loader)
     int tls = vt_phdr_find(&m, PT_TLS, 0);
     ASSERT(tls >= 0);
     char want[600];
-    snprintf(want, sizeof want, "%s: program header %d (offset 0x%lx+0x%lx): PT_TLS: thread-local storage is "
-             "not supported in private libraries", tlib("libt_tlsdep.so"), tls,
+    snprintf(want, sizeof want, "%s: program header %d (offset 0x%lx+0x%lx): thread-local storage (PT_TLS) is "
+             "not supported", tlib("libt_tlsdep.so"), tls,
              (unsigned long)vt_ehdr(&m)->e_phoff, (unsigned long)(tls * sizeof(Elf64_Phdr)));
     vt_img_free(&m);
-    ASSERT_EQ(vmc_lib_load(v, tlib("libt_tlsdep.so"), 0, &l), -ENOEXEC);
+    ASSERT_EQ(vmc_lib_load(v, tlib("libt_tlsdep.so"), 0, &l), -ENOTSUP);
     ASSERT_STR_EQ(vmc_last_error(), want);
-    /* as a dependency found next to its user it falls back to dlopen */
+    /* as a dependency found next to its user it falls back to dlopen, and
+     * vmc_lib_dep says so and why */
     ASSERT_OK(vmc_lib_load(v, tlib("libt_usetls.so"), 0, &l));
+    vmc_lib_dep_t d;
+    unsigned k = 0;
+    do ASSERT_OK(vmc_lib_dep(l, k, &d));
+    while (strcmp(d.name, "libt_tlsdep.so") && ++k);
+    ASSERT_EQ(d.how, VMC_DEP_SYSTEM_LOADER);
+    ASSERT_EQ(d.where, VMC_DEP_BESIDE);
+    ASSERT(d.lib == NULL);
+    ASSERT_STR_EQ(d.path, tlib("libt_tlsdep.so"));
+    char why[800];
+    snprintf(why, sizeof why, "found beside the library that needs it; loaded by the system loader because the "
+             "private loader refuses it: %s", want);
+    ASSERT_STR_EQ(d.why, why);
     int (*f)(void) = (int (*)(void))vmc_lib_sym(l, "t_usetls");
     void *(*dep)(void) = (void *(*)(void))vmc_lib_sym(l, "t_usetls_dep_addr");
     ASSERT_EQ(f(), 42);
@@ -626,7 +639,7 @@ TEST(loader_tls_dependency_goes_to_the_system_loader)
     ASSERT_OK(vmc_lib_unload(l));
     ASSERT(dlopen("libt_tlsdep.so", RTLD_NOW | RTLD_NOLOAD) == NULL);  /* dlclosed */
     /* inert loads never fall back */
-    ASSERT_EQ(vmc_lib_load(v, tlib("libt_usetls.so"), VMC_LOAD_INERT, &l), -ENOEXEC);
+    ASSERT_EQ(vmc_lib_load(v, tlib("libt_usetls.so"), VMC_LOAD_INERT, &l), -ENOTSUP);
     vmc_close(v);
 }
 
@@ -1275,5 +1288,64 @@ TEST_THREADED(loader_threads_load_while_another_maps)
     /* the region is still one PROT_NONE reservation */
     uintptr_t b = (uintptr_t)in.code_base;
     ASSERT(vt_maps_has(b, b + in.code_size, "---p"));
+    vmc_close(v);
+}
+
+/* PT_INTERP and an entry point do not make a library an executable: the
+ * system loader loads such libraries (libc.so.6, libcap.so.2), and so does
+ * the private one. */
+TEST(loader_library_with_pt_interp)
+{
+    vt_img_t m;
+    ASSERT_OK(vt_img_read(tlib("libt_interp.so"), &m));
+    ASSERT(vt_phdr_find(&m, PT_INTERP, 0) >= 0);
+    vt_img_free(&m);
+    vmc_t *v = open_region();
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, tlib("libt_interp.so"), 0, &l));
+    int (*f)(void) = (int (*)(void))vmc_lib_sym(l, "t_interp_value");
+    ASSERT(f && in_region(v, (void *)f));
+    ASSERT_EQ(f(), 7);
+    ASSERT_OK(vmc_lib_unload(l));
+    const char *cap = syslib("libcap.so.2");
+    if (cap) {
+        ASSERT_OK(vt_img_read(cap, &m));
+        int has_interp = vt_phdr_find(&m, PT_INTERP, 0) >= 0;
+        vt_img_free(&m);
+        ASSERT_OK(vmc_lib_load(v, cap, 0, &l));
+        unsigned (*bits)(void) = (unsigned (*)(void))vmc_lib_sym(l, "cap_max_bits");
+        void *h = dlopen(cap, RTLD_NOW | RTLD_LOCAL);
+        ASSERT(h);
+        unsigned (*sys_bits)(void) = (unsigned (*)(void))dlsym(h, "cap_max_bits");
+        ASSERT(bits && sys_bits && in_region(v, (void *)bits));
+        ASSERT_EQ(bits(), sys_bits());
+        dlclose(h);
+        ASSERT_OK(vmc_lib_unload(l));
+        if (!has_interp) fprintf(stderr, "note: %s has no PT_INTERP here\n", cap);
+    }
+    vmc_close(v);
+}
+
+/* A position-independent executable (DF_1_PIE) is refused, as the system
+ * loader refuses it ("cannot dynamically load position-independent
+ * executable"). */
+TEST(loader_pie_is_refused_as_the_system_loader_refuses_it)
+{
+    const char *pie = tlib("t_pie");
+    ASSERT(dlopen(pie, RTLD_NOW | RTLD_LOCAL) == NULL);
+    ASSERT_STR_CONTAINS(dlerror(), "cannot dynamically load position-independent executable");
+    vt_img_t m;
+    ASSERT_OK(vt_img_read(pie, &m));
+    size_t idx;
+    ASSERT(vt_dyn(&m, DT_FLAGS_1, &idx));
+    char want[800];
+    snprintf(want, sizeof want, "%s: dynamic entry %zu DT_FLAGS_1 (offset 0x%lx+0x%lx): DF_1_PIE: a "
+             "position-independent executable cannot be loaded as a library", pie, idx,
+             (unsigned long)vt_dyn_offset(&m), (unsigned long)(idx * sizeof(Elf64_Dyn)));
+    vt_img_free(&m);
+    vmc_t *v = open_region();
+    vmc_lib_t *l;
+    ASSERT_EQ(vmc_lib_load(v, pie, 0, &l), -ENOEXEC);
+    ASSERT_STR_EQ(vmc_last_error(), want);
     vmc_close(v);
 }

@@ -50,4 +50,8 @@ enum vmc_reloc_kind {
 int vmc__arch_reloc_kind(unsigned type);
 /* The type's name for messages ("R_X86_64_COPY"), or NULL if unknown. */
 const char *vmc__arch_reloc_name(unsigned type);
+/* For a type the system loader applies in a shared library but the ELF
+ * layer does not: the feature it belongs to ("copy relocations, for
+ * executables"), for the -ENOTSUP message; NULL for every other type. */
+const char *vmc__arch_reloc_unsupported(unsigned type);
 #endif

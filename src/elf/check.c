@@ -5,12 +5,18 @@
  * computed before knowing it cannot wrap); the program header table is capped
  * at 64 KiB as bionic's ElfReader does; PT_LOAD segments must be sorted and,
  * rounded to pages, must not overlap, so that mapping one never replaces
- * another.  Refusals are -ENOEXEC with "NAME: WHAT (offset ...): PROBLEM".
+ * another.  Refusals are "NAME: WHAT (offset ...): PROBLEM": -ENOEXEC for a
+ * file that is malformed or that no loader of this machine would load,
+ * -ENOTSUP for a valid library using a feature this loader does not take
+ * (the system loader would: the caller may fall back to dlopen).
  *
- * Refused outright (each a policy of the region, not only a format error):
- * writable+executable segments, PT_INTERP (an executable, not a library),
- * PT_TLS (no TLS for private libraries yet), an executable stack
- * (PT_GNU_STACK with PF_X).
+ * Refused as unsupported (policies of the region, or not implemented):
+ * writable+executable segments, PT_TLS (no TLS for private libraries yet),
+ * an executable stack (PT_GNU_STACK with PF_X), more PT_LOADs or program
+ * headers than the loader's tables hold.  PT_INTERP is no refusal: shared
+ * libraries that can also be run as programs (libc.so.6, libcap.so.2) have
+ * one, and the system loader ignores it when loading a library; it is a
+ * position-independent executable (DF_1_PIE, elf_dyn.c) that it refuses.
  */
 #include "elf/elf.h"
 #include "arch/arch.h"
@@ -53,9 +59,11 @@ int vmc__elf_check_ehdr(const char *name, const uint8_t *hdr, size_t hdrlen, uin
     if (eh.e_phentsize != sizeof(Elf64_Phdr))
         return vmc__fail(-ENOEXEC, "%s: ELF header e_phentsize (offset 0x36): %u is not %zu", name,
                          eh.e_phentsize, sizeof(Elf64_Phdr));
-    if (eh.e_phnum < 1 || eh.e_phnum > VMC_ELF_MAX_PHDRS)
-        return vmc__fail(-ENOEXEC, "%s: ELF header e_phnum (offset 0x38): %u is outside 1..%zu", name,
-                         eh.e_phnum, VMC_ELF_MAX_PHDRS);
+    if (eh.e_phnum < 1)
+        return vmc__fail(-ENOEXEC, "%s: ELF header e_phnum (offset 0x38): no program headers", name);
+    if (eh.e_phnum > VMC_ELF_MAX_PHDRS)
+        return vmc__fail(-ENOTSUP, "%s: ELF header e_phnum (offset 0x38): %u program headers are not "
+                         "supported (at most %zu)", name, eh.e_phnum, VMC_ELF_MAX_PHDRS);
     uint64_t end;
     if (!add_ok(eh.e_phoff, (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr), &end) || end > file_size)
         return vmc__fail(-ENOEXEC,
@@ -71,9 +79,12 @@ int vmc__elf_check_ehdr(const char *name, const uint8_t *hdr, size_t hdrlen, uin
     return 0;
 }
 
-/* "program header 3 (offset 0x40+0xa8)" */
+/* "program header 3 (offset 0x40+0xa8)": malformed (PH_FAIL) or a valid
+ * feature this loader does not take (PH_UNSUP, which names it). */
 #define PH_FAIL(e, i, ...)                                                                 \
     vmc__fail(-ENOEXEC, "%s: program header %u (offset 0x%lx+0x%lx): " __VA_ARGS__)
+#define PH_UNSUP(e, i, ...)                                                                \
+    vmc__fail(-ENOTSUP, "%s: program header %u (offset 0x%lx+0x%lx): " __VA_ARGS__)
 #define PH_ARGS(e, i) (e)->name, (unsigned)(i), (unsigned long)(e)->phoff, \
     (unsigned long)((i) * sizeof(Elf64_Phdr))
 
@@ -101,17 +112,19 @@ static int check_load(vmc_elf_t *e, unsigned i, const Elf64_Phdr *p, size_t page
         return PH_FAIL(e, i, "p_offset 0x%lx and p_vaddr 0x%lx are not congruent modulo the page size 0x%zx",
                        PH_ARGS(e, i), (unsigned long)p->p_offset, (unsigned long)p->p_vaddr, page);
     if ((p->p_flags & PF_W) && (p->p_flags & PF_X))
-        return PH_FAIL(e, i, "segment is writable and executable (p_flags 0x%x)", PH_ARGS(e, i),
-                       p->p_flags);
+        return PH_UNSUP(e, i, "a writable and executable segment (p_flags 0x%x) is not supported",
+                        PH_ARGS(e, i), p->p_flags);
     /* The bss part of a segment's last file page must be zeroed, which needs
      * the page writable for a moment: never for an executable segment. */
     if ((p->p_flags & PF_X) && p->p_memsz > p->p_filesz && p->p_filesz && (p->p_vaddr + p->p_filesz) % page)
-        return PH_FAIL(e, i, "executable segment has a zero-filled tail in its last file page (p_filesz 0x%lx, "
-                             "p_memsz 0x%lx): zeroing it would make the page writable and executable",
-                       PH_ARGS(e, i), (unsigned long)p->p_filesz, (unsigned long)p->p_memsz);
+        return PH_UNSUP(e, i, "an executable segment with a zero-filled tail in its last file page "
+                              "(p_filesz 0x%lx, p_memsz 0x%lx) is not supported: zeroing it would make "
+                              "the page writable and executable",
+                        PH_ARGS(e, i), (unsigned long)p->p_filesz, (unsigned long)p->p_memsz);
     if (p->p_memsz == 0) return 0;  /* an empty PT_LOAD maps nothing */
     if (e->nload == VMC_ELF_MAX_LOADS)
-        return PH_FAIL(e, i, "more than %d PT_LOAD segments", PH_ARGS(e, i), VMC_ELF_MAX_LOADS);
+        return PH_UNSUP(e, i, "more than %d PT_LOAD segments are not supported", PH_ARGS(e, i),
+                        VMC_ELF_MAX_LOADS);
     if (e->nload) {
         const vmc_seg_t *prev = &e->load[e->nload - 1];
         uint64_t prev_end = (prev->vaddr + prev->memsz + page - 1) & ~(uint64_t)(page - 1);
@@ -176,14 +189,12 @@ int vmc__elf_check_phdrs(vmc_elf_t *e, const Elf64_Phdr *ph)
             e->dyn_size = p.p_filesz;
             dyn_index = i;
             break;
-        case PT_INTERP:
-            return PH_FAIL(e, i, "PT_INTERP: an executable, not a shared library", PH_ARGS(e, i));
         case PT_TLS:
-            return PH_FAIL(e, i, "PT_TLS: thread-local storage is not supported in private libraries",
-                           PH_ARGS(e, i));
+            return PH_UNSUP(e, i, "thread-local storage (PT_TLS) is not supported", PH_ARGS(e, i));
         case PT_GNU_STACK:
             if (p.p_flags & PF_X)
-                return PH_FAIL(e, i, "PT_GNU_STACK asks for an executable stack", PH_ARGS(e, i));
+                return PH_UNSUP(e, i, "an executable stack (PT_GNU_STACK with PF_X) is not supported",
+                                PH_ARGS(e, i));
             break;
         case PT_GNU_RELRO:
             relro = &ph[i];

@@ -121,6 +121,11 @@ static const char *tag_name(int64_t tag)
     case DT_VERNEED: return "DT_VERNEED";
     case DT_VERNEEDNUM: return "DT_VERNEEDNUM";
     case DT_FLAGS_1: return "DT_FLAGS_1";
+    case DT_PREINIT_ARRAYSZ: return "DT_PREINIT_ARRAYSZ";
+    case DT_FILTER: return "DT_FILTER";
+    case DT_AUXILIARY: return "DT_AUXILIARY";
+    case DT_RPATH: return "DT_RPATH";
+    case DT_RUNPATH: return "DT_RUNPATH";
     default: return "entry";
     }
 }
@@ -128,7 +133,7 @@ static const char *tag_name(int64_t tag)
 /* Where each tag we use was found (dynamic entry index), for messages. */
 enum { T_STRTAB, T_STRSZ, T_SYMTAB, T_HASH, T_GNU_HASH, T_RELA, T_RELASZ, T_JMPREL, T_PLTRELSZ,
        T_RELR, T_RELRSZ, T_INIT_ARRAY, T_INIT_ARRAYSZ, T_FINI_ARRAY, T_FINI_ARRAYSZ, T_VERSYM,
-       T_VERDEF, T_VERDEFNUM, T_VERNEED, T_VERNEEDNUM, T_SONAME, T_COUNT };
+       T_VERDEF, T_VERDEFNUM, T_VERNEED, T_VERNEEDNUM, T_SONAME, T_RPATH, T_RUNPATH, T_COUNT };
 
 typedef struct dyn_ctx {
     vmc_elf_obj_t *l;
@@ -138,13 +143,26 @@ typedef struct dyn_ctx {
 } dyn_ctx_t;
 
 static int dyn_fail(const dyn_ctx_t *c, int t, const char *fmt, ...) VMC_PRINTF(3, 4);
+static int dyn_unsup(const dyn_ctx_t *c, int t, const char *fmt, ...) VMC_PRINTF(3, 4);
 
-/* "libx.so: dynamic entry 7 DT_SYMTAB (offset 0x2de0+0x70): PROBLEM" */
-static int dyn_entry_fail(const vmc_elf_obj_t *l, size_t i, const char *msg)
+/* "libx.so: dynamic entry 7 DT_SYMTAB (offset 0x2de0+0x70): PROBLEM", with
+ * -ENOEXEC (malformed) or -ENOTSUP (a valid feature this loader does not
+ * take: dyn_entry_unsup). */
+static int entry_fail_code(const vmc_elf_obj_t *l, int code, size_t i, const char *msg)
 {
-    return vmc__fail(-ENOEXEC, "%s: dynamic entry %zu %s (offset 0x%lx+0x%lx): %s", l->name, i,
+    return vmc__fail(code, "%s: dynamic entry %zu %s (offset 0x%lx+0x%lx): %s", l->name, i,
                      tag_name(l->dyn[i].d_tag), (unsigned long)l->elf.dyn_offset,
                      (unsigned long)(i * sizeof(Elf64_Dyn)), msg);
+}
+
+static int dyn_entry_fail(const vmc_elf_obj_t *l, size_t i, const char *msg)
+{
+    return entry_fail_code(l, -ENOEXEC, i, msg);
+}
+
+static int dyn_entry_unsup(const vmc_elf_obj_t *l, size_t i, const char *msg)
+{
+    return entry_fail_code(l, -ENOTSUP, i, msg);
 }
 
 static int dyn_fail(const dyn_ctx_t *c, int t, const char *fmt, ...)
@@ -155,6 +173,16 @@ static int dyn_fail(const dyn_ctx_t *c, int t, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     return dyn_entry_fail(c->l, (size_t)c->at[t] - 1, msg);
+}
+
+static int dyn_unsup(const dyn_ctx_t *c, int t, const char *fmt, ...)
+{
+    char msg[320];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return dyn_entry_unsup(c->l, (size_t)c->at[t] - 1, msg);
 }
 
 /* Copy the file part of the segment holding the lowest table into l->snap,
@@ -215,8 +243,8 @@ static const void *table(const dyn_ctx_t *c, int t, uint64_t size, uint64_t alig
         return NULL;
     }
     if (trusted && (vmc__elf_seg(&c->l->elf, a, size, 0)->flags & PF_W)) {
-        *err = dyn_fail(c, t, "0x%lx+0x%lx is in a writable PT_LOAD (a relocation could change it after it "
-                        "is checked)", (unsigned long)a, (unsigned long)size);
+        *err = dyn_unsup(c, t, "0x%lx+0x%lx is in a writable PT_LOAD, which is not supported (a relocation "
+                         "could change it after it is checked)", (unsigned long)a, (unsigned long)size);
         return NULL;
     }
     return p;
@@ -459,7 +487,7 @@ int vmc__elf_dyn(vmc_elf_obj_t *l, const vmc_src_t *src)
         switch (tag) {
         case DT_NEEDED:
             if (l->nneeded == VMC_ELF_MAX_NEEDED)
-                return dyn_entry_fail(l, i, "more than 64 DT_NEEDED entries");
+                return dyn_entry_unsup(l, i, "more than 64 DT_NEEDED entries are not supported");
             c.needed_at[l->nneeded] = (int)i;
             l->needed[l->nneeded++] = (uint32_t)(val > UINT32_MAX ? UINT32_MAX : val);
             break;
@@ -502,17 +530,31 @@ int vmc__elf_dyn(vmc_elf_obj_t *l, const vmc_src_t *src)
         case DT_RELSZ:
             return dyn_entry_fail(l, i, "DT_REL relocations are not used on x86-64");
         case DT_TEXTREL:
-            return dyn_entry_fail(l, i, "text relocations are refused");
+            return dyn_entry_unsup(l, i, "text relocations (DT_TEXTREL) are not supported");
         case DT_FLAGS:
             l->dt_flags = val;
-            if (val & DF_TEXTREL) return dyn_entry_fail(l, i, "DF_TEXTREL: text relocations are refused");
+            if (val & DF_TEXTREL) return dyn_entry_unsup(l, i, "text relocations (DF_TEXTREL) are not supported");
             if (val & DF_STATIC_TLS)
-                return dyn_entry_fail(l, i, "DF_STATIC_TLS: initial-exec TLS is not supported");
+                return dyn_entry_unsup(l, i, "initial-exec thread-local storage (DF_STATIC_TLS) is not supported");
             break;
-        case DT_FLAGS_1: l->dt_flags_1 = val; break;
+        case DT_FLAGS_1:
+            l->dt_flags_1 = val;
+            /* as the system loader: a PIE has PT_INTERP and is ET_DYN like
+             * a library, and only this flag tells them apart */
+            if (val & DF_1_PIE)
+                return dyn_entry_fail(l, i, "DF_1_PIE: a position-independent executable cannot be loaded "
+                                      "as a library");
+            break;
         case DT_PREINIT_ARRAY:
         case DT_PREINIT_ARRAYSZ:
-            return dyn_entry_fail(l, i, "DT_PREINIT_ARRAY belongs in executables");
+            return dyn_entry_unsup(l, i, "DT_PREINIT_ARRAY (run before an executable's constructors) is not "
+                                   "supported");
+        case DT_FILTER:
+        case DT_AUXILIARY:
+            /* the look-ups would have to go to the filtee, which is not done */
+            return dyn_entry_unsup(l, i, "filters (DT_FILTER, DT_AUXILIARY) are not supported");
+        case DT_RPATH: t = T_RPATH; break;
+        case DT_RUNPATH: t = T_RUNPATH; break;
         default: break;
         }
         if (t >= 0) {
@@ -562,6 +604,14 @@ int vmc__elf_dyn(vmc_elf_obj_t *l, const vmc_src_t *src)
     if (c.at[T_SONAME]) {
         if (c.val[T_SONAME] >= l->strsz) return dyn_fail(&c, T_SONAME, "name is outside the string table");
         l->soname = l->strtab + c.val[T_SONAME];
+    }
+    if (c.at[T_RPATH]) {
+        if (c.val[T_RPATH] >= l->strsz) return dyn_fail(&c, T_RPATH, "path is outside the string table");
+        l->rpath = l->strtab + c.val[T_RPATH];
+    }
+    if (c.at[T_RUNPATH]) {
+        if (c.val[T_RUNPATH] >= l->strsz) return dyn_fail(&c, T_RUNPATH, "path is outside the string table");
+        l->runpath = l->strtab + c.val[T_RUNPATH];
     }
     if ((err = read_versions(&c))) return err;
     if ((err = reloc_table(&c, T_RELR, T_RELRSZ, 8, &l->relr, &l->relrsz))) return err;

@@ -160,6 +160,7 @@ typedef struct vmc_elf_obj {
     uint32_t needed[VMC_ELF_MAX_NEEDED];   /* DT_NEEDED strtab offsets      */
     size_t nneeded;
     const char *soname;
+    const char *rpath, *runpath; /* DT_RPATH, DT_RUNPATH (unexpanded), or NULL */
 
     void *eh_frame;              /* .eh_frame registered with the unwinder  */
     void (*eh_deregister)(void *);   /* how to take it back                 */
@@ -203,7 +204,8 @@ int vmc__elf_bind(vmc_elf_obj_t *l, size_t symidx, uintptr_t *value, int *ifunc,
 /* ---- check.c ----------------------------------------------------------- */
 /* Validate the ELF header and the program header table.  `hdr` holds the
  * first `hdrlen` bytes of the file and `ph` the table itself (phnum entries,
- * or NULL to take it from hdr).  -ENOEXEC with a message on any problem. */
+ * or NULL to take it from hdr).  -ENOEXEC (malformed) or -ENOTSUP (a valid
+ * feature this loader does not take) with a message. */
 int vmc__elf_check_ehdr(const char *name, const uint8_t *hdr, size_t hdrlen, uint64_t file_size,
                         uint64_t *phoff, unsigned *phnum);
 int vmc__elf_check_phdrs(vmc_elf_t *e, const Elf64_Phdr *ph);

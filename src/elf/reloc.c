@@ -8,9 +8,11 @@
  *
  * Types: NONE, RELATIVE (B + A), 64 (S + A), GLOB_DAT and JUMP_SLOT (S, no
  * addend, as glibc does), IRELATIVE (call the resolver at B + A), and any
- * symbol of type STT_GNU_IFUNC (call its resolver).  COPY is refused (it is
- * for executables), as is anything else, by number (TLS relocations among
- * them: no TLS in private libraries yet).
+ * symbol of type STT_GNU_IFUNC (call its resolver).  The other types the
+ * system loader applies in a library are refused as unsupported (-ENOTSUP,
+ * naming the type and the feature: COPY, which is for executables, the
+ * 32-bit and size ones, the TLS ones while private libraries have no TLS);
+ * any other number is no dynamic relocation of the machine (-ENOEXEC).
  *
  * Resolvers run in a second pass, after every other relocation, because
  * they read the library's data through its GOT (the linker sorts IRELATIVE
@@ -32,21 +34,26 @@ typedef struct rtab {
     uint64_t va, size;
 } rtab_t;
 
-/* "libx.so: DT_RELA entry 5 (offset 0x558+0x78): PROBLEM".  Cold, and the
- * message buffer lives here, not in the relocation loops' frames. */
-static int __attribute__((noinline, cold)) entry_fail(vmc_elf_obj_t *l, const rtab_t *t, size_t i, size_t entsize,
-                                                      const char *fmt, ...) VMC_PRINTF(5, 6);
+/* "libx.so: DT_RELA entry 5 (offset 0x558+0x78): PROBLEM", -ENOEXEC
+ * (entry_fail) or another code.  Cold, and the message buffer lives here,
+ * not in the relocation loops' frames. */
+static int __attribute__((noinline, cold)) entry_fail_code(vmc_elf_obj_t *l, int code, const rtab_t *t, size_t i,
+                                                           size_t entsize, const char *fmt, ...)
+    VMC_PRINTF(6, 7);
 
-static int entry_fail(vmc_elf_obj_t *l, const rtab_t *t, size_t i, size_t entsize, const char *fmt, ...)
+static int entry_fail_code(vmc_elf_obj_t *l, int code, const rtab_t *t, size_t i, size_t entsize,
+                           const char *fmt, ...)
 {
     char msg[160];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return vmc__fail(-ENOEXEC, "%s: %s entry %zu (offset 0x%lx+0x%lx): %s", l->name, t->tag, i,
+    return vmc__fail(code, "%s: %s entry %zu (offset 0x%lx+0x%lx): %s", l->name, t->tag, i,
                      (unsigned long)vmc__elf_offset(&l->elf, t->va), (unsigned long)(i * entsize), msg);
 }
+
+#define entry_fail(l, ...) entry_fail_code(l, -ENOEXEC, __VA_ARGS__)
 
 /* Targets need not be 8-byte aligned (a packed structure may hold a
  * pointer): read and write them as bytes. */
@@ -127,22 +134,19 @@ static int apply_relr(vmc_elf_obj_t *l, const rtab_t *t)
     return err;
 }
 
-/* Why a relocation type is refused, for the message. */
-static const char *type_note(unsigned type, char *buf, size_t len)
+/* A type this loader does not apply: -ENOTSUP naming it and the feature
+ * when the system loader applies it in a library, -ENOEXEC otherwise. */
+static int __attribute__((noinline, cold)) bad_type(vmc_elf_obj_t *l, const rtab_t *t, size_t i, unsigned type)
 {
-    const char *name = vmc__arch_reloc_name(type);
-    switch (vmc__arch_reloc_kind(type)) {
-    case VMC_RELOC_COPY: snprintf(buf, len, " (%s: copy relocations belong in executables)", name); break;
-    case VMC_RELOC_OTHER:
-        if (!name) return "";
-        /* fall through */
-    case VMC_RELOC_DTPMOD:
-    case VMC_RELOC_DTPOFF:
-    case VMC_RELOC_TPOFF:
-    case VMC_RELOC_TLSDESC: snprintf(buf, len, " (thread-local storage is not supported)"); break;
-    default: return "";
-    }
-    return buf;
+    const char *name = vmc__arch_reloc_name(type), *what = vmc__arch_reloc_unsupported(type);
+    if (what)
+        return entry_fail_code(l, -ENOTSUP, t, i, sizeof(Elf64_Rela), "relocation type %u (%s: %s) is not supported",
+                               type, name, what);
+    if (name)
+        return entry_fail(l, t, i, sizeof(Elf64_Rela), "relocation type %u (%s) is not a dynamic relocation of %s",
+                          type, name, vmc__arch_elf_machine_name());
+    return entry_fail(l, t, i, sizeof(Elf64_Rela), "relocation type %u is not a dynamic relocation of %s", type,
+                      vmc__arch_elf_machine_name());
 }
 
 /* Each symbol is bound once per load, however many relocations name it
@@ -231,9 +235,7 @@ static int apply_rela(vmc_elf_obj_t *l, const rtab_t *t, int pass, int *deferred
             break;
         }
         default: {
-            char note[96];
-            err = entry_fail(l, t, i, sizeof r, "relocation type %u is not supported%s", type,
-                             type_note(type, note, sizeof note));
+            err = bad_type(l, t, i, type);
             goto out;
         }
         }

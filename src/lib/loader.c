@@ -8,13 +8,15 @@
  * A failure before that point undoes exactly what was done: runs given back
  * PROT_NONE, dependencies released, descriptors closed.
  *
- * Dependencies (DT_NEEDED), in this order: a system library (libc, libm,
- * libpthread, libdl, librt, ld-linux, ..., and the compiler runtimes
- * libstdc++ and libgcc_s) or one the process already has is the host's copy,
- * held with dlopen (never a private libc); one found in the same directory as
- * the library that needs it is loaded privately into the region (or, if the
- * private loader refuses it as unsupported, by the system loader); anything
- * else goes through the system loader, outside the region.
+ * Dependencies (DT_NEEDED), in this order: one the process already has or
+ * a system library (libc, libm, libpthread, libdl, librt, ld-linux, ..., and
+ * the compiler runtimes libstdc++ and libgcc_s) is the host's copy, held
+ * with dlopen (never a private libc); one named by a path, found in the
+ * library's own search path (search.c: DT_RPATH, LD_LIBRARY_PATH,
+ * DT_RUNPATH, in the system loader's order) or in the same directory as the
+ * library that needs it is loaded privately into the region (or, if the
+ * private loader refuses it as unsupported, by the system loader from that
+ * file); anything else goes through the system loader, outside the region.
  *
  * Binding, for each symbol a relocation names: the library itself first,
  * then its private dependencies, then every other private library (inert
@@ -42,6 +44,7 @@
 #include "os/os.h"
 
 #include <dlfcn.h>
+#include <link.h>
 #include <errno.h>
 #include <sys/mman.h>
 #include <fcntl.h>
@@ -156,8 +159,8 @@ int vmc__resolve(vmc_lib_t *l, const vmc_name_t *key, const vmc_ver_t *ver, uint
         return 1;
     }
     if (ver && ver->hash0)  /* glibc's dlvsym would read a NULL name */
-        return vmc__fail(-ENOEXEC, "%s: %s: symbol %s asks for version \"%s\", which cannot be looked "
-                         "up (its ELF hash is 0)", l->name, what, key->str, ver->name);
+        return vmc__fail(-ENOTSUP, "%s: %s: symbol %s asks for version \"%s\", which is not supported "
+                         "(its ELF hash is 0, and dlvsym cannot look that up)", l->name, what, key->str, ver->name);
     void *p = vmc__host_sym_for(l, key, ver ? ver->name : NULL);
     if (p) {
         *value = (uintptr_t)p;
@@ -181,10 +184,53 @@ static int is_system_library(const char *n)
     return 0;
 }
 
-static int load_file(vmc_loader_t *v, const char *path, int flags, int depth, vmc_lib_t **out);
+static int load_file(vmc_loader_t *v, const char *path, int flags, int depth, vmc_lib_t *loader, vmc_lib_t **out);
 
 static void release(vmc_lib_t *l);
 
+static const char *where_text(int where)
+{
+    switch (where) {
+    case VMC_DEP_BY_PATH: return "DT_NEEDED is a path";
+    case VMC_DEP_RPATH: return "found in a DT_RPATH directory";
+    case VMC_DEP_LD_LIBRARY_PATH: return "found in a directory of LD_LIBRARY_PATH";
+    case VMC_DEP_RUNPATH: return "found in a DT_RUNPATH directory";
+    case VMC_DEP_BESIDE: return "found beside the library that needs it";
+    default: return "found";
+    }
+}
+
+/* Dependency n of l, found at path (where: enum vmc_dep_where), loaded
+ * privately; or, if the private loader does not support it (it uses TLS,
+ * say), by the system loader from that path, outside the region: it need
+ * not be reachable.  Not when nothing may be run. */
+static int dep_private(vmc_lib_t *l, vmc_dep_t *d, const char *n, const char *path, int where)
+{
+    if (l->depth + 1 > VMC_ELF_MAX_DEPTH)
+        return vmc__fail(-ELOOP, "%s: dependency %s: nested more than %d deep", l->name, n, VMC_ELF_MAX_DEPTH);
+    vmc_lib_t *dep;
+    d->where = where;
+    int e = load_file(l->v, path, l->flags, l->depth + 1, l, &dep);
+    if (!e) {
+        d->kind = VMC_DEP_PRIVATE;
+        d->lib = dep;
+        snprintf(d->why, sizeof d->why, "%s: loaded privately", where_text(where));
+        return 0;
+    }
+    void *h = NULL;
+    if (e != -ENOTSUP || (l->flags & VMC_LOAD_INERT) || !(h = dlopen(path, RTLD_NOW | RTLD_LOCAL)))
+        return vmc__fail_wrap(e, "%s: dependency %s", l->name, n);
+    d->kind = VMC_DEP_SYSTEM;
+    d->handle = h;
+    snprintf(d->why, sizeof d->why, "%s; loaded by the system loader because the private loader refuses it: %s",
+             where_text(where), vmc_last_error());
+    return 0;
+}
+
+/* Each DT_NEEDED, as docs/loader.md "Dependencies" lays out: the host's
+ * copy if the process has it or it is a system library; else searched for
+ * as the system loader does (vmc__dep_find), then beside the library; what
+ * is found is loaded privately, the rest is left to the system loader. */
 static int resolve_deps(vmc_lib_t *l)
 {
     if (!l->o.nneeded) return 0;
@@ -197,36 +243,54 @@ static int resolve_deps(vmc_lib_t *l)
         if (!*n) return vmc__fail(-ENOEXEC, "%s: DT_NEEDED %zu is an empty name", l->name, i);
         void *h = dlopen(n, RTLD_NOW | RTLD_NOLOAD);
         d->host_had_it = h != NULL;
-        if (!h && !is_system_library(n) && (l->dir || strchr(n, '/'))) {
-            char path[4096];
-            int len = strchr(n, '/') ? snprintf(path, sizeof path, "%s", n)
-                                     : snprintf(path, sizeof path, "%s/%s", l->dir, n);
-            if (len < 0 || (size_t)len >= sizeof path)
+        char path[4096];
+        int r = 1, where = VMC_DEP_SYSTEM_SEARCH;
+        if (h) {
+            where = VMC_DEP_IN_PROCESS;
+            snprintf(d->why, sizeof d->why, "the process has it already: the host's copy");
+        } else if (is_system_library(n)) {
+            where = VMC_DEP_SYSTEM_LIBRARY;
+            snprintf(d->why, sizeof d->why, "a system library (one copy per process): the system loader's");
+        } else if (strchr(n, '/')) {
+            if (snprintf(path, sizeof path, "%s", n) >= (int)sizeof path)
                 return vmc__fail(-ENAMETOOLONG, "%s: dependency %s: path too long", l->name, n);
-            /* Is it there?  Through the OS layer, like every other call. */
-            int fd, there = vmc__os_open(path, O_RDONLY, 0, &fd);
-            if (there == 0) vmc__os_close(fd);
-            else if (there != -ENOENT && there != -ENOTDIR)
-                return vmc__fail(there, "%s: dependency %s: open %s: %s", l->name, n, path, strerror(-there));
-            if (there == 0) {
-                if (l->depth + 1 > VMC_ELF_MAX_DEPTH)
-                    return vmc__fail(-ELOOP, "%s: dependency %s: nested more than %d deep", l->name, n,
-                                     VMC_ELF_MAX_DEPTH);
-                vmc_lib_t *dep;
-                int e = load_file(l->v, path, l->flags, l->depth + 1, &dep);
-                if (!e) {
-                    d->kind = VMC_DEP_PRIVATE;
-                    d->lib = dep;
-                    l->ndeps++;
-                    continue;
+            where = VMC_DEP_BY_PATH;
+            r = 0;
+        } else {
+            r = vmc__dep_find(l, n, path, sizeof path, &where);
+            if (r < 0) return vmc__fail_wrap(r, "%s: dependency %s", l->name, n);
+            if (r == 1 && l->dir) {
+                int len = snprintf(path, sizeof path, "%s/%s", l->dir, n);
+                if (len < 0 || (size_t)len >= sizeof path)
+                    return vmc__fail(-ENAMETOOLONG, "%s: dependency %s: path too long", l->name, n);
+                /* Is it there?  Through the OS layer, like every other call. */
+                int fd, there = vmc__os_open(path, O_RDONLY, 0, &fd);
+                if (there == 0) vmc__os_close(fd);
+                else if (there != -ENOENT && there != -ENOTDIR)
+                    return vmc__fail(there, "%s: dependency %s: open %s: %s", l->name, n, path, strerror(-there));
+                if (there == 0) {
+                    r = 0;
+                    where = VMC_DEP_BESIDE;
                 }
-                /* A dependency the private loader refuses (it uses TLS, say)
-                 * may still be the system loader's, outside the region: it
-                 * need not be reachable.  Not when nothing may be run. */
-                if (e != -ENOEXEC || inert || !(h = dlopen(path, RTLD_NOW | RTLD_LOCAL)))
-                    return vmc__fail_wrap(e, "%s: dependency %s", l->name, n);
+            }
+            if (r) {
+                where = VMC_DEP_SYSTEM_SEARCH;
+                snprintf(d->why, sizeof d->why, "not in the library's own search path (DT_RPATH, LD_LIBRARY_PATH, "
+                         "DT_RUNPATH, its directory): the system loader's search (ld.so cache, default "
+                         "directories), outside the region");
+                /* as the system loader: no cache, no default directories */
+                if (l->o.dt_flags_1 & DF_1_NODEFLIB)
+                    return vmc__fail(-ENOENT, "%s: dependency %s: not found in its search path (DF_1_NODEFLIB "
+                                     "excludes the system's directories)", l->name, n);
             }
         }
+        if (r == 0) {
+            int e = dep_private(l, d, n, path, where);
+            if (e) return e;
+            l->ndeps++;
+            continue;
+        }
+        d->where = where;
         if (!h && !inert) h = dlopen(n, RTLD_NOW | RTLD_LOCAL);
         if (!h) {
             const char *why = dlerror();
@@ -356,7 +420,7 @@ static int load_image(vmc_lib_t *l, const vmc_src_t *src, const uint8_t *hdr, si
     return 0;
 }
 
-static int load_file(vmc_loader_t *v, const char *path, int flags, int depth, vmc_lib_t **out)
+static int load_file(vmc_loader_t *v, const char *path, int flags, int depth, vmc_lib_t *loader, vmc_lib_t **out)
 {
     int fd, e = vmc__os_open(path, O_RDONLY, 0, &fd);
     if (e)
@@ -387,6 +451,7 @@ static int load_file(vmc_loader_t *v, const char *path, int flags, int depth, vm
         vmc__os_close(fd);
         return vmc__fail(-ENOMEM, "%s: out of memory", path);
     }
+    l->loader = loader;
     l->dev = st.st_dev;
     l->ino = st.st_ino;
     l->has_id = 1;
@@ -435,7 +500,7 @@ int vmc__lib_load(vmc_loader_t *v, const char *path, int flags, vmc_lib_t **out)
     if (flags & ~VMC_LOAD_INERT) return vmc__fail(-EINVAL, "vmc_lib_load: unknown flags 0x%x", flags);
     vmc__loader_lock(v);
     vmc_lib_t *l = NULL;
-    int e = load_file(v, path, flags, 0, &l);
+    int e = load_file(v, path, flags, 0, NULL, &l);
     e = finish(v, e, l, out);
     vmc__loader_unlock(v);
     return e;
@@ -514,6 +579,12 @@ int vmc_lib_dep(vmc_lib_t *l, unsigned i, vmc_lib_dep_t *out)
     out->how = d->kind == VMC_DEP_PRIVATE ? VMC_DEP_LOADED_PRIVATELY
                : d->host_had_it          ? VMC_DEP_HOST_COPY
                                          : VMC_DEP_SYSTEM_LOADER;
+    out->where = d->where;
+    out->why = d->why;
+    out->path = NULL;
+    struct link_map *lm;
+    if (d->kind == VMC_DEP_PRIVATE) out->path = d->lib->name;
+    else if (dlinfo(d->handle, RTLD_DI_LINKMAP, &lm) == 0 && lm->l_name && lm->l_name[0]) out->path = lm->l_name;
     return 0;
 }
 

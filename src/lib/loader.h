@@ -24,6 +24,8 @@ typedef struct vmc_dep {
     int host_had_it;             /* VMC_DEP_SYSTEM: found already loaded    */
     vmc_lib_t *lib;              /* VMC_DEP_PRIVATE                         */
     void *handle;                /* VMC_DEP_SYSTEM: from dlopen             */
+    int where;                   /* enum vmc_dep_where: how it was found    */
+    char why[512];               /* vmc_lib_dep_t.why                       */
 } vmc_dep_t;
 
 enum vmc_lib_state {
@@ -55,6 +57,9 @@ struct vmc_lib {
     int flags;                   /* VMC_LOAD_* it was loaded with           */
     int state;                   /* enum vmc_lib_state                      */
     int depth;                   /* nesting while loading                   */
+    vmc_lib_t *loader;           /* the library whose dependency it was first
+                                    loaded as (NULL: vmc_lib_load); for the
+                                    DT_RPATH search, valid only while loading */
     unsigned long init_seq;      /* when relocation, then constructors, finished
                                     (v->lib_seq): the order of init and fini */
     vmc_dep_t *deps;             /* resolved DT_NEEDED, in order            */
@@ -86,6 +91,18 @@ void *vmc__host_sym_for(const vmc_lib_t *l, const vmc_name_t *name, const char *
  * filled; vmc__host_sym_sync checks that and must precede a batch. */
 void *vmc__host_sym(void *handle, const vmc_name_t *name, const char *version);
 void vmc__host_sym_sync(void);
+
+/* ---- search.c -------------------------------------------------------------- */
+/* Look for dependency `name` (no '/') of l where the system loader looks
+ * before its own cache and default directories: DT_RPATH (l's, its loaders',
+ * the program's; not when l has DT_RUNPATH), LD_LIBRARY_PATH, l's
+ * DT_RUNPATH.  0 with the file in path and *where (enum vmc_dep_where), 1
+ * if in none of them, or an OS error. */
+int vmc__dep_find(const vmc_lib_t *l, const char *name, char *path, size_t len, int *where);
+/* One path element elem[0..n) with $ORIGIN (= origin), $LIB and $PLATFORM
+ * expanded into out; its length, or 0 when it is to be dropped (no origin,
+ * a set-user-ID program, too long). */
+size_t vmc__dep_expand(const char *elem, size_t n, const char *origin, char *out, size_t len);
 
 /* ---- loader.c -------------------------------------------------------------- */
 /* Look name up in l's scope beyond l itself (see vmc_elf_env_t.resolve). */

@@ -1,0 +1,49 @@
+/* $PLATFORM as glibc's ld.so expands it on x86-64.  The kernel passes
+ * AT_PLATFORM "x86_64"; ld.so replaces it, on Intel processors only, with
+ * "xeon_phi" (AVX512ER, AVX512PF and AVX512CD usable) or "haswell" (AVX2
+ * usable, BMI1, BMI2, LZCNT, MOVBE, POPCNT), and there is no interface that
+ * reports its choice, so the same test is made here from CPUID.  "Usable"
+ * means the OS saves the registers too (XGETBV).  A test compares the
+ * result with what ld.so finds through a DT_RUNPATH using $PLATFORM. */
+#include "arch/platform.h"
+
+#include <cpuid.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/auxv.h>
+
+static uint64_t xcr0(void)
+{
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+const char *vmc__arch_platform(void)
+{
+    const char *at = (const char *)getauxval(AT_PLATFORM);
+    if (!at || !*at) at = "x86_64";
+    unsigned a, b, c, d, max;
+    char vendor[13];
+    if (!__get_cpuid(0, &max, &b, &c, &d)) return at;
+    memcpy(vendor, &b, 4);
+    memcpy(vendor + 4, &d, 4);
+    memcpy(vendor + 8, &c, 4);
+    vendor[12] = 0;
+    if (strcmp(vendor, "GenuineIntel") || max < 7) return at;
+    __cpuid(1, a, b, c, d);
+    unsigned ecx1 = c;
+    int osxsave = (ecx1 >> 27) & 1;
+    uint64_t x = osxsave ? xcr0() : 0;
+    int ymm = (x & 6) == 6, zmm = (x & 0xe6) == 0xe6;
+    __cpuid_count(7, 0, a, b, c, d);
+    unsigned ebx7 = b;
+    unsigned ecx81 = 0;
+    if (__get_cpuid(0x80000001, &a, &b, &c, &d)) ecx81 = c;
+#define BIT(r, n) (((r) >> (n)) & 1)
+    if (zmm && BIT(ebx7, 28) && BIT(ebx7, 27) && BIT(ebx7, 26)) return "xeon_phi";  /* CD, ER, PF */
+    if (ymm && BIT(ebx7, 5) && BIT(ebx7, 3) && BIT(ebx7, 8) && BIT(ecx81, 5) && BIT(ecx1, 22) && BIT(ecx1, 23))
+        return "haswell";  /* AVX2, BMI1, BMI2, LZCNT, MOVBE, POPCNT */
+#undef BIT
+    return at;
+}

@@ -1,0 +1,209 @@
+/* Where a dependency of a private library is: the system loader's search
+ * order, up to the point where the system's own directories begin.
+ *
+ * For a DT_NEEDED name without a slash, glibc's ld.so tries, in order:
+ *   1. unless the library that needs it has DT_RUNPATH: the DT_RPATH of that
+ *      library, then of the library that loaded it, and so on up the chain,
+ *      then the program's own DT_RPATH (an object's DT_RPATH is ignored when
+ *      it also has DT_RUNPATH);
+ *   2. LD_LIBRARY_PATH (not for a set-user-ID program);
+ *   3. the DT_RUNPATH of the library that needs it (only that one);
+ *   4. the ld.so cache, then the default directories (neither with
+ *      DF_1_NODEFLIB).
+ * Steps 1-3 are done here: what is found there is the library's own, and is
+ * loaded privately.  Step 4 is left to the system loader (dlopen by name):
+ * a library found only where every program looks is the system's.
+ *
+ * Path elements are split on ':' (LD_LIBRARY_PATH also on ';'); an empty
+ * one is the current directory.  $ORIGIN (the directory of the object whose
+ * DT_RPATH/DT_RUNPATH it is), $LIB and $PLATFORM are expanded, also as
+ * ${NAME}; any other '$' is kept as it is.  An element using $ORIGIN is
+ * dropped when the object has no directory (loaded from memory) or the
+ * program runs set-user-ID (glibc allows only trusted directories there).
+ * Not searched: the glibc-hwcaps and legacy hardware-capability
+ * subdirectories glibc also tries inside each directory.
+ */
+#include "lib/loader.h"
+#include "arch/platform.h"
+#include "base/error.h"
+#include "os/os.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <fcntl.h>
+#include <link.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+
+/* $LIB: the system loader's library directory name, which is where libc
+ * itself is, less the leading "/" or "/usr/" ("lib/x86_64-linux-gnu" on
+ * Debian, "lib64" on Fedora).  A test checks that ld.so agrees. */
+static const char *dst_lib(char *buf, size_t len)
+{
+    /* by name: the address of a libc function may be the program's PLT */
+    void *h = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+    struct link_map *lm = NULL;
+    char name[PATH_MAX];
+    const char *p = NULL;
+    if (h && dlinfo(h, RTLD_DI_LINKMAP, &lm) == 0 && lm->l_name && lm->l_name[0] == '/' &&
+        strlen(lm->l_name) < sizeof name)
+        p = strcpy(name, lm->l_name);
+    if (h) dlclose(h);
+    const char *slash = p ? strrchr(p, '/') : NULL;
+    if (!slash) return "lib";
+    if (!strncmp(p, "/usr/", 5)) p += 5;
+    else p += 1;
+    if (slash <= p || (size_t)(slash - p) >= len) return "lib";
+    memcpy(buf, p, (size_t)(slash - p));
+    buf[slash - p] = 0;
+    return buf;
+}
+
+/* Does s[0..n) start with $NAME or ${NAME}?  Returns the length of that. */
+static size_t dst_match(const char *s, size_t n, const char *name)
+{
+    size_t k = strlen(name);
+    if (n >= 1 + k && !strncmp(s + 1, name, k)) {
+        char c = 1 + k < n ? s[1 + k] : 0;
+        /* "$ORIGINAL" is not $ORIGIN */
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+            return 1 + k;
+    }
+    if (n >= 3 + k && s[1] == '{' && !strncmp(s + 2, name, k) && s[2 + k] == '}') return 3 + k;
+    return 0;
+}
+
+size_t vmc__dep_expand(const char *elem, size_t n, const char *origin, char *out, size_t len)
+{
+    char libbuf[256];
+    size_t o = 0;
+    if (n == 0) elem = ".", n = 1;  /* an empty element: the current directory */
+    for (size_t i = 0; i < n;) {
+        const char *sub = NULL;
+        size_t k = 0;
+        if (elem[i] == '$') {
+            if ((k = dst_match(elem + i, n - i, "ORIGIN"))) {
+                if (!origin || getauxval(AT_SECURE)) return 0;
+                sub = origin;
+            } else if ((k = dst_match(elem + i, n - i, "LIB"))) {
+                sub = dst_lib(libbuf, sizeof libbuf);
+            } else if ((k = dst_match(elem + i, n - i, "PLATFORM"))) {
+                sub = vmc__arch_platform();
+            }
+        }
+        if (sub) {
+            size_t sl = strlen(sub);
+            if (o + sl >= len) return 0;
+            memcpy(out + o, sub, sl);
+            o += sl;
+            i += k;
+        } else {
+            if (o + 1 >= len) return 0;
+            out[o++] = elem[i++];
+        }
+    }
+    out[o] = 0;
+    return o;
+}
+
+/* Try name in each directory of `list` (unexpanded, ':'-separated, ';' too
+ * with `semi`).  1 and the path if there, 0 if not, or an OS error. */
+static int try_list(const char *list, int semi, const char *origin, const char *name, char *path, size_t len)
+{
+    const char *p = list;
+    for (;;) {
+        size_t n = strcspn(p, semi ? ":;" : ":");
+        char dir[4096];
+        size_t dl = vmc__dep_expand(p, n, origin, dir, sizeof dir);
+        if (dl) {
+            int w = snprintf(path, len, "%s%s%s", dir, dir[dl - 1] == '/' ? "" : "/", name);
+            if (w > 0 && (size_t)w < len) {
+                int fd, e = vmc__os_open(path, O_RDONLY, 0, &fd);
+                if (e == 0) {
+                    vmc__os_close(fd);
+                    return 1;
+                }
+                /* as ld.so: a directory that is missing or unreadable is passed over */
+                if (e != -ENOENT && e != -ENOTDIR && e != -EACCES && e != -ENAMETOOLONG)
+                    return vmc__fail(e, "open %s: %s", path, strerror(-e));
+            }
+        }
+        if (!p[n]) return 0;
+        p += n + 1;
+    }
+}
+
+/* The program's DT_RPATH and DT_RUNPATH, from its dynamic section in memory
+ * (the first object dl_iterate_phdr reports).  ld.so may have rewritten the
+ * DT_STRTAB entry in place to an absolute address: a value below the load
+ * address is taken as relative. */
+typedef struct prog_paths {
+    const char *rpath, *runpath;
+} prog_paths_t;
+
+static int prog_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    prog_paths_t *pp = arg;
+    const Elf64_Dyn *dyn = NULL;
+    for (int i = 0; i < info->dlpi_phnum; i++)
+        if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
+            dyn = (const Elf64_Dyn *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+    if (!dyn) return 1;
+    uintptr_t strtab = 0;
+    uint64_t rpath = UINT64_MAX, runpath = UINT64_MAX;
+    for (; dyn->d_tag != DT_NULL; dyn++) {
+        if (dyn->d_tag == DT_STRTAB) strtab = dyn->d_un.d_ptr;
+        else if (dyn->d_tag == DT_RPATH) rpath = dyn->d_un.d_val;
+        else if (dyn->d_tag == DT_RUNPATH) runpath = dyn->d_un.d_val;
+    }
+    if (!strtab) return 1;
+    if (strtab < info->dlpi_addr) strtab += info->dlpi_addr;
+    if (runpath != UINT64_MAX) pp->runpath = (const char *)strtab + runpath;
+    else if (rpath != UINT64_MAX) pp->rpath = (const char *)strtab + rpath;
+    return 1;  /* the program only */
+}
+
+/* The program's directory, for $ORIGIN in its own DT_RPATH: what ld.so
+ * itself took for it (RTLD_DI_ORIGIN of the program's handle, which is
+ * never closed: dlclose of it does nothing). */
+static const char *prog_origin(char *buf)
+{
+    void *h = dlopen(NULL, RTLD_NOW);
+    if (!h) return NULL;
+    int r = dlinfo(h, RTLD_DI_ORIGIN, buf);
+    dlclose(h);
+    return r == 0 && buf[0] ? buf : NULL;
+}
+
+int vmc__dep_find(const vmc_lib_t *l, const char *name, char *path, size_t len, int *where)
+{
+    int r;
+    if (!l->o.runpath) {
+        for (const vmc_lib_t *c = l; c; c = c->loader)
+            if (c->o.rpath && !c->o.runpath && (r = try_list(c->o.rpath, 0, c->dir, name, path, len))) {
+                *where = VMC_DEP_RPATH;
+                return r < 0 ? r : 0;
+            }
+        prog_paths_t pp = {NULL, NULL};
+        dl_iterate_phdr(prog_cb, &pp);
+        char origin[PATH_MAX];  /* what RTLD_DI_ORIGIN may write */
+        if (pp.rpath && (r = try_list(pp.rpath, 0, prog_origin(origin), name, path, len))) {
+            *where = VMC_DEP_RPATH;
+            return r < 0 ? r : 0;
+        }
+    }
+    const char *env = getauxval(AT_SECURE) ? NULL : getenv("LD_LIBRARY_PATH");
+    if (env && *env && (r = try_list(env, 1, NULL, name, path, len))) {
+        *where = VMC_DEP_LD_LIBRARY_PATH;
+        return r < 0 ? r : 0;
+    }
+    if (l->o.runpath && (r = try_list(l->o.runpath, 0, l->dir, name, path, len))) {
+        *where = VMC_DEP_RUNPATH;
+        return r < 0 ? r : 0;
+    }
+    return 1;
+}
