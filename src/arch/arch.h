@@ -47,11 +47,18 @@ enum vmc_reloc_kind {
     VMC_RELOC_TLSDESC,       /* TLS: descriptor (resolver, argument)          */
     VMC_RELOC_OTHER,         /* anything else: refused by number              */
 };
-int vmc__arch_reloc_kind(unsigned type);
+static inline int vmc__arch_reloc_kind(unsigned type);
 /* The type's name for messages ("R_X86_64_COPY"), or NULL if unknown. */
 const char *vmc__arch_reloc_name(unsigned type);
 /* For a type the system loader applies in a shared library but the ELF
  * layer does not: the feature it belongs to ("copy relocations, for
  * executables"), for the -ENOTSUP message; NULL for every other type. */
 const char *vmc__arch_reloc_unsupported(unsigned type);
+
+/* The architecture's inline definitions (one header per architecture). */
+#if defined(__x86_64__) || defined(_M_X64)
+#include "arch/x86_64.h"
+#else
+#error "vmcode: this architecture is not supported yet (see docs/design.md, AArch64)"
+#endif
 #endif

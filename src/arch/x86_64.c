@@ -57,24 +57,6 @@ void vmc__arch_stub(uint8_t *buf, uintptr_t target)
 unsigned vmc__arch_elf_machine(void) { return EM_X86_64; }
 const char *vmc__arch_elf_machine_name(void) { return "EM_X86_64"; }
 
-int vmc__arch_reloc_kind(unsigned type)
-{
-    switch (type) {
-    case R_X86_64_NONE: return VMC_RELOC_NONE;
-    case R_X86_64_RELATIVE: return VMC_RELOC_RELATIVE;
-    case R_X86_64_IRELATIVE: return VMC_RELOC_IRELATIVE;
-    case R_X86_64_64: return VMC_RELOC_ABS64;
-    case R_X86_64_GLOB_DAT: return VMC_RELOC_GOT;
-    case R_X86_64_JUMP_SLOT: return VMC_RELOC_PLT;
-    case R_X86_64_COPY: return VMC_RELOC_COPY;
-    case R_X86_64_DTPMOD64: return VMC_RELOC_DTPMOD;
-    case R_X86_64_DTPOFF64: return VMC_RELOC_DTPOFF;
-    case R_X86_64_TPOFF64: return VMC_RELOC_TPOFF;
-    case R_X86_64_TLSDESC: return VMC_RELOC_TLSDESC;
-    default: return VMC_RELOC_OTHER;
-    }
-}
-
 const char *vmc__arch_reloc_name(unsigned type)
 {
     switch (type) {

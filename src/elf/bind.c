@@ -48,11 +48,12 @@ int vmc__elf_bind(vmc_elf_obj_t *l, size_t symidx, uintptr_t *value, int *ifunc,
     }
     const vmc_name_t key = vmc__elf_name(name);
     if (vmc__elf_find(l, &key, ver, value, ifunc)) return 0;
-    int found = l->env->resolve(l, &key, ver, value, ifunc, what_text(what, sizeof what, tag, index));
+    int found = l->env->resolve(l, &key, ver, value, ifunc, tag, index);
     if (found < 0) return found;
     if (found) return 0;
     l->bound_from = VMC_BOUND_WEAK_ZERO;
     if (bind == STB_WEAK) return 0;
+    what_text(what, sizeof what, tag, index);  /* only now: most symbols bind */
     if (ver)
         return vmc__fail(-ENOENT, "%s: %s: undefined symbol %s version %s (from %s)", l->name, what, name,
                          ver->name, ver->file ? ver->file : l->name);

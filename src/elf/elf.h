@@ -107,10 +107,10 @@ typedef struct vmc_elf_env {
      * itself: other private libraries, vmcode's own functions, the host.
      * 1 and *value, *ifunc (an IFUNC whose resolver is still to be called)
      * when found, setting o->bound_from; 0 when nothing defines it; a
-     * negative errno with a message on error.  `what` names the relocation
-     * ("DT_RELA entry 5") for messages. */
+     * negative errno with a message on error.  The relocation is entry
+     * `index` of table `tag` ("DT_RELA"), for messages only. */
     int (*resolve)(struct vmc_elf_obj *o, const vmc_name_t *name, const vmc_ver_t *ver, uintptr_t *value,
-                   int *ifunc, const char *what);
+                   int *ifunc, const char *tag, size_t index);
     /* Call an IFUNC resolver at `resolver` (checked to be inside an
      * executable segment of a private library) into *out. */
     int (*call_ifunc)(struct vmc_elf_obj *o, uintptr_t resolver, uintptr_t *out, const char *tag,
@@ -186,10 +186,11 @@ int vmc__elf_executable(const vmc_elf_obj_t *l, uintptr_t a);
 int vmc__elf_nodelete(const vmc_elf_obj_t *l);  /* -z nodelete               */
 const char *vmc__elf_needed(const vmc_elf_obj_t *l, size_t i);   /* DT_NEEDED i */
 /* l's definition of name at ver (NULL: the default version): 1 with its
- * address and whether it is an IFUNC, or 0. */
-int vmc__elf_find(const vmc_elf_obj_t *l, const vmc_name_t *name, const vmc_ver_t *ver, uintptr_t *value,
-                  int *ifunc);
-uintptr_t vmc__elf_sym_addr(const vmc_elf_obj_t *l, const Elf64_Sym *s);
+ * address and whether it is an IFUNC, or 0.  Inline (below): it runs for
+ * every symbol a load binds. */
+static inline int vmc__elf_find(const vmc_elf_obj_t *l, const vmc_name_t *name, const vmc_ver_t *ver,
+                                uintptr_t *value, int *ifunc);
+static inline uintptr_t vmc__elf_sym_addr(const vmc_elf_obj_t *l, const Elf64_Sym *s);
 /* The image's part of vmc_lib_info (span, segments, counts). */
 void vmc__elf_info(const vmc_elf_obj_t *l, vmc_lib_info_t *out);
 /* Free what the object holds in the loader's memory (after vmc__elf_unmap). */
@@ -251,4 +252,18 @@ void vmc__elf_unwind_deregister(vmc_elf_obj_t *l);
 /* Apply DT_RELR, DT_RELA and DT_JMPREL (IFUNC ones last). */
 int vmc__elf_relocate(vmc_elf_obj_t *l);
 
+static inline uintptr_t vmc__elf_sym_addr(const vmc_elf_obj_t *l, const Elf64_Sym *s)
+{
+    return s->st_shndx == SHN_ABS ? s->st_value : l->bias + s->st_value;
+}
+
+static inline int vmc__elf_find(const vmc_elf_obj_t *l, const vmc_name_t *name, const vmc_ver_t *ver,
+                                uintptr_t *value, int *ifunc)
+{
+    const Elf64_Sym *s = vmc__elf_lookup(l, name, ver);
+    if (!s) return 0;
+    *value = vmc__elf_sym_addr(l, s);
+    *ifunc = ELF64_ST_TYPE(s->st_info) == STT_GNU_IFUNC;
+    return 1;
+}
 #endif

@@ -138,21 +138,6 @@ int vmc__elf_nodelete(const vmc_elf_obj_t *l) { return (l->dt_flags_1 & DF_1_NOD
 
 const char *vmc__elf_needed(const vmc_elf_obj_t *l, size_t i) { return vmc__elf_str(l, l->needed[i]); }
 
-uintptr_t vmc__elf_sym_addr(const vmc_elf_obj_t *l, const Elf64_Sym *s)
-{
-    return s->st_shndx == SHN_ABS ? s->st_value : l->bias + s->st_value;
-}
-
-int vmc__elf_find(const vmc_elf_obj_t *l, const vmc_name_t *name, const vmc_ver_t *ver, uintptr_t *value,
-                  int *ifunc)
-{
-    const Elf64_Sym *s = vmc__elf_lookup(l, name, ver);
-    if (!s) return 0;
-    *value = vmc__elf_sym_addr(l, s);
-    *ifunc = ELF64_ST_TYPE(s->st_info) == STT_GNU_IFUNC;
-    return 1;
-}
-
 _Static_assert(VMC_LIB_MAX_SEGMENTS >= VMC_ELF_MAX_LOADS, "vmc_lib_info reports every PT_LOAD");
 
 void vmc__elf_info(const vmc_elf_obj_t *l, vmc_lib_info_t *out)

@@ -141,8 +141,9 @@ void *vmc__host_sym_for(const vmc_lib_t *l, const vmc_name_t *name, const char *
  * every other private library (inert ones only for inert loads), vmcode's
  * own functions (interpose.c), the host. */
 int vmc__resolve(vmc_lib_t *l, const vmc_name_t *key, const vmc_ver_t *ver, uintptr_t *value, int *ifunc,
-                 const char *what)
+                 const char *tag, size_t index)
 {
+    char what[64];
     l->o.bound_from = VMC_BOUND_PRIVATE;
     for (size_t i = 0; i < l->ndeps; i++)
         if (l->deps[i].kind == VMC_DEP_PRIVATE && found_in(l->deps[i].lib, key, ver, value, ifunc))
@@ -160,7 +161,8 @@ int vmc__resolve(vmc_lib_t *l, const vmc_name_t *key, const vmc_ver_t *ver, uint
     }
     if (ver && ver->hash0)  /* glibc's dlvsym would read a NULL name */
         return vmc__fail(-ENOTSUP, "%s: %s: symbol %s asks for version \"%s\", which is not supported "
-                         "(its ELF hash is 0, and dlvsym cannot look that up)", l->name, what, key->str, ver->name);
+                         "(its ELF hash is 0, and dlvsym cannot look that up)", l->name,
+                         what_text(what, sizeof what, tag, index), key->str, ver->name);
     void *p = vmc__host_sym_for(l, key, ver ? ver->name : NULL);
     if (p) {
         *value = (uintptr_t)p;
@@ -365,9 +367,9 @@ static void release(vmc_lib_t *l)
 
 /* What the ELF layer calls back for (see elf.h). */
 static int env_resolve(vmc_elf_obj_t *o, const vmc_name_t *name, const vmc_ver_t *ver, uintptr_t *value,
-                       int *ifunc, const char *what)
+                       int *ifunc, const char *tag, size_t index)
 {
-    return vmc__resolve(vmc__lib_of(o), name, ver, value, ifunc, what);
+    return vmc__resolve(vmc__lib_of(o), name, ver, value, ifunc, tag, index);
 }
 
 static int env_call_ifunc(vmc_elf_obj_t *o, uintptr_t resolver, uintptr_t *out, const char *tag,

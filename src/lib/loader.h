@@ -107,7 +107,7 @@ size_t vmc__dep_expand(const char *elem, size_t n, const char *origin, char *out
 /* ---- loader.c -------------------------------------------------------------- */
 /* Look name up in l's scope beyond l itself (see vmc_elf_env_t.resolve). */
 int vmc__resolve(vmc_lib_t *l, const vmc_name_t *name, const vmc_ver_t *ver, uintptr_t *value, int *ifunc,
-                 const char *what);
+                 const char *tag, size_t index);
 /* Call an IFUNC resolver at `resolver` (checked to be inside an executable
  * segment of l). */
 int vmc__call_ifunc(vmc_lib_t *l, uintptr_t resolver, uintptr_t *out, const char *tag, size_t index);
