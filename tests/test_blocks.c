@@ -235,3 +235,57 @@ TEST(blocks_abandon_when_re_reserve_fails)
     ASSERT_EQ(vmc__blocks_find(b, a, &run), -ENOENT);
     vmc__blocks_fini(b);
 }
+
+/* The reclaimer: asked (without the map's lock) only when a take finds no
+ * room, the take searches again when it gave something back; the _noreclaim
+ * take never asks. */
+typedef struct reclaimer {
+    vmc_blocks_t *b;
+    uintptr_t give;              /* a run to give back when asked, or 0    */
+    int asked;
+} reclaimer_t;
+
+static int reclaim_one(void *arg)
+{
+    reclaimer_t *rc = arg;
+    rc->asked++;
+    if (!rc->give) return 0;
+    ASSERT_OK(vmc__blocks_give(rc->b, rc->give));  /* would deadlock under the lock */
+    rc->give = 0;
+    return 1;
+}
+
+TEST(blocks_reclaimer_and_counting_runs_as_free)
+{
+    vmc_region_t r;
+    region_for_test(&r, 1 << 20);
+    vmc_blocks_t *b;
+    ASSERT_OK(vmc__blocks_init(&b, &r));
+    reclaimer_t rc = {b, 0, 0};
+    vmc__blocks_set_reclaim(b, reclaim_one, &rc);
+    uintptr_t lo, mid, hi, x;
+    ASSERT_OK(vmc__blocks_take(b, 256 << 10, 0, 0, 0, 0, VMC_OWNER_LIBRARY, NULL, &lo));
+    ASSERT_OK(vmc__blocks_take(b, 256 << 10, 0, 0, 0, 0, VMC_OWNER_CODE, NULL, &mid));
+    ASSERT_OK(vmc__blocks_take(b, 256 << 10, 0, 0, 0, 0, VMC_OWNER_FILE, NULL, &hi));
+    ASSERT_EQ(rc.asked, 0);
+    /* free: the top 256K; counting the middle run: it and the run above */
+    uintptr_t starts[] = {mid, mid + 4096, r.base + (1 << 20) + 4096};
+    ASSERT_EQ(vmc__blocks_largest_free_counting(b, starts, 1), 256 << 10);
+    ASSERT_EQ(vmc__blocks_largest_free_counting(b, starts, 0), 256 << 10);
+    ASSERT_EQ(vmc__blocks_largest_free_counting(b, starts + 1, 2), 256 << 10);  /* no run starts there */
+    uintptr_t both[] = {mid, hi};
+    ASSERT_EQ(vmc__blocks_largest_free_counting(b, both, 2), 768 << 10);
+    ASSERT_EQ(vmc__blocks_largest_free_counting(b, both, 0), 256 << 10);  /* nothing changed */
+    /* nothing to give back: asked once, the message as before */
+    ASSERT_EQ(vmc__blocks_take(b, 512 << 10, 0, 0, 0, 0, VMC_OWNER_FILE, NULL, &x), -ENOSPC);
+    ASSERT_EQ(rc.asked, 1);
+    ASSERT_STR_EQ(vmc_last_error(), "code region full: asked for 524288 bytes, largest free run is 262144 bytes");
+    /* the run below the free top given back when asked: the take gets both */
+    rc.give = hi;
+    ASSERT_EQ(vmc__blocks_take_noreclaim(b, 512 << 10, 0, 0, 0, 0, VMC_OWNER_FILE, NULL, &x), -ENOSPC);
+    ASSERT_EQ(rc.asked, 1);
+    ASSERT_OK(vmc__blocks_take(b, 512 << 10, 0, 0, 0, 0, VMC_OWNER_FILE, NULL, &x));
+    ASSERT_EQ(rc.asked, 2);
+    ASSERT_EQ(x, hi);
+    vmc__blocks_fini(b);
+}

@@ -59,6 +59,8 @@ struct vmc_blocks {
     size_t meta_size;
     size_t used, committed;  /* bytes                                     */
     size_t runs[VMC_OWNER_COUNT], bytes[VMC_OWNER_COUNT];
+    vmc_blocks_reclaim_fn reclaim;  /* asked for space before a take fails */
+    void *reclaim_arg;
 };
 
 static const char *owner_names[VMC_OWNER_COUNT] = {
@@ -363,8 +365,14 @@ static int record(vmc_blocks_t *b, uint64_t first, uint64_t n, int owner, void *
     return 0;
 }
 
-int vmc__blocks_take(vmc_blocks_t *b, size_t len, size_t align, uintptr_t lo, uintptr_t hi,
-                     int top, int owner, void *tag, uintptr_t *out)
+void vmc__blocks_set_reclaim(vmc_blocks_t *b, vmc_blocks_reclaim_fn fn, void *arg)
+{
+    b->reclaim = fn;
+    b->reclaim_arg = arg;
+}
+
+static int take(vmc_blocks_t *b, size_t len, size_t align, uintptr_t lo, uintptr_t hi, int top,
+                int owner, void *tag, int reclaim, uintptr_t *out)
 {
     vmc_region_t *r = b->region;
     size_t bs = (size_t)1 << b->shift;
@@ -389,6 +397,13 @@ int vmc__blocks_take(vmc_blocks_t *b, size_t len, size_t align, uintptr_t lo, ui
     retry_abandoned(b);
     uint64_t phase = a > 1 ? (r->base >> b->shift) % a : 0;
     int64_t s = find_run(b, k, a, phase, blo, bhi, top);
+    if (s < 0 && reclaim && b->reclaim) {
+        /* The reclaimer gives runs back through this map: not under its lock. */
+        pthread_mutex_unlock(&b->lock);
+        int gave = b->reclaim(b->reclaim_arg);
+        pthread_mutex_lock(&b->lock);
+        if (gave) s = find_run(b, k, a, phase, blo, bhi, top);
+    }
     if (s < 0) {
         size_t largest = largest_free_locked(b);
         pthread_mutex_unlock(&b->lock);
@@ -409,6 +424,18 @@ nospace_window:
     return vmc__fail(-ENOSPC, "%s region %#lx..%#lx lies outside the window %#lx..%#lx", r->name,
                      (unsigned long)r->base, (unsigned long)(r->base + r->size), (unsigned long)lo,
                      (unsigned long)hi);
+}
+
+int vmc__blocks_take(vmc_blocks_t *b, size_t len, size_t align, uintptr_t lo, uintptr_t hi,
+                     int top, int owner, void *tag, uintptr_t *out)
+{
+    return take(b, len, align, lo, hi, top, owner, tag, 1, out);
+}
+
+int vmc__blocks_take_noreclaim(vmc_blocks_t *b, size_t len, size_t align, uintptr_t lo,
+                               uintptr_t hi, int top, int owner, void *tag, uintptr_t *out)
+{
+    return take(b, len, align, lo, hi, top, owner, tag, 0, out);
 }
 
 int vmc__blocks_take_at(vmc_blocks_t *b, uintptr_t addr, size_t len, int owner, void *tag)
@@ -588,6 +615,28 @@ void vmc__blocks_usage(vmc_blocks_t *b, vmc_blocks_usage_t *out)
     memcpy(out->runs, b->runs, sizeof out->runs);
     memcpy(out->bytes, b->bytes, sizeof out->bytes);
     pthread_mutex_unlock(&b->lock);
+}
+
+size_t vmc__blocks_largest_free_counting(vmc_blocks_t *b, const uintptr_t *starts, size_t n)
+{
+    pthread_mutex_lock(&b->lock);
+    vmc_run_t *runs[16];
+    size_t m = 0;
+    /* Mark the runs free in the tree, read its root, mark them taken again:
+     * all under the lock, so no one sees the difference. */
+    for (size_t i = 0; i < n && m < sizeof runs / sizeof *runs; i++) {
+        vmc_region_t *r = b->region;
+        vmc_run_t *run = b->meta && vmc__region_contains(r, starts[i], 1)
+                             ? run_at(b, (starts[i] - r->base) >> b->shift) : NULL;
+        if (!run || run->start != starts[i]) continue;
+        set_range(b, (run->start - r->base) >> b->shift, run->len >> b->shift, 0);
+        runs[m++] = run;
+    }
+    size_t largest = largest_free_locked(b);
+    for (size_t i = 0; i < m; i++)
+        set_range(b, (runs[i]->start - b->region->base) >> b->shift, runs[i]->len >> b->shift, 1);
+    pthread_mutex_unlock(&b->lock);
+    return largest;
 }
 
 void vmc__blocks_lock(vmc_blocks_t *b)

@@ -56,6 +56,16 @@ void vmc__blocks_fini(vmc_blocks_t *b);
  * the largest free run, when nothing fits. */
 int vmc__blocks_take(vmc_blocks_t *b, size_t len, size_t align, uintptr_t lo, uintptr_t hi,
                      int top, int owner, void *tag, uintptr_t *out);
+/* Who can give space back before a take fails (the code heap, which keeps
+ * whole free chunks committed for reuse).  When no run fits, vmc__blocks_take
+ * calls fn(arg), without the map's lock, and if it returns non-zero (it gave
+ * something back) searches once more. */
+typedef int (*vmc_blocks_reclaim_fn)(void *arg);
+void vmc__blocks_set_reclaim(vmc_blocks_t *b, vmc_blocks_reclaim_fn fn, void *arg);
+/* As vmc__blocks_take, without asking the reclaimer: for the reclaimer's own
+ * takes, made under the lock its reclaiming takes. */
+int vmc__blocks_take_noreclaim(vmc_blocks_t *b, size_t len, size_t align, uintptr_t lo,
+                               uintptr_t hi, int top, int owner, void *tag, uintptr_t *out);
 /* Take exactly [addr, addr+len); -EEXIST if any of it is taken. */
 int vmc__blocks_take_at(vmc_blocks_t *b, uintptr_t addr, size_t len, int owner, void *tag);
 /* Give back the run starting at `start`: re-reserve it PROT_NONE, then
@@ -81,6 +91,10 @@ typedef struct vmc_blocks_usage {
     size_t bytes[VMC_OWNER_COUNT];    /* bytes per owner                  */
 } vmc_blocks_usage_t;
 void vmc__blocks_usage(vmc_blocks_t *b, vmc_blocks_usage_t *out);
+/* The largest free run there would be if the taken runs starting at
+ * starts[0..n) (at most 16; others are ignored, as are addresses that start no
+ * run) were free too. */
+size_t vmc__blocks_largest_free_counting(vmc_blocks_t *b, const uintptr_t *starts, size_t n);
 
 /* Visit every taken run in address order (under the lock: cb must not call
  * back into this block layer). */

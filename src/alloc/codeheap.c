@@ -12,8 +12,19 @@
  * stack that is only ever emptied whole, so it has no ABA problem).
  *
  * Thread caches are never freed before vmc_close: when a thread exits its
- * cache goes idle, keeping its slabs, and the next new thread adopts it.
- * Remote frees into an idle cache's slabs wait there until then.
+ * cache gives its empty slabs back and goes idle, keeping the others, and the
+ * next new thread adopts it.
+ *
+ * What the heap keeps for itself never makes a request fail: a few wholly
+ * free chunks stay committed for reuse (KEEP_CHUNKS per kind), a thread's
+ * current slab may be empty, and remote frees may wait in a slab.  Before a
+ * take from a region fails, whoever takes (this heap, or the loader, the file
+ * mapper and the stubs through the block layer's reclaimer) has the heap give
+ * back the kept chunks and the empty slabs of the calling thread's cache and
+ * of idle caches, and tries again.  vmc_stats counts the kept chunks as free.
+ * An empty slab another running thread holds stays with it (its owner's
+ * fields are not ours to touch) until that thread frees into its chunk again
+ * or exits.
  */
 #include "alloc/codeheap.h"
 #include "alloc/space.h"
@@ -35,6 +46,7 @@
 #define NCLASSES     25
 #define NKINDS       4                           /* indexed by enum vmc_kind */
 #define MAX_SMALL    8192
+#define KEEP_CHUNKS  4                           /* wholly free, per kind   */
 
 static const uint32_t class_size[NCLASSES] = {
     64,   128,  192,  256,  320,  384,  448,  512,  576,  640,  704,  768,  832,
@@ -94,7 +106,9 @@ struct vmc_codeheap {
     size_t table_len[2];
     slab_t *free_slabs[NKINDS];        /* empty slabs, kind-committed       */
     chunk_t *chunks[NKINDS];
-    chunk_t *spare_chunk[NKINDS];      /* one whole free chunk kept back    */
+    chunk_t *kept[NKINDS][KEEP_CHUNKS]; /* wholly free chunks kept committed,
+                                          oldest first                     */
+    int nkept[NKINDS];
     tcache_t *all, *idle;
     uintptr_t pref_lo, pref_hi;        /* the part of the code region that
                                           reaches the placement target     */
@@ -182,11 +196,16 @@ static void list_remove(slab_t **head, slab_t *s)
 
 /* ---- thread caches ---------------------------------------------------------- */
 
+static int cache_drop_empty(vmc_space_t *v, tcache_t *tc, int ri);
+
 static void tcache_release(void *arg)
 {
     tcache_t *tc = arg;
     vmc_codeheap_t *h = tc->v->ch;
     pthread_mutex_lock(&h->lock);
+    /* Its thread is gone: slabs it kept empty are of no use to anyone. */
+    cache_drop_empty(tc->v, tc, 0);
+    cache_drop_empty(tc->v, tc, 1);
     tc->next_idle = h->idle;
     h->idle = tc;
     pthread_mutex_unlock(&h->lock);
@@ -216,6 +235,9 @@ static tcache_t *tcache_get(vmc_space_t *v)
 
 /* ---- chunks and slabs (heap lock held) ---------------------------------------- */
 
+static void slab_collect(slab_t *s);
+static int slab_has_room(const slab_t *s);
+
 static void chunk_unlink(vmc_codeheap_t *h, chunk_t *c)
 {
     if (c->prev) c->prev->next = c->next;
@@ -223,7 +245,9 @@ static void chunk_unlink(vmc_codeheap_t *h, chunk_t *c)
     if (c->next) c->next->prev = c->prev;
 }
 
-static void chunk_release(vmc_space_t *v, chunk_t *c)
+/* Give a wholly free chunk back to the block layer: 0 if it went.  If it
+ * cannot be re-reserved it stays, committed and usable. */
+static int chunk_release(vmc_space_t *v, chunk_t *c)
 {
     vmc_codeheap_t *h = v->ch;
     for (uint32_t i = 0; i < c->nslabs; i++) {
@@ -232,8 +256,8 @@ static void chunk_release(vmc_space_t *v, chunk_t *c)
         slab_table_set(h, s, NULL);
     }
     chunk_unlink(h, c);
-    if (vmc__blocks_give(blocks_for(v, c->kind), c->start)) {
-        /* Could not re-reserve: keep the chunk, still committed and usable. */
+    int e = vmc__blocks_give(blocks_for(v, c->kind), c->start);
+    if (e) {
         c->prev = NULL;
         c->next = h->chunks[c->kind];
         if (c->next) c->next->prev = c;
@@ -243,13 +267,28 @@ static void chunk_release(vmc_space_t *v, chunk_t *c)
             slab_table_set(h, s, s);
             list_push(&h->free_slabs[c->kind], s, LIST_FREE);
         }
-        return;
+        return e;
     }
     free(c);
+    return 0;
 }
 
-/* A slab went back to the heap: when its whole chunk is free, keep one such
- * chunk per kind committed (hysteresis) and give older ones back. */
+static void kept_remove(vmc_codeheap_t *h, chunk_t *c)
+{
+    int k = c->kind;
+    for (int i = 0; i < h->nkept[k]; i++)
+        if (h->kept[k][i] == c) {
+            memmove(&h->kept[k][i], &h->kept[k][i + 1],
+                    (size_t)(h->nkept[k] - i - 1) * sizeof h->kept[k][0]);
+            h->nkept[k]--;
+            return;
+        }
+}
+
+/* A slab went back to the heap.  A chunk it leaves wholly free stays
+ * committed for reuse (hysteresis: a heap that empties and fills again by
+ * a few MiB makes no system call); beyond KEEP_CHUNKS per kind the oldest
+ * kept one goes back to the block layer. */
 static void slab_retire_locked(vmc_space_t *v, slab_t *s)
 {
     vmc_codeheap_t *h = v->ch;
@@ -258,23 +297,136 @@ static void slab_retire_locked(vmc_space_t *v, slab_t *s)
     list_push(&h->free_slabs[s->kind], s, LIST_FREE);
     chunk_t *c = s->chunk;
     if (++c->nfree < c->nslabs) return;
-    chunk_t *old = h->spare_chunk[c->kind];
-    h->spare_chunk[c->kind] = c;
-    if (old && old != c && old->nfree == old->nslabs) chunk_release(v, old);
+    int k = c->kind;
+    if (h->nkept[k] == KEEP_CHUNKS) {
+        chunk_t *old = h->kept[k][0];
+        kept_remove(h, old);
+        chunk_release(v, old);  /* if it stays, a reclaim tries again */
+    }
+    h->kept[k][h->nkept[k]++] = c;
 }
+
+/* Take a slab of cache tc (the caller's own, or an idle one) off the
+ * cache's lists and give it to the heap.  0 if it is on none of them. */
+static int slab_drop_locked(vmc_space_t *v, tcache_t *tc, slab_t *s)
+{
+    int k = s->kind, c = s->cls;
+    if (s->list == LIST_AVAIL) list_remove(&tc->avail[k][c], s);
+    else if (s->list == LIST_FULL) list_remove(&tc->full[k][c], s);
+    else if (tc->cur[k][c] == s) tc->cur[k][c] = NULL;
+    else return 0;
+    slab_retire_locked(v, s);
+    return 1;
+}
+
+/* Hand the empty slabs of cache tc in region ri (0 code, 1 heap) back to the
+ * heap, collecting remote frees first (heap lock held; tc is the calling
+ * thread's own cache or an idle one, whose fields no other thread touches).
+ * Returns how many went back. */
+static int cache_drop_empty(vmc_space_t *v, tcache_t *tc, int ri)
+{
+    int n = 0;
+    for (int k = 1; k < NKINDS; k++) {
+        if ((k == VMC_DATA) != ri) continue;
+        for (int c = 0; c < NCLASSES; c++) {
+            slab_t *cur = tc->cur[k][c];
+            if (cur) {
+                slab_collect(cur);
+                if (cur->used == 0) n += slab_drop_locked(v, tc, cur);
+            }
+            for (int l = 0; l < 2; l++)
+                for (slab_t *s = l ? tc->full[k][c] : tc->avail[k][c], *next; s; s = next) {
+                    next = s->next;
+                    slab_collect(s);
+                    if (s->used == 0) {
+                        n += slab_drop_locked(v, tc, s);
+                    } else if (l && slab_has_room(s)) {
+                        list_remove(&tc->full[k][c], s);
+                        list_push(&tc->avail[k][c], s, LIST_AVAIL);
+                    }
+                }
+        }
+    }
+    return n;
+}
+
+/* The slabs of chunk c that are out of the heap: are they all tc's and
+ * empty?  Then tc may hand them all back and the chunk is wholly free.  Read
+ * without the heap lock: another cache's slabs only through their owner. */
+static int chunk_only_mine_empty(tcache_t *tc, chunk_t *c)
+{
+    for (uint32_t i = 0; i < c->nslabs; i++) {
+        slab_t *t = &c->slabs[i];
+        tcache_t *o = atomic_load_explicit(&t->owner, memory_order_acquire);
+        if (!o) continue;
+        if (o != tc || t->used || atomic_load_explicit(&t->remote, memory_order_relaxed)) return 0;
+    }
+    return 1;
+}
+
+static void chunk_drop_mine_locked(vmc_space_t *v, tcache_t *tc, chunk_t *c)
+{
+    for (uint32_t i = 0; i < c->nslabs; i++) {
+        slab_t *t = &c->slabs[i];
+        if (atomic_load_explicit(&t->owner, memory_order_relaxed) == tc && !t->used &&
+            !atomic_load_explicit(&t->remote, memory_order_relaxed))
+            slab_drop_locked(v, tc, t);
+    }
+}
+
+/* Give back what the heap keeps for itself in region ri (0 code, 1 heap),
+ * before a take there fails (heap lock held): the empty slabs of the calling
+ * thread's cache and of idle caches, then every wholly free chunk.  Returns
+ * how many slabs and chunks went back.  Whatever cannot be given back stays
+ * usable, and the message of the request that asked is kept. */
+static int reclaim_locked(vmc_space_t *v, int ri)
+{
+    vmc_codeheap_t *h = v->ch;
+    char saved[VMC_ERROR_MAX];
+    vmc__error_save(saved);
+    int n = 0;
+    tcache_t *mine = pthread_getspecific(h->key);
+    if (mine) n += cache_drop_empty(v, mine, ri);
+    for (tcache_t *tc = h->idle; tc; tc = tc->next_idle) n += cache_drop_empty(v, tc, ri);
+    for (int k = 1; k < NKINDS; k++) {
+        if ((k == VMC_DATA) != ri) continue;
+        h->nkept[k] = 0;
+        for (chunk_t *c = h->chunks[k], *next; c; c = next) {
+            next = c->next;
+            if (c->nfree == c->nslabs && chunk_release(v, c) == 0) n++;
+        }
+    }
+    vmc__error_restore(0, saved, NULL);
+    return n;
+}
+
+static int reclaim(vmc_space_t *v, int ri)
+{
+    pthread_mutex_lock(&v->ch->lock);
+    int n = reclaim_locked(v, ri);
+    pthread_mutex_unlock(&v->ch->lock);
+    return n;
+}
+
+/* The block layer's reclaimers: other owners' takes (libraries, mapped
+ * files, stubs) that find no room. */
+static int reclaim_code(void *v) { return reclaim(v, 0); }
+static int reclaim_heap(void *v) { return reclaim(v, 1); }
 
 /* Unconstrained code-region requests go first to the part of the region
  * that reaches the placement target (by default the program), so generated
- * code can call the program directly unless that part is full. */
+ * code can call the program directly unless that part is full.  The heap's
+ * own takes do not call the reclaimer (that would take the heap lock
+ * again): their callers reclaim and retry. */
 static int take_preferring(vmc_space_t *v, vmc_blocks_t *b, size_t len, size_t align, uintptr_t lo,
                            uintptr_t hi, int kind, int owner, uintptr_t *out)
 {
     vmc_codeheap_t *h = v->ch;
     int top = kind == VMC_RDATA;
     if (!lo && !hi && kind != VMC_DATA && h->pref_hi > h->pref_lo &&
-        vmc__blocks_take(b, len, align, h->pref_lo, h->pref_hi, top, owner, NULL, out) == 0)
+        vmc__blocks_take_noreclaim(b, len, align, h->pref_lo, h->pref_hi, top, owner, NULL, out) == 0)
         return 0;
-    return vmc__blocks_take(b, len, align, lo, hi, top, owner, NULL, out);
+    return vmc__blocks_take_noreclaim(b, len, align, lo, hi, top, owner, NULL, out);
 }
 
 static int chunk_new(vmc_space_t *v, int kind, uintptr_t lo, uintptr_t hi)
@@ -335,19 +487,24 @@ static int slab_acquire(vmc_space_t *v, tcache_t *tc, int kind, int cls, uintptr
     vmc_codeheap_t *h = v->ch;
     int windowed = wlo || whi;
     pthread_mutex_lock(&h->lock);
-    slab_t *s = h->free_slabs[kind];
-    while (s && windowed && !in_window(s->start, SLAB_SIZE, wlo, whi)) s = s->next;
-    if (!s) {
+    slab_t *s;
+    for (int pass = 0;; pass++) {
+        s = h->free_slabs[kind];
+        while (s && windowed && !in_window(s->start, SLAB_SIZE, wlo, whi)) s = s->next;
+        if (s) break;
         int e = chunk_new(v, kind, wlo, whi);
-        if (e) {
+        if (!e) {
+            s = h->free_slabs[kind];  /* the new chunk's first slab */
+            break;
+        }
+        if (e != -ENOSPC || pass || !reclaim_locked(v, kind == VMC_DATA)) {
             pthread_mutex_unlock(&h->lock);
             return e;
         }
-        s = h->free_slabs[kind];
     }
     list_remove(&h->free_slabs[kind], s);
     chunk_t *c = s->chunk;
-    if (c->nfree-- == c->nslabs && h->spare_chunk[kind] == c) h->spare_chunk[kind] = NULL;
+    if (c->nfree-- == c->nslabs) kept_remove(h, c);
     pthread_mutex_unlock(&h->lock);
 
     s->size = class_size[cls];
@@ -433,10 +590,15 @@ static int small_slow(vmc_space_t *v, tcache_t *tc, int kind, int cls, uintptr_t
             }
         }
     }
+    /* A new slab: cur waits on the available list meanwhile (a reclaim on
+     * the way may hand it back to the heap if it is empty). */
+    if (cur) {
+        list_push(&tc->avail[kind][cls], cur, LIST_AVAIL);
+        tc->cur[kind][cls] = NULL;
+    }
     slab_t *s;
     int e = slab_acquire(v, tc, kind, cls, wlo, whi, &s);
     if (e) return e;
-    if (cur) list_push(&tc->avail[kind][cls], cur, LIST_AVAIL);
     tc->cur[kind][cls] = s;
     *out = s;
     return 0;
@@ -472,7 +634,9 @@ static int small_free(vmc_space_t *v, slab_t *s, uintptr_t x)
 {
     uintptr_t off = x - s->start;
     uint32_t size = s->size, cap = s->cap;
-    if (!cap || !size || off % size || off / size >= cap)
+    /* A slab back in the heap holds no allocation at all. */
+    if (!cap) return vmc__fail(-EINVAL, "vmc_free: %#lx is not allocated (freed twice?)", (unsigned long)x);
+    if (!size || off % size || off / size >= cap)
         return vmc__fail(-EINVAL, "vmc_free: %#lx is not the start of an allocation",
                          (unsigned long)x);
     uint32_t i = (uint32_t)(off / size);
@@ -491,11 +655,19 @@ static int small_free(vmc_space_t *v, slab_t *s, uintptr_t x)
             list_remove(&tc->full[kind][cls], s);
             list_push(&tc->avail[kind][cls], s, LIST_AVAIL);
         }
-        if (s->used == 0 && s != tc->cur[kind][cls] && !atomic_load(&s->remote)) {
-            list_remove(&tc->avail[kind][cls], s);
-            pthread_mutex_lock(&v->ch->lock);
-            slab_retire_locked(v, s);
-            pthread_mutex_unlock(&v->ch->lock);
+        /* An empty slab goes back to the heap, except the current one
+         * (the next allocation of its class needs no lock) while other
+         * slabs of its chunk are out: when only this cache's empty ones
+         * are, they all go, so a heap whose allocations are all freed holds
+         * no chunk anyone else could use. */
+        if (s->used == 0 && !atomic_load(&s->remote)) {
+            int whole = chunk_only_mine_empty(tc, s->chunk);
+            if (whole || s != tc->cur[kind][cls]) {
+                pthread_mutex_lock(&v->ch->lock);
+                if (whole) chunk_drop_mine_locked(v, tc, s->chunk);
+                else slab_drop_locked(v, tc, s);
+                pthread_mutex_unlock(&v->ch->lock);
+            }
         }
     } else {
         uint32_t hd = atomic_load_explicit(&s->remote, memory_order_relaxed);
@@ -521,6 +693,8 @@ static int large_alloc(vmc_space_t *v, size_t size, int kind, uintptr_t wlo, uin
     if (len < size) return vmc__fail(-ENOSPC, "vmc_alloc: %zu bytes do not fit any region", size);
     uintptr_t x;
     int e = take_preferring(v, b, len, page, wlo, whi, kind, VMC_OWNER_LARGE, &x);
+    if (e == -ENOSPC && reclaim(v, kind == VMC_DATA))
+        e = take_preferring(v, b, len, page, wlo, whi, kind, VMC_OWNER_LARGE, &x);
     if (e) return e;
     e = vmc__blocks_commit(b, x, len, kind);
     if (e) {
@@ -563,11 +737,21 @@ static int check_args(vmc_space_t *v, int kind, vmc_span_t *out, const char *fn)
     return 0;
 }
 
+/* A small request that fails needed a new slab: the message says so, with
+ * both sizes, before what the block layer said about that slab. */
+static int needs_slab(vmc_space_t *v, size_t size, int kind)
+{
+    return size <= MAX_SMALL && blocks_for(v, kind) != NULL;
+}
+
 int vmc__alloc(vmc_space_t *v, size_t size, int kind, vmc_span_t *out)
 {
     int e = check_args(v, kind, out, "vmc_alloc");
     if (e) return e;
-    return alloc_in(v, size, kind, 0, 0, out);
+    e = alloc_in(v, size, kind, 0, 0, out);
+    if (e == -ENOSPC && needs_slab(v, size, kind))
+        return vmc__fail_wrap(e, "vmc_alloc: %zu bytes need a new %zu-byte slab", size, SLAB_SIZE);
+    return e;
 }
 
 int vmc__alloc_reaching(vmc_space_t *v, size_t size, int kind, uintptr_t lo, uintptr_t hi, vmc_span_t *out)
@@ -576,20 +760,24 @@ int vmc__alloc_reaching(vmc_space_t *v, size_t size, int kind, uintptr_t lo, uin
     if (e) return e;
     if (hi < lo) return vmc__fail(-EINVAL, "vmc_alloc_reaching: hi %#lx is below lo %#lx",
                                   (unsigned long)hi, (unsigned long)lo);
-    if (hi == lo) return alloc_in(v, size, kind, 0, 0, out);
+    uintptr_t a = 0, b = 0;  /* 0, 0: the whole region reaches */
     vmc_region_t *r = kind == VMC_DATA ? &v->heap : &v->code;
     uintptr_t wlo, whi;
     vmc__reach_window(lo, hi, &wlo, &whi);
-    if (wlo <= r->base && whi >= r->base + r->size) return alloc_in(v, size, kind, 0, 0, out);
-    uintptr_t a = wlo > r->base ? wlo : r->base;
-    uintptr_t b = whi < r->base + r->size ? whi : r->base + r->size;
-    if (!r->size || b <= a || b - a < size)
-        return vmc__fail(-ENOSPC,
-                         "vmc_alloc_reaching: no part of the %s region (%#lx..%#lx) can hold %zu "
-                         "bytes reaching %#lx..%#lx",
-                         r->name, (unsigned long)r->base, (unsigned long)(r->base + r->size), size,
-                         (unsigned long)lo, (unsigned long)hi);
+    if (hi != lo && (wlo > r->base || whi < r->base + r->size)) {
+        a = wlo > r->base ? wlo : r->base;
+        b = whi < r->base + r->size ? whi : r->base + r->size;
+        if (!r->size || b <= a || b - a < size)
+            return vmc__fail(-ENOSPC,
+                             "vmc_alloc_reaching: no part of the %s region (%#lx..%#lx) can hold "
+                             "%zu bytes reaching %#lx..%#lx",
+                             r->name, (unsigned long)r->base, (unsigned long)(r->base + r->size),
+                             size, (unsigned long)lo, (unsigned long)hi);
+    }
     e = alloc_in(v, size, kind, a, b, out);
+    if (e == -ENOSPC && needs_slab(v, size, kind))
+        return vmc__fail_wrap(e, "vmc_alloc_reaching: %zu bytes reaching %#lx..%#lx need a new "
+                              "%zu-byte slab", size, (unsigned long)lo, (unsigned long)hi, SLAB_SIZE);
     if (e == -ENOSPC)
         return vmc__fail_wrap(e, "vmc_alloc_reaching: %zu bytes reaching %#lx..%#lx", size,
                               (unsigned long)lo, (unsigned long)hi);
@@ -683,6 +871,8 @@ int vmc__codeheap_init(vmc_space_t *v)
         h->pref_hi = whi < end ? whi : end;
     }
     v->ch = h;
+    vmc__blocks_set_reclaim(v->code_blocks, reclaim_code, v);
+    if (v->heap_blocks) vmc__blocks_set_reclaim(v->heap_blocks, reclaim_heap, v);
     return 0;
 }
 
@@ -743,4 +933,21 @@ void vmc__codeheap_counts(vmc_space_t *v, vmc_heap_counts_t *out)
     out->allocations = (allocs > frees ? allocs - frees : 0) + atomic_load(&h->large_allocs);
     for (int k = 0; k < NKINDS; k++)
         out->live_bytes[k] = (ab[k] > fb[k] ? ab[k] - fb[k] : 0) + atomic_load(&h->large_bytes[k]);
+}
+
+size_t vmc__codeheap_largest_free(vmc_space_t *v, int ri)
+{
+    vmc_codeheap_t *h = v->ch;
+    vmc_blocks_t *b = ri ? v->heap_blocks : v->code_blocks;
+    if (!b) return 0;
+    uintptr_t starts[2 * KEEP_CHUNKS];
+    size_t n = 0;
+    pthread_mutex_lock(&h->lock);
+    for (int k = 1; k < NKINDS; k++)
+        if ((k == VMC_DATA) == ri)
+            for (int i = 0; i < h->nkept[k] && n < sizeof starts / sizeof *starts; i++)
+                starts[n++] = h->kept[k][i]->start;
+    size_t largest = vmc__blocks_largest_free_counting(b, starts, n);
+    pthread_mutex_unlock(&h->lock);
+    return largest;
 }

@@ -30,6 +30,11 @@ typedef struct vmc_heap_counts {
 } vmc_heap_counts_t;
 void vmc__codeheap_counts(vmc_space_t *v, vmc_heap_counts_t *out);
 
+/* The largest request region ri (0 code, 1 heap) can take now: its largest
+ * free run, counting the wholly free chunks the heap keeps committed for
+ * reuse (it gives them back before any take would fail). */
+size_t vmc__codeheap_largest_free(vmc_space_t *v, int ri);
+
 /* fork: hold the heap's lock across fork() (see api.c). */
 void vmc__codeheap_lock(vmc_space_t *v);
 /* In a forked child (locks held): the caches of threads that do not exist

@@ -177,7 +177,7 @@ int vmc_stats(vmc_t *v, vmc_stats_t *out)
     out->code_used = hc.live_bytes[VMC_CODE] + hc.live_bytes[VMC_RDATA] +
                      cu.bytes[VMC_OWNER_LIBRARY] + cu.bytes[VMC_OWNER_FILE] + cu.bytes[VMC_OWNER_STUBS];
     out->code_committed = cu.committed;
-    out->code_largest_free = cu.largest_free;
+    out->code_largest_free = vmc__codeheap_largest_free(&v->sp, 0);
     out->heap_size = v->sp.heap.size;
     out->heap_used = hc.live_bytes[VMC_DATA] + hu.bytes[VMC_OWNER_FILE];
     out->heap_committed = hu.committed;
