@@ -59,7 +59,14 @@ $(B)/tests/vmc-tests: $(TEST_OBJ) $(B)/libvmcode.a
 	@echo "  LD      $@"
 	$(Q)$(CC) $(SAN) -rdynamic -o $@ $(TEST_OBJ) $(B)/libvmcode.a $(LDLIBS_LIB) -lm
 
-TEST_DEPS = $(B)/tests/vmc-tests $(B)/vmcode $(B)/examples/demo $(B)/examples/readme $(B)/examples/hello $(TEST_LIBS)
+# A host program linked -no-pie (its image at 0x400000), run by tests/test_place.c.
+$(B)/tests/nopie_host: tests/progs/nopie_host.c $(B)/libvmcode.a include/vmcode.h
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CFLAGS_BASE) -no-pie -Iinclude $< $(B)/libvmcode.a $(LDLIBS_LIB) -o $@
+
+TEST_DEPS = $(B)/tests/vmc-tests $(B)/vmcode $(B)/examples/demo $(B)/examples/readme $(B)/examples/hello \
+            $(B)/tests/nopie_host $(TEST_LIBS)
 
 # Test tools from Debian, installed when missing: pkg-config (the install
 # test), g++ (a C++ test library), binutils (the linker's -z options).

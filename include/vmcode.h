@@ -84,6 +84,11 @@ typedef struct vmc_info {
                                   reaches all of reach_lo..reach_hi by rel32   */
     size_t    requested_code_size;   /* before allow_smaller halved it         */
     size_t    requested_heap_size;
+    int       near_app_failed; /* 1: near_app was on, but from no free place
+                                  would any byte of the region reach
+                                  reach_lo..reach_hi: the region went to step
+                                  2 or 3 (code_reaching says what reaches
+                                  anyway, usually 0; use vmc_stub)           */
 } vmc_info_t;
 VMC_API int vmc_info(vmc_t *v, vmc_info_t *out);
 

@@ -68,6 +68,22 @@ TEST(cli_info)
     ASSERT_STR_CONTAINS(out, "\"code_size\":67108864");
     ASSERT_STR_CONTAINS(out, "\"placement\":\"near_app\"");
     ASSERT_STR_CONTAINS(out, "\"w_xor_x\":false");
+    ASSERT_STR_CONTAINS(out, "\"near_app_failed\":false");
+    ASSERT(!strstr(out, "FAILED"));
+    free(out);
+    /* a target nothing can reach (kernel space): said plainly, both ways */
+    ASSERT_EQ(vmcode("info -vm_size 64M -vmheap_size 0 -reach_lo 0xffff800000000000 "
+                     "-reach_hi 0xffff800000001000", &out), 0);
+    ASSERT_STR_CONTAINS(out, "placement     vm_base\nnear_app      FAILED: from no free place would "
+                             "any of the region reach the target;");
+    ASSERT_STR_CONTAINS(out, "reaching      0 MiB of 64 MiB (0.0 %)");
+    free(out);
+    ASSERT_EQ(vmcode("info --json -vm_size 64M -vmheap_size 0 -reach_lo 0xffff800000000000 "
+                     "-reach_hi 0xffff800000001000", &out), 0);
+    ASSERT(json_balanced(out));
+    ASSERT_STR_CONTAINS(out, "\"placement\":\"vm_base\"");
+    ASSERT_STR_CONTAINS(out, "\"code_reaching\":0,");
+    ASSERT_STR_CONTAINS(out, "\"near_app_failed\":true}");
     free(out);
 }
 

@@ -150,11 +150,13 @@ static void print_info(vmc_t *v, int json)
                "\"heap_base\":\"%#lx\",\"heap_size\":%zu,\"w_xor_x\":%s,"
                "\"placement\":\"%s\",\"reach_lo\":\"%#lx\",\"reach_hi\":\"%#lx\","
                "\"code_reaching\":%zu,\"reaching_percent\":%.2f,"
-               "\"requested_code_size\":%zu,\"requested_heap_size\":%zu}\n",
+               "\"requested_code_size\":%zu,\"requested_heap_size\":%zu,"
+               "\"near_app_failed\":%s}\n",
                cb, in.code_size, (unsigned long)(uintptr_t)in.code_wbase, hb, in.heap_size,
                in.w_xor_x ? "true" : "false", placement_name(in.placement),
                (unsigned long)in.reach_lo, (unsigned long)in.reach_hi, in.code_reaching, pct,
-               in.requested_code_size, in.requested_heap_size);
+               in.requested_code_size, in.requested_heap_size,
+               in.near_app_failed ? "true" : "false");
         return;
     }
     printf("code region   %#014lx-%#014lx  %6zu MiB  (asked %zu MiB)\n", cb, cb + in.code_size,
@@ -170,6 +172,9 @@ static void print_info(vmc_t *v, int json)
         printf("heap region   none\n");
     printf("W^X           %s\n", in.w_xor_x ? "on" : "off");
     printf("placement     %s\n", placement_name(in.placement));
+    if (in.near_app_failed)
+        printf("near_app      FAILED: from no free place would any of the region reach the target;\n"
+               "              calls to it need a stub (vmc_stub)\n");
     printf("reach target  %#lx-%#lx\n", (unsigned long)in.reach_lo, (unsigned long)in.reach_hi);
     printf("reaching      %zu MiB of %zu MiB (%.1f %%) reach all of it by rel32\n",
            in.code_reaching >> 20, in.code_size >> 20, pct);

@@ -156,6 +156,7 @@ int vmc_info(vmc_t *v, vmc_info_t *out)
     out->reach_lo = v->sp.place.reach_lo;
     out->reach_hi = v->sp.place.reach_hi;
     out->code_reaching = v->sp.place.reaching;
+    out->near_app_failed = v->sp.place.near_failed;
     out->requested_code_size = v->opt.vm_size;
     out->requested_heap_size = v->opt.vmheap_size;
     return 0;

@@ -6,6 +6,13 @@
  * would reach the target range by rel32 (ties: nearer the target wins).  The
  * caller then tries the winner with MAP_FIXED_NOREPLACE; if another thread took
  * the space meanwhile it simply asks again.
+ *
+ * The low 4 GiB are left alone (programs built -no-pie, MAP_32BIT users and
+ * brk live there) unless the target's reach window extends into them, as for
+ * a -no-pie program's image at 0x400000: then the floor is vm.mmap_min_addr.
+ * Below such an image there are only 4 MiB, so a large region goes above it,
+ * past the room kept for brk, and reaches the image from every byte below
+ * image + 2 GiB.
  */
 #include "region/region.h"
 #include "arch/arch.h"
@@ -15,7 +22,8 @@
 #include <fcntl.h>
 #include <string.h>
 
-#define ADDR_FLOOR   ((uintptr_t)1 << 32)     /* leave the low 4 GiB alone     */
+#define ADDR_FLOOR   ((uintptr_t)1 << 32)     /* the low 4 GiB: for a low target only */
+#define MIN_ADDR     ((uintptr_t)64 << 10)    /* never lower, whatever vm.mmap_min_addr */
 #define ADDR_CEIL    ((uintptr_t)1 << 47)     /* 4-level paging user space     */
 #define STACK_GUARD  ((uintptr_t)256 << 20)   /* room for the main stack to grow */
 
@@ -23,6 +31,7 @@ typedef struct place_state {
     size_t size, align;
     uintptr_t lo, hi;              /* target                                 */
     uintptr_t avoid_lo, avoid_hi;  /* kept free for brk                      */
+    uintptr_t floor;               /* lowest base considered                 */
     uintptr_t prev_end;            /* end of the previous mapping            */
     int found;
     uintptr_t best;
@@ -60,7 +69,7 @@ static uintptr_t clampu(uintptr_t v, uintptr_t lo, uintptr_t hi)
 
 static void gap(place_state_t *s, uintptr_t g0, uintptr_t g1)
 {
-    if (g0 < ADDR_FLOOR) g0 = ADDR_FLOOR;
+    if (g0 < s->floor) g0 = s->floor;
     if (g1 > ADDR_CEIL) g1 = ADDR_CEIL;
     /* The brk area is not free: what lies on either side of it is. */
     if (s->avoid_hi > s->avoid_lo && g0 < s->avoid_hi && g1 > s->avoid_lo) {
@@ -108,11 +117,30 @@ static void line(place_state_t *s, const char *p, const char *end)
     if (stop > s->prev_end) s->prev_end = stop;
 }
 
+/* vm.mmap_min_addr (below it mmap fails with EPERM), at least MIN_ADDR;
+ * MIN_ADDR, the usual value, if the file cannot be read. */
+static uintptr_t mmap_min_addr(void)
+{
+    int fd;
+    if (vmc__os_open("/proc/sys/vm/mmap_min_addr", O_RDONLY, 0, &fd)) return MIN_ADDR;
+    char buf[32];
+    size_t got = 0;
+    int r = vmc__os_pread(fd, buf, sizeof buf, 0, &got);
+    vmc__os_close(fd);
+    uintptr_t v = 0;
+    for (size_t i = 0; !r && i < got && buf[i] >= '0' && buf[i] <= '9' && v < ((uintptr_t)1 << 40); i++)
+        v = v * 10 + (uintptr_t)(buf[i] - '0');
+    return v > MIN_ADDR ? v : MIN_ADDR;
+}
+
 int vmc__place_near(size_t size, size_t align, uintptr_t lo, uintptr_t hi,
                     uintptr_t avoid_lo, uintptr_t avoid_hi, uintptr_t *out)
 {
     place_state_t s = {.size = size, .align = align, .lo = lo, .hi = hi,
-                       .avoid_lo = avoid_lo, .avoid_hi = avoid_hi};
+                       .avoid_lo = avoid_lo, .avoid_hi = avoid_hi, .floor = ADDR_FLOOR};
+    uintptr_t wlo, whi;
+    vmc__reach_window(lo, hi, &wlo, &whi);
+    if (wlo < ADDR_FLOOR) s.floor = mmap_min_addr();
     int fd, r = vmc__os_open("/proc/self/maps", O_RDONLY, 0, &fd);
     if (r) return r;
     char buf[4096];

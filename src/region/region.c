@@ -176,16 +176,22 @@ typedef struct code_ctx {
     const vmc_options_t *o;
     uintptr_t lo, hi, avoid_lo, avoid_hi;
     int step;
+    int near_failed;         /* step 1 was tried, for the last size, and failed */
 } code_ctx_t;
 
 static int attempt_code(size_t size, void *arg, uintptr_t *base)
 {
     code_ctx_t *c = arg;
-    int err = -ENOSPC;
-    if (c->o->near_app && c->hi > c->lo &&
-        (err = try_near(size, c->lo, c->hi, c->avoid_lo, c->avoid_hi, base)) == 0)
-        c->step = VMC_PLACED_NEAR_APP;
-    else if ((err = try_base(size, c->o->vm_base, c->o->vm_max_offset, base)) == 0)
+    int err;
+    c->near_failed = 0;
+    if (c->o->near_app && c->hi > c->lo) {
+        if ((err = try_near(size, c->lo, c->hi, c->avoid_lo, c->avoid_hi, base)) == 0) {
+            c->step = VMC_PLACED_NEAR_APP;
+            return 0;
+        }
+        c->near_failed = 1;
+    }
+    if ((err = try_base(size, c->o->vm_base, c->o->vm_max_offset, base)) == 0)
         c->step = VMC_PLACED_VM_BASE;
     else if ((err = vmc__os_reserve(0, size, base)) == 0)
         c->step = VMC_PLACED_ANYWHERE;
@@ -216,6 +222,7 @@ int vmc__region_open_code(vmc_region_t *r, const vmc_options_t *o, vmc_place_t *
         int err = reserve_halving(r, want, o->allow_smaller, attempt_code, &c);
         if (err) return err;
         place->step = c.step;
+        place->near_failed = c.near_failed;
         place->reach_lo = c.lo;
         place->reach_hi = c.hi;
         place->reaching = c.hi > c.lo ? vmc__reach_bytes(r->base, r->size, c.lo, c.hi) : r->size;

@@ -29,6 +29,8 @@ typedef struct vmc_place {
     int step;                /* enum vmc_placement                         */
     uintptr_t reach_lo, reach_hi;
     size_t reaching;         /* bytes of the region that reach the target  */
+    int near_failed;         /* near_app was tried and found no placement
+                                from which any byte reaches the target     */
 } vmc_place_t;
 
 /* The main program's loaded image, [lo, hi), found with dl_iterate_phdr. */

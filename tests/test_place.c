@@ -1,0 +1,206 @@
+/* Placement next to targets below 4 GiB (a -no-pie program's image at
+ * 0x400000), vm.mmap_min_addr, and the report when nothing can reach the
+ * target. */
+#include "test.h"
+#include "vmcode.h"
+#include "os/os.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/personality.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define GIB ((uintptr_t)1 << 30)
+#define BRK_ROOM ((uintptr_t)128 << 20)   /* what placement keeps free after brk */
+
+/* What tests/progs/nopie_host.c printed. */
+typedef struct host {
+    int status;              /* exit status; 77: ASLR could not be turned off */
+    char out[4096];
+    uintptr_t img_lo, img_hi, brk_before, brk_after, code, target_lo, target_hi, alloc;
+    size_t code_size, reaching;
+    int placement, near_app_failed, call;
+} host_t;
+
+static uintptr_t field(const char *out, const char *key, int which)
+{
+    char k[64];
+    snprintf(k, sizeof k, "\n%s ", key);
+    const char *p = strstr(out, k);
+    if (!p && strncmp(out, k + 1, strlen(k + 1)) == 0) p = out - 1;
+    ASSERT_MSG(p, "no '%s' in the host's output:\n%s", key, out);
+    p += strlen(k);
+    char *end;
+    uintptr_t v = strtoull(p, &end, 0);
+    if (which) v = strtoull(end, NULL, 0);
+    return v;
+}
+
+/* Run the -no-pie host with `options` (NULL: defaults), with address space
+ * randomisation on or off. */
+static host_t run_host(const char *options, int randomize)
+{
+    host_t h;
+    memset(&h, 0, sizeof h);
+    char path[512];
+    snprintf(path, sizeof path, "%s/tests/nopie_host", vt_build_dir());
+    ASSERT_MSG(access(path, X_OK) == 0, "%s is not built", path);
+    int fds[2];
+    ASSERT_EQ(pipe(fds), 0);
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        if (!randomize && personality(ADDR_NO_RANDOMIZE) == -1) _exit(77);
+        execl(path, path, options, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    size_t n = 0;
+    ssize_t got;
+    while (n < sizeof h.out - 1 && (got = read(fds[0], h.out + n, sizeof h.out - 1 - n)) > 0) n += (size_t)got;
+    h.out[n] = 0;
+    close(fds[0]);
+    int st;
+    ASSERT_EQ(waitpid(pid, &st, 0), pid);
+    ASSERT_MSG(WIFEXITED(st), "the host died (%#x):\n%s", st, h.out);
+    h.status = WEXITSTATUS(st);
+    if (h.status == 77) return h;
+    ASSERT_MSG(h.status == 0, "the host failed (%d):\n%s", h.status, h.out);
+    h.img_lo = field(h.out, "image", 0);
+    h.img_hi = field(h.out, "image", 1);
+    h.brk_before = field(h.out, "brk", 0);
+    h.brk_after = field(h.out, "brk", 1);
+    h.code = field(h.out, "code", 0);
+    h.code_size = field(h.out, "code", 1);
+    h.target_lo = field(h.out, "target", 0);
+    h.target_hi = field(h.out, "target", 1);
+    h.reaching = field(h.out, "reaching", 0);
+    h.placement = (int)field(h.out, "placement", 0);
+    h.near_app_failed = (int)field(h.out, "near_app_failed", 0);
+    h.alloc = field(h.out, "alloc", 0);
+    h.call = (int)field(h.out, "call", 0);
+    return h;
+}
+
+/* The checks every run of the host passes: the image is where -no-pie puts
+ * it, the region sits after the brk room and as low as that allows, which is
+ * the most of it any free place lets reach the image; the reaching
+ * allocation called into the program. */
+static void check_host(const host_t *h)
+{
+    ASSERT_EQ(h->img_lo, 0x400000);
+    ASSERT_EQ(h->target_lo, 0x400000);
+    ASSERT_GE(h->target_hi, h->img_hi);
+    ASSERT_EQ(h->code_size, 2 * GIB);
+    ASSERT_EQ(h->placement, VMC_PLACED_NEAR_APP);
+    ASSERT_EQ(h->near_app_failed, 0);
+    ASSERT_GE(h->code, h->brk_before + BRK_ROOM);
+    ASSERT_LE(h->code, ((h->brk_after + BRK_ROOM) + 0xffff) & ~(uintptr_t)0xffff);
+    ASSERT_EQ(h->reaching, h->target_lo + 2 * GIB - h->code);
+    ASSERT(h->alloc >= h->code && h->alloc < h->code + h->reaching);
+    ASSERT_EQ(h->call, 42);
+}
+
+TEST(nopie_program_reaches_90_percent_with_brk_after_its_data)
+{
+    if (vt_sanitized()) SKIP("the sanitizer's shadow memory takes the space above 2 GiB");
+    host_t h = run_host(NULL, 0);
+    if (h.status == 77) SKIP("address space randomisation cannot be turned off here");
+    check_host(&h);
+    /* brk right after the data: all but the brk room and the image reach */
+    ASSERT_LT(h.brk_before - h.img_hi, 1u << 20);
+    ASSERT_GE(h.reaching, 2 * GIB / 10 * 9);
+}
+
+/* With randomisation the kernel puts brk up to 1 GiB after the data (x86-64):
+ * the region can only start after brk and its room, so what reaches depends
+ * on where brk went; it is always the most any place can give. */
+TEST(nopie_program_with_randomised_brk_gets_the_most_reach_there_is)
+{
+    if (vt_sanitized()) SKIP("the sanitizer's shadow memory takes the space above 2 GiB");
+    for (int i = 0; i < 4; i++) {
+        host_t h = run_host(NULL, 1);
+        check_host(&h);
+        ASSERT_GT(h.reaching, 2 * GIB / 10 * 4);
+    }
+}
+
+/* A region next to a low target starts at vm.mmap_min_addr (never below
+ * 64 KiB) when that gives it most reach; the file unreadable: 64 KiB. */
+static uintptr_t min_base(void)
+{
+    char *s = vt_read_file("/proc/sys/vm/mmap_min_addr");
+    uintptr_t min = s ? strtoull(s, NULL, 10) : 0;
+    free(s);
+    if (min < 0x10000) min = 0x10000;
+    return (min + 0xffff) & ~(uintptr_t)0xffff;
+}
+
+TEST(low_target_region_starts_at_mmap_min_addr)
+{
+    vmc_t *v = vt_open("-vm_size 64M -vmheap_size 0 -reach_lo 0x10000 -reach_hi 0x20000");
+    vmc_info_t in;
+    ASSERT_OK(vmc_info(v, &in));
+    ASSERT_EQ(in.placement, VMC_PLACED_NEAR_APP);
+    ASSERT_EQ((uintptr_t)in.code_base, min_base());
+    ASSERT_EQ(in.code_reaching, 64u << 20);
+    ASSERT_EQ(in.near_app_failed, 0);
+    vmc_close(v);
+    static const enum vmc_os_call calls[] = {VMC_OS_OPEN, VMC_OS_PREAD};
+    for (int i = 0; i < 2; i++) {
+        vmc__os_fault(calls[i], 1, EACCES, 0);
+        v = vt_open("-vm_size 64M -vmheap_size 0 -reach_lo 0x10000 -reach_hi 0x20000");
+        ASSERT_EQ(vmc__os_faults_hit(), 1);
+        vmc__os_fault_clear();
+        ASSERT_OK(vmc_info(v, &in));
+        ASSERT_EQ(in.placement, VMC_PLACED_NEAR_APP);
+        ASSERT_GE((uintptr_t)in.code_base, 0x10000);
+        ASSERT_EQ(in.code_reaching, 64u << 20);
+        vmc_close(v);
+    }
+}
+
+/* A target with other mappings all around it: nothing can reach it.  The
+ * handle opens anyway, elsewhere, and says so. */
+TEST(unreachable_target_opens_and_says_so)
+{
+    size_t len = 6 * GIB;
+    void *m = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    ASSERT(m != MAP_FAILED);
+    uintptr_t lo = (uintptr_t)m + 3 * GIB, hi = lo + 4096;
+    char opts[256];
+    snprintf(opts, sizeof opts, "-vm_size 64M -vmheap_size 0 -reach_lo %#lx -reach_hi %#lx",
+             (unsigned long)lo, (unsigned long)hi);
+    vmc_t *v = vt_open(opts);
+    vmc_info_t in;
+    ASSERT_OK(vmc_info(v, &in));
+    ASSERT_EQ(in.near_app_failed, 1);
+    ASSERT_EQ(in.placement, VMC_PLACED_VM_BASE);
+    ASSERT_EQ(in.reach_lo, lo);
+    ASSERT_EQ(in.code_reaching, 0);
+    vmc_span_t s;
+    ASSERT_EQ(vmc_alloc_reaching(v, 64, VMC_CODE, lo, hi, &s), -ENOSPC);
+    ASSERT_STR_CONTAINS(vmc_last_error(), "no part of the code region");
+    void *stub;
+    ASSERT_OK(vmc_stub(v, lo, &stub));  /* what to do instead */
+    vmc_close(v);
+    /* near_app off: not tried, so not failed */
+    snprintf(opts, sizeof opts, "-vm_size 64M -vmheap_size 0 -no_near_app -reach_lo %#lx -reach_hi %#lx",
+             (unsigned long)lo, (unsigned long)hi);
+    v = vt_open(opts);
+    ASSERT_OK(vmc_info(v, &in));
+    ASSERT_EQ(in.near_app_failed, 0);
+    vmc_close(v);
+    munmap(m, len);
+    /* the default target, this (PIE) test program: reached */
+    v = vt_open("-vm_size 64M -vmheap_size 0");
+    ASSERT_OK(vmc_info(v, &in));
+    ASSERT_EQ(in.near_app_failed, 0);
+    ASSERT_EQ(in.placement, VMC_PLACED_NEAR_APP);
+    ASSERT_EQ(in.code_reaching, 64u << 20);
+    vmc_close(v);
+}
