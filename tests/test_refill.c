@@ -8,6 +8,7 @@
 #include "os/os.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -381,5 +382,72 @@ TEST(small_alloc_enospc_names_both_sizes)
     ASSERT_STR_EQ(vmc_last_error(), want);
     ASSERT_OK(vmc_free(v, big.x));
     ASSERT_OK(vmc_alloc(v, 100, VMC_CODE, &s));
+    vmc_close(v);
+}
+
+/* Threads allocating, freeing their own and each other's allocations, and
+ * asking for more than is free (so reclaims run while the others work);
+ * when they are done and gone the region is whole. */
+#define CHURN_THREADS 4
+#define CHURN_BATCH   512
+
+typedef struct churn {
+    vmc_t *v;
+    _Atomic(void *) handoff[CHURN_THREADS][CHURN_BATCH];  /* for the next thread to free */
+} churn_t;
+
+static churn_t churn_state;
+
+static void *churn_thread(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    churn_t *c = &churn_state;
+    void *mine[CHURN_BATCH];
+    uint64_t rng = 0x9e3779b97f4a7c15ull * (uint64_t)(id + 1);
+    for (int round = 0; round < 40; round++) {
+        for (int i = 0; i < CHURN_BATCH; i++) {
+            vmc_span_t s;
+            size_t sz = mix_size((int)(vt_xorshift(&rng) % 4), (size_t)i);
+            int e = vmc_alloc(c->v, sz, i % 3 ? VMC_CODE : VMC_RDATA, &s);
+            mine[i] = e ? NULL : s.x;
+            if (e) ASSERT_EQ(e, -ENOSPC);
+        }
+        /* every other one is freed by the next thread (a remote free) */
+        int next = (id + 1) % CHURN_THREADS;
+        for (int i = 0; i < CHURN_BATCH; i++) {
+            void *theirs = atomic_exchange(&c->handoff[id][i], NULL);
+            if (theirs) ASSERT_OK(vmc_free(c->v, theirs));
+            if (i % 2 && mine[i]) {
+                void *old = atomic_exchange(&c->handoff[next][i], mine[i]);
+                if (old) ASSERT_OK(vmc_free(c->v, old));
+            } else if (mine[i]) {
+                ASSERT_OK(vmc_free(c->v, mine[i]));
+            }
+        }
+        vmc_span_t big;
+        int e = vmc_alloc(c->v, 40 << 20, VMC_CODE, &big);
+        if (e) ASSERT_EQ(e, -ENOSPC);
+        else ASSERT_OK(vmc_free(c->v, big.x));
+    }
+    return NULL;
+}
+
+TEST_THREADED(churning_threads_leave_the_region_whole)
+{
+    vmc_t *v = open_64m();
+    churn_state.v = v;
+    pthread_t t[CHURN_THREADS];
+    for (int i = 0; i < CHURN_THREADS; i++)
+        ASSERT_EQ(pthread_create(&t[i], NULL, churn_thread, (void *)(intptr_t)i), 0);
+    for (int i = 0; i < CHURN_THREADS; i++) ASSERT_EQ(pthread_join(t[i], NULL), 0);
+    for (int i = 0; i < CHURN_THREADS; i++)
+        for (int j = 0; j < CHURN_BATCH; j++) {
+            void *p = atomic_exchange(&churn_state.handoff[i][j], NULL);
+            if (p) ASSERT_OK(vmc_free(v, p));
+        }
+    /* the frees just made went into exited threads' (idle) caches: the
+     * first request that needs the space gets it back */
+    big_alloc_works(v);
+    assert_whole(v, 1);
     vmc_close(v);
 }
