@@ -34,6 +34,11 @@ $(B)/obj/%.o: src/%.c $(LIB_HDR) include/vmcode.h
 	@echo "  CC      $<"
 	$(Q)$(CC) $(LIB_CFLAGS) -c $< -o $@
 
+# The gdb script rides in the library's .debug_gdb_scripts section
+# (src/lib/debug_registry.c says why).
+$(B)/obj/lib/debug_registry.o: tools/vmcode-gdb.py
+$(B)/obj/lib/debug_registry.o: LIB_CFLAGS += -DVMC_GDB_SCRIPT='"$(CURDIR)/tools/vmcode-gdb.py"'
+
 $(B)/libvmcode.a: $(LIB_OBJ)
 	@rm -f $@
 	@echo "  AR      $@"

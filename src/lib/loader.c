@@ -331,6 +331,7 @@ static void run_fini(vmc_lib_t *l)
 static void lib_free(vmc_lib_t *l)
 {
     vmc__elf_free(&l->o);
+    free(l->dbg_path);
     free(l->deps);
     free(l->name);
     free(l->dir);
@@ -341,6 +342,7 @@ static void lib_free(vmc_lib_t *l)
 static void destroy(vmc_lib_t *l)
 {
     vmc_loader_t *v = l->v;
+    vmc__debug_remove(&l->dbg);  /* while the image is still there */
     vmc__phdr_withdraw(l);
     vmc__elf_unwind_deregister(&l->o);
     vmc__elf_unmap(&l->o);  /* on failure: inaccessible, re-reserved later */
@@ -405,6 +407,34 @@ static vmc_lib_t *lib_new(vmc_loader_t *v, const char *name, int flags, int dept
     return l;
 }
 
+/* Enter l in the debuggers' registry (debug_registry.h) once it is mapped
+ * and relocated, before its constructors run, so that a breakpoint in one
+ * hits.  A relative path is made absolute: the debugger may run in another
+ * directory, or read the list after this process changed its own.  If
+ * that takes more memory than there is, the path stays as given. */
+static void debug_register(vmc_lib_t *l, const vmc_src_t *src)
+{
+    const char *path = l->name;
+    char cwd[4096];
+    if (src->fd >= 0 && path[0] != '/' && getcwd(cwd, sizeof cwd)) {
+        size_t a = strlen(cwd), b = strlen(path);
+        if ((l->dbg_path = malloc(a + b + 2))) {
+            memcpy(l->dbg_path, cwd, a);
+            l->dbg_path[a] = '/';
+            memcpy(l->dbg_path + a + 1, path, b + 1);
+            path = l->dbg_path;
+        }
+    }
+    l->dbg.path = path;
+    l->dbg.bias = l->o.bias;
+    l->dbg.start = l->o.run;
+    l->dbg.size = l->o.run_len;
+    l->dbg.flags = src->fd < 0 ? VMC_DEBUG_FROM_MEMORY : 0;
+    for (int i = 0; i < l->o.elf.nload && !l->dbg.text; i++)
+        if (l->o.elf.load[i].flags & PF_X) l->dbg.text = l->o.bias + l->o.elf.load[i].vaddr;
+    vmc__debug_add(&l->dbg);
+}
+
 /* Validate, map, read the dynamic section, resolve dependencies, relocate.
  * `hdr` holds the file's first bytes (the whole image from memory). */
 static int load_image(vmc_lib_t *l, const vmc_src_t *src, const uint8_t *hdr, size_t hdrlen)
@@ -417,6 +447,7 @@ static int load_image(vmc_lib_t *l, const vmc_src_t *src, const uint8_t *hdr, si
     vmc__host_sym_sync();  /* resolving dependencies may have loaded objects */
     if ((e = vmc__elf_ready(&l->o, src, l->flags & VMC_LOAD_INERT))) return e;
     vmc__phdr_publish(l);
+    debug_register(l, src);
     l->state = VMC_LIB_RELOCATED;
     l->init_seq = ++l->v->lib_seq;  /* dependencies finish first */
     return 0;
@@ -617,6 +648,7 @@ void vmc__loader_close(vmc_loader_t *v)
     }
     while (v->libs) {
         vmc_lib_t *l = v->libs;
+        vmc__debug_remove(&l->dbg);
         vmc__phdr_withdraw(l);
         vmc__elf_unwind_deregister(&l->o);  /* while the unwinder it came from is held */
         for (size_t i = 0; i < l->ndeps; i++)

@@ -10,6 +10,7 @@
 
 #include "alloc/space.h"
 #include "elf/elf.h"
+#include "lib/debug_registry.h"
 
 #include <stdint.h>
 #include <sys/types.h>
@@ -71,6 +72,8 @@ struct vmc_lib {
     const Elf64_Phdr *phdr_mem;  /* the program headers in the image, or NULL */
     const void *ehhdr_mem;       /* PT_GNU_EH_FRAME in a readable segment, or NULL */
     vmc_lib_t *pub_next, *pub_prev;
+    vmc_debug_lib_t dbg;         /* its entry in the debuggers' registry    */
+    char *dbg_path;              /* the absolute path dbg names, or NULL    */
 };
 
 /* The library an ELF object belongs to. */
