@@ -70,8 +70,20 @@ $(B)/tests/nopie_host: tests/progs/nopie_host.c $(B)/libvmcode.a include/vmcode.
 	@echo "  CC      $@"
 	$(Q)$(CC) $(CFLAGS_BASE) -no-pie -Iinclude $< $(B)/libvmcode.a $(LDLIBS_LIB) -o $@
 
+# The program the debugger tests run, linked with the static library and
+# with the shared one (each carries the gdb script in .debug_gdb_scripts).
+$(B)/tests/debugee: tests/progs/debugee.c $(B)/libvmcode.a include/vmcode.h
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CFLAGS_BASE) -O0 -Iinclude $< $(B)/libvmcode.a $(LDLIBS_LIB) -o $@
+$(B)/tests/debugee_so: tests/progs/debugee.c $(B)/libvmcode.so include/vmcode.h
+	@mkdir -p $(dir $@)
+	@ln -sf libvmcode.so $(B)/libvmcode.so.0
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CFLAGS_BASE) -O0 -Iinclude $< -L$(B) -l:libvmcode.so -Wl,-rpath,$(abspath $(B)) $(LDLIBS_LIB) -o $@
+
 TEST_DEPS = $(B)/tests/vmc-tests $(B)/vmcode $(B)/examples/demo $(B)/examples/readme $(B)/examples/hello \
-            $(B)/tests/nopie_host $(TEST_LIBS)
+            $(B)/tests/nopie_host $(B)/tests/debugee $(B)/tests/debugee_so $(TEST_LIBS)
 
 # Test tools from Debian, installed when missing: pkg-config (the install
 # test), g++ (a C++ test library), binutils (the linker's -z options).

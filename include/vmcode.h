@@ -46,6 +46,7 @@ typedef struct vmc_options {
     int       near_app;      /* place the region next to reach_lo..reach_hi; def. 1 */
     int       allow_smaller; /* halve the size until it can be reserved; default 1 */
     int       w_xor_x;       /* dual-map the code region; default 0                */
+    int       perf_map;      /* vmc_name also appends to /tmp/perf-PID.map; def. 0 */
 } vmc_options_t;
 
 /* Limits of the options.  The code region is at most 2 GiB so that any two
@@ -253,6 +254,22 @@ enum {
 VMC_API int vmc_map_file(vmc_t *v, int fd, uint64_t offset, size_t size, int prot,
                          int flags, void **out);
 VMC_API int vmc_unmap_file(vmc_t *v, void *addr, size_t size);
+
+/* ---- names for debuggers and profilers ---------------------------------------- */
+/* Name the generated code at [addr, addr + size) (either view of VMC_CODE
+ * memory, or anything else inside the code region) for gdb backtraces and
+ * perf reports.  gdb sees names through its JIT interface from the next
+ * vmc_name_flush on (names are handed over in batches of 1,024, since each
+ * hand-over costs gdb time that grows with the number it holds; a full
+ * batch is handed over by itself); with the -perf_map option the name is
+ * also appended at once to /tmp/perf-PID.map.  name NULL forgets the names
+ * that start inside the range (do so before reusing freed code memory).
+ * The name is copied; 1 to 1,023 bytes.  -EINVAL for a range outside the
+ * code region.  Names last until forgotten or vmc_close.  See
+ * docs/loader.md, "Debugging and profiling". */
+VMC_API int vmc_name(vmc_t *v, const void *addr, size_t size, const char *name);
+/* Hand every name given or forgotten since the last flush to gdb. */
+VMC_API int vmc_name_flush(vmc_t *v);
 
 /* ---- reach, status ----------------------------------------------------------- */
 /* Can an instruction ending at `from` reach `to` with a rel32 displacement?

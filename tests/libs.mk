@@ -10,6 +10,12 @@ TEST_LIBS := $(addprefix $(TLIB)/libt_,basic.so ifunc.so ver.so veruse.so weak.s
              $(TLIB)/sub/libt_rdep.so $(TLIB)/sub3/libt_rdep.so $(TLIB)/sub/libt_rmid.so \
              $(TLIB)/sub2/libt_rleaf.so $(TLIB)/t_pie $(TLIB)/t_dlopen
 
+# The debugger tests' libraries (tests/test_debug.c): -O0 for exact lines.
+TEST_LIBS += $(TLIB)/libt_dbg.so $(TLIB)/libt_dbg2.so
+$(TLIB)/libt_dbg.so: tests/libs/t_dbg.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TLIB_CFLAGS) -O0 $(TLIB_LD) -Wl,-soname,libt_dbg.so -o $@ $<
+
 # A C++ library, where a C++ compiler is installed (its test skips otherwise).
 TLIB_CXX := $(shell command -v $(CXX) 2>/dev/null)
 ifneq ($(TLIB_CXX),)

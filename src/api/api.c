@@ -4,6 +4,7 @@
 #include "api/options.h"
 #include "region/wx.h"
 #include "lib/phdr.h"
+#include "api/jitnames.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -132,6 +133,7 @@ void vmc_close(vmc_t *v)
         }
     pthread_mutex_unlock(&handles_lock);
     vmc__loader_close(&v->ld);
+    vmc__names_close(v);
     vmc__stubs_fini(&v->sp);
     vmc__codeheap_fini(&v->sp);
     vmc__blocks_fini(v->sp.heap_blocks);

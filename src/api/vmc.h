@@ -13,5 +13,6 @@ struct vmc {
     vmc_space_t sp;              /* the regions and what hands them out     */
     struct vmc *next;            /* all open handles (api.c, for fork)      */
     vmc_loader_t ld;             /* the private libraries                   */
+    struct vmc_names *names;     /* vmc_name's objects (jitnames.c), or NULL */
 };
 #endif
