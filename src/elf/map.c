@@ -87,9 +87,19 @@ static int map_from_file(vmc_elf_obj_t *l, const vmc_seg_t *s, int fd, size_t pa
 }
 
 /* Segments i.. that can share one file mapping with segment i: not
- * writable, no bss, each starting on the page after the last one ends, at the same
- * distance from its file offset.  Returns one past the last (i + 1 if
- * none can). */
+ * writable, no bss, the same protection, each starting on the page after
+ * the last one ends, at the same distance from its file offset.  Returns
+ * one past the last (i + 1 if none can).
+ *
+ * The same protection, because each segment must be mapped from the file
+ * with its final protection by the mmap itself: valgrind reads a library's
+ * symbols only when it sees such a mapping of each segment (a read-only
+ * mapping of headers, text and rodata whose text is made executable
+ * afterwards, or an executable one made read-only in part, stays "???" in
+ * its reports: valgrind 3.19, checked here).  An mmap over part of the
+ * reservation costs several times an mprotect (a new VMA, the file's
+ * mapping tree), so the usual R / R+X / R layout costs one mmap more than
+ * a shared mapping made R+X by mprotect would. */
 static int shared_mapping_end(const vmc_elf_obj_t *l, int i, size_t page)
 {
     uint64_t pmask = ~(uint64_t)(page - 1);
@@ -97,6 +107,7 @@ static int shared_mapping_end(const vmc_elf_obj_t *l, int i, size_t page)
     for (; j < l->elf.nload; j++) {
         const vmc_seg_t *s = &l->elf.load[j];
         if ((s->flags & PF_W) || !s->filesz || s->filesz != s->memsz) break;
+        if (seg_prot(s->flags) != seg_prot(l->elf.load[i].flags)) break;
         if (j > i) {
             const vmc_seg_t *p = &l->elf.load[j - 1];
             uint64_t p_end = (p->vaddr + p->filesz + page - 1) & pmask;
@@ -106,29 +117,17 @@ static int shared_mapping_end(const vmc_elf_obj_t *l, int i, size_t page)
     return j > i ? j : i + 1;
 }
 
-/* Segments [i, j) of shared_mapping_end: one mmap with the first one's
- * protection, then mprotect for each that differs.  An mmap over part of
- * the reservation costs several times an mprotect (a new VMA, the file's
- * mapping tree), and the usual R / R+X / R layout needs one of each
- * instead of three mmaps. */
+/* Segments [i, j) of shared_mapping_end, all of one protection: one mmap. */
 static int map_shared(vmc_elf_obj_t *l, int i, int j, int fd, size_t page)
 {
     uintptr_t pmask = ~(uintptr_t)(page - 1);
     const vmc_seg_t *first = &l->elf.load[i], *last = &l->elf.load[j - 1];
     uintptr_t start = (l->bias + first->vaddr) & pmask;
     uintptr_t end = (l->bias + last->vaddr + last->filesz + page - 1) & pmask;
-    int prot = seg_prot(first->flags);
     void *p;
-    int e = vmc__os_mmap((void *)start, end - start, prot, MAP_PRIVATE | MAP_FIXED, fd,
+    int e = vmc__os_mmap((void *)start, end - start, seg_prot(first->flags), MAP_PRIVATE | MAP_FIXED, fd,
                          (off_t)(first->offset & pmask), &p);
-    if (e) return map_fail(l, first, "mmap", e);
-    for (int k = i + 1; k < j; k++) {
-        const vmc_seg_t *s = &l->elf.load[k];
-        if (seg_prot(s->flags) == prot) continue;
-        uintptr_t a = (l->bias + s->vaddr) & pmask, b = (l->bias + s->vaddr + s->filesz + page - 1) & pmask;
-        if ((e = vmc__os_mprotect((void *)a, b - a, seg_prot(s->flags)))) return map_fail(l, s, "mprotect", e);
-    }
-    return 0;
+    return e ? map_fail(l, first, "mmap", e) : 0;
 }
 
 static int map_from_memory(vmc_elf_obj_t *l, const vmc_seg_t *s, const uint8_t *bytes, size_t page)

@@ -23,3 +23,17 @@ int t_dbg_spin(int n)
     for (int i = 0; i < n; i++) s += i;
     return s;
 }
+
+/* One real error for memcheck to report (tests/test_debug.c checks that it
+ * is the only one, and that the report names this function and its line):
+ * a branch on memory malloc never initialised. */
+#include <stdlib.h>
+int t_dbg_uninit(void);
+
+int t_dbg_uninit(void)
+{
+    int *volatile p = malloc(sizeof *p);  /* volatile: the compiler cannot see the read is of nothing */
+    int r = *p > 0 ? 1 : 2; /* T_DBG_UNINIT_LINE */
+    free(p);
+    return r;
+}

@@ -8,6 +8,8 @@
  *                                        libt_dbg2.so and calls both
  *   debugee [-w] wait DIR                load libt_dbg.so, print "ready", then
  *                                        call it every 10 ms for 30 s (gdb -p)
+ *   debugee [-w] uninit DIR              load libt_dbg.so, call t_dbg_uninit (one
+ *                                        error for valgrind to report)
  *   debugee [-w] hot DIR                 a second of work in libt_dbg.so and in a
  *                                        named fragment (perf record)
  */
@@ -97,7 +99,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "-perf_map")) o.perf_map = 1;
     }
     if (argc - i != 2) {
-        fprintf(stderr, "usage: debugee [-w] [-perf_map] basic|fork|wait|hot DIR\n");
+        fprintf(stderr, "usage: debugee [-w] [-perf_map] basic|fork|wait|uninit|hot DIR\n");
         return 2;
     }
     const char *mode = argv[i];
@@ -135,6 +137,12 @@ int main(int argc, char **argv)
             call(a, "t_dbg_entry", k);
             usleep(10000);
         }
+    } else if (!strcmp(mode, "uninit")) {
+        vmc_lib_t *a = load("libt_dbg.so");
+        int (*f)(void);
+        *(void **)&f = vmc_lib_sym(a, "t_dbg_uninit");
+        printf("uninit %d\n", f() > 0);
+        vmc_lib_unload(a);
     } else if (!strcmp(mode, "hot")) {
         vmc_lib_t *a = load("libt_dbg.so");
         void (*f)(void) = fragment("vmc_hot_fragment", spin_code, sizeof spin_code);
