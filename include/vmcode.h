@@ -47,6 +47,7 @@ typedef struct vmc_options {
     int       allow_smaller; /* halve the size until it can be reserved; default 1 */
     int       w_xor_x;       /* dual-map the code region; default 0                */
     int       perf_map;      /* vmc_name also appends to /tmp/perf-PID.map; def. 0 */
+    int       jitdump;       /* vmc_name also appends to /tmp/jit-PID.dump; def. 0 */
 } vmc_options_t;
 
 /* Limits of the options.  The code region is at most 2 GiB so that any two

@@ -113,6 +113,7 @@ struct vmc_names {
     jn_obj_t *objs;
     int perf_fd;                 /* /tmp/perf-PID.map, or -1                */
     pid_t perf_pid;              /* the process that opened it              */
+    vmc_jitdump_t jd;            /* -jitdump                                */
 };
 
 static pthread_mutex_t names_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -280,13 +281,28 @@ static int perf_open(struct vmc_names *ns)
     return 0;
 }
 
+/* ---- jit-PID.dump (jitdump.c) ------------------------------------------------------ */
+
+static int jitdump_open(struct vmc_names *ns)
+{
+    int fresh, e = vmc__jitdump_open(&ns->jd, &fresh);
+    if (e || !fresh) return e;
+    for (jn_obj_t *o = ns->objs; o; o = o->next)
+        for (size_t i = 0; i < o->n; i++)
+            if ((e = vmc__jitdump_record(&ns->jd, o->syms[i].addr, o->syms[i].size, o->syms[i].name))) return e;
+    return 0;
+}
+
 /* ---- the calls ---------------------------------------------------------------------- */
 
 static struct vmc_names *names_of(vmc_t *v)
 {
     if (!v->names) {
         v->names = calloc(1, sizeof *v->names);
-        if (v->names) v->names->perf_fd = -1;
+        if (v->names) {
+            v->names->perf_fd = -1;
+            vmc__jitdump_init(&v->names->jd);
+        }
     }
     return v->names;
 }
@@ -332,6 +348,7 @@ int vmc_name(vmc_t *v, const void *addr, size_t size, const char *name)
         goto out;
     }
     if (v->opt.perf_map && (e = perf_open(ns))) goto out;
+    if (v->opt.jitdump && (e = jitdump_open(ns))) goto out;
     if (!ns->objs || ns->objs->n == VMC_NAME_BATCH) {
         if (ns->objs && (e = flush_locked(ns))) goto out;  /* the full one goes to gdb now */
         jn_obj_t *o = calloc(1, sizeof *o);
@@ -352,6 +369,7 @@ int vmc_name(vmc_t *v, const void *addr, size_t size, const char *name)
     ns->objs->n++;
     ns->objs->dirty = 1;
     if (v->opt.perf_map) e = perf_line(ns, s);
+    if (!e && v->opt.jitdump) e = vmc__jitdump_record(&ns->jd, a, size, name);
 out:
     pthread_mutex_unlock(&names_lock);
     if (!e) vmc__clear_error();
@@ -377,6 +395,7 @@ void vmc__names_close(vmc_t *v)
         obj_free(o);
     }
     if (v->names->perf_fd >= 0) vmc__os_close(v->names->perf_fd);
+    vmc__jitdump_close(&v->names->jd);
     free(v->names);
     v->names = NULL;
     pthread_mutex_unlock(&names_lock);

@@ -42,6 +42,7 @@ static const struct opt_desc {
     {"allow_smaller", OPT_BOOL, offsetof(vmc_options_t, allow_smaller)},
     {"w_xor_x", OPT_BOOL, offsetof(vmc_options_t, w_xor_x)},
     {"perf_map", OPT_BOOL, offsetof(vmc_options_t, perf_map)},
+    {"jitdump", OPT_BOOL, offsetof(vmc_options_t, jitdump)},
 };
 #define OPT_COUNT (sizeof opt_table / sizeof opt_table[0])
 
@@ -181,10 +182,11 @@ int vmc__options_format(const vmc_options_t *o, char *buf, size_t len)
 {
     int n = snprintf(buf, len,
                      "-vm_size %#zx -vmheap_size %#zx -vm_base %#lx -vm_max_offset %#zx "
-                     "-reach_lo %#lx -reach_hi %#lx -%snear_app -%sallow_smaller -%sw_xor_x -%sperf_map",
+                     "-reach_lo %#lx -reach_hi %#lx -%snear_app -%sallow_smaller -%sw_xor_x -%sperf_map -%sjitdump",
                      o->vm_size, o->vmheap_size, (unsigned long)o->vm_base, o->vm_max_offset,
                      (unsigned long)o->reach_lo, (unsigned long)o->reach_hi,
                      o->near_app ? "" : "no_", o->allow_smaller ? "" : "no_",
-                     o->w_xor_x ? "" : "no_", o->perf_map ? "" : "no_");
+                     o->w_xor_x ? "" : "no_", o->perf_map ? "" : "no_",
+                     o->jitdump ? "" : "no_");
     return n < 0 || (size_t)n >= len ? -EOVERFLOW : 0;
 }

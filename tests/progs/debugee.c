@@ -97,6 +97,7 @@ int main(int argc, char **argv)
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (!strcmp(argv[i], "-w")) o.w_xor_x = 1;
         else if (!strcmp(argv[i], "-perf_map")) o.perf_map = 1;
+        else if (!strcmp(argv[i], "-jitdump")) o.jitdump = 1;
     }
     if (argc - i != 2) {
         fprintf(stderr, "usage: debugee [-w] [-perf_map] basic|fork|wait|uninit|hot DIR\n");
