@@ -86,9 +86,10 @@ TEST_DEPS = $(B)/tests/vmc-tests $(B)/vmcode $(B)/examples/demo $(B)/examples/re
             $(B)/tests/nopie_host $(B)/tests/debugee $(B)/tests/debugee_so $(TEST_LIBS)
 
 # Test tools from Debian, installed when missing: pkg-config (the install
-# test), g++ (a C++ test library), binutils (the linker's -z options).
+# test), g++ (a C++ test library), binutils (the linker's -z options),
+# gdb, valgrind and linux-perf (tests/test_debug.c).
 test-deps:
-	@sh scripts/ensure-packages.sh pkg-config g++ binutils
+	@sh scripts/ensure-packages.sh pkg-config g++ binutils gdb valgrind linux-perf
 
 check: test-deps
 	@$(MAKE) --no-print-directory run-tests
@@ -180,6 +181,13 @@ install: all
 	ln -sf libvmcode.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libvmcode.so.0
 	ln -sf libvmcode.so.0 $(DESTDIR)$(PREFIX)/lib/libvmcode.so
 	install -m 755 $(B)/vmcode $(DESTDIR)$(PREFIX)/bin/
+	# gdb's auto-load: by the library's real name (found when the prefix is
+	# in gdb's scripts-directory, /usr/share/gdb/auto-load for PREFIX=/usr),
+	# and by itself, to source by hand
+	install -d $(DESTDIR)$(PREFIX)/share/gdb/auto-load$(PREFIX)/lib
+	install -m 644 tools/vmcode-gdb.py \
+	    $(DESTDIR)$(PREFIX)/share/gdb/auto-load$(PREFIX)/lib/libvmcode.so.$(VERSION)-gdb.py
+	install -m 644 tools/vmcode-gdb.py $(DESTDIR)$(PREFIX)/share/gdb/auto-load/vmcode-gdb.py
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' vmcode.pc.in \
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/vmcode.pc
 

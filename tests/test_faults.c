@@ -7,6 +7,7 @@
 #include "test.h"
 #include "vmcode.h"
 #include "os/os.h"
+#include "lib/debug_registry.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -188,6 +189,7 @@ static void sweep(const op_t *op, int *injected)
                                    op->name, vmc__os_call_name(k), nth, strerror(errs[ei]), r,
                                    vmc_last_error());
                         ASSERT_MSG(strlen(vmc_last_error()) > 10, "%s: no message", op->name);
+                        ASSERT_EQ(vmc__debug_count(), 0);  /* nothing left for debuggers either */
                         /* a failure leaves no trace at all */
                         if (warm || !op->options) {
                             fprintf(stderr, "%s (%s), %s #%lu%s failing with %s: %s\n", op->name,

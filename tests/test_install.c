@@ -34,6 +34,10 @@ TEST_TIMEOUT(install_and_build_outside, 300)
     ASSERT_EQ(system(cmd), 0);
     snprintf(cmd, sizeof cmd, "%s/bin/vmcode info --json | grep -q '\"code_size\":2147483648'", prefix);
     ASSERT_EQ(system(cmd), 0);
+    /* gdb's script, where gdb looks for one by the library's real name */
+    snprintf(cmd, sizeof cmd, "cmp %s/tools/vmcode-gdb.py %s/share/gdb/auto-load%s/lib/libvmcode.so.0.1.0-gdb.py && "
+             "cmp %s/tools/vmcode-gdb.py %s/share/gdb/auto-load/vmcode-gdb.py", src, prefix, prefix, src, prefix);
+    ASSERT_EQ(system(cmd), 0);
     snprintf(cmd, sizeof cmd, "rm -rf %s", prefix);
     ASSERT_EQ(system(cmd), 0);
 }

@@ -146,6 +146,8 @@ int main(int argc, char **argv)
         vmc_lib_unload(a);
     } else if (!strcmp(mode, "hot")) {
         vmc_lib_t *a = load("libt_dbg.so");
+        printf("pid %ld\n", (long)getpid());  /* the test removes /tmp/perf-PID.map and the like */
+        fflush(stdout);
         void (*f)(void) = fragment("vmc_hot_fragment", spin_code, sizeof spin_code);
         double end = now() + 1.0;
         while (now() < end) {
