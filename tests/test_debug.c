@@ -205,16 +205,16 @@ TEST_TIMEOUT(debug_registry_failed_loads_leave_nothing, 120)
 }
 
 static vmc_t *shared_handle;
+static char *thread_paths[4];   /* made before the threads start: tlib is not thread-safe */
 
 static void *load_loop(void *arg)
 {
-    static const char *const names[] = {"libt_basic.so", "libt_weak.so", "libt_dbg2.so", "libt_sysv.so"};
     uintptr_t k = (uintptr_t)arg;
     vmc_t *own = vt_open("-vm_size 64M -vmheap_size 0");
     for (int i = 0; i < 40; i++) {
         vmc_t *v = i % 2 ? own : shared_handle;
         vmc_lib_t *l;
-        ASSERT_OK(vmc_lib_load(v, tlib(names[(k + (uintptr_t)i) % 4]), 0, &l));
+        ASSERT_OK(vmc_lib_load(v, thread_paths[(k + (uintptr_t)i) % 4], 0, &l));
         ASSERT_GE(vmc__debug_count(), 1);
         ASSERT_OK(vmc_lib_unload(l));
     }
@@ -224,6 +224,8 @@ static void *load_loop(void *arg)
 
 TEST_THREADED(debug_registry_loads_from_threads)
 {
+    static const char *const names[] = {"libt_basic.so", "libt_weak.so", "libt_dbg2.so", "libt_sysv.so"};
+    for (int i = 0; i < 4; i++) ASSERT((thread_paths[i] = strdup(tlib(names[i]))));
     shared_handle = vt_open("-vm_size 256M -vmheap_size 0");
     pthread_t t[4];
     for (uintptr_t i = 0; i < 4; i++) ASSERT_EQ(pthread_create(&t[i], NULL, load_loop, (void *)i), 0);

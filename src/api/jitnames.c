@@ -263,9 +263,10 @@ static int perf_line(struct vmc_names *ns, const jn_sym_t *s)
 /* The map file of this process, opened on first use and again in a forked
  * child (perf reads the file of the process it sampled), which then gets
  * every name it inherited. */
-static int perf_open(struct vmc_names *ns)
+static int perf_open(struct vmc_names *ns, int *fresh)
 {
     pid_t pid = getpid();
+    *fresh = 0;
     if (ns->perf_fd >= 0 && ns->perf_pid == pid) return 0;
     if (ns->perf_fd >= 0) vmc__os_close(ns->perf_fd);  /* the parent's */
     ns->perf_fd = -1;
@@ -275,6 +276,7 @@ static int perf_open(struct vmc_names *ns)
     if (e) return vmc__fail(e, "vmc_name: -perf_map: cannot open %s: %s", path, strerror(-e));
     ns->perf_fd = fd;
     ns->perf_pid = pid;
+    *fresh = 1;
     for (jn_obj_t *o = ns->objs; o; o = o->next)
         for (size_t i = 0; i < o->n; i++)
             if ((e = perf_line(ns, &o->syms[i]))) return e;
@@ -283,10 +285,10 @@ static int perf_open(struct vmc_names *ns)
 
 /* ---- jit-PID.dump (jitdump.c) ------------------------------------------------------ */
 
-static int jitdump_open(struct vmc_names *ns)
+static int jitdump_open(struct vmc_names *ns, int *fresh)
 {
-    int fresh, e = vmc__jitdump_open(&ns->jd, &fresh);
-    if (e || !fresh) return e;
+    int e = vmc__jitdump_open(&ns->jd, fresh);
+    if (e || !*fresh) return e;
     for (jn_obj_t *o = ns->objs; o; o = o->next)
         for (size_t i = 0; i < o->n; i++)
             if ((e = vmc__jitdump_record(&ns->jd, o->syms[i].addr, o->syms[i].size, o->syms[i].name))) return e;
@@ -347,8 +349,6 @@ int vmc_name(vmc_t *v, const void *addr, size_t size, const char *name)
         forget_locked(ns, a, a + size);
         goto out;
     }
-    if (v->opt.perf_map && (e = perf_open(ns))) goto out;
-    if (v->opt.jitdump && (e = jitdump_open(ns))) goto out;
     if (!ns->objs || ns->objs->n == VMC_NAME_BATCH) {
         if (ns->objs && (e = flush_locked(ns))) goto out;  /* the full one goes to gdb now */
         jn_obj_t *o = calloc(1, sizeof *o);
@@ -368,8 +368,12 @@ int vmc_name(vmc_t *v, const void *addr, size_t size, const char *name)
     s->size = size;
     ns->objs->n++;
     ns->objs->dirty = 1;
-    if (v->opt.perf_map) e = perf_line(ns, s);
-    if (!e && v->opt.jitdump) e = vmc__jitdump_record(&ns->jd, a, size, name);
+    /* The files: a fresh one (the first name, or the first in a forked
+     * child) gets every name, this one included; else this line. */
+    int fresh;
+    if (v->opt.perf_map && !(e = perf_open(ns, &fresh)) && !fresh) e = perf_line(ns, s);
+    if (!e && v->opt.jitdump && !(e = jitdump_open(ns, &fresh)) && !fresh)
+        e = vmc__jitdump_record(&ns->jd, a, size, name);
 out:
     pthread_mutex_unlock(&names_lock);
     if (!e) vmc__clear_error();

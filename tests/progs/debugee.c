@@ -10,6 +10,8 @@
  *                                        call it every 10 ms for 30 s (gdb -p)
  *   debugee [-w] uninit DIR              load libt_dbg.so, call t_dbg_uninit (one
  *                                        error for valgrind to report)
+ *   debugee [-w] loads DIR               200 loads and unloads of libt_dbg2.so: the
+ *                                        time of one
  *   debugee [-w] hot DIR                 a second of work in libt_dbg.so and in a
  *                                        named fragment (perf record)
  */
@@ -100,7 +102,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "-jitdump")) o.jitdump = 1;
     }
     if (argc - i != 2) {
-        fprintf(stderr, "usage: debugee [-w] [-perf_map] basic|fork|wait|uninit|hot DIR\n");
+        fprintf(stderr, "usage: debugee [-w] [-perf_map] basic|fork|wait|uninit|loads|hot DIR\n");
         return 2;
     }
     const char *mode = argv[i];
@@ -144,6 +146,11 @@ int main(int argc, char **argv)
         *(void **)&f = vmc_lib_sym(a, "t_dbg_uninit");
         printf("uninit %d\n", f() > 0);
         vmc_lib_unload(a);
+    } else if (!strcmp(mode, "loads")) {
+        /* what a load and unload costs, for docs/loader.md (with gdb and without) */
+        double t0 = now();
+        for (int k = 0; k < 200; k++) vmc_lib_unload(load("libt_dbg2.so"));
+        printf("load+unload %.1f us\n", (now() - t0) / 200 * 1e6);
     } else if (!strcmp(mode, "hot")) {
         vmc_lib_t *a = load("libt_dbg.so");
         printf("pid %ld\n", (long)getpid());  /* the test removes /tmp/perf-PID.map and the like */
