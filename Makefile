@@ -50,7 +50,7 @@ $(B)/libvmcode.so: $(LIB_OBJ)
 
 $(B)/vmcode: tools/vmcode.c $(B)/libvmcode.a
 	@echo "  CC      $@"
-	$(Q)$(CC) $(CFLAGS_BASE) -Iinclude $< $(B)/libvmcode.a $(LDLIBS_LIB) -o $@
+	$(Q)$(CC) $(CFLAGS_BASE) -Iinclude -DVMC_VERSION_TEXT='"$(VERSION)"' $< $(B)/libvmcode.a $(LDLIBS_LIB) -o $@
 
 # ---- tests --------------------------------------------------------------------
 -include tests/libs.mk

@@ -58,11 +58,14 @@ typedef struct vmc_options {
 
 VMC_API void vmc_options_init(vmc_options_t *o);
 /* DR-style option text: "-vm_size 2G -vmheap_size 512M -w_xor_x -no_near_app"
- * Sizes take K/M/G/T suffixes; booleans take -name / -no_name.  On error
+ * Sizes take K/M/G/T suffixes; booleans take -name / -no_name and no value
+ * ("-w_xor_x 1" is refused, saying so).  On error
  * (-EINVAL) *o is unchanged and vmc_last_error() names the token.            */
 VMC_API int  vmc_options_parse(vmc_options_t *o, const char *text);
 
-/* o == NULL: defaults, then the VMCODE_OPTIONS environment variable. */
+/* The options o (NULL: the defaults), with the VMCODE_OPTIONS environment
+ * variable applied on top: an option it names wins over the program's (as
+ * DynamoRIO applies its options from the environment).  *o is not changed. */
 VMC_API int  vmc_open(const vmc_options_t *o, vmc_t **out);
 VMC_API void vmc_close(vmc_t *v);      /* unloads libraries, releases everything */
 

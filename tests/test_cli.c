@@ -76,14 +76,14 @@ TEST(cli_info)
                      "-reach_hi 0xffff800000001000", &out), 0);
     ASSERT_STR_CONTAINS(out, "placement     vm_base\nnear_app      FAILED: from no free place would "
                              "any of the region reach the target;");
-    ASSERT_STR_CONTAINS(out, "reaching      0 MiB of 64 MiB (0.0 %)");
+    ASSERT_STR_CONTAINS(out, "reaching      0 bytes of 64 MiB (0.00 %)");
     free(out);
     ASSERT_EQ(vmcode("info --json -vm_size 64M -vmheap_size 0 -reach_lo 0xffff800000000000 "
                      "-reach_hi 0xffff800000001000", &out), 0);
     ASSERT(json_balanced(out));
     ASSERT_STR_CONTAINS(out, "\"placement\":\"vm_base\"");
     ASSERT_STR_CONTAINS(out, "\"code_reaching\":0,");
-    ASSERT_STR_CONTAINS(out, "\"near_app_failed\":true}");
+    ASSERT_STR_CONTAINS(out, "\"near_app_failed\":true,");
     free(out);
 }
 
@@ -172,7 +172,8 @@ TEST(cli_load)
     ASSERT(json_balanced(out));
     ASSERT_STR_CONTAINS(out, "\"inside_code_region\":true");
     ASSERT_STR_CONTAINS(out, "\"tables_copied\":");
-    ASSERT_STR_CONTAINS(out, "\"deps\":[{\"name\":\"libc.so.6\",\"bound\":\"host\"}]");
+    ASSERT_STR_CONTAINS(out, "\"deps\":[{\"name\":\"libc.so.6\",\"bound\":\"host\",\"where\":\"in_process\",\"path\":\"/");
+    ASSERT_STR_CONTAINS(out, "\"why\":\"the process has it already: the host's copy\"}]");
     ASSERT_STR_CONTAINS(out, "{\"name\":\"nope\",\"address\":null,\"library\":null}");
     free(out);
 }
@@ -199,8 +200,8 @@ TEST(cli_load_errors)
     ASSERT_EQ(vmcode("load", &out), 2);
     ASSERT_STR_CONTAINS(out, "vmcode load: no library given");
     free(out);
-    ASSERT_EQ(vmcode("load -vm_size 1G /nonexistent.so", &out), 2);
-    ASSERT_STR_CONTAINS(out, "give vmcode options with --options");
+    ASSERT_EQ(vmcode("load /nonexistent.so -bogus", &out), 2);
+    ASSERT_STR_CONTAINS(out, "vmcode load: option text: unknown option '-bogus'");
     free(out);
     ASSERT_EQ(vmcode("load /nonexistent.so", &out), 1);
     ASSERT_STR_CONTAINS(out, "vmcode load: ");
@@ -222,4 +223,132 @@ TEST(cli_load_errors)
     ASSERT_EQ(vmcode("load --help", &out), 0);
     ASSERT_STR_CONTAINS(out, "usage: vmcode load");
     free(out);
+}
+
+/* Every command takes option words the same way (a size's value is the
+ * next word), and --options TEXT as well. */
+TEST(cli_one_option_syntax_for_every_command)
+{
+    char *out, args[1024];
+    const char *forms[] = {"-vm_size 256M -vmheap_size 0 -no_near_app", "--options \"-vm_size 256M -vmheap_size 0\" -no_near_app"};
+    for (int f = 0; f < 2; f++) {
+        snprintf(args, sizeof args, "info %s", forms[f]);
+        ASSERT_EQ(vmcode(args, &out), 0);
+        ASSERT_STR_CONTAINS(out, "256 MiB  (asked 256 MiB)");
+        ASSERT_STR_CONTAINS(out, "heap region   none");
+        ASSERT_STR_CONTAINS(out, "placement     vm_base");
+        free(out);
+        snprintf(args, sizeof args, "maps %s", forms[f]);
+        ASSERT_EQ(vmcode(args, &out), 0);
+        ASSERT_STR_CONTAINS(out, "256M  free");
+        ASSERT_STR_CONTAINS(out, "heap region: none");
+        free(out);
+        snprintf(args, sizeof args, "load %s/tests/libs/libt_basic.so %s --maps", vt_build_dir(), forms[f]);
+        ASSERT_EQ(vmcode(args, &out), 0);
+        ASSERT_STR_CONTAINS(out, "256 MiB  (asked 256 MiB)");
+        ASSERT_STR_CONTAINS(out, "placement     vm_base");
+        free(out);
+    }
+    ASSERT_EQ(vmcode("info -w_xor_x 1", &out), 2);
+    ASSERT_STR_CONTAINS(out, "option text: '-w_xor_x' is a boolean and takes no value (got '1'): write -w_xor_x to "
+                             "turn it on, -no_w_xor_x to turn it off");
+    free(out);
+    ASSERT_EQ(vmcode("info 256M", &out), 2);
+    ASSERT_STR_CONTAINS(out, "vmcode info: option text: expected an option starting with '-', got '256M'");
+    free(out);
+}
+
+TEST(cli_version)
+{
+    char *out;
+    ASSERT_EQ(vmcode("--version", &out), 0);
+    char want[64];
+    snprintf(want, sizeof want, "(vmcode.h %d.%d)\n", VMCODE_VERSION_MAJOR, VMCODE_VERSION_MINOR);
+    ASSERT_MSG(!strncmp(out, "vmcode 0.", 9), "%s", out);
+    ASSERT_STR_CONTAINS(out, want);
+    free(out);
+}
+
+/* VMCODE_OPTIONS first, then the command line; info says what it applied. */
+TEST(cli_vmcode_options_environment)
+{
+    char *out;
+    setenv("VMCODE_OPTIONS", "-vm_size 64M -vmheap_size 0", 1);
+    ASSERT_EQ(vmcode("info -vm_size 128M", &out), 0);
+    unsetenv("VMCODE_OPTIONS");
+    ASSERT_STR_CONTAINS(out, "128 MiB  (asked 128 MiB)");
+    ASSERT_STR_CONTAINS(out, "heap region   none");
+    ASSERT_STR_CONTAINS(out, "VMCODE_OPTIONS -vm_size 64M -vmheap_size 0  (applied before the command line's options");
+    free(out);
+    setenv("VMCODE_OPTIONS", "-vmheap_size 0", 1);
+    ASSERT_EQ(vmcode("info --json", &out), 0);
+    unsetenv("VMCODE_OPTIONS");
+    ASSERT_STR_CONTAINS(out, "\"heap_size\":0,");
+    ASSERT_STR_CONTAINS(out, "\"vmcode_options\":\"-vmheap_size 0\"}");
+    free(out);
+}
+
+/* load --maps: the map after the loads shows each library's run. */
+TEST(cli_load_maps)
+{
+    char *out, args[1024];
+    snprintf(args, sizeof args, "load --maps %s/tests/libs/libt_rtop.so -vmheap_size 0", vt_build_dir());
+    ASSERT_EQ(vmcode(args, &out), 0);
+    ASSERT_STR_CONTAINS(out, "code region 0x");
+    ASSERT_STR_CONTAINS(out, "library    code, committed");
+    ASSERT_STR_CONTAINS(out, "/tests/libs/libt_rtop.so\n");
+    ASSERT_STR_CONTAINS(out, "/tests/libs/sub/libt_rmid.so\n");
+    ASSERT_STR_CONTAINS(out, "/tests/libs/sub2/libt_rleaf.so\n");
+    free(out);
+    snprintf(args, sizeof args, "load --json --maps %s/tests/libs/libt_rtop.so -vmheap_size 0", vt_build_dir());
+    ASSERT_EQ(vmcode_stdout(args, &out), 0);
+    ASSERT(json_balanced(out));
+    ASSERT_STR_CONTAINS(out, "\"map\":{\"info\":{\"code_base\":");
+    ASSERT_STR_CONTAINS(out, "\"owner\":\"library\"");
+    ASSERT_STR_CONTAINS(out, "libt_rleaf.so\"}");
+    free(out);
+}
+
+static size_t json_num(const char *json, const char *key)
+{
+    char k[64];
+    snprintf(k, sizeof k, "\"%s\":", key);
+    const char *p = strstr(json, k);
+    ASSERT_MSG(p, "no %s in %s", key, json);
+    return (size_t)strtoull(p + strlen(k), NULL, 10);
+}
+
+/* The text and --json give the same figures. */
+TEST(cli_text_and_json_give_the_same_figures)
+{
+    char *txt, *js, args[1024], want[256];
+    snprintf(args, sizeof args, "load %s/tests/libs/libt_runpath.so -vm_size 100M -vmheap_size 12K", vt_build_dir());
+    ASSERT_EQ(vmcode(args, &txt), 0);
+    snprintf(args, sizeof args, "load --json --maps %s/tests/libs/libt_runpath.so -vm_size 100M -vmheap_size 12K",
+             vt_build_dir());
+    ASSERT_EQ(vmcode_stdout(args, &js), 0);
+    snprintf(want, sizeof want, "  relocs    %zu relative, %zu symbolic, %zu irelative, %zu relr\n",
+             json_num(js, "relative"), json_num(js, "symbolic"), json_num(js, "irelative"), json_num(js, "relr"));
+    ASSERT_STR_CONTAINS(txt, want);
+    snprintf(want, sizeof want, "  bound     %zu to itself, %zu to private libraries, %zu to the host, %zu weak to 0\n",
+             json_num(js, "self"), json_num(js, "private"), json_num(js, "host"), json_num(js, "weak_zero"));
+    ASSERT_STR_CONTAINS(txt, want);
+    size_t size = json_num(js, "size");
+    ASSERT_EQ(size % 4096, 0);
+    snprintf(want, sizeof want, "  %zu KiB, inside the code region", size >> 10);
+    ASSERT_STR_CONTAINS(txt, want);
+    snprintf(want, sizeof want, "  tables    %zu bytes read", json_num(js, "tables_copied"));
+    ASSERT_STR_CONTAINS(txt, want);
+    ASSERT_STR_CONTAINS(js, "\"where\":\"runpath\"");
+    ASSERT_STR_CONTAINS(txt, "(runpath): ");
+    ASSERT_STR_CONTAINS(txt, "found in a DT_RUNPATH directory: loaded privately\n");
+    ASSERT_STR_CONTAINS(js, "\"why\":\"found in a DT_RUNPATH directory: loaded privately\"");
+    free(txt);
+    /* sizes that are no whole MiB are given exactly, in the text as in JSON */
+    ASSERT_EQ(json_num(js, "heap_size"), 12288);
+    ASSERT_EQ(vmcode("info -vm_size 100M -vmheap_size 12K", &txt), 0);
+    ASSERT_STR_CONTAINS(txt, "12 KiB  (asked 12 KiB)");
+    ASSERT_STR_CONTAINS(txt, "100 MiB  (asked 100 MiB)");
+    free(txt);
+    free(js);
 }

@@ -72,6 +72,10 @@ TEST(options_parse_bad)
     expect_bad("-vm_base 0x7ffffff00000", "past the user address space");
     expect_bad("-no_vm_size 2G", "unknown option '-no_vm_size'");
     expect_bad("-w_xor_x -bogus", "unknown option '-bogus'");
+    expect_bad("-w_xor_x 1", "option text: '-w_xor_x' is a boolean and takes no value (got '1'): write -w_xor_x to "
+                             "turn it on, -no_w_xor_x to turn it off");
+    expect_bad("-vm_size 64M -no_near_app  off", "option text: '-no_near_app' is a boolean and takes no value (got "
+                                                 "'off'): write -near_app to turn it on, -no_near_app to turn it off");
     expect_bad("-reach_lo 0x2000 -reach_hi 0x1000", "reach_hi 0x1000 is not above reach_lo 0x2000");
     expect_bad("-reach_lo 0x1000 -reach_hi 0x100001000", "is 4G or wider");
     expect_bad("-vmheap_size 3000", "vmheap_size 0xbb8 is not a multiple of 4K");
@@ -111,10 +115,41 @@ TEST(options_environment)
     ASSERT_STR_CONTAINS(vmc_last_error(), "VMCODE_OPTIONS: option text: unknown option '-frobnicate'");
 }
 
+/* VMCODE_OPTIONS applies on top of the options a program passes: what it
+ * names wins, the rest is the program's. */
+TEST(options_environment_on_top_of_the_program)
+{
+    vmc_options_t o;
+    vmc_options_init(&o);
+    o.vm_size = (size_t)128 << 20;
+    o.vmheap_size = (size_t)32 << 20;
+    setenv("VMCODE_OPTIONS", "-vm_size 64M -no_near_app", 1);
+    vmc_t *v;
+    ASSERT_OK(vmc_open(&o, &v));
+    vmc_info_t in;
+    ASSERT_OK(vmc_info(v, &in));
+    ASSERT_EQ(in.code_size, (size_t)64 << 20);
+    ASSERT_EQ(in.heap_size, (size_t)32 << 20);
+    ASSERT_EQ(in.placement, VMC_PLACED_VM_BASE);
+    vmc_close(v);
+    ASSERT_EQ(o.vm_size, (size_t)128 << 20);  /* the program's struct is not changed */
+    unsetenv("VMCODE_OPTIONS");
+    ASSERT_OK(vmc_open(&o, &v));
+    ASSERT_OK(vmc_info(v, &in));
+    ASSERT_EQ(in.code_size, (size_t)128 << 20);
+    vmc_close(v);
+    setenv("VMCODE_OPTIONS", "-w_xor_x 1", 1);
+    ASSERT_EQ(vmc_open(&o, &v), -EINVAL);
+    ASSERT_STR_EQ(vmc_last_error(), "VMCODE_OPTIONS: option text: '-w_xor_x' is a boolean and takes no value (got "
+                                    "'1'): write -w_xor_x to turn it on, -no_w_xor_x to turn it off");
+    unsetenv("VMCODE_OPTIONS");
+}
+
 TEST(strerror_names)
 {
     ASSERT_STR_EQ(vmc_strerror(-ENOSPC), "no free space in the region satisfies the request");
     ASSERT_STR_EQ(vmc_strerror(-ENOEXEC), "not a loadable ELF shared library");
     ASSERT_STR_EQ(vmc_strerror(0), "success");
+    ASSERT_STR_EQ(vmc_strerror(-ENOTSUP), "a feature the private loader does not support");
     ASSERT(vmc_strerror(-EIO) != NULL);
 }

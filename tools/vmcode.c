@@ -2,12 +2,22 @@
  *
  *   vmcode info [--json] [OPTIONS...]           what a region opened with OPTIONS got
  *   vmcode maps [--json] [OPTIONS...]           the annotated map of a fresh region
- *   vmcode load [--json] [--options TEXT] LIB... [--sym NAME]...
+ *   vmcode load [--json] [--maps] [OPTIONS...] LIB... [--sym NAME]...
  *                                               load libraries privately, show where
+ *   vmcode --version
+ *
+ * Every command takes the same arguments: OPTIONS are vmcode option words
+ * (-vm_size 1G, -no_near_app; a size's or address's value is the next word),
+ * anywhere on the line, or as one text with --options TEXT; --flags are the
+ * tool's own.  The command line is applied after VMCODE_OPTIONS.
  *
  * Exit status: 0 success, 1 the operation failed, 2 wrong usage.
  */
 #include "vmcode.h"
+
+#ifndef VMC_VERSION_TEXT
+#define VMC_VERSION_TEXT "(version unknown)"  /* the Makefile passes VERSION */
+#endif
 
 #include <errno.h>
 #include <stdio.h>
@@ -52,7 +62,7 @@ static const char *placement_name(int p)
 /* Parsed command line: --json, --help, option text, and (load) libraries and
  * symbols. */
 typedef struct args {
-    int json, help;
+    int json, help, maps;
     char text[4096];
     const char *libs[64];
     int nlibs;
@@ -68,9 +78,21 @@ static int add_text(const cmd_t *c, args_t *a, const char *s)
     return 0;
 }
 
-/* info and maps: every word that is not a --flag is option text.  load:
- * words are libraries, and option text comes with --options TEXT.
- * Returns 0, or 2 after printing a usage error. */
+/* Does option word w ("-vm_size") take a value?  Asked of the library's
+ * own parser, so the tool needs no table of options: a boolean parses
+ * alone, a size or address says it needs a value. */
+static int takes_value(const char *w)
+{
+    vmc_options_t o;
+    vmc_options_init(&o);
+    return vmc_options_parse(&o, w) != 0 && strstr(vmc_last_error(), "needs a value") != NULL;
+}
+
+/* The same for every command: --flags, option words (with the value that
+ * follows a size or an address), --options TEXT, and, for load, libraries
+ * and --sym NAME.  Any other word of info or maps goes into the option
+ * text, whose parser says what is wrong with it ("-w_xor_x 1").  Returns
+ * 0, or 2 after printing a usage error. */
 static int parse_args(const cmd_t *c, int argc, char **argv, int takes_libs, args_t *a)
 {
     memset(a, 0, sizeof *a);
@@ -79,19 +101,22 @@ static int parse_args(const cmd_t *c, int argc, char **argv, int takes_libs, arg
         int r = 0;
         if (!strcmp(s, "--json")) a->json = 1;
         else if (!strcmp(s, "--help") || !strcmp(s, "-h")) a->help = 1;
-        else if (takes_libs && (!strcmp(s, "--sym") || !strcmp(s, "--options"))) {
+        else if (takes_libs && !strcmp(s, "--maps")) a->maps = 1;
+        else if (!strcmp(s, "--options") || (takes_libs && !strcmp(s, "--sym"))) {
             if (i + 1 >= argc) return usage_error(c, "%s needs a value", s);
             if (s[2] == 'o') r = add_text(c, a, argv[++i]);
             else if (a->nsyms == 64) return usage_error(c, "too many %s", s);
             else a->syms[a->nsyms++] = argv[++i];
         } else if (s[0] == '-' && s[1] == '-') {
             return usage_error(c, "unknown flag '%s'", s);
+        } else if (s[0] == '-') {
+            r = add_text(c, a, s);
+            if (!r && i + 1 < argc && !strchr(s, ' ') && takes_value(s)) r = add_text(c, a, argv[++i]);
         } else if (takes_libs) {
-            if (s[0] == '-') return usage_error(c, "'%s': give vmcode options with --options \"TEXT\"", s);
             if (a->nlibs == 64) return usage_error(c, "too many libraries at '%s'", s);
             a->libs[a->nlibs++] = s;
         } else {
-            r = add_text(c, a, s);
+            r = add_text(c, a, s);  /* the option parser says what is wrong with it */
         }
         if (r) return r;
     }
@@ -99,12 +124,18 @@ static int parse_args(const cmd_t *c, int argc, char **argv, int takes_libs, arg
 }
 
 /* Options from VMCODE_OPTIONS, then the command line; opens the handle.
- * Returns 0, 1 (open failed) or 2 (bad options). */
+ * vmc_open applies VMCODE_OPTIONS on top of a program's options; here the
+ * command line is to come last, so the variable is taken out of the
+ * environment once read.  Returns 0, 1 (open failed) or 2 (bad options). */
+static char env_text[4096];
+
 static int open_with(const cmd_t *c, const args_t *a, vmc_t **v)
 {
     vmc_options_t o;
     vmc_options_init(&o);
-    int r = vmc_options_parse(&o, getenv("VMCODE_OPTIONS"));
+    const char *env = getenv("VMCODE_OPTIONS");
+    snprintf(env_text, sizeof env_text, "%s", env ? env : "");
+    int r = vmc_options_parse(&o, env);
     if (r) {
         fprintf(stderr, "vmcode %s: VMCODE_OPTIONS: %s\n", c->name, vmc_last_error());
         return 2;
@@ -113,6 +144,7 @@ static int open_with(const cmd_t *c, const args_t *a, vmc_t **v)
         fprintf(stderr, "vmcode %s: %s\n", c->name, vmc_last_error());
         return 2;
     }
+    unsetenv("VMCODE_OPTIONS");
     r = vmc_open(&o, v);
     if (r) {
         fprintf(stderr, "vmcode %s: %s (%s)\n", c->name, vmc_last_error(), vmc_strerror(r));
@@ -139,35 +171,61 @@ static int start_cmd(const char *name, int argc, char **argv, int takes_libs, ar
 
 /* ---- info -------------------------------------------------------------------------- */
 
+/* A size exactly, in the largest unit that divides it: the text shows the
+ * same figures as --json, which gives bytes. */
+static const char *fmt_size(size_t n, char *buf, size_t len)
+{
+    if (n && n % ((size_t)1 << 20) == 0) snprintf(buf, len, "%zu MiB", n >> 20);
+    else if (n && n % 1024 == 0) snprintf(buf, len, "%zu KiB", n >> 10);
+    else snprintf(buf, len, "%zu bytes", n);
+    return buf;
+}
+
+/* s as a JSON string (quotes, backslashes and control characters escaped). */
+static void json_str(const char *s)
+{
+    putchar('"');
+    for (; s && *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') printf("\\%c", ch);
+        else if (ch < 0x20) printf("\\u%04x", ch);
+        else putchar(ch);
+    }
+    putchar('"');
+}
+
 static void print_info(vmc_t *v, int json)
 {
     vmc_info_t in;
     vmc_info(v, &in);
     double pct = in.code_size ? 100.0 * (double)in.code_reaching / (double)in.code_size : 0;
     unsigned long cb = (unsigned long)(uintptr_t)in.code_base, hb = (unsigned long)(uintptr_t)in.heap_base;
+    char s1[32], s2[32];
     if (json) {
         printf("{\"code_base\":\"%#lx\",\"code_size\":%zu,\"code_wbase\":\"%#lx\","
                "\"heap_base\":\"%#lx\",\"heap_size\":%zu,\"w_xor_x\":%s,"
                "\"placement\":\"%s\",\"reach_lo\":\"%#lx\",\"reach_hi\":\"%#lx\","
                "\"code_reaching\":%zu,\"reaching_percent\":%.2f,"
                "\"requested_code_size\":%zu,\"requested_heap_size\":%zu,"
-               "\"near_app_failed\":%s}\n",
+               "\"near_app_failed\":%s,\"vmcode_options\":",
                cb, in.code_size, (unsigned long)(uintptr_t)in.code_wbase, hb, in.heap_size,
                in.w_xor_x ? "true" : "false", placement_name(in.placement),
                (unsigned long)in.reach_lo, (unsigned long)in.reach_hi, in.code_reaching, pct,
                in.requested_code_size, in.requested_heap_size,
                in.near_app_failed ? "true" : "false");
+        json_str(env_text);
+        printf("}\n");
         return;
     }
-    printf("code region   %#014lx-%#014lx  %6zu MiB  (asked %zu MiB)\n", cb, cb + in.code_size,
-           in.code_size >> 20, in.requested_code_size >> 20);
+    printf("code region   %#014lx-%#014lx  %8s  (asked %s)\n", cb, cb + in.code_size,
+           fmt_size(in.code_size, s1, sizeof s1), fmt_size(in.requested_code_size, s2, sizeof s2));
     if (in.w_xor_x)
         printf("writable view %#014lx-%#014lx  (W^X: the same memory file, mapped read+write)\n",
                (unsigned long)(uintptr_t)in.code_wbase,
                (unsigned long)(uintptr_t)in.code_wbase + in.code_size);
     if (in.heap_size)
-        printf("heap region   %#014lx-%#014lx  %6zu MiB  (asked %zu MiB)\n", hb, hb + in.heap_size,
-               in.heap_size >> 20, in.requested_heap_size >> 20);
+        printf("heap region   %#014lx-%#014lx  %8s  (asked %s)\n", hb, hb + in.heap_size,
+               fmt_size(in.heap_size, s1, sizeof s1), fmt_size(in.requested_heap_size, s2, sizeof s2));
     else
         printf("heap region   none\n");
     printf("W^X           %s\n", in.w_xor_x ? "on" : "off");
@@ -176,8 +234,11 @@ static void print_info(vmc_t *v, int json)
         printf("near_app      FAILED: from no free place would any of the region reach the target;\n"
                "              calls to it need a stub (vmc_stub)\n");
     printf("reach target  %#lx-%#lx\n", (unsigned long)in.reach_lo, (unsigned long)in.reach_hi);
-    printf("reaching      %zu MiB of %zu MiB (%.1f %%) reach all of it by rel32\n",
-           in.code_reaching >> 20, in.code_size >> 20, pct);
+    printf("reaching      %s of %s (%.2f %%) reach all of it by rel32\n",
+           fmt_size(in.code_reaching, s1, sizeof s1), fmt_size(in.code_size, s2, sizeof s2), pct);
+    if (env_text[0])
+        printf("VMCODE_OPTIONS %s  (applied before the command line's options; vmc_open applies it on "
+               "top of a program's own)\n", env_text);
 }
 
 static int cmd_info(int argc, char **argv)
@@ -243,6 +304,21 @@ static const char *dep_how(int how)
     }
 }
 
+static const char *dep_where(int where)
+{
+    switch (where) {
+    case VMC_DEP_IN_PROCESS: return "in_process";
+    case VMC_DEP_SYSTEM_LIBRARY: return "system_library";
+    case VMC_DEP_BY_PATH: return "by_path";
+    case VMC_DEP_RPATH: return "rpath";
+    case VMC_DEP_LD_LIBRARY_PATH: return "ld_library_path";
+    case VMC_DEP_RUNPATH: return "runpath";
+    case VMC_DEP_BESIDE: return "beside";
+    case VMC_DEP_SYSTEM_SEARCH: return "system_search";
+    default: return "?";
+    }
+}
+
 static const char *dep_how_json(int how)
 {
     switch (how) {
@@ -295,14 +371,22 @@ static void print_lib(vmc_t *v, vmc_lib_t *l, double ms, int json, int first)
         for (unsigned i = 0; i < li.ndeps; i++) {
             vmc_lib_dep_t d;
             vmc_lib_dep(l, i, &d);
-            printf("%s{\"name\":\"%s\",\"bound\":\"%s\"}", i ? "," : "", d.name, dep_how_json(d.how));
+            printf("%s{\"name\":", i ? "," : "");
+            json_str(d.name);
+            printf(",\"bound\":\"%s\",\"where\":\"%s\",\"path\":", dep_how_json(d.how), dep_where(d.where));
+            if (d.path) json_str(d.path);
+            else printf("null");
+            printf(",\"why\":");
+            json_str(d.why);
+            putchar('}');
         }
         printf("]}");
         return;
     }
     printf("%s\n", li.path);
-    printf("  image     %#014lx-%#014lx  %zu KiB, %s the code region, loaded in %.3f ms\n",
-           (unsigned long)base, (unsigned long)(base + li.size), li.size >> 10,
+    char sz[32];
+    printf("  image     %#014lx-%#014lx  %s, %s the code region, loaded in %.3f ms\n",
+           (unsigned long)base, (unsigned long)(base + li.size), fmt_size(li.size, sz, sizeof sz),
            inside ? "inside" : "OUTSIDE", ms);
     for (unsigned i = 0; i < li.nsegments; i++) {
         prot_str(li.segments[i].prot, p);
@@ -319,7 +403,9 @@ static void print_lib(vmc_t *v, vmc_lib_t *l, double ms, int json, int first)
     for (unsigned i = 0; i < li.ndeps; i++) {
         vmc_lib_dep_t d;
         vmc_lib_dep(l, i, &d);
-        printf("  needs     %-24s %s\n", d.name, dep_how(d.how));
+        printf("  needs     %-24s %s (%s): %s\n", d.name, dep_how(d.how), dep_where(d.where),
+               d.path ? d.path : "(no path)");
+        printf("            %s\n", d.why);
     }
 }
 
@@ -394,7 +480,20 @@ static int cmd_load(int argc, char **argv)
         else
             printf("symbol %-24s not exported by any of them\n", a.syms[k]);
     }
-    if (a.json) printf("]}\n");
+    if (a.maps && a.json) {
+        int first = 1;
+        printf("],\"map\":{\"info\":");
+        print_info(v, 1);
+        printf(",\"runs\":[");
+        vmc_walk(v, json_run, &first);
+        printf("]}");
+    } else if (a.maps) {
+        putchar('\n');
+        print_info(v, 0);
+        putchar('\n');
+        vmc_dump(v, stdout);
+    }
+    if (a.json) printf("%s}\n", a.maps ? "" : "]");
     quiet = quiet_begin();  /* destructors */
     vmc_close(v);
     quiet_end(quiet);
@@ -413,12 +512,13 @@ static const cmd_t cmds[] = {
      "Open a region with OPTIONS and print its map: every run of blocks of the code\n"
      "and heap regions with owner, kind, size and commit state.",
      cmd_maps},
-    {"load", "[--json] [--options TEXT] LIB... [--sym NAME]...",
+    {"load", "[--json] [--maps] [OPTIONS...] LIB... [--sym NAME]...",
      "Load each library privately into a fresh code region and print where each segment\n"
      "landed, how many relocations were applied, where its symbols were bound (itself,\n"
-     "other private libraries, the host), its dependencies and how each was bound, and\n"
-     "the time taken; then the address of each --sym NAME.  Exit status 1 if a load\n"
-     "fails or a symbol is not found.",
+     "other private libraries, the host), its dependencies (how each was bound, where it\n"
+     "was found and why it went there), and the time taken; then the address of each\n"
+     "--sym NAME; with --maps, the region's map after the loads.  Exit status 1 if a\n"
+     "load fails or a symbol is not found.",
      cmd_load},
 };
 
@@ -435,8 +535,9 @@ static void usage(FILE *f)
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         fprintf(f, "  %s %s\n", cmds[i].name, cmds[i].args);
     fprintf(f,
-            "\nOPTIONS are vmcode option text, e.g. -vm_size 1G -vmheap_size 0 -no_near_app -w_xor_x\n"
-            "(as in the VMCODE_OPTIONS environment variable).  vmcode COMMAND --help for more.\n");
+            "\nOPTIONS are vmcode option words, e.g. -vm_size 1G -vmheap_size 0 -no_near_app -w_xor_x\n"
+            "(as in the VMCODE_OPTIONS environment variable, which comes first), anywhere on the\n"
+            "line, or as one text with --options TEXT.  vmcode --version; vmcode COMMAND --help.\n");
 }
 
 int main(int argc, char **argv)
@@ -447,6 +548,10 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("vmcode %s (vmcode.h %d.%d)\n", VMC_VERSION_TEXT, VMCODE_VERSION_MAJOR, VMCODE_VERSION_MINOR);
         return 0;
     }
     const cmd_t *c = find_cmd(argv[1]);

@@ -71,6 +71,9 @@ int vmc_open(const vmc_options_t *o, vmc_t **out)
 {
     if (!out) return vmc__fail(-EINVAL, "vmc_open: out is NULL");
     *out = NULL;
+    /* VMCODE_OPTIONS applies on top of what the program asked for (or the
+     * defaults), as DynamoRIO applies its options from the environment: a
+     * user can change a program's region without rebuilding it. */
     vmc_options_t opt;
     if (o) {
         opt = *o;
@@ -78,16 +81,16 @@ int vmc_open(const vmc_options_t *o, vmc_t **out)
         if (r) return r;
     } else {
         vmc_options_init(&opt);
-        const char *env = getenv("VMCODE_OPTIONS");
-        int r = vmc_options_parse(&opt, env);
-        if (r) return vmc__fail_wrap(r, "VMCODE_OPTIONS");
     }
+    const char *env = getenv("VMCODE_OPTIONS");
+    int r = vmc_options_parse(&opt, env);
+    if (r) return vmc__fail_wrap(r, "VMCODE_OPTIONS");
     pthread_once(&fork_once, fork_register);
     if (fork_err) return vmc__fail(fork_err, "vmc_open: pthread_atfork: %s", strerror(-fork_err));
     vmc_t *v = calloc(1, sizeof *v);
     if (!v) return vmc__fail(-ENOMEM, "vmc_open: out of memory for the handle");
     v->opt = opt;
-    int r = vmc__region_open_code(&v->sp.code, &opt, &v->sp.place);
+    r = vmc__region_open_code(&v->sp.code, &opt, &v->sp.place);
     if (r) goto fail_handle;
     r = vmc__region_open_heap(&v->sp.heap, &opt);
     if (r) goto fail_code;

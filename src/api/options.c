@@ -120,6 +120,15 @@ int vmc_options_parse(vmc_options_t *o, const char *text)
         char *field = (char *)&tmp + d->offset;
         if (d->type == OPT_BOOL) {
             *(int *)field = !negated;
+            /* "-w_xor_x 1": the next word would otherwise be refused as not
+             * an option, which does not say what is wrong */
+            const char *q = p;
+            while (isspace((unsigned char)*q)) q++;
+            size_t qn = strcspn(q, " \t\n\r\f\v");
+            if (qn && q[0] != '-')
+                return vmc__fail(-EINVAL, "option text: '%.*s' is a boolean and takes no value (got '%.*s'): "
+                                 "write -%.*s to turn it on, -no_%.*s to turn it off", (int)n, tok, (int)qn, q,
+                                 (int)nn, name, (int)nn, name);
             continue;
         }
         while (isspace((unsigned char)*p)) p++;

@@ -64,6 +64,7 @@ const char *vmc_strerror(int err)
     case -ENOMEM:  return "cannot reserve or commit memory";
     case -ENOSPC:  return "no free space in the region satisfies the request";
     case -ENOEXEC: return "not a loadable ELF shared library";
+    case -ENOTSUP: return "a feature the private loader does not support";
     case -ENOENT:  return "no such file, symbol or mapping";
     case -EINVAL:  return "invalid argument or option";
     case -EBADF:   return "bad file descriptor";
