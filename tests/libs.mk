@@ -6,7 +6,7 @@ TLIB_LD     := -shared -Wl,-z,now
 TEST_LIBS := $(addprefix $(TLIB)/libt_,basic.so ifunc.so ver.so veruse.so weak.so ctor.so \
                chain_b.so chain_a.so host.so relr.so sysv.so tlsdep.so usetls.so nodelete.so \
                prov.so consumer.so forkctor.so bigdata.so many.so chatty.so \
-               objects.so interp.so runpath.so rpath.so rdst.so rtop.so rtopnew.so) \
+               objects.so interp.so runpath.so rpath.so rdst.so rtop.so rtopnew.so usehost.so) \
              $(TLIB)/sub/libt_rdep.so $(TLIB)/sub3/libt_rdep.so $(TLIB)/sub/libt_rmid.so \
              $(TLIB)/sub2/libt_rleaf.so $(TLIB)/t_pie $(TLIB)/t_dlopen
 

@@ -1,11 +1,41 @@
-/* Host symbol look-up for binding, with a cache.
+/* Host symbol look-up for binding.
  *
  * Binding a private library asks the host process for each symbol it
- * imports (dlvsym with the version, dlsym without).  Each such call takes the
- * system loader's lock and its error-catching path, about a quarter of a
- * microsecond, and a library imports tens of symbols: a load spent more time
- * there than anywhere else in user space.  Answers, found or not, are kept in
- * a process-wide table keyed by handle, name and version.
+ * imports.  Asking the system loader (dlvsym, dlsym) takes its lock and its
+ * error-catching path for every symbol and walks the whole global scope each
+ * time: that was most of a first load's instructions.  Instead the host's
+ * global scope is read once (dl_iterate_phdr) and each name is looked up in
+ * the hash tables of its objects, in the system loader's order, with its
+ * matching rules (elf/hostscope.c).
+ *
+ * The scope.  glibc's global scope is the program's search list (the
+ * program, LD_PRELOAD objects, then their DT_NEEDED breadth-first, each
+ * once) followed by the objects dlopen'ed RTLD_GLOBAL later, in the order
+ * they became global.  The first part never changes and its order can be
+ * rebuilt from public data: the objects dl_iterate_phdr lists first are the
+ * ones the process started with, in the order they were mapped, which is that
+ * breadth-first order; the preloaded ones come before the program's first
+ * dependency.  That is computed from each object's DT_NEEDED and DT_SONAME
+ * and checked against the listing; if it does not match exactly (or
+ * LD_AUDIT, LD_DYNAMIC_WEAK or a filter object could change the answer),
+ * nothing is decided here.  The vDSO is listed but is not in the scope.
+ *
+ * Whether a later object is global is not public (dl_iterate_phdr lists
+ * RTLD_LOCAL objects and other namespaces too), nor the order in which later
+ * objects became global.  An answer found in the first part is final, since
+ * it comes first in the scope.  Otherwise the later objects are searched
+ * (inside a dl_iterate_phdr callback, so none is unloaded meanwhile): if none
+ * defines the name, it is absent; if one does, the system loader decides.
+ *
+ * So the system loader (dlvsym, dlsym) still answers when: the scope's first
+ * part could not be rebuilt; the name is missing there and an object loaded
+ * later defines it; the definition is STB_GNU_UNIQUE or STT_TLS; an
+ * object's tables could not be read; the look-up is in a dependency's handle
+ * that is not in the first part.  Those answers, found or not, are kept in
+ * a table keyed by handle, name and version.
+ *
+ * An IFUNC found in the host is called, without arguments, as glibc's dlsym
+ * and its x86-64 relocations do.
  *
  * The table is valid only while the set of loaded objects is the one it was
  * filled under: dl_iterate_phdr reports how many objects were ever added and
@@ -19,17 +49,21 @@
  * the global scope: the program's own malloc, a sanitizer's interceptors, a
  * malloc replacement.  The system loader binds a library's malloc@GLIBC_2.2.5
  * to such a definition, and so must we (a library allocating with libc while
- * the program frees with its own allocator breaks).  So a versioned look-up
- * also asks dlsym, and when that finds a different address whose definition
- * is unversioned (dladdr1 gives the symbol and its object, whose DT_VERSYM
- * says), that interposer wins.
+ * the program frees with its own allocator breaks).  The hash look-up does
+ * that by rule; the dlvsym path also asks dlsym, and when that finds a
+ * different address whose definition is unversioned (dladdr1 gives the
+ * symbol and its object, whose DT_VERSYM says), that interposer wins.
  */
 #include "lib/loader.h"
+#include "lib/hostsym.h"
+#include "elf/hostscope.h"
 
 #include <dlfcn.h>
 #include <elf.h>
 #include <link.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <sys/auxv.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,10 +117,18 @@ static int generation_cb(struct dl_phdr_info *info, size_t size, void *arg)
     return 1;  /* the first object is enough: the counters are global */
 }
 
+static void scope_init(void);
+static pthread_once_t scope_once = PTHREAD_ONCE_INIT;
+static int later_objects;    /* the last sync saw objects past the scope's
+                                first part (atomic: read without the lock) */
+static int later_since(unsigned long long adds, unsigned long long subs);
+
 void vmc__host_sym_sync(void)
 {
     unsigned long long g[2] = {~0ull, ~0ull};
+    pthread_once(&scope_once, scope_init);
     dl_iterate_phdr(generation_cb, g);
+    __atomic_store_n(&later_objects, later_since(g[0], g[1]), __ATOMIC_RELAXED);
     pthread_mutex_lock(&hc_lock);
     if (g[0] != hc_adds || g[1] != hc_subs || g[0] == ~0ull) {
         hc_flush_locked();
@@ -134,7 +176,7 @@ static void *resolve(void *handle, const char *name, const char *version)
     return p;
 }
 
-void *vmc__host_sym(void *handle, const vmc_name_t *key, const char *version)
+static void *cached(void *handle, const vmc_name_t *key, const char *version)
 {
     const char *name = key->str;
     uint32_t h = hc_hash(handle, key);
@@ -164,4 +206,280 @@ void *vmc__host_sym(void *handle, const vmc_name_t *key, const char *version)
     hc_count++;
     pthread_mutex_unlock(&hc_lock);
     return a;
+}
+
+/* ---- the global scope's first part ---------------------------------------- */
+
+typedef struct scope {
+    int ok;                      /* 0: every look-up goes to the system loader */
+    vmc_hobj_t *obj;             /* the search list, in order               */
+    size_t n;
+    uintptr_t *listed;           /* dlpi_addr of the first `nlisted` objects */
+    size_t nlisted;              /*   dl_iterate_phdr lists (vDSO included)  */
+    unsigned long long adds, subs;   /* the counters when it was read       */
+    size_t total;                /* objects listed then                     */
+} scope_t;
+
+static scope_t scope;
+
+typedef struct listing {
+    struct dl_phdr_info *info;
+    size_t n, cap;
+    unsigned long long adds, subs;
+    int failed;
+} listing_t;
+
+static int list_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    listing_t *ls = arg;
+    if (size < offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs) {
+        ls->failed = 1;
+        return 1;
+    }
+    if (ls->n == ls->cap) {
+        size_t cap = ls->cap ? 2 * ls->cap : 32;
+        struct dl_phdr_info *p = realloc(ls->info, cap * sizeof *p);
+        if (!p) {
+            ls->failed = 1;
+            return 1;
+        }
+        ls->info = p;
+        ls->cap = cap;
+    }
+    ls->info[ls->n++] = *info;
+    ls->adds = info->dlpi_adds;
+    ls->subs = info->dlpi_subs;
+    return 0;
+}
+
+/* Does DT_NEEDED name `need` name object o?  As the system loader matches an
+ * already loaded object: its path for a name with a slash, else its
+ * DT_SONAME, or the last part of its path. */
+static int names(const vmc_hobj_t *o, const char *need)
+{
+    if (strchr(need, '/')) return !strcmp(o->path, need);
+    if (o->soname) return !strcmp(o->soname, need);
+    const char *b = strrchr(o->path, '/');
+    return !strcmp(b ? b + 1 : o->path, need);
+}
+
+static int is_vdso(const struct dl_phdr_info *info)
+{
+    uintptr_t ehdr = (uintptr_t)getauxval(AT_SYSINFO_EHDR);
+    return ehdr && (uintptr_t)info->dlpi_phdr == ehdr + ((const ElfW(Ehdr) *)ehdr)->e_phoff;
+}
+
+/* The breadth-first search list from objects[0..nroots) over DT_NEEDED,
+ * into order[] (indices into o[]); its length, or 0 if a name matches no
+ * object. */
+static size_t search_list(const vmc_hobj_t *o, size_t n, const size_t *roots, size_t nroots, size_t *order)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < nroots; i++) order[len++] = roots[i];
+    for (size_t q = 0; q < len; q++) {
+        const char *need;
+        for (size_t k = 0; (need = vmc__hobj_needed(&o[order[q]], k)); k++) {
+            size_t j = 0;
+            while (j < n && !names(&o[j], need)) j++;
+            if (j == n) return 0;
+            size_t seen = 0;
+            while (seen < len && order[seen] != j) seen++;
+            if (seen == len) order[len++] = j;
+        }
+    }
+    return len;
+}
+
+static void scope_init(void)
+{
+    listing_t ls = {0};
+    size_t len = 0;
+    vmc_hobj_t *o = NULL;
+    size_t *order = NULL, *roots = NULL;
+    dl_iterate_phdr(list_cb, &ls);
+    if (ls.failed || !ls.n || getenv("LD_AUDIT") || getenv("LD_DYNAMIC_WEAK")) goto out;
+    o = calloc(ls.n, sizeof *o);
+    order = calloc(ls.n, sizeof *order);
+    roots = calloc(ls.n, sizeof *roots);
+    if (!o || !order || !roots) goto out;
+    /* an object whose tables cannot be read never matches a name */
+    for (size_t i = 0; i < ls.n; i++)
+            if (vmc__hobj_read(&o[i], &ls.info[i])) o[i] = (vmc_hobj_t){.path = ""};
+    o[0].path = "";              /* the program: its path is no name to match */
+    size_t vdso = ls.n;
+    for (size_t i = 1; i < ls.n; i++)
+        if (is_vdso(&ls.info[i])) vdso = i;
+    /* the program's own list, to find where its first dependency is */
+    size_t nroots = 1;
+    len = search_list(o, ls.n, roots, 1, order);
+    if (!len) goto out;
+    size_t first_dep = ls.n;
+    for (size_t k = 1; k < len; k++)
+        if (order[k] < first_dep) first_dep = order[k];
+    for (size_t i = 1; i < first_dep; i++)   /* before it: preloaded objects */
+        if (i != vdso) roots[nroots++] = i;
+    if (nroots > 1 && !(len = search_list(o, ls.n, roots, nroots, order))) goto out;
+    /* The listing must begin with exactly that list (the vDSO aside). */
+    size_t pos = 0;
+    for (size_t k = 0; k < len; k++, pos++) {
+        if (pos == vdso) pos++;
+        if (pos >= ls.n || order[k] != pos) goto out;
+        const vmc_hobj_t *x = &o[pos];
+        if (x->filter || !x->strtab) goto out;
+    }
+    if (vdso == pos) pos++;
+    scope.obj = calloc(len, sizeof *scope.obj);
+    scope.listed = calloc(pos, sizeof *scope.listed);
+    if (!scope.obj || !scope.listed) goto out;
+    for (size_t k = 0; k < len; k++) {
+        scope.obj[k] = o[order[k]];
+        if (!scope.obj[k].strtab || vmc__hobj_versions(&scope.obj[k])) goto out;
+    }
+    scope.obj[0].path = ls.info[0].dlpi_name;
+    for (size_t i = 0; i < pos; i++) scope.listed[i] = ls.info[i].dlpi_addr;
+    scope.n = len;
+    scope.nlisted = pos;
+    scope.adds = ls.adds;
+    scope.subs = ls.subs;
+    scope.total = ls.n;
+    scope.ok = 1;
+out:
+    if (!scope.ok) {
+        for (size_t k = 0; scope.obj && k < len; k++) free(scope.obj[k].vers);
+        free(scope.obj);
+        free(scope.listed);
+        scope.obj = NULL;
+        scope.listed = NULL;
+    }
+    free(o);
+    free(order);
+    free(roots);
+    free(ls.info);
+}
+
+/* Are objects listed now that are not in the scope's first part? */
+static int later_since(unsigned long long adds, unsigned long long subs)
+{
+    if (!scope.ok || adds == ~0ull) return 1;
+    return scope.total + (adds - scope.adds) - (subs - scope.subs) != scope.nlisted;
+}
+
+typedef struct later {
+    vmc_hquery_t *q;
+    size_t index;
+    int unsure;
+} later_t;
+
+static int later_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    later_t *w = arg;
+    (void)size;
+    size_t i = w->index++;
+    if (i < scope.nlisted) {
+        if (info->dlpi_addr == scope.listed[i]) return 0;
+        w->unsure = 1;           /* not the listing the scope was read from */
+        return 1;
+    }
+    vmc_hobj_t o;
+    const ElfW(Sym) *s;
+    uintptr_t a;
+    if (is_vdso(info)) return 0;
+    if (vmc__hobj_read(&o, info) || vmc__hobj_find(&o, w->q, &s, &a) != VMC_HFIND_NONE) {
+        w->unsure = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* q in the host's global scope: VMC_HFIND_FOUND with *addr, NONE, or
+ * UNSURE (ask the system loader). */
+static int scope_find(vmc_hquery_t *q, uintptr_t *addr)
+{
+    for (size_t k = 0; k < scope.n; k++) {
+        const ElfW(Sym) *s;
+        int r = vmc__hobj_find(&scope.obj[k], q, &s, addr);
+        if (r == VMC_HFIND_NONE) continue;
+        if (r == VMC_HFIND_FOUND && ELF64_ST_TYPE(s->st_info) == STT_GNU_IFUNC)
+            *addr = ((uintptr_t(*)(void)) * addr)();
+        return r;
+    }
+    if (!__atomic_load_n(&later_objects, __ATOMIC_RELAXED)) return VMC_HFIND_NONE;
+    later_t w = {q, 0, 0};
+    dl_iterate_phdr(later_cb, &w);
+    return w.unsure || w.index < scope.nlisted ? VMC_HFIND_UNSURE : VMC_HFIND_NONE;
+}
+
+/* Handles of objects in the scope's first part (never unloaded, so a
+ * handle found here stays valid). */
+#define KNOWN_HANDLES 16
+static void *known_handles[KNOWN_HANDLES];
+
+static int in_first_part(void *handle)
+{
+    pthread_mutex_lock(&hc_lock);
+    for (int i = 0; i < KNOWN_HANDLES && known_handles[i]; i++)
+        if (known_handles[i] == handle) {
+            pthread_mutex_unlock(&hc_lock);
+            return 1;
+        }
+    pthread_mutex_unlock(&hc_lock);
+    struct link_map *lm = NULL;
+    if (dlinfo(handle, RTLD_DI_LINKMAP, &lm) || !lm) return 0;
+    int in = 0;
+    for (size_t k = 0; k < scope.n && !in; k++)
+        in = scope.obj[k].base == lm->l_addr && scope.obj[k].dyn == (const ElfW(Dyn) *)lm->l_ld;
+    if (in) {
+        pthread_mutex_lock(&hc_lock);
+        for (int i = 0; i < KNOWN_HANDLES; i++)
+            if (!known_handles[i] || known_handles[i] == handle) {
+                known_handles[i] = handle;
+                break;
+            }
+        pthread_mutex_unlock(&hc_lock);
+    }
+    return in;
+}
+
+void *vmc__host_sym(void *handle, const vmc_name_t *key, const char *version)
+{
+    pthread_once(&scope_once, scope_init);
+    if (!scope.ok) return cached(handle, key, version);
+    if (handle != RTLD_DEFAULT) {
+        /* Asked only after the global scope had no answer: an object of
+         * its first part depends only on objects of the first part, so its
+         * handle has none either. */
+        if (in_first_part(handle)) return NULL;
+        return cached(handle, key, version);
+    }
+    vmc_hquery_t q = {key->str, key->gnu, 0, 0, version, version ? vmc__elf_hash(version) : 0, 0};
+    uintptr_t a = 0;
+    int r = scope_find(&q, &a);
+    if (r == VMC_HFIND_FOUND) return (void *)a;
+    if (r == VMC_HFIND_NONE) return NULL;
+    return cached(handle, key, version);
+}
+
+size_t vmc__host_scope_size(void)
+{
+    pthread_once(&scope_once, scope_init);
+    return scope.ok ? scope.n : 0;
+}
+
+int vmc__host_scope_find(const char *name, const char *version, void **addr)
+{
+    vmc__host_sym_sync();
+    *addr = NULL;
+    if (!scope.ok) return 0;
+    vmc_name_t key = vmc__elf_name(name);
+    vmc_hquery_t q = {name, key.gnu, 0, 0, version, version ? vmc__elf_hash(version) : 0, 0};
+    uintptr_t a = 0;
+    int r = scope_find(&q, &a);
+    if (r == VMC_HFIND_UNSURE) return 0;
+    *addr = r == VMC_HFIND_FOUND ? (void *)a : NULL;
+    return 1;
+}
+
+void *vmc__host_sym_system(void *handle, const char *name, const char *version)
+{
+    return resolve(handle, name, version);
 }
