@@ -23,7 +23,7 @@ BENCH_LDLIBS := -lasmjit -lstdc++ $(LDLIBS_LIB) -lm -lrt
 BENCH_CMD    := make $(if $(filter build,$(B)),,B=$(B) )bench
 
 bench-deps:
-	@sh scripts/ensure-packages.sh libasmjit-dev gnuplot-nox
+	@sh scripts/ensure-packages.sh libasmjit-dev gnuplot-nox libsqlite3-0
 
 $(BENCH_SHIM): bench/asmjit_shim.cpp bench/asmjit_shim.h | bench-deps
 	@mkdir -p $(dir $@)

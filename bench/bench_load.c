@@ -2,7 +2,7 @@
  *
  * For each library (system libraries this program does not link, so that
  * every dlopen really loads and every dlclose really unloads), in one run,
- * in blocks (A B C A B C):
+ * the methods taking turns every round (A B C A B C):
  *   private   vmc_lib_load + vmc_lib_unload (into the code region)
  *   dlopen    dlopen(RTLD_NOW | RTLD_LOCAL) + dlclose
  *   dlmopen   dlmopen(LM_ID_NEWLM, RTLD_NOW) + dlclose (a new namespace,
@@ -28,8 +28,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-#define BLOCK 50                 /* rounds of one method before the next takes a turn */
 
 static long minflt(void)
 {
@@ -103,11 +101,13 @@ static void fault_cost(const char *path)
 }
 
 /* One load+unload in this fresh process (after vmc_open, untimed): the
- * microseconds on stdout.  Run by first_load through /proc/self/exe. */
+ * microseconds and page faults on stdout.  Run by first_load through
+ * /proc/self/exe. */
 static int first_child(const char *method, const char *path)
 {
     vmc_t *v;
     if (vmc_open(NULL, &v)) return 1;
+    long f0 = minflt();
     double t0 = now_us();
     if (!strcmp(method, "private")) {
         vmc_lib_t *l;
@@ -118,47 +118,55 @@ static int first_child(const char *method, const char *path)
         if (!h) return 1;
         dlclose(h);
     }
-    printf("%.1f\n", now_us() - t0);
+    double us = now_us() - t0;
+    printf("%.1f %ld\n", us, minflt() - f0);
     vmc_close(v);
     return 0;
 }
 
-static double first_run(const char *method, const char *path)
+static double first_run(const char *method, const char *path, double *faults)
 {
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "/proc/%d/exe --first %s '%s'", (int)getpid(), method, path);
     FILE *p = popen(cmd, "r");
     double us = -1;
-    if (p && fscanf(p, "%lf", &us) != 1) us = -1;
+    long f = 0;
+    if (p && fscanf(p, "%lf %ld", &us, &f) != 2) us = -1;
     if (p) pclose(p);
+    *faults = (double)f;
     return us;
 }
 
+#define FIRST_RUNS 21
+
 /* The first load of a library in a process, which is what a program that
- * loads each plug-in once pays: medians over 21 fresh processes each,
- * taking turns. */
+ * loads each plug-in once pays: medians over FIRST_RUNS fresh processes
+ * each, the methods taking turns.  One table row. */
 static void first_load(const char *path)
 {
-    double tp[21], td[21];
-    for (int r = 0; r < 21; r++) {
-        tp[r] = first_run("private", path);
-        td[r] = first_run("dlopen", path);
-        if (tp[r] < 0 || td[r] < 0) return;
+    double tp[FIRST_RUNS], td[FIRST_RUNS], fp[FIRST_RUNS], fd[FIRST_RUNS];
+    for (int r = 0; r < FIRST_RUNS; r++) {
+        tp[r] = first_run("private", path, &fp[r]);
+        td[r] = first_run("dlopen", path, &fd[r]);
+        if (tp[r] < 0 || td[r] < 0) {
+            fprintf(stderr, "bench_load: first load of %s failed\n", path);
+            return;
+        }
     }
-    double mp = median(tp, 21), md = median(td, 21);
-    printf("\nFirst load+unload in a fresh process (after `vmc_open`; medians of 21 processes, us): %s: "
-           "private %.1f, dlopen %.1f (dlopen / private **%.2f**).  The first private load in a process also "
-           "pays for what later ones find ready: the block map of the region mapped and first touched, the "
-           "host-symbol cache filled (each symbol through dlvsym and dlsym), the program's own first calls "
-           "to open, mmap, dlopen... resolved; the system loader did the like while starting the process.\n",
-           path, mp, md, md / mp);
+    double mp = median(tp, FIRST_RUNS), md = median(td, FIRST_RUNS);
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    printf("| %s | %.1f | %.1f | **%.2f** | %.0f | %.0f |\n", base, mp, md, md / mp, median(fp, FIRST_RUNS),
+           median(fd, FIRST_RUNS));
+    fflush(stdout);
 }
 
 int main(int argc, char **argv)
 {
     if (argc == 4 && !strcmp(argv[1], "--first")) return first_child(argv[2], argv[3]);
-    static const char *const defaults[] = {"libz.so.1", "libzstd.so.1", "libbz2.so.1.0", "liblzma.so.5",
-                                           "libexpat.so.1", "libffi.so.8", "libpcre2-8.so.0"};
+    static const char *const defaults[] = {"libz.so.1", "libzstd.so.1", "libsqlite3.so.0", "libpcre2-8.so.0",
+                                           "libbz2.so.1.0", "liblzma.so.5", "libexpat.so.1", "libffi.so.8"};
+    /* the first load is measured for these (the goal's libraries) */
+    static const char *const first_libs[] = {"libz.so.1", "libzstd.so.1", "libsqlite3.so.0", "libpcre2-8.so.0"};
     int rounds = 1000;
     const char *only = NULL;
     const char *libs[64];
@@ -227,51 +235,43 @@ int main(int argc, char **argv)
             }
             continue;
         }
-        /* Each method runs in blocks of BLOCK rounds, the methods taking
-         * turns (A B C A B C ...), so each is measured in its steady state
-         * and drift on this shared machine falls on all of them alike.
-         * (Loading objects between two private loads empties the private
-         * loader's host-symbol cache: interleaving round by round would
-         * measure a cold cache every time.)  Page faults are counted over
-         * all rounds of each method (getrusage). */
+        /* The methods take turns every round (A B C A B C ...), so drift on
+         * this shared machine falls on all of them alike and none runs in a
+         * state of its own making (a dlopen between two private loads, as a
+         * program loading plug-ins of both kinds would do).  Page faults are
+         * counted over all rounds of each method (getrusage). */
         int dlm_ok = 1;
         long fp = 0, fd = 0;
-        for (int base_r = 0; base_r < rounds; base_r += BLOCK) {
-            int end = base_r + BLOCK < rounds ? base_r + BLOCK : rounds;
+        for (int r = 0; r < rounds; r++) {
             long f0 = minflt();
-            for (int r = base_r; r < end; r++) {
-                double t0 = now_us();
-                if (vmc_lib_load(v, path, 0, &l)) {
-                    fprintf(stderr, "bench_load: %s: %s\n", path, vmc_last_error());
-                    return 1;
-                }
-                vmc_lib_unload(l);
-                tp[r] = now_us() - t0;
+            double t0 = now_us();
+            if (vmc_lib_load(v, path, 0, &l)) {
+                fprintf(stderr, "bench_load: %s: %s\n", path, vmc_last_error());
+                return 1;
             }
+            vmc_lib_unload(l);
+            double t1 = now_us();
             long f1 = minflt();
-            for (int r = base_r; r < end; r++) {
-                double t0 = now_us();
-                h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-                if (!h) return 1;
-                dlclose(h);
-                td[r] = now_us() - t0;
-            }
+            h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+            if (!h) return 1;
+            dlclose(h);
+            double t2 = now_us();
             long f2 = minflt();
+            tp[r] = t1 - t0;
+            td[r] = t2 - t1;
             fp += f1 - f0;
             fd += f2 - f1;
-            for (int r = base_r; r < end; r++) {
-                double t0 = now_us();
-                if (dlm_ok) {
-                    h = dlmopen(LM_ID_NEWLM, path, RTLD_NOW);
-                    if (!h) {
-                        fprintf(stderr, "bench_load: dlmopen %s: %s (column left empty)\n", path, dlerror());
-                        dlm_ok = 0;
-                    } else {
-                        dlclose(h);
-                    }
+            double t3 = now_us();
+            if (dlm_ok) {
+                h = dlmopen(LM_ID_NEWLM, path, RTLD_NOW);
+                if (!h) {
+                    fprintf(stderr, "bench_load: dlmopen %s: %s (column left empty)\n", path, dlerror());
+                    dlm_ok = 0;
+                } else {
+                    dlclose(h);
                 }
-                tm[r] = now_us() - t0;
             }
+            tm[r] = now_us() - t3;
         }
         double mp = median(tp, rounds), md = median(td, rounds), mm = median(tm, rounds);
         char dlm[64] = "-", dlm_ratio[32] = "-";
@@ -289,11 +289,22 @@ int main(int argc, char **argv)
     free(tm);
     vmc_close(v);
     if (only) return 0;
-    printf("\nMedians of %d rounds per method, in blocks of %d taking turns (A B C A B C ...); page faults "
-           "per load+unload, averaged; `bench_load --rounds %d`.  A ratio above 1 means the private load is "
-           "faster.\n", rounds, BLOCK, rounds);
+    printf("\nMedians of %d rounds per method, the methods taking turns every round (A B C A B C ...); page "
+           "faults per load+unload, averaged; `bench_load --rounds %d`.  A ratio above 1 means the private load "
+           "is faster.\n", rounds, rounds);
     const char *first = find_lib(libs[0], (char[512]){0}, 512);
     fault_cost(first);
-    if (first) first_load(first);
+    printf("\nFirst load+unload in a fresh process (after `vmc_open`, which is not timed; medians of %d "
+           "processes per method, taking turns).  The first private load also pays for what later ones find "
+           "ready: the host's global scope read (its objects' dynamic sections, once), the block map of the "
+           "region first touched, the program's own first calls to open, mmap, dlopen... resolved through its "
+           "PLT; the system loader did the like while starting the process.\n\n", FIRST_RUNS);
+    printf("| library | private (us) | dlopen (us) | dlopen / private | page faults, private | page faults, "
+           "dlopen |\n|---|---:|---:|---:|---:|---:|\n");
+    for (size_t i = 0; i < sizeof first_libs / sizeof first_libs[0]; i++) {
+        char buf[512];
+        const char *path = find_lib(first_libs[i], buf, sizeof buf);
+        if (path) first_load(path);
+    }
     return 0;
 }

@@ -31,6 +31,7 @@
 #include "lib/loader.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -193,16 +194,34 @@ int vmc__hobj_versions(vmc_hobj_t *o)
 {
     unsigned max = 1;
     if (walk_versions(o, ver_max, &max)) return -ENOEXEC;
-    o->vers = calloc(max + 1, sizeof *o->vers);
-    if (!o->vers) return -ENOMEM;
-    o->nvers = max + 1;
-    if (walk_versions(o, ver_fill, NULL)) {
-        free(o->vers);
-        o->vers = NULL;
-        o->nvers = 0;
+    vmc_hobj_t t = *o;           /* filled aside, published whole */
+    t.vers = calloc(max + 1, sizeof *t.vers);
+    if (!t.vers) return -ENOMEM;
+    t.nvers = max + 1;
+    if (walk_versions(&t, ver_fill, NULL)) {
+        free(t.vers);
         return -ENOEXEC;
     }
+    o->nvers = t.nvers;
+    __atomic_store_n(&o->vers, t.vers, __ATOMIC_RELEASE);
     return 0;
+}
+
+/* An object searched by many threads indexes its versions when first
+ * asked: most objects of a scope are never asked for one (the program,
+ * say), and the index costs more than a few walks of the lists. */
+static pthread_mutex_t index_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const vmc_hver_t *index_of(const vmc_hobj_t *o)
+{
+    const vmc_hver_t *v = __atomic_load_n(&o->vers, __ATOMIC_ACQUIRE);
+    if (v || !__atomic_load_n(&o->index_on_use, __ATOMIC_RELAXED)) return v;
+    pthread_mutex_lock(&index_lock);
+    vmc_hobj_t *w = (vmc_hobj_t *)o;
+    if (!w->vers && w->index_on_use && vmc__hobj_versions(w))
+        __atomic_store_n(&w->index_on_use, 0, __ATOMIC_RELAXED);   /* walk the lists instead */
+    pthread_mutex_unlock(&index_lock);
+    return __atomic_load_n(&o->vers, __ATOMIC_ACQUIRE);
 }
 
 typedef struct ver_want {
@@ -224,9 +243,10 @@ static int ver_find(vmc_hobj_t *o, unsigned ndx, size_t name, uint32_t hash, voi
  * list names, as the system loader's table leaves it), -1 if unreadable. */
 static int version_of(const vmc_hobj_t *o, unsigned ndx, vmc_hver_t *v)
 {
-    if (o->vers) {
+    const vmc_hver_t *ix = index_of(o);
+    if (ix) {
         if (ndx >= o->nvers) return -1;
-        *v = o->vers[ndx];
+        *v = ix[ndx];
         return 0;
     }
     ver_want_t w = {ndx, {NULL, 0}, 0};

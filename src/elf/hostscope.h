@@ -38,6 +38,7 @@ typedef struct vmc_hobj {
     size_t nverneed;
     vmc_hver_t *vers;            /* by index (vmc__hobj_versions), or NULL: */
     size_t nvers;                /*   the version lists are walked instead  */
+    int index_on_use;            /* build vers at the first version asked   */
     const char *soname;          /* DT_SONAME, or NULL                      */
     int filter;                  /* DT_FILTER or DT_AUXILIARY: another
                                     object answers for it first             */
@@ -67,7 +68,8 @@ enum vmc_hfind {
  * they cannot be found or do not lie in the object's mapped span. */
 int vmc__hobj_read(vmc_hobj_t *o, const struct dl_phdr_info *info);
 /* Index the object's versions (o->vers, freed by the caller); -ENOMEM or
- * -ENOEXEC (the lists leave the object) leave o->vers NULL. */
+ * -ENOEXEC (the lists leave the object) leave o->vers NULL.  With
+ * index_on_use set, vmc__hobj_find does this itself, once, under a lock. */
 int vmc__hobj_versions(vmc_hobj_t *o);
 /* The n-th DT_NEEDED name of o, or NULL past the last. */
 const char *vmc__hobj_needed(const vmc_hobj_t *o, size_t n);

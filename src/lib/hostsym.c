@@ -279,8 +279,10 @@ static size_t search_list(const vmc_hobj_t *o, size_t n, const size_t *roots, si
     for (size_t q = 0; q < len; q++) {
         const char *need;
         for (size_t k = 0; (need = vmc__hobj_needed(&o[order[q]], k)); k++) {
-            size_t j = 0;
-            while (j < n && !names(&o[j], need)) j++;
+            /* a new dependency is usually the object listed next */
+            size_t hint = order[len - 1] + 1, j = n, t;
+            for (t = 0; t < n && j == n; t++)
+                if (names(&o[(hint + t) % n], need)) j = (hint + t) % n;
             if (j == n) return 0;
             size_t seen = 0;
             while (seen < len && order[seen] != j) seen++;
@@ -322,18 +324,19 @@ static void scope_init(void)
     /* The listing must begin with exactly that list (the vDSO aside). */
     size_t pos = 0;
     for (size_t k = 0; k < len; k++, pos++) {
-        if (pos == vdso) pos++;
+        if (pos == vdso) pos++;   /* (vdso == ls.n: there is none) */
         if (pos >= ls.n || order[k] != pos) goto out;
         const vmc_hobj_t *x = &o[pos];
         if (x->filter || !x->strtab) goto out;
     }
-    if (vdso == pos) pos++;
+    if (vdso < ls.n && vdso == pos) pos++;
     scope.obj = calloc(len, sizeof *scope.obj);
     scope.listed = calloc(pos, sizeof *scope.listed);
     if (!scope.obj || !scope.listed) goto out;
     for (size_t k = 0; k < len; k++) {
         scope.obj[k] = o[order[k]];
-        if (!scope.obj[k].strtab || vmc__hobj_versions(&scope.obj[k])) goto out;
+        if (!scope.obj[k].strtab) goto out;
+        scope.obj[k].index_on_use = 1;
     }
     scope.obj[0].path = ls.info[0].dlpi_name;
     for (size_t i = 0; i < pos; i++) scope.listed[i] = ls.info[i].dlpi_addr;
