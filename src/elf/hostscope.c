@@ -28,7 +28,7 @@
  * the thread asking).
  */
 #include "elf/hostscope.h"
-#include "lib/loader.h"
+#include "elf/elf.h"
 
 #include <errno.h>
 #include <pthread.h>
