@@ -95,6 +95,7 @@ static uint32_t hc_hash(void *handle, const vmc_name_t *name)
 
 static void hc_flush_locked(void)
 {
+    if (!hc_count) return;   /* (and the table's pages stay untouched) */
     for (size_t i = 0; i < HC_BUCKETS; i++) {
         while (hc_tab[i]) {
             hc_ent_t *e = hc_tab[i];
@@ -118,7 +119,22 @@ static int generation_cb(struct dl_phdr_info *info, size_t size, void *arg)
 }
 
 static void scope_init(void);
-static pthread_once_t scope_once = PTHREAD_ONCE_INIT;
+/* Read once, by the first look-up (a flag and a mutex rather than
+ * pthread_once: the first load in a process pays a page of the C library
+ * and its lazy binding for every function it is the first to call). */
+static int scope_read;
+static pthread_mutex_t scope_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void scope_once(void)
+{
+    if (__atomic_load_n(&scope_read, __ATOMIC_ACQUIRE)) return;
+    pthread_mutex_lock(&scope_lock);
+    if (!scope_read) {
+        scope_init();
+        __atomic_store_n(&scope_read, 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&scope_lock);
+}
 static int later_objects;    /* the last sync saw objects past the scope's
                                 first part (atomic: read without the lock) */
 static int later_since(unsigned long long adds, unsigned long long subs);
@@ -126,7 +142,7 @@ static int later_since(unsigned long long adds, unsigned long long subs);
 void vmc__host_sym_sync(void)
 {
     unsigned long long g[2] = {~0ull, ~0ull};
-    pthread_once(&scope_once, scope_init);
+    scope_once();
     dl_iterate_phdr(generation_cb, g);
     __atomic_store_n(&later_objects, later_since(g[0], g[1]), __ATOMIC_RELAXED);
     pthread_mutex_lock(&hc_lock);
@@ -213,6 +229,7 @@ static void *cached(void *handle, const vmc_name_t *key, const char *version)
 typedef struct scope {
     int ok;                      /* 0: every look-up goes to the system loader */
     vmc_hobj_t *obj;             /* the search list, in order               */
+    struct link_map **map;       /* each one's link map, or NULL            */
     size_t n;
     uintptr_t *listed;           /* dlpi_addr of the first `nlisted` objects */
     size_t nlisted;              /*   dl_iterate_phdr lists (vDSO included)  */
@@ -222,9 +239,13 @@ typedef struct scope {
 
 static scope_t scope;
 
+#define MAX_MAPS 64
+
 typedef struct listing {
     struct dl_phdr_info *info;
     size_t n, cap;
+    struct link_map *maps[MAX_MAPS];   /* the base namespace's link maps */
+    size_t nmaps;
     unsigned long long adds, subs;
     int failed;
 } listing_t;
@@ -246,21 +267,23 @@ static int list_cb(struct dl_phdr_info *info, size_t size, void *arg)
         ls->info = p;
         ls->cap = cap;
     }
+    if (!ls->n)  /* the system loader's own list, read while it is held */
+        for (struct link_map *m = _r_debug.r_map; m && ls->nmaps < MAX_MAPS; m = m->l_next)
+            ls->maps[ls->nmaps++] = m;
     ls->info[ls->n++] = *info;
     ls->adds = info->dlpi_adds;
     ls->subs = info->dlpi_subs;
     return 0;
 }
 
-/* Does DT_NEEDED name `need` name object o?  As the system loader matches an
- * already loaded object: its path for a name with a slash, else its
- * DT_SONAME, or the last part of its path. */
-static int names(const vmc_hobj_t *o, const char *need)
+/* The name a DT_NEEDED entry without a slash matches an already loaded
+ * object by, as the system loader does: its DT_SONAME, or the last part of
+ * its path.  Names with a slash match the path. */
+static const char *match_name(const vmc_hobj_t *o)
 {
-    if (strchr(need, '/')) return !strcmp(o->path, need);
-    if (o->soname) return !strcmp(o->soname, need);
+    if (o->soname) return o->soname;
     const char *b = strrchr(o->path, '/');
-    return !strcmp(b ? b + 1 : o->path, need);
+    return b ? b + 1 : o->path;
 }
 
 static int is_vdso(const struct dl_phdr_info *info)
@@ -269,20 +292,21 @@ static int is_vdso(const struct dl_phdr_info *info)
     return ehdr && (uintptr_t)info->dlpi_phdr == ehdr + ((const ElfW(Ehdr) *)ehdr)->e_phoff;
 }
 
-/* The breadth-first search list from objects[0..nroots) over DT_NEEDED,
+/* The breadth-first search list from o[roots[0..nroots)] over DT_NEEDED,
  * into order[] (indices into o[]); its length, or 0 if a name matches no
- * object. */
-static size_t search_list(const vmc_hobj_t *o, size_t n, const size_t *roots, size_t nroots, size_t *order)
+ * object.  key[] and hash[] are each object's match_name and its hash. */
+static size_t search_list(const vmc_hobj_t *o, size_t n, const char *const *key, const uint32_t *hash,
+                          const size_t *roots, size_t nroots, size_t *order)
 {
     size_t len = 0;
     for (size_t i = 0; i < nroots; i++) order[len++] = roots[i];
     for (size_t q = 0; q < len; q++) {
         const char *need;
         for (size_t k = 0; (need = vmc__hobj_needed(&o[order[q]], k)); k++) {
-            /* a new dependency is usually the object listed next */
-            size_t hint = order[len - 1] + 1, j = n, t;
-            for (t = 0; t < n && j == n; t++)
-                if (names(&o[(hint + t) % n], need)) j = (hint + t) % n;
+            int slash = strchr(need, '/') != NULL;
+            uint32_t h = vmc__elf_name(need).gnu;
+            size_t j = 0;
+            while (j < n && !(slash ? !strcmp(o[j].path, need) : hash[j] == h && !strcmp(key[j], need))) j++;
             if (j == n) return 0;
             size_t seen = 0;
             while (seen < len && order[seen] != j) seen++;
@@ -292,51 +316,74 @@ static size_t search_list(const vmc_hobj_t *o, size_t n, const size_t *roots, si
     return len;
 }
 
+/* Does the listing (vDSO at index vdso, or none if vdso == n) begin with
+ * order[0..len)?  The count of listing entries that covers, or 0. */
+static size_t listing_begins_with(const vmc_hobj_t *o, size_t n, size_t vdso, const size_t *order, size_t len)
+{
+    size_t pos = 0;
+    if (!len) return 0;
+    for (size_t k = 0; k < len; k++, pos++) {
+        if (pos == vdso) pos++;
+        if (pos >= n || order[k] != pos || o[pos].filter || !o[pos].strtab) return 0;
+    }
+    if (vdso < n && vdso == pos) pos++;
+    return pos;
+}
+
 static void scope_init(void)
 {
     listing_t ls = {0};
     size_t len = 0;
     vmc_hobj_t *o = NULL;
     size_t *order = NULL, *roots = NULL;
+    const char **key = NULL;
+    uint32_t *hash = NULL;
     dl_iterate_phdr(list_cb, &ls);
     if (ls.failed || !ls.n || getenv("LD_AUDIT") || getenv("LD_DYNAMIC_WEAK")) goto out;
     o = calloc(ls.n, sizeof *o);
     order = calloc(ls.n, sizeof *order);
     roots = calloc(ls.n, sizeof *roots);
-    if (!o || !order || !roots) goto out;
+    key = calloc(ls.n, sizeof *key);
+    hash = calloc(ls.n, sizeof *hash);
+    if (!o || !order || !roots || !key || !hash) goto out;
     /* an object whose tables cannot be read never matches a name */
     for (size_t i = 0; i < ls.n; i++)
-            if (vmc__hobj_read(&o[i], &ls.info[i])) o[i] = (vmc_hobj_t){.path = ""};
+        if (vmc__hobj_read(&o[i], &ls.info[i])) o[i] = (vmc_hobj_t){.path = ""};
     o[0].path = "";              /* the program: its path is no name to match */
+    for (size_t i = 0; i < ls.n; i++) {
+        key[i] = match_name(&o[i]);
+        hash[i] = vmc__elf_name(key[i]).gnu;
+    }
     size_t vdso = ls.n;
     for (size_t i = 1; i < ls.n; i++)
         if (is_vdso(&ls.info[i])) vdso = i;
-    /* the program's own list, to find where its first dependency is */
-    size_t nroots = 1;
-    len = search_list(o, ls.n, roots, 1, order);
-    if (!len) goto out;
-    size_t first_dep = ls.n;
-    for (size_t k = 1; k < len; k++)
-        if (order[k] < first_dep) first_dep = order[k];
-    for (size_t i = 1; i < first_dep; i++)   /* before it: preloaded objects */
-        if (i != vdso) roots[nroots++] = i;
-    if (nroots > 1 && !(len = search_list(o, ls.n, roots, nroots, order))) goto out;
-    /* The listing must begin with exactly that list (the vDSO aside). */
+    /* The search list starts from the program and the preloaded objects,
+     * which are the ones listed right after it: try none, then one, two...
+     * until the list computed is the listing's beginning (the vDSO aside).
+     * Any that matches is the same sequence as the system loader's; one
+     * cannot run past the objects the process started with, which depend
+     * only on each other. */
     size_t pos = 0;
-    for (size_t k = 0; k < len; k++, pos++) {
-        if (pos == vdso) pos++;   /* (vdso == ls.n: there is none) */
-        if (pos >= ls.n || order[k] != pos) goto out;
-        const vmc_hobj_t *x = &o[pos];
-        if (x->filter || !x->strtab) goto out;
+    for (size_t npre = 0; npre < 16 && !pos; npre++) {
+        size_t nroots = 0;
+        for (size_t i = 0; i < ls.n && nroots < npre + 1; i++)
+            if (i != vdso) roots[nroots++] = i;
+        if (nroots < npre + 1) break;
+        len = search_list(o, ls.n, key, hash, roots, nroots, order);
+        pos = listing_begins_with(o, ls.n, vdso, order, len);
     }
-    if (vdso < ls.n && vdso == pos) pos++;
+    if (!pos) goto out;
     scope.obj = calloc(len, sizeof *scope.obj);
+    scope.map = calloc(len, sizeof *scope.map);
     scope.listed = calloc(pos, sizeof *scope.listed);
-    if (!scope.obj || !scope.listed) goto out;
+    if (!scope.obj || !scope.map || !scope.listed) goto out;
     for (size_t k = 0; k < len; k++) {
         scope.obj[k] = o[order[k]];
         if (!scope.obj[k].strtab) goto out;
         scope.obj[k].index_on_use = 1;
+        for (size_t m = 0; m < ls.nmaps; m++)
+            if (ls.maps[m]->l_addr == scope.obj[k].base && (void *)ls.maps[m]->l_ld == (void *)scope.obj[k].dyn)
+                scope.map[k] = ls.maps[m];
     }
     scope.obj[0].path = ls.info[0].dlpi_name;
     for (size_t i = 0; i < pos; i++) scope.listed[i] = ls.info[i].dlpi_addr;
@@ -350,13 +397,17 @@ out:
     if (!scope.ok) {
         for (size_t k = 0; scope.obj && k < len; k++) free(scope.obj[k].vers);
         free(scope.obj);
+        free(scope.map);
         free(scope.listed);
         scope.obj = NULL;
+        scope.map = NULL;
         scope.listed = NULL;
     }
     free(o);
     free(order);
     free(roots);
+    free(key);
+    free(hash);
     free(ls.info);
 }
 
@@ -419,6 +470,9 @@ static void *known_handles[KNOWN_HANDLES];
 
 static int in_first_part(void *handle)
 {
+    /* glibc's handles are link maps: no need to ask it (dlinfo) then */
+    for (size_t k = 0; k < scope.n; k++)
+        if (scope.map[k] && (void *)scope.map[k] == handle) return 1;
     pthread_mutex_lock(&hc_lock);
     for (int i = 0; i < KNOWN_HANDLES && known_handles[i]; i++)
         if (known_handles[i] == handle) {
@@ -445,7 +499,7 @@ static int in_first_part(void *handle)
 
 void *vmc__host_sym(void *handle, const vmc_name_t *key, const char *version)
 {
-    pthread_once(&scope_once, scope_init);
+    scope_once();
     if (!scope.ok) return cached(handle, key, version);
     if (handle != RTLD_DEFAULT) {
         /* Asked only after the global scope had no answer: an object of
@@ -464,7 +518,7 @@ void *vmc__host_sym(void *handle, const vmc_name_t *key, const char *version)
 
 size_t vmc__host_scope_size(void)
 {
-    pthread_once(&scope_once, scope_init);
+    scope_once();
     return scope.ok ? scope.n : 0;
 }
 
