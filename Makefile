@@ -15,7 +15,7 @@ B       ?= build
 SAN     ?=
 OPT     ?= -O2 -g
 CFLAGS_BASE := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE $(OPT) $(SAN) -fno-strict-aliasing
-LIB_CFLAGS  := $(CFLAGS_BASE) -fPIC -fvisibility=hidden -Iinclude -Isrc
+LIB_CFLAGS  := $(CFLAGS_BASE) -fPIC -fno-plt -fvisibility=hidden -Iinclude -Isrc
 LDLIBS_LIB  := -ldl -lpthread
 VERSION     := 0.1.0
 

@@ -8,7 +8,7 @@
  * the hash tables of its objects, in the system loader's order, with its
  * matching rules (elf/hostscope.c).
  *
- * The scope.  glibc's global scope is the program's search list (the
+ * The hot.scope.  glibc's global scope is the program's search list (the
  * program, LD_PRELOAD objects, then their DT_NEEDED breadth-first, each
  * once) followed by the objects dlopen'ed RTLD_GLOBAL later, in the order
  * they became global.  The first part never changes and its order can be
@@ -18,12 +18,12 @@
  * dependency.  That is computed from each object's DT_NEEDED and DT_SONAME
  * and checked against the listing; if it does not match exactly (or
  * LD_AUDIT, LD_DYNAMIC_WEAK or a filter object could change the answer),
- * nothing is decided here.  The vDSO is listed but is not in the scope.
+ * nothing is decided here.  The vDSO is listed but is not in the hot.scope.
  *
  * Whether a later object is global is not public (dl_iterate_phdr lists
  * RTLD_LOCAL objects and other namespaces too), nor the order in which later
  * objects became global.  An answer found in the first part is final, since
- * it comes first in the scope.  Otherwise the later objects are searched
+ * it comes first in the hot.scope.  Otherwise the later objects are searched
  * (inside a dl_iterate_phdr callback, so none is unloaded meanwhile): if none
  * defines the name, it is absent; if one does, the system loader decides.
  *
@@ -81,10 +81,36 @@ typedef struct hc_ent {
     char name[];                     /* name, then the version's text       */
 } hc_ent_t;
 
-static pthread_mutex_t hc_lock = PTHREAD_MUTEX_INITIALIZER;
+typedef struct scope {
+    int ok;                      /* 0: every look-up goes to the system loader */
+    vmc_hobj_t *obj;             /* the search list, in order               */
+    struct link_map **map;       /* each one's link map, or NULL            */
+    size_t n;
+    uintptr_t *listed;           /* dlpi_addr of the first `nlisted` objects */
+    size_t nlisted;              /*   dl_iterate_phdr lists (vDSO included)  */
+    unsigned long long adds, subs;   /* the counters when it was read       */
+    size_t total;                /* objects listed then                     */
+} scope_t;
+
+#define KNOWN_HANDLES 16
+
+/* The state every load touches, in one place: each page of it that a
+ * fresh process touches costs a fault, two when the first access is a read
+ * (the zero page mapped, then replaced; locking a mutex reads it first), so
+ * vmc__host_sym_sync's first access is a store. */
+static struct {
+    int touched;                 /* written before anything is read         */
+    pthread_mutex_t lock;        /* the table, the scope's reading, handles */
+    size_t hc_count;             /* entries in hc_tab                       */
+    unsigned long long hc_adds, hc_subs;   /* the generation it was filled under */
+    int scope_read;              /* scope is read (atomic)                  */
+    int later_objects;           /* the last sync saw objects past the scope's
+                                    first part (atomic: read without the lock) */
+    void *known_handles[KNOWN_HANDLES];   /* handles of first-part objects  */
+    scope_t scope;
+} hot __attribute__((aligned(512))) = {.lock = PTHREAD_MUTEX_INITIALIZER};   /* (in one page) */
+
 static hc_ent_t *hc_tab[HC_BUCKETS];
-static size_t hc_count;
-static unsigned long long hc_adds, hc_subs;   /* the generation it was filled under */
 
 /* The name's GNU hash (computed once per symbol by the caller) mixed with
  * the handle; versions of one name share a chain. */
@@ -95,7 +121,7 @@ static uint32_t hc_hash(void *handle, const vmc_name_t *name)
 
 static void hc_flush_locked(void)
 {
-    if (!hc_count) return;   /* (and the table's pages stay untouched) */
+    if (!hot.hc_count) return;   /* (and the table's pages stay untouched) */
     for (size_t i = 0; i < HC_BUCKETS; i++) {
         while (hc_tab[i]) {
             hc_ent_t *e = hc_tab[i];
@@ -103,7 +129,7 @@ static void hc_flush_locked(void)
             free(e);
         }
     }
-    hc_count = 0;
+    hot.hc_count = 0;
 }
 
 static int generation_cb(struct dl_phdr_info *info, size_t size, void *arg)
@@ -122,36 +148,38 @@ static void scope_init(void);
 /* Read once, by the first look-up (a flag and a mutex rather than
  * pthread_once: the first load in a process pays a page of the C library
  * and its lazy binding for every function it is the first to call). */
-static int scope_read;
-static pthread_mutex_t scope_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void scope_once(void)
 {
-    if (__atomic_load_n(&scope_read, __ATOMIC_ACQUIRE)) return;
-    pthread_mutex_lock(&scope_lock);
-    if (!scope_read) {
+    if (__atomic_load_n(&hot.scope_read, __ATOMIC_ACQUIRE)) return;
+    pthread_mutex_lock(&hot.lock);
+    if (!hot.scope_read) {
         scope_init();
-        __atomic_store_n(&scope_read, 1, __ATOMIC_RELEASE);
+        __atomic_store_n(&hot.scope_read, 1, __ATOMIC_RELEASE);
     }
-    pthread_mutex_unlock(&scope_lock);
+    pthread_mutex_unlock(&hot.lock);
 }
-static int later_objects;    /* the last sync saw objects past the scope's
-                                first part (atomic: read without the lock) */
 static int later_since(unsigned long long adds, unsigned long long subs);
 
 void vmc__host_sym_sync(void)
 {
     unsigned long long g[2] = {~0ull, ~0ull};
-    scope_once();
-    dl_iterate_phdr(generation_cb, g);
-    __atomic_store_n(&later_objects, later_since(g[0], g[1]), __ATOMIC_RELAXED);
-    pthread_mutex_lock(&hc_lock);
-    if (g[0] != hc_adds || g[1] != hc_subs || g[0] == ~0ull) {
-        hc_flush_locked();
-        hc_adds = g[0];
-        hc_subs = g[1];
+    __atomic_store_n(&hot.touched, 1, __ATOMIC_RELAXED);   /* see `hot` */
+    pthread_mutex_lock(&hot.lock);
+    if (!hot.scope_read) {
+        scope_init();
+        __atomic_store_n(&hot.scope_read, 1, __ATOMIC_RELEASE);
     }
-    pthread_mutex_unlock(&hc_lock);
+    pthread_mutex_unlock(&hot.lock);
+    dl_iterate_phdr(generation_cb, g);
+    __atomic_store_n(&hot.later_objects, later_since(g[0], g[1]), __ATOMIC_RELAXED);
+    pthread_mutex_lock(&hot.lock);
+    if (g[0] != hot.hc_adds || g[1] != hot.hc_subs || g[0] == ~0ull) {
+        hc_flush_locked();
+        hot.hc_adds = g[0];
+        hot.hc_subs = g[1];
+    }
+    pthread_mutex_unlock(&hot.lock);
 }
 
 /* Is the definition at `addr` unversioned?  dladdr1 gives a dynamic symbol
@@ -196,16 +224,16 @@ static void *cached(void *handle, const vmc_name_t *key, const char *version)
 {
     const char *name = key->str;
     uint32_t h = hc_hash(handle, key);
-    pthread_mutex_lock(&hc_lock);
+    pthread_mutex_lock(&hot.lock);
     for (hc_ent_t *e = hc_tab[HC_SLOT(h)]; e; e = e->next) {
         if (e->hash == h && e->handle == handle && !strcmp(e->name, name) &&
             (e->version ? version && !strcmp(e->version, version) : !version)) {
             void *a = e->addr;
-            pthread_mutex_unlock(&hc_lock);
+            pthread_mutex_unlock(&hot.lock);
             return a;
         }
     }
-    pthread_mutex_unlock(&hc_lock);
+    pthread_mutex_unlock(&hot.lock);
     void *a = resolve(handle, name, version);
     size_t nl = strlen(name) + 1, vl = version ? strlen(version) + 1 : 0;
     hc_ent_t *e = malloc(sizeof *e + nl + vl);
@@ -215,29 +243,18 @@ static void *cached(void *handle, const vmc_name_t *key, const char *version)
     e->hash = h;
     memcpy(e->name, name, nl);
     e->version = version ? memcpy(e->name + nl, version, vl) : NULL;
-    pthread_mutex_lock(&hc_lock);
-    if (hc_count >= HC_MAX) hc_flush_locked();
+    pthread_mutex_lock(&hot.lock);
+    if (hot.hc_count >= HC_MAX) hc_flush_locked();
     e->next = hc_tab[HC_SLOT(h)];
     hc_tab[HC_SLOT(h)] = e;
-    hc_count++;
-    pthread_mutex_unlock(&hc_lock);
+    hot.hc_count++;
+    pthread_mutex_unlock(&hot.lock);
     return a;
 }
 
 /* ---- the global scope's first part ---------------------------------------- */
 
-typedef struct scope {
-    int ok;                      /* 0: every look-up goes to the system loader */
-    vmc_hobj_t *obj;             /* the search list, in order               */
-    struct link_map **map;       /* each one's link map, or NULL            */
-    size_t n;
-    uintptr_t *listed;           /* dlpi_addr of the first `nlisted` objects */
-    size_t nlisted;              /*   dl_iterate_phdr lists (vDSO included)  */
-    unsigned long long adds, subs;   /* the counters when it was read       */
-    size_t total;                /* objects listed then                     */
-} scope_t;
 
-static scope_t scope;
 
 #define MAX_MAPS 64
 
@@ -373,35 +390,35 @@ static void scope_init(void)
         pos = listing_begins_with(o, ls.n, vdso, order, len);
     }
     if (!pos) goto out;
-    scope.obj = calloc(len, sizeof *scope.obj);
-    scope.map = calloc(len, sizeof *scope.map);
-    scope.listed = calloc(pos, sizeof *scope.listed);
-    if (!scope.obj || !scope.map || !scope.listed) goto out;
+    hot.scope.obj = calloc(len, sizeof *hot.scope.obj);
+    hot.scope.map = calloc(len, sizeof *hot.scope.map);
+    hot.scope.listed = calloc(pos, sizeof *hot.scope.listed);
+    if (!hot.scope.obj || !hot.scope.map || !hot.scope.listed) goto out;
     for (size_t k = 0; k < len; k++) {
-        scope.obj[k] = o[order[k]];
-        if (!scope.obj[k].strtab) goto out;
-        scope.obj[k].index_on_use = 1;
+        hot.scope.obj[k] = o[order[k]];
+        if (!hot.scope.obj[k].strtab) goto out;
+        hot.scope.obj[k].index_on_use = 1;
         for (size_t m = 0; m < ls.nmaps; m++)
-            if (ls.maps[m]->l_addr == scope.obj[k].base && (void *)ls.maps[m]->l_ld == (void *)scope.obj[k].dyn)
-                scope.map[k] = ls.maps[m];
+            if (ls.maps[m]->l_addr == hot.scope.obj[k].base && (void *)ls.maps[m]->l_ld == (void *)hot.scope.obj[k].dyn)
+                hot.scope.map[k] = ls.maps[m];
     }
-    scope.obj[0].path = ls.info[0].dlpi_name;
-    for (size_t i = 0; i < pos; i++) scope.listed[i] = ls.info[i].dlpi_addr;
-    scope.n = len;
-    scope.nlisted = pos;
-    scope.adds = ls.adds;
-    scope.subs = ls.subs;
-    scope.total = ls.n;
-    scope.ok = 1;
+    hot.scope.obj[0].path = ls.info[0].dlpi_name;
+    for (size_t i = 0; i < pos; i++) hot.scope.listed[i] = ls.info[i].dlpi_addr;
+    hot.scope.n = len;
+    hot.scope.nlisted = pos;
+    hot.scope.adds = ls.adds;
+    hot.scope.subs = ls.subs;
+    hot.scope.total = ls.n;
+    hot.scope.ok = 1;
 out:
-    if (!scope.ok) {
-        for (size_t k = 0; scope.obj && k < len; k++) free(scope.obj[k].vers);
-        free(scope.obj);
-        free(scope.map);
-        free(scope.listed);
-        scope.obj = NULL;
-        scope.map = NULL;
-        scope.listed = NULL;
+    if (!hot.scope.ok) {
+        for (size_t k = 0; hot.scope.obj && k < len; k++) free(hot.scope.obj[k].vers);
+        free(hot.scope.obj);
+        free(hot.scope.map);
+        free(hot.scope.listed);
+        hot.scope.obj = NULL;
+        hot.scope.map = NULL;
+        hot.scope.listed = NULL;
     }
     free(o);
     free(order);
@@ -414,8 +431,8 @@ out:
 /* Are objects listed now that are not in the scope's first part? */
 static int later_since(unsigned long long adds, unsigned long long subs)
 {
-    if (!scope.ok || adds == ~0ull) return 1;
-    return scope.total + (adds - scope.adds) - (subs - scope.subs) != scope.nlisted;
+    if (!hot.scope.ok || adds == ~0ull) return 1;
+    return hot.scope.total + (adds - hot.scope.adds) - (subs - hot.scope.subs) != hot.scope.nlisted;
 }
 
 typedef struct later {
@@ -429,8 +446,8 @@ static int later_cb(struct dl_phdr_info *info, size_t size, void *arg)
     later_t *w = arg;
     (void)size;
     size_t i = w->index++;
-    if (i < scope.nlisted) {
-        if (info->dlpi_addr == scope.listed[i]) return 0;
+    if (i < hot.scope.nlisted) {
+        if (info->dlpi_addr == hot.scope.listed[i]) return 0;
         w->unsure = 1;           /* not the listing the scope was read from */
         return 1;
     }
@@ -449,50 +466,48 @@ static int later_cb(struct dl_phdr_info *info, size_t size, void *arg)
  * UNSURE (ask the system loader). */
 static int scope_find(vmc_hquery_t *q, uintptr_t *addr)
 {
-    for (size_t k = 0; k < scope.n; k++) {
+    for (size_t k = 0; k < hot.scope.n; k++) {
         const ElfW(Sym) *s;
-        int r = vmc__hobj_find(&scope.obj[k], q, &s, addr);
+        int r = vmc__hobj_find(&hot.scope.obj[k], q, &s, addr);
         if (r == VMC_HFIND_NONE) continue;
         if (r == VMC_HFIND_FOUND && ELF64_ST_TYPE(s->st_info) == STT_GNU_IFUNC)
             *addr = ((uintptr_t(*)(void)) * addr)();
         return r;
     }
-    if (!__atomic_load_n(&later_objects, __ATOMIC_RELAXED)) return VMC_HFIND_NONE;
+    if (!__atomic_load_n(&hot.later_objects, __ATOMIC_RELAXED)) return VMC_HFIND_NONE;
     later_t w = {q, 0, 0};
     dl_iterate_phdr(later_cb, &w);
-    return w.unsure || w.index < scope.nlisted ? VMC_HFIND_UNSURE : VMC_HFIND_NONE;
+    return w.unsure || w.index < hot.scope.nlisted ? VMC_HFIND_UNSURE : VMC_HFIND_NONE;
 }
 
 /* Handles of objects in the scope's first part (never unloaded, so a
  * handle found here stays valid). */
-#define KNOWN_HANDLES 16
-static void *known_handles[KNOWN_HANDLES];
 
 static int in_first_part(void *handle)
 {
     /* glibc's handles are link maps: no need to ask it (dlinfo) then */
-    for (size_t k = 0; k < scope.n; k++)
-        if (scope.map[k] && (void *)scope.map[k] == handle) return 1;
-    pthread_mutex_lock(&hc_lock);
-    for (int i = 0; i < KNOWN_HANDLES && known_handles[i]; i++)
-        if (known_handles[i] == handle) {
-            pthread_mutex_unlock(&hc_lock);
+    for (size_t k = 0; k < hot.scope.n; k++)
+        if (hot.scope.map[k] && (void *)hot.scope.map[k] == handle) return 1;
+    pthread_mutex_lock(&hot.lock);
+    for (int i = 0; i < KNOWN_HANDLES && hot.known_handles[i]; i++)
+        if (hot.known_handles[i] == handle) {
+            pthread_mutex_unlock(&hot.lock);
             return 1;
         }
-    pthread_mutex_unlock(&hc_lock);
+    pthread_mutex_unlock(&hot.lock);
     struct link_map *lm = NULL;
     if (dlinfo(handle, RTLD_DI_LINKMAP, &lm) || !lm) return 0;
     int in = 0;
-    for (size_t k = 0; k < scope.n && !in; k++)
-        in = scope.obj[k].base == lm->l_addr && scope.obj[k].dyn == (const ElfW(Dyn) *)lm->l_ld;
+    for (size_t k = 0; k < hot.scope.n && !in; k++)
+        in = hot.scope.obj[k].base == lm->l_addr && hot.scope.obj[k].dyn == (const ElfW(Dyn) *)lm->l_ld;
     if (in) {
-        pthread_mutex_lock(&hc_lock);
+        pthread_mutex_lock(&hot.lock);
         for (int i = 0; i < KNOWN_HANDLES; i++)
-            if (!known_handles[i] || known_handles[i] == handle) {
-                known_handles[i] = handle;
+            if (!hot.known_handles[i] || hot.known_handles[i] == handle) {
+                hot.known_handles[i] = handle;
                 break;
             }
-        pthread_mutex_unlock(&hc_lock);
+        pthread_mutex_unlock(&hot.lock);
     }
     return in;
 }
@@ -500,7 +515,7 @@ static int in_first_part(void *handle)
 void *vmc__host_sym(void *handle, const vmc_name_t *key, const char *version)
 {
     scope_once();
-    if (!scope.ok) return cached(handle, key, version);
+    if (!hot.scope.ok) return cached(handle, key, version);
     if (handle != RTLD_DEFAULT) {
         /* Asked only after the global scope had no answer: an object of
          * its first part depends only on objects of the first part, so its
@@ -519,14 +534,14 @@ void *vmc__host_sym(void *handle, const vmc_name_t *key, const char *version)
 size_t vmc__host_scope_size(void)
 {
     scope_once();
-    return scope.ok ? scope.n : 0;
+    return hot.scope.ok ? hot.scope.n : 0;
 }
 
 int vmc__host_scope_find(const char *name, const char *version, void **addr)
 {
     vmc__host_sym_sync();
     *addr = NULL;
-    if (!scope.ok) return 0;
+    if (!hot.scope.ok) return 0;
     vmc_name_t key = vmc__elf_name(name);
     vmc_hquery_t q = {name, key.gnu, 0, 0, version, version ? vmc__elf_hash(version) : 0, 0};
     uintptr_t a = 0;

@@ -89,9 +89,11 @@ void *vmc__host_sym_for(const vmc_lib_t *l, const vmc_name_t *name, const char *
 
 
 /* ---- hostsym.c ------------------------------------------------------------ */
-/* dlvsym(handle, name, version) (dlsym without a version), through a cache
- * that is emptied whenever an object was loaded or unloaded since it was
- * filled; vmc__host_sym_sync checks that and must precede a batch. */
+/* The host's definition of name at version (NULL: the default one), as the
+ * system loader would bind it: RTLD_DEFAULT is the global scope (hostsym.c
+ * says how it is searched); a dependency's handle is asked only after the
+ * global scope had no answer.  vmc__host_sym_sync must precede a batch (it
+ * notes objects loaded or unloaded since the last). */
 void *vmc__host_sym(void *handle, const vmc_name_t *name, const char *version);
 void vmc__host_sym_sync(void);
 
