@@ -15,6 +15,9 @@ B       ?= build
 SAN     ?=
 OPT     ?= -O2 -g
 CFLAGS_BASE := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE $(OPT) $(SAN) -fno-strict-aliasing
+# -fno-plt: calls to libc go through the GOT, bound when the program starts
+# (libvmcode.so is linked -z now for the same reason), not lazily by the
+# first load in a process.
 LIB_CFLAGS  := $(CFLAGS_BASE) -fPIC -fno-plt -fvisibility=hidden -Iinclude -Isrc
 LDLIBS_LIB  := -ldl -lpthread
 VERSION     := 0.1.0
