@@ -286,6 +286,9 @@ VMC_API int vmc_reaches(uintptr_t from, uintptr_t to);
 VMC_API int vmc_span_reaches(uintptr_t a, uintptr_t b, uintptr_t lo, uintptr_t hi);
 
 typedef struct vmc_stats {
+    /* code_largest_free: the largest request the code region can take now;
+     * wholly free chunks the code heap keeps committed for reuse count as
+     * free (they are given back before any request would fail) */
     size_t code_size, code_used, code_committed, code_largest_free;
     size_t heap_size, heap_used, heap_committed;
     size_t allocations, libraries, mapped_files;

@@ -299,6 +299,40 @@ TEST(kept_chunk_that_cannot_go_back_fails_cleanly)
     unpack(v, &f);
 }
 
+/* The map says which code-heap runs are kept chunks that count as free. */
+TEST(dump_marks_kept_chunks)
+{
+    vmc_t *v = open_64m();
+    static void *p[20480];
+    for (int i = 0; i < 20480; i++) {
+        vmc_span_t s;
+        ASSERT_OK(vmc_alloc(v, 512, VMC_CODE, &s));
+        p[i] = s.x;
+    }
+    for (int i = 0; i < 20480; i++) ASSERT_OK(vmc_free(v, p[i]));
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    ASSERT(f != NULL);
+    ASSERT_OK(vmc_dump(v, f));
+    fclose(f);
+    int runs = 0, kept = 0;
+    for (char *l = text; (l = strstr(l, "code heap  code, committed 1M")); l++) {
+        runs++;
+        char *eol = strchr(l, '\n');
+        ASSERT(eol != NULL);
+        static const char mark[] = "  (wholly free, kept for reuse: counts as free)";
+        size_t m = sizeof mark - 1;
+        if ((size_t)(eol - l) > m && memcmp(eol - m, mark, m) == 0) kept++;
+    }
+    ASSERT_GE(runs, 1);
+    ASSERT_LE(runs, 4);
+    ASSERT_MSG(kept == runs, "%d of %d code-heap runs marked kept:\n%s", kept, runs, text);
+    free(text);
+    assert_whole(v, 1);
+    vmc_close(v);
+}
+
 /* ---- other threads -------------------------------------------------------------- */
 
 typedef struct worker {

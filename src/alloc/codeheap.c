@@ -951,3 +951,14 @@ size_t vmc__codeheap_largest_free(vmc_space_t *v, int ri)
     pthread_mutex_unlock(&h->lock);
     return largest;
 }
+
+size_t vmc__codeheap_kept(vmc_space_t *v, uintptr_t *starts, size_t max)
+{
+    vmc_codeheap_t *h = v->ch;
+    size_t n = 0;
+    pthread_mutex_lock(&h->lock);
+    for (int k = 1; k < NKINDS; k++)
+        for (int i = 0; i < h->nkept[k] && n < max; i++) starts[n++] = h->kept[k][i]->start;
+    pthread_mutex_unlock(&h->lock);
+    return n;
+}

@@ -34,6 +34,8 @@ void vmc__codeheap_counts(vmc_space_t *v, vmc_heap_counts_t *out);
  * free run, counting the wholly free chunks the heap keeps committed for
  * reuse (it gives them back before any take would fail). */
 size_t vmc__codeheap_largest_free(vmc_space_t *v, int ri);
+/* The starts of those kept chunks (both regions), at most max of them. */
+size_t vmc__codeheap_kept(vmc_space_t *v, uintptr_t *starts, size_t max);
 
 /* fork: hold the heap's lock across fork() (see api.c). */
 void vmc__codeheap_lock(vmc_space_t *v);

@@ -70,9 +70,8 @@ static void size_str(size_t n, char *buf, size_t len)
     else snprintf(buf, len, "%zu", n);
 }
 
-static int print_run(const vmc_run_info_t *ri, void *arg)
+static int print_run(const vmc_run_info_t *ri, FILE *f, int kept)
 {
-    FILE *f = arg;
     char sz[32], cm[32];
     uintptr_t a = (uintptr_t)ri->start;
     size_str(ri->size, sz, sizeof sz);
@@ -84,6 +83,7 @@ static int print_run(const vmc_run_info_t *ri, void *arg)
         fprintf(f, "%-10s %s, committed %s", ri->owner_name, kind_name(ri->kind), cm);
     }
     if (ri->name) fprintf(f, "  %s", ri->name);
+    if (kept) fputs("  (wholly free, kept for reuse: counts as free)", f);
     fputc('\n', f);
     return 0;
 }
@@ -102,7 +102,14 @@ static void print_header(vmc_region_t *r, FILE *f)
     fputc('\n', f);
 }
 
-typedef struct dump_ctx { FILE *f; vmc_t *v; int region; } dump_ctx_t;
+typedef struct dump_ctx {
+    FILE *f;
+    vmc_t *v;
+    int region;
+    uintptr_t kept[16];          /* the code heap's kept chunks, read before
+                                    the walk (it holds the block locks)    */
+    size_t nkept;
+} dump_ctx_t;
 
 static int dump_run(const vmc_run_info_t *ri, void *arg)
 {
@@ -111,14 +118,18 @@ static int dump_run(const vmc_run_info_t *ri, void *arg)
         d->region = ri->region;
         print_header(&d->v->sp.heap, d->f);
     }
-    return print_run(ri, d->f);
+    int kept = 0;
+    for (size_t i = 0; i < d->nkept && ri->owner != VMC_RUN_FREE; i++)
+        kept |= d->kept[i] == (uintptr_t)ri->start;
+    return print_run(ri, d->f, kept);
 }
 
 int vmc_dump(vmc_t *v, FILE *f)
 {
     if (!v || !f) return vmc__fail(-EINVAL, "vmc_dump: NULL argument");
     print_header(&v->sp.code, f);
-    dump_ctx_t d = {f, v, 0};
+    dump_ctx_t d = {.f = f, .v = v, .region = 0};
+    d.nkept = vmc__codeheap_kept(&v->sp, d.kept, sizeof d.kept / sizeof *d.kept);
     vmc_walk(v, dump_run, &d);
     if (!v->sp.heap.size) print_header(&v->sp.heap, f);
     return 0;
