@@ -9,6 +9,9 @@ TEST_LIBS := $(addprefix $(TLIB)/libt_,basic.so ifunc.so ver.so veruse.so weak.s
                objects.so interp.so runpath.so rpath.so rdst.so rtop.so rtopnew.so usehost.so) \
              $(TLIB)/sub/libt_rdep.so $(TLIB)/sub3/libt_rdep.so $(TLIB)/sub/libt_rmid.so \
              $(TLIB)/sub2/libt_rleaf.so $(TLIB)/t_pie $(TLIB)/t_dlopen
+# Unwinding, thread-exit destructors, introspection (tests/test_unwind.c,
+# test_tlsdtor.c, test_addrinfo.c).
+TEST_LIBS += $(addprefix $(TLIB)/libt_,tldtor.so bt.so unwind.so unwind_static.so)
 
 # The debugger tests' libraries (tests/test_debug.c): -O0 for exact lines.
 TEST_LIBS += $(TLIB)/libt_dbg.so $(TLIB)/libt_dbg2.so
@@ -111,3 +114,8 @@ $(TLIB)/libt_rtop.so: tests/libs/t_rtop.c $(TLIB)/sub/libt_rmid.so
 $(TLIB)/libt_rtopnew.so: tests/libs/t_rtop.c $(TLIB)/sub/libt_rmid.so
 	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -Wl,-soname,libt_rtopnew.so -o $@ $< -L$(TLIB)/sub -l:libt_rmid.so \
 	    -Wl,-rpath-link,$(TLIB)/sub2 -Wl,--enable-new-dtags -Wl,-rpath,'$$ORIGIN/sub:$$ORIGIN/sub2'
+
+# The same with libgcc's unwinder linked in (it finds frames itself).
+$(TLIB)/libt_unwind_static.so: tests/libs/t_unwind.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -static-libgcc -Wl,-soname,libt_unwind_static.so -o $@ $<

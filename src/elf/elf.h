@@ -176,9 +176,8 @@ typedef struct vmc_elf_obj {
  * whole image from memory) and map every PT_LOAD over a run. */
 int vmc__elf_load(vmc_elf_obj_t *l, const vmc_src_t *src, const uint8_t *hdr, size_t hdrlen);
 /* image.c: once the dependencies are known: relocate, RELRO, check every
- * constructor and destructor address, register unwind tables (not with
- * run_nothing). */
-int vmc__elf_ready(vmc_elf_obj_t *l, const vmc_src_t *src, int run_nothing);
+ * constructor and destructor address. */
+int vmc__elf_ready(vmc_elf_obj_t *l, const vmc_src_t *src);
 void vmc__elf_init(vmc_elf_obj_t *l);          /* DT_INIT, DT_INIT_ARRAY      */
 void vmc__elf_fini(vmc_elf_obj_t *l);          /* DT_FINI_ARRAY, DT_FINI      */
 /* Is a inside an executable segment of l? */
@@ -193,6 +192,20 @@ static inline int vmc__elf_find(const vmc_elf_obj_t *l, const vmc_name_t *name, 
 static inline uintptr_t vmc__elf_sym_addr(const vmc_elf_obj_t *l, const Elf64_Sym *s);
 /* The image's part of vmc_lib_info (span, segments, counts). */
 void vmc__elf_info(const vmc_elf_obj_t *l, vmc_lib_info_t *out);
+/* unwind.c: register the library's .eh_frame (if it has one, and not
+ * already) with an unwinder's __register_frame, remembering its
+ * __deregister_frame; which unwinder, and when, the lifecycle decides.
+ * Take it back before the image goes. */
+void vmc__elf_unwind_register(vmc_elf_obj_t *l, void (*reg)(void *), void (*dereg)(void *));
+void vmc__elf_unwind_deregister(vmc_elf_obj_t *l);
+/* introspect.c: what private-code introspection needs of the image: the
+ * program headers inside it (the file bytes of the table lie in a PT_LOAD,
+ * as linkers lay them out; else NULL), PT_GNU_EH_FRAME when it lies in a
+ * readable segment (else NULL), and the exported symbol nearest at or
+ * below address a in its segment (0 if none). */
+const Elf64_Phdr *vmc__elf_image_phdrs(const vmc_elf_obj_t *l);
+const void *vmc__elf_image_eh_hdr(const vmc_elf_obj_t *l);
+int vmc__elf_nearest(const vmc_elf_obj_t *l, uintptr_t a, const char **name, uintptr_t *addr, size_t *size);
 /* Free what the object holds in the loader's memory (after vmc__elf_unmap). */
 void vmc__elf_free(vmc_elf_obj_t *l);
 /* bind.c: resolve symbol `symidx` of l for a relocation: its address,
@@ -241,12 +254,6 @@ int vmc__elf_defines(const vmc_elf_obj_t *l, size_t i, const char *name, const v
 const vmc_ver_t *vmc__elf_sym_version(const vmc_elf_obj_t *l, size_t symidx);
 uint32_t vmc__elf_hash(const char *name);
 const char *vmc__elf_str(const vmc_elf_obj_t *l, uint32_t off);
-
-/* ---- unwind.c ---------------------------------------------------------- */
-/* Register the library's .eh_frame with the process's unwinder, when both
- * exist (never fails a load); take it back before the image goes. */
-void vmc__elf_unwind_register(vmc_elf_obj_t *l);
-void vmc__elf_unwind_deregister(vmc_elf_obj_t *l);
 
 /* ---- reloc.c ----------------------------------------------------------- */
 /* Apply DT_RELR, DT_RELA and DT_JMPREL (IFUNC ones last). */

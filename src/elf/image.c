@@ -99,13 +99,12 @@ static int check_init_fini(vmc_elf_obj_t *l)
     return 0;
 }
 
-int vmc__elf_ready(vmc_elf_obj_t *l, const vmc_src_t *src, int run_nothing)
+int vmc__elf_ready(vmc_elf_obj_t *l, const vmc_src_t *src)
 {
     int e;
     if ((e = vmc__elf_relocate(l))) return e;
     if ((e = vmc__elf_protect_relro(l))) return e;
     if ((e = check_init_fini(l)) || (e = note_empty_fini(l, src))) return e;
-    if (!run_nothing) vmc__elf_unwind_register(l);
     return 0;
 }
 

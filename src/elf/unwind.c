@@ -5,12 +5,10 @@
  * not list private libraries: an exception thrown and caught inside a private
  * C++ library would call std::terminate.  The unwinder also keeps a list of
  * .eh_frame sections registered with __register_frame, searched first; each
- * private library that has a PT_GNU_EH_FRAME goes on it once relocated (before
- * its constructors, which may throw) and comes off with __deregister_frame
- * before its image is given back.  Both functions are looked up in the host
- * (and the library's system dependencies, where libgcc_s comes in with
- * libstdc++); a process without them has nothing that unwinds, and nothing is
- * registered.
+ * private library that has a PT_GNU_EH_FRAME goes on it with the
+ * unwinder's __register_frame (which unwinder, and when, the lifecycle
+ * decides: src/lib/unwinder.c) and comes off with __deregister_frame before
+ * its image is given back.
  *
  * .eh_frame is found through .eh_frame_hdr's eh_frame_ptr, in the encodings
  * linkers emit (pc-relative or absolute, 4 or 8 bytes), and must lie in a
@@ -19,7 +17,6 @@
  */
 #include "elf/elf.h"
 
-#include <dlfcn.h>
 #include <string.h>
 
 #define DW_EH_PE_absptr  0x00
@@ -28,7 +25,6 @@
 #define DW_EH_PE_sdata8  0x0c
 #define DW_EH_PE_pcrel   0x10
 
-typedef void (*frame_fn)(void *);
 
 /* The link-time address of .eh_frame, or 0. */
 static uint64_t eh_frame_vaddr(const vmc_elf_obj_t *l)
@@ -57,15 +53,9 @@ static uint64_t eh_frame_vaddr(const vmc_elf_obj_t *l)
     }
 }
 
-void vmc__elf_unwind_register(vmc_elf_obj_t *l)
+void vmc__elf_unwind_register(vmc_elf_obj_t *l, void (*reg)(void *), void (*dereg)(void *))
 {
-    if (!l->elf.ehhdr_size) return;
-    /* the unwinder first: without one, .eh_frame_hdr is not read (its page
-     * is not faulted in) */
-    const vmc_name_t rname = vmc__elf_name("__register_frame"), dname = vmc__elf_name("__deregister_frame");
-    frame_fn reg = (frame_fn)l->env->host_sym(l, &rname, NULL);
-    frame_fn dereg = (frame_fn)l->env->host_sym(l, &dname, NULL);
-    if (!reg || !dereg) return;
+    if (!l->elf.ehhdr_size || l->eh_frame) return;
     uint64_t va = eh_frame_vaddr(l);
     /* at least the first entry's length word, readable */
     if (!va || !vmc__elf_ptr(l, va, 4)) return;

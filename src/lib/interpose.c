@@ -12,6 +12,8 @@
  */
 #include "lib/interpose.h"
 #include "lib/phdr.h"
+#include "lib/tlsdtor.h"
+#include "lib/unwinder.h"
 
 #include <dlfcn.h>
 #include <pthread.h>
@@ -25,6 +27,12 @@ typedef struct interpose {
 
 static const interpose_t table[] = {
     {"dl_iterate_phdr", NULL, (void *)vmc__dl_iterate_phdr},
+#ifdef DLFO_EH_SEGMENT_TYPE
+    {"_dl_find_object", NULL, (void *)vmc__dl_find_object},
+#endif
+    {"__cxa_thread_atexit_impl", NULL, (void *)vmc__cxa_thread_atexit},  /* glibc's */
+    {"__cxa_thread_atexit", NULL, (void *)vmc__cxa_thread_atexit},       /* libstdc++'s, which calls it */
+    {"backtrace", NULL, (void *)vmc__backtrace},
 };
 
 #define NTABLE (sizeof table / sizeof table[0])

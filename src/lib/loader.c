@@ -40,6 +40,8 @@
 #include "lib/loader.h"
 #include "lib/interpose.h"
 #include "lib/phdr.h"
+#include "lib/tlsdtor.h"
+#include "lib/unwinder.h"
 #include "base/error.h"
 #include "os/os.h"
 
@@ -355,14 +357,31 @@ static void destroy(vmc_lib_t *l)
     lib_free(l);
 }
 
-static void release(vmc_lib_t *l)
+/* A library with no reference left that must stay loaded anyway. */
+static int stays(vmc_lib_t *l)
 {
-    if (--l->refs > 0) return;
     /* -z nodelete (DF_1_NODELETE): the library registers itself where it
      * cannot be taken back (GLib's type system, say); it stays loaded, with
-     * no reference, until vmc_close, as the system loader keeps it. */
+     * no reference, until vmc_close, as the system loader keeps it.  (An
+     * inert library ran nothing that could have registered it.) */
     if (vmc__elf_nodelete(&l->o) && l->state == VMC_LIB_READY && !(l->flags & VMC_LOAD_INERT))
-        return;  /* (an inert library ran nothing that could have registered it) */
+        return 1;
+    /* A thread that used its thread_local objects has their destructors
+     * still to run: its code, and the static objects they may use, stay
+     * until the last of them has run (tlsdtor.c), and then go. */
+    return vmc__tlsdtor_pending(l) > 0;
+}
+
+static void release(vmc_lib_t *l)
+{
+    if (--l->refs > 0 || stays(l)) return;
+    run_fini(l);
+    destroy(l);
+}
+
+void vmc__lib_unload_pending(vmc_lib_t *l)
+{
+    if (l->refs > 0 || stays(l)) return;
     run_fini(l);
     destroy(l);
 }
@@ -445,8 +464,9 @@ static int load_image(vmc_lib_t *l, const vmc_src_t *src, const uint8_t *hdr, si
     if ((e = vmc__elf_dyn(&l->o, src))) return e;
     if ((e = resolve_deps(l))) return e;
     vmc__host_sym_sync();  /* resolving dependencies may have loaded objects */
-    if ((e = vmc__elf_ready(&l->o, src, l->flags & VMC_LOAD_INERT))) return e;
-    vmc__phdr_publish(l);
+    if ((e = vmc__elf_ready(&l->o, src))) return e;
+    vmc__phdr_publish(l);      /* inert ones are not: nothing of theirs may run */
+    vmc__unwinder_register(l);
     debug_register(l, src);
     l->state = VMC_LIB_RELOCATED;
     l->init_seq = ++l->v->lib_seq;  /* dependencies finish first */
@@ -637,6 +657,7 @@ int vmc_lib_unload(vmc_lib_t *l)
 
 void vmc__loader_close(vmc_loader_t *v)
 {
+    vmc__tlsdtor_close(v);
     vmc__loader_lock(v);
     /* destructors first, in the reverse of the order constructors ran */
     for (;;) {

@@ -74,6 +74,13 @@ struct vmc_lib {
     vmc_lib_t *pub_next, *pub_prev;
     vmc_debug_lib_t dbg;         /* its entry in the debuggers' registry    */
     char *dbg_path;              /* the absolute path dbg names, or NULL    */
+
+    /* tlsdtor.c: thread_local destructors registered and not yet finished
+     * (under its lock); while any are, the last unload leaves the library
+     * loaded and the last of them finishes it */
+    struct tdtor *tls_dtor_list; /* those not yet started                   */
+    size_t tls_dtors;            /* not started + running                   */
+    size_t tls_running;
 };
 
 /* The library an ELF object belongs to. */
@@ -122,6 +129,9 @@ int vmc__call_ifunc(vmc_lib_t *l, uintptr_t resolver, uintptr_t *out, const char
  * mutex owned by the parent's thread refuses. */
 void vmc__loader_lock(vmc_loader_t *v);
 void vmc__loader_unlock(vmc_loader_t *v);
+/* Finish an unload left pending for thread_local destructors, now that
+ * they have run (under the lock; nothing if the library was loaded again). */
+void vmc__lib_unload_pending(vmc_lib_t *l);
 /* Unload everything still loaded (vmc_close). */
 void vmc__loader_close(vmc_loader_t *v);
 size_t vmc__loader_count(vmc_loader_t *v);

@@ -44,32 +44,19 @@ static void pub_leave(void)
     pthread_mutex_unlock(&pub_lock);
 }
 
+void vmc__phdr_enter(void) { pub_enter(); }
+void vmc__phdr_leave(void) { pub_leave(); }
 void vmc__phdr_fork_prepare(void) { pub_enter(); }
 void vmc__phdr_fork_release(void) { pub_leave(); }
-
-/* The program headers inside the image: the file bytes of the table lie in
- * a PT_LOAD (as every linker lays them out), or NULL. */
-static const Elf64_Phdr *image_phdrs(const vmc_lib_t *l)
-{
-    uint64_t size = (uint64_t)l->o.elf.phnum * sizeof(Elf64_Phdr), end;
-    if (!add_ok(l->o.elf.phoff, size, &end)) return NULL;
-    for (int i = 0; i < l->o.elf.nload; i++) {
-        const vmc_seg_t *s = &l->o.elf.load[i];
-        if (l->o.elf.phoff >= s->offset && end <= s->offset + s->filesz)
-            return (const Elf64_Phdr *)(l->o.bias + s->vaddr + (l->o.elf.phoff - s->offset));
-    }
-    return NULL;
-}
 
 void vmc__phdr_publish(vmc_lib_t *l)
 {
     if (l->flags & VMC_LOAD_INERT) return;
-    const Elf64_Phdr *ph = image_phdrs(l);
-    const vmc_seg_t *eh = l->o.elf.ehhdr_size ? vmc__elf_seg(&l->o.elf, l->o.elf.ehhdr_vaddr, l->o.elf.ehhdr_size, 0)
-                                            : NULL;
+    const Elf64_Phdr *ph = vmc__elf_image_phdrs(&l->o);
+    const void *eh = vmc__elf_image_eh_hdr(&l->o);
     pub_enter();
     l->phdr_mem = ph;
-    l->ehhdr_mem = eh && (eh->flags & PF_R) ? (const void *)(l->o.bias + l->o.elf.ehhdr_vaddr) : NULL;
+    l->ehhdr_mem = eh;
     l->pub_prev = NULL;
     l->pub_next = pub_head;
     if (pub_head) pub_head->pub_prev = l;
@@ -136,6 +123,15 @@ int vmc__dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void 
     return r;
 }
 
+vmc_lib_t *vmc__phdr_first(void) { return pub_head; }
+
+vmc_lib_t *vmc__phdr_find(uintptr_t a)
+{
+    for (vmc_lib_t *l = pub_head; l; l = l->pub_next)
+        if (a >= l->o.run && a - l->o.run < l->o.run_len) return l;
+    return NULL;
+}
+
 #ifdef DLFO_EH_SEGMENT_TYPE
 typedef int (*find_fn)(void *, struct dl_find_object *);
 static find_fn host_find;
@@ -147,10 +143,9 @@ static void find_host_find(void) { host_find = (find_fn)dlsym(RTLD_DEFAULT, "_dl
 
 int vmc__dl_find_object(void *pc, struct dl_find_object *out)
 {
-    uintptr_t a = (uintptr_t)pc;
     pub_enter();
-    for (vmc_lib_t *l = pub_head; l; l = l->pub_next) {
-        if (a < l->o.run || a - l->o.run >= l->o.run_len) continue;
+    vmc_lib_t *l = vmc__phdr_find((uintptr_t)pc);
+    if (l) {
         memset(out, 0, sizeof *out);
         out->dlfo_map_start = (void *)l->o.run;
         out->dlfo_map_end = (void *)(l->o.run + l->o.run_len);

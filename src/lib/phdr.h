@@ -39,6 +39,15 @@ int vmc__dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void 
 int vmc__dl_find_object(void *pc, struct dl_find_object *out);
 #endif
 
+/* The published library whose run holds address a, or NULL; between
+ * vmc__phdr_enter and vmc__phdr_leave, which keep it from being withdrawn
+ * (the lock the walks take; the same thread may take it again). */
+void vmc__phdr_enter(void);
+void vmc__phdr_leave(void);
+vmc_lib_t *vmc__phdr_find(uintptr_t a);
+/* The newest published library (then ->pub_next), likewise. */
+vmc_lib_t *vmc__phdr_first(void);
+
 /* Around fork (api.c): taken after the handles' loader locks. */
 void vmc__phdr_fork_prepare(void);
 void vmc__phdr_fork_release(void);

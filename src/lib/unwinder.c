@@ -1,0 +1,181 @@
+/* Registering private libraries' unwind tables, early or late
+ * (unwinder.h says why).
+ *
+ * The unwinder is found once and kept for the life of the process: the
+ * host's __register_frame (its global scope, or the system dependencies of
+ * the library being loaded, where libgcc_s comes with libstdc++), or a
+ * libgcc_s the process has loaded locally (glibc's backtrace() and
+ * pthread_cancel load it that way, where no symbol look-up sees it).  The
+ * object that holds it is opened once more and never closed, so its
+ * functions stay valid whatever else is unloaded (glibc keeps libgcc_s for
+ * good once it loaded it, too).
+ *
+ * Until one is found, each load asks again, but only when objects were
+ * added to the process since the last search (dlpi_adds of
+ * dl_iterate_phdr's first entry), so that a process without one pays a
+ * walk of its objects only when something changed.  The search and dlopen
+ * run under this file's lock alone; registering runs under the
+ * publication lock (phdr.c), which also orders it with unpublishing, so
+ * every published library is registered exactly once, by whichever comes
+ * first: its own load, or the search that found the unwinder.
+ */
+#include "lib/unwinder.h"
+#include "lib/phdr.h"
+
+#include <dlfcn.h>
+#include <execinfo.h>
+#include <link.h>
+#include <pthread.h>
+#include <string.h>
+#include <unwind.h>
+
+#define LIBGCC_S "libgcc_s.so.1"
+
+typedef void (*frame_fn)(void *);
+
+static pthread_mutex_t uw_lock = PTHREAD_MUTEX_INITIALIZER;
+static frame_fn uw_reg, uw_dereg;    /* set once, never cleared             */
+static void *uw_object;              /* the dlopen reference that keeps them */
+static unsigned long long uw_adds = ~0ull;   /* dlpi_adds at the last search */
+
+typedef struct search {
+    unsigned long long adds;
+    int first, changed;
+    char path[4096];                 /* a loaded libgcc_s, or ""            */
+} search_t;
+
+static int search_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    search_t *s = arg;
+    if (s->first) {
+        s->first = 0;
+        int has = size >= offsetof(struct dl_phdr_info, dlpi_subs);
+        s->adds = has ? info->dlpi_adds : ~0ull;
+        if (has && s->adds == uw_adds) return 1;  /* nothing new since the last search */
+        s->changed = 1;
+    }
+    const char *n = info->dlpi_name ? info->dlpi_name : "";
+    const char *base = strrchr(n, '/') ? strrchr(n, '/') + 1 : n;
+    if (!strcmp(base, LIBGCC_S) && strlen(n) < sizeof s->path) {
+        strcpy(s->path, n);
+        return 1;
+    }
+    return 0;
+}
+
+/* Keep the object holding reg loaded for good; 1 if it is. */
+static int pin(frame_fn reg, frame_fn dereg)
+{
+    Dl_info di;
+    if (!dladdr((void *)reg, &di) || !di.dli_fname) return 0;
+    void *h = dlopen(di.dli_fname, RTLD_NOW | RTLD_NOLOAD);
+    if (!h) return 0;
+    uw_object = h;
+    uw_dereg = dereg;
+    uw_reg = reg;
+    return 1;
+}
+
+/* Under uw_lock: try to find the unwinder; 1 if it was found just now. */
+static int search(vmc_lib_t *l)
+{
+    if (uw_reg) return 0;
+    if (l) {
+        const vmc_name_t rn = vmc__elf_name("__register_frame"), dn = vmc__elf_name("__deregister_frame");
+        frame_fn reg = (frame_fn)vmc__host_sym_for(l, &rn, NULL);
+        frame_fn dereg = (frame_fn)vmc__host_sym_for(l, &dn, NULL);
+        if (reg && dereg && pin(reg, dereg)) return 1;
+    }
+    search_t s;
+    s.first = 1;
+    s.changed = 0;
+    s.path[0] = 0;
+    dl_iterate_phdr(search_cb, &s);
+    if (!s.changed) return 0;
+    uw_adds = s.adds;
+    if (!s.path[0]) return 0;
+    void *h = dlopen(s.path, RTLD_NOW | RTLD_NOLOAD);
+    if (!h) return 0;
+    frame_fn reg = (frame_fn)dlsym(h, "__register_frame"), dereg = (frame_fn)dlsym(h, "__deregister_frame");
+    int ok = reg && dereg && pin(reg, dereg);
+    dlclose(h);  /* pin took its own reference */
+    return ok;
+}
+
+/* Under the publication lock: register every published library not yet
+ * registered (just l, unless the unwinder is new). */
+static void register_published(vmc_lib_t *l, int all, frame_fn reg, frame_fn dereg)
+{
+    if (!all) {
+        if (l->published) vmc__elf_unwind_register(&l->o, reg, dereg);
+        return;
+    }
+    for (vmc_lib_t *p = vmc__phdr_first(); p; p = p->pub_next) vmc__elf_unwind_register(&p->o, reg, dereg);
+}
+
+static void register_now(vmc_lib_t *l)
+{
+    pthread_mutex_lock(&uw_lock);
+    int fresh = search(l);
+    frame_fn reg = uw_reg, dereg = uw_dereg;
+    pthread_mutex_unlock(&uw_lock);
+    if (!reg) return;
+    vmc__phdr_enter();
+    register_published(l, fresh, reg, dereg);
+    vmc__phdr_leave();
+}
+
+void vmc__unwinder_register(vmc_lib_t *l)
+{
+    if (!l->published || !l->o.elf.ehhdr_size) return;
+    register_now(l);
+}
+
+typedef struct walk {
+    void **buf;
+    int size, n, skip;
+    uintptr_t (*get_ip)(struct _Unwind_Context *);
+} walk_t;
+
+static _Unwind_Reason_Code walk_cb(struct _Unwind_Context *ctx, void *arg)
+{
+    walk_t *w = arg;
+    if (w->skip > 0) {  /* this function's own frame */
+        w->skip--;
+        return _URC_NO_REASON;
+    }
+    uintptr_t ip = w->get_ip(ctx);
+    if (!ip) return _URC_END_OF_STACK;
+    w->buf[w->n++] = (void *)ip;
+    return w->n == w->size ? _URC_END_OF_STACK : _URC_NO_REASON;
+}
+
+int vmc__backtrace(void **buf, int size)
+{
+    if (size <= 0) return 0;
+    pthread_mutex_lock(&uw_lock);
+    if (!uw_reg) {
+        /* What glibc's backtrace would do: load libgcc_s, for good. */
+        void *h = dlopen(LIBGCC_S, RTLD_NOW | RTLD_LOCAL);
+        if (h) {
+            frame_fn reg = (frame_fn)dlsym(h, "__register_frame");
+            frame_fn dereg = (frame_fn)dlsym(h, "__deregister_frame");
+            if (reg && dereg && pin(reg, dereg)) {
+                pthread_mutex_unlock(&uw_lock);
+                vmc__phdr_enter();
+                register_published(NULL, 1, reg, dereg);
+                vmc__phdr_leave();
+                pthread_mutex_lock(&uw_lock);
+            }
+            dlclose(h);
+        }
+    }
+    void *obj = uw_object;
+    pthread_mutex_unlock(&uw_lock);
+    _Unwind_Reason_Code (*bt)(_Unwind_Trace_Fn, void *) =
+        obj ? (_Unwind_Reason_Code (*)(_Unwind_Trace_Fn, void *))dlsym(obj, "_Unwind_Backtrace") : NULL;
+    walk_t w = {buf, size, 0, 1, obj ? (uintptr_t (*)(struct _Unwind_Context *))dlsym(obj, "_Unwind_GetIP") : NULL};
+    if (!bt || !w.get_ip) return backtrace(buf, size);  /* an unwinder we cannot drive: the host's answer */
+    bt(walk_cb, &w);
+    return w.n;
+}

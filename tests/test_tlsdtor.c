@@ -1,0 +1,241 @@
+/* Thread-exit destructors registered by private libraries
+ * (src/lib/tlsdtor.c): they run at thread exit in the reverse order of
+ * registration, the library's unload waits for them, and vmc_close drops
+ * the ones not yet run. */
+#include "test.h"
+#include "lib/tlsdtor.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+/* ---- host side: what the library reports ----------------------------------- */
+
+static pthread_mutex_t ev_lock = PTHREAD_MUTEX_INITIALIZER;
+static char events[256];
+
+void vt_tl_event(int what);
+void vt_tl_event(int what)
+{
+    pthread_mutex_lock(&ev_lock);
+    size_t n = strlen(events);
+    snprintf(events + n, sizeof events - n, "%s%d", n ? " " : "", what);
+    pthread_mutex_unlock(&ev_lock);
+}
+
+static void events_are(const char *want, const char *file, int line)
+{
+    pthread_mutex_lock(&ev_lock);
+    int same = !strcmp(events, want);
+    char got[256];
+    memcpy(got, events, sizeof got);
+    pthread_mutex_unlock(&ev_lock);
+    if (!same) vt_fail(file, line, "events \"%s\", expected \"%s\"", got, want);
+}
+#define EVENTS_ARE(want) events_are(want, __FILE__, __LINE__)
+
+static const char *tldlib(void)
+{
+    static char p[512];
+    snprintf(p, sizeof p, "%s/tests/libs/libt_tldtor.so", vt_build_dir());
+    ASSERT_MSG(access(p, R_OK) == 0, "test library %s is not built", p);
+    return p;
+}
+
+/* ---- a thread that registers, then waits to be told to exit ----------------- */
+
+typedef struct worker {
+    int (*reg)(int);
+    int ntags, result;
+    pthread_t t;
+    pthread_mutex_t m;
+    pthread_cond_t c;
+    int registered, go;
+} worker_t;
+
+static void *worker_main(void *arg)
+{
+    worker_t *w = arg;
+    w->result = 0;
+    for (int i = 1; i <= w->ntags; i++) w->result |= w->reg(i);
+    pthread_mutex_lock(&w->m);
+    w->registered = 1;
+    pthread_cond_broadcast(&w->c);
+    while (!w->go) pthread_cond_wait(&w->c, &w->m);
+    pthread_mutex_unlock(&w->m);
+    return NULL;
+}
+
+static void worker_start(worker_t *w, int (*reg)(int), int ntags)
+{
+    memset(w, 0, sizeof *w);
+    w->reg = reg;
+    w->ntags = ntags;
+    pthread_mutex_init(&w->m, NULL);
+    pthread_cond_init(&w->c, NULL);
+    ASSERT_EQ(pthread_create(&w->t, NULL, worker_main, w), 0);
+    pthread_mutex_lock(&w->m);
+    while (!w->registered) pthread_cond_wait(&w->c, &w->m);
+    pthread_mutex_unlock(&w->m);
+}
+
+static void worker_finish(worker_t *w)
+{
+    pthread_mutex_lock(&w->m);
+    w->go = 1;
+    pthread_cond_broadcast(&w->c);
+    pthread_mutex_unlock(&w->m);
+    ASSERT_EQ(pthread_join(w->t, NULL), 0);
+}
+
+static size_t libraries(vmc_t *v)
+{
+    vmc_stats_t st;
+    ASSERT_OK(vmc_stats(v, &st));
+    return st.libraries;
+}
+
+static size_t code_used(vmc_t *v)
+{
+    vmc_stats_t st;
+    ASSERT_OK(vmc_stats(v, &st));
+    return st.code_used;
+}
+
+/* The import binds to vmcode's; the destructors run at thread exit, last
+ * registered first, and an unload after that is immediate. */
+TEST_THREADED(tlsdtor_run_at_thread_exit_in_reverse_order)
+{
+    vmc_t *v = vt_open("");
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, tldlib(), 0, &l));
+    int (*reg)(int) = (int (*)(int))vmc_lib_sym(l, "t_tld_register");
+    ASSERT(reg);
+    worker_t w;
+    worker_start(&w, reg, 3);
+    ASSERT_EQ(w.result, 0);
+    EVENTS_ARE("");
+    worker_finish(&w);
+    EVENTS_ARE("103 102 101");
+    ASSERT_OK(vmc_lib_unload(l));
+    EVENTS_ARE("103 102 101 1");
+    ASSERT_EQ(libraries(v), 0);
+    vmc_close(v);
+}
+
+/* Unloaded while a thread still has destructors of it to run: the unload
+ * returns, the library stays (its destructor not run, its range held) until
+ * the thread exits; then its destructors run, then the library's, and the
+ * range comes back. */
+TEST_THREADED(tlsdtor_unload_waits_for_a_live_thread)
+{
+    vmc_t *v = vt_open("");
+    vmc_lib_t *l;
+    size_t used0 = code_used(v);
+    ASSERT_OK(vmc_lib_load(v, tldlib(), 0, &l));
+    size_t used1 = code_used(v);
+    ASSERT_GT(used1, used0);
+    int (*reg)(int) = (int (*)(int))vmc_lib_sym(l, "t_tld_register");
+    worker_t w;
+    worker_start(&w, reg, 2);
+    ASSERT_OK(vmc_lib_unload(l));
+    EVENTS_ARE("");
+    ASSERT_EQ(libraries(v), 1);
+    ASSERT_EQ(code_used(v), used1);
+    /* one more unload is refused: the handle's loads are all matched */
+    ASSERT_EQ(vmc_lib_unload(l), -EINVAL);
+    worker_finish(&w);
+    EVENTS_ARE("102 101 1");
+    ASSERT_EQ(libraries(v), 0);
+    ASSERT_EQ(code_used(v), used0);
+    vmc_close(v);
+}
+
+/* A load of the same file while the unload is pending takes it back: the
+ * thread's exit then leaves it loaded. */
+TEST_THREADED(tlsdtor_load_again_while_pending)
+{
+    vmc_t *v = vt_open("");
+    vmc_lib_t *l, *l2;
+    ASSERT_OK(vmc_lib_load(v, tldlib(), 0, &l));
+    worker_t w;
+    worker_start(&w, (int (*)(int))vmc_lib_sym(l, "t_tld_register"), 1);
+    ASSERT_OK(vmc_lib_unload(l));
+    ASSERT_OK(vmc_lib_load(v, tldlib(), 0, &l2));
+    ASSERT(l2 == l);
+    worker_finish(&w);
+    EVENTS_ARE("101");
+    ASSERT_EQ(libraries(v), 1);
+    ASSERT_OK(vmc_lib_unload(l2));
+    EVENTS_ARE("101 1");
+    ASSERT_EQ(libraries(v), 0);
+    vmc_close(v);
+}
+
+/* vmc_close with a thread that has destructors to run: the library goes
+ * (its destructor runs now), the thread's exit later calls nothing. */
+TEST_THREADED(tlsdtor_close_drops_destructors_not_yet_run)
+{
+    vmc_t *v = vt_open("");
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, tldlib(), 0, &l));
+    worker_t w;
+    worker_start(&w, (int (*)(int))vmc_lib_sym(l, "t_tld_register"), 2);
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+    EVENTS_ARE("1");
+    worker_finish(&w);
+    EVENTS_ARE("1");
+}
+
+static int host_dtors;
+static void host_dtor(void *p) { host_dtors += *(int *)p; }
+static int host_reg(int tag)
+{
+    static int one = 1;
+    (void)tag;
+    return vmc__cxa_thread_atexit(host_dtor, &one, &host_dtors);
+}
+
+/* A registration whose dso is not a private library's goes to the C
+ * library's, and runs at the thread's exit as before. */
+TEST_THREADED(tlsdtor_other_objects_go_to_the_c_library)
+{
+    worker_t w;
+    worker_start(&w, host_reg, 2);
+    ASSERT_EQ(w.result, 0);
+    worker_finish(&w);
+    ASSERT_EQ(host_dtors, 2);
+}
+
+/* Out of memory for a registration: -1, that destructor never runs, the
+ * others do, and the unload does not wait for it. */
+TEST_THREADED(tlsdtor_registration_out_of_memory)
+{
+    vmc_t *v = vt_open("");
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, tldlib(), 0, &l));
+    int (*reg)(int) = (int (*)(int))vmc_lib_sym(l, "t_tld_register");
+    vmc__tlsdtor_fault(2);
+    worker_t w;
+    worker_start(&w, reg, 3);
+    vmc__tlsdtor_fault(0);
+    ASSERT_EQ(w.result, -1);
+    worker_finish(&w);
+    EVENTS_ARE("103 101");
+    ASSERT_OK(vmc_lib_unload(l));
+    EVENTS_ARE("103 101 1");
+    /* failing the first of one: nothing pending, the unload is immediate */
+    ASSERT_OK(vmc_lib_load(v, tldlib(), 0, &l));
+    reg = (int (*)(int))vmc_lib_sym(l, "t_tld_register");
+    vmc__tlsdtor_fault(1);
+    worker_start(&w, reg, 1);
+    vmc__tlsdtor_fault(0);
+    ASSERT_EQ(w.result, -1);
+    ASSERT_OK(vmc_lib_unload(l));
+    EVENTS_ARE("103 101 1 1");
+    ASSERT_EQ(libraries(v), 0);
+    worker_finish(&w);
+    EVENTS_ARE("103 101 1 1");
+    vmc_close(v);
+}

@@ -1,0 +1,215 @@
+/* Walking the stack through private code: backtrace(), _Unwind_Backtrace
+ * from libgcc_s, and the unwinder a -static-libgcc library carries (which
+ * asks _dl_find_object), whether or not the process had libgcc_s when the
+ * library was loaded (src/lib/unwinder.c, src/lib/phdr.c). */
+#include "test.h"
+#include "lib/phdr.h"
+
+#include <dlfcn.h>
+#include <unistd.h>
+#include <unwind.h>
+
+static const char *ulib(const char *name)
+{
+    static char path[4][512];
+    static int k;
+    char *p = path[k++ % 4];
+    snprintf(p, 512, "%s/tests/libs/%s", vt_build_dir(), name);
+    ASSERT_MSG(access(p, R_OK) == 0, "test library %s is not built", p);
+    return p;
+}
+
+typedef int (*walker_t)(void **, int);
+
+/* The host frame below the library's: it must show up in the walk. */
+int vt_bt_caller(walker_t f, void **buf, int max);
+__attribute__((noinline)) int vt_bt_caller(walker_t f, void **buf, int max)
+{
+    int n = f(buf, max);
+    __asm__ volatile("" ::: "memory");  /* not a tail call */
+    return n;
+}
+
+static int in_lib(vmc_lib_t *l, const void *p)
+{
+    void *s;
+    size_t n;
+    ASSERT_OK(vmc_lib_span(l, &s, &n));
+    return (const char *)p >= (const char *)s && (const char *)p < (const char *)s + n;
+}
+
+/* A walk of n frames: at least `inside` in l, and the host caller after them. */
+static void walk_ok(vmc_lib_t *l, void **buf, int n, int inside, const char *file, int line)
+{
+    int in = 0, caller = -1, last_in = -1;
+    for (int i = 0; i < n; i++) {
+        Dl_info di;
+        if (in_lib(l, buf[i])) {
+            in++;
+            last_in = i;
+        } else if (caller < 0 && dladdr(buf[i], &di) && di.dli_saddr == (void *)vt_bt_caller) {
+            caller = i;
+        }
+    }
+    if (n < inside + 1 || in < inside || caller < 0 || caller < last_in)
+        vt_fail(file, line, "walk of %d frames: %d in the library (want %d), the caller at %d", n, in, inside,
+                caller);
+}
+#define WALK_OK(l, buf, n, inside) walk_ok(l, buf, n, inside, __FILE__, __LINE__)
+
+static int gcc_loaded(void)
+{
+    void *h = dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_NOLOAD);
+    if (h) dlclose(h);
+    return h != NULL;
+}
+
+/* backtrace() inside a library loaded before the process had any unwinder:
+ * its import is vmcode's, which loads libgcc_s as glibc's would and
+ * registers the library first. */
+TEST(unwind_backtrace_in_a_library_loaded_before_libgcc)
+{
+    int had = gcc_loaded();
+    vmc_t *v = vt_open("");
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, ulib("libt_bt.so"), 0, &l));
+    walker_t bt = (walker_t)vmc_lib_sym(l, "t_bt");
+    void *buf[64];
+    int n = vt_bt_caller(bt, buf, 64);
+    WALK_OK(l, buf, n, 2);
+    ASSERT(gcc_loaded());
+    /* the first frame is the library's call site, not vmcode's function */
+    ASSERT(in_lib(l, buf[0]));
+    /* a buffer shorter than the stack is filled and no more */
+    ASSERT_EQ(vt_bt_caller(bt, buf, 2), 2);
+    ASSERT_EQ(vt_bt_caller(bt, buf, 0), 0);
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+    if (had) printf("libgcc_s was loaded before the test: the late path was not taken\n");
+}
+
+/* ---- the host walks with libgcc_s's _Unwind_Backtrace ------------------ */
+
+typedef struct hwalk {
+    void **buf;
+    int n, max;
+    uintptr_t (*ip)(struct _Unwind_Context *);
+} hwalk_t;
+
+static _Unwind_Reason_Code hwalk_cb(struct _Unwind_Context *ctx, void *arg)
+{
+    hwalk_t *w = arg;
+    if (w->n == w->max) return _URC_END_OF_STACK;
+    w->buf[w->n++] = (void *)w->ip(ctx);
+    return _URC_NO_REASON;
+}
+
+static int host_walk(void **buf, int max)
+{
+    void *gcc = dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_NOLOAD);
+    ASSERT(gcc);
+    _Unwind_Reason_Code (*bt)(_Unwind_Trace_Fn, void *) =
+        (_Unwind_Reason_Code (*)(_Unwind_Trace_Fn, void *))dlsym(gcc, "_Unwind_Backtrace");
+    hwalk_t w = {buf, 0, max, (uintptr_t (*)(struct _Unwind_Context *))dlsym(gcc, "_Unwind_GetIP")};
+    ASSERT(bt && w.ip);
+    bt(hwalk_cb, &w);
+    dlclose(gcc);
+    return w.n;
+}
+
+/* The library calls back into the host, which walks from there. */
+static void *hop_lib;
+static int hop(void **buf, int max)
+{
+    int (*f)(walker_t, void **, int) = (int (*)(walker_t, void **, int))hop_lib;
+    return f(host_walk, buf, max);
+}
+
+/* A library loaded while the process had no libgcc_s; libgcc_s then comes
+ * (loaded locally, as glibc's backtrace() and pthread_cancel load it) and
+ * another library is loaded: the first one is registered then, and the
+ * host's walk crosses its frames. */
+TEST(unwind_host_walk_through_a_library_registered_late)
+{
+    vmc_t *v = vt_open("");
+    vmc_lib_t *l, *other;
+    ASSERT_OK(vmc_lib_load(v, ulib("libt_bt.so"), 0, &l));
+    void *gcc = dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_LOCAL);
+    ASSERT(gcc);
+    ASSERT_OK(vmc_lib_load(v, ulib("libt_basic.so"), 0, &other));
+    hop_lib = vmc_lib_sym(l, "t_bt_hop");
+    void *buf[64];
+    int n = vt_bt_caller(hop, buf, 64);
+    WALK_OK(l, buf, n, 1);
+    ASSERT_OK(vmc_lib_unload(other));
+    ASSERT_OK(vmc_lib_unload(l));
+    /* gone: the unwinder no longer knows the frames */
+    void *(*find_fde)(void *, void *) = (void *(*)(void *, void *))dlsym(gcc, "_Unwind_Find_FDE");
+    struct { void *tbase, *dbase, *func; } bases;
+    ASSERT(find_fde);
+    ASSERT(find_fde((char *)hop_lib + 1, &bases) == NULL);
+    dlclose(gcc);
+    vmc_close(v);
+}
+
+/* _Unwind_Backtrace inside a library that needs libgcc_s. */
+TEST(unwind_backtrace_with_the_shared_libgcc)
+{
+    vmc_t *v = vt_open("");
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, ulib("libt_unwind.so"), 0, &l));
+    void *buf[64];
+    int n = vt_bt_caller((walker_t)vmc_lib_sym(l, "t_uw"), buf, 64);
+    WALK_OK(l, buf, n, 2);
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+}
+
+/* A library with its own copy of libgcc's unwinder (-static-libgcc): it
+ * finds the library's frames through vmcode's _dl_find_object, and the
+ * host's through the C library's. */
+TEST(unwind_static_libgcc_walks_through_its_own_frames)
+{
+    vmc_t *v = vt_open("");
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, ulib("libt_unwind_static.so"), 0, &l));
+    void *buf[64];
+    int n = vt_bt_caller((walker_t)vmc_lib_sym(l, "t_uw"), buf, 64);
+    WALK_OK(l, buf, n, 2);
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+}
+
+#ifdef DLFO_EH_SEGMENT_TYPE
+/* _dl_find_object's answers: a private library's span and PT_GNU_EH_FRAME,
+ * the C library's for the host's own code, -1 elsewhere and after unload. */
+TEST(unwind_dl_find_object_answers)
+{
+    vmc_t *v = vt_open("");
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, ulib("libt_bt.so"), 0, &l));
+    vmc_lib_info_t in;
+    ASSERT_OK(vmc_lib_info(l, &in));
+    char *f = vmc_lib_sym(l, "t_bt");
+    struct dl_find_object d, h;
+    ASSERT_EQ(vmc__dl_find_object(f, &d), 0);
+    ASSERT(d.dlfo_map_start == in.base);
+    ASSERT(d.dlfo_map_end == (char *)in.base + in.size);
+    ASSERT(d.dlfo_link_map == NULL);
+    ASSERT(d.dlfo_eh_frame != NULL && in_lib(l, d.dlfo_eh_frame));
+    ASSERT_EQ(((unsigned char *)d.dlfo_eh_frame)[0], 1);  /* .eh_frame_hdr version */
+    ASSERT_EQ(vmc__dl_find_object((void *)vt_bt_caller, &d), 0);
+    ASSERT_EQ(_dl_find_object((void *)vt_bt_caller, &h), 0);
+    ASSERT(d.dlfo_map_start == h.dlfo_map_start && d.dlfo_eh_frame == h.dlfo_eh_frame);
+    vmc_span_t code;  /* in the region, not in a library */
+    ASSERT_OK(vmc_alloc(v, 64, VMC_CODE, &code));
+    ASSERT_EQ(vmc__dl_find_object(code.x, &d), -1);
+    ASSERT_OK(vmc_lib_unload(l));
+    ASSERT_EQ(vmc__dl_find_object(f, &d), -1);
+    /* an inert load is not listed: nothing of it can be on a stack */
+    ASSERT_OK(vmc_lib_load(v, ulib("libt_bt.so"), VMC_LOAD_INERT, &l));
+    ASSERT_EQ(vmc__dl_find_object(vmc_lib_sym(l, "t_bt"), &d), -1);
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+}
+#endif
