@@ -246,9 +246,29 @@ VMC_API int vmc_lib_dep(vmc_lib_t *l, unsigned i, vmc_lib_dep_t *out);
 /* Drop one reference; at the last, destructors run, the range is
  * re-reserved and the handle is freed (as with dlclose: do not use it
  * again).  A -z nodelete library's handle stays until vmc_close; unloading
- * it more often than it was loaded gives -EINVAL.  Libraries still loaded
- * at vmc_close are unloaded there. */
+ * it more often than it was loaded gives -EINVAL.  A library with thread_local
+ * destructors still to run in a live thread stays loaded (destructors and
+ * range too) until the last of them ran.  Libraries still loaded at
+ * vmc_close are unloaded there. */
 VMC_API int   vmc_lib_unload(vmc_lib_t *l);
+
+/* What is at an address, as dladdr says it for system-loaded code: the
+ * private library of v whose image holds addr (or, for any other address,
+ * the system loader's object, with lib NULL), and the exported symbol at or
+ * below addr nearest to it in the same segment.  -ENOENT: neither a private
+ * library of v nor an object of the process holds addr.  The strings live
+ * as long as the library. */
+typedef struct vmc_addr_info {
+    vmc_lib_t  *lib;             /* the private library, or NULL               */
+    const char *path;            /* its path (vmc_lib_info's), or dli_fname    */
+    void       *base;            /* where its image starts (dli_fbase)         */
+    const char *sym_name;        /* nearest exported symbol, or NULL           */
+    void       *sym_addr;        /* its address (dli_saddr)                    */
+    size_t      sym_size;        /* its st_size (0 for a host object)          */
+    size_t      sym_offset;      /* addr - sym_addr: past sym_size when addr is
+                                    in code no symbol covers (a static function) */
+} vmc_addr_info_t;
+VMC_API int vmc_addr_info(vmc_t *v, const void *addr, vmc_addr_info_t *info);
 
 /* ---- files ------------------------------------------------------------------- */
 enum {

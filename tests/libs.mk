@@ -11,7 +11,7 @@ TEST_LIBS := $(addprefix $(TLIB)/libt_,basic.so ifunc.so ver.so veruse.so weak.s
              $(TLIB)/sub2/libt_rleaf.so $(TLIB)/t_pie $(TLIB)/t_dlopen
 # Unwinding, thread-exit destructors, introspection (tests/test_unwind.c,
 # test_tlsdtor.c, test_addrinfo.c).
-TEST_LIBS += $(addprefix $(TLIB)/libt_,tldtor.so bt.so unwind.so unwind_static.so)
+TEST_LIBS += $(addprefix $(TLIB)/libt_,tldtor.so bt.so unwind.so unwind_static.so addr.so)
 
 # The debugger tests' libraries (tests/test_debug.c): -O0 for exact lines.
 TEST_LIBS += $(TLIB)/libt_dbg.so $(TLIB)/libt_dbg2.so
@@ -22,7 +22,7 @@ $(TLIB)/libt_dbg.so: tests/libs/t_dbg.c
 # A C++ library, where a C++ compiler is installed (its test skips otherwise).
 TLIB_CXX := $(shell command -v $(CXX) 2>/dev/null)
 ifneq ($(TLIB_CXX),)
-TEST_LIBS += $(TLIB)/libt_cxx.so
+TEST_LIBS += $(TLIB)/libt_cxx.so $(TLIB)/libt_cxxstatic.so $(TLIB)/libt_tlcxx.so
 endif
 
 $(TLIB)/libt_%.so: tests/libs/t_%.c
@@ -119,3 +119,12 @@ $(TLIB)/libt_rtopnew.so: tests/libs/t_rtop.c $(TLIB)/sub/libt_rmid.so
 $(TLIB)/libt_unwind_static.so: tests/libs/t_unwind.c
 	@mkdir -p $(dir $@)
 	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -static-libgcc -Wl,-soname,libt_unwind_static.so -o $@ $<
+
+# The same C++ library carrying its own libstdc++ and unwinder.
+$(TLIB)/libt_cxxstatic.so: tests/libs/t_cxx.cc
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 -O2 -g -fPIC -Wall -Wextra -Werror $(TLIB_LD) -static-libgcc -static-libstdc++ -Wl,-soname,libt_cxxstatic.so -o $@ $<
+
+$(TLIB)/libt_tlcxx.so: tests/libs/t_tlcxx.cc
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 -O2 -g -fPIC -Wall -Wextra -Werror $(TLIB_LD) -Wl,-soname,libt_tlcxx.so -o $@ $<

@@ -142,6 +142,11 @@ TEST_THREADED(tlsdtor_unload_waits_for_a_live_thread)
     EVENTS_ARE("");
     ASSERT_EQ(libraries(v), 1);
     ASSERT_EQ(code_used(v), used1);
+    /* its code is still there, and still named */
+    vmc_addr_info_t ai;
+    ASSERT_OK(vmc_addr_info(v, (void *)reg, &ai));
+    ASSERT(ai.lib == l);
+    ASSERT_STR_EQ(ai.sym_name, "t_tld_register");
     /* one more unload is refused: the handle's loads are all matched */
     ASSERT_EQ(vmc_lib_unload(l), -EINVAL);
     worker_finish(&w);
@@ -186,6 +191,29 @@ TEST_THREADED(tlsdtor_close_drops_destructors_not_yet_run)
     EVENTS_ARE("1");
     worker_finish(&w);
     EVENTS_ARE("1");
+}
+
+/* __cxa_atexit registrations under the library's __dso_handle run at its
+ * unload, last first, after its own destructors (crtbegin's
+ * __cxa_finalize call is the first DT_FINI_ARRAY entry, so it runs last). */
+TEST(tlsdtor_cxa_atexit_runs_at_unload)
+{
+    vmc_t *v = vt_open("");
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, tldlib(), 0, &l));
+    int (*ae)(int) = (int (*)(int))vmc_lib_sym(l, "t_tld_atexit");
+    ASSERT(ae);
+    ASSERT_EQ(ae(1), 0);
+    ASSERT_EQ(ae(2), 0);
+    EVENTS_ARE("");
+    ASSERT_OK(vmc_lib_unload(l));
+    EVENTS_ARE("1 202 201");
+    /* and at vmc_close for a library still loaded */
+    ASSERT_OK(vmc_lib_load(v, tldlib(), 0, &l));
+    ae = (int (*)(int))vmc_lib_sym(l, "t_tld_atexit");
+    ASSERT_EQ(ae(3), 0);
+    vmc_close(v);
+    EVENTS_ARE("1 202 201 1 203");
 }
 
 static int host_dtors;
@@ -237,5 +265,87 @@ TEST_THREADED(tlsdtor_registration_out_of_memory)
     ASSERT_EQ(libraries(v), 0);
     worker_finish(&w);
     EVENTS_ARE("103 101 1 1");
+    vmc_close(v);
+}
+
+/* ---- C++: thread_local objects, static objects ------------------------------ */
+
+/* A C++ library; SKIP while private libraries cannot have TLS. */
+static int load_cxx(vmc_t *v, const char *name, vmc_lib_t **l)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/tests/libs/%s", vt_build_dir(), name);
+    if (access(p, R_OK)) SKIP("no C++ compiler: the C++ test libraries are not built");
+    int e = vmc_lib_load(v, p, 0, l);
+    if (e == -ENOEXEC && (strstr(vmc_last_error(), "thread-local") || strstr(vmc_last_error(), "TLS")))
+        SKIP("private libraries with TLS are not supported yet");
+    ASSERT_OK(e);
+    return 0;
+}
+
+/* A C++ plug-in unloaded while a thread that used its thread_local object
+ * is still alive: the unload returns; the object's destructor, then the
+ * static one (__cxa_atexit, run by the library's destructors), run when
+ * the thread exits, and then the range comes back. */
+TEST_THREADED(tlsdtor_cxx_thread_local_outlives_the_unload)
+{
+    vmc_t *v = vt_open("");
+    size_t used0 = code_used(v);
+    vmc_lib_t *l;
+    load_cxx(v, "libt_tlcxx.so", &l);
+    int (*use)(int) = (int (*)(int))vmc_lib_sym(l, "t_tlx_use");
+    int (*st)(void) = (int (*)(void))vmc_lib_sym(l, "t_tlx_static");
+    ASSERT(use && st);
+    ASSERT_EQ(st(), 1);
+    worker_t w;
+    worker_start(&w, use, 2);  /* 7 + 1, then + 2 */
+    ASSERT_EQ(w.result, 8 | 10);
+    EVENTS_ARE("10");
+    ASSERT_OK(vmc_lib_unload(l));
+    EVENTS_ARE("10");
+    ASSERT_EQ(libraries(v), 1);
+    worker_finish(&w);
+    EVENTS_ARE("10 20 30");
+    ASSERT_EQ(libraries(v), 0);
+    ASSERT_EQ(code_used(v), used0);
+    vmc_close(v);
+}
+
+/* Copies are per thread; with no thread left holding one, the unload is
+ * immediate and runs the static object's destructor. */
+TEST_THREADED(tlsdtor_cxx_thread_local_per_thread_and_static_at_unload)
+{
+    vmc_t *v = vt_open("");
+    vmc_lib_t *l;
+    load_cxx(v, "libt_tlcxx.so", &l);
+    int (*use)(int) = (int (*)(int))vmc_lib_sym(l, "t_tlx_use");
+    int (*st)(void) = (int (*)(void))vmc_lib_sym(l, "t_tlx_static");
+    st();
+    worker_t a, b;
+    worker_start(&a, use, 1);
+    worker_start(&b, use, 1);
+    ASSERT_EQ(a.result, 8);
+    ASSERT_EQ(b.result, 8);
+    worker_finish(&a);
+    worker_finish(&b);
+    EVENTS_ARE("10 10 20 20");
+    ASSERT_OK(vmc_lib_unload(l));
+    EVENTS_ARE("10 10 20 20 30");
+    ASSERT_EQ(libraries(v), 0);
+    vmc_close(v);
+}
+
+/* A plug-in built with -static-libgcc -static-libstdc++ throws and catches
+ * inside itself: its own unwinder finds its frames through vmcode's
+ * _dl_find_object. */
+TEST(tlsdtor_cxx_static_runtime_throws_and_catches)
+{
+    vmc_t *v = vt_open("");
+    vmc_lib_t *l;
+    load_cxx(v, "libt_cxxstatic.so", &l);
+    int (*f)(int) = (int (*)(int))vmc_lib_sym(l, "t_cxx_catch");
+    ASSERT(f);
+    for (int i = 0; i < 20; i++) ASSERT_EQ(f(i % 5), i + 1);
+    ASSERT_OK(vmc_lib_unload(l));
     vmc_close(v);
 }

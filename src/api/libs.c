@@ -11,3 +11,8 @@ int vmc_lib_load_mem(vmc_t *v, const void *bytes, size_t len, const char *name, 
 {
     return vmc__lib_load_mem(v ? &v->ld : NULL, bytes, len, name, flags, out);
 }
+
+int vmc_addr_info(vmc_t *v, const void *addr, vmc_addr_info_t *info)
+{
+    return vmc__lib_addr_info(v ? &v->ld : NULL, addr, info);
+}

@@ -138,6 +138,8 @@ size_t vmc__loader_count(vmc_loader_t *v);
 /* vmc_lib_load and vmc_lib_load_mem (vmcode.h) for a handle's loader; a NULL
  * loader fails as a NULL handle does. */
 int vmc__lib_load(vmc_loader_t *v, const char *path, int flags, vmc_lib_t **out);
+/* vmc_addr_info (addrinfo.c) for a handle's loader. */
+int vmc__lib_addr_info(vmc_loader_t *v, const void *addr, vmc_addr_info_t *info);
 int vmc__lib_load_mem(vmc_loader_t *v, const void *bytes, size_t len, const char *name, int flags,
                       vmc_lib_t **out);
 

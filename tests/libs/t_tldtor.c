@@ -4,6 +4,7 @@
 #include <stdint.h>
 
 extern int __cxa_thread_atexit_impl(void (*dtor)(void *), void *obj, void *dso);
+extern int __cxa_atexit(void (*fn)(void *), void *arg, void *dso);
 extern void *__dso_handle;
 void vt_tl_event(int what);
 
@@ -19,5 +20,15 @@ int t_tld_register(int tag)
 }
 
 void *t_tld_dso(void) { return &__dso_handle; }
+
+static void at_exit_fn(void *p) { vt_tl_event(200 + *(int *)p); }
+
+/* What C++ does for a static object with a destructor: run at the
+ * library's unload (by __cxa_finalize, from its destructors), 200 + tag. */
+int t_tld_atexit(int tag)
+{
+    tags[tag & 7] = tag & 7;
+    return __cxa_atexit(at_exit_fn, &tags[tag & 7], &__dso_handle);
+}
 
 __attribute__((destructor)) static void fini(void) { vt_tl_event(1); }
