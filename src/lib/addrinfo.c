@@ -2,10 +2,9 @@
  *
  * The library is the one whose run holds the address (states where its
  * image is mapped: relocated, ready, or unloaded but held for pending
- * thread-exit destructors).  The symbol is the exported one (defined,
- * global or weak, default or protected visibility, neither TLS nor
- * absolute) with the highest address at or below addr inside the same
- * PT_LOAD: the one that contains it when one does, as dladdr answers; else
+ * thread-exit destructors).  The symbol is the exported one
+ * (vmc__elf_nearest) with the highest address at or below addr inside the
+ * same PT_LOAD: the one that contains it when one does, as dladdr answers; else
  * the nearest below, which is what a profiler wants for a static function
  * between two exports (the offset then passes the symbol's size, which says
  * so).  Addresses outside every private library of the handle go to dladdr.
@@ -26,39 +25,16 @@ static vmc_lib_t *holder(vmc_loader_t *v, uintptr_t a)
     return NULL;
 }
 
-static int exported(const vmc_elf_obj_t *o, const Elf64_Sym *s)
-{
-    int bind = ELF64_ST_BIND(s->st_info), type = ELF64_ST_TYPE(s->st_info);
-    int vis = ELF64_ST_VISIBILITY(s->st_other);
-    return s->st_shndx != SHN_UNDEF && s->st_shndx != SHN_ABS && (bind == STB_GLOBAL || bind == STB_WEAK) &&
-           (vis == STV_DEFAULT || vis == STV_PROTECTED) && type != STT_TLS && type != STT_SECTION &&
-           type != STT_FILE && s->st_name < o->strsz;
-}
-
 static void nearest(const vmc_lib_t *l, uintptr_t a, vmc_addr_info_t *info)
 {
-    const vmc_elf_obj_t *o = &l->o;
-    uint64_t va = a - o->bias;
-    const vmc_seg_t *seg = vmc__elf_seg(&o->elf, va, 1, 1);
-    if (!seg) return;
-    const Elf64_Sym *best = NULL;
-    for (size_t i = 1; i < o->nsyms; i++) {
-        const Elf64_Sym *s = &o->symtab[i];
-        if (s->st_value > va || s->st_value < seg->vaddr || !exported(o, s)) continue;
-        /* highest wins; at equal addresses, one that covers addr, then a
-         * function over an object, so aliases give a stable answer */
-        if (best && s->st_value < best->st_value) continue;
-        if (best && s->st_value == best->st_value) {
-            int sc = va < s->st_value + s->st_size, bc = va < best->st_value + best->st_size;
-            if (sc < bc || (sc == bc && ELF64_ST_TYPE(best->st_info) == STT_FUNC)) continue;
-        }
-        best = s;
-    }
-    if (!best) return;
-    info->sym_name = o->strtab + best->st_name;
-    info->sym_addr = (void *)(o->bias + best->st_value);
-    info->sym_size = best->st_size;
-    info->sym_offset = a - (o->bias + best->st_value);
+    const char *name;
+    uintptr_t at;
+    size_t size;
+    if (!vmc__elf_nearest(&l->o, a, &name, &at, &size)) return;
+    info->sym_name = name;
+    info->sym_addr = (void *)at;
+    info->sym_size = size;
+    info->sym_offset = a - at;
 }
 
 int vmc__lib_addr_info(vmc_loader_t *v, const void *addr, vmc_addr_info_t *info)
