@@ -93,6 +93,10 @@ typedef struct scope {
 } scope_t;
 
 #define KNOWN_HANDLES 16
+#define FINAL_BUCKETS 256
+#define FINAL_MAX     65536
+#define FINAL_CHUNK   4096
+struct final;
 
 /* The state every load touches, in one place: each page of it that a
  * fresh process touches costs a fault, two when the first access is a read
@@ -108,7 +112,70 @@ static struct {
                                     first part (atomic: read without the lock) */
     void *known_handles[KNOWN_HANDLES];   /* handles of first-part objects  */
     scope_t scope;
-} hot __attribute__((aligned(512))) = {.lock = PTHREAD_MUTEX_INITIALIZER};   /* (in one page) */
+    size_t nfinal;               /* entries in final[]                      */
+    char *chunk;                 /* where the next entry goes               */
+    size_t chunk_left;
+    struct final *final[FINAL_BUCKETS];   /* answers found in the first part */
+} hot __attribute__((aligned(4096))) = {.lock = PTHREAD_MUTEX_INITIALIZER};   /* (in one page) */
+
+/* An answer found in the scope's first part is final: those objects never
+ * go, and nothing loaded later comes before them.  So it is kept for the
+ * life of the process, in a table read without the lock (entries are only
+ * ever added, each published whole), and a library loaded again binds
+ * without searching.  Bounded: past FINAL_MAX the scope is searched. */
+typedef struct final {
+    struct final *next;
+    void *addr;                  /* IFUNCs: the resolver's answer           */
+    uint32_t hash;
+    const char *version;         /* NULL: the default version               */
+    char name[];                 /* name, then the version's text           */
+} final_t;
+
+static void *final_get(const vmc_name_t *key, const char *version)
+{
+    uint32_t h = key->gnu;
+    for (final_t *e = __atomic_load_n(&hot.final[h % FINAL_BUCKETS], __ATOMIC_ACQUIRE); e; e = e->next)
+        if (e->hash == h && !strcmp(e->name, key->str) &&
+            (e->version ? version && !strcmp(e->version, version) : !version))
+            return e->addr;
+    return NULL;
+}
+
+static void final_put(const vmc_name_t *key, const char *version, void *addr)
+{
+    if (__atomic_load_n(&hot.nfinal, __ATOMIC_RELAXED) >= FINAL_MAX) return;
+    size_t nl = strlen(key->str) + 1, vl = version ? strlen(version) + 1 : 0;
+    size_t need = (sizeof(final_t) + nl + vl + 15) & ~(size_t)15;
+    if (need > FINAL_CHUNK / 4) return;  /* a name that long is searched each time */
+    pthread_mutex_lock(&hot.lock);
+    if (final_get(key, version)) {   /* another thread was first */
+        pthread_mutex_unlock(&hot.lock);
+        return;
+    }
+    /* carved from chunks that are never freed, as the entries are not:
+     * one malloc per chunk, not per symbol */
+    if (hot.chunk_left < need) {
+        char *c = malloc(FINAL_CHUNK);
+        if (!c) {  /* not remembered: searched again next time */
+            pthread_mutex_unlock(&hot.lock);
+            return;
+        }
+        hot.chunk = c;
+        hot.chunk_left = FINAL_CHUNK;
+    }
+    final_t *e = (final_t *)hot.chunk;
+    hot.chunk += need;
+    hot.chunk_left -= need;
+    e->addr = addr;
+    e->hash = key->gnu;
+    memcpy(e->name, key->str, nl);
+    e->version = version ? memcpy(e->name + nl, version, vl) : NULL;
+    final_t **b = &hot.final[key->gnu % FINAL_BUCKETS];
+    e->next = *b;
+    __atomic_store_n(b, e, __ATOMIC_RELEASE);
+    __atomic_store_n(&hot.nfinal, hot.nfinal + 1, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&hot.lock);
+}
 
 static hc_ent_t *hc_tab[HC_BUCKETS];
 
@@ -523,10 +590,15 @@ void *vmc__host_sym(void *handle, const vmc_name_t *key, const char *version)
         if (in_first_part(handle)) return NULL;
         return cached(handle, key, version);
     }
+    void *f = final_get(key, version);
+    if (f) return f;
     vmc_hquery_t q = {key->str, key->gnu, 0, 0, version, version ? vmc__elf_hash(version) : 0, 0};
     uintptr_t a = 0;
     int r = scope_find(&q, &a);
-    if (r == VMC_HFIND_FOUND) return (void *)a;
+    if (r == VMC_HFIND_FOUND) {
+        if (a) final_put(key, version, (void *)a);
+        return (void *)a;
+    }
     if (r == VMC_HFIND_NONE) return NULL;
     return cached(handle, key, version);
 }
