@@ -297,8 +297,8 @@ int main(int argc, char **argv)
     printf("\nFirst load+unload in a fresh process (after `vmc_open`, which is not timed; medians of %d "
            "processes per method, taking turns).  The first private load also pays for what later ones find "
            "ready: the host's global scope read (its objects' dynamic sections, once), the block map of the "
-           "region first touched, the program's own first calls to open, mmap, dlopen... resolved through its "
-           "PLT; the system loader did the like while starting the process.\n\n", FIRST_RUNS);
+           "region first touched, the heap and stack grown, the loader's code and the C library's open, mmap, "
+           "dlopen... run for the first time; the system loader did the like while starting the process.\n\n", FIRST_RUNS);
     printf("| library | private (us) | dlopen (us) | dlopen / private | page faults, private | page faults, "
            "dlopen |\n|---|---:|---:|---:|---:|---:|\n");
     for (size_t i = 0; i < sizeof first_libs / sizeof first_libs[0]; i++) {
