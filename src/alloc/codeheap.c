@@ -78,7 +78,10 @@ typedef struct slab {
 
 struct chunk {
     uintptr_t start;               /* a run of the block layer              */
-    uint32_t nslabs, nfree;        /* slabs; slabs back in the heap         */
+    uint32_t nslabs;               /* slabs                                 */
+    _Atomic uint32_t nfree;        /* slabs back in the heap: written under
+                                      the heap lock, read without it by an
+                                      owner that empties a slab here       */
     int kind;
     chunk_t *next, *prev;
     slab_t slabs[];
@@ -296,7 +299,9 @@ static void slab_retire_locked(vmc_space_t *v, slab_t *s)
     s->cap = 0;
     list_push(&h->free_slabs[s->kind], s, LIST_FREE);
     chunk_t *c = s->chunk;
-    if (++c->nfree < c->nslabs) return;
+    uint32_t nfree = atomic_load_explicit(&c->nfree, memory_order_relaxed) + 1;
+    atomic_store_explicit(&c->nfree, nfree, memory_order_relaxed);
+    if (nfree < c->nslabs) return;
     int k = c->kind;
     if (h->nkept[k] == KEEP_CHUNKS) {
         chunk_t *old = h->kept[k][0];
@@ -355,6 +360,9 @@ static int cache_drop_empty(vmc_space_t *v, tcache_t *tc, int ri)
  * without the heap lock: another cache's slabs only through their owner. */
 static int chunk_only_mine_empty(tcache_t *tc, chunk_t *c)
 {
+    /* The caller's own empty slab is out: if it is the only one, no need to
+     * look at the others. */
+    if (atomic_load_explicit(&c->nfree, memory_order_relaxed) + 1 == c->nslabs) return 1;
     for (uint32_t i = 0; i < c->nslabs; i++) {
         slab_t *t = &c->slabs[i];
         tcache_t *o = atomic_load_explicit(&t->owner, memory_order_acquire);
@@ -364,8 +372,13 @@ static int chunk_only_mine_empty(tcache_t *tc, chunk_t *c)
     return 1;
 }
 
-static void chunk_drop_mine_locked(vmc_space_t *v, tcache_t *tc, chunk_t *c)
+static void chunk_drop_mine_locked(vmc_space_t *v, tcache_t *tc, slab_t *s)
 {
+    chunk_t *c = s->chunk;
+    if (atomic_load_explicit(&c->nfree, memory_order_relaxed) + 1 == c->nslabs) {
+        slab_drop_locked(v, tc, s);  /* the only one out */
+        return;
+    }
     for (uint32_t i = 0; i < c->nslabs; i++) {
         slab_t *t = &c->slabs[i];
         if (atomic_load_explicit(&t->owner, memory_order_relaxed) == tc && !t->used &&
@@ -393,7 +406,9 @@ static int reclaim_locked(vmc_space_t *v, int ri)
         h->nkept[k] = 0;
         for (chunk_t *c = h->chunks[k], *next; c; c = next) {
             next = c->next;
-            if (c->nfree == c->nslabs && chunk_release(v, c) == 0) n++;
+            if (atomic_load_explicit(&c->nfree, memory_order_relaxed) == c->nslabs &&
+                chunk_release(v, c) == 0)
+                n++;
         }
     }
     vmc__error_restore(0, saved, NULL);
@@ -458,7 +473,8 @@ static int chunk_new(vmc_space_t *v, int kind, uintptr_t lo, uintptr_t hi)
         return e;
     }
     c->start = start;
-    c->nslabs = c->nfree = nslabs;
+    c->nslabs = nslabs;
+    atomic_store_explicit(&c->nfree, nslabs, memory_order_relaxed);
     c->kind = kind;
     c->next = h->chunks[kind];
     if (c->next) c->next->prev = c;
@@ -504,7 +520,9 @@ static int slab_acquire(vmc_space_t *v, tcache_t *tc, int kind, int cls, uintptr
     }
     list_remove(&h->free_slabs[kind], s);
     chunk_t *c = s->chunk;
-    if (c->nfree-- == c->nslabs) kept_remove(h, c);
+    uint32_t nfree = atomic_load_explicit(&c->nfree, memory_order_relaxed);
+    atomic_store_explicit(&c->nfree, nfree - 1, memory_order_relaxed);
+    if (nfree == c->nslabs) kept_remove(h, c);
     pthread_mutex_unlock(&h->lock);
 
     s->size = class_size[cls];
@@ -664,7 +682,7 @@ static int small_free(vmc_space_t *v, slab_t *s, uintptr_t x)
             int whole = chunk_only_mine_empty(tc, s->chunk);
             if (whole || s != tc->cur[kind][cls]) {
                 pthread_mutex_lock(&v->ch->lock);
-                if (whole) chunk_drop_mine_locked(v, tc, s->chunk);
+                if (whole) chunk_drop_mine_locked(v, tc, s);
                 else slab_drop_locked(v, tc, s);
                 pthread_mutex_unlock(&v->ch->lock);
             }
