@@ -27,11 +27,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-/* vmc_alloc/vmc_free may not be in the library yet: the bench then reports
- * the peers alone. */
-#pragma weak vmc_alloc
-#pragma weak vmc_free
-
 #define LIVE      8192
 #define MAX_THR   2
 
@@ -451,7 +446,6 @@ int main(void)
 {
     page_size = (size_t)sysconf(_SC_PAGESIZE);
     int quick = bench_quick();
-    int have_vmc = vmc_alloc != NULL && vmc_free != NULL;
     int rounds = quick ? 3 : 15;
     double target_s = quick ? 0.01 : 0.08;
 
@@ -459,7 +453,6 @@ int main(void)
      * about target_s per allocator and thread count. */
     long ops[NA];
     for (int a = 0; a < NA; a++) {
-        if (a == A_VMC && !have_vmc) continue;
         double pilot = throughput(&allocators[a], 1, 4000, 99);
         double n = pilot * target_s;
         ops[a] = n < 5000 ? 5000 : n > 5e6 ? 5000000 : (long)n;
@@ -473,12 +466,11 @@ int main(void)
             double t[NA] = {0};
             for (int k = 0; k < NA; k++) {
                 int a = (k + r) % NA;
-                if (a == A_VMC && !have_vmc) continue;
                 t[a] = throughput(&allocators[a], threads, ops[a] / threads, (uint64_t)r + 1);
             }
             for (int a = 0; a < NA; a++) {
                 tput[tc][a][r] = t[a];
-                ratio[tc][a][r] = have_vmc ? t[a] / t[A_VMC] : t[a] / t[A_MALLOC];
+                ratio[tc][a][r] = t[a] / t[A_VMC];
             }
         }
     }
@@ -490,18 +482,12 @@ int main(void)
            "(order rotated); ratios are medians of the per-round ratios. With 2 threads both "
            "share one allocator (one `vmc_t`, one `JitAllocator`). asmjit %s.\n\n",
            LIVE, rounds, ajs_version());
-    const char *base = have_vmc ? "vmcode" : "malloc";
-    printf("The ÷ columns divide each row's ops/s by %s's in the same round "
-           "(above 1: faster than %s).\n\n", base, base);
-    printf("| allocator | 1 thread, ops/s | ÷ %s | 2 threads, ops/s | ÷ %s |\n", base, base);
+    printf("The ÷ columns divide each row's ops/s by vmcode's in the same round "
+           "(above 1: faster than vmcode).\n\n");
+    printf("| allocator | 1 thread, ops/s | ÷ vmcode | 2 threads, ops/s | ÷ vmcode |\n");
     printf("|---|---:|---:|---:|---:|\n");
     for (int a = 0; a < NA; a++) {
         char b1[64], b2[64];
-        if (a == A_VMC && !have_vmc) {
-            printf("| %s | not measured: the library has no vmc_alloc yet | | | |\n",
-                   allocators[a].name);
-            continue;
-        }
         printf("| %s | %s | %.2f | %s | %.2f |\n", allocators[a].name,
                bench_grouped(bench_median(tput[0][a], (size_t)rounds), b1, sizeof b1),
                bench_median(ratio[0][a], (size_t)rounds),
@@ -511,10 +497,6 @@ int main(void)
     printf("\n");
 
     printf("## vmc_alloc latency vs fill of the code region (issue 3)\n\n");
-    if (!have_vmc) {
-        printf("Not measured: the library has no vmc_alloc yet.\n\n");
-        return 0;
-    }
     static const double levels[] = {1, 50, 90, 99};
     enum { NL = sizeof levels / sizeof levels[0] };
     lat_row_t rows[NL];
