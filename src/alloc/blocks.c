@@ -32,7 +32,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 typedef struct node { uint32_t mx, pre, suf; } node_t;  /* deficits */
 
@@ -267,7 +266,7 @@ static layout_t layout_of(size_t size)
 {
     layout_t l;
     size_t page = vmc__os_page_size();
-    l.nblocks = size / page;
+    l.nblocks = size / vmc__os_granularity();
     l.nwords = (l.nblocks + 63) / 64;
     l.leaves = 1;
     while (l.leaves < l.nwords) l.leaves *= 2;
@@ -284,7 +283,9 @@ int vmc__blocks_init(vmc_blocks_t **out, vmc_region_t *r)
     if (!b) return vmc__fail(-ENOMEM, "%s region: out of memory for the block map", r->name);
     layout_t l = layout_of(r->size);
     b->region = r;
-    b->shift = (size_t)__builtin_ctzll(vmc__os_page_size());
+    /* A block is the unit the system can commit, give back and map a view at:
+     * the page on Linux, 64 KiB on Windows. */
+    b->shift = (size_t)__builtin_ctzll(vmc__os_granularity());
     b->nblocks = l.nblocks;
     b->nwords = l.nwords;
     b->leaves = l.leaves;
@@ -301,8 +302,7 @@ static int meta_ready(vmc_blocks_t *b)
 {
     if (b->meta) return 0;
     void *m;
-    int e = vmc__os_mmap(NULL, b->meta_size, PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0, &m);
+    int e = vmc__os_alloc(b->meta_size, &m);
     if (e)
         return vmc__fail(e, "%s region: cannot map the block map (%zu bytes): %s", b->region->name,
                          b->meta_size, strerror(-e));
@@ -330,7 +330,7 @@ void vmc__blocks_fini(vmc_blocks_t *b)
         next = r->next;
         free(r);
     }
-    if (b->meta) vmc__os_munmap(b->meta, b->meta_size);
+    if (b->meta) vmc__os_free(b->meta, b->meta_size);
     pthread_mutex_destroy(&b->lock);
     free(b);
 }
@@ -540,7 +540,7 @@ int vmc__blocks_abandon(vmc_blocks_t *b, uintptr_t start)
         vmc__error_restore(e, saved, "its range is inaccessible until it can be re-reserved");
         /* Nothing may reach it meanwhile: take every access away with a call
          * of another kind than the one that failed. */
-        vmc__os_mprotect((void *)run->start, run->len, PROT_NONE);
+        vmc__os_protect(run->start, run->len, 0);
         run->abandoned = 1;
         run->tag = NULL;
         run->name = "(owner gone; to be re-reserved)";

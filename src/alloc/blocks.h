@@ -1,6 +1,7 @@
 /* The block layer: which blocks (pages) of a region belong to whom.
  *
- * A region is cut into blocks of the page size.  Runs of blocks are taken
+ * A region is cut into blocks of the OS layer's granularity (the page on
+ * Linux, 64 KiB on Windows, where views and placeholders go no finer).  Runs of blocks are taken
  * by an owner (code heap, reachable data, heap data, library image, mapped
  * file, stubs) and given back whole.  Finding a free run costs O(log n): a
  * segment tree over 64-block bitmap words keeps, per node, the longest free

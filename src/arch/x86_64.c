@@ -1,8 +1,8 @@
 /* x86-64: rel32 reach arithmetic (shared by placement, allocation and the
- * loader), the far-jump stub, and the ELF relocation types (arch.h). */
+ * loader) and the far-jump stub (arch.h); the ELF side is x86_64_elf.c,
+ * which only systems that load ELF build. */
 #include "arch/arch.h"
 
-#include <elf.h>
 #include <string.h>
 
 #define REL32_SPAN ((uint64_t)1 << 31)
@@ -50,43 +50,4 @@ void vmc__arch_stub(uint8_t *buf, uintptr_t target)
     memcpy(buf, jmp, sizeof jmp);
     memcpy(buf + 6, &target, 8);
     buf[14] = buf[15] = 0xcc;
-}
-
-/* ---- ELF ------------------------------------------------------------------------ */
-
-unsigned vmc__arch_elf_machine(void) { return EM_X86_64; }
-const char *vmc__arch_elf_machine_name(void) { return "EM_X86_64"; }
-
-const char *vmc__arch_reloc_name(unsigned type)
-{
-    switch (type) {
-    case R_X86_64_COPY: return "R_X86_64_COPY";
-    case R_X86_64_32: return "R_X86_64_32";
-    case R_X86_64_PC32: return "R_X86_64_PC32";
-    case R_X86_64_SIZE32: return "R_X86_64_SIZE32";
-    case R_X86_64_SIZE64: return "R_X86_64_SIZE64";
-    case R_X86_64_DTPMOD64: return "R_X86_64_DTPMOD64";
-    case R_X86_64_DTPOFF64: return "R_X86_64_DTPOFF64";
-    case R_X86_64_TPOFF64: return "R_X86_64_TPOFF64";
-    case R_X86_64_TPOFF32: return "R_X86_64_TPOFF32";
-    case R_X86_64_GOTTPOFF: return "R_X86_64_GOTTPOFF";
-    case R_X86_64_TLSDESC: return "R_X86_64_TLSDESC";
-    default: return NULL;
-    }
-}
-
-const char *vmc__arch_reloc_unsupported(unsigned type)
-{
-    switch (type) {
-    case R_X86_64_COPY: return "copy relocations, for executables";
-    case R_X86_64_32:
-    case R_X86_64_PC32: return "32-bit relocations";
-    case R_X86_64_SIZE32:
-    case R_X86_64_SIZE64: return "symbol size relocations";
-    case R_X86_64_DTPMOD64:
-    case R_X86_64_DTPOFF64:
-    case R_X86_64_TPOFF64:
-    case R_X86_64_TLSDESC: return "thread-local storage";
-    default: return NULL;
-    }
 }

@@ -1,4 +1,4 @@
-/* x86-64's definitions of what arch.h declares inline: the relocation
+/* x86-64's definitions of what arch/reloc.h declares inline: the relocation
  * kinds, on the path of every relocation a load applies. */
 #ifndef VMC_ARCH_X86_64_H
 #define VMC_ARCH_X86_64_H

@@ -19,7 +19,7 @@
  * position-independent executable (DF_1_PIE, elf_dyn.c) that it refuses.
  */
 #include "elf/elf.h"
-#include "arch/arch.h"
+#include "arch/reloc.h"
 #include "base/error.h"
 #include "os/os.h"
 

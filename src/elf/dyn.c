@@ -38,7 +38,7 @@
  * (non-hidden) definition.
  */
 #include "elf/elf.h"
-#include "arch/arch.h"
+#include "arch/reloc.h"
 #include "base/error.h"
 #include "os/os.h"
 

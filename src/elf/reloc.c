@@ -20,7 +20,7 @@
  * linkers did that), the overlap is processed once.
  */
 #include "elf/elf.h"
-#include "arch/arch.h"
+#include "arch/reloc.h"
 #include "base/error.h"
 
 #include <errno.h>

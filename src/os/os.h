@@ -92,6 +92,28 @@ int vmc__os_rereserve(uintptr_t addr, size_t len);
 /* The name of the call behind vmc__os_rereserve, for messages ("mmap"). */
 const char *vmc__os_rereserve_call(void);
 
+/* ---- the process: what placement needs to know ------------------------------ */
+/* The main program's loaded image [lo, hi), page aligned; -ENOENT if unknown. */
+int vmc__os_main_image(uintptr_t *lo, uintptr_t *hi);
+/* The program break (where brk grows from), or 0 where there is none
+ * (Windows). */
+uintptr_t vmc__os_program_break(void);
+/* Call gap(ctx, lo, hi) for each free range of the address space, in address
+ * order.  Linux: from /proc/self/maps, streaming, no allocation; the space
+ * below the main stack that it may grow into is not free.  Windows:
+ * VirtualQuery.  Errors: reading the map. */
+int vmc__os_free_gaps(void (*gap)(void *ctx, uintptr_t lo, uintptr_t hi), void *ctx);
+/* The lowest address a reservation may start at (Linux: vm.mmap_min_addr,
+ * at least 64 KiB, 64 KiB if unreadable; Windows: the lowest application
+ * address, rounded up to the granularity). */
+uintptr_t vmc__os_min_addr(void);
+/* Private read-write memory outside every region, for metadata: zero filled,
+ * pages taken on first touch where the system allows (Linux). */
+int vmc__os_alloc(size_t len, void **out);
+int vmc__os_free(void *p, size_t len);
+/* The call behind vmc__os_commit, for messages ("mprotect"). */
+const char *vmc__os_commit_call(void);
+
 size_t vmc__os_page_size(void);
 /* For messages: after -ENOMEM from mmap or mprotect, the likely cause. */
 const char *vmc__os_enomem_hint(int err);

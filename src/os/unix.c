@@ -10,10 +10,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -541,3 +543,137 @@ int vmc__os_dual_unmap(uintptr_t xat, size_t len)
     int e2 = vmc__os_release(w, len);
     return e ? e : e2;
 }
+
+/* ---- the process ------------------------------------------------------------------ */
+
+static int image_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    uintptr_t *range = arg, lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD) continue;
+        uintptr_t s = info->dlpi_addr + ph->p_vaddr, e = s + ph->p_memsz;
+        if (s < lo) lo = s;
+        if (e > hi) hi = e;
+    }
+    range[0] = lo;
+    range[1] = hi;
+    return 1;  /* the first object is the main program */
+}
+
+int vmc__os_main_image(uintptr_t *lo, uintptr_t *hi)
+{
+    uintptr_t range[2] = {0, 0};
+    dl_iterate_phdr(image_cb, range);
+    if (range[1] <= range[0]) return -ENOENT;
+    size_t page = vmc__os_page_size();
+    *lo = range[0] & ~(uintptr_t)(page - 1);
+    *hi = (range[1] + page - 1) & ~(uintptr_t)(page - 1);
+    return 0;
+}
+
+uintptr_t vmc__os_program_break(void) { return (uintptr_t)sbrk(0); }
+
+#define OS_USER_TOP  ((uintptr_t)1 << 47)     /* 4-level paging user space        */
+#define STACK_GUARD  ((uintptr_t)256 << 20)   /* room for the main stack to grow  */
+
+typedef struct gaps {
+    void (*gap)(void *, uintptr_t, uintptr_t);
+    void *ctx;
+    uintptr_t prev_end;     /* end of the previous mapping */
+} gaps_t;
+
+static uintptr_t parse_hex(const char **p, const char *end)
+{
+    uintptr_t v = 0;
+    while (*p < end) {
+        char c = **p;
+        int d;
+        if (c >= '0' && c <= '9') d = c - '0';
+        else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+        else break;
+        v = v << 4 | (uintptr_t)d;
+        (*p)++;
+    }
+    return v;
+}
+
+static void report(gaps_t *g, uintptr_t lo, uintptr_t hi)
+{
+    if (hi > lo) g->gap(g->ctx, lo, hi);
+}
+
+/* One line of /proc/self/maps: "start-end perms offset dev inode   path". */
+static void maps_line(gaps_t *g, const char *p, const char *end)
+{
+    uintptr_t start = parse_hex(&p, end);
+    if (p >= end || *p != '-') return;
+    p++;
+    uintptr_t stop = parse_hex(&p, end);
+    if (end - p >= 7 && memmem(p, (size_t)(end - p), "[stack]", 7))
+        start = start > STACK_GUARD ? start - STACK_GUARD : 0;
+    if (start > g->prev_end) report(g, g->prev_end, start);
+    if (stop > g->prev_end) g->prev_end = stop;
+}
+
+int vmc__os_free_gaps(void (*gap)(void *ctx, uintptr_t lo, uintptr_t hi), void *ctx)
+{
+    gaps_t g = {gap, ctx, 0};
+    int fd, r = vmc__os_open("/proc/self/maps", O_RDONLY, 0, &fd);
+    if (r) return r;
+    char buf[4096];
+    size_t have = 0;
+    off_t off = 0;
+    for (;;) {
+        size_t got;
+        r = vmc__os_pread(fd, buf + have, sizeof buf - have, off, &got);
+        if (r) break;
+        off += (off_t)got;
+        have += got;
+        char *p = buf, *end = buf + have, *nl;
+        while ((nl = memchr(p, '\n', (size_t)(end - p)))) {
+            maps_line(&g, p, nl);
+            p = nl + 1;
+        }
+        have = (size_t)(end - p);
+        memmove(buf, p, have);
+        if (got == 0) {
+            if (have) maps_line(&g, buf, buf + have);
+            break;
+        }
+        if (have == sizeof buf) have = 0;  /* a line longer than the buffer: skip it */
+    }
+    vmc__os_close(fd);
+    if (r) return r;
+    if (g.prev_end < OS_USER_TOP) report(&g, g.prev_end, OS_USER_TOP);
+    return 0;
+}
+
+#define OS_MIN_ADDR ((uintptr_t)64 << 10)    /* never lower, whatever vm.mmap_min_addr */
+
+/* vm.mmap_min_addr (below it mmap fails with EPERM), at least OS_MIN_ADDR;
+ * OS_MIN_ADDR, the usual value, if the file cannot be read. */
+uintptr_t vmc__os_min_addr(void)
+{
+    int fd;
+    if (vmc__os_open("/proc/sys/vm/mmap_min_addr", O_RDONLY, 0, &fd)) return OS_MIN_ADDR;
+    char buf[32];
+    size_t got = 0;
+    int r = vmc__os_pread(fd, buf, sizeof buf, 0, &got);
+    vmc__os_close(fd);
+    uintptr_t v = 0;
+    for (size_t i = 0; !r && i < got && buf[i] >= '0' && buf[i] <= '9' && v < ((uintptr_t)1 << 40); i++)
+        v = v * 10 + (uintptr_t)(buf[i] - '0');
+    return v > OS_MIN_ADDR ? v : OS_MIN_ADDR;
+}
+
+int vmc__os_alloc(size_t len, void **out)
+{
+    return vmc__os_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                        -1, 0, out);
+}
+
+int vmc__os_free(void *p, size_t len) { return vmc__os_munmap(p, len); }
+
+const char *vmc__os_commit_call(void) { return "mprotect"; }

@@ -33,6 +33,7 @@
 #include "os/os.h"
 
 #include <windows.h>
+#include <bcrypt.h>
 #include <errno.h>
 #include <io.h>
 #include <stdatomic.h>
@@ -926,4 +927,77 @@ int vmc__os_dual_unmap(uintptr_t xat, size_t len)
     ReleaseSRWLockExclusive(&resv_lock);
     if (w) vmc__os_unhold(w, w + len);
     return e;
+}
+
+/* ---- the process ------------------------------------------------------------------ */
+
+int vmc__os_main_image(uintptr_t *lo, uintptr_t *hi)
+{
+    /* The image's extent is SizeOfImage in its own PE header. */
+    const unsigned char *base = (const unsigned char *)GetModuleHandleA(NULL);
+    if (!base) return -ENOENT;
+    const IMAGE_DOS_HEADER *dos = (const IMAGE_DOS_HEADER *)base;
+    const IMAGE_NT_HEADERS64 *nt = (const IMAGE_NT_HEADERS64 *)(base + dos->e_lfanew);
+    size_t page = vmc__os_page_size();
+    *lo = (uintptr_t)base;
+    *hi = ((uintptr_t)base + nt->OptionalHeader.SizeOfImage + page - 1) & ~(uintptr_t)(page - 1);
+    return 0;
+}
+
+uintptr_t vmc__os_program_break(void) { return 0; }   /* no brk here */
+
+int vmc__os_free_gaps(void (*gap)(void *ctx, uintptr_t lo, uintptr_t hi), void *ctx)
+{
+    SYSTEM_INFO si;
+    GetSystemInfo(&si);
+    uintptr_t a = (uintptr_t)si.lpMinimumApplicationAddress;
+    uintptr_t top = (uintptr_t)si.lpMaximumApplicationAddress + 1;
+    while (a < top) {
+        MEMORY_BASIC_INFORMATION m;
+        if (!VirtualQuery((void *)a, &m, sizeof m)) break;
+        uintptr_t end = (uintptr_t)m.BaseAddress + m.RegionSize;
+        if (m.State == MEM_FREE) gap(ctx, a, end < top ? end : top);
+        if (end <= a) break;
+        a = end;
+    }
+    return 0;
+}
+
+uintptr_t vmc__os_min_addr(void)
+{
+    SYSTEM_INFO si;
+    GetSystemInfo(&si);
+    return ((uintptr_t)si.lpMinimumApplicationAddress + GRANULE - 1) & ~(uintptr_t)(GRANULE - 1);
+}
+
+int vmc__os_alloc(size_t len, void **out)
+{
+    int e = os_enter(VMC_OS_VIRTUALALLOC);
+    if (e) return e;
+    void *p = VirtualAlloc(NULL, len, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE);
+    if (!p) return win_err();
+    *out = p;
+    return 0;
+}
+
+int vmc__os_free(void *p, size_t len)
+{
+    (void)len;
+    return w_free((uintptr_t)p, 0, MEM_RELEASE);
+}
+
+const char *vmc__os_commit_call(void)
+{
+    mode_get();
+    return mode_slots ? "VirtualAlloc" : "VirtualAlloc2";
+}
+
+int vmc__os_getrandom(void *buf, size_t len)
+{
+    int e = os_enter(VMC_OS_GETRANDOM);
+    if (e) return e;
+    /* The system's preferred generator; no handle to open or leak. */
+    NTSTATUS st = BCryptGenRandom(NULL, buf, (ULONG)len, BCRYPT_USE_SYSTEM_PREFERRED_RNG);
+    os_detail = (unsigned long)st;
+    return st == 0 ? 0 : -EIO;
 }

@@ -1,7 +1,8 @@
 /* Placement: choosing where in the address space the code region goes.
  *
- * The free gaps of the address space are read from /proc/self/maps (through
- * the OS layer, streaming, with no allocation).  In each gap large enough for
+ * The free gaps of the address space come from the OS layer
+ * (vmc__os_free_gaps: /proc/self/maps on Linux, VirtualQuery on Windows,
+ * without allocating).  In each gap large enough for
  * the region, a few candidate bases are scored by how many bytes of the region
  * would reach the target range by rel32 (ties: nearer the target wins).  The
  * caller then tries the winner with MAP_FIXED_NOREPLACE; if another thread took
@@ -9,7 +10,9 @@
  *
  * The low 4 GiB are left alone (programs built -no-pie, MAP_32BIT users and
  * brk live there) unless the target's reach window extends into them, as for
- * a -no-pie program's image at 0x400000: then the floor is vm.mmap_min_addr.
+ * a -no-pie program's image at 0x400000 (or any Windows program: its default
+ * image base is 0x140000000, just above 4 GiB): then the floor is the lowest
+ * address the system maps at (vmc__os_min_addr; Linux: vm.mmap_min_addr).
  * Below such an image there are only 4 MiB, so a large region goes above it,
  * past the room kept for brk, and reaches the image from every byte below
  * image + 2 GiB.
@@ -19,20 +22,15 @@
 #include "os/os.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <string.h>
 
 #define ADDR_FLOOR   ((uintptr_t)1 << 32)     /* the low 4 GiB: for a low target only */
-#define MIN_ADDR     ((uintptr_t)64 << 10)    /* never lower, whatever vm.mmap_min_addr */
 #define ADDR_CEIL    ((uintptr_t)1 << 47)     /* 4-level paging user space     */
-#define STACK_GUARD  ((uintptr_t)256 << 20)   /* room for the main stack to grow */
 
 typedef struct place_state {
     size_t size, align;
     uintptr_t lo, hi;              /* target                                 */
     uintptr_t avoid_lo, avoid_hi;  /* kept free for brk                      */
     uintptr_t floor;               /* lowest base considered                 */
-    uintptr_t prev_end;            /* end of the previous mapping            */
     int found;
     uintptr_t best;
     size_t best_reach;
@@ -89,49 +87,7 @@ static void gap(place_state_t *s, uintptr_t g0, uintptr_t g1)
     consider(s, g0, g1, clampu(s->lo > s->size ? s->lo - s->size : 0, g0, last));
 }
 
-static uintptr_t parse_hex(const char **p, const char *end)
-{
-    uintptr_t v = 0;
-    while (*p < end) {
-        char c = **p;
-        int d;
-        if (c >= '0' && c <= '9') d = c - '0';
-        else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-        else break;
-        v = v << 4 | (uintptr_t)d;
-        (*p)++;
-    }
-    return v;
-}
-
-/* One line of /proc/self/maps: "start-end perms offset dev inode   path". */
-static void line(place_state_t *s, const char *p, const char *end)
-{
-    uintptr_t start = parse_hex(&p, end);
-    if (p >= end || *p != '-') return;
-    p++;
-    uintptr_t stop = parse_hex(&p, end);
-    if (end - p >= 7 && memmem(p, (size_t)(end - p), "[stack]", 7))
-        start = start > STACK_GUARD ? start - STACK_GUARD : 0;
-    if (start > s->prev_end) gap(s, s->prev_end, start);
-    if (stop > s->prev_end) s->prev_end = stop;
-}
-
-/* vm.mmap_min_addr (below it mmap fails with EPERM), at least MIN_ADDR;
- * MIN_ADDR, the usual value, if the file cannot be read. */
-static uintptr_t mmap_min_addr(void)
-{
-    int fd;
-    if (vmc__os_open("/proc/sys/vm/mmap_min_addr", O_RDONLY, 0, &fd)) return MIN_ADDR;
-    char buf[32];
-    size_t got = 0;
-    int r = vmc__os_pread(fd, buf, sizeof buf, 0, &got);
-    vmc__os_close(fd);
-    uintptr_t v = 0;
-    for (size_t i = 0; !r && i < got && buf[i] >= '0' && buf[i] <= '9' && v < ((uintptr_t)1 << 40); i++)
-        v = v * 10 + (uintptr_t)(buf[i] - '0');
-    return v > MIN_ADDR ? v : MIN_ADDR;
-}
+static void gap_cb(void *ctx, uintptr_t g0, uintptr_t g1) { gap(ctx, g0, g1); }
 
 int vmc__place_near(size_t size, size_t align, uintptr_t lo, uintptr_t hi,
                     uintptr_t avoid_lo, uintptr_t avoid_hi, uintptr_t *out)
@@ -140,34 +96,9 @@ int vmc__place_near(size_t size, size_t align, uintptr_t lo, uintptr_t hi,
                        .avoid_lo = avoid_lo, .avoid_hi = avoid_hi, .floor = ADDR_FLOOR};
     uintptr_t wlo, whi;
     vmc__reach_window(lo, hi, &wlo, &whi);
-    if (wlo < ADDR_FLOOR) s.floor = mmap_min_addr();
-    int fd, r = vmc__os_open("/proc/self/maps", O_RDONLY, 0, &fd);
+    if (wlo < ADDR_FLOOR) s.floor = vmc__os_min_addr();
+    int r = vmc__os_free_gaps(gap_cb, &s);
     if (r) return r;
-    char buf[4096];
-    size_t have = 0;
-    off_t off = 0;
-    for (;;) {
-        size_t got;
-        r = vmc__os_pread(fd, buf + have, sizeof buf - have, off, &got);
-        if (r) break;
-        off += (off_t)got;
-        have += got;
-        char *p = buf, *end = buf + have, *nl;
-        while ((nl = memchr(p, '\n', (size_t)(end - p)))) {
-            line(&s, p, nl);
-            p = nl + 1;
-        }
-        have = (size_t)(end - p);
-        memmove(buf, p, have);
-        if (got == 0) {
-            if (have) line(&s, buf, buf + have);
-            break;
-        }
-        if (have == sizeof buf) have = 0;  /* a line longer than the buffer: skip it */
-    }
-    vmc__os_close(fd);
-    if (r) return r;
-    gap(&s, s.prev_end, ADDR_CEIL);
     if (!s.found) return -ENOSPC;
     *out = s.best;
     return 0;

@@ -18,10 +18,7 @@
 #include "region/wx.h"
 
 #include <errno.h>
-#include <link.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #define PLACE_ALIGN   ((size_t)64 << 10)
 #define BRK_ROOM      ((uintptr_t)128 << 20)   /* left free after the program's data */
@@ -30,38 +27,13 @@
 
 /* ---- the main program's image ------------------------------------------ */
 
-static int image_cb(struct dl_phdr_info *info, size_t size, void *arg)
-{
-    (void)size;
-    uintptr_t *range = arg, lo = UINTPTR_MAX, hi = 0;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD) continue;
-        uintptr_t s = info->dlpi_addr + ph->p_vaddr, e = s + ph->p_memsz;
-        if (s < lo) lo = s;
-        if (e > hi) hi = e;
-    }
-    range[0] = lo;
-    range[1] = hi;
-    return 1;  /* the first object is the main program */
-}
-
-int vmc__main_image(uintptr_t *lo, uintptr_t *hi)
-{
-    uintptr_t range[2] = {0, 0};
-    dl_iterate_phdr(image_cb, range);
-    if (range[1] <= range[0]) return -ENOENT;
-    size_t page = vmc__os_page_size();
-    *lo = range[0] & ~(uintptr_t)(page - 1);
-    *hi = (range[1] + page - 1) & ~(uintptr_t)(page - 1);
-    return 0;
-}
+int vmc__main_image(uintptr_t *lo, uintptr_t *hi) { return vmc__os_main_image(lo, hi); }
 
 /* ---- reservations ---------------------------------------------------------- */
 
 static int random_page_offset(size_t range, uintptr_t *out)
 {
-    size_t page = vmc__os_page_size();
+    size_t page = vmc__os_granularity();   /* the unit a reservation may start at */
     uint64_t rnd;
     *out = 0;
     if (range < page) return 0;
@@ -152,7 +124,7 @@ typedef int (*attempt_fn)(size_t size, void *ctx, uintptr_t *base);
 static int reserve_halving(vmc_region_t *r, size_t want, int allow_smaller, attempt_fn attempt,
                            void *ctx)
 {
-    size_t page = vmc__os_page_size();
+    size_t page = vmc__os_granularity();
     size_t floor = want < VMC_MIN_SIZE ? want : VMC_MIN_SIZE;
     int err = -ENOMEM;
     for (size_t size = want; size >= floor; size = (size / 2) & ~(page - 1)) {
@@ -209,8 +181,8 @@ int vmc__region_open_code(vmc_region_t *r, const vmc_options_t *o, vmc_place_t *
         c.lo = img_lo;
         c.hi = img_hi;
     }
-    if (have_image) {  /* brk grows up from the end of the program's data */
-        uintptr_t brk_now = (uintptr_t)sbrk(0);
+    uintptr_t brk_now = vmc__os_program_break();
+    if (have_image && brk_now) {  /* brk grows up from the end of the program's data */
         c.avoid_lo = img_hi;
         c.avoid_hi = (brk_now > img_hi && brk_now - img_hi < ((uintptr_t)1 << 40) ? brk_now : img_hi) +
                      BRK_ROOM;
@@ -232,7 +204,7 @@ int vmc__region_open_code(vmc_region_t *r, const vmc_options_t *o, vmc_place_t *
         size_t got = r->size;
         vmc__region_close(r);
         if (err != -ENOMEM || !o->allow_smaller || got / 2 < floor) return err;
-        want = (got / 2) & ~(vmc__os_page_size() - 1);
+        want = (got / 2) & ~(vmc__os_granularity() - 1);
         region_init(r, "code");
     }
 }
@@ -255,7 +227,7 @@ void vmc__region_close(vmc_region_t *r)
     if (r->size) {
         if (r->wx) vmc__wx_close(r);
         vmc__os_unhold(r->base, r->base + r->size);
-        vmc__os_munmap((void *)r->base, r->size);
+        vmc__os_release(r->base, r->size);
     }
     pthread_mutex_destroy(&r->file_lock);
     r->size = 0;
@@ -269,11 +241,11 @@ int vmc__region_commit(vmc_region_t *r, uintptr_t addr, size_t len, int kind)
         return vmc__fail(-EINVAL, "%s region: commit of %#lx+%#zx is outside it",
                          r->name, (unsigned long)addr, len);
     if (kind == VMC_CODE && r->wx) return vmc__wx_commit(r, addr, len);
-    int prot = PROT_READ | PROT_WRITE | (kind == VMC_CODE ? PROT_EXEC : 0);
-    int e = vmc__os_mprotect((void *)addr, len, prot);
+    int prot = VMC_OS_READ | VMC_OS_WRITE | (kind == VMC_CODE ? VMC_OS_EXEC : 0);
+    int e = vmc__os_commit(addr, len, prot);
     if (e)
-        return vmc__fail(e, "%s region: cannot commit %#zx bytes at %#lx: mprotect: %s%s", r->name,
-                         len, (unsigned long)addr, strerror(-e),
+        return vmc__fail(e, "%s region: cannot commit %#zx bytes at %#lx: %s: %s%s", r->name,
+                         len, (unsigned long)addr, vmc__os_commit_call(), strerror(-e),
                          vmc__os_enomem_hint(e));
     return 0;
 }
