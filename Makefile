@@ -22,8 +22,9 @@ LIB_CFLAGS  := $(CFLAGS_BASE) -fPIC -fno-plt -fvisibility=hidden -Iinclude -Isrc
 LDLIBS_LIB  := -ldl -lpthread
 VERSION     := 0.1.0
 
-# src/os/windows.c and src/region/wx_none.c are the Windows build's (make windows).
-LIB_SRC := $(filter-out src/os/windows.c src/region/wx_none.c,$(wildcard src/*/*.c))
+# WIN_ONLY files are the Windows build's (make windows).
+WIN_ONLY := src/os/windows.c src/region/wx_none.c src/lib/none.c
+LIB_SRC := $(filter-out $(WIN_ONLY),$(wildcard src/*/*.c))
 LIB_OBJ := $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRC))
 TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(patsubst tests/%.c,$(B)/tests/%.o,$(TEST_SRC))
@@ -111,8 +112,8 @@ check-tsan:
 #   make check-windows   the tests under Wine 10 (placeholders; a Debian 13 chroot,
 #                        built once into /var/cache/vmcode) and the host's Wine 8
 #                        (the slot fallback): scripts/wine-chroot.sh
-# The Windows build holds the layers ported so far: base, arch (reach), os,
-# region (without W^X: wx_none.c), the block layer, and the options.
+# The Windows build holds the layers ported so far: all but the ELF loader
+# (lib/none.c refuses loading) and the Linux W^X design (wx_none.c refuses it).
 WB       := build/windows
 WIN_CC   := x86_64-w64-mingw32-gcc
 # C99 printf (%zu) from MinGW's own stdio; its GCC checks format(printf)
@@ -120,10 +121,10 @@ WIN_CC   := x86_64-w64-mingw32-gcc
 # build's (the same strings).
 WIN_CFLAGS := -std=c11 -Wall -Wextra -Werror $(OPT) -fno-strict-aliasing -D_WIN32_WINNT=0x0A00 \
               -D__USE_MINGW_ANSI_STDIO=1 -Wno-format -Iinclude -Isrc
-WIN_LIB_SRC := src/base/error.c src/os/windows.c src/arch/x86_64.c src/region/region.c \
-               src/region/place.c src/region/reserve.c src/region/wx_none.c src/alloc/blocks.c \
-               src/api/options.c
-WIN_TEST_SRC := tests/runner.c tests/windows/child_process.c tests/test_os_space.c \
+WIN_LIB_SRC := $(wildcard src/base/*.c src/api/*.c src/alloc/*.c) src/os/windows.c \
+               src/arch/x86_64.c src/region/region.c src/region/place.c src/region/reserve.c \
+               src/region/wx_none.c src/lib/none.c
+WIN_TEST_SRC := tests/runner.c tests/windows/child_process.c tests/test_os_space.c tests/test_guards.c \
                 $(filter-out tests/windows/child_process.c,$(wildcard tests/windows/*.c))
 # Static: Wine finds no MinGW runtime DLLs (winpthread) beside the program.
 WIN_LDLIBS := -lpthread -lbcrypt

@@ -25,6 +25,8 @@ typedef struct vt_outcome {
  * (the reason printed). */
 int vt_child_run(const vt_test_t *t, const char *argv0, int timeout_ms, vt_outcome_t *o);
 const char *vt_signal_name(int sig);
+/* In the child, before the test runs (--run-one where there is no fork). */
+void vt_child_enter(const vt_test_t *t);
 double vt_now_ms(void);
 
 /* Output capture shared by both: append, capped at 1 MiB. */

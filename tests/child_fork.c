@@ -23,6 +23,8 @@ double vt_now_ms(void)
 
 const char *vt_signal_name(int sig) { return strsignal(sig); }
 
+void vt_child_enter(const vt_test_t *t) { (void)t; }   /* the forked child set itself up */
+
 int vt_child_run(const vt_test_t *t, const char *argv0, int timeout_ms, vt_outcome_t *o)
 {
     (void)argv0;

@@ -118,6 +118,7 @@ static int run_here(const char *name)
 {
     for (int i = 0; i < ntests; i++) {
         if (strcmp(tests[i].name, name)) continue;
+        vt_child_enter(&tests[i]);
         tests[i].fn();
         fflush(stdout);
         fflush(stderr);

@@ -37,7 +37,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #define SLAB_SHIFT   16
 #define SLAB_SIZE    ((size_t)1 << SLAB_SHIFT)
@@ -167,8 +166,7 @@ static int table_ready(vmc_codeheap_t *h)
 {
     if (atomic_load_explicit(&h->table, memory_order_relaxed)) return 0;
     void *m;
-    int e = vmc__os_mmap(NULL, h->table_size, PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0, &m);
+    int e = vmc__os_alloc(h->table_size, &m);
     if (e) return vmc__fail(e, "code heap: cannot map the slab table: %s", strerror(-e));
     atomic_store_explicit(&h->table, m, memory_order_release);
     return 0;
@@ -707,7 +705,8 @@ static int large_alloc(vmc_space_t *v, size_t size, int kind, uintptr_t wlo, uin
 {
     vmc_blocks_t *b = blocks_for(v, kind);
     if (!b) return vmc__fail(-ENOSPC, "heap region: there is none (-vmheap_size 0) for VMC_DATA");
-    size_t page = vmc__os_page_size(), len = (size + page - 1) & ~(page - 1);
+    /* Whole blocks: what the system commits and gives back (64 KiB on Windows). */
+    size_t page = vmc__os_granularity(), len = (size + page - 1) & ~(page - 1);
     if (len < size) return vmc__fail(-ENOSPC, "vmc_alloc: %zu bytes do not fit any region", size);
     uintptr_t x;
     int e = take_preferring(v, b, len, page, wlo, whi, kind, VMC_OWNER_LARGE, &x);
@@ -910,7 +909,7 @@ void vmc__codeheap_fini(vmc_space_t *v)
             free(c);
         }
     void *t = atomic_load(&h->table);
-    if (t) vmc__os_munmap(t, h->table_size);
+    if (t) vmc__os_free(t, h->table_size);
     pthread_mutex_destroy(&h->lock);
     free(h);
     v->ch = NULL;

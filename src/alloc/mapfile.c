@@ -16,7 +16,6 @@
 
 #include <errno.h>
 #include <string.h>
-#include <sys/mman.h>
 
 int vmc__map_file(vmc_space_t *v, int fd, uint64_t offset, size_t size, int prot, int flags, void **out)
 {
@@ -24,15 +23,18 @@ int vmc__map_file(vmc_space_t *v, int fd, uint64_t offset, size_t size, int prot
     if (!v || !out) return vmc__fail(-EINVAL, "vmc_map_file: NULL argument");
     if (flags & ~(VMC_MAP_REACHABLE | VMC_MAP_SHARED))
         return vmc__fail(-EINVAL, "vmc_map_file: unknown flags 0x%x", flags);
-    if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC))
+    if (prot & ~(VMC_OS_READ | VMC_OS_WRITE | VMC_OS_EXEC))
         return vmc__fail(-EINVAL, "vmc_map_file: unknown protection bits 0x%x", prot);
-    if ((prot & PROT_WRITE) && (prot & PROT_EXEC))
+    if ((prot & VMC_OS_WRITE) && (prot & VMC_OS_EXEC))
         return vmc__fail(-EINVAL, "vmc_map_file: writable and executable at once is refused");
-    size_t page = vmc__os_page_size();
+    /* Views start and end at the OS layer's granularity: the page on Linux,
+     * 64 KiB on Windows. */
+    size_t page = vmc__os_granularity();
     if (size == 0) return vmc__fail(-EINVAL, "vmc_map_file: size is 0");
     if (offset % page)
-        return vmc__fail(-EINVAL, "vmc_map_file: offset 0x%lx is not a multiple of the page size 0x%zx",
-                         (unsigned long)offset, page);
+        return vmc__fail(-EINVAL, "vmc_map_file: offset 0x%lx is not a multiple of the %s 0x%zx",
+                         (unsigned long)offset, page == vmc__os_page_size() ? "page size" : "granularity",
+                         page);
     if (size > SIZE_MAX - page || offset > (uint64_t)INT64_MAX - size)
         return vmc__fail(-EINVAL, "vmc_map_file: offset 0x%lx + size 0x%zx overflows",
                          (unsigned long)offset, size);
@@ -60,12 +62,10 @@ int vmc__map_file(vmc_space_t *v, int fd, uint64_t offset, size_t size, int prot
         vmc__space_unlock(v);
         return vmc__fail_wrap(e, "vmc_map_file: 0x%zx bytes in the %s region", len, r->name);
     }
-    void *p;
-    e = vmc__os_mmap((void *)at, len, prot, ((flags & VMC_MAP_SHARED) ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED,
-                     fd, (off_t)offset, &p);
+    e = vmc__os_map_view(at, len, prot, fd, offset, (flags & VMC_MAP_SHARED) != 0);
     if (e) {
-        e = vmc__fail(e, "vmc_map_file: fd %d: mmap of 0x%zx bytes at offset 0x%lx: %s", fd, len,
-                      (unsigned long)offset, strerror(-e));
+        e = vmc__fail(e, "vmc_map_file: fd %d: %s of 0x%zx bytes at offset 0x%lx: %s", fd,
+                      vmc__os_map_view_call(), len, (unsigned long)offset, strerror(-e));
         vmc__blocks_abandon(b, at);  /* adds to the message if it cannot re-reserve */
         vmc__space_unlock(v);
         return e;
@@ -80,7 +80,7 @@ int vmc__unmap_file(vmc_space_t *v, void *addr, size_t size)
 {
     if (!v) return vmc__fail(-EINVAL, "vmc_unmap_file: NULL handle");
     uintptr_t a = (uintptr_t)addr;
-    size_t page = vmc__os_page_size();
+    size_t page = vmc__os_granularity();
     vmc_region_t *r = vmc__region_contains(&v->code, a, 1)   ? &v->code
                       : vmc__region_contains(&v->heap, a, 1) ? &v->heap
                                                              : NULL;

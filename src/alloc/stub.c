@@ -77,9 +77,9 @@ int vmc__stub(vmc_space_t *v, uintptr_t target, void **x)
             }
     }
     if ((s->count + 1) * 2 > s->cap && (e = table_grow(s))) goto out;
-    size_t page = vmc__os_page_size();
+    size_t page = vmc__os_granularity();   /* one block: the page, or 64 KiB on Windows */
     if (!s->page_x || s->page_used + VMC_STUB_SIZE > page) {
-        /* A page of its own, so the map shows where the stubs are. */
+        /* A block of its own, so the map shows where the stubs are. */
         uintptr_t x;
         e = vmc__blocks_take(v->code_blocks, page, 0, 0, 0, 0, VMC_OWNER_STUBS, NULL, &x);
         if (!e && (e = vmc__blocks_commit(v->code_blocks, x, page, VMC_CODE))) vmc__blocks_give(v->code_blocks, x);

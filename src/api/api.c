@@ -1,9 +1,9 @@
 /* The handle: vmc_open, vmc_close, vmc_info, vmc_stats. */
 #include "api/vmc.h"
 #include "base/error.h"
+#include "os/os.h"
 #include "api/options.h"
 #include "region/wx.h"
-#include "lib/phdr.h"
 #include "api/jitnames.h"
 
 #include <errno.h>
@@ -65,7 +65,7 @@ static void fork_child(void)
     fork_release();
 }
 
-static void fork_register(void) { fork_err = -pthread_atfork(fork_prepare, fork_parent, fork_child); }
+static void fork_register(void) { fork_err = vmc__os_atfork(fork_prepare, fork_parent, fork_child); }
 
 int vmc_open(const vmc_options_t *o, vmc_t **out)
 {

@@ -4,7 +4,7 @@
 #include "vmcode.h"
 #include "alloc/space.h"
 #include "alloc/codeheap.h"
-#include "lib/loader.h"
+#include "lib/libs.h"
 #include <pthread.h>
 #include <stdatomic.h>
 

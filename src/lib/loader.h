@@ -9,6 +9,7 @@
 #define VMC_LOADER_H
 
 #include "alloc/space.h"
+#include "lib/libs.h"
 #include "elf/elf.h"
 #include "lib/debug_registry.h"
 
@@ -36,15 +37,6 @@ enum vmc_lib_state {
     VMC_LIB_FINISHED,            /* destructors ran; being released         */
 };
 
-/* One handle's private libraries. */
-typedef struct vmc_loader {
-    vmc_space_t *sp;             /* the space they are loaded into          */
-    struct vmc_lib *libs;        /* privately loaded libraries, mapping order */
-    struct vmc_lib *libs_tail;
-    size_t nlibs;
-    unsigned long lib_seq;       /* relocations and constructors finished so
-                                    far: the order of init and fini         */
-} vmc_loader_t;
 
 struct vmc_lib {
     vmc_elf_obj_t o;             /* the image, as the ELF layer keeps it    */
@@ -123,25 +115,9 @@ int vmc__resolve(vmc_lib_t *l, const vmc_name_t *name, const vmc_ver_t *ver, uin
 /* Call an IFUNC resolver at `resolver` (checked to be inside an executable
  * segment of l). */
 int vmc__call_ifunc(vmc_lib_t *l, uintptr_t resolver, uintptr_t *out, const char *tag, size_t index);
-/* The handle's lock, taken again by the thread that holds it (a constructor
- * may load a library or map a file) without deadlock.  Not a recursive
- * mutex: fork's handlers (api.c) unlock it in the child, which a recursive
- * mutex owned by the parent's thread refuses. */
-void vmc__loader_lock(vmc_loader_t *v);
-void vmc__loader_unlock(vmc_loader_t *v);
 /* Finish an unload left pending for thread_local destructors, now that
  * they have run (under the lock; nothing if the library was loaded again). */
 void vmc__lib_unload_pending(vmc_lib_t *l);
-/* Unload everything still loaded (vmc_close). */
-void vmc__loader_close(vmc_loader_t *v);
-size_t vmc__loader_count(vmc_loader_t *v);
-/* vmc_lib_load and vmc_lib_load_mem (vmcode.h) for a handle's loader; a NULL
- * loader fails as a NULL handle does. */
-int vmc__lib_load(vmc_loader_t *v, const char *path, int flags, vmc_lib_t **out);
-/* vmc_addr_info (addrinfo.c) for a handle's loader. */
-int vmc__lib_addr_info(vmc_loader_t *v, const void *addr, vmc_addr_info_t *info);
-int vmc__lib_load_mem(vmc_loader_t *v, const void *bytes, size_t len, const char *name, int flags,
-                      vmc_lib_t **out);
 
 
 #endif

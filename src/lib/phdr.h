@@ -48,8 +48,5 @@ vmc_lib_t *vmc__phdr_find(uintptr_t a);
 /* The newest published library (then ->pub_next), likewise. */
 vmc_lib_t *vmc__phdr_first(void);
 
-/* Around fork (api.c): taken after the handles' loader locks. */
-void vmc__phdr_fork_prepare(void);
-void vmc__phdr_fork_release(void);
 
 #endif

@@ -114,6 +114,10 @@ int vmc__os_free(void *p, size_t len);
 /* The call behind vmc__os_commit, for messages ("mprotect"). */
 const char *vmc__os_commit_call(void);
 
+/* pthread_atfork where fork exists; 0 and nothing to do where it does not
+ * (Windows). */
+int vmc__os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
+
 size_t vmc__os_page_size(void);
 /* For messages: after -ENOMEM from mmap or mprotect, the likely cause. */
 const char *vmc__os_enomem_hint(int err);
@@ -179,6 +183,8 @@ int vmc__os_dual_map(uintptr_t xat, size_t len, uintptr_t *wat);
 int vmc__os_dual_commit(uintptr_t xat, size_t len);
 int vmc__os_dual_unmap(uintptr_t xat, size_t len);
 
+/* The call behind vmc__os_map_view, for messages ("mmap"). */
+const char *vmc__os_map_view_call(void);
 /* The last system error code behind a failed call of this thread (Windows:
  * GetLastError; Linux: errno), for messages; 0 if none. */
 unsigned long vmc__os_last_detail(void);

@@ -677,3 +677,10 @@ int vmc__os_alloc(size_t len, void **out)
 int vmc__os_free(void *p, size_t len) { return vmc__os_munmap(p, len); }
 
 const char *vmc__os_commit_call(void) { return "mprotect"; }
+
+int vmc__os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void))
+{
+    return -pthread_atfork(prepare, parent, child);
+}
+
+const char *vmc__os_map_view_call(void) { return "mmap"; }

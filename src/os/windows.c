@@ -1001,3 +1001,24 @@ int vmc__os_getrandom(void *buf, size_t len)
     os_detail = (unsigned long)st;
     return st == 0 ? 0 : -EIO;
 }
+
+int vmc__os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void))
+{
+    (void)prepare;
+    (void)parent;
+    (void)child;
+    return 0;   /* no fork: nothing is ever inherited half-locked */
+}
+
+const char *vmc__os_map_view_call(void)
+{
+    mode_get();
+    return mode_slots ? "MapViewOfFileEx" : "MapViewOfFile3";
+}
+
+int vmc__os_fstat(int fd, struct stat *st)
+{
+    int e = os_enter(VMC_OS_FSTAT);
+    if (e) return e;
+    return fstat(fd, st) ? -errno : 0;
+}

@@ -31,6 +31,23 @@ const char *vt_signal_name(int sig)
     }
 }
 
+/* A fault ends the test's process at once, its code as the exit status,
+ * instead of starting the system's debugger (Wine's winedbg). */
+static LONG WINAPI die_of(EXCEPTION_POINTERS *ep)
+{
+    fflush(stdout);
+    fflush(stderr);
+    TerminateProcess(GetCurrentProcess(), ep->ExceptionRecord->ExceptionCode);
+    return EXCEPTION_CONTINUE_SEARCH;
+}
+
+void vt_child_enter(const vt_test_t *t)
+{
+    (void)t;
+    SetErrorMode(SEM_FAILCRITICALERRORS | SEM_NOGPFAULTERRORBOX);
+    SetUnhandledExceptionFilter(die_of);
+}
+
 static int signal_of(DWORD code)
 {
     switch (code) {

@@ -2,10 +2,43 @@
  * Linux ones, which read /proc). */
 #include "test.h"
 
+#include <windows.h>
+
 int vt_sanitized(void) { return 0; }   /* MinGW has no sanitizers */
 
 const char *vt_build_dir(void)
 {
     const char *b = getenv("VMC_TEST_BUILD");
     return b ? b : "build/windows";
+}
+
+/* As on Linux; an option set this system does not support yet (-w_xor_x)
+ * skips the test instead of failing it. */
+vmc_t *vt_open(const char *options)
+{
+    vmc_options_t o;
+    vmc_options_init(&o);
+    ASSERT_OK(vmc_options_parse(&o, options));
+    vmc_t *v = NULL;
+    int e = vmc_open(&o, &v);
+    if (e == -ENOTSUP) SKIP(vmc_last_error());
+    ASSERT_OK(e);
+    return v;
+}
+
+/* Committed memory anywhere in the process that is writable and executable. */
+int vt_rwx_count(void)
+{
+    SYSTEM_INFO si;
+    GetSystemInfo(&si);
+    int n = 0;
+    for (uintptr_t a = (uintptr_t)si.lpMinimumApplicationAddress;
+         a < (uintptr_t)si.lpMaximumApplicationAddress;) {
+        MEMORY_BASIC_INFORMATION m;
+        if (!VirtualQuery((void *)a, &m, sizeof m)) break;
+        DWORD p = m.Protect & 0xff;
+        if (m.State == MEM_COMMIT && (p == PAGE_EXECUTE_READWRITE || p == PAGE_EXECUTE_WRITECOPY)) n++;
+        a = (uintptr_t)m.BaseAddress + m.RegionSize;
+    }
+    return n;
 }

@@ -1,0 +1,42 @@
+/* What the API layer sees of the library lifecycle: a handle's loader and
+ * its entry points, without the format's types (loader.h has those), so
+ * that a build without a loader for the system's format (Windows, for now:
+ * lib/none.c) compiles the API unchanged. */
+#ifndef VMC_LIBS_H
+#define VMC_LIBS_H
+
+#include "alloc/space.h"
+
+#include <stddef.h>
+
+/* One handle's private libraries. */
+typedef struct vmc_loader {
+    vmc_space_t *sp;             /* the space they are loaded into          */
+    struct vmc_lib *libs;        /* privately loaded libraries, mapping order */
+    struct vmc_lib *libs_tail;
+    size_t nlibs;
+    unsigned long lib_seq;       /* relocations and constructors finished so
+                                    far: the order of init and fini         */
+} vmc_loader_t;
+
+/* The handle's lock, taken again by the thread that holds it (a constructor
+ * may load a library or map a file) without deadlock.  Not a recursive
+ * mutex: fork's handlers (api.c) unlock it in the child, which a recursive
+ * mutex owned by the parent's thread refuses. */
+void vmc__loader_lock(vmc_loader_t *v);
+void vmc__loader_unlock(vmc_loader_t *v);
+/* Unload everything still loaded (vmc_close). */
+void vmc__loader_close(vmc_loader_t *v);
+size_t vmc__loader_count(vmc_loader_t *v);
+/* vmc_lib_load and vmc_lib_load_mem (vmcode.h) for a handle's loader; a NULL
+ * loader fails as a NULL handle does. */
+int vmc__lib_load(vmc_loader_t *v, const char *path, int flags, vmc_lib_t **out);
+int vmc__lib_load_mem(vmc_loader_t *v, const void *bytes, size_t len, const char *name, int flags,
+                      vmc_lib_t **out);
+/* vmc_addr_info (addrinfo.c) for a handle's loader. */
+int vmc__lib_addr_info(vmc_loader_t *v, const void *addr, vmc_addr_info_t *info);
+/* Around fork (api.c): the list of published objects (phdr.c), taken after
+ * the handles' loader locks. */
+void vmc__phdr_fork_prepare(void);
+void vmc__phdr_fork_release(void);
+#endif
