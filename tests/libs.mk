@@ -8,7 +8,8 @@ TEST_LIBS := $(addprefix $(TLIB)/libt_,basic.so ifunc.so ver.so veruse.so weak.s
                prov.so consumer.so forkctor.so bigdata.so many.so chatty.so \
                objects.so interp.so runpath.so rpath.so rdst.so rtop.so rtopnew.so usehost.so) \
              $(TLIB)/sub/libt_rdep.so $(TLIB)/sub3/libt_rdep.so $(TLIB)/sub/libt_rmid.so \
-             $(TLIB)/sub2/libt_rleaf.so $(TLIB)/t_pie $(TLIB)/t_dlopen
+             $(TLIB)/sub2/libt_rleaf.so $(TLIB)/t_pie $(TLIB)/t_dlopen $(TLIB)/libt_needhost.so \
+             $(TLIB)/t_nordynamic $(TLIB)/t_rdynamic $(TLIB)/t_nordynamic_stripped
 # Unwinding, thread-exit destructors, introspection (tests/test_unwind.c,
 # test_tlsdtor.c, test_addrinfo.c).
 TEST_LIBS += $(addprefix $(TLIB)/libt_,tldtor.so bt.so unwind.so unwind_static.so addr.so)
@@ -128,3 +129,17 @@ $(TLIB)/libt_cxxstatic.so: tests/libs/t_cxx.cc
 $(TLIB)/libt_tlcxx.so: tests/libs/t_tlcxx.cc
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++17 -O2 -g -fPIC -Wall -Wextra -Werror $(TLIB_LD) -Wl,-soname,libt_tlcxx.so -o $@ $<
+
+# A program whose function a plug-in calls: exported (-rdynamic), not
+# exported, and not exported from a stripped program (no .symtab to tell).
+$(TLIB)/t_nordynamic: tests/libs/t_nordynamic.c $(B)/libvmcode.a
+	@mkdir -p $(dir $@)
+	$(CC) $(TLIB_CFLAGS) -Iinclude -o $@ $< $(B)/libvmcode.a -ldl -lpthread
+
+$(TLIB)/t_rdynamic: tests/libs/t_nordynamic.c $(B)/libvmcode.a
+	@mkdir -p $(dir $@)
+	$(CC) $(TLIB_CFLAGS) -Iinclude -rdynamic -o $@ $< $(B)/libvmcode.a -ldl -lpthread
+
+$(TLIB)/t_nordynamic_stripped: tests/libs/t_nordynamic.c $(B)/libvmcode.a
+	@mkdir -p $(dir $@)
+	$(CC) $(TLIB_CFLAGS) -Iinclude -s -o $@ $< $(B)/libvmcode.a -ldl -lpthread

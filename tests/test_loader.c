@@ -5,6 +5,7 @@
 #include "vmcode.h"
 #include "elfimg.h"
 #include "os/os.h"
+#include "lib/loader.h"
 
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -1351,4 +1352,55 @@ TEST(loader_pie_is_refused_as_the_system_loader_refuses_it)
     ASSERT_EQ(vmc_lib_load(v, pie, 0, &l), -ENOEXEC);
     ASSERT_STR_EQ(vmc_last_error(), want);
     vmc_close(v);
+}
+
+/* The output of a helper program (tests/libs/t_nordynamic.c) loading
+ * libt_needhost.so, which calls the program's t_host_value. */
+static char *run_helper(const char *prog)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", tlib(prog), tlib("libt_needhost.so"));
+    FILE *p = popen(cmd, "r");
+    ASSERT(p);
+    static char out[2048];
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    pclose(p);
+    return out;
+}
+
+/* A symbol the program defines but does not export: the message says to
+ * link the program with -rdynamic (known from its .symtab). */
+TEST(loader_missing_program_symbol_suggests_rdynamic)
+{
+    char want[1200];
+    ASSERT_STR_EQ(run_helper("t_rdynamic"), "ok 43\n");
+    snprintf(want, sizeof want, "error -2: %s: DT_JMPREL entry 0: undefined symbol t_host_value (the program "
+             "defines it but does not export it: link the program with -rdynamic, or "
+             "-Wl,--export-dynamic-symbol=t_host_value)\n", tlib("libt_needhost.so"));
+    const char *got = run_helper("t_nordynamic");
+    ASSERT_STR_EQ(got, want);
+    /* stripped: no .symtab, nothing to tell */
+    snprintf(want, sizeof want, "error -2: %s: DT_JMPREL entry 0: undefined symbol t_host_value\n",
+             tlib("libt_needhost.so"));
+    ASSERT_STR_EQ(run_helper("t_nordynamic_stripped"), want);
+}
+
+/* The look-up in the program's .symtab (this test program's): what it
+ * defines, what it does not, and "do not know" when reading fails. */
+TEST(loader_program_symbol_table_lookup)
+{
+    ASSERT_EQ(vmc__prog_defines("vt_build_dir"), 1);
+    ASSERT_EQ(vmc__prog_defines("no_such_function_anywhere"), 0);
+    ASSERT_EQ(vmc__prog_defines("tlib"), 0);  /* static: -rdynamic would not export it */
+    static const enum vmc_os_call calls[] = {VMC_OS_OPEN, VMC_OS_FSTAT, VMC_OS_PREAD};
+    for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+        vmc__os_fault(calls[i], 1, EIO, 1);
+        ASSERT_EQ(vmc__prog_defines("vt_build_dir"), 0);
+        vmc__os_fault_clear();
+    }
+    vmc__os_fault(VMC_OS_PREAD, 3, EIO, 0);  /* the symbol table itself */
+    ASSERT_EQ(vmc__prog_defines("vt_build_dir"), 0);
+    vmc__os_fault_clear();
+    ASSERT_EQ(vmc__prog_defines("vt_build_dir"), 1);
 }

@@ -54,8 +54,9 @@ int vmc__elf_bind(vmc_elf_obj_t *l, size_t symidx, uintptr_t *value, int *ifunc,
     l->bound_from = VMC_BOUND_WEAK_ZERO;
     if (bind == STB_WEAK) return 0;
     what_text(what, sizeof what, tag, index);  /* only now: most symbols bind */
+    const char *hint = l->env->missing_hint ? l->env->missing_hint(l, name) : "";
     if (ver)
-        return vmc__fail(-ENOENT, "%s: %s: undefined symbol %s version %s (from %s)", l->name, what, name,
-                         ver->name, ver->file ? ver->file : l->name);
-    return vmc__fail(-ENOENT, "%s: %s: undefined symbol %s", l->name, what, name);
+        return vmc__fail(-ENOENT, "%s: %s: undefined symbol %s version %s (from %s)%s", l->name, what, name,
+                         ver->name, ver->file ? ver->file : l->name, hint);
+    return vmc__fail(-ENOENT, "%s: %s: undefined symbol %s%s", l->name, what, name, hint);
 }

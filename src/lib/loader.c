@@ -53,6 +53,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <stdio.h>
 
 #define HDR_READ 4096
 
@@ -404,7 +405,19 @@ static void *env_host_sym(const vmc_elf_obj_t *o, const vmc_name_t *name, const 
     return vmc__host_sym_for(vmc__lib_of(o), name, version);
 }
 
-static const vmc_elf_env_t elf_env = {env_resolve, env_call_ifunc, env_host_sym};
+/* A symbol the program defines but does not export is the usual cause of a
+ * plug-in's missing host function (progsym.c). */
+static const char *env_missing_hint(const vmc_elf_obj_t *o, const char *name)
+{
+    static _Thread_local char hint[320];
+    (void)o;
+    if (!vmc__prog_defines(name)) return "";
+    snprintf(hint, sizeof hint, " (the program defines it but does not export it: link the program with "
+             "-rdynamic, or -Wl,--export-dynamic-symbol=%.160s)", name);
+    return hint;
+}
+
+static const vmc_elf_env_t elf_env = {env_resolve, env_call_ifunc, env_host_sym, env_missing_hint};
 
 static vmc_lib_t *lib_new(vmc_loader_t *v, const char *name, int flags, int depth)
 {

@@ -96,6 +96,12 @@ void *vmc__host_sym_for(const vmc_lib_t *l, const vmc_name_t *name, const char *
 void *vmc__host_sym(void *handle, const vmc_name_t *name, const char *version);
 void vmc__host_sym_sync(void);
 
+/* ---- progsym.c ------------------------------------------------------------- */
+/* 1 if the program's own symbol table (.symtab of /proc/self/exe) has a
+ * global, default-visibility definition of name; 0 if not or unknown
+ * (stripped, unreadable).  Records no error. */
+int vmc__prog_defines(const char *name);
+
 /* ---- search.c -------------------------------------------------------------- */
 /* Look for dependency `name` (no '/') of l where the system loader looks
  * before its own cache and default directories: DT_RPATH (l's, its loaders',
