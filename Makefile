@@ -7,7 +7,7 @@
 #   make demo         build and run the demonstration
 #   make bench        build and run the benchmarks (results: BENCHMARKS.md)
 #   make fuzz-run     fuzz the private loader (clang, libFuzzer; FUZZ_SECONDS=60)
-#   make install PREFIX=/usr/local
+#   make install PREFIX=/usr/local, make uninstall PREFIX=/usr/local
 
 CC      ?= gcc
 PREFIX  ?= /usr/local
@@ -205,8 +205,20 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' vmcode.pc.in \
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/vmcode.pc
 
+# Every file install made, then the directories it made that are left empty
+# (the prefix's own include, lib, bin and share stay).
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/include/vmcode.h $(DESTDIR)$(PREFIX)/lib/libvmcode.a \
+	    $(DESTDIR)$(PREFIX)/lib/libvmcode.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libvmcode.so.0 \
+	    $(DESTDIR)$(PREFIX)/lib/libvmcode.so $(DESTDIR)$(PREFIX)/bin/vmcode \
+	    $(DESTDIR)$(PREFIX)/share/gdb/auto-load$(PREFIX)/lib/libvmcode.so.$(VERSION)-gdb.py \
+	    $(DESTDIR)$(PREFIX)/share/gdb/auto-load/vmcode-gdb.py $(DESTDIR)$(PREFIX)/lib/pkgconfig/vmcode.pc
+	-rmdir $(DESTDIR)$(PREFIX)/lib/pkgconfig 2>/dev/null
+	-d=$(DESTDIR)$(PREFIX)/share/gdb/auto-load$(PREFIX)/lib; \
+	while [ "$$d" != "$(DESTDIR)$(PREFIX)/share" ] && rmdir "$$d" 2>/dev/null; do d=$${d%/*}; done
+
 clean:
 	rm -rf build
 
-.PHONY: windows windows-deps check-windows all check run-tests test-deps check-asan check-tsan demo bench install clean
+.PHONY: windows windows-deps check-windows all check run-tests test-deps check-asan check-tsan demo bench install uninstall clean
 .DELETE_ON_ERROR:
