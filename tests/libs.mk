@@ -131,15 +131,16 @@ $(TLIB)/libt_tlcxx.so: tests/libs/t_tlcxx.cc
 	$(CXX) -std=c++17 -O2 -g -fPIC -Wall -Wextra -Werror $(TLIB_LD) -Wl,-soname,libt_tlcxx.so -o $@ $<
 
 # A program whose function a plug-in calls: exported (-rdynamic), not
-# exported, and not exported from a stripped program (no .symtab to tell).
+# exported, and not exported from a stripped program (no .symtab to tell);
+# linked with libvmcode.a, so built with its sanitizer flags.
 $(TLIB)/t_nordynamic: tests/libs/t_nordynamic.c $(B)/libvmcode.a
 	@mkdir -p $(dir $@)
-	$(CC) $(TLIB_CFLAGS) -Iinclude -o $@ $< $(B)/libvmcode.a -ldl -lpthread
+	$(CC) $(TLIB_CFLAGS) $(SAN) -Iinclude -o $@ $< $(B)/libvmcode.a -ldl -lpthread
 
 $(TLIB)/t_rdynamic: tests/libs/t_nordynamic.c $(B)/libvmcode.a
 	@mkdir -p $(dir $@)
-	$(CC) $(TLIB_CFLAGS) -Iinclude -rdynamic -o $@ $< $(B)/libvmcode.a -ldl -lpthread
+	$(CC) $(TLIB_CFLAGS) $(SAN) -Iinclude -rdynamic -o $@ $< $(B)/libvmcode.a -ldl -lpthread
 
 $(TLIB)/t_nordynamic_stripped: tests/libs/t_nordynamic.c $(B)/libvmcode.a
 	@mkdir -p $(dir $@)
-	$(CC) $(TLIB_CFLAGS) -Iinclude -s -o $@ $< $(B)/libvmcode.a -ldl -lpthread
+	$(CC) $(TLIB_CFLAGS) $(SAN) -Iinclude -s -o $@ $< $(B)/libvmcode.a -ldl -lpthread

@@ -13,9 +13,13 @@ int main(int argc, char **argv)
     vmc_t *v;
     vmc_lib_t *l;
     int r = vmc_open(NULL, &v);
-    if (!r) r = vmc_lib_load(v, argv[1], 0, &l);
     if (r) {
         printf("error %d: %s\n", r, vmc_last_error());
+        return 1;
+    }
+    if ((r = vmc_lib_load(v, argv[1], 0, &l))) {
+        printf("error %d: %s\n", r, vmc_last_error());
+        vmc_close(v);
         return 1;
     }
     int (*f)(void) = (int (*)(void))vmc_lib_sym(l, "t_needhost");
