@@ -108,7 +108,8 @@ check-tsan:
 	$(MAKE) B=build/tsan SAN="-fsanitize=thread" T="--threaded" check
 
 # ---- Windows x64 (cross-built with MinGW-w64, tested under Wine) -----------------
-#   make windows         build/windows/: libvmcode.a and vmc-tests.exe
+#   make windows         build/windows/: libvmcode.a, vmcode.dll (+ libvmcode.dll.a)
+#                        and vmc-tests.exe (not the CLI yet: it uses unsetenv)
 #   make check-windows   the tests under Wine 10 (placeholders; a Debian 13 chroot,
 #                        built once into /var/cache/vmcode) and the host's Wine 8
 #                        (the slot fallback): scripts/wine-chroot.sh
@@ -137,7 +138,7 @@ windows-deps:
 	@sh scripts/ensure-packages.sh gcc-mingw-w64-x86-64
 
 windows: windows-deps
-	@$(MAKE) --no-print-directory $(WB)/libvmcode.a $(WB)/vmc-tests.exe
+	@$(MAKE) --no-print-directory $(WB)/libvmcode.a $(WB)/vmcode.dll $(WB)/vmc-tests.exe
 
 $(WB)/obj/%.o: src/%.c $(LIB_HDR) include/vmcode.h
 	@mkdir -p $(dir $@)
@@ -153,6 +154,13 @@ $(WB)/libvmcode.a: $(WIN_LIB_OBJ)
 	@rm -f $@
 	@echo "  AR      $@"
 	$(Q)x86_64-w64-mingw32-ar rcs $@ $^
+
+# The DLL exports every external symbol (MinGW's default without dllexport);
+# libvmcode.dll.a is its import library.
+$(WB)/vmcode.dll: $(WIN_LIB_OBJ)
+	@echo "  WINLD   $@"
+	$(Q)$(WIN_CC) -shared -static-libgcc -o $@ $^ -Wl,--out-implib,$(WB)/libvmcode.dll.a \
+	    -Wl,-Bstatic $(WIN_LDLIBS)
 
 $(WB)/vmc-tests.exe: $(WIN_TEST_OBJ) $(WB)/libvmcode.a
 	@echo "  WINLD   $@"

@@ -94,6 +94,13 @@ typedef struct vmc_info {
                                   reach_lo..reach_hi: the region went to step
                                   2 or 3 (code_reaching says what reaches
                                   anyway, usually 0; use vmc_stub)           */
+    size_t    block_size;      /* the unit regions are committed, given back
+                                  and file-mapped in (vmc_map_file offsets):
+                                  the page on Linux, 64 KiB on Windows       */
+    size_t    slot_size;       /* Windows without placeholders (before 10
+                                  1803): each region is reservations of this
+                                  many bytes, and a file mapping starts on
+                                  one; 0: one reservation per region         */
 } vmc_info_t;
 VMC_API int vmc_info(vmc_t *v, vmc_info_t *out);
 

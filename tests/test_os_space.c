@@ -184,3 +184,15 @@ TEST(os_space_dual_views_run_what_was_written)
     ASSERT_EQ(((unsigned char *)x)[0], 0);
     release(base, 16 * U());
 }
+
+/* vmc_info says which unit and which mode the OS layer works in. */
+TEST(os_space_info_reports_block_and_slot)
+{
+    vmc_t *v = vt_open("-vm_size 64M -vmheap_size 0");
+    vmc_info_t in;
+    ASSERT_OK(vmc_info(v, &in));
+    ASSERT_EQ(in.block_size, G());
+    ASSERT_EQ(in.slot_size, vmc__os_slot_size());
+    if (!(vmc__os_caps() & VMC_OS_CAP_SLOTS)) ASSERT_EQ(in.slot_size, 0);
+    vmc_close(v);
+}

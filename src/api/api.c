@@ -164,6 +164,8 @@ int vmc_info(vmc_t *v, vmc_info_t *out)
     out->near_app_failed = v->sp.place.near_failed;
     out->requested_code_size = v->opt.vm_size;
     out->requested_heap_size = v->opt.vmheap_size;
+    out->block_size = vmc__os_granularity();
+    out->slot_size = vmc__os_slot_size();
     return 0;
 }
 
