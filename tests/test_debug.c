@@ -537,6 +537,18 @@ TEST(name_jitdump_records)
     ASSERT_STR_EQ(d + 40 + 56, "dump_frag");
     ASSERT(!memcmp(d + 40 + 56 + sizeof "dump_frag", code, sizeof code));
     free(d);
+    /* code freed since (a large allocation's range is PROT_NONE again):
+     * the record carries zeros instead of reading it */
+    vmc_span_t big;
+    ASSERT_OK(vmc_alloc(v, 300000, VMC_CODE, &big));
+    ASSERT_OK(vmc_free(v, big.x));
+    ASSERT_OK(vmc_name(v, big.x, 16, "gone"));
+    size_t len2;
+    d = read_all(path, &len2);
+    ASSERT_EQ(len2, len + 56 + sizeof "gone" + 16);
+    static const unsigned char zeros[16];
+    ASSERT(!memcmp(d + len + 56 + sizeof "gone", zeros, 16));
+    free(d);
     /* perf finds the file by an executable mapping of it */
     ASSERT_EQ(vt_maps_count(path), 1);
     vmc_close(v);

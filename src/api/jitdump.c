@@ -103,7 +103,7 @@ int vmc__jitdump_open(vmc_jitdump_t *d, int *fresh)
     return 0;
 }
 
-int vmc__jitdump_record(vmc_jitdump_t *d, uintptr_t addr, size_t size, const char *name)
+int vmc__jitdump_record(vmc_jitdump_t *d, uintptr_t addr, size_t size, const char *name, int readable)
 {
     size_t nlen = strlen(name) + 1;
     size_t total = sizeof(struct jd_code_load) + nlen + size;
@@ -113,7 +113,8 @@ int vmc__jitdump_record(vmc_jitdump_t *d, uintptr_t addr, size_t size, const cha
                              addr, addr, size, d->index++};
     memcpy(rec, &r, sizeof r);
     memcpy(rec + sizeof r, name, nlen);
-    memcpy(rec + sizeof r + nlen, (const void *)addr, size);  /* the executable view is readable */
+    if (readable) memcpy(rec + sizeof r + nlen, (const void *)addr, size);  /* the executable view is readable */
+    else memset(rec + sizeof r + nlen, 0, size);
     int e = vmc__os_pwrite(d->fd, rec, total, 0);  /* O_APPEND: at the end */
     free(rec);
     return e ? vmc__fail(e, "vmc_name: -jitdump: writing /tmp/jit-%ld.dump: %s", (long)d->pid, strerror(-e)) : 0;

@@ -285,13 +285,25 @@ static int perf_open(struct vmc_names *ns, int *fresh)
 
 /* ---- jit-PID.dump (jitdump.c) ------------------------------------------------------ */
 
-static int jitdump_open(struct vmc_names *ns, int *fresh)
+/* May the record copy [a, a + size)?  Only if both ends are in allocated
+ * code or data: a name may cover anything in the region, and code freed
+ * since it was named may be a PROT_NONE reservation again (a forked child
+ * writes every name it inherited).  perf names the rest all the same; the
+ * record then carries zeros. */
+static int readable(vmc_t *v, uintptr_t a, size_t size)
+{
+    return vmc__codeheap_kind_at(&v->sp, a) && vmc__codeheap_kind_at(&v->sp, a + size - 1);
+}
+
+static int jitdump_open(vmc_t *v, struct vmc_names *ns, int *fresh)
 {
     int e = vmc__jitdump_open(&ns->jd, fresh);
     if (e || !*fresh) return e;
     for (jn_obj_t *o = ns->objs; o; o = o->next)
         for (size_t i = 0; i < o->n; i++)
-            if ((e = vmc__jitdump_record(&ns->jd, o->syms[i].addr, o->syms[i].size, o->syms[i].name))) return e;
+            if ((e = vmc__jitdump_record(&ns->jd, o->syms[i].addr, o->syms[i].size, o->syms[i].name,
+                                         readable(v, o->syms[i].addr, o->syms[i].size))))
+                return e;
     return 0;
 }
 
@@ -372,8 +384,8 @@ int vmc_name(vmc_t *v, const void *addr, size_t size, const char *name)
      * child) gets every name, this one included; else this line. */
     int fresh;
     if (v->opt.perf_map && !(e = perf_open(ns, &fresh)) && !fresh) e = perf_line(ns, s);
-    if (!e && v->opt.jitdump && !(e = jitdump_open(ns, &fresh)) && !fresh)
-        e = vmc__jitdump_record(&ns->jd, a, size, name);
+    if (!e && v->opt.jitdump && !(e = jitdump_open(v, ns, &fresh)) && !fresh)
+        e = vmc__jitdump_record(&ns->jd, a, size, name, readable(v, a, size));
 out:
     pthread_mutex_unlock(&names_lock);
     if (!e) vmc__clear_error();

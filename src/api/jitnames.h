@@ -23,8 +23,9 @@ void vmc__jitdump_init(vmc_jitdump_t *d);
 /* Open (or, in a forked child, reopen) the file; *fresh: it was just
  * created, so every name so far is to be written again. */
 int  vmc__jitdump_open(vmc_jitdump_t *d, int *fresh);
-/* One JIT_CODE_LOAD record: the name and a copy of the code at addr. */
-int  vmc__jitdump_record(vmc_jitdump_t *d, uintptr_t addr, size_t size, const char *name);
+/* One JIT_CODE_LOAD record: the name and a copy of the code at addr, or
+ * zeros when !readable. */
+int  vmc__jitdump_record(vmc_jitdump_t *d, uintptr_t addr, size_t size, const char *name, int readable);
 void vmc__jitdump_close(vmc_jitdump_t *d);
 /* Take back everything the handle registered (vmc_close). */
 void vmc__names_close(vmc_t *v);
