@@ -72,6 +72,16 @@ TEST_TIMEOUT(install_and_build_outside, 300)
     snprintf(cmd, sizeof cmd, "cd %s && test -d include && test -d lib && test -d bin && ! test -e lib/pkgconfig && "
              "! test -e share/gdb", prefix);
     ASSERT_EQ(system(cmd), 0);
+    /* ... and gdb loads it from there for the installed libvmcode.so */
+    if (!system("command -v gdb >/dev/null 2>&1")) {
+        snprintf(cmd, sizeof cmd,
+                 "gdb -nx -batch -iex 'set auto-load scripts-directory %s/share/gdb/auto-load' "
+                 "-iex 'set auto-load safe-path %s/share' -ex 'set environment LD_LIBRARY_PATH=%s/lib' "
+                 "-ex 'break vmc_open' -ex run -ex 'info vmcode-libraries' %s/hello-dyn 2>&1 | "
+                 "grep -q 'No libraries loaded privately by vmcode.'",
+                 prefix, prefix, prefix, prefix);
+        ASSERT_EQ(system(cmd), 0);
+    }
     snprintf(cmd, sizeof cmd, "rm -rf %s", prefix);
     ASSERT_EQ(system(cmd), 0);
 }
