@@ -12,6 +12,7 @@
  *                                        error for valgrind to report)
  *   debugee [-w] loads DIR               200 loads and unloads of libt_dbg2.so: the
  *                                        time of one
+ *   debugee names DIR                    10,000 names, flushed every VMC_TEST_FLUSH
  *   debugee [-w] hot DIR                 a second of work in libt_dbg.so and in a
  *                                        named fragment (perf record)
  */
@@ -102,7 +103,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "-jitdump")) o.jitdump = 1;
     }
     if (argc - i != 2) {
-        fprintf(stderr, "usage: debugee [-w] [-perf_map] basic|fork|wait|uninit|loads|hot DIR\n");
+        fprintf(stderr, "usage: debugee [-w] [-perf_map] basic|fork|wait|uninit|loads|names|hot DIR\n");
         return 2;
     }
     const char *mode = argv[i];
@@ -151,6 +152,20 @@ int main(int argc, char **argv)
         double t0 = now();
         for (int k = 0; k < 200; k++) vmc_lib_unload(load("libt_dbg2.so"));
         printf("load+unload %.1f us\n", (now() - t0) / 200 * 1e6);
+    } else if (!strcmp(mode, "names")) {
+        /* what naming costs, for docs/loader.md: 10,000 names, a flush
+         * after every 10, 100 or 1,000 (VMC_TEST_FLUSH) */
+        int every = getenv("VMC_TEST_FLUSH") ? atoi(getenv("VMC_TEST_FLUSH")) : 100;
+        vmc_span_t s;
+        if (vmc_alloc(v, 10000, VMC_CODE, &s)) return 1;
+        double t0 = now();
+        for (int k = 0; k < 10000; k++) {
+            char n[32];
+            snprintf(n, sizeof n, "frag_%d", k);
+            vmc_name(v, (char *)s.x + k, 1, n);
+            if ((k + 1) % every == 0) vmc_name_flush(v);
+        }
+        printf("10000 names, flush every %d: %.3f s\n", every, now() - t0);
     } else if (!strcmp(mode, "hot")) {
         vmc_lib_t *a = load("libt_dbg.so");
         printf("pid %ld\n", (long)getpid());  /* the test removes /tmp/perf-PID.map and the like */
