@@ -59,6 +59,20 @@ TEST_TIMEOUT(install_and_build_outside, 300)
     ASSERT_EQ(system(cmd), 0);
     snprintf(cmd, sizeof cmd, "%s/bin/vmcode info --json | grep -q '\"code_size\":2147483648'", prefix);
     ASSERT_EQ(system(cmd), 0);
+    /* gdb's script, where gdb looks for one by the library's real name, and
+     * gdb loads it from there for the installed libvmcode.so */
+    snprintf(cmd, sizeof cmd, "cmp %s/tools/vmcode-gdb.py %s/share/gdb/auto-load%s/lib/libvmcode.so.0.1.0-gdb.py && "
+             "cmp %s/tools/vmcode-gdb.py %s/share/gdb/auto-load/vmcode-gdb.py", src, prefix, prefix, src, prefix);
+    ASSERT_EQ(system(cmd), 0);
+    if (!system("command -v gdb >/dev/null 2>&1")) {
+        snprintf(cmd, sizeof cmd,
+                 "gdb -nx -batch -iex 'set auto-load scripts-directory %s/share/gdb/auto-load' "
+                 "-iex 'set auto-load safe-path %s/share' -ex 'set environment LD_LIBRARY_PATH=%s/lib' "
+                 "-ex 'break vmc_open' -ex run -ex 'info vmcode-libraries' %s/hello-dyn 2>&1 | "
+                 "grep -q 'No libraries loaded privately by vmcode.'",
+                 prefix, prefix, prefix, prefix);
+        ASSERT_EQ(system(cmd), 0);
+    }
     /* make uninstall leaves no file or link of the installation, only the
      * prefix's standard directories (and the build directory and programs
      * of this test) */
@@ -72,16 +86,6 @@ TEST_TIMEOUT(install_and_build_outside, 300)
     snprintf(cmd, sizeof cmd, "cd %s && test -d include && test -d lib && test -d bin && ! test -e lib/pkgconfig && "
              "! test -e share/gdb", prefix);
     ASSERT_EQ(system(cmd), 0);
-    /* ... and gdb loads it from there for the installed libvmcode.so */
-    if (!system("command -v gdb >/dev/null 2>&1")) {
-        snprintf(cmd, sizeof cmd,
-                 "gdb -nx -batch -iex 'set auto-load scripts-directory %s/share/gdb/auto-load' "
-                 "-iex 'set auto-load safe-path %s/share' -ex 'set environment LD_LIBRARY_PATH=%s/lib' "
-                 "-ex 'break vmc_open' -ex run -ex 'info vmcode-libraries' %s/hello-dyn 2>&1 | "
-                 "grep -q 'No libraries loaded privately by vmcode.'",
-                 prefix, prefix, prefix, prefix);
-        ASSERT_EQ(system(cmd), 0);
-    }
     snprintf(cmd, sizeof cmd, "rm -rf %s", prefix);
     ASSERT_EQ(system(cmd), 0);
 }
