@@ -6,7 +6,8 @@
 #   make check-tsan   the threaded tests under ThreadSanitizer (build/tsan)
 #   make demo         build and run the demonstration
 #   make bench        build and run the benchmarks (results: BENCHMARKS.md)
-#   make fuzz-run     fuzz the private loader (clang, libFuzzer; FUZZ_SECONDS=60)
+#   make fuzz-run     fuzz the private loader and the PE reader (clang, libFuzzer;
+#                     FUZZ_SECONDS=60 each)
 #   make install PREFIX=/usr/local, make uninstall PREFIX=/usr/local
 
 CC      ?= gcc
@@ -58,6 +59,7 @@ $(B)/vmcode: tools/vmcode.c $(B)/libvmcode.a
 
 # ---- tests --------------------------------------------------------------------
 -include tests/libs.mk
+-include tests/pe/pe.mk
 
 $(B)/tests/%.o: tests/%.c tests/test.h $(LIB_HDR) include/vmcode.h
 	@mkdir -p $(dir $@)
@@ -91,9 +93,11 @@ TEST_DEPS = $(B)/tests/vmc-tests $(B)/vmcode $(B)/examples/demo $(B)/examples/re
 
 # Test tools from Debian, installed when missing: pkg-config (the install
 # test), g++ (a C++ test library), binutils (the linker's -z options),
-# gdb, valgrind and linux-perf (tests/test_debug.c).
+# gdb, valgrind and linux-perf (tests/test_debug.c), MinGW-w64 (the PE test
+# DLLs, and objdump -p that their tests compare with).
 test-deps:
-	@sh scripts/ensure-packages.sh pkg-config g++ binutils gdb valgrind linux-perf
+	@sh scripts/ensure-packages.sh pkg-config g++ binutils gdb valgrind linux-perf gcc-mingw-w64-x86-64 \
+	    g++-mingw-w64-x86-64 binutils-mingw-w64-x86-64
 
 check: test-deps
 	@$(MAKE) --no-print-directory run-tests

@@ -1,10 +1,11 @@
 # Fuzzing the private loader with libFuzzer (clang).
 #
-#   make fuzz                        build $(FUZZ_OUT)/fuzz_elf
-#   make fuzz-run FUZZ_SECONDS=60    run it for a bounded time
+#   make fuzz                        build $(FUZZ_OUT)/fuzz_elf and fuzz_pe
+#   make fuzz-run FUZZ_SECONDS=60    run each for a bounded time (ELF, then PE)
 #
-# The seed corpus is copied at run time from system libraries (and the test
-# libraries when they are built); nothing of it is committed.  Crashes are
+# The seed corpora are copied at run time from system libraries (and the test
+# libraries when they are built) and from the PE test DLLs (built here when
+# MinGW-w64 is installed); nothing of them is committed.  Crashes are
 # written to $(FUZZ_OUT)/crash-*: minimise them and add them to
 # tests/elf-corpus/, which `make check` loads (loader_elf_corpus_refused_cleanly).
 
@@ -25,9 +26,15 @@ $(FUZZ_OUT)/obj/%.o: src/%.c $(LIB_HDR) include/vmcode.h
 $(FUZZ_OUT)/fuzz_elf: fuzz/fuzz_elf.c $(FUZZ_LIB_OBJ)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_LIB_OBJ) -ldl -lpthread -o $@
 
-fuzz: $(FUZZ_OUT)/fuzz_elf
+# The PE reader needs only its own layer and the error messages.
+FUZZ_PE_OBJ := $(filter $(FUZZ_OUT)/obj/pe/% $(FUZZ_OUT)/obj/base/%,$(FUZZ_LIB_OBJ))
 
-fuzz-run: $(FUZZ_OUT)/fuzz_elf
+$(FUZZ_OUT)/fuzz_pe: fuzz/fuzz_pe.c $(FUZZ_PE_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_PE_OBJ) -o $@
+
+fuzz: $(FUZZ_OUT)/fuzz_elf $(FUZZ_OUT)/fuzz_pe
+
+fuzz-run: $(FUZZ_OUT)/fuzz_elf $(FUZZ_OUT)/fuzz_pe $(PE_DLLS)
 	@mkdir -p $(FUZZ_OUT)/corpus $(FUZZ_OUT)/seeds
 	@for n in $(FUZZ_SEEDS); do \
 	    for d in /lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu /usr/lib64 /usr/lib; do \
@@ -39,5 +46,9 @@ fuzz-run: $(FUZZ_OUT)/fuzz_elf
 	@rm -f $(FUZZ_OUT)/seeds/README
 	$(FUZZ_OUT)/fuzz_elf -max_total_time=$(FUZZ_SECONDS) -max_len=262144 -timeout=10 -rss_limit_mb=4096 \
 	    -print_final_stats=1 -artifact_prefix=$(FUZZ_OUT)/ $(FUZZ_OUT)/corpus $(FUZZ_OUT)/seeds
+	@mkdir -p $(FUZZ_OUT)/pe-corpus $(FUZZ_OUT)/pe-seeds
+	@for f in $(PE_DLLS); do cp $$f $(FUZZ_OUT)/pe-seeds/; done
+	$(FUZZ_OUT)/fuzz_pe -max_total_time=$(FUZZ_SECONDS) -max_len=1048576 -timeout=10 -rss_limit_mb=4096 \
+	    -print_final_stats=1 -artifact_prefix=$(FUZZ_OUT)/pe- $(FUZZ_OUT)/pe-corpus $(FUZZ_OUT)/pe-seeds
 
 .PHONY: fuzz fuzz-run

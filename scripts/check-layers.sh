@@ -16,8 +16,9 @@ below() {
     region) echo "base arch os" ;;
     alloc) echo "base arch os region" ;;
     elf) echo "base arch os region alloc" ;;
-    lib) echo "base arch os region alloc elf" ;;
-    api) echo "base arch os region alloc elf lib" ;;
+    pe) echo "base arch os region alloc" ;;
+    lib) echo "base arch os region alloc elf pe" ;;
+    api) echo "base arch os region alloc elf pe lib" ;;
     *) echo "?" ;;
     esac
 }
@@ -45,7 +46,11 @@ for dir in "$root"/src/*/; do
             ok=0
             for a in $allowed; do [ "$a" = "$target" ] && ok=1; done
             if [ $ok = 0 ]; then
-                echo "$f:$n: $layer includes \"$inc\" from the layer above it ($target)"
+                # the format layers (elf, pe) are of one rank: neither sees the other
+                case "$layer:$target" in
+                elf:pe | pe:elf) echo "$f:$n: $layer includes \"$inc\" from a layer of the same rank ($target)" ;;
+                *) echo "$f:$n: $layer includes \"$inc\" from the layer above it ($target)" ;;
+                esac
                 exit 1
             fi
         done || status=1

@@ -51,6 +51,15 @@ TEST(layers_an_upward_include_is_named)
                "%s", out);
     ASSERT_EQ(with_line("src/elf/reloc.c", "#include \"lib/loader.h\"", out, sizeof out), 1);
     ASSERT_MSG(strstr(out, "elf includes \"lib/loader.h\" from the layer above it (lib)"), "%s", out);
+    /* the PE layer sits beside the ELF one: neither includes the other */
+    ASSERT_EQ(with_line("src/pe/check.c", "#include \"lib/loader.h\"", out, sizeof out), 1);
+    ASSERT_MSG(strstr(out, "pe includes \"lib/loader.h\" from the layer above it (lib)"), "%s", out);
+    ASSERT_EQ(with_line("src/pe/reloc.c", "#include \"elf/elf.h\"", out, sizeof out), 1);
+    ASSERT_MSG(strstr(out, "src/pe/reloc.c:") && strstr(out, "pe includes \"elf/elf.h\" from a layer of the same "
+                                                               "rank (elf)"), "%s", out);
+    ASSERT_EQ(with_line("src/elf/dyn.c", "#include \"pe/pe.h\"", out, sizeof out), 1);
+    ASSERT_EQ(with_line("src/pe/dirs.c", "#include \"alloc/space.h\"", out, sizeof out), 0);
+    ASSERT_EQ(with_line("src/lib/loader.c", "#include \"pe/pe.h\"", out, sizeof out), 0);
     /* the OS layer sees nothing above it, not even the regions */
     ASSERT_EQ(with_line("src/os/unix.c", "#include \"region/region.h\"", out, sizeof out), 1);
     ASSERT_EQ(with_line("src/alloc/blocks.h", "#include \"base/error.h\"", out, sizeof out), 0);

@@ -1,0 +1,42 @@
+# PE32+ test DLLs (MinGW-w64), read by tests/test_pe.c on Linux and loaded
+# under Wine by the Windows suite.  Built only where the cross compiler is
+# installed (make test-deps installs it); the tests skip otherwise.
+PE_CC   := x86_64-w64-mingw32-gcc
+PE_CXX  := x86_64-w64-mingw32-g++
+PE_TOOL := x86_64-w64-mingw32-dlltool
+PE_DIR  := $(B)/tests/libs/pe
+PE_CFLAGS := -std=c11 -O2 -Wall -Wextra -Werror
+
+ifneq ($(shell command -v $(PE_CC) 2>/dev/null),)
+PE_DLLS := $(addprefix $(PE_DIR)/,t_pe_basic.dll t_pe_dep.dll t_pe_delay.dll)
+ifneq ($(shell command -v $(PE_CXX) 2>/dev/null),)
+PE_DLLS += $(PE_DIR)/t_pe_cxx.dll
+endif
+TEST_LIBS += $(PE_DLLS)
+endif
+
+# exports by name, data, an ordinal-only one (@12 NONAME) and a forwarder
+$(PE_DIR)/t_pe_basic.dll: tests/pe/t_pe_basic.c tests/pe/t_pe_basic.def
+	@mkdir -p $(dir $@)
+	$(PE_CC) $(PE_CFLAGS) -shared -o $@ $^
+
+$(PE_DIR)/t_pe_dep.dll: tests/pe/t_pe_dep.c tests/pe/t_pe_dep.def
+	@mkdir -p $(dir $@)
+	$(PE_CC) $(PE_CFLAGS) -shared -o $@ $^
+
+# import libraries: t_pe_basic's (t_secret by ordinal), t_pe_dep's delay-load one
+$(PE_DIR)/libt_pe_basic.a: tests/pe/t_pe_basic.def
+	@mkdir -p $(dir $@)
+	$(PE_TOOL) --input-def $< --dllname t_pe_basic.dll --output-lib $@
+
+$(PE_DIR)/libt_pe_dep_delay.a: tests/pe/t_pe_dep.def
+	@mkdir -p $(dir $@)
+	$(PE_TOOL) --input-def $< --dllname t_pe_dep.dll --output-delaylib $@
+
+$(PE_DIR)/t_pe_delay.dll: tests/pe/t_pe_delay.c $(PE_DIR)/libt_pe_dep_delay.a $(PE_DIR)/libt_pe_basic.a
+	$(PE_CC) $(PE_CFLAGS) -shared -o $@ $^
+
+# C++: the runtime linked in, so the DLL needs no MinGW DLL beside it
+$(PE_DIR)/t_pe_cxx.dll: tests/pe/t_pe_cxx.cc
+	@mkdir -p $(dir $@)
+	$(PE_CXX) -std=c++17 -O2 -Wall -Wextra -Werror -shared -static-libgcc -static-libstdc++ -o $@ $<

@@ -1,0 +1,31 @@
+// A C++ PE test DLL: a throw caught inside it (SEH unwinding through
+// .pdata), a virtual call, a static object with a constructor.
+#include <stdexcept>
+#include <string>
+
+namespace {
+struct Shape {
+    virtual ~Shape() = default;
+    virtual int area() const = 0;
+};
+struct Square : Shape {
+    int s;
+    explicit Square(int s) : s(s) {}
+    int area() const override { return s * s; }
+};
+std::string greeting("hello");
+}
+
+extern "C" __declspec(dllexport) int t_cxx_catch(int x)
+{
+    try {
+        if (x < 0) throw std::runtime_error("negative");
+        Square q(x);
+        const Shape &sh = q;
+        return sh.area();
+    } catch (const std::exception &e) {
+        return -static_cast<int>(std::string(e.what()).size());
+    }
+}
+
+extern "C" __declspec(dllexport) int t_cxx_greeting_len() { return static_cast<int>(greeting.size()); }
