@@ -119,7 +119,8 @@ check-tsan:
 #                        (the slot fallback): scripts/wine-chroot.sh
 # The Windows build holds the layers ported so far: all but the ELF loader
 # (lib/none.c refuses loading), the Linux W^X design (wx_none.c refuses it)
-# and the debugger interfaces, which hand out ELF objects (names_none.c).
+# and the debugger interfaces, which hand out ELF objects (names_none.c);
+# the PE layer (src/pe/, no system call) is built for the tests that use it.
 WB       := build/windows
 WIN_CC   := x86_64-w64-mingw32-gcc
 # C99 printf (%zu) from MinGW's own stdio; its GCC checks format(printf)
@@ -130,7 +131,7 @@ WIN_CFLAGS := -std=c11 -Wall -Wextra -Werror $(OPT) -fno-strict-aliasing -D_WIN3
 WIN_LIB_SRC := $(filter-out src/api/jitnames.c src/api/jitdump.c,$(wildcard src/base/*.c src/api/*.c \
                src/alloc/*.c)) src/os/windows.c \
                src/arch/x86_64.c src/region/region.c src/region/place.c src/region/reserve.c \
-               src/region/wx_none.c src/lib/none.c
+               src/region/wx_none.c src/lib/none.c $(wildcard src/pe/*.c)
 WIN_TEST_SRC := tests/runner.c tests/windows/child_process.c tests/test_os_space.c tests/test_guards.c \
                 $(filter-out tests/windows/child_process.c,$(wildcard tests/windows/*.c))
 # Static: Wine finds no MinGW runtime DLLs (winpthread) beside the program.

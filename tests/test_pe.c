@@ -5,6 +5,7 @@
  * never crash the reader. */
 #include "test.h"
 #include "pe/pe.h"
+#include "os/os.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -734,4 +735,48 @@ TEST(pe_magic_tells_pe_from_elf)
     ASSERT(vmc__pe_magic((const uint8_t *)"MZ\x90", 3));
     ASSERT(!vmc__pe_magic((const uint8_t *)"\x7f" "ELF", 4));
     ASSERT(!vmc__pe_magic((const uint8_t *)"M", 1));
+}
+
+/* The lifecycle picks the PE layer by the magic: a valid DLL is refused as
+ * not supported yet, a broken one with the PE layer's message, from a file
+ * and from memory, leaving nothing behind. */
+TEST(pe_lib_load_picks_the_pe_layer_by_magic)
+{
+    const char *path = dll_path("t_pe_basic.dll");
+    char p[1024];
+    snprintf(p, sizeof p, "%s", path);
+    size_t n;
+    uint8_t *f = slurp(p, &n);
+    vmc_t *v = vt_open("-vm_size 64M -vmheap_size 0");
+    vt_snapshot_t snap;
+    vt_snap(&snap);
+    vmc_lib_t *l;
+    ASSERT_EQ(vmc_lib_load_mem(v, f, n, "t_pe_basic.dll", 0, &l), -ENOTSUP);
+    ASSERT_STR_EQ(vmc_last_error(), "t_pe_basic.dll: a PE32+ DLL (Windows x64): loading Windows DLLs privately "
+                                    "is not supported yet");
+    ASSERT_EQ(vmc_lib_load(v, p, 0, &l), -ENOTSUP);
+    char want[1200];
+    snprintf(want, sizeof want, "%s: a PE32+ DLL (Windows x64): loading Windows DLLs privately is not supported yet",
+             p);
+    ASSERT_STR_EQ(vmc_last_error(), want);
+    f[0x3c] = 0x44;
+    ASSERT_EQ(vmc_lib_load_mem(v, f, n, "t_pe_basic.dll", VMC_LOAD_INERT, &l), -ENOEXEC);
+    ASSERT_STR_EQ(vmc_last_error(), "t_pe_basic.dll: DOS header e_lfanew (offset 0x3c): 0x44 is inside the DOS "
+                                    "header or not 8-byte aligned");
+    /* the second read (the whole file, after the first 4 KiB) failing */
+    vmc__os_fault(VMC_OS_PREAD, 2, EIO, 0);
+    ASSERT_EQ(vmc_lib_load(v, p, 0, &l), -EIO);
+    ASSERT_EQ(vmc__os_faults_hit(), 1);
+    vmc__os_fault_clear();
+    snprintf(want, sizeof want, "%s: reading the PE file: %s", p, strerror(EIO));
+    ASSERT_STR_EQ(vmc_last_error(), want);
+    ASSERT_EQ(vmc_lib_load_mem(v, f, 0x20, "t_pe_basic.dll", 0, &l), -ENOEXEC);
+    ASSERT_STR_EQ(vmc_last_error(), "t_pe_basic.dll: DOS header (offset 0x0+0x40): file is 0x20 bytes, too short");
+    vmc_stats_t st;
+    ASSERT_OK(vmc_stats(v, &st));
+    ASSERT_EQ(st.libraries, 0);
+    ASSERT_NO_LEAK(snap);
+    vt_snap_free(&snap);
+    vmc_close(v);
+    free(f);
 }

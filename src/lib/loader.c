@@ -42,6 +42,7 @@
 #include "lib/phdr.h"
 #include "lib/tlsdtor.h"
 #include "lib/unwinder.h"
+#include "pe/pe.h"
 #include "base/error.h"
 #include "os/os.h"
 
@@ -471,6 +472,7 @@ static void debug_register(vmc_lib_t *l, const vmc_src_t *src)
  * `hdr` holds the file's first bytes (the whole image from memory). */
 static int load_image(vmc_lib_t *l, const vmc_src_t *src, const uint8_t *hdr, size_t hdrlen)
 {
+    if (vmc__pe_magic(hdr, hdrlen)) return vmc__lib_pe_load(l, src);  /* a DLL: peload.c */
     int e = vmc__elf_load(&l->o, src, hdr, hdrlen);
     if (e) return e;
     list_add(l->v, l);

@@ -114,6 +114,12 @@ int vmc__dep_find(const vmc_lib_t *l, const char *name, char *path, size_t len, 
  * a set-user-ID program, too long). */
 size_t vmc__dep_expand(const char *elem, size_t n, const char *origin, char *out, size_t len);
 
+/* ---- peload.c -------------------------------------------------------------- */
+/* A file that starts with "MZ": checked by the PE layer; a valid DLL is
+ * -ENOTSUP until the Windows load path exists, a broken one named as the
+ * PE layer names it. */
+int vmc__lib_pe_load(vmc_lib_t *l, const vmc_src_t *src);
+
 /* ---- loader.c -------------------------------------------------------------- */
 /* Look name up in l's scope beyond l itself (see vmc_elf_env_t.resolve). */
 int vmc__resolve(vmc_lib_t *l, const vmc_name_t *name, const vmc_ver_t *ver, uintptr_t *value, int *ifunc,

@@ -158,9 +158,10 @@ int vmc__pe_check(vmc_pe_obj_t *ob, const uint8_t *f, size_t size)
     memset(pe, 0, sizeof *pe);
     pe->name = ob->name;
     pe->file_size = size;
+    unsigned long long fsz = size;  /* for messages */
     if (size < 64)
-        return vmc__fail(-ENOEXEC, "%s: DOS header (offset 0x0+0x40): file is 0x%zx bytes, too short", pe->name,
-                         size);
+        return vmc__fail(-ENOEXEC, "%s: DOS header (offset 0x0+0x40): file is 0x%llx bytes, too short", pe->name,
+                         fsz);
     if (!vmc__pe_magic(f, size))
         return vmc__fail(-ENOEXEC, "%s: DOS header e_magic (offset 0x0): not MZ: not a PE file", pe->name);
     uint32_t nt = vmc__pe_u32(f + 0x3c);
@@ -169,7 +170,7 @@ int vmc__pe_check(vmc_pe_obj_t *ob, const uint8_t *f, size_t size)
                          "not 8-byte aligned", pe->name, nt);
     if ((uint64_t)nt + 24 > size)
         return vmc__fail(-ENOEXEC, "%s: DOS header e_lfanew (offset 0x3c): NT headers 0x%x+0x18 are past the "
-                         "end of the file (0x%zx bytes)", pe->name, nt, size);
+                         "end of the file (0x%llx bytes)", pe->name, nt, fsz);
     pe->nt = nt;
     if (memcmp(f + nt, "PE\0\0", 4))
         return vmc__fail(-ENOEXEC, "%s: NT headers Signature (offset 0x%x): not PE\\0\\0", pe->name, nt);
@@ -189,8 +190,8 @@ int vmc__pe_check(vmc_pe_obj_t *ob, const uint8_t *f, size_t size)
     pe->opt = nt + 24;
     if ((uint64_t)pe->opt + optsize > size || optsize < 2)
         return vmc__fail(-ENOEXEC, "%s: file header SizeOfOptionalHeader (offset 0x%x+0x14): optional header "
-                         "0x%x+0x%x is past the end of the file (0x%zx bytes)", pe->name, nt, pe->opt,
-                         optsize, size);
+                         "0x%x+0x%x is past the end of the file (0x%llx bytes)", pe->name, nt, pe->opt,
+                         optsize, fsz);
     int e = check_optional(pe, f, optsize);
     if (e) return e;
     pe->sect_off = pe->opt + optsize;
@@ -198,13 +199,13 @@ int vmc__pe_check(vmc_pe_obj_t *ob, const uint8_t *f, size_t size)
     uint64_t table_end = (uint64_t)pe->sect_off + 40u * nsect;
     if (table_end > size)
         return vmc__fail(-ENOEXEC, "%s: section table (offset 0x%x): %u section headers (0x%x bytes) are past "
-                         "the end of the file (0x%zx bytes)", pe->name, pe->sect_off, nsect, 40u * nsect, size);
+                         "the end of the file (0x%llx bytes)", pe->name, pe->sect_off, nsect, 40u * nsect, fsz);
     if (pe->size_of_headers < table_end)
         return OPT_FAIL(-ENOEXEC, "SizeOfHeaders", 60, "0x%x does not cover the section table (up to 0x%llx)",
                         OPT_ARGS("SizeOfHeaders", 60), pe->size_of_headers, (unsigned long long)table_end);
     if (pe->size_of_headers > size || pe->size_of_headers > pe->size_of_image)
-        return OPT_FAIL(-ENOEXEC, "SizeOfHeaders", 60, "0x%x is past the end of the file (0x%zx bytes) or "
-                        "SizeOfImage (0x%x)", OPT_ARGS("SizeOfHeaders", 60), pe->size_of_headers, size,
+        return OPT_FAIL(-ENOEXEC, "SizeOfHeaders", 60, "0x%x is past the end of the file (0x%llx bytes) or "
+                        "SizeOfImage (0x%x)", OPT_ARGS("SizeOfHeaders", 60), pe->size_of_headers, fsz,
                         pe->size_of_image);
     if (pe->size_of_headers % pe->file_align)
         return OPT_FAIL(-ENOEXEC, "SizeOfHeaders", 60, "0x%x is not a multiple of FileAlignment (0x%x)",

@@ -73,10 +73,10 @@ int vmc__pe_exports(vmc_pe_obj_t *o)
 }
 
 /* "#12" into 12, or -1 if name is not "#" and 1 to 5 decimal digits below 65536. */
-static long ordinal_of(const char *name)
+static long long ordinal_of(const char *name)
 {
     if (name[0] != '#' || !name[1]) return -1;
-    long v = 0;
+    long long v = 0;
     for (const char *p = name + 1; *p; p++) {
         if (*p < '0' || *p > '9' || p - name > 5) return -1;
         v = v * 10 + (*p - '0');
@@ -103,8 +103,8 @@ static int by_index(const vmc_pe_obj_t *o, uint32_t idx, vmc_pe_sym_t *out)
 
 int vmc__pe_export(const vmc_pe_obj_t *o, const char *name, vmc_pe_sym_t *out)
 {
-    long ord = ordinal_of(name);
-    if (ord >= 0) return ord >= o->exp_base ? by_index(o, (uint32_t)(ord - o->exp_base), out) : 0;
+    long long ord = ordinal_of(name);
+    if (ord >= 0) return ord >= (long long)o->exp_base ? by_index(o, (uint32_t)(ord - o->exp_base), out) : 0;
     size_t lo = 0, hi = o->exp_nnames;
     const vmc_pe_t *pe = &o->pe;
     if (!vmc__pe_in_image(pe, o->exp_names, 4ull * hi) || !vmc__pe_in_image(pe, o->exp_ords, 2ull * hi)) return 0;
