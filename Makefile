@@ -140,10 +140,16 @@ WIN_LIB_OBJ := $(patsubst src/%.c,$(WB)/obj/%.o,$(WIN_LIB_SRC))
 WIN_TEST_OBJ := $(patsubst tests/%.c,$(WB)/tests/%.o,$(WIN_TEST_SRC))
 
 windows-deps:
-	@sh scripts/ensure-packages.sh gcc-mingw-w64-x86-64
+	@sh scripts/ensure-packages.sh gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64
 
 windows: windows-deps
-	@$(MAKE) --no-print-directory $(WB)/libvmcode.a $(WB)/vmcode.dll $(WB)/vmc-tests.exe
+	@$(MAKE) --no-print-directory $(WB)/libvmcode.a $(WB)/vmcode.dll $(WB)/vmc-tests.exe $(WB_PE_DLLS)
+
+# The PE test DLLs the Windows suite loads by hand (tests/windows/test_pe_load.c).
+WB_PE_DLLS := $(patsubst $(PE_DIR)/%,$(WB)/pe/%,$(filter %/t_pe_basic.dll %/t_pe_cxx.dll,$(PE_DLLS)))
+$(WB)/pe/%.dll: $(PE_DIR)/%.dll
+	@mkdir -p $(dir $@)
+	cp $< $@
 
 $(WB)/obj/%.o: src/%.c $(LIB_HDR) include/vmcode.h
 	@mkdir -p $(dir $@)
