@@ -6,7 +6,9 @@ TLIB_LD     := -shared -Wl,-z,now
 TEST_LIBS := $(addprefix $(TLIB)/libt_,basic.so ifunc.so ver.so veruse.so weak.so ctor.so \
                chain_b.so chain_a.so host.so relr.so sysv.so tlsdep.so usetls.so nodelete.so \
                prov.so consumer.so forkctor.so bigdata.so many.so chatty.so \
-               objects.so interp.so runpath.so rpath.so rdst.so rtop.so rtopnew.so usehost.so) \
+               objects.so interp.so runpath.so rpath.so rdst.so rtop.so rtopnew.so usehost.so \
+               tls.so tls_desc.so tls_ie.so tls_desc_small.so tls_iebig.so tlsdesc_probe.so tlshost.so \
+               tlshost_desc.so tlshost_ie.so tlsvar.so tlsdyn.so tlsdyn_desc.so tlsdyn_ie.so tlsuse.so) \
              $(TLIB)/sub/libt_rdep.so $(TLIB)/sub3/libt_rdep.so $(TLIB)/sub/libt_rmid.so \
              $(TLIB)/sub2/libt_rleaf.so $(TLIB)/t_pie $(TLIB)/t_dlopen $(TLIB)/libt_needhost.so \
              $(TLIB)/t_nordynamic $(TLIB)/t_rdynamic $(TLIB)/t_nordynamic_stripped
@@ -144,3 +146,49 @@ $(TLIB)/t_rdynamic: tests/libs/t_nordynamic.c $(B)/libvmcode.a
 $(TLIB)/t_nordynamic_stripped: tests/libs/t_nordynamic.c $(B)/libvmcode.a
 	@mkdir -p $(dir $@)
 	$(CC) $(TLIB_CFLAGS) $(SAN) -Iinclude -s -o $@ $< $(B)/libvmcode.a -ldl -lpthread
+
+# Thread-local storage: one source, three dialects.
+$(TLIB)/libt_tls_desc.so: tests/libs/t_tls.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TLIB_CFLAGS) -mtls-dialect=gnu2 $(TLIB_LD) -Wl,-soname,libt_tls_desc.so -o $@ $<
+
+# initial-exec and small descriptor blocks go to glibc's static TLS: a
+# 64-byte aligned block there instead of 8 KiB, which would not fit
+$(TLIB)/libt_tls_ie.so: tests/libs/t_tls.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TLIB_CFLAGS) -DT_TLS_BIG=64 -ftls-model=initial-exec $(TLIB_LD) -Wl,-soname,libt_tls_ie.so -o $@ $<
+
+$(TLIB)/libt_tls_desc_small.so: tests/libs/t_tls.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TLIB_CFLAGS) -DT_TLS_BIG=64 -mtls-dialect=gnu2 $(TLIB_LD) -Wl,-soname,libt_tls_desc_small.so -o $@ $<
+
+$(TLIB)/libt_tls_iebig.so: tests/libs/t_tls.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TLIB_CFLAGS) -ftls-model=initial-exec $(TLIB_LD) -Wl,-soname,libt_tls_iebig.so -o $@ $<
+
+$(TLIB)/libt_tlsdesc_probe.so: tests/libs/t_tlsdesc_probe.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TLIB_CFLAGS) -mtls-dialect=gnu2 $(TLIB_LD) -Wl,-soname,libt_tlsdesc_probe.so -o $@ $<
+
+$(TLIB)/libt_tlshost_desc.so: tests/libs/t_tlshost.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TLIB_CFLAGS) -mtls-dialect=gnu2 $(TLIB_LD) -Wl,-soname,libt_tlshost_desc.so -o $@ $<
+
+$(TLIB)/libt_tlshost_ie.so: tests/libs/t_tlshost.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TLIB_CFLAGS) -ftls-model=initial-exec $(TLIB_LD) -Wl,-soname,libt_tlshost_ie.so -o $@ $<
+
+$(TLIB)/libt_tlsdyn_desc.so: tests/libs/t_tlsdyn.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TLIB_CFLAGS) -mtls-dialect=gnu2 $(TLIB_LD) -Wl,-soname,libt_tlsdyn_desc.so -o $@ $<
+
+$(TLIB)/libt_tlsdyn_ie.so: tests/libs/t_tlsdyn.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TLIB_CFLAGS) -ftls-model=initial-exec $(TLIB_LD) -Wl,-soname,libt_tlsdyn_ie.so -o $@ $<
+
+$(TLIB)/libt_tlsuse.so: tests/libs/t_tlsuse.c $(TLIB)/libt_tls.so
+	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -Wl,-soname,libt_tlsuse.so -o $@ $< -L$(TLIB) -l:libt_tls.so
+
+$(TLIB)/libt_tlsdep.so: tests/libs/t_tlsdep.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -Wl,-z,execstack -Wl,-soname,libt_tlsdep.so -o $@ $<

@@ -254,11 +254,40 @@ TEST(broken_program_headers)
     vt_img_free(&m);
     int note = vt_phdr_find(&c.good, PT_NOTE, 0);
     ASSERT(note >= 0);
-    m = vt_img_copy(&c.good); vt_phdr(&m, note)->p_type = PT_TLS;
-    refused(c.v, &m, -ENOTSUP, PATTERN("%sthread-local storage (PT_TLS) is not supported", ph(&c, note)));
     vt_img_free(&m);
     int stack = vt_phdr_find(&c.good, PT_GNU_STACK, 0);
     ASSERT(stack >= 0);
+    /* PT_TLS (the note's header made one: its bytes lie in the first PT_LOAD) */
+    m = vt_img_copy(&c.good); p = vt_phdr(&m, note); p->p_type = PT_TLS; p->p_align = 3;
+    refused(c.v, &m, -ENOEXEC, PATTERN("%sPT_TLS p_align 0x3 is not a power of two up to 0x10000", ph(&c, note)));
+    vt_img_free(&m);
+    m = vt_img_copy(&c.good); p = vt_phdr(&m, note); p->p_type = PT_TLS; p->p_align = 0x20000;
+    refused(c.v, &m, -ENOEXEC,
+            PATTERN("%sPT_TLS p_align 0x20000 is not a power of two up to 0x10000", ph(&c, note)));
+    vt_img_free(&m);
+    m = vt_img_copy(&c.good); p = vt_phdr(&m, note); p->p_type = PT_TLS; p->p_memsz = p->p_filesz - 1;
+    refused(c.v, &m, -ENOEXEC, PATTERN("%sPT_TLS p_filesz 0x%lx > p_memsz 0x%lx", ph(&c, note),
+                                       (unsigned long)p->p_filesz, (unsigned long)p->p_memsz));
+    vt_img_free(&m);
+    m = vt_img_copy(&c.good); p = vt_phdr(&m, note); p->p_type = PT_TLS; p->p_memsz = (uint64_t)1 << 31;
+    refused(c.v, &m, -ENOEXEC, PATTERN("%sPT_TLS p_memsz 0x80000000 is over the 0x40000000 bytes accepted",
+                                       ph(&c, note)));
+    vt_img_free(&m);
+    m = vt_img_copy(&c.good); p = vt_phdr(&m, note); p->p_type = PT_TLS; p->p_vaddr += 0x10000000;
+    refused(c.v, &m, -ENOEXEC,
+            PATTERN("%sPT_TLS 0x%lx+0x%lx (its .tdata) is not inside the file part of a readable PT_LOAD", ph(&c, note),
+                    (unsigned long)p->p_vaddr, (unsigned long)p->p_filesz));
+    vt_img_free(&m);
+    m = vt_img_copy(&c.good); p = vt_phdr(&m, note); p->p_type = PT_TLS; p->p_offset += 8;
+    refused(c.v, &m, -ENOEXEC,
+            PATTERN("%sPT_TLS 0x%lx+0x%lx (its .tdata) is not inside the file part of a readable PT_LOAD", ph(&c, note),
+                    (unsigned long)p->p_vaddr, (unsigned long)p->p_filesz));
+    vt_img_free(&m);
+    m = vt_img_copy(&c.good); vt_phdr(&m, note)->p_type = PT_TLS; *vt_phdr(&m, stack) = *vt_phdr(&m, note);
+    refused(c.v, &m, -ENOEXEC,
+            PATTERN("%sa second PT_TLS (the first is program header %d)", ph(&c, note > stack ? note : stack),
+                    note < stack ? note : stack));
+    vt_img_free(&m);
     m = vt_img_copy(&c.good); vt_phdr(&m, stack)->p_flags |= PF_X;
     refused(c.v, &m, -ENOTSUP,
             PATTERN("%san executable stack (PT_GNU_STACK with PF_X) is not supported", ph(&c, stack)));
@@ -301,10 +330,13 @@ TEST(broken_dynamic_section)
     refused(c.v, &m, -ENOTSUP,
             PATTERN("%stext relocations (DF_TEXTREL) are not supported", dynent(&c, DT_FLAGS, "DT_FLAGS")));
     vt_img_free(&m);
+    /* DF_STATIC_TLS alone is no refusal: the TPOFF64 relocations decide */
     m = vt_img_copy(&c.good); d = vt_dyn(&m, DT_FLAGS, NULL); d->d_un.d_val |= DF_STATIC_TLS;
-    refused(c.v, &m, -ENOTSUP,
-            PATTERN("%sinitial-exec thread-local storage (DF_STATIC_TLS) is not supported",
-                    dynent(&c, DT_FLAGS, "DT_FLAGS")));
+    {
+        vmc_lib_t *l;
+        ASSERT_OK(vmc_lib_load_mem(c.v, m.b, m.n, "static-tls.so", 0, &l));
+        ASSERT_OK(vmc_lib_unload(l));
+    }
     vt_img_free(&m);
     /* a position-independent executable: refused as the system loader refuses it */
     m = vt_img_copy(&c.good); d = vt_dyn(&m, DT_FLAGS_1, NULL); d->d_un.d_val |= DF_1_PIE;
@@ -424,9 +456,8 @@ TEST(broken_relocations)
                     "for executables) is not supported", (unsigned long)rela));
     vt_img_free(&m);
     m = vt_img_copy(&c.good); r = (Elf64_Rela *)(m.b + rela); r[0].r_info = ELF64_R_INFO(0, R_X86_64_TPOFF64);
-    refused(c.v, &m, -ENOTSUP,
-            PATTERN("NAME: DT_RELA entry 0 (offset 0x%lx+0x0): relocation type 18 (R_X86_64_TPOFF64: thread-local "
-                    "storage) is not supported", (unsigned long)rela));
+    refused(c.v, &m, -ENOEXEC,
+            PATTERN("NAME: DT_RELA entry 0: a TLS relocation without a symbol, and the library has no PT_TLS"));
     vt_img_free(&m);
     m = vt_img_copy(&c.good); r = (Elf64_Rela *)(m.b + rela); r[0].r_info = ELF64_R_INFO(0, R_X86_64_PC32);
     refused(c.v, &m, -ENOTSUP,
@@ -450,6 +481,18 @@ TEST(broken_relocations)
     for (size_t i = 0; i < nrela; i++)
         if (ELF64_R_TYPE(((Elf64_Rela *)(c.good.b + rela))[i].r_info) == R_X86_64_GLOB_DAT) { gd = i; break; }
     ASSERT(gd < nrela);
+    {   /* a TLS relocation naming a symbol that is not STT_TLS (the GLOB_DAT's) */
+        const Elf64_Rela *g = (const Elf64_Rela *)(c.good.b + rela) + gd;
+        const Elf64_Sym *sy = (const Elf64_Sym *)(c.good.b + vt_dyn(&c.good, DT_SYMTAB, NULL)->d_un.d_ptr) +
+                              ELF64_R_SYM(g->r_info);
+        const char *nm = (const char *)c.good.b + vt_dyn(&c.good, DT_STRTAB, NULL)->d_un.d_ptr + sy->st_name;
+        m = vt_img_copy(&c.good); r = (Elf64_Rela *)(m.b + rela);
+        r[gd].r_info = ELF64_R_INFO(ELF64_R_SYM(g->r_info), R_X86_64_DTPMOD64);
+        refused(c.v, &m, -ENOEXEC,
+                PATTERN("NAME: DT_RELA entry %zu: a TLS relocation names symbol %s, which is not STT_TLS (type %u)",
+                        gd, nm, ELF64_ST_TYPE(sy->st_info)));
+        vt_img_free(&m);
+    }
     m = vt_img_copy(&c.good); r = (Elf64_Rela *)(m.b + rela); r[gd].r_info = ELF64_R_INFO(0xfffff, R_X86_64_GLOB_DAT);
     refused(c.v, &m, -ENOEXEC,
             PATTERN("%s0x%lx+0x1800000 is not inside the file part of a readable PT_LOAD",

@@ -5,6 +5,7 @@
 #include "api/options.h"
 #include "region/wx.h"
 #include "api/jitnames.h"
+#include "lib/tls.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -16,7 +17,8 @@
  * thread forks: the child would then hang on that lock.  One set of
  * pthread_atfork handlers takes every lock of every open handle before fork,
  * in the order the operations take them (loader, stubs, code heap, block
- * maps), then the W^X layer's, and releases them on both sides after it.
+ * maps), then the W^X layer's and the thread-local storage table's (taken
+ * under the loader's by an unload), and releases them on both sides after it.
  */
 static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
 static vmc_t *handles;
@@ -35,6 +37,7 @@ static void fork_prepare(void)
     }
     vmc__phdr_fork_prepare();
     vmc__wx_fork_prepare();
+    vmc__tls_fork_prepare();
 }
 
 static void fork_release(void)
@@ -52,12 +55,14 @@ static void fork_release(void)
 
 static void fork_parent(void)
 {
+    vmc__tls_fork_parent();
     vmc__wx_fork_parent();
     fork_release();
 }
 
 static void fork_child(void)
 {
+    vmc__tls_fork_child();
     vmc__wx_fork_child();
     /* Only the forking thread exists here: the other threads' caches go idle,
      * for the child's new threads to adopt. */

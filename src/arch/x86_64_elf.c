@@ -34,10 +34,6 @@ const char *vmc__arch_reloc_unsupported(unsigned type)
     case R_X86_64_PC32: return "32-bit relocations";
     case R_X86_64_SIZE32:
     case R_X86_64_SIZE64: return "symbol size relocations";
-    case R_X86_64_DTPMOD64:
-    case R_X86_64_DTPOFF64:
-    case R_X86_64_TPOFF64:
-    case R_X86_64_TLSDESC: return "thread-local storage";
     default: return NULL;
     }
 }

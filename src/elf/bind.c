@@ -26,6 +26,7 @@ int vmc__elf_bind(vmc_elf_obj_t *l, size_t symidx, uintptr_t *value, int *ifunc,
     *ifunc = 0;
     *value = 0;
     l->bound_from = VMC_BOUND_SELF;
+    l->bound_obj = l;
     if (symidx == 0) return 0;
     if (bind == STB_LOCAL || (s->st_shndx != SHN_UNDEF && ELF64_ST_VISIBILITY(s->st_other) != STV_DEFAULT)) {
         if (s->st_shndx == SHN_UNDEF)

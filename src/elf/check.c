@@ -11,12 +11,16 @@
  * (the system loader would: the caller may fall back to dlopen).
  *
  * Refused as unsupported (policies of the region, or not implemented):
- * writable+executable segments, PT_TLS (no TLS for private libraries yet),
- * an executable stack (PT_GNU_STACK with PF_X), more PT_LOADs or program
- * headers than the loader's tables hold.  PT_INTERP is no refusal: shared
+ * writable+executable segments, an executable stack (PT_GNU_STACK with
+ * PF_X), more PT_LOADs or program headers than the loader's tables hold.  PT_INTERP is no refusal: shared
  * libraries that can also be run as programs (libc.so.6, libcap.so.2) have
  * one, and the system loader ignores it when loading a library; it is a
  * position-independent executable (DF_1_PIE, elf_dyn.c) that it refuses.
+ *
+ * PT_TLS (at most one): its alignment a power of two up to
+ * VMC_ELF_MAX_TLS_ALIGN, p_filesz <= p_memsz <= VMC_ELF_MAX_TLS_SIZE, and its
+ * initialisation image (.tdata, p_filesz bytes at p_vaddr) inside the file
+ * part of one readable PT_LOAD, where every thread's block is copied from.
  */
 #include "elf/elf.h"
 #include "arch/reloc.h"
@@ -147,6 +151,33 @@ static int check_load(vmc_elf_t *e, unsigned i, const Elf64_Phdr *p, size_t page
     return 0;
 }
 
+static int check_tls(vmc_elf_t *e, unsigned i, const Elf64_Phdr *ph)
+{
+    Elf64_Phdr p;
+    memcpy(&p, ph, sizeof p);
+    uint64_t align = p.p_align ? p.p_align : 1;
+    if (!is_pow2(align) || align > VMC_ELF_MAX_TLS_ALIGN)
+        return PH_FAIL(e, i, "PT_TLS p_align 0x%lx is not a power of two up to 0x%lx", PH_ARGS(e, i),
+                       (unsigned long)p.p_align, (unsigned long)VMC_ELF_MAX_TLS_ALIGN);
+    if (p.p_filesz > p.p_memsz)
+        return PH_FAIL(e, i, "PT_TLS p_filesz 0x%lx > p_memsz 0x%lx", PH_ARGS(e, i), (unsigned long)p.p_filesz,
+                       (unsigned long)p.p_memsz);
+    if (p.p_memsz > VMC_ELF_MAX_TLS_SIZE)
+        return PH_FAIL(e, i, "PT_TLS p_memsz 0x%lx is over the 0x%lx bytes accepted", PH_ARGS(e, i),
+                       (unsigned long)p.p_memsz, (unsigned long)VMC_ELF_MAX_TLS_SIZE);
+    const vmc_seg_t *s = p.p_filesz ? vmc__elf_seg(e, p.p_vaddr, p.p_filesz, 0) : NULL;
+    if (p.p_filesz && (!s || !(s->flags & PF_R) || p.p_offset != s->offset + (p.p_vaddr - s->vaddr)))
+        return PH_FAIL(e, i, "PT_TLS 0x%lx+0x%lx (its .tdata) is not inside the file part of a readable PT_LOAD",
+                       PH_ARGS(e, i), (unsigned long)p.p_vaddr, (unsigned long)p.p_filesz);
+    e->has_tls = 1;
+    e->tls_index = i;
+    e->tls_vaddr = p.p_vaddr;
+    e->tls_filesz = p.p_filesz;
+    e->tls_memsz = p.p_memsz;
+    e->tls_align = align;
+    return 0;
+}
+
 const vmc_seg_t *vmc__elf_seg(const vmc_elf_t *e, uint64_t vaddr, uint64_t size, int mem)
 {
     for (int i = 0; i < e->nload; i++) {
@@ -171,7 +202,10 @@ int vmc__elf_check_phdrs(vmc_elf_t *e, const Elf64_Phdr *ph)
     unsigned dyn_index = 0;
     const Elf64_Phdr *relro = NULL;
     unsigned relro_index = 0;
+    const Elf64_Phdr *tls = NULL;
+    unsigned tls_index = 0;
     e->nload = 0;
+    e->has_tls = 0;
     e->align = page;
     e->ehhdr_size = 0;
     for (unsigned i = 0; i < e->phnum; i++) {
@@ -190,7 +224,12 @@ int vmc__elf_check_phdrs(vmc_elf_t *e, const Elf64_Phdr *ph)
             dyn_index = i;
             break;
         case PT_TLS:
-            return PH_UNSUP(e, i, "thread-local storage (PT_TLS) is not supported", PH_ARGS(e, i));
+            if (tls)
+                return PH_FAIL(e, i, "a second PT_TLS (the first is program header %u)", PH_ARGS(e, i),
+                               tls_index);
+            tls = &ph[i];
+            tls_index = i;
+            break;
         case PT_GNU_STACK:
             if (p.p_flags & PF_X)
                 return PH_UNSUP(e, i, "an executable stack (PT_GNU_STACK with PF_X) is not supported",
@@ -241,6 +280,7 @@ int vmc__elf_check_phdrs(vmc_elf_t *e, const Elf64_Phdr *ph)
             e->relro_size = p.p_memsz;
         }
     }
+    if (tls && (r = check_tls(e, tls_index, tls))) return r;
     e->lo = e->load[0].vaddr & ~(uint64_t)(page - 1);
     const vmc_seg_t *last = &e->load[e->nload - 1];
     e->hi = (last->vaddr + last->memsz + page - 1) & ~(uint64_t)(page - 1);

@@ -534,8 +534,6 @@ int vmc__elf_dyn(vmc_elf_obj_t *l, const vmc_src_t *src)
         case DT_FLAGS:
             l->dt_flags = val;
             if (val & DF_TEXTREL) return dyn_entry_unsup(l, i, "text relocations (DF_TEXTREL) are not supported");
-            if (val & DF_STATIC_TLS)
-                return dyn_entry_unsup(l, i, "initial-exec thread-local storage (DF_STATIC_TLS) is not supported");
             break;
         case DT_FLAGS_1:
             l->dt_flags_1 = val;
@@ -636,7 +634,7 @@ int vmc__elf_defines(const vmc_elf_obj_t *l, size_t i, const char *name, const v
     if (s->st_shndx == SHN_UNDEF) return 0;
     int type = ELF64_ST_TYPE(s->st_info), bind = ELF64_ST_BIND(s->st_info);
     if (type != STT_NOTYPE && type != STT_OBJECT && type != STT_FUNC && type != STT_COMMON &&
-        type != STT_GNU_IFUNC)
+        type != STT_GNU_IFUNC && type != STT_TLS)
         return 0;
     if (bind != STB_GLOBAL && bind != STB_WEAK && bind != STB_GNU_UNIQUE) return 0;
     int vis = ELF64_ST_VISIBILITY(s->st_other);

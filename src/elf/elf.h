@@ -31,6 +31,8 @@
 #define VMC_ELF_MAX_NEEDED 64        /* DT_NEEDED entries in one library    */
 #define VMC_ELF_MAX_DEPTH  16        /* nesting of private dependencies     */
 #define VMC_ELF_MAX_ALIGN  ((size_t)2 << 20)   /* largest run alignment honoured */
+#define VMC_ELF_MAX_TLS_ALIGN ((uint64_t)1 << 16)  /* PT_TLS p_align honoured */
+#define VMC_ELF_MAX_TLS_SIZE  ((uint64_t)1 << 30)  /* PT_TLS p_memsz accepted */
 
 /* One PT_LOAD, as found in the file (validated). */
 typedef struct vmc_seg {
@@ -51,6 +53,9 @@ typedef struct vmc_elf {
     uint64_t dyn_vaddr, dyn_offset, dyn_size;   /* PT_DYNAMIC               */
     uint64_t relro_vaddr, relro_size;           /* PT_GNU_RELRO, or size 0  */
     uint64_t ehhdr_vaddr, ehhdr_size;           /* PT_GNU_EH_FRAME, or size 0 */
+    int has_tls;                 /* a PT_TLS (checked: check.c)             */
+    unsigned tls_index;          /* its program header number               */
+    uint64_t tls_vaddr, tls_filesz, tls_memsz, tls_align;
     uint64_t lo, hi;             /* page-rounded span of the PT_LOADs       */
     size_t align;                /* alignment the run must have             */
 } vmc_elf_t;
@@ -121,6 +126,17 @@ typedef struct vmc_elf_env {
     /* For the message of a strong symbol nothing defines: a hint to add
      * (" (the program defines it but does not export it: ...)"), or "". */
     const char *(*missing_hint)(const struct vmc_elf_obj *o, const char *name);
+    /* A TLS relocation, of relocation kind `kind` (VMC_RELOC_DTPMOD, DTPOFF,
+     * TPOFF or TLSDESC; `type` its number, for messages), naming symbol
+     * symidx (< nsyms; 0: the object's own module) with `addend`, at vaddr
+     * `at`: the word to store in out[0], and out[1] for a descriptor's
+     * second word (the lifecycle may write `at` again before RELRO).
+     * -ENOTSUP (with a message) for valid ones that cannot be served. */
+    int (*tls)(struct vmc_elf_obj *o, int kind, unsigned type, size_t symidx, int64_t addend, uint64_t at,
+               uint64_t out[2], const char *tag, size_t index);
+    /* After relocation, before RELRO: the lifecycle's last writes to the
+     * image (the static TLS offsets of initial-exec relocations). */
+    int (*relocated)(struct vmc_elf_obj *o);
 } vmc_elf_env_t;
 
 /* One ELF object mapped into the code region: everything this layer reads
@@ -170,6 +186,8 @@ typedef struct vmc_elf_obj {
 
     vmc_lib_counts_t counts;     /* relocations applied, symbols bound      */
     int bound_from;              /* where the last symbol bound was found   */
+    const struct vmc_elf_obj *bound_obj;   /* ... in which object (this one, a
+                                    private library), or NULL: the host    */
 } vmc_elf_obj_t;
 
 /* ---- the object's life, as the lifecycle drives it ----------------------------

@@ -103,6 +103,7 @@ int vmc__elf_ready(vmc_elf_obj_t *l, const vmc_src_t *src)
 {
     int e;
     if ((e = vmc__elf_relocate(l))) return e;
+    if ((e = l->env->relocated(l))) return e;
     if ((e = vmc__elf_protect_relro(l))) return e;
     if ((e = check_init_fini(l)) || (e = note_empty_fini(l, src))) return e;
     return 0;

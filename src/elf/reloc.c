@@ -8,11 +8,12 @@
  *
  * Types: NONE, RELATIVE (B + A), 64 (S + A), GLOB_DAT and JUMP_SLOT (S, no
  * addend, as glibc does), IRELATIVE (call the resolver at B + A), and any
- * symbol of type STT_GNU_IFUNC (call its resolver).  The other types the
- * system loader applies in a library are refused as unsupported (-ENOTSUP,
- * naming the type and the feature: COPY, which is for executables, the
- * 32-bit and size ones, the TLS ones while private libraries have no TLS);
- * any other number is no dynamic relocation of the machine (-ENOEXEC).
+ * symbol of type STT_GNU_IFUNC (call its resolver); the TLS ones, DTPMOD64,
+ * DTPOFF64, TPOFF64 and TLSDESC, with values from the lifecycle (env->tls).
+ * The other types the system loader applies in a library are refused as
+ * unsupported (-ENOTSUP, naming the type and the feature: COPY, which is for
+ * executables, the 32-bit and size ones); any other number is no dynamic
+ * relocation of the machine (-ENOEXEC).
  *
  * Resolvers run in a second pass, after every other relocation, because
  * they read the library's data through its GOT (the linker sorts IRELATIVE
@@ -232,6 +233,28 @@ static int apply_rela(vmc_elf_obj_t *l, const rtab_t *t, int pass, int *deferred
             }
             if (ifunc && (err = l->env->call_ifunc(l, value, &value, t->tag, i))) goto out;
             store64(p, kind == VMC_RELOC_ABS64 ? value + (uint64_t)r.r_addend : value);
+            break;
+        }
+        case VMC_RELOC_DTPMOD:
+        case VMC_RELOC_DTPOFF:
+        case VMC_RELOC_TPOFF:
+        case VMC_RELOC_TLSDESC: {
+            /* bound afresh each time (no memo): a host variable's address
+             * depends on the calling thread, and these are few */
+            if (pass == 2) break;
+            if (sym >= nsyms) {
+                err = entry_fail(l, t, i, sizeof r, "symbol index %zu is past the symbol table (%zu symbols)",
+                                 sym, nsyms);
+                goto out;
+            }
+            uint8_t *p2 = NULL;
+            uint64_t words[2];
+            if (kind == VMC_RELOC_TLSDESC && (err = target(l, t, i, sizeof r, r.r_offset + 8, &w, &p2))) goto out;
+            if ((err = l->env->tls(l, kind, type, sym, r.r_addend, r.r_offset, words, t->tag, i))) goto out;
+            store64(p, words[0]);
+            if (p2) store64(p2, words[1]);
+            symbolic++;
+            l->counts.bound[l->bound_from]++;
             break;
         }
         default: {

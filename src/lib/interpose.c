@@ -14,6 +14,7 @@
 #include "lib/phdr.h"
 #include "lib/tlsdtor.h"
 #include "lib/unwinder.h"
+#include "lib/tls.h"
 
 #include <dlfcn.h>
 #include <pthread.h>
@@ -33,6 +34,7 @@ static const interpose_t table[] = {
     {"__cxa_thread_atexit_impl", NULL, (void *)vmc__cxa_thread_atexit},  /* glibc's */
     {"__cxa_thread_atexit", NULL, (void *)vmc__cxa_thread_atexit},       /* libstdc++'s, which calls it */
     {"backtrace", NULL, (void *)vmc__backtrace},
+    {"__tls_get_addr", NULL, (void *)vmc__tls_get_addr},   /* serves private modules (tls.c) */
 };
 
 #define NTABLE (sizeof table / sizeof table[0])

@@ -127,10 +127,12 @@ int vmc__call_ifunc(vmc_lib_t *l, uintptr_t resolver, uintptr_t *out, const char
 
 /* ---- binding --------------------------------------------------------------- */
 
-static int found_in(const vmc_lib_t *d, const vmc_name_t *name, const vmc_ver_t *ver, uintptr_t *value,
-                    int *ifunc)
+static int found_in(vmc_lib_t *l, const vmc_lib_t *d, const vmc_name_t *name, const vmc_ver_t *ver,
+                    uintptr_t *value, int *ifunc)
 {
-    return vmc__elf_find(&d->o, name, ver, value, ifunc);
+    if (!vmc__elf_find(&d->o, name, ver, value, ifunc)) return 0;
+    l->o.bound_obj = &d->o;  /* a TLS symbol's module (tlsbind.c) */
+    return 1;
 }
 
 void *vmc__host_sym_for(const vmc_lib_t *l, const vmc_name_t *name, const char *version)
@@ -150,14 +152,15 @@ int vmc__resolve(vmc_lib_t *l, const vmc_name_t *key, const vmc_ver_t *ver, uint
     char what[64];
     l->o.bound_from = VMC_BOUND_PRIVATE;
     for (size_t i = 0; i < l->ndeps; i++)
-        if (l->deps[i].kind == VMC_DEP_PRIVATE && found_in(l->deps[i].lib, key, ver, value, ifunc))
+        if (l->deps[i].kind == VMC_DEP_PRIVATE && found_in(l, l->deps[i].lib, key, ver, value, ifunc))
             return 1;
     for (vmc_lib_t *o = l->v->libs; o; o = o->next)
         if (o != l && o->state != VMC_LIB_LOADING && o->state != VMC_LIB_FINISHED &&
             (!(o->flags & VMC_LOAD_INERT) || (l->flags & VMC_LOAD_INERT)) &&
-            found_in(o, key, ver, value, ifunc))
+            found_in(l, o, key, ver, value, ifunc))
             return 1;
     l->o.bound_from = VMC_BOUND_HOST;
+    l->o.bound_obj = NULL;
     void *own = vmc__interposed(key, ver);
     if (own) {
         *value = (uintptr_t)own;
@@ -349,6 +352,7 @@ static void destroy(vmc_lib_t *l)
     vmc__debug_remove(&l->dbg);  /* while the image is still there */
     vmc__phdr_withdraw(l);
     vmc__elf_unwind_deregister(&l->o);
+    vmc__lib_tls_remove(l);  /* every thread's block, before the image goes */
     vmc__elf_unmap(&l->o);  /* on failure: inaccessible, re-reserved later */
     if (l->next || l->prev || v->libs == l) list_remove(v, l);
     for (size_t i = l->ndeps; i-- > 0;) {
@@ -418,7 +422,22 @@ static const char *env_missing_hint(const vmc_elf_obj_t *o, const char *name)
     return hint;
 }
 
-static const vmc_elf_env_t elf_env = {env_resolve, env_call_ifunc, env_host_sym, env_missing_hint};
+static int env_tls(vmc_elf_obj_t *o, int kind, unsigned type, size_t symidx, int64_t addend, uint64_t at,
+                   uint64_t out[2], const char *tag, size_t index)
+{
+    return vmc__lib_tls_reloc(vmc__lib_of(o), kind, type, symidx, addend, at, out, tag, index);
+}
+
+static int env_relocated(vmc_elf_obj_t *o) { return vmc__lib_tls_finish(vmc__lib_of(o)); }
+
+static const vmc_elf_env_t elf_env = {
+    .resolve = env_resolve,
+    .call_ifunc = env_call_ifunc,
+    .host_sym = env_host_sym,
+    .missing_hint = env_missing_hint,
+    .tls = env_tls,
+    .relocated = env_relocated,
+};
 
 static vmc_lib_t *lib_new(vmc_loader_t *v, const char *name, int flags, int depth)
 {
@@ -476,6 +495,7 @@ static int load_image(vmc_lib_t *l, const vmc_src_t *src, const uint8_t *hdr, si
     int e = vmc__elf_load(&l->o, src, hdr, hdrlen);
     if (e) return e;
     list_add(l->v, l);
+    if ((e = vmc__lib_tls_add(l))) return e;
     if ((e = vmc__elf_dyn(&l->o, src))) return e;
     if ((e = resolve_deps(l))) return e;
     vmc__host_sym_sync();  /* resolving dependencies may have loaded objects */
@@ -605,6 +625,8 @@ void *vmc_lib_sym(vmc_lib_t *l, const char *name)
     const vmc_name_t key = vmc__elf_name(name);
     uintptr_t a;
     int ifunc;
+    const Elf64_Sym *s = vmc__elf_lookup(&l->o, &key, NULL);
+    if (s && ELF64_ST_TYPE(s->st_info) == STT_TLS) return vmc__lib_tls_sym(l, s);  /* as dlsym: this thread's */
     if (!vmc__elf_find(&l->o, &key, NULL, &a, &ifunc)) {
         vmc__fail(-ENOENT, "%s: exports no symbol %s (in its default version)", l->name, name);
         return NULL;
@@ -690,6 +712,7 @@ void vmc__loader_close(vmc_loader_t *v)
         for (size_t i = 0; i < l->ndeps; i++)
             if (l->deps[i].kind == VMC_DEP_SYSTEM) dlclose(l->deps[i].handle);
         l->ndeps = 0;
+        vmc__lib_tls_remove(l);
         vmc__elf_unmap(&l->o);
         list_remove(v, l);
         lib_free(l);

@@ -59,6 +59,17 @@ struct vmc_lib {
     size_t ndeps;
     vmc_lib_t *next, *prev;      /* the handle's list, in load order        */
 
+    /* tlsbind.c: thread-local storage */
+    int has_tls_slot;            /* PT_TLS: a module of tls.c               */
+    size_t tls_slot;             /* its slot (module id: VMC_TLS_MODID_BASE + slot) */
+    struct vmc_tls_host_ref *tls_host;   /* host modules it reaches by TLSDESC */
+    size_t ntls_host;
+    void *tls_static;            /* its block is in static TLS: glibc's handle */
+    int64_t tls_tpoff;           /* ... at this offset from the thread pointer */
+    struct vmc_tls_later *tls_later;     /* relocations waiting for tls_tpoff */
+    size_t ntls_later;
+    int tls_needs_static;        /* one of them is initial-exec: no fallback */
+
     /* phdr.c: on the list dl_iterate_phdr and _dl_find_object report */
     int published;
     const Elf64_Phdr *phdr_mem;  /* the program headers in the image, or NULL */
@@ -86,6 +97,35 @@ static inline vmc_lib_t *vmc__lib_of(const vmc_elf_obj_t *o)
  * loaded for l. */
 void *vmc__host_sym_for(const vmc_lib_t *l, const vmc_name_t *name, const char *version);
 
+
+/* A host TLS module a library holds a tls.c slot for. */
+typedef struct vmc_tls_host_ref {
+    uint64_t modid;              /* glibc's module id                       */
+    size_t slot;                 /* the tls.c slot standing for it          */
+} vmc_tls_host_ref_t;
+
+/* A relocation of l's own module that waits for its static TLS offset. */
+typedef struct vmc_tls_later {
+    uint64_t at;                 /* the target's vaddr                      */
+    uint64_t offset;             /* in the block (symbol + addend)          */
+    int desc;                    /* a descriptor (two words), else TPOFF64  */
+} vmc_tls_later_t;
+
+/* ---- tlsbind.c ------------------------------------------------------------ */
+/* Take a TLS module for l's PT_TLS (none: nothing to do); give it back, and
+ * the host slots l holds. */
+int vmc__lib_tls_add(vmc_lib_t *l);
+void vmc__lib_tls_remove(vmc_lib_t *l);
+/* The words a TLS relocation of l stores (vmc_elf_env_t.tls says what). */
+int vmc__lib_tls_reloc(vmc_lib_t *l, int kind, unsigned type, size_t symidx, int64_t addend, uint64_t at,
+                       uint64_t out[2], const char *tag, size_t index);
+/* After relocation, before RELRO: give l's module a block in static TLS if
+ * a relocation waits for one (required by initial-exec ones; for
+ * descriptors only a faster way, skipped when it does not fit) and patch
+ * those relocations. */
+int vmc__lib_tls_finish(vmc_lib_t *l);
+/* The calling thread's copy of l's TLS symbol s (vmc_lib_sym, as dlsym). */
+void *vmc__lib_tls_sym(vmc_lib_t *l, const Elf64_Sym *s);
 
 /* ---- hostsym.c ------------------------------------------------------------ */
 /* The host's definition of name at version (NULL: the default one), as the

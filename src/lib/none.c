@@ -4,6 +4,7 @@
  * by name; a handle never holds a library, so the other calls see none. */
 #include "lib/libs.h"
 #include "base/error.h"
+#include "lib/tls.h"
 
 #include <errno.h>
 
@@ -35,6 +36,9 @@ int vmc__lib_load_mem(vmc_loader_t *v, const void *bytes, size_t len, const char
 
 void vmc__phdr_fork_prepare(void) {}
 void vmc__phdr_fork_release(void) {}
+void vmc__tls_fork_prepare(void) {}
+void vmc__tls_fork_parent(void) {}
+void vmc__tls_fork_child(void) {}
 
 /* No vmc_lib_t ever exists here: each call gets what a NULL one gets. */
 void *vmc_lib_sym(vmc_lib_t *l, const char *name)

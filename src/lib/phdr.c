@@ -14,6 +14,7 @@
  * a private library coming or going is seen as an object added or removed.
  */
 #include "lib/phdr.h"
+#include "lib/tls.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -117,6 +118,10 @@ int vmc__dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void 
         info.dlpi_phnum = (ElfW(Half))l->o.elf.phnum;
         info.dlpi_adds = w.adds + atomic_load(&pub_adds);
         info.dlpi_subs = w.subs + atomic_load(&pub_subs);
+        if (l->has_tls_slot) {  /* as glibc: the id, and this thread's block if it has one yet */
+            info.dlpi_tls_modid = (size_t)(VMC_TLS_MODID_BASE + l->tls_slot);
+            info.dlpi_tls_data = vmc__tls_block(l->tls_slot);
+        }
         r = cb(&info, sizeof info, data);
     }
     pub_leave();
