@@ -315,7 +315,9 @@ VMC_API int vmc_span_reaches(uintptr_t a, uintptr_t b, uintptr_t lo, uintptr_t h
 typedef struct vmc_stats {
     /* code_largest_free: the largest request the code region can take now;
      * wholly free chunks the code heap keeps committed for reuse count as
-     * free (they are given back before any request would fail) */
+     * free (they are given back before any request would fail), and empty
+     * slabs kept by the calling thread and by exited threads are handed
+     * back to the heap first */
     size_t code_size, code_used, code_committed, code_largest_free;
     size_t heap_size, heap_used, heap_committed;
     size_t allocations, libraries, mapped_files;

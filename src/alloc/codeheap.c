@@ -960,6 +960,14 @@ size_t vmc__codeheap_largest_free(vmc_space_t *v, int ri)
     uintptr_t starts[2 * KEEP_CHUNKS];
     size_t n = 0;
     pthread_mutex_lock(&h->lock);
+    /* Empty slabs that caches keep go back first, so that what is free
+     * counts as free (they would at the next take that finds no room): those
+     * of exited threads, emptied since by other threads' frees, and the
+     * caller's own (a thread that frees may have adopted an exited thread's
+     * cache). */
+    tcache_t *mine = pthread_getspecific(h->key);
+    if (mine) cache_drop_empty(v, mine, ri);
+    for (tcache_t *tc = h->idle; tc; tc = tc->next_idle) cache_drop_empty(v, tc, ri);
     for (int k = 1; k < NKINDS; k++)
         if ((k == VMC_DATA) == ri)
             for (int i = 0; i < h->nkept[k] && n < sizeof starts / sizeof *starts; i++)
