@@ -249,6 +249,14 @@ TEST(cli_one_option_syntax_for_every_command)
         ASSERT_STR_CONTAINS(out, "placement     vm_base");
         free(out);
     }
+    /* before the command as well */
+    ASSERT_EQ(vmcode("-vm_size 256M -vmheap_size 0 info -no_near_app", &out), 0);
+    ASSERT_STR_CONTAINS(out, "256 MiB  (asked 256 MiB)");
+    ASSERT_STR_CONTAINS(out, "heap region   none");
+    free(out);
+    ASSERT_EQ(vmcode("-vm_size 256M", &out), 2);  /* no command at all */
+    ASSERT_STR_CONTAINS(out, "unknown command '-vm_size'");
+    free(out);
     ASSERT_EQ(vmcode("info -w_xor_x 1", &out), 2);
     ASSERT_STR_CONTAINS(out, "option text: '-w_xor_x' is a boolean and takes no value (got '1'): write -w_xor_x to "
                              "turn it on, -no_w_xor_x to turn it off");

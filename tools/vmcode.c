@@ -8,7 +8,7 @@
  *
  * Every command takes the same arguments: OPTIONS are vmcode option words
  * (-vm_size 1G, -no_near_app; a size's or address's value is the next word),
- * anywhere on the line, or as one text with --options TEXT; --flags are the
+ * anywhere on the line (before the command too), or as one text with --options TEXT; --flags are the
  * tool's own.  The command line is applied after VMCODE_OPTIONS.
  *
  * Exit status: 0 success, 1 the operation failed, 2 wrong usage.
@@ -553,6 +553,17 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "--version")) {
         printf("vmcode %s (vmcode.h %d.%d)\n", VMC_VERSION_TEXT, VMCODE_VERSION_MAJOR, VMCODE_VERSION_MINOR);
         return 0;
+    }
+    /* Option words may come before the command too ("vmcode -vm_size 1G
+     * info"): the first word that names a command is the command. */
+    if (argv[1][0] == '-') {
+        int ci = 2;
+        while (ci < argc && !find_cmd(argv[ci])) ci++;
+        if (ci < argc) {
+            char *cmd = argv[ci];
+            memmove(&argv[2], &argv[1], (size_t)(ci - 1) * sizeof *argv);
+            argv[1] = cmd;
+        }
     }
     const cmd_t *c = find_cmd(argv[1]);
     if (!c) {
