@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* ---- host side: what the library reports ----------------------------------- */
@@ -346,6 +347,65 @@ TEST(tlsdtor_cxx_static_runtime_throws_and_catches)
     int (*f)(int) = (int (*)(int))vmc_lib_sym(l, "t_cxx_catch");
     ASSERT(f);
     for (int i = 0; i < 20; i++) ASSERT_EQ(f(i % 5), i + 1);
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+}
+
+/* ---- fork ------------------------------------------------------------------ */
+
+static atomic_int churn_stop;
+static int (*churn_reg)(int);
+
+static void *churn_one(void *arg)
+{
+    (void)arg;
+    churn_reg(1);
+    return NULL;
+}
+
+static void *churn(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&churn_stop)) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, churn_one, NULL) == 0) pthread_join(t, NULL);
+    }
+    return NULL;
+}
+
+/* Threads registering and running thread-exit destructors while the
+ * process forks: the child registers and runs its own (the registration
+ * lists' locks are taken around fork, so none is left held in the child). */
+TEST_THREADED(tlsdtor_fork_while_threads_register)
+{
+    vmc_t *v = vt_open("");
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, tldlib(), 0, &l));
+    churn_reg = (int (*)(int))vmc_lib_sym(l, "t_tld_register");
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) ASSERT_EQ(pthread_create(&th[i], NULL, churn, NULL), 0);
+    for (int i = 0; i < 20; i++) {
+        pid_t pid = fork();
+        ASSERT(pid >= 0);
+        if (pid == 0) {
+            pthread_mutex_lock(&ev_lock);
+            events[0] = 0;
+            pthread_mutex_unlock(&ev_lock);
+            worker_t w;
+            worker_start(&w, churn_reg, 2);
+            worker_finish(&w);
+            pthread_mutex_lock(&ev_lock);
+            int ok = !strcmp(events, "102 101");
+            pthread_mutex_unlock(&ev_lock);
+            _exit(ok ? 0 : 3);
+        }
+        int st;
+        ASSERT_EQ(waitpid(pid, &st, 0), pid);
+        ASSERT(WIFEXITED(st));
+        ASSERT_EQ(WEXITSTATUS(st), 0);
+    }
+    atomic_store(&churn_stop, 1);
+    for (int i = 0; i < 2; i++) ASSERT_EQ(pthread_join(th[i], NULL), 0);
     ASSERT_OK(vmc_lib_unload(l));
     vmc_close(v);
 }

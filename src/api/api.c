@@ -17,8 +17,10 @@
  * thread forks: the child would then hang on that lock.  One set of
  * pthread_atfork handlers takes every lock of every open handle before fork,
  * in the order the operations take them (loader, stubs, code heap, block
- * maps), then the W^X layer's and the thread-local storage table's (taken
- * under the loader's by an unload), and releases them on both sides after it.
+ * maps), then the private libraries' process-wide lists (published
+ * libraries, thread-exit destructors, the unwinder), then the W^X layer's
+ * and the thread-local storage table's (taken under the loader's by an
+ * unload), and releases them on both sides after it.
  */
 static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
 static vmc_t *handles;
@@ -36,12 +38,16 @@ static void fork_prepare(void)
         vmc__blocks_lock(v->sp.heap_blocks);
     }
     vmc__phdr_fork_prepare();
+    vmc__tlsdtor_fork_prepare();
+    vmc__unwinder_fork_prepare();
     vmc__wx_fork_prepare();
     vmc__tls_fork_prepare();
 }
 
 static void fork_release(void)
 {
+    vmc__unwinder_fork_release();
+    vmc__tlsdtor_fork_release();
     vmc__phdr_fork_release();
     for (vmc_t *v = handles; v; v = v->next) {
         vmc__blocks_unlock(v->sp.heap_blocks);

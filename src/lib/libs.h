@@ -35,8 +35,14 @@ int vmc__lib_load_mem(vmc_loader_t *v, const void *bytes, size_t len, const char
                       vmc_lib_t **out);
 /* vmc_addr_info (addrinfo.c) for a handle's loader. */
 int vmc__lib_addr_info(vmc_loader_t *v, const void *addr, vmc_addr_info_t *info);
-/* Around fork (api.c): the list of published objects (phdr.c), taken after
- * the handles' loader locks. */
+/* Around fork (api.c): the process-wide locks of private libraries, taken
+ * after the handles' loader locks, in this order: the list of published
+ * objects (phdr.c), thread-exit destructors (tlsdtor.c), the unwinder
+ * (unwinder.c); released in the reverse order. */
 void vmc__phdr_fork_prepare(void);
 void vmc__phdr_fork_release(void);
+void vmc__tlsdtor_fork_prepare(void);
+void vmc__tlsdtor_fork_release(void);
+void vmc__unwinder_fork_prepare(void);
+void vmc__unwinder_fork_release(void);
 #endif

@@ -39,6 +39,10 @@ void vmc__phdr_fork_release(void) {}
 void vmc__tls_fork_prepare(void) {}
 void vmc__tls_fork_parent(void) {}
 void vmc__tls_fork_child(void) {}
+void vmc__tlsdtor_fork_prepare(void) {}
+void vmc__tlsdtor_fork_release(void) {}
+void vmc__unwinder_fork_prepare(void) {}
+void vmc__unwinder_fork_release(void) {}
 
 /* No vmc_lib_t ever exists here: each call gets what a NULL one gets. */
 void *vmc_lib_sym(vmc_lib_t *l, const char *name)

@@ -37,6 +37,9 @@ static unsigned long dt_finished;    /* destructors finished: close waits on it 
 
 static atomic_ulong fault_nth, fault_count;
 
+void vmc__tlsdtor_fork_prepare(void) { pthread_mutex_lock(&dt_lock); }
+void vmc__tlsdtor_fork_release(void) { pthread_mutex_unlock(&dt_lock); }
+
 void vmc__tlsdtor_fault(unsigned long nth)
 {
     atomic_store(&fault_count, 0);

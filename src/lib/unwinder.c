@@ -38,6 +38,9 @@ static frame_fn uw_reg, uw_dereg;    /* set once, never cleared             */
 static void *uw_object;              /* the dlopen reference that keeps them */
 static unsigned long long uw_adds = ~0ull;   /* dlpi_adds at the last search */
 
+void vmc__unwinder_fork_prepare(void) { pthread_mutex_lock(&uw_lock); }
+void vmc__unwinder_fork_release(void) { pthread_mutex_unlock(&uw_lock); }
+
 typedef struct search {
     unsigned long long adds;
     int first, changed;
