@@ -31,6 +31,7 @@
  * descriptor is one per process anyway.
  */
 #include "api/jitnames.h"
+#include "base/attrs.h"
 #include "api/vmc.h"
 #include "base/error.h"
 #include "os/os.h"
@@ -62,8 +63,8 @@ struct jit_descriptor {
 
 /* Weak: a process with another JIT that defines them (LLVM's MCJIT, say)
  * links to one descriptor, as the interface means; gdb finds it by name. */
-__attribute__((weak, noinline, noclone, used)) void __jit_debug_register_code(void);
-__attribute__((weak, noinline, noclone, used)) void __jit_debug_register_code(void)
+VMC_NOCLONE __attribute__((weak, noinline, used)) void __jit_debug_register_code(void);
+VMC_NOCLONE __attribute__((weak, noinline, used)) void __jit_debug_register_code(void)
 {
     __asm__ volatile("" ::: "memory");
 }

@@ -7,6 +7,7 @@
  * "Debugging and profiling", has the numbers with gdb attached).
  */
 #include "lib/debug_registry.h"
+#include "base/attrs.h"
 #include "vmcode.h"
 
 #include <pthread.h>
@@ -20,7 +21,7 @@ VMC_API vmc_debug_registry_t vmc_debug_registry = {
 /* The debugger's breakpoint.  The empty asm with a memory clobber keeps
  * the compiler from dropping the call or moving the list's stores past
  * it; noinline and noclone keep it one function at one address. */
-VMC_API __attribute__((noinline, noclone, used)) void vmc_debug_libraries_changed(void)
+VMC_API VMC_NOCLONE __attribute__((noinline, used)) void vmc_debug_libraries_changed(void)
 {
     __asm__ volatile("" ::: "memory");
 }
