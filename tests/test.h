@@ -135,6 +135,11 @@ const char *vt_build_dir(void);
 /* The source tree (VMC_TEST_SRC, "." without it): a file of it, in a static
  * buffer that the next call reuses. */
 const char *vt_src_path(const char *rel);
+/* BUILD/tests/libs/NAME, asserted to exist (the test libraries); the last
+ * eight results stay valid. */
+const char *vt_tlib(const char *name);
+/* Does p lie in v's code region? */
+int vt_in_code_region(vmc_t *v, const void *p);
 /* 1 if running under a sanitizer that reserves huge shadow memory. */
 int vt_sanitized(void);
 

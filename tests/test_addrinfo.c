@@ -5,28 +5,18 @@
 #include <dlfcn.h>
 #include <unistd.h>
 
-static const char *alib(const char *name)
-{
-    static char path[4][512];
-    static int k;
-    char *p = path[k++ % 4];
-    snprintf(p, 512, "%s/tests/libs/%s", vt_build_dir(), name);
-    ASSERT_MSG(access(p, R_OK) == 0, "test library %s is not built", p);
-    return p;
-}
-
 TEST(addrinfo_exported_symbols_and_interior_addresses)
 {
     vmc_t *v = vt_open("");
     vmc_lib_t *l;
-    ASSERT_OK(vmc_lib_load(v, alib("libt_basic.so"), 0, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_basic.so"), 0, &l));
     vmc_lib_info_t li;
     ASSERT_OK(vmc_lib_info(l, &li));
     vmc_addr_info_t ai;
     char *add = vmc_lib_sym(l, "t_add");
     ASSERT_OK(vmc_addr_info(v, add, &ai));
     ASSERT(ai.lib == l);
-    ASSERT_STR_EQ(ai.path, alib("libt_basic.so"));
+    ASSERT_STR_EQ(ai.path, vt_tlib("libt_basic.so"));
     ASSERT(ai.base == li.base);
     ASSERT_STR_EQ(ai.sym_name, "t_add");
     ASSERT(ai.sym_addr == add);
@@ -61,7 +51,7 @@ TEST(addrinfo_unexported_code)
 {
     vmc_t *v = vt_open("");
     vmc_lib_t *l;
-    ASSERT_OK(vmc_lib_load(v, alib("libt_addr.so"), 0, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_addr.so"), 0, &l));
     void *(*st)(void) = (void *(*)(void))vmc_lib_sym(l, "t_addr_static");
     void *(*hid)(void) = (void *(*)(void))vmc_lib_sym(l, "t_addr_hidden_addr");
     void *targets[2] = {st(), hid()};
@@ -105,7 +95,7 @@ TEST(addrinfo_addresses_outside_private_libraries)
     /* a library of another handle is not this handle's */
     vmc_t *w = vt_open("");
     vmc_lib_t *l;
-    ASSERT_OK(vmc_lib_load(w, alib("libt_basic.so"), 0, &l));
+    ASSERT_OK(vmc_lib_load(w, vt_tlib("libt_basic.so"), 0, &l));
     ASSERT_EQ(vmc_addr_info(v, vmc_lib_sym(l, "t_add"), &ai), -ENOENT);
     ASSERT_OK(vmc_addr_info(w, vmc_lib_sym(l, "t_add"), &ai));
     ASSERT(ai.lib == l);

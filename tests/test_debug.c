@@ -19,16 +19,6 @@
 
 extern vmc_debug_registry_t vmc_debug_registry;
 
-static const char *tlib(const char *name)
-{
-    static char path[8][512];
-    static int k;
-    char *p = path[k++ % 8];
-    snprintf(p, 512, "%s/tests/libs/%s", vt_build_dir(), name);
-    ASSERT_MSG(access(p, R_OK) == 0, "test library %s is not built", p);
-    return p;
-}
-
 /* The build directory, absolute (the commands below change directory). */
 static const char *build(void)
 {
@@ -77,7 +67,7 @@ static const char *abs_tlib(const char *name)
     static char path[4][4096];
     static int k;
     char *p = path[k++ % 4];
-    ASSERT(realpath(tlib(name), p));
+    ASSERT(realpath(vt_tlib(name), p));
     return p;
 }
 
@@ -98,8 +88,8 @@ TEST(debug_registry_lists_private_libraries)
     vmc_t *v = vt_open("-vmheap_size 0");
     uint64_t gen = vmc_debug_registry.generation;
     vmc_lib_t *a, *c;
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_basic.so"), 0, &a));
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_chain_a.so"), 0, &c));  /* + libt_chain_b.so, privately */
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_basic.so"), 0, &a));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_chain_a.so"), 0, &c));  /* + libt_chain_b.so, privately */
     ASSERT_EQ(vmc__debug_count(), 3);
     ASSERT_EQ(vmc_debug_registry.generation, gen + 3);
     const vmc_debug_lib_t *e = registered(abs_tlib("libt_basic.so"));
@@ -117,7 +107,7 @@ TEST(debug_registry_lists_private_libraries)
     ASSERT(in_text);
     /* a second load of the same file is the same library: no new entry */
     vmc_lib_t *a2;
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_basic.so"), 0, &a2));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_basic.so"), 0, &a2));
     ASSERT_EQ(vmc__debug_count(), 3);
     ASSERT_OK(vmc_lib_unload(a2));
     ASSERT_OK(vmc_lib_unload(a));
@@ -128,7 +118,7 @@ TEST(debug_registry_lists_private_libraries)
     ASSERT(vmc_debug_registry.first == NULL);
     ASSERT_EQ(vmc_debug_registry.generation, gen + 6);
     /* vmc_close takes out what is still loaded */
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_basic.so"), 0, &a));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_basic.so"), 0, &a));
     vmc_close(v);
     ASSERT_EQ(vmc__debug_count(), 0);
 }
@@ -153,7 +143,7 @@ TEST(debug_registry_paths_are_absolute_and_memory_loads_flagged)
     char *bytes;
     size_t len;
     {
-        int fd = open(tlib("libt_basic.so"), O_RDONLY);
+        int fd = open(vt_tlib("libt_basic.so"), O_RDONLY);
         ASSERT(fd >= 0);
         len = (size_t)lseek(fd, 0, SEEK_END);
         ASSERT((bytes = malloc(len)));
@@ -183,7 +173,7 @@ TEST_TIMEOUT(debug_registry_failed_loads_leave_nothing, 120)
             vmc_lib_t *l = NULL;
             uint64_t gen = vmc_debug_registry.generation;
             vmc__os_fault(calls[c], nth, EIO, 0);
-            int r = vmc_lib_load(v, tlib("libt_chain_a.so"), 0, &l);
+            int r = vmc_lib_load(v, vt_tlib("libt_chain_a.so"), 0, &l);
             unsigned long hit = vmc__os_faults_hit();
             vmc__os_fault_clear();
             if (r) {
@@ -225,7 +215,7 @@ static void *load_loop(void *arg)
 TEST_THREADED(debug_registry_loads_from_threads)
 {
     static const char *const names[] = {"libt_basic.so", "libt_weak.so", "libt_dbg2.so", "libt_sysv.so"};
-    for (int i = 0; i < 4; i++) ASSERT((thread_paths[i] = strdup(tlib(names[i]))));
+    for (int i = 0; i < 4; i++) ASSERT((thread_paths[i] = strdup(vt_tlib(names[i]))));
     shared_handle = vt_open("-vm_size 256M -vmheap_size 0");
     pthread_t t[4];
     for (uintptr_t i = 0; i < 4; i++) ASSERT_EQ(pthread_create(&t[i], NULL, load_loop, (void *)i), 0);
@@ -331,10 +321,10 @@ static void check_segments_mapped_final(const char *options, const char *path, c
 
 TEST(debug_library_text_is_a_file_mapping_with_its_final_protection)
 {
-    check_segments_mapped_final("-vmheap_size 0", tlib("libt_basic.so"), NULL);
-    check_segments_mapped_final("-vmheap_size 0 -w_xor_x", tlib("libt_basic.so"), NULL);
-    check_segments_mapped_final("-vmheap_size 0", tlib("libt_chain_a.so"), tlib("libt_chain_b.so"));
-    check_segments_mapped_final("-vmheap_size 0 -w_xor_x", tlib("libt_dbg.so"), NULL);
+    check_segments_mapped_final("-vmheap_size 0", vt_tlib("libt_basic.so"), NULL);
+    check_segments_mapped_final("-vmheap_size 0 -w_xor_x", vt_tlib("libt_basic.so"), NULL);
+    check_segments_mapped_final("-vmheap_size 0", vt_tlib("libt_chain_a.so"), vt_tlib("libt_chain_b.so"));
+    check_segments_mapped_final("-vmheap_size 0 -w_xor_x", vt_tlib("libt_dbg.so"), NULL);
     check_segments_mapped_final("-vmheap_size 0", "/usr/lib/x86_64-linux-gnu/libz.so.1", NULL);
 }
 

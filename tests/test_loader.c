@@ -38,7 +38,6 @@ int getloadavg(double *loadavg, int nelem)
 
 /* ---- helpers ----------------------------------------------------------------- */
 
-static const char *tlib(const char *name);
 
 /* A handle whose code region has had a library in it once: the block layer
  * maps its own tables at the first run taken, and dlopen fills its caches at
@@ -47,19 +46,9 @@ static vmc_t *open_region(void)
 {
     vmc_t *v = vt_open("-vmheap_size 64M");
     vmc_lib_t *l;
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_basic.so"), 0, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_basic.so"), 0, &l));
     ASSERT_OK(vmc_lib_unload(l));
     return v;
-}
-
-static const char *tlib(const char *name)
-{
-    static char path[8][512];
-    static int k;
-    char *p = path[k++ % 8];
-    snprintf(p, 512, "%s/tests/libs/%s", vt_build_dir(), name);
-    ASSERT_MSG(access(p, R_OK) == 0, "test library %s is not built", p);
-    return p;
 }
 
 /* The system's copy of a library, or NULL. */
@@ -75,14 +64,6 @@ static const char *syslib(const char *name)
         if (access(p, R_OK) == 0) return p;
     }
     return NULL;
-}
-
-static int in_region(vmc_t *v, const void *p)
-{
-    vmc_info_t in;
-    vmc_info(v, &in);
-    uintptr_t a = (uintptr_t)p, b = (uintptr_t)in.code_base;
-    return a >= b && a - b < in.code_size;
 }
 
 static int in_lib(vmc_lib_t *l, const void *p)
@@ -142,7 +123,7 @@ static int check_self_binding(vmc_t *v, vmc_lib_t *l, const char *path)
                            (unsigned long)r[i].r_offset);
                 self++;
             } else if (got) {
-                ASSERT_MSG(!in_region(v, (void *)got), "undefined symbol's slot 0x%lx bound inside the region",
+                ASSERT_MSG(!vt_in_code_region(v, (void *)got), "undefined symbol's slot 0x%lx bound inside the region",
                            (unsigned long)r[i].r_offset);
             }
         }
@@ -175,7 +156,7 @@ static void zlib_roundtrip(vmc_t *v, vmc_lib_t *l, void *host)
     z_version_t pv = (z_version_t)vmc_lib_sym(l, "zlibVersion");
     ASSERT(pc && pu && pcrc && pv);
     ASSERT(in_lib(l, (void *)pc) && in_lib(l, (void *)pu) && in_lib(l, (void *)pcrc));
-    ASSERT(in_region(v, (void *)pv));
+    ASSERT(vt_in_code_region(v, (void *)pv));
     ASSERT(vmc_lib_sym(l, "no_such_symbol") == NULL);
     z_compress2_t hc = (z_compress2_t)dlsym(host, "compress2");
     z_crc32_t hcrc = (z_crc32_t)dlsym(host, "crc32");
@@ -265,7 +246,7 @@ TEST(loader_libzstd_private_roundtrip)
     zstd_iserror_t pe = (zstd_iserror_t)vmc_lib_sym(l, "ZSTD_isError");
     zstd_version_t pv = (zstd_version_t)vmc_lib_sym(l, "ZSTD_versionNumber");
     ASSERT(pb && pc && pd && pe && pv);
-    ASSERT(in_lib(l, (void *)pc) && in_lib(l, (void *)pd) && in_region(v, (void *)pb));
+    ASSERT(in_lib(l, (void *)pc) && in_lib(l, (void *)pd) && vt_in_code_region(v, (void *)pb));
     zstd_compress_t hc = (zstd_compress_t)dlsym(host, "ZSTD_compress");
     zstd_version_t hv = (zstd_version_t)dlsym(host, "ZSTD_versionNumber");
     ASSERT(hc && hv);
@@ -344,8 +325,8 @@ TEST(loader_under_w_xor_x)
     ASSERT_OK(vmc_alloc(v, 4096, VMC_CODE, &code));  /* code heap pages dual mapped */
     vmc_lib_t *z, *a, *f;
     ASSERT_OK(vmc_lib_load(v, path, 0, &z));
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_chain_a.so"), 0, &a));
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_ifunc.so"), 0, &f));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_chain_a.so"), 0, &a));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_ifunc.so"), 0, &f));
     ASSERT_EQ(vt_rwx_count(), 0);
     void *host = dlopen("libz.so.1", RTLD_NOW | RTLD_LOCAL);
     zlib_roundtrip(v, z, host);
@@ -385,8 +366,8 @@ TEST(loader_same_file_twice_shares_one_handle)
 {
     vmc_t *v = open_region();
     vmc_lib_t *a, *b;
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_basic.so"), 0, &a));
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_basic.so"), 0, &b));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_basic.so"), 0, &a));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_basic.so"), 0, &b));
     ASSERT(a == b);
     vmc_stats_t st;
     ASSERT_OK(vmc_stats(v, &st));
@@ -406,7 +387,7 @@ TEST(loader_basic_data_bss_and_host_calls)
 {
     vmc_t *v = open_region();
     vmc_lib_t *l;
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_basic.so"), 0, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_basic.so"), 0, &l));
     int (*add)(int, int) = (int (*)(int, int))vmc_lib_sym(l, "t_add");
     const char *(*name)(int) = (const char *(*)(int))vmc_lib_sym(l, "t_name");
     int (*counter)(void) = (int (*)(void))vmc_lib_sym(l, "t_get_counter");
@@ -425,7 +406,7 @@ TEST(loader_basic_data_bss_and_host_calls)
     /* host binding as the system loader binds the same library: memcpy is
      * memcpy@GLIBC_2.14 (not the old memcpy@2.2.5), or whatever interposes
      * it (a sanitizer's interceptor); getloadavg is the program's own */
-    void *h = dlopen(tlib("libt_basic.so"), RTLD_NOW | RTLD_LOCAL);
+    void *h = dlopen(vt_tlib("libt_basic.so"), RTLD_NOW | RTLD_LOCAL);
     ASSERT(h);
     void *(*sys_mc)(void) = (void *(*)(void))dlsym(h, "t_memcpy_addr");
     int (*sys_la)(void) = (int (*)(void))dlsym(h, "t_loadavg");
@@ -446,12 +427,12 @@ TEST(loader_basic_data_bss_and_host_calls)
 TEST(loader_sysv_hash_only)
 {
     vt_img_t m;
-    ASSERT_OK(vt_img_read(tlib("libt_sysv.so"), &m));
+    ASSERT_OK(vt_img_read(vt_tlib("libt_sysv.so"), &m));
     ASSERT(vt_dyn(&m, DT_HASH, NULL) && !vt_dyn(&m, DT_GNU_HASH, NULL));
     vt_img_free(&m);
     vmc_t *v = open_region();
     vmc_lib_t *l;
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_sysv.so"), 0, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_sysv.so"), 0, &l));
     int (*add)(int, int) = (int (*)(int, int))vmc_lib_sym(l, "t_add");
     size_t (*slen)(const char *) = (size_t (*)(const char *))vmc_lib_sym(l, "t_strlen");
     ASSERT(add && slen && vmc_lib_sym(l, "t_counter") && vmc_lib_sym(l, "t_bss"));
@@ -466,7 +447,7 @@ TEST(loader_ifunc)
 {
     vmc_t *v = open_region();
     vmc_lib_t *l;
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_ifunc.so"), 0, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_ifunc.so"), 0, &l));
     int (*which)(void) = (int (*)(void))vmc_lib_sym(l, "t_which");
     int (*call)(void) = (int (*)(void))vmc_lib_sym(l, "t_call_which");
     int (**ptr)(void) = vmc_lib_sym(l, "t_which_ptr");
@@ -477,7 +458,7 @@ TEST(loader_ifunc)
     ASSERT((void *)*ptr == (void *)which);
     /* a hidden IFUNC: R_X86_64_IRELATIVE, resolved to impl_a */
     vt_img_t m;
-    ASSERT_OK(vt_img_read(tlib("libt_ifunc.so"), &m));
+    ASSERT_OK(vt_img_read(vt_tlib("libt_ifunc.so"), &m));
     int irel = 0;
     int64_t tabs[2][2] = {{DT_RELA, DT_RELASZ}, {DT_JMPREL, DT_PLTRELSZ}};
     for (int t = 0; t < 2; t++) {
@@ -496,7 +477,7 @@ TEST(loader_ifunc)
     ASSERT(vmc_lib_sym(l, "t_hidden_which") == NULL);  /* hidden: not exported */
     ASSERT_OK(vmc_lib_unload(l));
     /* inert: no resolver runs, IFUNC slots stay 0 */
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_ifunc.so"), VMC_LOAD_INERT, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_ifunc.so"), VMC_LOAD_INERT, &l));
     ptr = vmc_lib_sym(l, "t_which_ptr");
     ASSERT(ptr && *ptr == NULL);
     ASSERT(vmc_lib_sym(l, "t_which") == NULL);
@@ -508,13 +489,13 @@ TEST(loader_symbol_versions)
 {
     vmc_t *v = open_region();
     vmc_lib_t *ver, *use;
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_ver.so"), 0, &ver));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_ver.so"), 0, &ver));
     int (*def)(void) = (int (*)(void))vmc_lib_sym(ver, "t_ver");
     ASSERT(def);
     ASSERT_EQ(def(), 2);  /* the default version, t_ver@@VER_2 */
     ASSERT(vmc_lib_sym(ver, "t_ver_old") == NULL);  /* local by the version script */
     /* a user of both versions, loaded with libt_ver.so as a private dependency */
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_veruse.so"), 0, &use));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_veruse.so"), 0, &use));
     int (*old)(void) = (int (*)(void))vmc_lib_sym(use, "t_use_old");
     int (*neu)(void) = (int (*)(void))vmc_lib_sym(use, "t_use_new");
     ASSERT_EQ(old(), 1);
@@ -533,7 +514,7 @@ TEST(loader_weak_undefined_is_zero)
 {
     vmc_t *v = open_region();
     vmc_lib_t *l;
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_weak.so"), 0, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_weak.so"), 0, &l));
     int (*f)(void) = (int (*)(void))vmc_lib_sym(l, "t_weak_is_null");
     ASSERT_EQ(f(), 1);
     ASSERT_OK(vmc_lib_unload(l));
@@ -544,7 +525,7 @@ TEST(loader_ctor_dtor_order_matches_system_loader)
 {
     /* what glibc does with the same library */
     lib_log[0] = 0;
-    void *h = dlopen(tlib("libt_ctor.so"), RTLD_NOW | RTLD_LOCAL);
+    void *h = dlopen(vt_tlib("libt_ctor.so"), RTLD_NOW | RTLD_LOCAL);
     ASSERT(h);
     char sys_init[256];
     snprintf(sys_init, sizeof sys_init, "%s", lib_log);
@@ -558,13 +539,13 @@ TEST(loader_ctor_dtor_order_matches_system_loader)
     vmc_t *v = open_region();
     vmc_lib_t *l;
     lib_log[0] = 0;
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_ctor.so"), 0, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_ctor.so"), 0, &l));
     ASSERT_STR_EQ(lib_log, sys_init);
     lib_log[0] = 0;
     ASSERT_OK(vmc_lib_unload(l));
     ASSERT_STR_EQ(lib_log, sys_fini);
     /* vmc_close unloads what is left, destructors included */
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_ctor.so"), 0, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_ctor.so"), 0, &l));
     lib_log[0] = 0;
     vmc_close(v);
     ASSERT_STR_EQ(lib_log, sys_fini);
@@ -575,12 +556,12 @@ TEST(loader_chain_of_two_private_libraries)
     vmc_t *v = open_region();
     vmc_lib_t *a;
     lib_log[0] = 0;
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_chain_a.so"), 0, &a));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_chain_a.so"), 0, &a));
     ASSERT_STR_EQ(lib_log, "b+ a+");  /* dependencies first */
     int (*av)(void) = (int (*)(void))vmc_lib_sym(a, "t_a_value");
     void *(*bp)(void) = (void *(*)(void))vmc_lib_sym(a, "t_a_b_addr");
     ASSERT_EQ(av(), 42);
-    ASSERT(in_region(v, bp()));    /* libt_chain_b.so is private too */
+    ASSERT(vt_in_code_region(v, bp()));    /* libt_chain_b.so is private too */
     ASSERT(!in_lib(a, bp()));
     ASSERT(vmc_lib_sym(a, "t_b_value") == NULL);  /* only a's own symbols */
     vmc_stats_t st;
@@ -592,7 +573,7 @@ TEST(loader_chain_of_two_private_libraries)
     ASSERT_OK(vmc_stats(v, &st));
     ASSERT_EQ(st.libraries, 0);
     /* close with the chain loaded: the same order */
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_chain_a.so"), 0, &a));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_chain_a.so"), 0, &a));
     lib_log[0] = 0;
     vmc_close(v);
     ASSERT_STR_EQ(lib_log, "a- b-");
@@ -604,19 +585,19 @@ TEST(loader_refused_dependency_goes_to_the_system_loader)
     vmc_lib_t *l;
     /* on its own it is refused: it asks for an executable stack */
     vt_img_t m;
-    ASSERT_OK(vt_img_read(tlib("libt_tlsdep.so"), &m));
+    ASSERT_OK(vt_img_read(vt_tlib("libt_tlsdep.so"), &m));
     int stack = vt_phdr_find(&m, PT_GNU_STACK, 0);
     ASSERT(stack >= 0);
     char want[600];
     snprintf(want, sizeof want, "%s: program header %d (offset 0x%lx+0x%lx): an executable stack (PT_GNU_STACK "
-             "with PF_X) is not supported", tlib("libt_tlsdep.so"), stack, (unsigned long)vt_ehdr(&m)->e_phoff,
+             "with PF_X) is not supported", vt_tlib("libt_tlsdep.so"), stack, (unsigned long)vt_ehdr(&m)->e_phoff,
              (unsigned long)(stack * sizeof(Elf64_Phdr)));
     vt_img_free(&m);
-    ASSERT_EQ(vmc_lib_load(v, tlib("libt_tlsdep.so"), 0, &l), -ENOTSUP);
+    ASSERT_EQ(vmc_lib_load(v, vt_tlib("libt_tlsdep.so"), 0, &l), -ENOTSUP);
     ASSERT_STR_EQ(vmc_last_error(), want);
     /* as a dependency found next to its user it falls back to dlopen, and
      * vmc_lib_dep says so and why */
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_usetls.so"), 0, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_usetls.so"), 0, &l));
     vmc_lib_dep_t d;
     unsigned k = 0;
     do ASSERT_OK(vmc_lib_dep(l, k, &d));
@@ -624,7 +605,7 @@ TEST(loader_refused_dependency_goes_to_the_system_loader)
     ASSERT_EQ(d.how, VMC_DEP_SYSTEM_LOADER);
     ASSERT_EQ(d.where, VMC_DEP_BESIDE);
     ASSERT(d.lib == NULL);
-    ASSERT_STR_EQ(d.path, tlib("libt_tlsdep.so"));
+    ASSERT_STR_EQ(d.path, vt_tlib("libt_tlsdep.so"));
     char why[800];
     snprintf(why, sizeof why, "found beside the library that needs it; loaded by the system loader because the "
              "private loader refuses it: %s", want);
@@ -633,14 +614,14 @@ TEST(loader_refused_dependency_goes_to_the_system_loader)
     void *(*dep)(void) = (void *(*)(void))vmc_lib_sym(l, "t_usetls_dep_addr");
     ASSERT_EQ(f(), 42);
     ASSERT_EQ(f(), 43);
-    ASSERT(!in_region(v, dep()));
+    ASSERT(!vt_in_code_region(v, dep()));
     vmc_stats_t st;
     ASSERT_OK(vmc_stats(v, &st));
     ASSERT_EQ(st.libraries, 1);
     ASSERT_OK(vmc_lib_unload(l));
     ASSERT(dlopen("libt_tlsdep.so", RTLD_NOW | RTLD_NOLOAD) == NULL);  /* dlclosed */
     /* inert loads never fall back */
-    ASSERT_EQ(vmc_lib_load(v, tlib("libt_usetls.so"), VMC_LOAD_INERT, &l), -ENOTSUP);
+    ASSERT_EQ(vmc_lib_load(v, vt_tlib("libt_usetls.so"), VMC_LOAD_INERT, &l), -ENOTSUP);
     vmc_close(v);
 }
 
@@ -649,13 +630,13 @@ TEST(loader_nodelete_stays_until_close)
     vmc_t *v = open_region();
     vmc_lib_t *a, *b;
     lib_log[0] = 0;
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_nodelete.so"), 0, &a));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_nodelete.so"), 0, &a));
     ASSERT_OK(vmc_lib_unload(a));
     ASSERT_STR_EQ(lib_log, "nodelete+");
     vmc_stats_t st;
     ASSERT_OK(vmc_stats(v, &st));
     ASSERT_EQ(st.libraries, 1);
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_nodelete.so"), 0, &b));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_nodelete.so"), 0, &b));
     ASSERT(a == b);
     ASSERT_STR_EQ(lib_log, "nodelete+");  /* not initialised twice */
     int (*f)(void) = (int (*)(void))vmc_lib_sym(b, "t_nodelete_value");
@@ -664,13 +645,13 @@ TEST(loader_nodelete_stays_until_close)
     ASSERT_EQ(vmc_lib_unload(b), -EINVAL);
     char want[600];
     snprintf(want, sizeof want, "vmc_lib_unload: %s is not loaded (more unloads than loads)",
-             tlib("libt_nodelete.so"));
+             vt_tlib("libt_nodelete.so"));
     ASSERT_STR_EQ(vmc_last_error(), want);
     vmc_close(v);
     ASSERT_STR_EQ(lib_log, "nodelete+ nodelete-");
     /* loaded inert, it ran nothing and is not kept */
     v = open_region();
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_nodelete.so"), VMC_LOAD_INERT, &a));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_nodelete.so"), VMC_LOAD_INERT, &a));
     ASSERT_OK(vmc_lib_unload(a));
     ASSERT_OK(vmc_stats(v, &st));
     ASSERT_EQ(st.libraries, 0);
@@ -686,15 +667,15 @@ TEST(loader_host_symbol_cache_follows_dlopen)
     vmc_t *v = open_region();
     vmc_lib_t *l;
     char want[600];
-    snprintf(want, sizeof want, "%s: DT_JMPREL entry 0: undefined symbol t_provided", tlib("libt_consumer.so"));
+    snprintf(want, sizeof want, "%s: DT_JMPREL entry 0: undefined symbol t_provided", vt_tlib("libt_consumer.so"));
     for (int rep = 0; rep < 2; rep++) {
-        ASSERT_EQ(vmc_lib_load(v, tlib("libt_consumer.so"), 0, &l), -ENOENT);
+        ASSERT_EQ(vmc_lib_load(v, vt_tlib("libt_consumer.so"), 0, &l), -ENOENT);
         ASSERT_STR_EQ(vmc_last_error(), want);
     }
-    void *h = dlopen(tlib("libt_prov.so"), RTLD_NOW | RTLD_GLOBAL);
+    void *h = dlopen(vt_tlib("libt_prov.so"), RTLD_NOW | RTLD_GLOBAL);
     ASSERT(h);
     for (int rep = 0; rep < 2; rep++) {  /* the second load is served from the cache */
-        ASSERT_OK(vmc_lib_load(v, tlib("libt_consumer.so"), 0, &l));
+        ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_consumer.so"), 0, &l));
         int (*f)(void) = (int (*)(void))vmc_lib_sym(l, "t_consume");
         ASSERT_EQ(f(), 42);
         ASSERT_OK(vmc_lib_unload(l));
@@ -712,7 +693,7 @@ TEST(loader_cxx_exceptions_inside_a_private_library)
     if (access(path, R_OK)) SKIP("no C++ compiler: libt_cxx.so not built");
     vmc_t *v = open_region();
     vt_img_t spacer;
-    ASSERT_OK(vt_img_read(tlib("libt_basic.so"), &spacer));
+    ASSERT_OK(vt_img_read(vt_tlib("libt_basic.so"), &spacer));
     for (int i = 0; i < 200; i++) {
         vmc_lib_t *l, *s;
         ASSERT_OK(vmc_lib_load(v, path, 0, &l));
@@ -748,7 +729,7 @@ TEST(loader_calls_back_into_the_host)
 {
     vmc_t *v = open_region();
     vmc_lib_t *l;
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_host.so"), 0, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_host.so"), 0, &l));
     int (*f)(int, int) = (int (*)(int, int))vmc_lib_sym(l, "t_host_call");
     ASSERT_EQ(f(20, 1), 42);
     ASSERT_OK(vmc_lib_unload(l));
@@ -758,13 +739,13 @@ TEST(loader_calls_back_into_the_host)
 TEST(loader_relr)
 {
     vt_img_t m;
-    ASSERT_OK(vt_img_read(tlib("libt_relr.so"), &m));
+    ASSERT_OK(vt_img_read(vt_tlib("libt_relr.so"), &m));
     int has = vt_dyn(&m, DT_RELR, NULL) != NULL;
     vt_img_free(&m);
     if (!has) SKIP("the linker has no -z pack-relative-relocs");
     vmc_t *v = open_region();
     vmc_lib_t *l;
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_relr.so"), 0, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_relr.so"), 0, &l));
     int (*check)(void) = (int (*)(void))vmc_lib_sym(l, "t_relr_check");
     int **ptrs = vmc_lib_sym(l, "t_ptrs");
     ASSERT_EQ(check(), 1);
@@ -842,8 +823,8 @@ TEST(loader_small_writable_segment_is_populated_large_one_is_not)
     vmc_lib_t *l;
     uint64_t filesz = 0;
     /* a few KiB: every page is a private copy when the load returns */
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_basic.so"), 0, &l));
-    uintptr_t w = writable_segment(l, tlib("libt_basic.so"), &filesz);
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_basic.so"), 0, &l));
+    uintptr_t w = writable_segment(l, vt_tlib("libt_basic.so"), &filesz);
     ASSERT(w && filesz > 0 && filesz < 64 * 1024);
     ASSERT_EQ(faults_reading(w, filesz), 0);
     int (*counter)(void) = (int (*)(void))vmc_lib_sym(l, "t_get_counter");
@@ -853,8 +834,8 @@ TEST(loader_small_writable_segment_is_populated_large_one_is_not)
     ASSERT_EQ(bss(), 0);
     ASSERT_OK(vmc_lib_unload(l));
     /* 96 KiB of .data: pages are mapped as they are touched */
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_bigdata.so"), 0, &l));
-    w = writable_segment(l, tlib("libt_bigdata.so"), &filesz);
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_bigdata.so"), 0, &l));
+    w = writable_segment(l, vt_tlib("libt_bigdata.so"), &filesz);
     ASSERT(w && filesz > 64 * 1024);
     ASSERT_GT(faults_reading(w, filesz), 0);
     long (*sum)(void) = (long (*)(void))vmc_lib_sym(l, "t_table_sum");
@@ -928,8 +909,8 @@ static void check_segment_protections(const char *path)
 
 TEST(loader_segments_get_their_own_protection)
 {
-    check_segment_protections(tlib("libt_basic.so"));
-    check_segment_protections(tlib("libt_bigdata.so"));
+    check_segment_protections(vt_tlib("libt_basic.so"));
+    check_segment_protections(vt_tlib("libt_bigdata.so"));
     const char *z = syslib("libz.so.1");
     if (z) check_segment_protections(z);
     const char *zstd = syslib("libzstd.so.1");
@@ -970,11 +951,11 @@ TEST(loader_protection_failure_while_mapping_is_exact)
     char want[512];
     snprintf(want, sizeof want,
              "%s: program header 1 (offset 0x40+0x38): cannot map the segment: mmap: Permission denied",
-             tlib("libt_basic.so"));
-    load_fails_exactly(tlib("libt_basic.so"), VMC_OS_MMAP, 2, EACCES, NULL, want);
+             vt_tlib("libt_basic.so"));
+    load_fails_exactly(vt_tlib("libt_basic.so"), VMC_OS_MMAP, 2, EACCES, NULL, want);
     /* the first mprotect: RELRO's */
-    snprintf(want, sizeof want, "%s: PT_GNU_RELRO 0x3d80+0x280: mprotect: Permission denied", tlib("libt_basic.so"));
-    load_fails_exactly(tlib("libt_basic.so"), VMC_OS_MPROTECT, 1, EACCES, NULL, want);
+    snprintf(want, sizeof want, "%s: PT_GNU_RELRO 0x3d80+0x280: mprotect: Permission denied", vt_tlib("libt_basic.so"));
+    load_fails_exactly(vt_tlib("libt_basic.so"), VMC_OS_MPROTECT, 1, EACCES, NULL, want);
 }
 
 /* The file range the loader copies the dynamic tables from, as
@@ -1012,7 +993,7 @@ TEST(loader_tables_are_read_once_and_used_from_the_copy)
     ASSERT(mkdtemp(dir));
     snprintf(path, sizeof path, "%s/libt_basic.so", dir);
     vt_img_t m;
-    ASSERT_OK(vt_img_read(tlib("libt_basic.so"), &m));
+    ASSERT_OK(vt_img_read(vt_tlib("libt_basic.so"), &m));
     ASSERT_OK(vt_img_write(&m, path));
     vt_img_free(&m);
     uint64_t off, len;
@@ -1047,7 +1028,7 @@ TEST(loader_large_tables_are_read_in_place)
 {
     vmc_t *v = open_region();
     vmc_lib_t *l;
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_many.so"), 0, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_many.so"), 0, &l));
     vmc_lib_info_t li;
     ASSERT_OK(vmc_lib_info(l, &li));
     ASSERT_EQ(li.tables_copied, 0);
@@ -1071,7 +1052,7 @@ static ssize_t eof_pread(int fd, void *buf, size_t len, off_t off)
 
 TEST(loader_reading_the_tables_fails_cleanly)
 {
-    const char *path = tlib("libt_basic.so");
+    const char *path = vt_tlib("libt_basic.so");
     uint64_t off, len;
     table_range(path, &off, &len);
     char want[800];
@@ -1115,8 +1096,8 @@ static void empty_fini_is_skipped(vmc_t *v, const char *path, int from_memory)
 TEST(loader_empty_dt_fini_is_not_called)
 {
     vmc_t *v = open_region();
-    empty_fini_is_skipped(v, tlib("libt_many.so"), 0);
-    empty_fini_is_skipped(v, tlib("libt_many.so"), 1);
+    empty_fini_is_skipped(v, vt_tlib("libt_many.so"), 0);
+    empty_fini_is_skipped(v, vt_tlib("libt_many.so"), 1);
     const char *z = syslib("libz.so.1");
     if (z) empty_fini_is_skipped(v, z, 0);
     vmc_close(v);
@@ -1124,7 +1105,7 @@ TEST(loader_empty_dt_fini_is_not_called)
 
 TEST(loader_reading_dt_fini_fails_cleanly)
 {
-    const char *path = tlib("libt_basic.so");
+    const char *path = vt_tlib("libt_basic.so");
     vt_img_t m;
     ASSERT_OK(vt_img_read(path, &m));
     Elf64_Dyn *fini = vt_dyn(&m, DT_FINI, NULL);
@@ -1151,14 +1132,14 @@ TEST(loader_errors_for_missing_files_and_arguments)
     ASSERT_EQ(vmc_lib_load(v, "/tmp", 0, &l), -ENOEXEC);
     ASSERT_STR_EQ(vmc_last_error(), "/tmp: not a regular file");
     ASSERT_EQ(vmc_lib_load(v, NULL, 0, &l), -EINVAL);
-    ASSERT_EQ(vmc_lib_load(v, tlib("libt_basic.so"), 0x100, &l), -EINVAL);
+    ASSERT_EQ(vmc_lib_load(v, vt_tlib("libt_basic.so"), 0x100, &l), -EINVAL);
     ASSERT_EQ(vmc_lib_unload(NULL), -EINVAL);
     ASSERT(vmc_lib_sym(NULL, "x") == NULL);
     ASSERT_STR_EQ(vmc_last_error(), "vmc_lib_sym: NULL argument");
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_basic.so"), 0, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_basic.so"), 0, &l));
     ASSERT(vmc_lib_sym(l, "t_nothing") == NULL);
     char want[600];
-    snprintf(want, sizeof want, "%s: exports no symbol t_nothing (in its default version)", tlib("libt_basic.so"));
+    snprintf(want, sizeof want, "%s: exports no symbol t_nothing (in its default version)", vt_tlib("libt_basic.so"));
     ASSERT_STR_EQ(vmc_last_error(), want);
     ASSERT_OK(vmc_lib_unload(l));
     vmc_close(v);
@@ -1173,7 +1154,7 @@ TEST(loader_missing_dependency_is_refused_cleanly)
     char path[600];
     snprintf(path, sizeof path, "%s/libt_chain_a.so", dir);
     vt_img_t m;
-    ASSERT_OK(vt_img_read(tlib("libt_chain_a.so"), &m));
+    ASSERT_OK(vt_img_read(vt_tlib("libt_chain_a.so"), &m));
     ASSERT_OK(vt_img_write(&m, path));
     vt_img_free(&m);
     vmc_t *v = open_region();
@@ -1197,7 +1178,7 @@ TEST_TIMEOUT(loader_load_unload_10000_times, 300)
 {
     vmc_t *v = open_region();
     vmc_lib_t *l;
-    const char *path = tlib("libt_basic.so");
+    const char *path = vt_tlib("libt_basic.so");
     ASSERT_OK(vmc_lib_load(v, path, 0, &l));  /* warm up dlopen's caches */
     ASSERT_OK(vmc_lib_unload(l));
     vt_snapshot_t snap;
@@ -1276,7 +1257,7 @@ TEST_THREADED(loader_threads_load_while_another_maps)
     vmc_info_t in;
     ASSERT_OK(vmc_info(v, &in));
     hammer_t h = {0, 0, 0};
-    loader_arg_t la = {v, tlib("libt_basic.so"), 1500, 0}, lb = la;
+    loader_arg_t la = {v, vt_tlib("libt_basic.so"), 1500, 0}, lb = la;
     pthread_t th, t1, t2;
     ASSERT_EQ(pthread_create(&th, NULL, hammer_thread, &h), 0);
     ASSERT_EQ(pthread_create(&t1, NULL, loader_thread, &la), 0);
@@ -1301,14 +1282,14 @@ TEST_THREADED(loader_threads_load_while_another_maps)
 TEST(loader_library_with_pt_interp)
 {
     vt_img_t m;
-    ASSERT_OK(vt_img_read(tlib("libt_interp.so"), &m));
+    ASSERT_OK(vt_img_read(vt_tlib("libt_interp.so"), &m));
     ASSERT(vt_phdr_find(&m, PT_INTERP, 0) >= 0);
     vt_img_free(&m);
     vmc_t *v = open_region();
     vmc_lib_t *l;
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_interp.so"), 0, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_interp.so"), 0, &l));
     int (*f)(void) = (int (*)(void))vmc_lib_sym(l, "t_interp_value");
-    ASSERT(f && in_region(v, (void *)f));
+    ASSERT(f && vt_in_code_region(v, (void *)f));
     ASSERT_EQ(f(), 7);
     ASSERT_OK(vmc_lib_unload(l));
     const char *cap = syslib("libcap.so.2");
@@ -1321,7 +1302,7 @@ TEST(loader_library_with_pt_interp)
         void *h = dlopen(cap, RTLD_NOW | RTLD_LOCAL);
         ASSERT(h);
         unsigned (*sys_bits)(void) = (unsigned (*)(void))dlsym(h, "cap_max_bits");
-        ASSERT(bits && sys_bits && in_region(v, (void *)bits));
+        ASSERT(bits && sys_bits && vt_in_code_region(v, (void *)bits));
         ASSERT_EQ(bits(), sys_bits());
         dlclose(h);
         ASSERT_OK(vmc_lib_unload(l));
@@ -1335,7 +1316,7 @@ TEST(loader_library_with_pt_interp)
  * executable"). */
 TEST(loader_pie_is_refused_as_the_system_loader_refuses_it)
 {
-    const char *pie = tlib("t_pie");
+    const char *pie = vt_tlib("t_pie");
     ASSERT(dlopen(pie, RTLD_NOW | RTLD_LOCAL) == NULL);
     ASSERT_STR_CONTAINS(dlerror(), "cannot dynamically load position-independent executable");
     vt_img_t m;
@@ -1359,7 +1340,7 @@ TEST(loader_pie_is_refused_as_the_system_loader_refuses_it)
 static char *run_helper(const char *prog)
 {
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", tlib(prog), tlib("libt_needhost.so"));
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", vt_tlib(prog), vt_tlib("libt_needhost.so"));
     FILE *p = popen(cmd, "r");
     ASSERT(p);
     static char out[2048];
@@ -1377,12 +1358,12 @@ TEST(loader_missing_program_symbol_suggests_rdynamic)
     ASSERT_STR_EQ(run_helper("t_rdynamic"), "ok 43\n");
     snprintf(want, sizeof want, "error -2: %s: DT_JMPREL entry 0: undefined symbol t_host_value (the program "
              "defines it but does not export it: link the program with -rdynamic, or "
-             "-Wl,--export-dynamic-symbol=t_host_value)\n", tlib("libt_needhost.so"));
+             "-Wl,--export-dynamic-symbol=t_host_value)\n", vt_tlib("libt_needhost.so"));
     const char *got = run_helper("t_nordynamic");
     ASSERT_STR_EQ(got, want);
     /* stripped: no .symtab, nothing to tell */
     snprintf(want, sizeof want, "error -2: %s: DT_JMPREL entry 0: undefined symbol t_host_value\n",
-             tlib("libt_needhost.so"));
+             vt_tlib("libt_needhost.so"));
     ASSERT_STR_EQ(run_helper("t_nordynamic_stripped"), want);
 }
 

@@ -17,14 +17,6 @@ static vmc_t *open_region(void)
     return v;
 }
 
-static const char *tlib(const char *name)
-{
-    static char path[512];
-    snprintf(path, sizeof path, "%s/tests/libs/%s", vt_build_dir(), name);
-    ASSERT_MSG(access(path, R_OK) == 0, "test library %s is not built", path);
-    return path;
-}
-
 /* "NAME" in `pattern` replaced by `name`. */
 static void with_name(char *out, size_t len, const char *pattern, const char *name)
 {
@@ -77,10 +69,10 @@ typedef struct ctx {
 static void setup(ctx_t *c)
 {
     memset(c, 0, sizeof *c);
-    ASSERT_OK(vt_img_read(tlib("libt_basic.so"), &c->good));
+    ASSERT_OK(vt_img_read(vt_tlib("libt_basic.so"), &c->good));
     c->v = open_region();
     vmc_lib_t *l;  /* warm up: dlopen's caches, the block layer */
-    ASSERT_OK(vmc_lib_load(c->v, tlib("libt_basic.so"), 0, &l));
+    ASSERT_OK(vmc_lib_load(c->v, vt_tlib("libt_basic.so"), 0, &l));
     ASSERT_OK(vmc_lib_unload(l));
     ASSERT_OK(vmc_lib_load_mem(c->v, c->good.b, c->good.n, "good", 0, &l));
     ASSERT_OK(vmc_lib_unload(l));
@@ -702,12 +694,12 @@ static void fault_sweep(const char *path)
 
 TEST(loader_fault_sweep_single_library)
 {
-    fault_sweep(tlib("libt_basic.so"));
+    fault_sweep(vt_tlib("libt_basic.so"));
 }
 
 TEST(loader_fault_sweep_chain)
 {
-    fault_sweep(tlib("libt_chain_a.so"));
+    fault_sweep(vt_tlib("libt_chain_a.so"));
 }
 
 /* ---- the regression corpus (crashers the fuzzer found) ----------------------- */

@@ -16,16 +16,6 @@
 #define REGION ((size_t)64 << 20)
 #define BIG    ((size_t)48 << 20)
 
-static const char *tlib(const char *name)
-{
-    static char path[4][512];
-    static int k;
-    char *p = path[k++ % 4];
-    snprintf(p, 512, "%s/tests/libs/%s", vt_build_dir(), name);
-    ASSERT_MSG(access(p, R_OK) == 0, "test library %s is not built", p);
-    return p;
-}
-
 static vmc_t *open_64m(void) { return vt_open("-vm_size 64M -vmheap_size 0 -no_allow_smaller"); }
 
 /* What libraries, stubs and file mappings hold of the code region: their
@@ -146,7 +136,7 @@ static void big_alloc_works(vmc_t *v)
 static void load_works(vmc_t *v, const char *name, const char *sym)
 {
     vmc_lib_t *l;
-    ASSERT_OK(vmc_lib_load(v, tlib(name), 0, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib(name), 0, &l));
     ASSERT(vmc_lib_sym(l, sym) != NULL);
     ASSERT_OK(vmc_lib_unload(l));
 }
@@ -176,7 +166,7 @@ TEST(emptied_region_is_whole_around_libraries)
 {
     vmc_t *v = open_64m();
     vmc_lib_t *keep;
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_basic.so"), 0, &keep));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_basic.so"), 0, &keep));
     void *lib_base;
     size_t lib_len;
     ASSERT_OK(vmc_lib_span(keep, &lib_base, &lib_len));

@@ -12,16 +12,6 @@
 
 #include <unistd.h>
 
-static const char *tlib(const char *name)
-{
-    static char path[8][512];
-    static int k;
-    char *p = path[k++ % 8];
-    snprintf(p, 512, "%s/tests/libs/%s", vt_build_dir(), name);
-    ASSERT_MSG(access(p, R_OK) == 0, "test library %s is not built", p);
-    return p;
-}
-
 /* The system loader's answer for lib's function fn, from a fresh process
  * with this process's environment: its output line, in a static buffer. */
 static const char *system_answer(const char *lib, const char *fn)
@@ -68,14 +58,6 @@ static vmc_lib_dep_t dep_named(vmc_lib_t *l, const char *name)
     return d;
 }
 
-static int in_region(vmc_t *v, const void *p)
-{
-    vmc_info_t in;
-    vmc_info(v, &in);
-    uintptr_t a = (uintptr_t)p, b = (uintptr_t)in.code_base;
-    return a >= b && a - b < in.code_size;
-}
-
 static void check_found(vmc_t *v, const char *lib, int where, const char *why)
 {
     vmc_lib_t *l;
@@ -84,9 +66,9 @@ static void check_found(vmc_t *v, const char *lib, int where, const char *why)
     vmc_lib_dep_t d = dep_named(l, "libt_rdep.so");
     ASSERT_EQ(d.how, VMC_DEP_LOADED_PRIVATELY);
     ASSERT_EQ(d.where, where);
-    ASSERT_STR_EQ(d.path, tlib("sub/libt_rdep.so"));
+    ASSERT_STR_EQ(d.path, vt_tlib("sub/libt_rdep.so"));
     ASSERT_STR_EQ(d.why, why);
-    ASSERT(d.lib && in_region(v, vmc_lib_sym(d.lib, "t_rdep_value")));
+    ASSERT(d.lib && vt_in_code_region(v, vmc_lib_sym(d.lib, "t_rdep_value")));
     ASSERT_OK(vmc_lib_unload(l));
 }
 
@@ -94,7 +76,7 @@ TEST(search_runpath_with_origin)
 {
     unsetenv("LD_LIBRARY_PATH");
     vmc_t *v = vt_open("-vmheap_size 64M");
-    check_found(v, tlib("libt_runpath.so"), VMC_DEP_RUNPATH, "found in a DT_RUNPATH directory: loaded privately");
+    check_found(v, vt_tlib("libt_runpath.so"), VMC_DEP_RUNPATH, "found in a DT_RUNPATH directory: loaded privately");
     vmc_close(v);
 }
 
@@ -102,7 +84,7 @@ TEST(search_rpath_with_origin)
 {
     unsetenv("LD_LIBRARY_PATH");
     vmc_t *v = vt_open("-vmheap_size 64M");
-    check_found(v, tlib("libt_rpath.so"), VMC_DEP_RPATH, "found in a DT_RPATH directory: loaded privately");
+    check_found(v, vt_tlib("libt_rpath.so"), VMC_DEP_RPATH, "found in a DT_RPATH directory: loaded privately");
     vmc_close(v);
 }
 
@@ -113,21 +95,21 @@ TEST(search_rpath_of_the_loading_chain)
     unsetenv("LD_LIBRARY_PATH");
     vmc_t *v = vt_open("-vmheap_size 64M");
     vmc_lib_t *l;
-    ASSERT_STR_EQ(private_answer(v, tlib("libt_rtop.so"), "t_rtop", &l), "111");
-    ASSERT_STR_EQ(system_answer(tlib("libt_rtop.so"), "t_rtop"), "111");
+    ASSERT_STR_EQ(private_answer(v, vt_tlib("libt_rtop.so"), "t_rtop", &l), "111");
+    ASSERT_STR_EQ(system_answer(vt_tlib("libt_rtop.so"), "t_rtop"), "111");
     vmc_lib_dep_t mid = dep_named(l, "libt_rmid.so");
     ASSERT_EQ(mid.where, VMC_DEP_RPATH);
-    ASSERT_STR_EQ(mid.path, tlib("sub/libt_rmid.so"));
+    ASSERT_STR_EQ(mid.path, vt_tlib("sub/libt_rmid.so"));
     vmc_lib_dep_t leaf = dep_named(mid.lib, "libt_rleaf.so");
     ASSERT_EQ(leaf.how, VMC_DEP_LOADED_PRIVATELY);
     ASSERT_EQ(leaf.where, VMC_DEP_RPATH);
-    ASSERT_STR_EQ(leaf.path, tlib("sub2/libt_rleaf.so"));
+    ASSERT_STR_EQ(leaf.path, vt_tlib("sub2/libt_rleaf.so"));
     ASSERT_OK(vmc_lib_unload(l));
 
-    const char *top = tlib("libt_rtopnew.so");
+    const char *top = vt_tlib("libt_rtopnew.so");
     char want[1200];
     snprintf(want, sizeof want, "error: %s: dependency libt_rmid.so: %s: dependency libt_rleaf.so: libt_rleaf.so: "
-             "cannot open shared object file: No such file or directory", top, tlib("sub/libt_rmid.so"));
+             "cannot open shared object file: No such file or directory", top, vt_tlib("sub/libt_rmid.so"));
     ASSERT_STR_EQ(private_answer(v, top, "t_rtop", &l), want);
     ASSERT_STR_EQ(system_answer(top, "t_rtop"),
                   "error: libt_rleaf.so: cannot open shared object file: No such file or directory");
@@ -142,15 +124,15 @@ TEST(search_ld_library_path_between_rpath_and_runpath)
     setenv("LD_LIBRARY_PATH", dirs, 1);
     vmc_t *v = vt_open("-vmheap_size 64M");
     vmc_lib_t *l;
-    ASSERT_STR_EQ(private_answer(v, tlib("libt_runpath.so"), "t_ruser", &l), "3");
-    ASSERT_STR_EQ(system_answer(tlib("libt_runpath.so"), "t_ruser"), "3");
+    ASSERT_STR_EQ(private_answer(v, vt_tlib("libt_runpath.so"), "t_ruser", &l), "3");
+    ASSERT_STR_EQ(system_answer(vt_tlib("libt_runpath.so"), "t_ruser"), "3");
     vmc_lib_dep_t d = dep_named(l, "libt_rdep.so");
     ASSERT_EQ(d.where, VMC_DEP_LD_LIBRARY_PATH);
-    ASSERT_STR_EQ(d.path, tlib("sub3/libt_rdep.so"));
+    ASSERT_STR_EQ(d.path, vt_tlib("sub3/libt_rdep.so"));
     ASSERT_STR_EQ(d.why, "found in a directory of LD_LIBRARY_PATH: loaded privately");
     ASSERT_OK(vmc_lib_unload(l));
-    ASSERT_STR_EQ(private_answer(v, tlib("libt_rpath.so"), "t_ruser", &l), "1");
-    ASSERT_STR_EQ(system_answer(tlib("libt_rpath.so"), "t_ruser"), "1");
+    ASSERT_STR_EQ(private_answer(v, vt_tlib("libt_rpath.so"), "t_ruser", &l), "1");
+    ASSERT_STR_EQ(system_answer(vt_tlib("libt_rpath.so"), "t_ruser"), "1");
     ASSERT_EQ(dep_named(l, "libt_rdep.so").where, VMC_DEP_RPATH);
     ASSERT_OK(vmc_lib_unload(l));
     vmc_close(v);
@@ -176,10 +158,10 @@ TEST(search_lib_and_platform_as_the_system_loader_expands_them)
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
     ASSERT_EQ(system(cmd), 0);
     snprintf(path, sizeof path, "%s/libt_rdep.so", dir);
-    copy_file(tlib("sub/libt_rdep.so"), path);
+    copy_file(vt_tlib("sub/libt_rdep.so"), path);
     char lib[600];
     snprintf(lib, sizeof lib, "%s/libt_rdst.so", root);
-    copy_file(tlib("libt_rdst.so"), lib);
+    copy_file(vt_tlib("libt_rdst.so"), lib);
     vmc_t *v = vt_open("-vmheap_size 64M");
     vmc_lib_t *l;
     const char *sys = system_answer(lib, "t_ruser");
@@ -224,7 +206,7 @@ TEST(search_nodeflib_stops_before_the_system_directories)
 {
     unsetenv("LD_LIBRARY_PATH");
     vt_img_t m;
-    ASSERT_OK(vt_img_read(tlib("libt_runpath.so"), &m));
+    ASSERT_OK(vt_img_read(vt_tlib("libt_runpath.so"), &m));
     Elf64_Dyn *f = vt_dyn(&m, DT_FLAGS_1, NULL);
     ASSERT(f);
     f->d_un.d_val |= DF_1_NODEFLIB;
@@ -252,14 +234,14 @@ TEST(search_open_failure_is_reported)
     vmc_t *v = vt_open("-vmheap_size 64M");
     vmc_lib_t *l;
     vmc__os_fault(VMC_OS_OPEN, 2, EMFILE, 0);  /* the library itself, then its dependency's directory */
-    int r = vmc_lib_load(v, tlib("libt_runpath.so"), 0, &l);
+    int r = vmc_lib_load(v, vt_tlib("libt_runpath.so"), 0, &l);
     vmc__os_fault_clear();
     ASSERT_EQ(r, -EMFILE);
     char want[1200];
     snprintf(want, sizeof want, "%s: dependency libt_rdep.so: open %s/tests/libs/sub/libt_rdep.so: Too many open "
-             "files", tlib("libt_runpath.so"), vt_build_dir());
+             "files", vt_tlib("libt_runpath.so"), vt_build_dir());
     ASSERT_STR_EQ(vmc_last_error(), want);
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_runpath.so"), 0, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_runpath.so"), 0, &l));
     ASSERT_OK(vmc_lib_unload(l));
     vmc_close(v);
 }

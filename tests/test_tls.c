@@ -22,24 +22,6 @@
  * (exported: the test program is linked -rdynamic). */
 __thread int vt_host_tls = 17;
 
-static const char *tlib(const char *name)
-{
-    static char path[8][512];
-    static int k;
-    char *p = path[k++ % 8];
-    snprintf(p, 512, "%s/tests/libs/%s", vt_build_dir(), name);
-    ASSERT_MSG(access(p, R_OK) == 0, "test library %s is not built", p);
-    return p;
-}
-
-static int in_region(vmc_t *v, const void *p)
-{
-    vmc_info_t in;
-    vmc_info(v, &in);
-    uintptr_t a = (uintptr_t)p, b = (uintptr_t)in.code_base;
-    return a >= b && a - b < in.code_size;
-}
-
 static void *sym(vmc_lib_t *l, const char *name)
 {
     void *p = vmc_lib_sym(l, name);
@@ -137,7 +119,7 @@ static void check_dialect(const char *name, int in_static)
         ASSERT_EQ(pthread_create(&w[i].th, NULL, worker_main, &w[i]), 0);
     }
     vmc_lib_t *l;
-    ASSERT_OK(vmc_lib_load(v, tlib(name), 0, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib(name), 0, &l));
     a = api_of(l);
     pthread_barrier_wait(&start);
     for (int i = BEFORE; i < BEFORE + AFTER; i++) {
@@ -149,13 +131,13 @@ static void check_dialect(const char *name, int in_static)
     for (int i = 0; i < BEFORE + AFTER; i++) {
         pthread_join(w[i].th, NULL);
         ASSERT_MSG(w[i].fail == 0, "thread %d: check at line %d failed", i, w[i].fail);
-        ASSERT(!in_region(v, w[i].addr));  /* blocks are not in the code region */
+        ASSERT(!vt_in_code_region(v, w[i].addr));  /* blocks are not in the code region */
         for (int j = 0; j < i; j++) ASSERT(w[i].addr != w[j].addr);
         intptr_t mine = (intptr_t)((uintptr_t)a.int_addr() - vmc__tls_tp());
         if (in_static) ASSERT_EQ(w[i].tpoff, mine);
     }
     ASSERT_EQ(a.get(), 15);  /* the main thread's copy, untouched by the others */
-    ASSERT(!in_region(v, a.int_addr()));
+    ASSERT(!vt_in_code_region(v, a.int_addr()));
     pthread_barrier_destroy(&start);
     pthread_barrier_destroy(&done);
     ASSERT_OK(vmc_lib_unload(l));
@@ -177,7 +159,7 @@ TEST(tls_initial_exec_too_large_for_static_tls)
 {
     vmc_t *v = vt_open("-vmheap_size 64M");
     vmc_lib_t *l;
-    const char *path = tlib("libt_tls_iebig.so");
+    const char *path = vt_tlib("libt_tls_iebig.so");
     ASSERT_EQ(vmc_lib_load(v, path, 0, &l), -ENOTSUP);
     char want[700];
     snprintf(want, sizeof want, "%s: initial-exec TLS: its 8260-byte block (alignment 64) does not fit in the C "
@@ -222,7 +204,7 @@ TEST_THREADED(tls_descriptor_first_access_keeps_vector_registers)
     if (!__builtin_cpu_supports("avx")) SKIP("no AVX");
     vmc_t *v = vt_open("-vmheap_size 64M");
     vmc_lib_t *l;
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_tlsdesc_probe.so"), 0, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_tlsdesc_probe.so"), 0, &l));
     static probe_t q;
     *(void **)&q.fn = sym(l, "t_tlsdesc_probe");
     *(void **)&q.addr = sym(l, "t_probe_var_addr");
@@ -284,7 +266,7 @@ static void check_host(const char *name)
 {
     vmc_t *v = vt_open("-vmheap_size 64M");
     vmc_lib_t *l;
-    ASSERT_OK(vmc_lib_load(v, tlib(name), 0, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib(name), 0, &l));
     host_api_t h;
     *(void **)&h.errno_addr = sym(l, "t_tlshost_errno_addr");
     *(void **)&h.set_errno = sym(l, "t_tlshost_set_errno");
@@ -325,12 +307,12 @@ static void *dyn_main(void *p)
 TEST_THREADED(tls_host_dynamic_module)
 {
     vmc_t *v = vt_open("-vmheap_size 64M");
-    void *h = dlopen(tlib("libt_tlsvar.so"), RTLD_NOW | RTLD_GLOBAL);
+    void *h = dlopen(vt_tlib("libt_tlsvar.so"), RTLD_NOW | RTLD_GLOBAL);
     ASSERT_MSG(h, "%s", dlerror());
     static const char *const libs[] = {"libt_tlsdyn.so", "libt_tlsdyn_desc.so"};
     for (int k = 0; k < 2; k++) {
         vmc_lib_t *l;
-        ASSERT_OK(vmc_lib_load(v, tlib(libs[k]), 0, &l));
+        ASSERT_OK(vmc_lib_load(v, vt_tlib(libs[k]), 0, &l));
         dyn_api_t d;
         *(void **)&d.host = dlsym(h, "t_tlsvar_addr");
         *(void **)&d.plug = sym(l, "t_tlsdyn_addr");
@@ -346,7 +328,7 @@ TEST_THREADED(tls_host_dynamic_module)
         ASSERT_OK(vmc_lib_unload(l));
     }
     vmc_lib_t *l;
-    ASSERT_EQ(vmc_lib_load(v, tlib("libt_tlsdyn_ie.so"), 0, &l), -ENOTSUP);
+    ASSERT_EQ(vmc_lib_load(v, vt_tlib("libt_tlsdyn_ie.so"), 0, &l), -ENOTSUP);
     ASSERT_STR_CONTAINS(vmc_last_error(), "R_X86_64_TPOFF64: initial-exec access to a host variable whose module "
                                           "is not in static TLS is not supported");
     dlclose(h);
@@ -359,8 +341,8 @@ TEST_THREADED(tls_two_private_libraries_and_a_private_dependency)
 {
     vmc_t *v = vt_open("-vmheap_size 64M");
     vmc_lib_t *gd, *desc, *use;
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_tls_desc.so"), 0, &desc));
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_tlsuse.so"), 0, &use));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_tls_desc.so"), 0, &desc));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_tlsuse.so"), 0, &use));
     vmc_lib_dep_t dep;
     ASSERT_OK(vmc_lib_dep(use, 0, &dep));
     ASSERT_STR_EQ(dep.name, "libt_tls.so");
@@ -395,7 +377,7 @@ TEST_THREADED(tls_blocks_freed_at_thread_exit)
 {
     vmc_t *v = vt_open("-vmheap_size 64M");
     vmc_lib_t *l;
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_tls.so"), 0, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_tls.so"), 0, &l));
     tls_api_t a = api_of(l);
     ASSERT_EQ(a.get(), 5);
     size_t base = vmc__tls_live_blocks();
@@ -441,7 +423,7 @@ TEST_THREADED(tls_unload_while_threads_run)
     enum { N = 6 };
     vmc_t *v = vt_open("-vmheap_size 64M");
     vmc_lib_t *l;
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_tls.so"), 0, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_tls.so"), 0, &l));
     static tls_api_t a;
     a = api_of(l);
     pthread_barrier_t used, unloaded, reloaded;
@@ -457,7 +439,7 @@ TEST_THREADED(tls_unload_while_threads_run)
     ASSERT_EQ(vmc__tls_live_blocks(), N);
     ASSERT_OK(vmc_lib_unload(l));
     ASSERT_EQ(vmc__tls_live_blocks(), 0);  /* every thread's block, while they live */
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_tls.so"), 0, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_tls.so"), 0, &l));
     a = api_of(l);
     pthread_barrier_wait(&unloaded);
     pthread_barrier_wait(&reloaded);
@@ -481,7 +463,7 @@ TEST(tls_load_unload_1000_times)
     for (int i = 0; i < 1000; i++) {
         static const char *const libs[] = {"libt_tls.so", "libt_tls_desc.so", "libt_tls_ie.so",
                                            "libt_tls_desc_small.so"};
-        ASSERT_OK(vmc_lib_load(v, tlib(libs[i % 4]), 0, &l));
+        ASSERT_OK(vmc_lib_load(v, vt_tlib(libs[i % 4]), 0, &l));
         tls_api_t a = api_of(l);
         ASSERT_EQ(a.bump(), 6);
         ASSERT_EQ(a.local_bump(), 1);
@@ -505,7 +487,7 @@ TEST(tls_fault_during_load)
     int failed = 0;
     for (unsigned long nth = 1; nth < 10; nth++) {
         vmc__tls_fault(nth);
-        int r = vmc_lib_load(v, tlib("libt_tls.so"), 0, &l);
+        int r = vmc_lib_load(v, vt_tlib("libt_tls.so"), 0, &l);
         vmc__tls_fault(0);
         if (r == 0) {
             ASSERT_OK(vmc_lib_unload(l));
@@ -519,7 +501,7 @@ TEST(tls_fault_during_load)
         ASSERT_EQ(st.libraries, 0);
     }
     ASSERT_GT(failed, 0);
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_tls.so"), 0, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_tls.so"), 0, &l));
     ASSERT_EQ(api_of(l).get(), 5);
     ASSERT_OK(vmc_lib_unload(l));
     vmc_close(v);
@@ -536,20 +518,20 @@ TEST(tls_fault_making_the_static_tls_object)
     static const char *const what[] = {"static TLS object: memfd_create: ", "static TLS object: write: "};
     for (int k = 0; k < 2; k++) {
         vmc__os_fault(calls[k], 1, EMFILE, 0);
-        ASSERT_EQ(vmc_lib_load(v, tlib("libt_tls_ie.so"), 0, &l), -EMFILE);
+        ASSERT_EQ(vmc_lib_load(v, vt_tlib("libt_tls_ie.so"), 0, &l), -EMFILE);
         vmc__os_fault_clear();
         ASSERT_STR_CONTAINS(vmc_last_error(), what[k]);
         vmc_stats_t st;
         ASSERT_OK(vmc_stats(v, &st));
         ASSERT_EQ(st.libraries, 0);
         vmc__os_fault(calls[k], 1, EMFILE, 0);
-        ASSERT_OK(vmc_lib_load(v, tlib("libt_tls_desc_small.so"), 0, &l));
+        ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_tls_desc_small.so"), 0, &l));
         vmc__os_fault_clear();
         ASSERT_EQ(api_of(l).bump(), 6);
         ASSERT_EQ(vmc__tls_live_blocks(), 1);  /* a dynamic block */
         ASSERT_OK(vmc_lib_unload(l));
     }
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_tls_ie.so"), 0, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_tls_ie.so"), 0, &l));
     ASSERT_EQ(api_of(l).bump(), 6);
     ASSERT_OK(vmc_lib_unload(l));
     vmc_close(v);
@@ -569,7 +551,7 @@ TEST_THREADED(tls_fault_at_first_access_stops_with_a_message)
 {
     vmc_t *v = vt_open("-vmheap_size 64M");
     vmc_lib_t *l;
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_tls.so"), 0, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_tls.so"), 0, &l));
     tls_api_t a = api_of(l);
     int aborted = 0;
     for (unsigned long nth = 1; nth <= 4; nth++) {
@@ -771,7 +753,7 @@ TEST_THREADED(tls_dl_iterate_phdr_reports_the_module)
 {
     vmc_t *v = vt_open("-vmheap_size 64M");
     vmc_lib_t *l;
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_tls.so"), 0, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_tls.so"), 0, &l));
     tls_api_t a = api_of(l);
     phdr_find_t f = {"libt_tls.so", 0, NULL, 0};
     vmc__dl_iterate_phdr(phdr_cb, &f);
@@ -816,7 +798,7 @@ TEST_THREADED(tls_values_live_through_other_thread_exit_destructors)
 {
     vmc_t *v = vt_open("-vmheap_size 64M");
     vmc_lib_t *l;
-    ASSERT_OK(vmc_lib_load(v, tlib("libt_tls.so"), 0, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_tls.so"), 0, &l));
     late_api = api_of(l);
     ASSERT_EQ(late_api.get(), 5);  /* vmcode's key exists from here on */
     ASSERT_EQ(pthread_key_create(&late_key, late_dtor), 0);

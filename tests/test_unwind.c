@@ -9,16 +9,6 @@
 #include <unistd.h>
 #include <unwind.h>
 
-static const char *ulib(const char *name)
-{
-    static char path[4][512];
-    static int k;
-    char *p = path[k++ % 4];
-    snprintf(p, 512, "%s/tests/libs/%s", vt_build_dir(), name);
-    ASSERT_MSG(access(p, R_OK) == 0, "test library %s is not built", p);
-    return p;
-}
-
 typedef int (*walker_t)(void **, int);
 
 /* The host frame below the library's: it must show up in the walk. */
@@ -72,7 +62,7 @@ TEST(unwind_backtrace_in_a_library_loaded_before_libgcc)
     int had = gcc_loaded();
     vmc_t *v = vt_open("");
     vmc_lib_t *l;
-    ASSERT_OK(vmc_lib_load(v, ulib("libt_bt.so"), 0, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_bt.so"), 0, &l));
     walker_t bt = (walker_t)vmc_lib_sym(l, "t_bt");
     void *buf[64];
     int n = vt_bt_caller(bt, buf, 64);
@@ -133,10 +123,10 @@ TEST(unwind_host_walk_through_a_library_registered_late)
 {
     vmc_t *v = vt_open("");
     vmc_lib_t *l, *other;
-    ASSERT_OK(vmc_lib_load(v, ulib("libt_bt.so"), 0, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_bt.so"), 0, &l));
     void *gcc = dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_LOCAL);
     ASSERT(gcc);
-    ASSERT_OK(vmc_lib_load(v, ulib("libt_basic.so"), 0, &other));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_basic.so"), 0, &other));
     hop_lib = vmc_lib_sym(l, "t_bt_hop");
     void *buf[64];
     int n = vt_bt_caller(hop, buf, 64);
@@ -157,7 +147,7 @@ TEST(unwind_backtrace_with_the_shared_libgcc)
 {
     vmc_t *v = vt_open("");
     vmc_lib_t *l;
-    ASSERT_OK(vmc_lib_load(v, ulib("libt_unwind.so"), 0, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_unwind.so"), 0, &l));
     void *buf[64];
     int n = vt_bt_caller((walker_t)vmc_lib_sym(l, "t_uw"), buf, 64);
     WALK_OK(l, buf, n, 2);
@@ -172,7 +162,7 @@ TEST(unwind_static_libgcc_walks_through_its_own_frames)
 {
     vmc_t *v = vt_open("");
     vmc_lib_t *l;
-    ASSERT_OK(vmc_lib_load(v, ulib("libt_unwind_static.so"), 0, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_unwind_static.so"), 0, &l));
     void *buf[64];
     int n = vt_bt_caller((walker_t)vmc_lib_sym(l, "t_uw"), buf, 64);
     WALK_OK(l, buf, n, 2);
@@ -187,7 +177,7 @@ TEST(unwind_dl_find_object_answers)
 {
     vmc_t *v = vt_open("");
     vmc_lib_t *l;
-    ASSERT_OK(vmc_lib_load(v, ulib("libt_bt.so"), 0, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_bt.so"), 0, &l));
     vmc_lib_info_t in;
     ASSERT_OK(vmc_lib_info(l, &in));
     char *f = vmc_lib_sym(l, "t_bt");
@@ -207,7 +197,7 @@ TEST(unwind_dl_find_object_answers)
     ASSERT_OK(vmc_lib_unload(l));
     ASSERT_EQ(vmc__dl_find_object(f, &d), -1);
     /* an inert load is not listed: nothing of it can be on a stack */
-    ASSERT_OK(vmc_lib_load(v, ulib("libt_bt.so"), VMC_LOAD_INERT, &l));
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_bt.so"), VMC_LOAD_INERT, &l));
     ASSERT_EQ(vmc__dl_find_object(vmc_lib_sym(l, "t_bt"), &d), -1);
     ASSERT_OK(vmc_lib_unload(l));
     vmc_close(v);

@@ -180,6 +180,24 @@ const char *vt_build_dir(void)
     return b ? b : "build";
 }
 
+const char *vt_tlib(const char *name)
+{
+    static char path[8][512];
+    static int k;
+    char *p = path[k++ % 8];
+    snprintf(p, 512, "%s/tests/libs/%s", vt_build_dir(), name);
+    ASSERT_MSG(access(p, R_OK) == 0, "test library %s is not built", p);
+    return p;
+}
+
+int vt_in_code_region(vmc_t *v, const void *p)
+{
+    vmc_info_t in;
+    vmc_info(v, &in);
+    uintptr_t a = (uintptr_t)p, b = (uintptr_t)in.code_base;
+    return a >= b && a - b < in.code_size;
+}
+
 const char *vt_src_path(const char *rel)
 {
     static char path[1024];
