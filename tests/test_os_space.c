@@ -4,6 +4,7 @@
 #include "test.h"
 #include "os/os.h"
 
+#include <signal.h>
 #include <stdio.h>
 
 static size_t G(void) { return vmc__os_granularity(); }
@@ -68,6 +69,43 @@ TEST(os_space_unaligned_is_einval)
     if (G() > 4096)  /* Linux's mprotect does not know whose reservation it is */
         ASSERT_EQ(vmc__os_commit(base + 8 * G(), G(), VMC_OS_READ), -EINVAL);
     release(base, 4 * G());
+}
+
+/* Protection is page granular, though reservations and commits are granule
+ * granular: one page in the middle of a committed granule becomes read-only
+ * and its neighbours stay writable (a DLL's 4 KiB sections each get their
+ * own protection). */
+static size_t unit(void) { return G() > 4 * vmc__os_page_size() ? G() : 4 * vmc__os_page_size(); }
+
+static uintptr_t protect_middle_page(uintptr_t *base)
+{
+    size_t pg = vmc__os_page_size();
+    reserve(0, 4 * unit(), base);
+    uintptr_t a = *base + unit();
+    ASSERT_OK(vmc__os_commit(a, unit(), VMC_OS_READ | VMC_OS_WRITE));
+    ((unsigned char *)a)[pg] = 7;
+    ASSERT_OK(vmc__os_protect(a + pg, pg, VMC_OS_READ));
+    ASSERT_EQ(vmc__os_protect(a + pg + 1, pg, VMC_OS_READ), -EINVAL);
+    ((unsigned char *)a)[pg - 1] = 1;       /* the page before */
+    ((unsigned char *)a)[2 * pg] = 2;       /* the page after */
+    ASSERT_EQ(((unsigned char *)a)[pg], 7);
+    return a + pg;
+}
+
+TEST(os_space_protect_is_page_granular)
+{
+    uintptr_t base;
+    uintptr_t p = protect_middle_page(&base);
+    ASSERT_OK(vmc__os_protect(p, vmc__os_page_size(), VMC_OS_READ | VMC_OS_WRITE));
+    ((unsigned char *)p)[0] = 8;
+    release(base, 4 * unit());
+}
+
+TEST_SIGNAL(os_space_protected_page_faults_on_write, SIGSEGV)
+{
+    uintptr_t base;
+    uintptr_t p = protect_middle_page(&base);
+    *(volatile unsigned char *)p = 9;
 }
 
 /* A file of n granules, granule i filled with the byte 'a' + i. */

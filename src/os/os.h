@@ -159,7 +159,10 @@ int vmc__os_release(uintptr_t base, size_t len);
 /* Make [addr, addr+len) accessible with `prot` (VMC_OS_*), zero filled if it
  * was reserved; already committed pages keep their contents. */
 int vmc__os_commit(uintptr_t addr, size_t len, int prot);
-/* Change the protection of committed pages. */
+/* Change the protection of committed pages.  The one verb that is page
+ * granular rather than granule granular: addr and len are multiples of
+ * vmc__os_page_size() (Windows protects committed pages one by one; a DLL's
+ * sections are 4 KiB aligned and each gets its own protection). */
 int vmc__os_protect(uintptr_t addr, size_t len, int prot);
 /* Put [addr, addr+len) back to reserved (contents gone), never a hole: the
  * range may hold committed pages and views, each wholly inside the range. */

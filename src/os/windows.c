@@ -587,9 +587,12 @@ int vmc__os_commit(uintptr_t addr, size_t len, int prot)
     return e;
 }
 
+/* Page granular (os.h): VirtualProtect changes committed pages one 4 KiB page
+ * at a time, so a PE image's sections (4 KiB aligned) each get their own. */
 int vmc__os_protect(uintptr_t addr, size_t len, int prot)
 {
-    if (!aligned(addr, len)) return -EINVAL;
+    size_t page = vmc__os_page_size();
+    if (!len || addr % page || len % page) return -EINVAL;
     AcquireSRWLockShared(&resv_lock);
     resv_t *r = resv_find(addr, len);
     int e = r ? 0 : -EINVAL;

@@ -5,9 +5,8 @@
  * RtlAddFunctionTable, its TLS callbacks and DllMain run, its exports called;
  * then DllMain's detach and the reservation released.  These are the steps
  * the lifecycle's Windows load path is to take, done here by hand, to show
- * that what the PE layer produces runs.  Sections are protected with
- * VirtualProtect directly: the OS contract's vmc__os_protect works at the
- * 64 KiB granularity, and sections are 4 KiB aligned. */
+ * that what the PE layer produces runs.  Sections are 4 KiB aligned and
+ * protected one by one (vmc__os_protect is page granular). */
 #include "test.h"
 #include "os/os.h"
 #include "pe/pe.h"
@@ -35,11 +34,11 @@ static uint8_t *slurp(const char *path, size_t *n)
     return b;
 }
 
-static DWORD prot_of(uint32_t chars)
+static int prot_of(uint32_t chars)
 {
-    if (chars & VMC_PE_SCN_EXECUTE) return PAGE_EXECUTE_READ;
-    if (chars & VMC_PE_SCN_WRITE) return PAGE_READWRITE;
-    return PAGE_READONLY;
+    if (chars & VMC_PE_SCN_EXECUTE) return VMC_OS_READ | VMC_OS_EXEC;
+    if (chars & VMC_PE_SCN_WRITE) return VMC_OS_READ | VMC_OS_WRITE;
+    return VMC_OS_READ;
 }
 
 typedef BOOL(WINAPI *dllmain_t)(HINSTANCE, DWORD, LPVOID);
@@ -80,12 +79,11 @@ static void load(loaded_t *L, const char *name)
         ASSERT_MSG(p, "%s: %s!%s not found", name, dll, f->name ? f->name : "(ordinal)");
         memcpy((void *)(L->base + f->slot), &p, sizeof p);
     }
-    DWORD old;
-    ASSERT(VirtualProtect((void *)L->base, L->o.pe.size_of_headers, PAGE_READONLY, &old));
+    ASSERT_OK(vmc__os_protect(L->base, (L->o.pe.size_of_headers + 4095u) & ~(size_t)4095, VMC_OS_READ));
     for (uint32_t i = 0; i < L->o.pe.nsect; i++) {
         const vmc_pe_sect_t *s = &L->o.pe.sect[i];
         size_t sz = (s->vsize + 4095u) & ~(size_t)4095;
-        ASSERT(VirtualProtect((void *)(L->base + s->va), sz, prot_of(s->chars), &old));
+        ASSERT_OK(vmc__os_protect(L->base + s->va, sz, prot_of(s->chars)));
     }
     FlushInstructionCache(GetCurrentProcess(), (void *)L->base, L->len);
     if (L->o.npdata)
