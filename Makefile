@@ -74,7 +74,7 @@ $(B)/tests/vmc-tests: $(TEST_OBJ) $(B)/libvmcode.a
 $(B)/tests/nopie_host: tests/progs/nopie_host.c $(B)/libvmcode.a include/vmcode.h
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
-	$(Q)$(CC) $(CFLAGS_BASE) -no-pie -Iinclude $< $(B)/libvmcode.a $(LDLIBS_LIB) -o $@
+	$(Q)$(CC) $(CFLAGS_BASE) -no-pie -Iinclude -Isrc $< $(B)/libvmcode.a $(LDLIBS_LIB) -o $@
 
 # The program the debugger tests run, linked with the static library and
 # with the shared one (each carries the gdb script in .debug_gdb_scripts).

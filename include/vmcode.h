@@ -101,6 +101,12 @@ typedef struct vmc_info {
                                   1803): each region is reservations of this
                                   many bytes, and a file mapping starts on
                                   one; 0: one reservation per region         */
+    /* A -no-pie program's brk heap and the room it grows into, which the
+     * code region spans around so that all of the region reaches the image
+     * (the kernel starts brk up to 1 GiB after the data): the region is
+     * [code_base, code_base + code_size) less these bytes, never used;
+     * code_reaching leaves them out.  NULL, 0: no hole. */
+    void  *brk_hole;   size_t brk_hole_size;
 } vmc_info_t;
 VMC_API int vmc_info(vmc_t *v, vmc_info_t *out);
 
@@ -143,6 +149,9 @@ VMC_API int   vmc_dump(vmc_t *v, FILE *f);
 enum vmc_run_owner {
     VMC_RUN_FREE = 0, VMC_RUN_CODE_HEAP, VMC_RUN_RDATA_HEAP, VMC_RUN_DATA_HEAP,
     VMC_RUN_LARGE, VMC_RUN_LIBRARY, VMC_RUN_FILE, VMC_RUN_STUBS,
+    VMC_RUN_BRK_HEAP,        /* not the region's: a -no-pie program's brk heap
+                                and its room, which the region spans around
+                                (vmc_info_t.brk_hole)                        */
 };
 typedef struct vmc_run_info {
     void       *start;       /* executable view                               */

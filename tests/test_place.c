@@ -22,6 +22,9 @@ typedef struct host {
     uintptr_t img_lo, img_hi, brk_before, brk_after, code, target_lo, target_hi, alloc;
     size_t code_size, reaching;
     int placement, near_app_failed, call;
+    uintptr_t hole, walk_hole, big;
+    size_t hole_size, walk_hole_size, big_size;
+    int w_xor_x, sbrk_ok;
 } host_t;
 
 static uintptr_t field(const char *out, const char *key, int which)
@@ -83,13 +86,28 @@ static host_t run_host(const char *options, int randomize)
     h.near_app_failed = (int)field(h.out, "near_app_failed", 0);
     h.alloc = field(h.out, "alloc", 0);
     h.call = (int)field(h.out, "call", 0);
+    h.hole = field(h.out, "hole", 0);
+    h.hole_size = field(h.out, "hole", 1);
+    h.walk_hole = field(h.out, "walk_hole", 0);
+    h.walk_hole_size = field(h.out, "walk_hole", 1);
+    h.big = field(h.out, "big", 0);
+    h.big_size = field(h.out, "big", 1);
+    h.w_xor_x = (int)field(h.out, "w_xor_x", 0);
+    h.sbrk_ok = (int)field(h.out, "sbrk", 0);
     return h;
 }
 
+#define ALIGN64K(a) (((a) + 0xffff) & ~(uintptr_t)0xffff)
+
 /* The checks every run of the host passes: the image is where -no-pie puts
- * it, the region sits after the brk room and as low as that allows, which is
- * the most of it any free place lets reach the image; the reaching
- * allocation called into the program. */
+ * it; the region is either
+ *  - after the brk room and as low as that allows (brk right after the data,
+ *    or W^X, whose views cover the region whole), or
+ *  - from right after the image, spanning around the brk heap and its room
+ *    (the hole), when brk went far enough that this reaches more;
+ * either way at least 90 % of it reaches the image, brk still grows into its
+ * room, nothing of ours is in the hole, and the reaching allocation called
+ * into the program. */
 static void check_host(const host_t *h)
 {
     ASSERT_EQ(h->img_lo, 0x400000);
@@ -98,10 +116,31 @@ static void check_host(const host_t *h)
     ASSERT_EQ(h->code_size, 2 * GIB);
     ASSERT_EQ(h->placement, VMC_PLACED_NEAR_APP);
     ASSERT_EQ(h->near_app_failed, 0);
-    ASSERT_GE(h->code, h->brk_before + BRK_ROOM);
-    ASSERT_LE(h->code, ((h->brk_after + BRK_ROOM) + 0xffff) & ~(uintptr_t)0xffff);
-    ASSERT_EQ(h->reaching, h->target_lo + 2 * GIB - h->code);
-    ASSERT(h->alloc >= h->code && h->alloc < h->code + h->reaching);
+    if (h->hole_size) {
+        ASSERT_EQ(h->w_xor_x, 0);
+        ASSERT_EQ(h->code, ALIGN64K(h->img_hi));
+        ASSERT_GT(h->hole, h->code);
+        ASSERT_LE(h->hole, h->brk_before);   /* the heap begins inside it */
+        ASSERT_GE(h->hole + h->hole_size, h->brk_after + BRK_ROOM);
+        ASSERT_LE(h->hole + h->hole_size, ALIGN64K(h->brk_after + BRK_ROOM));
+        ASSERT_LT(h->hole + h->hole_size, h->code + h->code_size);
+        ASSERT_EQ(h->walk_hole, h->hole);
+        ASSERT_EQ(h->walk_hole_size, h->hole_size);
+        ASSERT_EQ(h->reaching, h->target_lo + 2 * GIB - h->code - h->hole_size);
+        ASSERT_MSG(h->big + h->big_size <= h->hole || h->big >= h->hole + h->hole_size,
+                   "an allocation overlaps the hole:\n%s", h->out);
+        ASSERT_MSG(h->alloc < h->hole || h->alloc >= h->hole + h->hole_size,
+                   "an allocation is in the hole:\n%s", h->out);
+    } else {
+        ASSERT_GE(h->code, h->brk_before + BRK_ROOM);
+        ASSERT_LE(h->code, ALIGN64K(h->brk_after + BRK_ROOM));
+        ASSERT_EQ(h->reaching, h->target_lo + 2 * GIB - h->code);
+        ASSERT_EQ(h->walk_hole_size, 0);
+    }
+    ASSERT_GE(h->big, h->code);
+    ASSERT_LE(h->big + h->big_size, h->code + h->code_size);
+    ASSERT_EQ(h->sbrk_ok, 1);
+    ASSERT(h->alloc >= h->code && h->alloc < h->code + h->code_size);
     ASSERT_EQ(h->call, 42);
 }
 
@@ -111,22 +150,60 @@ TEST(nopie_program_reaches_90_percent_with_brk_after_its_data)
     host_t h = run_host(NULL, 0);
     if (h.status == 77) SKIP("address space randomisation cannot be turned off here");
     check_host(&h);
-    /* brk right after the data: all but the brk room and the image reach */
+    /* brk right after the data: no hole; all but the brk room and the image reach */
     ASSERT_LT(h.brk_before - h.img_hi, 1u << 20);
+    ASSERT_EQ(h.hole_size, 0);
     ASSERT_GE(h.reaching, 2 * GIB / 10 * 9);
 }
 
 /* With randomisation the kernel puts brk up to 1 GiB after the data (x86-64):
- * the region can only start after brk and its room, so what reaches depends
- * on where brk went; it is always the most any place can give. */
-TEST(nopie_program_with_randomised_brk_gets_the_most_reach_there_is)
+ * a region after brk and its room would reach with 45-92 % of its bytes; the
+ * region around the heap reaches with all of its own, at least 90 % of the
+ * span, wherever brk went.  Eight runs see brk in eight places. */
+TEST(nopie_program_with_randomised_brk_reaches_90_percent)
 {
     if (vt_sanitized()) SKIP("the sanitizer's shadow memory takes the space above 2 GiB");
-    for (int i = 0; i < 4; i++) {
+    int holes = 0;
+    for (int i = 0; i < 8; i++) {
         host_t h = run_host(NULL, 1);
         check_host(&h);
-        ASSERT_GT(h.reaching, 2 * GIB / 10 * 4);
+        ASSERT_MSG(h.reaching >= 2 * GIB / 10 * 9, "only %zu bytes reach:\n%s", h.reaching, h.out);
+        holes += h.hole_size != 0;
     }
+    ASSERT_GT(holes, 0);
+}
+
+/* Either piece of the region around the heap failing to reserve: the region
+ * goes after the brk room instead, and nothing of the failed attempt stays. */
+TEST(nopie_hole_reservation_failure_falls_back_and_leaks_nothing)
+{
+    if (vt_sanitized()) SKIP("the sanitizer's shadow memory takes the space above 2 GiB");
+    for (int nth = 1; nth <= 2; nth++) {
+        char n[8];
+        snprintf(n, sizeof n, "%d", nth);
+        setenv("VMC_NOPIE_FAULT", n, 1);
+        host_t h = run_host(NULL, 1);
+        unsetenv("VMC_NOPIE_FAULT");
+        if (h.brk_before - h.img_hi < (1u << 20)) continue;  /* brk after the data: no hole tried */
+        ASSERT_EQ(field(h.out, "faults_hit", 0), 1);
+        check_host(&h);
+        ASSERT_EQ(h.hole_size, 0);
+        ASSERT_EQ(field(h.out, "leftover", 0), 0);
+    }
+    host_t h = run_host(NULL, 1);
+    ASSERT_EQ(field(h.out, "leftover", 0), 0);
+}
+
+/* Under W^X the region is one piece (both views cover it whole): after brk
+ * and its room, as before; still reaching, less. */
+TEST(nopie_program_under_w_xor_x_has_no_hole)
+{
+    if (vt_sanitized()) SKIP("the sanitizer's shadow memory takes the space above 2 GiB");
+    host_t h = run_host("-w_xor_x", 1);
+    check_host(&h);
+    ASSERT_EQ(h.w_xor_x, 1);
+    ASSERT_EQ(h.hole_size, 0);
+    ASSERT_GT(h.reaching, 2 * GIB / 10 * 4);
 }
 
 /* A region next to a low target starts at vm.mmap_min_addr (never below

@@ -207,12 +207,14 @@ static void print_info(vmc_t *v, int json)
                "\"placement\":\"%s\",\"reach_lo\":\"%#lx\",\"reach_hi\":\"%#lx\","
                "\"code_reaching\":%zu,\"reaching_percent\":%.2f,"
                "\"requested_code_size\":%zu,\"requested_heap_size\":%zu,"
-               "\"near_app_failed\":%s,\"vmcode_options\":",
+               "\"near_app_failed\":%s,\"brk_hole\":\"%#lx\",\"brk_hole_size\":%zu,"
+               "\"vmcode_options\":",
                cb, in.code_size, (unsigned long)(uintptr_t)in.code_wbase, hb, in.heap_size,
                in.w_xor_x ? "true" : "false", placement_name(in.placement),
                (unsigned long)in.reach_lo, (unsigned long)in.reach_hi, in.code_reaching, pct,
                in.requested_code_size, in.requested_heap_size,
-               in.near_app_failed ? "true" : "false");
+               in.near_app_failed ? "true" : "false", (unsigned long)(uintptr_t)in.brk_hole,
+               in.brk_hole_size);
         json_str(env_text);
         printf("}\n");
         return;
@@ -236,6 +238,11 @@ static void print_info(vmc_t *v, int json)
     printf("reach target  %#lx-%#lx\n", (unsigned long)in.reach_lo, (unsigned long)in.reach_hi);
     printf("reaching      %s of %s (%.2f %%) reach all of it by rel32\n",
            fmt_size(in.code_reaching, s1, sizeof s1), fmt_size(in.code_size, s2, sizeof s2), pct);
+    if (in.brk_hole_size)
+        printf("brk hole      %#014lx-%#014lx  %8s  (the program's brk heap and its room: not the "
+               "region's)\n", (unsigned long)(uintptr_t)in.brk_hole,
+               (unsigned long)(uintptr_t)in.brk_hole + in.brk_hole_size,
+               fmt_size(in.brk_hole_size, s1, sizeof s1));
     if (env_text[0])
         printf("VMCODE_OPTIONS %s  (applied before the command line's options; vmc_open applies it on "
                "top of a program's own)\n", env_text);

@@ -67,6 +67,7 @@ static const char *owner_names[VMC_OWNER_COUNT] = {
     [VMC_OWNER_RDATA] = "rdata heap", [VMC_OWNER_DATA] = "data heap",
     [VMC_OWNER_LARGE] = "large",     [VMC_OWNER_LIBRARY] = "library",
     [VMC_OWNER_FILE] = "file",       [VMC_OWNER_STUBS] = "stubs",
+    [VMC_OWNER_BRK] = "brk heap",
 };
 
 const char *vmc__owner_name(int owner)
@@ -277,6 +278,9 @@ static layout_t layout_of(size_t size)
     return l;
 }
 
+static int meta_ready(vmc_blocks_t *b);
+static int record(vmc_blocks_t *b, uint64_t first, uint64_t n, int owner, void *tag, uintptr_t *out);
+
 int vmc__blocks_init(vmc_blocks_t **out, vmc_region_t *r)
 {
     vmc_blocks_t *b = calloc(1, sizeof *b);
@@ -291,6 +295,18 @@ int vmc__blocks_init(vmc_blocks_t **out, vmc_region_t *r)
     b->leaves = l.leaves;
     b->meta_size = l.total;
     pthread_mutex_init(&b->lock, NULL);
+    if (r->hole_hi > r->hole_lo) {
+        /* The program's brk heap inside the region's span is taken for good
+         * from the start, so the map is needed now. */
+        int e = meta_ready(b);
+        if (!e)
+            e = record(b, (r->hole_lo - r->base) >> b->shift, (r->hole_hi - r->hole_lo) >> b->shift,
+                       VMC_OWNER_BRK, NULL, NULL);
+        if (e) {
+            vmc__blocks_fini(b);
+            return e;
+        }
+    }
     *out = b;
     return 0;
 }

@@ -30,6 +30,8 @@ enum vmc_owner {
     VMC_OWNER_LIBRARY = VMC_RUN_LIBRARY,    /* a privately loaded library    */
     VMC_OWNER_FILE = VMC_RUN_FILE,          /* a vmc_map_file mapping        */
     VMC_OWNER_STUBS = VMC_RUN_STUBS,        /* far-target stubs              */
+    VMC_OWNER_BRK = VMC_RUN_BRK_HEAP,       /* not ours: the program's brk heap
+                                               inside the span (region.h)   */
     VMC_OWNER_COUNT
 };
 
@@ -46,7 +48,8 @@ typedef struct vmc_run {
     int abandoned;       /* its owner is gone; re-reserving it failed      */
 } vmc_run_t;
 
-/* No system call: the map's arrays are mapped when the first run is taken. */
+/* No system call: the map's arrays are mapped when the first run is taken
+ * (at once for a region with a hole, which is taken from the start). */
 int  vmc__blocks_init(vmc_blocks_t **out, vmc_region_t *r);
 void vmc__blocks_fini(vmc_blocks_t *b);
 

@@ -177,6 +177,8 @@ int vmc_info(vmc_t *v, vmc_info_t *out)
     out->requested_heap_size = v->opt.vmheap_size;
     out->block_size = vmc__os_granularity();
     out->slot_size = vmc__os_slot_size();
+    out->brk_hole = (void *)v->sp.code.hole_lo;
+    out->brk_hole_size = v->sp.code.hole_hi - v->sp.code.hole_lo;
     return 0;
 }
 

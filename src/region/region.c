@@ -8,7 +8,17 @@
  *      plus a random page-aligned jitter in [0, vm_max_offset);
  *   3. wherever the kernel puts it.
  * With allow_smaller, if no step works the size is halved (floor 64 MiB) and
- * the steps run again.  Fixed-address attempts use MAP_FIXED_NOREPLACE and
+ * the steps run again.
+ *
+ * A -no-pie program (image at 0x400000) is the one case where step 1 may give
+ * the region a hole.  The kernel starts brk anywhere up to 1 GiB after the
+ * program's data (x86-64 ASLR), so a region that must begin after brk and its
+ * room reaches the image with only 45-92 % of its bytes.  Instead the region
+ * spans from right after the image, as two reservations around the brk heap
+ * and its room: every byte of it that is ours reaches the image (about 93 %
+ * of a 2 GiB span).  The hole is never ours: the block layer keeps it taken,
+ * the hold list does not cover it, nothing is ever mapped there.  Not under
+ * W^X, whose views cover the region whole.  Fixed-address attempts use MAP_FIXED_NOREPLACE and
  * check the result: kernels before 4.17 take the flag as a mere hint.
  */
 #include "region/region.h"
@@ -110,16 +120,35 @@ static void region_init(vmc_region_t *r, const char *name)
     pthread_mutex_init(&r->file_lock, NULL);
 }
 
-static void region_set(vmc_region_t *r, uintptr_t base, size_t size)
+/* What an attempt reserved: [base, base+size), less the hole if any. */
+typedef struct resv {
+    uintptr_t base, hole_lo, hole_hi;
+} resv_t;
+
+static void region_set(vmc_region_t *r, const resv_t *v, size_t size)
 {
-    r->base = r->wbase = base;
+    r->base = r->wbase = v->base;
     r->size = size;
-    vmc__os_hold(base, base + size);
+    r->hole_lo = v->hole_lo;
+    r->hole_hi = v->hole_hi;
+    if (r->hole_hi > r->hole_lo) {
+        vmc__os_hold(r->base, r->hole_lo);
+        vmc__os_hold(r->hole_hi, r->base + size);
+    } else {
+        vmc__os_hold(r->base, r->base + size);
+    }
+}
+
+size_t vmc__region_reaching(const vmc_region_t *r, uintptr_t lo, uintptr_t hi)
+{
+    size_t n = vmc__reach_bytes(r->base, r->size, lo, hi);
+    if (r->hole_hi > r->hole_lo) n -= vmc__reach_bytes(r->hole_lo, r->hole_hi - r->hole_lo, lo, hi);
+    return n;
 }
 
 /* Reserve `want` bytes with `attempt`, halving down to 64 MiB with
  * allow_smaller.  The message names the region, the size and why. */
-typedef int (*attempt_fn)(size_t size, void *ctx, uintptr_t *base);
+typedef int (*attempt_fn)(size_t size, void *ctx, resv_t *out);
 
 static int reserve_halving(vmc_region_t *r, size_t want, int allow_smaller, attempt_fn attempt,
                            void *ctx)
@@ -128,10 +157,10 @@ static int reserve_halving(vmc_region_t *r, size_t want, int allow_smaller, atte
     size_t floor = want < VMC_MIN_SIZE ? want : VMC_MIN_SIZE;
     int err = -ENOMEM;
     for (size_t size = want; size >= floor; size = (size / 2) & ~(page - 1)) {
-        uintptr_t base;
-        err = attempt(size, ctx, &base);
+        resv_t v = {0, 0, 0};
+        err = attempt(size, ctx, &v);
         if (!err) {
-            region_set(r, base, size);
+            region_set(r, &v, size);
             return 0;
         }
         if (!allow_smaller || size / 2 < floor) break;
@@ -147,25 +176,81 @@ static int reserve_halving(vmc_region_t *r, size_t want, int allow_smaller, atte
 typedef struct code_ctx {
     const vmc_options_t *o;
     uintptr_t lo, hi, avoid_lo, avoid_hi;
+    uintptr_t brk;           /* the program break, when it follows the image */
     int step;
     int near_failed;         /* step 1 was tried, for the last size, and failed */
 } code_ctx_t;
 
-static int attempt_code(size_t size, void *arg, uintptr_t *base)
+/* The first mapping at or after `a` (which must be free), for where the brk
+ * heap begins: the end of the free gap holding `a`. */
+typedef struct gap_find {
+    uintptr_t a, end;
+} gap_find_t;
+
+static void gap_end_cb(void *ctx, uintptr_t g0, uintptr_t g1)
+{
+    gap_find_t *f = ctx;
+    if (g0 <= f->a && f->a < g1) f->end = g1;
+}
+
+/* Step 1 for a -no-pie program: the region from right after the image, with
+ * the brk heap and its room as a hole (see the top of this file).  Taken only
+ * when it reaches more than the best place without a hole; -ENOSPC otherwise,
+ * -EEXIST when something is in the way of either piece. */
+static int try_hole(size_t size, const code_ctx_t *c, resv_t *out)
+{
+    uintptr_t wlo, whi;
+    vmc__reach_window(c->lo, c->hi, &wlo, &whi);
+    if (!c->brk || c->o->w_xor_x || wlo >= ((uintptr_t)1 << 32)) return -ENOSPC;
+    uintptr_t base = (c->avoid_lo + PLACE_ALIGN - 1) & ~(uintptr_t)(PLACE_ALIGN - 1);
+    uintptr_t min = vmc__os_min_addr();
+    if (base < min) base = (min + PLACE_ALIGN - 1) & ~(uintptr_t)(PLACE_ALIGN - 1);
+    if (base >= whi) return -ENOSPC;   /* the image is not the target */
+    gap_find_t f = {base, 0};
+    int r = vmc__os_free_gaps(gap_end_cb, &f);
+    if (r) return r;
+    uintptr_t heap = f.end < c->brk ? f.end : c->brk;
+    uintptr_t hole_lo = heap & ~(uintptr_t)(PLACE_ALIGN - 1);
+    uintptr_t hole_hi = (c->avoid_hi + PLACE_ALIGN - 1) & ~(uintptr_t)(PLACE_ALIGN - 1);
+    if (!f.end || hole_lo <= base || base + size <= hole_hi || base + size <= hole_lo)
+        return -ENOSPC;  /* no room before the heap, none after, or no hole needed */
+    vmc_region_t with = {.base = base, .size = size, .hole_lo = hole_lo, .hole_hi = hole_hi};
+    size_t reach = vmc__region_reaching(&with, c->lo, c->hi);
+    uintptr_t at;
+    if (vmc__place_near(size, PLACE_ALIGN, c->lo, c->hi, c->avoid_lo, c->avoid_hi, &at) == 0 &&
+        vmc__reach_bytes(at, size, c->lo, c->hi) >= reach)
+        return -ENOSPC;
+    uintptr_t got;
+    if ((r = vmc__os_reserve(base, hole_lo - base, &got)) != 0) return r;
+    if ((r = vmc__os_reserve(hole_hi, base + size - hole_hi, &got)) != 0) {
+        vmc__os_release(base, hole_lo - base);
+        return r;
+    }
+    *out = (resv_t){base, hole_lo, hole_hi};
+    return 0;
+}
+
+static int attempt_code(size_t size, void *arg, resv_t *out)
 {
     code_ctx_t *c = arg;
     int err;
     c->near_failed = 0;
     if (c->o->near_app && c->hi > c->lo) {
-        if ((err = try_near(size, c->lo, c->hi, c->avoid_lo, c->avoid_hi, base)) == 0) {
+        /* Like try_near's, its failures (maps unreadable, the space taken)
+         * leave the next way to place the region to try. */
+        if (try_hole(size, c, out) == 0) {
+            c->step = VMC_PLACED_NEAR_APP;
+            return 0;
+        }
+        if ((err = try_near(size, c->lo, c->hi, c->avoid_lo, c->avoid_hi, &out->base)) == 0) {
             c->step = VMC_PLACED_NEAR_APP;
             return 0;
         }
         c->near_failed = 1;
     }
-    if ((err = try_base(size, c->o->vm_base, c->o->vm_max_offset, base)) == 0)
+    if ((err = try_base(size, c->o->vm_base, c->o->vm_max_offset, &out->base)) == 0)
         c->step = VMC_PLACED_VM_BASE;
-    else if ((err = vmc__os_reserve(0, size, base)) == 0)
+    else if ((err = vmc__os_reserve(0, size, &out->base)) == 0)
         c->step = VMC_PLACED_ANYWHERE;
     return err;
 }
@@ -183,9 +268,10 @@ int vmc__region_open_code(vmc_region_t *r, const vmc_options_t *o, vmc_place_t *
     }
     uintptr_t brk_now = vmc__os_program_break();
     if (have_image && brk_now) {  /* brk grows up from the end of the program's data */
+        int follows = brk_now > img_hi && brk_now - img_hi < ((uintptr_t)1 << 40);
         c.avoid_lo = img_hi;
-        c.avoid_hi = (brk_now > img_hi && brk_now - img_hi < ((uintptr_t)1 << 40) ? brk_now : img_hi) +
-                     BRK_ROOM;
+        c.avoid_hi = (follows ? brk_now : img_hi) + BRK_ROOM;
+        c.brk = follows ? brk_now : 0;
     }
     /* Under W^X the writable view needs as much address space again: when it
      * does not fit (RLIMIT_AS), halving goes on for both. */
@@ -197,7 +283,8 @@ int vmc__region_open_code(vmc_region_t *r, const vmc_options_t *o, vmc_place_t *
         place->near_failed = c.near_failed;
         place->reach_lo = c.lo;
         place->reach_hi = c.hi;
-        place->reaching = c.hi > c.lo ? vmc__reach_bytes(r->base, r->size, c.lo, c.hi) : r->size;
+        place->reaching = c.hi > c.lo ? vmc__region_reaching(r, c.lo, c.hi)
+                                      : r->size - (r->hole_hi - r->hole_lo);
         if (!o->w_xor_x) return 0;
         err = vmc__wx_open(r);
         if (!err) return 0;
@@ -209,10 +296,10 @@ int vmc__region_open_code(vmc_region_t *r, const vmc_options_t *o, vmc_place_t *
     }
 }
 
-static int attempt_anywhere(size_t size, void *ctx, uintptr_t *base)
+static int attempt_anywhere(size_t size, void *ctx, resv_t *out)
 {
     (void)ctx;
-    return vmc__os_reserve(0, size, base);
+    return vmc__os_reserve(0, size, &out->base);
 }
 
 int vmc__region_open_heap(vmc_region_t *r, const vmc_options_t *o)
@@ -226,8 +313,15 @@ void vmc__region_close(vmc_region_t *r)
 {
     if (r->size) {
         if (r->wx) vmc__wx_close(r);
-        vmc__os_unhold(r->base, r->base + r->size);
-        vmc__os_release(r->base, r->size);
+        if (r->hole_hi > r->hole_lo) {
+            vmc__os_unhold(r->base, r->hole_lo);
+            vmc__os_unhold(r->hole_hi, r->base + r->size);
+            vmc__os_release(r->base, r->hole_lo - r->base);
+            vmc__os_release(r->hole_hi, r->base + r->size - r->hole_hi);
+        } else {
+            vmc__os_unhold(r->base, r->base + r->size);
+            vmc__os_release(r->base, r->size);
+        }
     }
     pthread_mutex_destroy(&r->file_lock);
     r->size = 0;

@@ -22,13 +22,19 @@ typedef struct vmc_region {
     size_t file_size;        /* current size of that file                  */
     pthread_mutex_t file_lock; /* serialises growing the file              */
     struct vmc_wx_state *wxs;  /* wx.c's bookkeeping (W^X only), or NULL  */
+    /* [hole_lo, hole_hi) inside [base, base+size), or 0, 0: not ours.  A
+     * -no-pie program's brk heap and the room it grows into lie there; the
+     * region is then two reservations, one on either side, and the block
+     * layer keeps the hole taken (owner "brk heap") so nothing lands in it. */
+    uintptr_t hole_lo, hole_hi;
 } vmc_region_t;
 
 /* Where the code region went and why (filled by vmc__region_open_code). */
 typedef struct vmc_place {
     int step;                /* enum vmc_placement                         */
     uintptr_t reach_lo, reach_hi;
-    size_t reaching;         /* bytes of the region that reach the target  */
+    size_t reaching;         /* bytes of the region that reach the target
+                                (the hole, being not ours, not counted)   */
     int near_failed;         /* near_app was tried and found no placement
                                 from which any byte reaches the target     */
 } vmc_place_t;
@@ -54,6 +60,9 @@ static inline int vmc__region_contains(const vmc_region_t *r, uintptr_t a, size_
     return r->size && a >= r->base && len <= r->size && a - r->base <= r->size - len;
 }
 
+
+/* Bytes of [a, a+size) that reach [lo, hi), less those in r's hole. */
+size_t vmc__region_reaching(const vmc_region_t *r, uintptr_t lo, uintptr_t hi);
 
 /* Placement (place.c): the base in a free gap of the address space that
  * makes the most of [a, a+size) reach [lo, hi), avoiding `avoid_lo..avoid_hi`

@@ -3,8 +3,14 @@
  * its one argument (or the defaults), prints what vmc_info says and where brk
  * was, then allocates code that must reach the program's image, writes a
  * `call rel32` to one of the program's functions into it and runs it.
- * Output: one "key value" per line; exit status 0 if all of it worked. */
+ * Output: one "key value" per line; exit status 0 if all of it worked.
+ * With VMC_NOPIE_FAULT=N the Nth mmap of vmc_open fails (ENOMEM), and after
+ * vmc_close it prints how many inaccessible mappings are left below 4 GiB. */
 #include "vmcode.h"
+#include "os/os.h"
+
+#include <errno.h>
+#include <stdlib.h>
 
 #include <stdint.h>
 #include <stdio.h>
@@ -15,8 +21,38 @@ extern char __executable_start[], _end[];
 
 __attribute__((noinline)) static int answer(void) { return 42; }
 
+static int walk_hole(const vmc_run_info_t *ri, void *arg)
+{
+    struct { uintptr_t lo; size_t size; } *seen = arg;
+    if (ri->owner == VMC_RUN_BRK_HEAP) {
+        seen->lo = (uintptr_t)ri->start;
+        seen->size = ri->size;
+    }
+    return 0;
+}
+
+/* Inaccessible mappings starting in [0x400000, 4 GiB): what a reservation
+ * left behind would be. */
+static int low_reservations(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f) return -1;
+    char line[512];
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        char prot[8];
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, prot) == 3 && !strcmp(prot, "---p") &&
+            lo >= 0x400000 && lo < (1ul << 32))
+            n++;
+    }
+    fclose(f);
+    return n;
+}
+
 int main(int argc, char **argv)
 {
+    const char *fault = getenv("VMC_NOPIE_FAULT");
     uintptr_t brk_before = (uintptr_t)sbrk(0);
     vmc_options_t o;
     vmc_options_init(&o);
@@ -25,6 +61,7 @@ int main(int argc, char **argv)
         return 1;
     }
     vmc_t *v;
+    if (fault) vmc__os_fault(VMC_OS_MMAP, strtoul(fault, NULL, 10), ENOMEM, 0);
     if (vmc_open(&o, &v)) {
         printf("error %s\n", vmc_last_error());
         return 1;
@@ -39,6 +76,24 @@ int main(int argc, char **argv)
     printf("reaching %zu\n", in.code_reaching);
     printf("placement %d\n", in.placement);
     printf("near_app_failed %d\n", in.near_app_failed);
+    printf("hole %#lx %zu\n", (unsigned long)(uintptr_t)in.brk_hole, in.brk_hole_size);
+    printf("w_xor_x %d\n", in.w_xor_x);
+
+    /* The heap still grows by brk into its room (inside the hole, if any). */
+    void *grown = sbrk(32 << 20);
+    printf("sbrk %d\n", grown != (void *)-1 && sbrk(-(32 << 20)) != (void *)-1);
+    /* The block map shows the hole as a run of its own. */
+    struct { uintptr_t lo; size_t size; } seen = {0, 0};
+    vmc_walk(v, walk_hole, &seen);
+    printf("walk_hole %#lx %zu\n", (unsigned long)seen.lo, seen.size);
+    /* One allocation of half the region lands on one side of the hole. */
+    vmc_span_t big;
+    if (vmc_alloc(v, in.code_size / 2 - (in.brk_hole_size + (64u << 20)), VMC_CODE, &big)) {
+        printf("error %s\n", vmc_last_error());
+        return 1;
+    }
+    printf("big %#lx %zu\n", (unsigned long)(uintptr_t)big.x, big.size);
+    vmc_free(v, big.x);
 
     /* sub rsp, 8; call answer; add rsp, 8; ret */
     vmc_span_t s;
@@ -59,5 +114,7 @@ int main(int argc, char **argv)
     int (*fn)(void) = (int (*)(void))s.x;
     printf("call %d\n", fn());
     vmc_close(v);
+    printf("faults_hit %lu\n", vmc__os_faults_hit());
+    printf("leftover %d\n", low_reservations());
     return 0;
 }
