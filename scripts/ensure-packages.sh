@@ -15,7 +15,10 @@ if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
 fi
 echo "ensure-packages: installing$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
-apt-get install -y -q $missing >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1; apt-get install -y -q $missing >/dev/null; } || {
+# Another apt (a second make, unattended-upgrades on a fresh machine) may hold
+# the dpkg lock: wait for it rather than fail.
+wait="-o DPkg::Lock::Timeout=600"
+apt-get $wait install -y -q $missing >/dev/null 2>&1 || { apt-get $wait update -q >/dev/null 2>&1; apt-get $wait install -y -q $missing >/dev/null; } || {
     echo "ensure-packages: could not install$missing" >&2
     exit 1
 }
