@@ -19,8 +19,13 @@
 enum { VT_THREADED = 1 };   /* runs under ThreadSanitizer in make check-tsan */
 
 void vt_register(const char *name, void (*fn)(void), int signal, int timeout, int flags);
+#ifdef __MINGW32__
+#define VT_PRINTF gnu_printf   /* MinGW's C99 printf, as src/base/error.h says */
+#else
+#define VT_PRINTF printf
+#endif
 _Noreturn void vt_fail(const char *file, int line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    __attribute__((format(VT_PRINTF, 3, 4)));
 _Noreturn void vt_skip(const char *why);
 
 #define VT_REG(name, sig, tmo, fl)                                                         \

@@ -20,6 +20,7 @@
 #endif
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +130,17 @@ static int parse_args(const cmd_t *c, int argc, char **argv, int takes_libs, arg
  * environment once read.  Returns 0, 1 (open failed) or 2 (bad options). */
 static char env_text[4096];
 
+/* Takes VMCODE_OPTIONS out of this process's environment: unsetenv is POSIX;
+ * the Windows C runtime removes a variable set to nothing (_putenv "NAME="). */
+static void env_unset_options(void)
+{
+#ifdef _WIN32
+    _putenv("VMCODE_OPTIONS=");
+#else
+    unsetenv("VMCODE_OPTIONS");
+#endif
+}
+
 static int open_with(const cmd_t *c, const args_t *a, vmc_t **v)
 {
     vmc_options_t o;
@@ -144,7 +156,7 @@ static int open_with(const cmd_t *c, const args_t *a, vmc_t **v)
         fprintf(stderr, "vmcode %s: %s\n", c->name, vmc_last_error());
         return 2;
     }
-    unsetenv("VMCODE_OPTIONS");
+    env_unset_options();
     r = vmc_open(&o, v);
     if (r) {
         fprintf(stderr, "vmcode %s: %s (%s)\n", c->name, vmc_last_error(), vmc_strerror(r));
@@ -199,34 +211,34 @@ static void print_info(vmc_t *v, int json)
     vmc_info_t in;
     vmc_info(v, &in);
     double pct = in.code_size ? 100.0 * (double)in.code_reaching / (double)in.code_size : 0;
-    unsigned long cb = (unsigned long)(uintptr_t)in.code_base, hb = (unsigned long)(uintptr_t)in.heap_base;
+    uintptr_t cb = (uintptr_t)in.code_base, hb = (uintptr_t)in.heap_base;
     char s1[32], s2[32];
     if (json) {
-        printf("{\"code_base\":\"%#lx\",\"code_size\":%zu,\"code_wbase\":\"%#lx\","
-               "\"heap_base\":\"%#lx\",\"heap_size\":%zu,\"w_xor_x\":%s,"
-               "\"placement\":\"%s\",\"reach_lo\":\"%#lx\",\"reach_hi\":\"%#lx\","
+        printf("{\"code_base\":\"%#" PRIxPTR "\",\"code_size\":%zu,\"code_wbase\":\"%#" PRIxPTR "\","
+               "\"heap_base\":\"%#" PRIxPTR "\",\"heap_size\":%zu,\"w_xor_x\":%s,"
+               "\"placement\":\"%s\",\"reach_lo\":\"%#" PRIxPTR "\",\"reach_hi\":\"%#" PRIxPTR "\","
                "\"code_reaching\":%zu,\"reaching_percent\":%.2f,"
                "\"requested_code_size\":%zu,\"requested_heap_size\":%zu,"
-               "\"near_app_failed\":%s,\"brk_hole\":\"%#lx\",\"brk_hole_size\":%zu,"
+               "\"near_app_failed\":%s,\"brk_hole\":\"%#" PRIxPTR "\",\"brk_hole_size\":%zu,"
                "\"vmcode_options\":",
-               cb, in.code_size, (unsigned long)(uintptr_t)in.code_wbase, hb, in.heap_size,
+               cb, in.code_size, (uintptr_t)in.code_wbase, hb, in.heap_size,
                in.w_xor_x ? "true" : "false", placement_name(in.placement),
-               (unsigned long)in.reach_lo, (unsigned long)in.reach_hi, in.code_reaching, pct,
+               (uintptr_t)in.reach_lo, (uintptr_t)in.reach_hi, in.code_reaching, pct,
                in.requested_code_size, in.requested_heap_size,
-               in.near_app_failed ? "true" : "false", (unsigned long)(uintptr_t)in.brk_hole,
+               in.near_app_failed ? "true" : "false", (uintptr_t)in.brk_hole,
                in.brk_hole_size);
         json_str(env_text);
         printf("}\n");
         return;
     }
-    printf("code region   %#014lx-%#014lx  %8s  (asked %s)\n", cb, cb + in.code_size,
+    printf("code region   %#014" PRIxPTR "-%#014" PRIxPTR "  %8s  (asked %s)\n", cb, cb + in.code_size,
            fmt_size(in.code_size, s1, sizeof s1), fmt_size(in.requested_code_size, s2, sizeof s2));
     if (in.w_xor_x)
-        printf("writable view %#014lx-%#014lx  (W^X: the same memory file, mapped read+write)\n",
-               (unsigned long)(uintptr_t)in.code_wbase,
-               (unsigned long)(uintptr_t)in.code_wbase + in.code_size);
+        printf("writable view %#014" PRIxPTR "-%#014" PRIxPTR "  (W^X: the same memory file, mapped read+write)\n",
+               (uintptr_t)in.code_wbase,
+               (uintptr_t)in.code_wbase + in.code_size);
     if (in.heap_size)
-        printf("heap region   %#014lx-%#014lx  %8s  (asked %s)\n", hb, hb + in.heap_size,
+        printf("heap region   %#014" PRIxPTR "-%#014" PRIxPTR "  %8s  (asked %s)\n", hb, hb + in.heap_size,
                fmt_size(in.heap_size, s1, sizeof s1), fmt_size(in.requested_heap_size, s2, sizeof s2));
     else
         printf("heap region   none\n");
@@ -235,13 +247,13 @@ static void print_info(vmc_t *v, int json)
     if (in.near_app_failed)
         printf("near_app      FAILED: from no free place would any of the region reach the target;\n"
                "              calls to it need a stub (vmc_stub)\n");
-    printf("reach target  %#lx-%#lx\n", (unsigned long)in.reach_lo, (unsigned long)in.reach_hi);
+    printf("reach target  %#" PRIxPTR "-%#" PRIxPTR "\n", (uintptr_t)in.reach_lo, (uintptr_t)in.reach_hi);
     printf("reaching      %s of %s (%.2f %%) reach all of it by rel32\n",
            fmt_size(in.code_reaching, s1, sizeof s1), fmt_size(in.code_size, s2, sizeof s2), pct);
     if (in.brk_hole_size)
         printf("brk hole      %#014lx-%#014lx  %8s  (the program's brk heap and its room: not the "
-               "region's)\n", (unsigned long)(uintptr_t)in.brk_hole,
-               (unsigned long)(uintptr_t)in.brk_hole + in.brk_hole_size,
+               "region's)\n", (uintptr_t)in.brk_hole,
+               (uintptr_t)in.brk_hole + in.brk_hole_size,
                fmt_size(in.brk_hole_size, s1, sizeof s1));
     if (env_text[0])
         printf("VMCODE_OPTIONS %s  (applied before the command line's options; vmc_open applies it on "
@@ -265,10 +277,10 @@ static int json_run(const vmc_run_info_t *ri, void *arg)
 {
     int *first = arg;
     static const char *kinds[] = {"none", "code", "rdata", "data"};
-    printf("%s{\"region\":\"%s\",\"start\":\"%#lx\",\"end\":\"%#lx\",\"size\":%zu,"
+    printf("%s{\"region\":\"%s\",\"start\":\"%#" PRIxPTR "\",\"end\":\"%#" PRIxPTR "\",\"size\":%zu,"
            "\"owner\":\"%s\",\"kind\":\"%s\",\"committed\":%zu",
-           *first ? "" : ",", ri->region ? "heap" : "code", (unsigned long)(uintptr_t)ri->start,
-           (unsigned long)(uintptr_t)ri->start + ri->size, ri->size, ri->owner_name,
+           *first ? "" : ",", ri->region ? "heap" : "code", (uintptr_t)ri->start,
+           (uintptr_t)ri->start + ri->size, ri->size, ri->owner_name,
            kinds[ri->kind & 3], ri->committed);
     if (ri->name) printf(",\"name\":\"%s\"", ri->name);
     putchar('}');
@@ -362,13 +374,13 @@ static void print_lib(vmc_t *v, vmc_lib_t *l, double ms, int json, int first)
                  base + li.size <= (uintptr_t)in.code_base + in.code_size;
     char p[4];
     if (json) {
-        printf("%s{\"path\":\"%s\",\"base\":\"%#lx\",\"size\":%zu,\"inside_code_region\":%s,"
+        printf("%s{\"path\":\"%s\",\"base\":\"%#" PRIxPTR "\",\"size\":%zu,\"inside_code_region\":%s,"
                "\"load_ms\":%.3f,\"segments\":[",
-               first ? "" : ",", li.path, (unsigned long)base, li.size, inside ? "true" : "false", ms);
+               first ? "" : ",", li.path, (uintptr_t)base, li.size, inside ? "true" : "false", ms);
         for (unsigned i = 0; i < li.nsegments; i++) {
             prot_str(li.segments[i].prot, p);
-            printf("%s{\"start\":\"%#lx\",\"size\":%zu,\"prot\":\"%s\"}", i ? "," : "",
-                   (unsigned long)(uintptr_t)li.segments[i].start, li.segments[i].size, p);
+            printf("%s{\"start\":\"%#" PRIxPTR "\",\"size\":%zu,\"prot\":\"%s\"}", i ? "," : "",
+                   (uintptr_t)li.segments[i].start, li.segments[i].size, p);
         }
         printf("],\"relocations\":{\"relative\":%zu,\"symbolic\":%zu,\"irelative\":%zu,\"relr\":%zu},"
                "\"bound\":{\"self\":%zu,\"private\":%zu,\"host\":%zu,\"weak_zero\":%zu},"
@@ -392,14 +404,14 @@ static void print_lib(vmc_t *v, vmc_lib_t *l, double ms, int json, int first)
     }
     printf("%s\n", li.path);
     char sz[32];
-    printf("  image     %#014lx-%#014lx  %s, %s the code region, loaded in %.3f ms\n",
-           (unsigned long)base, (unsigned long)(base + li.size), fmt_size(li.size, sz, sizeof sz),
+    printf("  image     %#014" PRIxPTR "-%#014" PRIxPTR "  %s, %s the code region, loaded in %.3f ms\n",
+           (uintptr_t)base, (uintptr_t)(base + li.size), fmt_size(li.size, sz, sizeof sz),
            inside ? "inside" : "OUTSIDE", ms);
     for (unsigned i = 0; i < li.nsegments; i++) {
         prot_str(li.segments[i].prot, p);
         uintptr_t s = (uintptr_t)li.segments[i].start;
-        printf("  segment   %#014lx-%#014lx  %s\n", (unsigned long)s,
-               (unsigned long)(s + li.segments[i].size), p);
+        printf("  segment   %#014" PRIxPTR "-%#014" PRIxPTR "  %s\n", (uintptr_t)s,
+               (uintptr_t)(s + li.segments[i].size), p);
     }
     printf("  relocs    %zu relative, %zu symbolic, %zu irelative, %zu relr\n", li.relocs_relative,
            li.relocs_symbolic, li.relocs_irelative, li.relocs_relr);
@@ -478,12 +490,12 @@ static int cmd_load(int argc, char **argv)
         void *addr = addrs[k];
         if (!addr) missing++;
         if (a.json && addr)
-            printf("%s{\"name\":\"%s\",\"address\":\"%#lx\",\"library\":\"%s\"}", k ? "," : "",
-                   a.syms[k], (unsigned long)(uintptr_t)addr, a.libs[from[k]]);
+            printf("%s{\"name\":\"%s\",\"address\":\"%#" PRIxPTR "\",\"library\":\"%s\"}", k ? "," : "",
+                   a.syms[k], (uintptr_t)addr, a.libs[from[k]]);
         else if (a.json)
             printf("%s{\"name\":\"%s\",\"address\":null,\"library\":null}", k ? "," : "", a.syms[k]);
         else if (addr)
-            printf("symbol %-24s %p  (%s)\n", a.syms[k], addr, a.libs[from[k]]);
+            printf("symbol %-24s %#" PRIxPTR "  (%s)\n", a.syms[k], (uintptr_t)addr, a.libs[from[k]]);
         else
             printf("symbol %-24s not exported by any of them\n", a.syms[k]);
     }

@@ -32,6 +32,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <inttypes.h>
 
 typedef struct node { uint32_t mx, pre, suf; } node_t;  /* deficits */
 
@@ -425,10 +426,10 @@ static int take(vmc_blocks_t *b, size_t len, size_t align, uintptr_t lo, uintptr
         pthread_mutex_unlock(&b->lock);
         if (lo || hi)
             return vmc__fail(-ENOSPC,
-                             "%s region: no free run of %zu bytes inside %#lx..%#lx (largest free "
+                             "%s region: no free run of %zu bytes inside %#" PRIxPTR "..%#" PRIxPTR " (largest free "
                              "run in the region: %zu bytes)",
-                             r->name, (size_t)k << b->shift, (unsigned long)lo,
-                             (unsigned long)hi, largest);
+                             r->name, (size_t)k << b->shift, (uintptr_t)lo,
+                             (uintptr_t)hi, largest);
         return vmc__fail(-ENOSPC, "%s region full: asked for %zu bytes, largest free run is %zu bytes",
                          r->name, (size_t)k << b->shift, largest);
     }
@@ -437,9 +438,9 @@ static int take(vmc_blocks_t *b, size_t len, size_t align, uintptr_t lo, uintptr
     return e;
 
 nospace_window:
-    return vmc__fail(-ENOSPC, "%s region %#lx..%#lx lies outside the window %#lx..%#lx", r->name,
-                     (unsigned long)r->base, (unsigned long)(r->base + r->size), (unsigned long)lo,
-                     (unsigned long)hi);
+    return vmc__fail(-ENOSPC, "%s region %#" PRIxPTR "..%#" PRIxPTR " lies outside the window %#" PRIxPTR "..%#" PRIxPTR, r->name,
+                     (uintptr_t)r->base, (uintptr_t)(r->base + r->size), (uintptr_t)lo,
+                     (uintptr_t)hi);
 }
 
 int vmc__blocks_take(vmc_blocks_t *b, size_t len, size_t align, uintptr_t lo, uintptr_t hi,
@@ -460,8 +461,8 @@ int vmc__blocks_take_at(vmc_blocks_t *b, uintptr_t addr, size_t len, int owner, 
     size_t bs = (size_t)1 << b->shift;
     if (len == 0 || (addr & (bs - 1)) || !vmc__region_contains(r, addr, len) || owner <= 0 ||
         owner >= VMC_OWNER_COUNT)
-        return vmc__fail(-EINVAL, "%s region: cannot take %#lx+%#zx (outside or unaligned)", r->name,
-                         (unsigned long)addr, len);
+        return vmc__fail(-EINVAL, "%s region: cannot take %#" PRIxPTR "+%#zx (outside or unaligned)", r->name,
+                         (uintptr_t)addr, len);
     uint64_t first = (addr - r->base) >> b->shift, k = (len + bs - 1) >> b->shift;
     pthread_mutex_lock(&b->lock);
     int e = meta_ready(b);
@@ -471,7 +472,7 @@ int vmc__blocks_take_at(vmc_blocks_t *b, uintptr_t addr, size_t len, int owner, 
     if (e) {
         /* the message is meta_ready's */
     } else if (s != (int64_t)first)
-        e = vmc__fail(-EEXIST, "%s region: %#lx+%#zx is not free", r->name, (unsigned long)addr, len);
+        e = vmc__fail(-EEXIST, "%s region: %#" PRIxPTR "+%#zx is not free", r->name, (uintptr_t)addr, len);
     else
         e = record(b, first, k, owner, tag, NULL);
     pthread_mutex_unlock(&b->lock);
@@ -528,7 +529,7 @@ static vmc_run_t *run_starting(vmc_blocks_t *b, uintptr_t start)
     vmc_region_t *r = b->region;
     vmc_run_t *run = vmc__region_contains(r, start, 1) ? run_at(b, (start - r->base) >> b->shift) : NULL;
     if (!run || run->start != start) {
-        vmc__fail(-EINVAL, "%s region: %#lx is not the start of a taken run", r->name, (unsigned long)start);
+        vmc__fail(-EINVAL, "%s region: %#" PRIxPTR " is not the start of a taken run", r->name, (uintptr_t)start);
         return NULL;
     }
     return run;
@@ -576,8 +577,8 @@ static int commit_run(vmc_blocks_t *b, uintptr_t start, size_t len, int kind, in
     vmc_run_t *run = vmc__region_contains(r, start, 1) ? run_at(b, (start - r->base) >> b->shift) : NULL;
     int e = 0;
     if (!run || run->start != start || len > run->len || (run->kind && run->kind != kind)) {
-        e = vmc__fail(-EINVAL, "%s region: cannot commit %#lx+%#zx: not the start of a run that long",
-                      r->name, (unsigned long)start, len);
+        e = vmc__fail(-EINVAL, "%s region: cannot commit %#" PRIxPTR "+%#zx: not the start of a run that long",
+                      r->name, (uintptr_t)start, len);
     } else if (len > run->committed) {
         if (commit) e = vmc__region_commit(r, start + run->committed, len - run->committed, kind);
         if (!e) {

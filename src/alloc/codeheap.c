@@ -37,6 +37,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <inttypes.h>
 
 #define SLAB_SHIFT   16
 #define SLAB_SIZE    ((size_t)1 << SLAB_SHIFT)
@@ -651,15 +652,15 @@ static int small_free(vmc_space_t *v, slab_t *s, uintptr_t x)
     uintptr_t off = x - s->start;
     uint32_t size = s->size, cap = s->cap;
     /* A slab back in the heap holds no allocation at all. */
-    if (!cap) return vmc__fail(-EINVAL, "vmc_free: %#lx is not allocated (freed twice?)", (unsigned long)x);
+    if (!cap) return vmc__fail(-EINVAL, "vmc_free: %#" PRIxPTR " is not allocated (freed twice?)", (uintptr_t)x);
     if (!size || off % size || off / size >= cap)
-        return vmc__fail(-EINVAL, "vmc_free: %#lx is not the start of an allocation",
-                         (unsigned long)x);
+        return vmc__fail(-EINVAL, "vmc_free: %#" PRIxPTR " is not the start of an allocation",
+                         (uintptr_t)x);
     uint32_t i = (uint32_t)(off / size);
     uint64_t bit = 1ull << (i % 64);
     uint64_t was = atomic_fetch_and_explicit(&s->live[i / 64], ~bit, memory_order_relaxed);
     if (!(was & bit))
-        return vmc__fail(-EINVAL, "vmc_free: %#lx is not allocated (freed twice?)", (unsigned long)x);
+        return vmc__fail(-EINVAL, "vmc_free: %#" PRIxPTR " is not allocated (freed twice?)", (uintptr_t)x);
     tcache_t *tc = tcache_get(v);
     tcache_t *owner = atomic_load_explicit(&s->owner, memory_order_acquire);
     if (tc && owner == tc) {
@@ -728,8 +729,8 @@ static int large_free(vmc_space_t *v, vmc_blocks_t *b, uintptr_t x)
 {
     vmc_run_t run;
     if (!b || vmc__blocks_find(b, x, &run) || run.owner != VMC_OWNER_LARGE || run.start != x)
-        return vmc__fail(-EINVAL, "vmc_free: %#lx is not the start of an allocation",
-                         (unsigned long)x);
+        return vmc__fail(-EINVAL, "vmc_free: %#" PRIxPTR " is not the start of an allocation",
+                         (uintptr_t)x);
     int e = vmc__blocks_give(b, x);
     if (e) return e;
     atomic_fetch_sub(&v->ch->large_allocs, 1);
@@ -775,8 +776,8 @@ int vmc__alloc_reaching(vmc_space_t *v, size_t size, int kind, uintptr_t lo, uin
 {
     int e = check_args(v, kind, out, "vmc_alloc_reaching");
     if (e) return e;
-    if (hi < lo) return vmc__fail(-EINVAL, "vmc_alloc_reaching: hi %#lx is below lo %#lx",
-                                  (unsigned long)hi, (unsigned long)lo);
+    if (hi < lo) return vmc__fail(-EINVAL, "vmc_alloc_reaching: hi %#" PRIxPTR " is below lo %#" PRIxPTR,
+                                  (uintptr_t)hi, (uintptr_t)lo);
     uintptr_t a = 0, b = 0;  /* 0, 0: the whole region reaches */
     vmc_region_t *r = kind == VMC_DATA ? &v->heap : &v->code;
     uintptr_t wlo, whi;
@@ -786,18 +787,18 @@ int vmc__alloc_reaching(vmc_space_t *v, size_t size, int kind, uintptr_t lo, uin
         b = whi < r->base + r->size ? whi : r->base + r->size;
         if (!r->size || b <= a || b - a < size)
             return vmc__fail(-ENOSPC,
-                             "vmc_alloc_reaching: no part of the %s region (%#lx..%#lx) can hold "
-                             "%zu bytes reaching %#lx..%#lx",
-                             r->name, (unsigned long)r->base, (unsigned long)(r->base + r->size),
-                             size, (unsigned long)lo, (unsigned long)hi);
+                             "vmc_alloc_reaching: no part of the %s region (%#" PRIxPTR "..%#" PRIxPTR ") can hold "
+                             "%zu bytes reaching %#" PRIxPTR "..%#" PRIxPTR,
+                             r->name, (uintptr_t)r->base, (uintptr_t)(r->base + r->size),
+                             size, (uintptr_t)lo, (uintptr_t)hi);
     }
     e = alloc_in(v, size, kind, a, b, out);
     if (e == -ENOSPC && needs_slab(v, size, kind))
-        return vmc__fail_wrap(e, "vmc_alloc_reaching: %zu bytes reaching %#lx..%#lx need a new "
-                              "%zu-byte slab", size, (unsigned long)lo, (unsigned long)hi, SLAB_SIZE);
+        return vmc__fail_wrap(e, "vmc_alloc_reaching: %zu bytes reaching %#" PRIxPTR "..%#" PRIxPTR " need a new "
+                              "%zu-byte slab", size, (uintptr_t)lo, (uintptr_t)hi, SLAB_SIZE);
     if (e == -ENOSPC)
-        return vmc__fail_wrap(e, "vmc_alloc_reaching: %zu bytes reaching %#lx..%#lx", size,
-                              (unsigned long)lo, (unsigned long)hi);
+        return vmc__fail_wrap(e, "vmc_alloc_reaching: %zu bytes reaching %#" PRIxPTR "..%#" PRIxPTR, size,
+                              (uintptr_t)lo, (uintptr_t)hi);
     return e;
 }
 

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <inttypes.h>
 
 int vmc__map_file(vmc_space_t *v, int fd, uint64_t offset, size_t size, int prot, int flags, void **out)
 {
@@ -32,12 +33,12 @@ int vmc__map_file(vmc_space_t *v, int fd, uint64_t offset, size_t size, int prot
     size_t page = vmc__os_granularity();
     if (size == 0) return vmc__fail(-EINVAL, "vmc_map_file: size is 0");
     if (offset % page)
-        return vmc__fail(-EINVAL, "vmc_map_file: offset 0x%lx is not a multiple of the %s 0x%zx",
-                         (unsigned long)offset, page == vmc__os_page_size() ? "page size" : "granularity",
+        return vmc__fail(-EINVAL, "vmc_map_file: offset 0x%" PRIx64 " is not a multiple of the %s 0x%zx",
+                         offset, page == vmc__os_page_size() ? "page size" : "granularity",
                          page);
     if (size > SIZE_MAX - page || offset > (uint64_t)INT64_MAX - size)
-        return vmc__fail(-EINVAL, "vmc_map_file: offset 0x%lx + size 0x%zx overflows",
-                         (unsigned long)offset, size);
+        return vmc__fail(-EINVAL, "vmc_map_file: offset 0x%" PRIx64 " + size 0x%zx overflows",
+                         offset, size);
     if (fd < 0) return vmc__fail(-EBADF, "vmc_map_file: fd %d is not a descriptor", fd);
     struct stat st;
     int e = vmc__os_fstat(fd, &st);
@@ -45,9 +46,9 @@ int vmc__map_file(vmc_space_t *v, int fd, uint64_t offset, size_t size, int prot
     if (S_ISREG(st.st_mode)) {
         uint64_t last = ((uint64_t)st.st_size + page - 1) & ~(uint64_t)(page - 1);
         if (offset + size > last)
-            return vmc__fail(-EINVAL, "vmc_map_file: fd %d: 0x%zx bytes at offset 0x%lx run past the end "
-                             "of the file (0x%lx bytes)", fd, size, (unsigned long)offset,
-                             (unsigned long)st.st_size);
+            return vmc__fail(-EINVAL, "vmc_map_file: fd %d: 0x%zx bytes at offset 0x%" PRIx64 " run past the end "
+                             "of the file (0x%" PRIx64 " bytes)", fd, size, offset,
+                             (uint64_t)st.st_size);
     }
     vmc_region_t *r = (flags & VMC_MAP_REACHABLE) ? &v->code : &v->heap;
     if (!r->size)
@@ -64,8 +65,8 @@ int vmc__map_file(vmc_space_t *v, int fd, uint64_t offset, size_t size, int prot
     }
     e = vmc__os_map_view(at, len, prot, fd, offset, (flags & VMC_MAP_SHARED) != 0);
     if (e) {
-        e = vmc__fail(e, "vmc_map_file: fd %d: %s of 0x%zx bytes at offset 0x%lx: %s", fd,
-                      vmc__os_map_view_call(), len, (unsigned long)offset, strerror(-e));
+        e = vmc__fail(e, "vmc_map_file: fd %d: %s of 0x%zx bytes at offset 0x%" PRIx64 ": %s", fd,
+                      vmc__os_map_view_call(), len, offset, strerror(-e));
         vmc__blocks_abandon(b, at);  /* adds to the message if it cannot re-reserve */
         vmc__space_unlock(v);
         return e;

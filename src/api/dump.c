@@ -4,6 +4,7 @@
 #include "base/error.h"
 
 #include <errno.h>
+#include <inttypes.h>
 
 typedef struct walk_ctx {
     vmc_run_fn fn;
@@ -75,7 +76,7 @@ static int print_run(const vmc_run_info_t *ri, FILE *f, int kept)
     char sz[32], cm[32];
     uintptr_t a = (uintptr_t)ri->start;
     size_str(ri->size, sz, sizeof sz);
-    fprintf(f, "  %#014lx-%#014lx %8s  ", (unsigned long)a, (unsigned long)(a + ri->size), sz);
+    fprintf(f, "  %#014" PRIxPTR "-%#014" PRIxPTR " %8s  ", (uintptr_t)a, (uintptr_t)(a + ri->size), sz);
     if (ri->owner == VMC_RUN_FREE) {
         fputs(ri->owner_name, f);
     } else {
@@ -96,9 +97,9 @@ static void print_header(vmc_region_t *r, FILE *f)
         return;
     }
     size_str(r->size, sz, sizeof sz);
-    fprintf(f, "%s region %#014lx-%#014lx %s", r->name, (unsigned long)r->base,
-            (unsigned long)(r->base + r->size), sz);
-    if (r->wx) fprintf(f, " (writable view at %#lx)", (unsigned long)r->wbase);
+    fprintf(f, "%s region %#014" PRIxPTR "-%#014" PRIxPTR " %s", r->name, (uintptr_t)r->base,
+            (uintptr_t)(r->base + r->size), sz);
+    if (r->wx) fprintf(f, " (writable view at %#" PRIxPTR ")", (uintptr_t)r->wbase);
     fputc('\n', f);
 }
 

@@ -44,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <inttypes.h>
 
 /* ---- gdb's JIT interface (the layout and names are gdb's) ------------------- */
 
@@ -253,7 +254,7 @@ static int flush_locked(struct vmc_names *ns)
 static int perf_line(struct vmc_names *ns, const jn_sym_t *s)
 {
     char line[64 + VMC_NAME_MAX];
-    int n = snprintf(line, sizeof line, "%lx %zx %s\n", (unsigned long)s->addr, s->size, s->name);
+    int n = snprintf(line, sizeof line, "%" PRIxPTR " %zx %s\n", (uintptr_t)s->addr, s->size, s->name);
     /* O_APPEND: every write lands at the end whatever the offset says, so
      * two handles (or a perf map writer of the host's own) never overwrite
      * each other's lines. */
@@ -345,8 +346,8 @@ int vmc_name(vmc_t *v, const void *addr, size_t size, const char *name)
     uintptr_t a = (uintptr_t)addr;
     if (r->wx && a >= r->wbase && a - r->wbase < r->size) a = a - r->wbase + r->base;  /* the writable view */
     if (a < r->base || a - r->base > r->size || size > r->size - (a - r->base))
-        return vmc__fail(-EINVAL, "vmc_name: %p+%#zx is not inside the code region %#lx+%#zx", addr, size,
-                         (unsigned long)r->base, r->size);
+        return vmc__fail(-EINVAL, "vmc_name: %p+%#zx is not inside the code region %#" PRIxPTR "+%#zx", addr, size,
+                         (uintptr_t)r->base, r->size);
     size_t len = name ? strlen(name) : 0;
     if (name && (len == 0 || len >= VMC_NAME_MAX))
         return vmc__fail(-EINVAL, "vmc_name: the name is %zu bytes (1 to %d)", len, VMC_NAME_MAX - 1);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <inttypes.h>
 
 void vmc_options_init(vmc_options_t *o)
 {
@@ -169,31 +170,31 @@ int vmc__options_check(const vmc_options_t *o)
     if (o->vmheap_size % page)
         return vmc__fail(-EINVAL, "options: vmheap_size %#zx is not a multiple of 4K", o->vmheap_size);
     if (o->vm_base % page)
-        return vmc__fail(-EINVAL, "options: vm_base %#lx is not page aligned",
-                         (unsigned long)o->vm_base);
+        return vmc__fail(-EINVAL, "options: vm_base %#" PRIxPTR " is not page aligned",
+                         (uintptr_t)o->vm_base);
     if (o->vm_max_offset > ((size_t)1 << 40))
         return vmc__fail(-EINVAL, "options: vm_max_offset %#zx is larger than 1T", o->vm_max_offset);
     if (o->vm_base && (o->vm_base > ((uintptr_t)1 << 47) ||
                        ((uintptr_t)1 << 47) - o->vm_base < o->vm_size + o->vm_max_offset))
         return vmc__fail(-EINVAL,
-                         "options: vm_base %#lx + vm_max_offset + vm_size is past the user address space",
-                         (unsigned long)o->vm_base);
+                         "options: vm_base %#" PRIxPTR " + vm_max_offset + vm_size is past the user address space",
+                         (uintptr_t)o->vm_base);
     if ((o->reach_lo || o->reach_hi) && o->reach_hi <= o->reach_lo)
-        return vmc__fail(-EINVAL, "options: reach_hi %#lx is not above reach_lo %#lx",
-                         (unsigned long)o->reach_hi, (unsigned long)o->reach_lo);
+        return vmc__fail(-EINVAL, "options: reach_hi %#" PRIxPTR " is not above reach_lo %#" PRIxPTR,
+                         (uintptr_t)o->reach_hi, (uintptr_t)o->reach_lo);
     if (o->reach_hi - o->reach_lo >= ((uintptr_t)1 << 32))
-        return vmc__fail(-EINVAL, "options: reach range %#lx..%#lx is 4G or wider: nothing reaches all of it",
-                         (unsigned long)o->reach_lo, (unsigned long)o->reach_hi);
+        return vmc__fail(-EINVAL, "options: reach range %#" PRIxPTR "..%#" PRIxPTR " is 4G or wider: nothing reaches all of it",
+                         (uintptr_t)o->reach_lo, (uintptr_t)o->reach_hi);
     return 0;
 }
 
 int vmc__options_format(const vmc_options_t *o, char *buf, size_t len)
 {
     int n = snprintf(buf, len,
-                     "-vm_size %#zx -vmheap_size %#zx -vm_base %#lx -vm_max_offset %#zx "
-                     "-reach_lo %#lx -reach_hi %#lx -%snear_app -%sallow_smaller -%sw_xor_x -%sperf_map -%sjitdump",
-                     o->vm_size, o->vmheap_size, (unsigned long)o->vm_base, o->vm_max_offset,
-                     (unsigned long)o->reach_lo, (unsigned long)o->reach_hi,
+                     "-vm_size %#zx -vmheap_size %#zx -vm_base %#" PRIxPTR " -vm_max_offset %#zx "
+                     "-reach_lo %#" PRIxPTR " -reach_hi %#" PRIxPTR " -%snear_app -%sallow_smaller -%sw_xor_x -%sperf_map -%sjitdump",
+                     o->vm_size, o->vmheap_size, (uintptr_t)o->vm_base, o->vm_max_offset,
+                     (uintptr_t)o->reach_lo, (uintptr_t)o->reach_hi,
                      o->near_app ? "" : "no_", o->allow_smaller ? "" : "no_",
                      o->w_xor_x ? "" : "no_", o->perf_map ? "" : "no_",
                      o->jitdump ? "" : "no_");

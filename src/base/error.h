@@ -3,7 +3,12 @@
 #ifndef VMC_ERROR_H
 #define VMC_ERROR_H
 
-#if defined(__GNUC__)
+/* MinGW's GCC checks "printf" formats against Microsoft's printf (no %zu);
+ * the Windows build formats with MinGW's own C99 printf
+ * (__USE_MINGW_ANSI_STDIO=1), which is gnu_printf there. */
+#if defined(__MINGW32__)
+#define VMC_PRINTF(a, b) __attribute__((format(gnu_printf, a, b)))
+#elif defined(__GNUC__)
 #define VMC_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define VMC_PRINTF(a, b)

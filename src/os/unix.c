@@ -22,6 +22,7 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <inttypes.h>
 
 typedef void (*os_fn)(void);
 
@@ -180,8 +181,8 @@ static void os_audit_fixed(void *addr, size_t len, int flags)
         return;
     uintptr_t lo = (uintptr_t)addr;
     if (!vmc__os_holds(lo, lo + len)) {
-        fprintf(stderr, "vmcode audit: MAP_FIXED at %#lx+%#zx outside every held reservation\n",
-                (unsigned long)lo, len);
+        fprintf(stderr, "vmcode audit: MAP_FIXED at %#" PRIxPTR "+%#zx outside every held reservation\n",
+                (uintptr_t)lo, len);
         abort();
     }
 }

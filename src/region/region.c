@@ -29,6 +29,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <inttypes.h>
 
 #define PLACE_ALIGN   ((size_t)64 << 10)
 #define BRK_ROOM      ((uintptr_t)128 << 20)   /* left free after the program's data */
@@ -332,14 +333,14 @@ void vmc__region_close(vmc_region_t *r)
 int vmc__region_commit(vmc_region_t *r, uintptr_t addr, size_t len, int kind)
 {
     if (!vmc__region_contains(r, addr, len))
-        return vmc__fail(-EINVAL, "%s region: commit of %#lx+%#zx is outside it",
-                         r->name, (unsigned long)addr, len);
+        return vmc__fail(-EINVAL, "%s region: commit of %#" PRIxPTR "+%#zx is outside it",
+                         r->name, (uintptr_t)addr, len);
     if (kind == VMC_CODE && r->wx) return vmc__wx_commit(r, addr, len);
     int prot = VMC_OS_READ | VMC_OS_WRITE | (kind == VMC_CODE ? VMC_OS_EXEC : 0);
     int e = vmc__os_commit(addr, len, prot);
     if (e)
-        return vmc__fail(e, "%s region: cannot commit %#zx bytes at %#lx: %s: %s%s", r->name,
-                         len, (unsigned long)addr, vmc__os_commit_call(), strerror(-e),
+        return vmc__fail(e, "%s region: cannot commit %#zx bytes at %#" PRIxPTR ": %s: %s%s", r->name,
+                         len, (uintptr_t)addr, vmc__os_commit_call(), strerror(-e),
                          vmc__os_enomem_hint(e));
     return 0;
 }
@@ -347,8 +348,8 @@ int vmc__region_commit(vmc_region_t *r, uintptr_t addr, size_t len, int kind)
 int vmc__region_decommit(vmc_region_t *r, uintptr_t addr, size_t len)
 {
     if (!vmc__region_contains(r, addr, len))
-        return vmc__fail(-EINVAL, "%s region: decommit of %#lx+%#zx is outside it",
-                         r->name, (unsigned long)addr, len);
+        return vmc__fail(-EINVAL, "%s region: decommit of %#" PRIxPTR "+%#zx is outside it",
+                         r->name, (uintptr_t)addr, len);
     /* Under W^X both views and the file change together, under the file
      * lock, so that a fork never sees one half done (see wx.c). */
     if (r->wx) return vmc__wx_decommit(r, addr, len);

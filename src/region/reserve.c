@@ -6,13 +6,14 @@
 #include "os/os.h"
 
 #include <string.h>
+#include <inttypes.h>
 
 int vmc__region_rereserve(vmc_region_t *r, uintptr_t addr, size_t len)
 {
     int e = vmc__os_rereserve(addr, len);
     if (e)
-        return vmc__fail(e, "%s region: cannot re-reserve %#zx bytes at %#lx: %s: %s%s", r->name, len,
-                         (unsigned long)addr, vmc__os_rereserve_call(), strerror(-e),
+        return vmc__fail(e, "%s region: cannot re-reserve %#zx bytes at %#" PRIxPTR ": %s: %s%s", r->name, len,
+                         (uintptr_t)addr, vmc__os_rereserve_call(), strerror(-e),
                          vmc__os_enomem_hint(e));
     return 0;
 }
