@@ -251,7 +251,7 @@ static void print_info(vmc_t *v, int json)
     printf("reaching      %s of %s (%.2f %%) reach all of it by rel32\n",
            fmt_size(in.code_reaching, s1, sizeof s1), fmt_size(in.code_size, s2, sizeof s2), pct);
     if (in.brk_hole_size)
-        printf("brk hole      %#014lx-%#014lx  %8s  (the program's brk heap and its room: not the "
+        printf("brk hole      %#014" PRIxPTR "-%#014" PRIxPTR "  %8s  (the program's brk heap and its room: not the "
                "region's)\n", (uintptr_t)in.brk_hole,
                (uintptr_t)in.brk_hole + in.brk_hole_size,
                fmt_size(in.brk_hole_size, s1, sizeof s1));
