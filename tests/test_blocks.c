@@ -39,6 +39,16 @@ static int64_t model_find(const unsigned char *used, uint64_t n, uint64_t k, uin
     return -1;
 }
 
+typedef struct each { size_t n; uintptr_t last; int ordered; } each_t;
+
+static void each_cb(const vmc_run_t *run, void *arg)
+{
+    each_t *e = arg;
+    if (e->n && run->start <= e->last) e->ordered = 0;
+    e->last = run->start;
+    e->n++;
+}
+
 /* Random takes (sizes up to big_k blocks, alignments, reach windows, both
  * ends) and gives against a brute-force model of a region of nblocks. */
 static void match_model(uint64_t nblocks, int steps, uint64_t big_k)
@@ -102,6 +112,11 @@ static void match_model(uint64_t nblocks, int steps, uint64_t big_k)
         if (cur > best) best = cur;
     }
     ASSERT_EQ(u.largest_free, best << 12);
+    /* each: every live run once, in address order */
+    each_t ea = {0, 0, 1};
+    vmc__blocks_each(b, each_cb, &ea);
+    ASSERT_EQ(ea.n, (size_t)nlive);
+    ASSERT(ea.ordered);
     /* find: every block of a run maps back to it */
     for (int j = 0; j < nlive && j < 200; j++) {
         vmc_run_t run;
@@ -123,6 +138,57 @@ TEST(blocks_match_model_deep_tree)
 {
     /* 70,000 blocks: a tree of 12 levels, its paths crossing pages */
     match_model(70000, 4000, 4000);
+}
+
+TEST(blocks_match_model_one_chunk)
+{
+    /* 1000 blocks: 16 bitmap words, fewer than a chunk holds */
+    match_model(1000, 5000, 200);
+}
+
+/* Pages of the map's mapping present (touched, even if only read). */
+static size_t meta_pages(vmc_blocks_t *b)
+{
+    void *m;
+    size_t len, page = vmc__os_page_size(), n = 0;
+    vmc__blocks_meta(b, &m, &len);
+    if (!m) return 0;
+    unsigned char *v = calloc(len / page + 1, 1);
+    ASSERT_OK(mincore(m, len, v));
+    for (size_t i = 0; i < (len + page - 1) / page; i++) n += v[i] & 1;
+    free(v);
+    return n;
+}
+
+/* What a fresh 2 GiB region's first takes touch of the map: a library's
+ * run at the top one page (its chunk holds the top levels too), a code run
+ * at the bottom one more; giving them back and taking again nothing new. */
+TEST(blocks_first_takes_touch_few_pages)
+{
+    vmc_region_t r;
+    region_for_test(&r, (size_t)2 << 30);
+    vmc_blocks_t *b;
+    ASSERT_OK(vmc__blocks_init(&b, &r));
+    ASSERT_EQ(meta_pages(b), 0);
+    uintptr_t lib, code, lib2;
+    ASSERT_OK(vmc__blocks_take(b, 0x1f000, 0x1000, 0, 0, 1, VMC_OWNER_LIBRARY, NULL, &lib));
+    ASSERT_EQ(lib, r.base + r.size - 0x1f000);
+    ASSERT_EQ(meta_pages(b), 1);
+    ASSERT_OK(vmc__blocks_take(b, 0x40000, 0, 0, 0, 0, VMC_OWNER_CODE, NULL, &code));
+    ASSERT_EQ(code, r.base);
+    ASSERT_EQ(meta_pages(b), 2);
+    vmc_run_t run;
+    ASSERT_OK(vmc__blocks_find(b, lib + 0x1e000, &run));
+    ASSERT_EQ(run.start, lib);
+    ASSERT_OK(vmc__blocks_give(b, lib));
+    ASSERT_OK(vmc__blocks_take(b, 0x30000, 0x10000, 0, 0, 1, VMC_OWNER_LIBRARY, NULL, &lib2));
+    ASSERT_OK(vmc__blocks_give(b, lib2));
+    ASSERT_OK(vmc__blocks_give(b, code));
+    each_t ea = {0, 0, 1};
+    vmc__blocks_each(b, each_cb, &ea);
+    ASSERT_EQ(ea.n, 0);
+    ASSERT_EQ(meta_pages(b), 2);
+    vmc__blocks_fini(b);
 }
 
 TEST(blocks_take_at_and_errors)

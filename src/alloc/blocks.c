@@ -11,19 +11,33 @@
  * the tree's memory starts out all zero = all free and is touched only where
  * blocks are taken: a 2 GiB region opens without faulting in its metadata.
  *
+ * Where the metadata lives decides what the first take costs: every page of
+ * it touched for the first time is a page fault (several microseconds on a
+ * virtual machine, more than the take).  In plain heap order a leaf-to-root
+ * path crosses a page per level below the top few, and the bitmaps and the
+ * run pointers are arrays of their own: a library's first load touched 11
+ * pages.  So the map is cut into chunks of 64 bitmap words (4096 blocks,
+ * 16 MiB of a Linux region), one page each, holding the chunk's taken and
+ * run-start words and the bottom seven levels of the tree (its 64 leaves
+ * and their ancestors up to the chunk's root); the levels above the chunks
+ * (127 nodes for 2 GiB) fit in the spare end of the last chunk's page, at
+ * the top of the region, where libraries go.  A take touches one page, or
+ * two when it is the first in its chunk and that chunk is not the last.
+ * Finding a node's place costs a few shifts more per node than heap order:
+ * a take executes about a third more instructions (callgrind, takes and
+ * gives at random in a 2 GiB region half full), under a microsecond, for
+ * ten page faults fewer in a fresh process.
+ *
  * First writes to the metadata are single read-modify-write instructions or
  * plain stores: a load first would map the zero page, and the store then
- * fault a second time to replace it (a leaf-to-root path crosses a page per
- * level below the top few, and each such page's first touch is a fault).
- * Storing the tree in page-sized subtrees would cut those pages to two or
- * three, but computing where a node lives costs every take and give about
- * a fifth more (bench_blocks), for faults a region pays once.
+ * fault a second time to replace it; the page holding the top levels, which
+ * every search reads first, is written when the map is mapped.
  *
- * Each taken run has a record (vmc_run_t) found through a per-block pointer
- * array at its first block; a second bitmap marks run starts so the run
- * containing any address is found by scanning back to the nearest start.
- * The arrays live in memory the caller maps (one mapping per handle, see
- * api.c), zero-filled and untouched until used.
+ * Each taken run has a record (vmc_run_t), found by its first block in a
+ * hash table (chained through the records, in the C heap); the run-start
+ * bits let the run containing any address be found by scanning back to the
+ * nearest start.  The chunks live in memory the caller maps (one mapping
+ * per handle, see api.c), zero-filled and untouched until used.
  */
 #include "alloc/blocks.h"
 #include "base/error.h"
@@ -36,11 +50,26 @@
 
 typedef struct node { uint32_t mx, pre, suf; } node_t;  /* deficits */
 
+#define CHUNK_LOG   6                    /* log2 of the bitmap words per chunk */
+#define CHUNK_WORDS (1u << CHUNK_LOG)
+
+/* One chunk: its words of both bitmaps and its subtree, in heap order from
+ * 1 (the chunk's root) to 2 * words - 1 (the leaves). */
+typedef struct chunk {
+    uint64_t taken[CHUNK_WORDS];         /* 1 bit per block                  */
+    uint64_t starts[CHUNK_WORDS];        /* 1 bit per run start              */
+    node_t node[2 * CHUNK_WORDS];
+} chunk_t;
+
 /* A run record, on a list of all of them so closing needs no scan. */
 typedef struct rec {
-    vmc_run_t run;               /* first: rec[] points here                */
+    vmc_run_t run;               /* first: a record is its run              */
     struct rec *prev, *next;
+    struct rec *hnext;           /* the hash chain                          */
+    uint64_t first;              /* first block                             */
 } rec_t;
+
+#define HASH_INLINE_LOG 6
 
 struct vmc_blocks {
     vmc_region_t *region;
@@ -49,18 +78,25 @@ struct vmc_blocks {
     uint64_t nblocks;
     uint64_t nwords;         /* bitmap words                              */
     uint64_t leaves;         /* power of two >= nwords                    */
-    uint64_t *taken;         /* 1 bit per block                           */
-    uint64_t *starts;        /* 1 bit per run start                       */
-    node_t *tree;            /* 2 * leaves nodes, 1-based heap order      */
-    vmc_run_t **rec;         /* per block: the run starting there         */
+    unsigned leaf_depth;     /* log2(leaves): the leaves' level           */
+    unsigned chunk_log;      /* log2 of the leaves per chunk (<= CHUNK_LOG) */
+    uint64_t nchunks;        /* leaves >> chunk_log                       */
+    size_t chunk_shift;      /* log2 of the bytes from one chunk to the next */
+    char *chunks;            /* chunk c at chunks + (c << chunk_shift)    */
+    node_t *top;             /* levels above the chunks: [1, nchunks)     */
+    rec_t **hash;            /* by first block                            */
+    unsigned hash_log;
+    size_t nrecs;
+    rec_t *hash_inline[1u << HASH_INLINE_LOG];
     rec_t *all;              /* every run record                          */
     size_t abandoned;        /* runs waiting to be re-reserved            */
-    void *meta;              /* the mapping holding the arrays, or NULL   */
+    void *meta;              /* the mapping holding the chunks, or NULL   */
     size_t meta_size;
     size_t used, committed;  /* bytes                                     */
     size_t runs[VMC_OWNER_COUNT], bytes[VMC_OWNER_COUNT];
     vmc_blocks_reclaim_fn reclaim;  /* asked for space before a take fails */
     void *reclaim_arg;
+    uint64_t touched[];      /* 1 bit per chunk ever written              */
 };
 
 static const char *owner_names[VMC_OWNER_COUNT] = {
@@ -76,26 +112,156 @@ const char *vmc__owner_name(int owner)
     return owner >= 0 && owner < VMC_OWNER_COUNT ? owner_names[owner] : "?";
 }
 
+/* ---- where things are ------------------------------------------------------- */
+
+static chunk_t *chunk_at(const vmc_blocks_t *b, uint64_t c)
+{
+    return (chunk_t *)(b->chunks + (c << b->chunk_shift));
+}
+
+/* A chunk none of whose words was ever written is all free, and is not
+ * read either (its page stays untouched): reading the zero page is a fault
+ * too.  Updating a chunk's root reads its sibling's, so the sibling's page
+ * would be read otherwise. */
+static int touched(const vmc_blocks_t *b, uint64_t c) { return (int)(b->touched[c >> 6] >> (c & 63) & 1); }
+
+static uint64_t word_index(const vmc_blocks_t *b, uint64_t w) { return w & ((1ull << b->chunk_log) - 1); }
+
+static uint64_t taken_get(const vmc_blocks_t *b, uint64_t w)
+{
+    uint64_t c = w >> b->chunk_log;
+    return touched(b, c) ? chunk_at(b, c)->taken[word_index(b, w)] : 0;
+}
+
+static uint64_t starts_get(const vmc_blocks_t *b, uint64_t w)
+{
+    uint64_t c = w >> b->chunk_log;
+    return touched(b, c) ? chunk_at(b, c)->starts[word_index(b, w)] : 0;
+}
+
+/* For writing: the chunk counts as touched from now on. */
+static chunk_t *chunk_w(vmc_blocks_t *b, uint64_t c)
+{
+    b->touched[c >> 6] |= 1ull << (c & 63);
+    return chunk_at(b, c);
+}
+
+static uint64_t *taken_ptr(vmc_blocks_t *b, uint64_t w)
+{
+    return &chunk_w(b, w >> b->chunk_log)->taken[word_index(b, w)];
+}
+
+static uint64_t *starts_ptr(vmc_blocks_t *b, uint64_t w)
+{
+    return &chunk_w(b, w >> b->chunk_log)->starts[word_index(b, w)];
+}
+
+/* Node i (heap order over the whole tree) covering len blocks: in the top
+ * levels (*chunk = -1), or in the chunk its ancestor at the chunks' level
+ * roots (*chunk = that chunk). */
+static inline __attribute__((always_inline)) node_t *node_at(const vmc_blocks_t *b, uint64_t i, uint64_t len,
+                                                             int64_t *chunk)
+{
+    unsigned height = (unsigned)__builtin_ctzll(len) - 6;   /* 0 = a leaf */
+    if (height > b->chunk_log) {
+        *chunk = -1;
+        return &b->top[i];
+    }
+    unsigned r = b->chunk_log - height;                     /* depth in its chunk */
+    uint64_t c = (i >> r) - b->nchunks;
+    *chunk = (int64_t)c;
+    return &chunk_at(b, c)->node[(1ull << r) | (i & ((1ull << r) - 1))];
+}
+
+/* The run record of the run starting at block `first`, or NULL. */
+static uint64_t hash_of(const vmc_blocks_t *b, uint64_t first)
+{
+    return (first * 0x9e3779b97f4a7c15ull) >> (64 - b->hash_log);
+}
+
+static vmc_run_t *rec_find(const vmc_blocks_t *b, uint64_t first)
+{
+    for (rec_t *rc = b->hash[hash_of(b, first)]; rc; rc = rc->hnext)
+        if (rc->first == first) return &rc->run;
+    return NULL;
+}
+
+/* Twice as many records as buckets: four times the buckets.  Without the
+ * memory for that the chains just grow longer. */
+static void hash_grow(vmc_blocks_t *b)
+{
+    if (b->nrecs < (2ull << b->hash_log) || b->hash_log >= 40) return;
+    unsigned log = b->hash_log + 2;
+    rec_t **h = calloc((size_t)1 << log, sizeof *h);
+    if (!h) return;
+    rec_t **old = b->hash;
+    size_t n = (size_t)1 << b->hash_log;
+    b->hash = h;
+    b->hash_log = log;
+    for (size_t i = 0; i < n; i++)
+        for (rec_t *rc = old[i], *next; rc; rc = next) {
+            next = rc->hnext;
+            uint64_t k = hash_of(b, rc->first);
+            rc->hnext = h[k];
+            h[k] = rc;
+        }
+    if (old != b->hash_inline) free(old);
+}
+
+static void hash_add(vmc_blocks_t *b, rec_t *rc)
+{
+    uint64_t k = hash_of(b, rc->first);
+    rc->hnext = b->hash[k];
+    b->hash[k] = rc;
+    b->nrecs++;
+    hash_grow(b);
+}
+
+static void hash_remove(vmc_blocks_t *b, rec_t *rc)
+{
+    for (rec_t **p = &b->hash[hash_of(b, rc->first)]; *p; p = &(*p)->hnext)
+        if (*p == rc) {
+            *p = rc->hnext;
+            b->nrecs--;
+            return;
+        }
+}
+
 /* ---- the tree ---------------------------------------------------------------- */
 
 typedef struct sums { uint64_t mx, pre, suf; } sums_t;  /* free counts */
 
-static sums_t node_get(const vmc_blocks_t *b, uint64_t i, uint64_t len)
+static inline __attribute__((always_inline)) sums_t node_get(const vmc_blocks_t *b, uint64_t i, uint64_t len)
 {
-    const node_t *n = &b->tree[i];
+    int64_t c;
+    const node_t *n = node_at(b, i, len, &c);
+    if (c >= 0 && !touched(b, (uint64_t)c)) return (sums_t){len, len, len};
     return (sums_t){len - n->mx, len - n->pre, len - n->suf};
+}
+
+/* Store s into node t (of chunk c, or -1 for the top levels). */
+static void put_at(vmc_blocks_t *b, node_t *t, int64_t c, uint64_t len, sums_t s)
+{
+    node_t n = {(uint32_t)(len - s.mx), (uint32_t)(len - s.pre), (uint32_t)(len - s.suf)};
+    /* A store of all-free (zero) that changes nothing is skipped: it keeps
+     * untouched pages untouched.  Any other value is stored without looking:
+     * the store is then the page's first touch (one fault, not two). */
+    if (n.mx | n.pre | n.suf) {
+        if (c >= 0) chunk_w(b, (uint64_t)c);
+        *t = n;
+    } else if (c < 0 || touched(b, (uint64_t)c)) {
+        if (t->mx | t->pre | t->suf) *t = n;
+    }
 }
 
 static void node_put(vmc_blocks_t *b, uint64_t i, uint64_t len, sums_t s)
 {
-    node_t n = {(uint32_t)(len - s.mx), (uint32_t)(len - s.pre), (uint32_t)(len - s.suf)};
-    node_t *t = &b->tree[i];
-    /* A store of all-free (zero) that changes nothing is skipped: it keeps
-     * untouched pages untouched.  Any other value is stored without looking:
-     * the store is then the page's first touch (one fault, not two). */
-    if (n.mx | n.pre | n.suf) *t = n;
-    else if (t->mx | t->pre | t->suf) *t = n;
+    int64_t c;
+    node_t *t = node_at(b, i, len, &c);
+    put_at(b, t, c, len, s);
 }
+
+static sums_t sums_of(const node_t *n, uint64_t len) { return (sums_t){len - n->mx, len - n->pre, len - n->suf}; }
 
 static sums_t word_sums(uint64_t w)
 {
@@ -111,7 +277,7 @@ static sums_t word_sums(uint64_t w)
 
 static void leaf_update(vmc_blocks_t *b, uint64_t word)
 {
-    sums_t s = word < b->nwords ? word_sums(b->taken[word]) : (sums_t){0, 0, 0};
+    sums_t s = word < b->nwords ? word_sums(taken_get(b, word)) : (sums_t){0, 0, 0};
     node_put(b, b->leaves + word, 64, s);
 }
 
@@ -120,22 +286,42 @@ static void tree_update(vmc_blocks_t *b, uint64_t w0, uint64_t w1)
 {
     for (uint64_t w = w0; w <= w1; w++) leaf_update(b, w);
     uint64_t lo = b->leaves + w0, hi = b->leaves + w1, len = 64;
+    unsigned h = 0;   /* the level's height above the leaves */
     while (lo > 1) {
         lo >>= 1;
         hi >>= 1;
+        h++;
         for (uint64_t i = lo; i <= hi; i++) {
-            sums_t l = node_get(b, 2 * i, len), r = node_get(b, 2 * i + 1, len), s;
+            sums_t l, r, s;
+            node_t *t;
+            int64_t c = -1;
+            if (h <= b->chunk_log) {
+                /* the node and its children in one chunk: found once */
+                unsigned d = b->chunk_log - h;
+                uint64_t loc = (1ull << d) | (i & ((1ull << d) - 1));
+                c = (int64_t)((i >> d) - b->nchunks);
+                chunk_t *ch = chunk_at(b, (uint64_t)c);
+                t = &ch->node[loc];
+                if (touched(b, (uint64_t)c)) {
+                    l = sums_of(&ch->node[2 * loc], len);
+                    r = sums_of(&ch->node[2 * loc + 1], len);
+                } else {
+                    l = r = (sums_t){len, len, len};
+                }
+            } else {
+                l = node_get(b, 2 * i, len);
+                r = node_get(b, 2 * i + 1, len);
+                t = &b->top[i];
+            }
             s.pre = l.pre == len ? len + r.pre : l.pre;
             s.suf = r.suf == len ? len + l.suf : r.suf;
             s.mx = l.mx > r.mx ? l.mx : r.mx;
             if (l.suf + r.pre > s.mx) s.mx = l.suf + r.pre;
-            node_put(b, i, 2 * len, s);
+            put_at(b, t, c, 2 * len, s);
         }
         len *= 2;
     }
 }
-
-static int bit(const uint64_t *map, uint64_t i) { return (int)(map[i >> 6] >> (i & 63) & 1); }
 
 static void set_range(vmc_blocks_t *b, uint64_t first, uint64_t n, int taken)
 {
@@ -144,8 +330,8 @@ static void set_range(vmc_blocks_t *b, uint64_t first, uint64_t n, int taken)
         if (cnt > first + n - i) cnt = first + n - i;
         uint64_t mask = (cnt == 64 ? ~0ull : ((1ull << cnt) - 1)) << off;
         /* one read-modify-write instruction each (see the top) */
-        if (taken) __atomic_fetch_or(&b->taken[w], mask, __ATOMIC_RELAXED);
-        else __atomic_fetch_and(&b->taken[w], ~mask, __ATOMIC_RELAXED);
+        if (taken) __atomic_fetch_or(taken_ptr(b, w), mask, __ATOMIC_RELAXED);
+        else __atomic_fetch_and(taken_ptr(b, w), ~mask, __ATOMIC_RELAXED);
         i += cnt;
     }
     tree_update(b, first >> 6, (first + n - 1) >> 6);
@@ -171,9 +357,10 @@ static int64_t find_up(const vmc_blocks_t *b, uint64_t i, uint64_t nlo, uint64_t
     }
     if (i >= b->leaves) {
         uint64_t w = i - b->leaves, start = nlo < f ? f : nlo;
+        uint64_t word = w < b->nwords ? taken_get(b, w) : ~0ull;
         if (nlo < f) *carry = 0;
         for (uint64_t blk = start; blk < nhi; blk++) {
-            if (w < b->nwords && !bit(b->taken, blk)) {
+            if (!(word >> (blk & 63) & 1)) {
                 if (++*carry >= k) return (int64_t)(blk + 1 - *carry);
             } else {
                 *carry = 0;
@@ -204,9 +391,10 @@ static int64_t find_down(const vmc_blocks_t *b, uint64_t i, uint64_t nlo, uint64
     }
     if (i >= b->leaves) {
         uint64_t w = i - b->leaves, end = nhi > g ? g : nhi;
+        uint64_t word = w < b->nwords ? taken_get(b, w) : ~0ull;
         if (nhi > g) *carry = 0;
         for (uint64_t blk = end; blk-- > nlo;) {
-            if (w < b->nwords && !bit(b->taken, blk)) {
+            if (!(word >> (blk & 63) & 1)) {
                 if (++*carry >= k) return (int64_t)(blk + *carry);
             } else {
                 *carry = 0;
@@ -261,8 +449,14 @@ static int64_t find_run(const vmc_blocks_t *b, uint64_t k, uint64_t a, uint64_t 
 
 /* ---- setup -------------------------------------------------------------------- */
 
-/* The metadata arrays of a region of `size` bytes, laid out in one area. */
-typedef struct layout { uint64_t nblocks, nwords, leaves; size_t bits, tree, recs, total; } layout_t;
+/* The chunks of a region of `size` bytes, in one mapping: each one page
+ * apart; the top levels in the last chunk's page when they fit there, else
+ * in pages of their own at the start. */
+typedef struct layout {
+    uint64_t nblocks, nwords, leaves, nchunks;
+    unsigned leaf_depth, chunk_log;
+    size_t chunk_shift, top_off, chunks_off, total;
+} layout_t;
 
 static layout_t layout_of(size_t size)
 {
@@ -271,11 +465,25 @@ static layout_t layout_of(size_t size)
     l.nblocks = size / vmc__os_granularity();
     l.nwords = (l.nblocks + 63) / 64;
     l.leaves = 1;
-    while (l.leaves < l.nwords) l.leaves *= 2;
-    l.bits = (l.nwords * 8 + 63) & ~(size_t)63;
-    l.tree = (2 * l.leaves * sizeof(node_t) + 63) & ~(size_t)63;
-    l.recs = l.nblocks * sizeof(vmc_run_t *);
-    l.total = (2 * l.bits + l.tree + l.recs + page - 1) & ~(page - 1);
+    l.leaf_depth = 0;
+    while (l.leaves < l.nwords) {
+        l.leaves *= 2;
+        l.leaf_depth++;
+    }
+    l.chunk_log = l.leaf_depth < CHUNK_LOG ? l.leaf_depth : CHUNK_LOG;
+    l.nchunks = l.leaves >> l.chunk_log;
+    size_t stride = page;
+    while (stride < sizeof(chunk_t)) stride *= 2;
+    l.chunk_shift = (size_t)__builtin_ctzll(stride);
+    size_t top = l.nchunks * sizeof(node_t);
+    if (top <= stride - sizeof(chunk_t)) {
+        l.chunks_off = 0;
+        l.top_off = ((l.nchunks - 1) << l.chunk_shift) + sizeof(chunk_t);
+    } else {
+        l.top_off = 0;
+        l.chunks_off = (top + stride - 1) & ~(stride - 1);
+    }
+    l.total = l.chunks_off + (l.nchunks << l.chunk_shift);
     return l;
 }
 
@@ -284,9 +492,9 @@ static int record(vmc_blocks_t *b, uint64_t first, uint64_t n, int owner, void *
 
 int vmc__blocks_init(vmc_blocks_t **out, vmc_region_t *r)
 {
-    vmc_blocks_t *b = calloc(1, sizeof *b);
-    if (!b) return vmc__fail(-ENOMEM, "%s region: out of memory for the block map", r->name);
     layout_t l = layout_of(r->size);
+    vmc_blocks_t *b = calloc(1, sizeof *b + (l.nchunks + 63) / 64 * sizeof(uint64_t));
+    if (!b) return vmc__fail(-ENOMEM, "%s region: out of memory for the block map", r->name);
     b->region = r;
     /* A block is the unit the system can commit, give back and map a view at:
      * the page on Linux, 64 KiB on Windows. */
@@ -294,7 +502,13 @@ int vmc__blocks_init(vmc_blocks_t **out, vmc_region_t *r)
     b->nblocks = l.nblocks;
     b->nwords = l.nwords;
     b->leaves = l.leaves;
+    b->leaf_depth = l.leaf_depth;
+    b->chunk_log = l.chunk_log;
+    b->nchunks = l.nchunks;
+    b->chunk_shift = l.chunk_shift;
     b->meta_size = l.total;
+    b->hash = b->hash_inline;
+    b->hash_log = HASH_INLINE_LOG;
     pthread_mutex_init(&b->lock, NULL);
     if (r->hole_hi > r->hole_lo) {
         /* The program's brk heap inside the region's span is taken for good
@@ -312,7 +526,7 @@ int vmc__blocks_init(vmc_blocks_t **out, vmc_region_t *r)
     return 0;
 }
 
-/* The arrays are mapped when the first run is taken (lock held): opening a
+/* The chunks are mapped when the first run is taken (lock held): opening a
  * region costs no more than its reservation, and until then every block is
  * free by definition. */
 static int meta_ready(vmc_blocks_t *b)
@@ -324,17 +538,17 @@ static int meta_ready(vmc_blocks_t *b)
         return vmc__fail(e, "%s region: cannot map the block map (%zu bytes): %s", b->region->name,
                          b->meta_size, strerror(-e));
     layout_t l = layout_of(b->region->size);
-    char *p = m;
     b->meta = m;
-    b->taken = (uint64_t *)p;
-    b->starts = (uint64_t *)(p += l.bits);
-    b->tree = (node_t *)(p += l.bits);
-    b->rec = (vmc_run_t **)(p + l.tree);
+    b->chunks = (char *)m + l.chunks_off;
+    b->top = (node_t *)((char *)m + l.top_off);
+    /* Every search reads the top levels first: write their page now, so that
+     * its first touch is one fault, not the zero page and then a second. */
+    __atomic_store_n(&b->top[0].mx, 0, __ATOMIC_RELAXED);
     /* Blocks past the end of the region, in the last word, are never free;
      * leaves past the last word are all-taken by leaf_update's rule.  A
      * region of a power-of-two number of words has neither, and its
      * metadata is touched only where blocks are taken. */
-    if (b->nblocks % 64) b->taken[b->nwords - 1] = ~0ull << (b->nblocks % 64);
+    if (b->nblocks % 64) *taken_ptr(b, b->nwords - 1) = ~0ull << (b->nblocks % 64);
     if (b->nblocks % 64 || b->leaves > b->nwords)
         tree_update(b, b->nwords ? b->nwords - 1 : 0, b->leaves - 1);
     return 0;
@@ -348,6 +562,7 @@ void vmc__blocks_fini(vmc_blocks_t *b)
         free(r);
     }
     if (b->meta) vmc__os_free(b->meta, b->meta_size);
+    if (b->hash != b->hash_inline) free(b->hash);
     pthread_mutex_destroy(&b->lock);
     free(b);
 }
@@ -372,9 +587,10 @@ static int record(vmc_blocks_t *b, uint64_t first, uint64_t n, int owner, void *
     b->all = rc;
     vmc_run_t *run = &rc->run;
     *run = (vmc_run_t){b->region->base + (first << b->shift), n << b->shift, owner, 0, 0, tag, NULL, 0};
+    rc->first = first;
+    hash_add(b, rc);
     set_range(b, first, n, 1);
-    __atomic_fetch_or(&b->starts[first >> 6], 1ull << (first & 63), __ATOMIC_RELAXED);  /* one RMW */
-    b->rec[first] = run;
+    __atomic_fetch_or(starts_ptr(b, first >> 6), 1ull << (first & 63), __ATOMIC_RELAXED);  /* one RMW */
     b->used += run->len;
     b->runs[owner]++;
     b->bytes[owner] += run->len;
@@ -482,11 +698,11 @@ int vmc__blocks_take_at(vmc_blocks_t *b, uintptr_t addr, size_t len, int owner, 
 /* The run record whose run contains block i, or NULL (lock held). */
 static vmc_run_t *run_at(const vmc_blocks_t *b, uint64_t i)
 {
-    if (!b->meta || i >= b->nblocks || !bit(b->taken, i)) return NULL;
+    if (!b->meta || i >= b->nblocks || !(taken_get(b, i >> 6) >> (i & 63) & 1)) return NULL;
     for (uint64_t w = i >> 6;; w--) {
-        uint64_t s = b->starts[w];
+        uint64_t s = starts_get(b, w);
         if (w == i >> 6) s &= (i & 63) == 63 ? ~0ull : (2ull << (i & 63)) - 1;
-        if (s) return b->rec[w * 64 + 63 - (uint64_t)__builtin_clzll(s)];
+        if (s) return rec_find(b, w * 64 + 63 - (uint64_t)__builtin_clzll(s));
         if (w == 0) return NULL;
     }
 }
@@ -499,14 +715,14 @@ static int give_locked(vmc_blocks_t *b, vmc_run_t *run)
     if (e) return e;
     uint64_t first = (run->start - b->region->base) >> b->shift, n = run->len >> b->shift;
     set_range(b, first, n, 0);
-    b->starts[first >> 6] &= ~(1ull << (first & 63));
-    b->rec[first] = NULL;
+    *starts_ptr(b, first >> 6) &= ~(1ull << (first & 63));
     b->used -= run->len;
     b->committed -= run->committed;
     b->runs[run->owner]--;
     b->bytes[run->owner] -= run->len;
     if (run->abandoned) b->abandoned--;
     rec_t *rc = (rec_t *)run;
+    hash_remove(b, rc);
     if (rc->prev) rc->prev->next = rc->next;
     else b->all = rc->next;
     if (rc->next) rc->next->prev = rc->prev;
@@ -669,8 +885,24 @@ void vmc__blocks_unlock(vmc_blocks_t *b)
 void vmc__blocks_each(vmc_blocks_t *b, void (*cb)(const vmc_run_t *run, void *arg), void *arg)
 {
     pthread_mutex_lock(&b->lock);
-    for (uint64_t w = 0; b->meta && w < b->nwords; w++)
-        for (uint64_t s = b->starts[w]; s; s &= s - 1)
-            cb(b->rec[w * 64 + (uint64_t)__builtin_ctzll(s)], arg);
+    for (uint64_t w = 0; b->meta && w < b->nwords; w++) {
+        /* two chunks with no block taken (their parent says so) are not
+         * read: their pages stay untouched */
+        uint64_t pair = 2ull << b->chunk_log;
+        if (b->nchunks > 1 && !(w & (pair - 1)) && !b->top[(b->nchunks + (w >> b->chunk_log)) >> 1].mx) {
+            w += pair - 1;
+            continue;
+        }
+        for (uint64_t s = starts_get(b, w); s; s &= s - 1)
+            cb(rec_find(b, w * 64 + (uint64_t)__builtin_ctzll(s)), arg);
+    }
+    pthread_mutex_unlock(&b->lock);
+}
+
+void vmc__blocks_meta(vmc_blocks_t *b, void **start, size_t *len)
+{
+    pthread_mutex_lock(&b->lock);
+    *start = b->meta;
+    *len = b->meta_size;
     pthread_mutex_unlock(&b->lock);
 }

@@ -107,6 +107,9 @@ const char *vmc__owner_name(int owner);
 /* fork: hold the map's lock across fork() (see api.c). */
 void vmc__blocks_lock(vmc_blocks_t *b);
 void vmc__blocks_unlock(vmc_blocks_t *b);
+/* The mapping holding the map's chunks (NULL before the first take): for
+ * tests counting the pages a take touches. */
+void vmc__blocks_meta(vmc_blocks_t *b, void **start, size_t *len);
 /* Give the run at `start` a name for maps and dumps (a library's path); the
  * string must live as long as the run. */
 int vmc__blocks_set_name(vmc_blocks_t *b, uintptr_t start, const char *name);
