@@ -12,6 +12,13 @@ TEST_LIBS := $(addprefix $(TLIB)/libt_,basic.so ifunc.so ver.so veruse.so weak.s
              $(TLIB)/sub/libt_rdep.so $(TLIB)/sub3/libt_rdep.so $(TLIB)/sub/libt_rmid.so \
              $(TLIB)/sub2/libt_rleaf.so $(TLIB)/t_pie $(TLIB)/t_dlopen $(TLIB)/libt_needhost.so \
              $(TLIB)/t_nordynamic $(TLIB)/t_rdynamic $(TLIB)/t_nordynamic_stripped
+# A load group whose first dependency calls the second without naming it
+# (tests/test_search.c: group_*).
+TEST_LIBS += $(addprefix $(TLIB)/libt_,grp_peer.so grp_user.so grp_top.so)
+$(TLIB)/libt_grp_top.so: tests/libs/t_grp_top.c $(TLIB)/libt_grp_user.so $(TLIB)/libt_grp_peer.so
+	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -Wl,-soname,libt_grp_top.so -o $@ $< -L$(TLIB) -Wl,--no-as-needed \
+	    -l:libt_grp_user.so -l:libt_grp_peer.so -Wl,-rpath,'$$ORIGIN'
+
 # Unwinding, thread-exit destructors, introspection (tests/test_unwind.c,
 # test_tlsdtor.c, test_addrinfo.c).
 TEST_LIBS += $(addprefix $(TLIB)/libt_,tldtor.so bt.so unwind.so unwind_static.so addr.so)

@@ -273,3 +273,31 @@ TEST(search_system_library_with_runpath)
     ASSERT_OK(vmc_lib_unload(l));
     vmc_close(v);
 }
+
+/* A dependency that calls another library of its load group without naming
+ * it in DT_NEEDED (libtheoraenc and libtheoradec, under libavcodec): the
+ * system loader maps the whole group before relocating any of it, and so
+ * does the private loader; an IFUNC of the later library is resolved after
+ * that library is relocated.  Constructors still run dependencies first. */
+TEST(group_dependency_binds_to_a_library_it_does_not_name)
+{
+    const char *top = vt_tlib("libt_grp_top.so");
+    ASSERT_STR_EQ(system_answer(top, "grp_top"), "157");
+    vmc_t *v = vt_open("-vmheap_size 64M");
+    vmc_lib_t *l;
+    ASSERT_STR_EQ(private_answer(v, top, "grp_top", &l), "157");
+    vmc_lib_dep_t user = dep_named(l, "libt_grp_user.so"), peer = dep_named(l, "libt_grp_peer.so");
+    ASSERT_EQ(user.how, VMC_DEP_LOADED_PRIVATELY);
+    ASSERT_EQ(peer.how, VMC_DEP_LOADED_PRIVATELY);
+    ASSERT_OK(vmc_lib_unload(l));
+    /* alone, the under-linked library is refused, naming what it misses */
+    char want[1024];
+    snprintf(want, sizeof want, "error: %s: ", vt_tlib("libt_grp_user.so"));
+    ASSERT_STR_CONTAINS(private_answer(v, vt_tlib("libt_grp_user.so"), "grp_user", &l), want);
+    ASSERT_STR_CONTAINS(vmc_last_error(), "grp_peer_");
+    ASSERT(l == NULL);
+    /* and the group loads again after that */
+    ASSERT_STR_EQ(private_answer(v, top, "grp_top", &l), "157");
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+}

@@ -196,9 +196,14 @@ typedef struct vmc_elf_obj {
 /* image.c: check the headers (`hdr`: the file's first `hdrlen` bytes, or the
  * whole image from memory) and map every PT_LOAD over a run. */
 int vmc__elf_load(vmc_elf_obj_t *l, const vmc_src_t *src, const uint8_t *hdr, size_t hdrlen);
-/* image.c: once the dependencies are known: relocate, RELRO, check every
- * constructor and destructor address. */
-int vmc__elf_ready(vmc_elf_obj_t *l, const vmc_src_t *src);
+/* image.c: read the dynamic section and what it names (dyn.c), and the
+ * bytes of DT_FINI: the last step that reads the file, which may be closed
+ * after it. */
+int vmc__elf_dynamic(vmc_elf_obj_t *l, const vmc_src_t *src);
+/* image.c: once the object's whole load group is mapped (so that its
+ * symbols can bind to any of it, as the system loader's can): relocate,
+ * RELRO, check every constructor and destructor address. */
+int vmc__elf_ready(vmc_elf_obj_t *l);
 void vmc__elf_init(vmc_elf_obj_t *l);          /* DT_INIT, DT_INIT_ARRAY      */
 void vmc__elf_fini(vmc_elf_obj_t *l);          /* DT_FINI_ARRAY, DT_FINI      */
 /* Is a inside an executable segment of l? */

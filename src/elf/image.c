@@ -1,6 +1,7 @@
 /* One ELF object's life as the lifecycle drives it: read and map it
- * (vmc__elf_load), make it ready to run once its dependencies are known
- * (vmc__elf_ready), run its constructors and destructors, find its exports,
+ * (vmc__elf_load), read what its dynamic section names (vmc__elf_dynamic,
+ * the last step that reads the file), make it ready to run once its whole
+ * group is mapped (vmc__elf_ready), run its constructors and destructors, find its exports,
  * describe it.  The lifecycle (src/lib/) decides when; this file knows how
  * for ELF.
  */
@@ -99,14 +100,20 @@ static int check_init_fini(vmc_elf_obj_t *l)
     return 0;
 }
 
-int vmc__elf_ready(vmc_elf_obj_t *l, const vmc_src_t *src)
+int vmc__elf_dynamic(vmc_elf_obj_t *l, const vmc_src_t *src)
+{
+    int e;
+    if ((e = vmc__elf_dyn(l, src))) return e;
+    return note_empty_fini(l, src);
+}
+
+int vmc__elf_ready(vmc_elf_obj_t *l)
 {
     int e;
     if ((e = vmc__elf_relocate(l))) return e;
     if ((e = l->env->relocated(l))) return e;
     if ((e = vmc__elf_protect_relro(l))) return e;
-    if ((e = check_init_fini(l)) || (e = note_empty_fini(l, src))) return e;
-    return 0;
+    return check_init_fini(l);
 }
 
 void vmc__elf_init(vmc_elf_obj_t *l)

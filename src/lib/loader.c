@@ -2,9 +2,13 @@
  *
  * A load (from a file or from memory, one code path) reads and validates the
  * headers (elf/check.c), maps the image over a block run (elf/map.c), reads
- * the dynamic section (elf/dyn.c), resolves the dependencies, relocates
- * (elf/reloc.c), makes RELRO read-only, and only then, once every library
- * this load brought in is relocated, runs constructors, dependencies first.
+ * the dynamic section (elf/dyn.c) and resolves the dependencies, each of them
+ * loaded the same way.  Only once the whole group this load brings in is
+ * mapped does it relocate (elf/reloc.c) and make RELRO read-only, each
+ * library after its dependencies, as the system loader does: a library may
+ * then bind to any of the group, even one it does not name in DT_NEEDED
+ * (libtheoraenc uses libtheoradec's functions; libavcodec, which loads both,
+ * works).  Then constructors run, dependencies first.
  * A failure before that point undoes exactly what was done: runs given back
  * PROT_NONE, dependencies released, descriptors closed.
  *
@@ -127,10 +131,18 @@ int vmc__call_ifunc(vmc_lib_t *l, uintptr_t resolver, uintptr_t *out, const char
 
 /* ---- binding --------------------------------------------------------------- */
 
-static int found_in(vmc_lib_t *l, const vmc_lib_t *d, const vmc_name_t *name, const vmc_ver_t *ver,
-                    uintptr_t *value, int *ifunc)
+static int relocate(vmc_lib_t *l);
+
+/* Is the symbol in d?  An IFUNC there is resolved by running d's code, so d
+ * is relocated first if it is not yet (a library of the group that is not
+ * l's dependency, which the group's order does not put before l).  In a
+ * cycle of such libraries, one being relocated is called as it is, as the
+ * system loader would. */
+static int found_in(vmc_lib_t *l, vmc_lib_t *d, const vmc_name_t *name, const vmc_ver_t *ver,
+                    uintptr_t *value, int *ifunc, int *err)
 {
     if (!vmc__elf_find(&d->o, name, ver, value, ifunc)) return 0;
+    if (*ifunc && d->state == VMC_LIB_MAPPED && (*err = relocate(d))) return 0;
     l->o.bound_obj = &d->o;  /* a TLS symbol's module (tlsbind.c) */
     return 1;
 }
@@ -150,15 +162,17 @@ int vmc__resolve(vmc_lib_t *l, const vmc_name_t *key, const vmc_ver_t *ver, uint
                  const char *tag, size_t index)
 {
     char what[64];
+    int err = 0;
     l->o.bound_from = VMC_BOUND_PRIVATE;
     for (size_t i = 0; i < l->ndeps; i++)
-        if (l->deps[i].kind == VMC_DEP_PRIVATE && found_in(l, l->deps[i].lib, key, ver, value, ifunc))
+        if (l->deps[i].kind == VMC_DEP_PRIVATE && found_in(l, l->deps[i].lib, key, ver, value, ifunc, &err))
             return 1;
-    for (vmc_lib_t *o = l->v->libs; o; o = o->next)
+    for (vmc_lib_t *o = l->v->libs; o && !err; o = o->next)
         if (o != l && o->state != VMC_LIB_LOADING && o->state != VMC_LIB_FINISHED &&
             (!(o->flags & VMC_LOAD_INERT) || (l->flags & VMC_LOAD_INERT)) &&
-            found_in(l, o, key, ver, value, ifunc))
+            found_in(l, o, key, ver, value, ifunc, &err))
             return 1;
+    if (err) return err;
     l->o.bound_from = VMC_BOUND_HOST;
     l->o.bound_obj = NULL;
     void *own = vmc__interposed(key, ver);
@@ -464,11 +478,11 @@ static vmc_lib_t *lib_new(vmc_loader_t *v, const char *name, int flags, int dept
  * hits.  A relative path is made absolute: the debugger may run in another
  * directory, or read the list after this process changed its own.  If
  * that takes more memory than there is, the path stays as given. */
-static void debug_register(vmc_lib_t *l, const vmc_src_t *src)
+static void debug_register(vmc_lib_t *l)
 {
     const char *path = l->name;
     char cwd[4096];
-    if (src->fd >= 0 && path[0] != '/' && getcwd(cwd, sizeof cwd)) {
+    if (!l->from_memory && path[0] != '/' && getcwd(cwd, sizeof cwd)) {
         size_t a = strlen(cwd), b = strlen(path);
         if ((l->dbg_path = malloc(a + b + 2))) {
             memcpy(l->dbg_path, cwd, a);
@@ -481,31 +495,58 @@ static void debug_register(vmc_lib_t *l, const vmc_src_t *src)
     l->dbg.bias = l->o.bias;
     l->dbg.start = l->o.run;
     l->dbg.size = l->o.run_len;
-    l->dbg.flags = src->fd < 0 ? VMC_DEBUG_FROM_MEMORY : 0;
+    l->dbg.flags = l->from_memory ? VMC_DEBUG_FROM_MEMORY : 0;
     for (int i = 0; i < l->o.elf.nload && !l->dbg.text; i++)
         if (l->o.elf.load[i].flags & PF_X) l->dbg.text = l->o.bias + l->o.elf.load[i].vaddr;
     vmc__debug_add(&l->dbg);
 }
 
-/* Validate, map, read the dynamic section, resolve dependencies, relocate.
- * `hdr` holds the file's first bytes (the whole image from memory). */
+/* Validate, map, read the dynamic section, load the dependencies (mapped
+ * the same way).  `hdr` holds the file's first bytes (the whole image from
+ * memory).  Relocation waits for the whole group (relocate_group). */
 static int load_image(vmc_lib_t *l, const vmc_src_t *src, const uint8_t *hdr, size_t hdrlen)
 {
     if (vmc__pe_magic(hdr, hdrlen)) return vmc__lib_pe_load(l, src);  /* a DLL: peload.c */
+    l->from_memory = src->fd < 0;
     int e = vmc__elf_load(&l->o, src, hdr, hdrlen);
     if (e) return e;
     list_add(l->v, l);
     if ((e = vmc__lib_tls_add(l))) return e;
-    if ((e = vmc__elf_dyn(&l->o, src))) return e;
+    if ((e = vmc__elf_dynamic(&l->o, src))) return e;
     if ((e = resolve_deps(l))) return e;
-    vmc__host_sym_sync();  /* resolving dependencies may have loaded objects */
-    if ((e = vmc__elf_ready(&l->o, src))) return e;
+    l->state = VMC_LIB_MAPPED;
+    l->map_seq = ++l->v->lib_seq;  /* dependencies are mapped first */
+    return 0;
+}
+
+/* Relocate one mapped library of the group, publish it, register it. */
+static int relocate(vmc_lib_t *l)
+{
+    l->state = VMC_LIB_RELOCATING;
+    int e = vmc__elf_ready(&l->o);
+    if (e) return e;
     vmc__phdr_publish(l);      /* inert ones are not: nothing of theirs may run */
     vmc__unwinder_register(l);
-    debug_register(l, src);
+    debug_register(l);
     l->state = VMC_LIB_RELOCATED;
     l->init_seq = ++l->v->lib_seq;  /* dependencies finish first */
     return 0;
+}
+
+/* Relocate what this load mapped, in the order it was mapped (each library
+ * after its dependencies).  On failure the caller destroys the load's top
+ * library, which releases the rest. */
+static int relocate_group(vmc_loader_t *v)
+{
+    vmc__host_sym_sync();  /* resolving dependencies may have loaded objects */
+    for (;;) {
+        vmc_lib_t *next = NULL;
+        for (vmc_lib_t *l = v->libs; l; l = l->next)
+            if (l->state == VMC_LIB_MAPPED && (!next || l->map_seq < next->map_seq)) next = l;
+        if (!next) return 0;
+        int e = relocate(next);
+        if (e) return e;
+    }
 }
 
 static int load_file(vmc_loader_t *v, const char *path, int flags, int depth, vmc_lib_t *loader, vmc_lib_t **out)
@@ -589,6 +630,7 @@ int vmc__lib_load(vmc_loader_t *v, const char *path, int flags, vmc_lib_t **out)
     vmc__loader_lock(v);
     vmc_lib_t *l = NULL;
     int e = load_file(v, path, flags, 0, NULL, &l);
+    if (!e && (e = relocate_group(v))) release(l);
     e = finish(v, e, l, out);
     vmc__loader_unlock(v);
     return e;
@@ -609,6 +651,7 @@ int vmc__lib_load_mem(vmc_loader_t *v, const void *bytes, size_t len, const char
     } else {
         vmc_src_t src = {-1, bytes, len};
         e = load_image(l, &src, bytes, len);
+        if (!e) e = relocate_group(v);
         if (e) destroy(l);
     }
     e = finish(v, e, l, out);

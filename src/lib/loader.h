@@ -31,7 +31,11 @@ typedef struct vmc_dep {
 } vmc_dep_t;
 
 enum vmc_lib_state {
-    VMC_LIB_LOADING,             /* being mapped, relocated                 */
+    VMC_LIB_LOADING,             /* being mapped, its dependencies found    */
+    VMC_LIB_MAPPED,              /* mapped with its dependencies; the rest of
+                                    its load group still loading, or being
+                                    relocated in turn                       */
+    VMC_LIB_RELOCATING,          /* being relocated                         */
     VMC_LIB_RELOCATED,           /* constructors still to run               */
     VMC_LIB_READY,               /* constructors ran                        */
     VMC_LIB_FINISHED,            /* destructors ran; being released         */
@@ -53,6 +57,9 @@ struct vmc_lib {
     vmc_lib_t *loader;           /* the library whose dependency it was first
                                     loaded as (NULL: vmc_lib_load); for the
                                     DT_RPATH search, valid only while loading */
+    int from_memory;             /* loaded from bytes, not a file           */
+    unsigned long map_seq;       /* when it and its dependencies were mapped
+                                    (v->lib_seq): the order of relocation   */
     unsigned long init_seq;      /* when relocation, then constructors, finished
                                     (v->lib_seq): the order of init and fini */
     vmc_dep_t *deps;             /* resolved DT_NEEDED, in order            */
