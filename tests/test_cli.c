@@ -360,3 +360,31 @@ TEST(cli_text_and_json_give_the_same_figures)
     free(txt);
     free(js);
 }
+
+/* With --json a failure is JSON on stdout too (the text stays on stderr),
+ * so a program reading the output never gets nothing. */
+TEST(cli_json_failures_are_json)
+{
+    char *out;
+    ASSERT_EQ(vmcode_stdout("load --json /nonexistent/libnope.so", &out), 1);
+    ASSERT(json_balanced(out));
+    ASSERT_STR_CONTAINS(out, "{\"error\":{\"command\":\"load\",\"code\":-2,");
+    ASSERT_STR_CONTAINS(out, "\"message\":\"/nonexistent/libnope.so: cannot open: No such file or directory\"");
+    free(out);
+    ASSERT_EQ(vmcode_stdout("info --json -vm_size 3G", &out), 2);
+    ASSERT(json_balanced(out));
+    ASSERT_STR_CONTAINS(out, "\"code\":-22,");
+    ASSERT_STR_CONTAINS(out, "vm_size");
+    free(out);
+    ASSERT_EQ(vmcode_stdout("maps --json -vm_size 1T", &out), 2);
+    ASSERT(json_balanced(out));
+    ASSERT_STR_CONTAINS(out, "\"command\":\"maps\"");
+    free(out);
+    /* without --json: nothing on stdout, the message on stderr */
+    ASSERT_EQ(vmcode_stdout("load /nonexistent/libnope.so", &out), 1);
+    ASSERT_STR_EQ(out, "");
+    free(out);
+    ASSERT_EQ(vmcode("load /nonexistent/libnope.so", &out), 1);
+    ASSERT_STR_CONTAINS(out, "vmcode load: /nonexistent/libnope.so: cannot open: No such file or directory (");
+    free(out);
+}

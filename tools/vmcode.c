@@ -141,6 +141,31 @@ static void env_unset_options(void)
 #endif
 }
 
+static void json_str(const char *s);
+
+/* A failure after the arguments were read: the message on stderr, as text;
+ * with --json also one object on stdout, so that a program reading it always
+ * gets JSON: {"error":{"command":..,"code":-errno,"reason":..,"message":..}}.
+ * Returns the exit status. */
+static int fail_cmd(const char *cmd, int json, int status, int code, const char *prefix)
+{
+    const char *msg = vmc_last_error();
+    fprintf(stderr, "vmcode %s: %s%s", cmd, prefix, msg);
+    if (code) fprintf(stderr, " (%s)", vmc_strerror(code));
+    fputc('\n', stderr);
+    if (json) {
+        printf("{\"error\":{\"command\":\"%s\",\"code\":%d,\"reason\":", cmd, code);
+        json_str(code ? vmc_strerror(code) : "invalid options");
+        printf(",\"message\":");
+        char full[2048];
+        snprintf(full, sizeof full, "%s%s", prefix, msg);
+        json_str(full);
+        printf("}}\n");
+        fflush(stdout);
+    }
+    return status;
+}
+
 static int open_with(const cmd_t *c, const args_t *a, vmc_t **v)
 {
     vmc_options_t o;
@@ -148,20 +173,11 @@ static int open_with(const cmd_t *c, const args_t *a, vmc_t **v)
     const char *env = getenv("VMCODE_OPTIONS");
     snprintf(env_text, sizeof env_text, "%s", env ? env : "");
     int r = vmc_options_parse(&o, env);
-    if (r) {
-        fprintf(stderr, "vmcode %s: VMCODE_OPTIONS: %s\n", c->name, vmc_last_error());
-        return 2;
-    }
-    if (vmc_options_parse(&o, a->text)) {
-        fprintf(stderr, "vmcode %s: %s\n", c->name, vmc_last_error());
-        return 2;
-    }
+    if (r) return fail_cmd(c->name, a->json, 2, r, "VMCODE_OPTIONS: ");
+    if ((r = vmc_options_parse(&o, a->text))) return fail_cmd(c->name, a->json, 2, r, "");
     env_unset_options();
     r = vmc_open(&o, v);
-    if (r) {
-        fprintf(stderr, "vmcode %s: %s (%s)\n", c->name, vmc_last_error(), vmc_strerror(r));
-        return 1;
-    }
+    if (r) return fail_cmd(c->name, a->json, 1, r, "");
     return 0;
 }
 
@@ -464,10 +480,10 @@ static int cmd_load(int argc, char **argv)
         r = vmc_lib_load(v, a.libs[i], VMC_LOAD_DEFAULT, &libs[i]);
         ms[i] = now_ms() - t0;
         if (r) {
-            fprintf(stderr, "vmcode load: %s (%s)\n", vmc_last_error(), vmc_strerror(r));
-            vmc_close(v);
             quiet_end(quiet);
-            return 1;
+            r = fail_cmd("load", a.json, 1, r, "");
+            vmc_close(v);
+            return r;
         }
     }
     void *addrs[64];
