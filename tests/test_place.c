@@ -219,11 +219,19 @@ static uintptr_t min_base(void)
 
 TEST(low_target_region_starts_at_mmap_min_addr)
 {
+    /* the target [0x10000, 0x20000) itself is left free: the region starts
+     * at the first address past both */
     vmc_t *v = vt_open("-vm_size 64M -vmheap_size 0 -reach_lo 0x10000 -reach_hi 0x20000");
     vmc_info_t in;
     ASSERT_OK(vmc_info(v, &in));
     ASSERT_EQ(in.placement, VMC_PLACED_NEAR_APP);
-    ASSERT_EQ((uintptr_t)in.code_base, min_base());
+    ASSERT_EQ((uintptr_t)in.code_base, min_base() > 0x20000 ? min_base() : 0x20000);
+    vmc_close(v);
+    /* room below a target at 128 MiB: the region ends right below it */
+    v = vt_open("-vm_size 64M -vmheap_size 0 -reach_lo 0x8000000 -reach_hi 0x8010000");
+    ASSERT_OK(vmc_info(v, &in));
+    ASSERT_EQ(in.placement, VMC_PLACED_NEAR_APP);
+    ASSERT_EQ((uintptr_t)in.code_base, 0x8000000 - (64u << 20));
     ASSERT_EQ(in.code_reaching, 64u << 20);
     ASSERT_EQ(in.near_app_failed, 0);
     vmc_close(v);
@@ -239,6 +247,30 @@ TEST(low_target_region_starts_at_mmap_min_addr)
         ASSERT_EQ(in.code_reaching, 64u << 20);
         vmc_close(v);
     }
+}
+
+/* A target range with nothing mapped in it yet (something the program will
+ * put there): the region goes beside it, never over it, and all of it
+ * reaches. */
+TEST(unmapped_target_is_left_free)
+{
+    size_t len = 1 * GIB;
+    void *m = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    ASSERT(m != MAP_FAILED);
+    ASSERT_EQ(munmap(m, len), 0);
+    uintptr_t lo = (uintptr_t)m + len / 2, hi = lo + 0x10000;
+    char opts[256];
+    snprintf(opts, sizeof opts, "-vm_size 64M -vmheap_size 0 -reach_lo %#lx -reach_hi %#lx",
+             (unsigned long)lo, (unsigned long)hi);
+    vmc_t *v = vt_open(opts);
+    vmc_info_t in;
+    ASSERT_OK(vmc_info(v, &in));
+    uintptr_t b = (uintptr_t)in.code_base;
+    ASSERT_EQ(in.placement, VMC_PLACED_NEAR_APP);
+    ASSERT_MSG(b + in.code_size <= lo || b >= hi, "the region %#lx+%#zx covers the target %#lx..%#lx",
+               (unsigned long)b, in.code_size, (unsigned long)lo, (unsigned long)hi);
+    ASSERT_EQ(in.code_reaching, 64u << 20);
+    vmc_close(v);
 }
 
 /* A target with other mappings all around it: nothing can reach it.  The

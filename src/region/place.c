@@ -69,10 +69,19 @@ static void gap(place_state_t *s, uintptr_t g0, uintptr_t g1)
 {
     if (g0 < s->floor) g0 = s->floor;
     if (g1 > ADDR_CEIL) g1 = ADDR_CEIL;
-    /* The brk area is not free: what lies on either side of it is. */
+    /* The brk area is not free: what lies on either side of it is.  Nor is
+     * the target itself, when nothing is mapped there yet (a range given
+     * with reach_lo/reach_hi for something to come): the region goes beside
+     * it, never over it. */
     if (s->avoid_hi > s->avoid_lo && g0 < s->avoid_hi && g1 > s->avoid_lo) {
         if (g0 < s->avoid_lo) gap(s, g0, s->avoid_lo);
         if (g1 > s->avoid_hi) gap(s, s->avoid_hi, g1);
+        return;
+    }
+    uintptr_t tlo = s->lo & ~(uintptr_t)(s->align - 1), thi = (s->hi + s->align - 1) & ~(uintptr_t)(s->align - 1);
+    if (thi > tlo && g0 < thi && g1 > tlo) {
+        if (g0 < tlo) gap(s, g0, tlo);
+        if (g1 > thi) gap(s, thi, g1);
         return;
     }
     if (g1 <= g0 || g1 - g0 < s->size) return;
