@@ -120,9 +120,6 @@ typedef struct vmc_elf_env {
      * executable segment of a private library) into *out. */
     int (*call_ifunc)(struct vmc_elf_obj *o, uintptr_t resolver, uintptr_t *out, const char *tag,
                       size_t index);
-    /* The host's definition of name (at version, or any with NULL), as the
-     * object's own imports would see it. */
-    void *(*host_sym)(const struct vmc_elf_obj *o, const vmc_name_t *name, const char *version);
     /* For the message of a strong symbol nothing defines: a hint to add
      * (" (the program defines it but does not export it: ...)"), or "". */
     const char *(*missing_hint)(const struct vmc_elf_obj *o, const char *name);

@@ -419,11 +419,6 @@ static int env_call_ifunc(vmc_elf_obj_t *o, uintptr_t resolver, uintptr_t *out, 
     return vmc__call_ifunc(vmc__lib_of(o), resolver, out, tag, index);
 }
 
-static void *env_host_sym(const vmc_elf_obj_t *o, const vmc_name_t *name, const char *version)
-{
-    return vmc__host_sym_for(vmc__lib_of(o), name, version);
-}
-
 /* A symbol the program defines but does not export is the usual cause of a
  * plug-in's missing host function (progsym.c). */
 static const char *env_missing_hint(const vmc_elf_obj_t *o, const char *name)
@@ -447,7 +442,6 @@ static int env_relocated(vmc_elf_obj_t *o) { return vmc__lib_tls_finish(vmc__lib
 static const vmc_elf_env_t elf_env = {
     .resolve = env_resolve,
     .call_ifunc = env_call_ifunc,
-    .host_sym = env_host_sym,
     .missing_hint = env_missing_hint,
     .tls = env_tls,
     .relocated = env_relocated,

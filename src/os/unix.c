@@ -7,6 +7,7 @@
  * free on the hot paths (none of which make system calls anyway).
  */
 #include "os/os.h"
+#include "os/hold.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -132,64 +133,19 @@ static int os_enter(enum vmc_os_call call)
     return 0;
 }
 
-/* ---- MAP_FIXED audit ------------------------------------------------------- */
-
-#define OS_MAX_HOLDS 256
-static pthread_mutex_t os_hold_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct { uintptr_t lo, hi; } os_holds[OS_MAX_HOLDS];
-static int os_nholds;
-static int os_audit;
-
-void vmc__os_set_audit(int on) { os_audit = on; }
-
-void vmc__os_hold(uintptr_t lo, uintptr_t hi)
-{
-    pthread_mutex_lock(&os_hold_lock);
-    if (os_nholds < OS_MAX_HOLDS) {
-        os_holds[os_nholds].lo = lo;
-        os_holds[os_nholds].hi = hi;
-        os_nholds++;
-    }
-    pthread_mutex_unlock(&os_hold_lock);
-}
-
-void vmc__os_unhold(uintptr_t lo, uintptr_t hi)
-{
-    pthread_mutex_lock(&os_hold_lock);
-    for (int i = 0; i < os_nholds; i++) {
-        if (os_holds[i].lo == lo && os_holds[i].hi == hi) {
-            os_holds[i] = os_holds[--os_nholds];
-            break;
-        }
-    }
-    pthread_mutex_unlock(&os_hold_lock);
-}
-
-int vmc__os_holds(uintptr_t lo, uintptr_t hi)
-{
-    int found = 0;
-    pthread_mutex_lock(&os_hold_lock);
-    for (int i = 0; i < os_nholds && !found; i++)
-        found = lo >= os_holds[i].lo && hi <= os_holds[i].hi && lo < hi;
-    pthread_mutex_unlock(&os_hold_lock);
-    return found;
-}
+/* ---- MAP_FIXED audit (the hold list is hold.c's) ----------------------------- */
 
 static void os_audit_fixed(void *addr, size_t len, int flags)
 {
-    if (!os_audit || !(flags & MAP_FIXED) || (flags & MAP_FIXED_NOREPLACE) == MAP_FIXED_NOREPLACE)
-        return;
-    uintptr_t lo = (uintptr_t)addr;
-    if (!vmc__os_holds(lo, lo + len)) {
-        fprintf(stderr, "vmcode audit: MAP_FIXED at %#" PRIxPTR "+%#zx outside every held reservation\n",
-                (uintptr_t)lo, len);
-        abort();
-    }
+    if ((flags & MAP_FIXED) && (flags & MAP_FIXED_NOREPLACE) != MAP_FIXED_NOREPLACE)
+        vmc__os_audit_fixed_range((uintptr_t)addr, len, "MAP_FIXED");
 }
 
-void vmc__os_fork_prepare(void) { pthread_mutex_lock(&os_hold_lock); }
-void vmc__os_fork_parent(void) { pthread_mutex_unlock(&os_hold_lock); }
-void vmc__os_fork_child(void) { pthread_mutex_unlock(&os_hold_lock); }
+/* A pthread_atfork child handler maps with MAP_FIXED (and is audited): the
+ * lock must not be held by a thread that is not there. */
+void vmc__os_fork_prepare(void) { vmc__os_hold_lock(); }
+void vmc__os_fork_parent(void) { vmc__os_hold_unlock(); }
+void vmc__os_fork_child(void) { vmc__os_hold_unlock(); }
 
 /* ---- the calls ----------------------------------------------------------- */
 

@@ -1,5 +1,5 @@
 /* The OS layer for Windows x64 (see os.h for the contract): the address-space
- * verbs, the fault seam and the hold list.
+ * verbs and the fault seam (the hold list is hold.c's).
  *
  * Two modes, chosen once by trying the call itself (a 64 KiB placeholder
  * reservation): Wine 8 has VirtualAlloc2 but rejects MEM_RESERVE_PLACEHOLDER
@@ -155,46 +155,6 @@ static int win_err(void)
     case ERROR_INVALID_PARAMETER:
     default: return -EINVAL;
     }
-}
-
-/* ---- hold list (invariant 1: every call targets a range we hold) ------------- */
-
-#define OS_MAX_HOLDS 256
-static SRWLOCK hold_lock = SRWLOCK_INIT;
-static struct { uintptr_t lo, hi; } holds[OS_MAX_HOLDS];
-static int nholds, audit;
-
-void vmc__os_set_audit(int on) { audit = on; }
-
-void vmc__os_hold(uintptr_t lo, uintptr_t hi)
-{
-    AcquireSRWLockExclusive(&hold_lock);
-    if (nholds < OS_MAX_HOLDS) {
-        holds[nholds].lo = lo;
-        holds[nholds].hi = hi;
-        nholds++;
-    }
-    ReleaseSRWLockExclusive(&hold_lock);
-}
-
-void vmc__os_unhold(uintptr_t lo, uintptr_t hi)
-{
-    AcquireSRWLockExclusive(&hold_lock);
-    for (int i = 0; i < nholds; i++)
-        if (holds[i].lo == lo && holds[i].hi == hi) {
-            holds[i] = holds[--nholds];
-            break;
-        }
-    ReleaseSRWLockExclusive(&hold_lock);
-}
-
-int vmc__os_holds(uintptr_t lo, uintptr_t hi)
-{
-    int found = 0;
-    AcquireSRWLockShared(&hold_lock);
-    for (int i = 0; i < nholds && !found; i++) found = lo >= holds[i].lo && hi <= holds[i].hi && lo < hi;
-    ReleaseSRWLockShared(&hold_lock);
-    return found;
 }
 
 /* No fork on Windows: nothing to keep consistent across it. */
