@@ -24,7 +24,7 @@ LDLIBS_LIB  := -ldl -lpthread
 VERSION     := 0.1.0
 
 # WIN_ONLY files are the Windows build's (make windows).
-WIN_ONLY := src/os/windows.c src/region/wx_none.c src/lib/none.c src/api/names_none.c
+WIN_ONLY := src/os/windows.c src/lib/none.c src/api/names_none.c
 LIB_SRC := $(filter-out $(WIN_ONLY),$(wildcard src/*/*.c))
 LIB_OBJ := $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRC))
 TEST_SRC := $(wildcard tests/*.c)
@@ -119,8 +119,8 @@ check-tsan:
 #                        built once into /var/cache/vmcode) and the host's Wine 8
 #                        (the slot fallback): scripts/wine-chroot.sh
 # The Windows build holds the layers ported so far: all but the ELF loader
-# (lib/none.c refuses loading), the Linux W^X design (wx_none.c refuses it)
-# and the debugger interfaces, which hand out ELF objects (names_none.c);
+# (lib/none.c refuses loading) and the debugger interfaces, which hand out
+# ELF objects (names_none.c); W^X (region/wx.c) is the same file on both;
 # the PE layer (src/pe/, no system call) is built for the tests that use it.
 WB       := build/windows
 WIN_CC   := x86_64-w64-mingw32-gcc
@@ -132,7 +132,7 @@ WIN_CFLAGS := -std=c11 -Wall -Wextra -Werror $(OPT) -fno-strict-aliasing -D_WIN3
 WIN_LIB_SRC := $(filter-out src/api/jitnames.c src/api/jitdump.c,$(wildcard src/base/*.c src/api/*.c \
                src/alloc/*.c)) src/os/windows.c src/os/hold.c \
                src/arch/x86_64.c src/region/region.c src/region/place.c src/region/reserve.c \
-               src/region/wx_none.c src/lib/none.c $(wildcard src/pe/*.c)
+               src/region/wx.c src/lib/none.c $(wildcard src/pe/*.c)
 WIN_TEST_SRC := tests/runner.c tests/windows/child_process.c tests/test_os_space.c tests/test_guards.c \
                 $(filter-out tests/windows/child_process.c,$(wildcard tests/windows/*.c))
 # Static: Wine finds no MinGW runtime DLLs (winpthread) beside the program.

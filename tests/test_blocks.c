@@ -11,8 +11,6 @@ static void region_for_test(vmc_region_t *r, size_t size)
 {
     memset(r, 0, sizeof *r);
     r->name = "code";
-    r->fd = -1;
-    pthread_mutex_init(&r->file_lock, NULL);
     uintptr_t base;
     ASSERT_OK(vmc__os_reserve(0, size, &base));
     r->base = r->wbase = base;

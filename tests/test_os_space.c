@@ -206,20 +206,30 @@ TEST(os_space_dual_views_run_what_was_written)
     uintptr_t base, w;
     reserve(0, 16 * U(), &base);
     uintptr_t x = base + 4 * U();
-    int e = vmc__os_dual_map(x, 2 * G(), &w);
-    if (e == -ENOTSUP) SKIP("no W^X pairs in the Windows slot fallback");
+    vmc_os_dual_t *d;
+    int e = vmc__os_dual_map(x, 2 * G(), &d, &w);
+    if (e == -ENOTSUP) {
+        ASSERT(!(vmc__os_caps() & VMC_OS_CAP_DUAL));
+        SKIP("no W^X pairs in the Windows slot fallback");
+    }
     ASSERT_OK(e);
+    ASSERT(vmc__os_caps() & VMC_OS_CAP_DUAL);
     ASSERT(w < base || w >= base + 16 * U());
-    ASSERT_OK(vmc__os_dual_commit(x + G(), G()));
+    ASSERT_OK(vmc__os_dual_commit(d, x + G(), G()));
     static const unsigned char ret42[] = {0xb8, 42, 0, 0, 0, 0xc3};   /* mov eax, 42; ret */
     memcpy((void *)(w + G()), ret42, sizeof ret42);
     int (*fn)(void) = (int (*)(void))(x + G());
     ASSERT_EQ(fn(), 42);
-    ASSERT_EQ(vmc__os_dual_commit(base, G()), -EINVAL);   /* not a pair */
-    ASSERT_OK(vmc__os_dual_unmap(x, 2 * G()));
-    /* The piece is reserved again: memory can be committed there. */
+    ASSERT_EQ(vmc__os_dual_commit(d, base, G()), -EINVAL);   /* not in the pair */
+    /* The rest of the executable side is the caller's (private memory
+     * here), and a decommit of the pair takes both kinds back. */
     ASSERT_OK(vmc__os_commit(x, G(), VMC_OS_READ | VMC_OS_WRITE));
-    ASSERT_EQ(((unsigned char *)x)[0], 0);
+    ((unsigned char *)x)[0] = 1;
+    ASSERT_OK(vmc__os_dual_decommit(d, x, 2 * G()));
+    vmc__os_dual_unmap(d);
+    /* Reserved again: memory can be committed there, zero filled. */
+    ASSERT_OK(vmc__os_commit(x + G(), G(), VMC_OS_READ | VMC_OS_WRITE));
+    ASSERT_EQ(((unsigned char *)x)[G()], 0);
     release(base, 16 * U());
 }
 

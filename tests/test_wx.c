@@ -40,6 +40,23 @@ static vmc_t *wx_open(void) { return wx_open_text(""); }
 
 static uintptr_t wview(vmc_region_t *r, uintptr_t x) { return r->wbase + (x - r->base); }
 
+/* The memory file behind the region's W^X pair, and its size. */
+static int wx_fd(vmc_region_t *r)
+{
+    int fd;
+    size_t size;
+    ASSERT_OK(vmc__os_dual_file(r->dual, &fd, &size));
+    return fd;
+}
+
+static size_t wx_file_size(vmc_region_t *r)
+{
+    int fd;
+    size_t size;
+    ASSERT_OK(vmc__os_dual_file(r->dual, &fd, &size));
+    return size;
+}
+
 /* mov eax, imm32; ret */
 static void emit_ret(void *w, uint32_t value)
 {
@@ -154,7 +171,7 @@ TEST(wx_open_reserves_two_views_and_a_memfd)
     ASSERT(vmc__os_holds(w, w + in.code_size));
     ASSERT_NO_RWX();
     /* the file: a memfd, close-on-exec, one page long */
-    int fd = v->sp.code.fd;
+    int fd = wx_fd(&v->sp.code);
     ASSERT_GE(fd, 0);
     ASSERT(fcntl(fd, F_GETFD) & FD_CLOEXEC);
     char target[256];
@@ -163,7 +180,7 @@ TEST(wx_open_reserves_two_views_and_a_memfd)
     struct stat st;
     ASSERT_EQ(fstat(fd, &st), 0);
     ASSERT_EQ(st.st_size, PAGE);
-    ASSERT_EQ(v->sp.code.file_size, PAGE);
+    ASSERT_EQ(wx_file_size(&v->sp.code), PAGE);
     vmc_close(v);
     ASSERT(!vmc__os_holds(w, w + PAGE));
     ASSERT_NO_LEAK(snap);
@@ -182,8 +199,8 @@ TEST(wx_open_2g_and_commit_take_no_memory_until_written)
     ASSERT_OK(vmc__region_commit(r, r->base + r->size - (64u << 20), 64u << 20, VMC_CODE));
     size_t rss1 = vt_rss_kib();
     ASSERT_LT(rss1 - rss0, 256);
-    ASSERT_GE(r->file_size, r->size);
-    ASSERT_LT(file_bytes(r->fd), 64 << 10);
+    ASSERT_GE(wx_file_size(r), r->size);
+    ASSERT_LT(file_bytes(wx_fd(r)), 64 << 10);
     memset((void *)(r->wbase + r->size - (8u << 20)), 0xc3, 8u << 20);
     ASSERT_GE(vt_rss_kib() - rss0, 8u << 10);
     vmc_close(v);
@@ -212,8 +229,8 @@ TEST(wx_commit_maps_both_views_at_a_constant_offset)
     for (size_t i = 0; i < 3 * PAGE; i += 512) ASSERT_EQ(((volatile char *)a)[i], (char)(i / 512 + 1));
     *(volatile int *)wview(r, b) = 0x5a5a;
     ASSERT_EQ(*(volatile int *)b, 0x5a5a);
-    ASSERT_GE(r->file_size, (size_t)(b - r->base) + PAGE);
-    ASSERT_LE(r->file_size, r->size);
+    ASSERT_GE(wx_file_size(r), (size_t)(b - r->base) + PAGE);
+    ASSERT_LE(wx_file_size(r), r->size);
     vmc_close(v);
 }
 
@@ -246,11 +263,11 @@ TEST(wx_decommit_frees_pages_and_reserves_both_views)
     uintptr_t x = r->base + (8u << 20);
     size_t len = 64 * PAGE;
     ASSERT_OK(vmc__region_commit(r, x, len, VMC_CODE));
-    long before = file_bytes(r->fd);
+    long before = file_bytes(wx_fd(r));
     memset((void *)wview(r, x), 0xc3, len);
-    ASSERT_GE(file_bytes(r->fd) - before, (long)len);
+    ASSERT_GE(file_bytes(wx_fd(r)) - before, (long)len);
     ASSERT_OK(vmc__region_decommit(r, x, len));
-    ASSERT_LE(file_bytes(r->fd), before);
+    ASSERT_LE(file_bytes(wx_fd(r)), before);
     ASSERT_PERMS(x, x + len, "---p");
     ASSERT_PERMS(wview(r, x), wview(r, x) + len, W_IDLE);
     ASSERT_NO_RWX();
@@ -416,7 +433,7 @@ TEST(wx_fork_child_gets_its_own_copy)
     emit_ret((void *)wview(r, a), 111);
     emit_ret((void *)wview(r, b), 5);
     struct stat pst;
-    ASSERT_EQ(fstat(r->fd, &pst), 0);
+    ASSERT_EQ(fstat(wx_fd(r), &pst), 0);
     int go[2], done[2];
     ASSERT_EQ(pipe(go), 0);
     ASSERT_EQ(pipe(done), 0);
@@ -425,11 +442,11 @@ TEST(wx_fork_child_gets_its_own_copy)
     if (pid == 0) {
         /* a different file, with only the committed data in it */
         struct stat cst;
-        ASSERT_EQ(fstat(r->fd, &cst), 0);
+        ASSERT_EQ(fstat(wx_fd(r), &cst), 0);
         ASSERT(cst.st_ino != pst.st_ino || cst.st_dev != pst.st_dev);
         ASSERT_EQ(cst.st_size, pst.st_size);
         ASSERT_LE((long)cst.st_blocks * 512, 2 * (long)PAGE);
-        ASSERT(fcntl(r->fd, F_GETFD) & FD_CLOEXEC);
+        ASSERT(fcntl(wx_fd(r), F_GETFD) & FD_CLOEXEC);
         ASSERT_PERMS(a, a + PAGE, "r-xs");
         ASSERT_PERMS(wview(r, a), wview(r, a) + PAGE, "rw-s");
         ASSERT_PERMS(b, b + 4 * PAGE, "r-xs");
@@ -463,7 +480,7 @@ TEST(wx_fork_child_gets_its_own_copy)
     ASSERT_PERMS(c, c + PAGE, "---p");
     ASSERT_PERMS(wview(r, c), wview(r, c) + PAGE, W_IDLE);
     struct stat now;
-    ASSERT_EQ(fstat(r->fd, &now), 0);
+    ASSERT_EQ(fstat(wx_fd(r), &now), 0);
     ASSERT_EQ(now.st_ino, pst.st_ino);
     /* and the parent goes on */
     ASSERT_OK(vmc__region_commit(r, c, PAGE, VMC_CODE));
@@ -660,7 +677,7 @@ TEST_THREADED(wx_fork_while_other_threads_commit)
 TEST(wx_exec_does_not_leak_the_file)
 {
     vmc_t *v = wx_open();
-    int fd = v->sp.code.fd;
+    int fd = wx_fd(&v->sp.code);
     ASSERT(fcntl(fd, F_GETFD) & FD_CLOEXEC);
     char script[128];
     snprintf(script, sizeof script, "test ! -e /proc/self/fd/%d", fd);
@@ -699,7 +716,7 @@ TEST(wx_memfd_exec_flag_retried_without_on_old_kernels)
     ASSERT_EQ(memfd_calls, 2);
     ASSERT_EQ(memfd_flags_seen[0], MFD_CLOEXEC | 0x10u);
     ASSERT_EQ(memfd_flags_seen[1], MFD_CLOEXEC);
-    ASSERT(fcntl(v->sp.code.fd, F_GETFD) & FD_CLOEXEC);
+    ASSERT(fcntl(wx_fd(&v->sp.code), F_GETFD) & FD_CLOEXEC);
     ASSERT_OK(vmc__region_commit(&v->sp.code, v->sp.code.base, PAGE, VMC_CODE));
     emit_ret((void *)v->sp.code.wbase, 3);
     ASSERT_EQ(call_at(v->sp.code.base), 3);
@@ -718,10 +735,10 @@ TEST(wx_memfd_unavailable_falls_back_to_dev_shm)
         vmc_t *v = wx_open();
         vmc_region_t *r = &v->sp.code;
         char target[256];
-        fd_target(r->fd, target, sizeof target);
+        fd_target(wx_fd(r), target, sizeof target);
         ASSERT_STR_CONTAINS(target, "/dev/shm/vmcode-");
         ASSERT_STR_CONTAINS(target, "(deleted)");
-        ASSERT(fcntl(r->fd, F_GETFD) & FD_CLOEXEC);
+        ASSERT(fcntl(wx_fd(r), F_GETFD) & FD_CLOEXEC);
         ASSERT_EQ(shm_files(), before);
         ASSERT_OK(vmc__region_commit(r, r->base + PAGE, PAGE, VMC_CODE));
         emit_ret((void *)wview(r, r->base + PAGE), 61);
@@ -729,7 +746,7 @@ TEST(wx_memfd_unavailable_falls_back_to_dev_shm)
         pid_t pid = fork();  /* the child's copy takes the fallback too */
         if (pid == 0) {
             char t[256];
-            fd_target(r->fd, t, sizeof t);
+            fd_target(wx_fd(r), t, sizeof t);
             ASSERT_STR_CONTAINS(t, "/dev/shm/vmcode-");
             emit_ret((void *)wview(r, r->base + PAGE), 62);
             ASSERT_EQ(call_at(r->base + PAGE), 62);
@@ -783,7 +800,7 @@ TEST(wx_memfd_noexec_policies)
             vmc_t *v = wx_open();
             vmc_region_t *r = &v->sp.code;
             char target[256];
-            fd_target(r->fd, target, sizeof target);
+            fd_target(wx_fd(r), target, sizeof target);
             ASSERT_STR_CONTAINS(target, policy == 1 ? "memfd:vmcode-code" : "/dev/shm/vmcode-");
             ASSERT_OK(vmc__region_commit(r, r->base, PAGE, VMC_CODE));
             emit_ret((void *)r->wbase, 40 + policy);
@@ -887,7 +904,7 @@ TEST(wx_child_file_is_one_page_at_its_first_exec_mapping)
     if (pid == 0) {
         ASSERT_EQ(child_exec_maps, 2);  /* the prime, then the committed run */
         ASSERT_EQ(child_prime_size, PAGE);
-        ASSERT_GE(r->file_size, (32u << 20) + 8 * PAGE);
+        ASSERT_GE(wx_file_size(r), (32u << 20) + 8 * PAGE);
         _exit(0);
     }
     wait_ok(pid);
@@ -903,14 +920,14 @@ TEST(wx_file_grows_in_steps)
     for (int i = 0; i < 200; i++)
         ASSERT_OK(vmc__region_commit(r, r->base + (uintptr_t)i * PAGE, PAGE, VMC_CODE));
     ASSERT_LE(vmc__os_calls(VMC_OS_FTRUNCATE), 1);
-    ASSERT_GE(r->file_size, 200 * PAGE);
-    ASSERT_EQ(r->file_size % (1u << 20), 0);
+    ASSERT_GE(wx_file_size(r), 200 * PAGE);
+    ASSERT_EQ(wx_file_size(r) % (1u << 20), 0);
     ASSERT_OK(vmc__region_commit(r, r->base + (200u << 20), PAGE, VMC_CODE));
     ASSERT_LE(vmc__os_calls(VMC_OS_FTRUNCATE), 2);
-    ASSERT_GE(r->file_size, (200u << 20) + PAGE);
-    ASSERT_LE(r->file_size, r->size);
+    ASSERT_GE(wx_file_size(r), (200u << 20) + PAGE);
+    ASSERT_LE(wx_file_size(r), r->size);
     /* sparse: size is not memory */
-    ASSERT_LT(file_bytes(r->fd), 1 << 20);
+    ASSERT_LT(file_bytes(wx_fd(r)), 1 << 20);
     vmc_close(v);
 }
 
@@ -931,7 +948,7 @@ TEST(wx_rlimit_fsize_gives_efbig_not_sigxfsz)
         ASSERT_OK(vmc__region_commit(r, r->base, PAGE, VMC_CODE));
         ASSERT_OK(vmc__region_commit(r, r->base + (512u << 10), PAGE, VMC_CODE));
         ASSERT_OK(vmc__region_commit(r, r->base + (1u << 20) - PAGE, PAGE, VMC_CODE));
-        ASSERT_LE(r->file_size, 1u << 20);
+        ASSERT_LE(wx_file_size(r), 1u << 20);
         int e = vmc__region_commit(r, r->base + (4u << 20), PAGE, VMC_CODE);
         char msg[512];
         snprintf(msg, sizeof msg, "%d %s", e, vmc_last_error());
@@ -1153,7 +1170,7 @@ TEST(wx_commit_and_decommit_failures_change_nothing)
     uintptr_t a = r->base + 2 * PAGE, far = r->base + (16u << 20);
     ASSERT_OK(vmc__region_commit(r, a, PAGE, VMC_CODE));
     emit_ret((void *)wview(r, a), 8);
-    size_t size0 = r->file_size;
+    size_t size0 = wx_file_size(r);
     vt_snapshot_t snap;
     vt_snap(&snap);
     char want[256];
@@ -1166,7 +1183,7 @@ TEST(wx_commit_and_decommit_failures_change_nothing)
              "writable view: mprotect: Cannot allocate memory (too many mappings? see "
              "vm.max_map_count)", (unsigned long)far);
     ASSERT_STR_EQ(vmc_last_error(), want);
-    ASSERT_EQ(r->file_size, size0);
+    ASSERT_EQ(wx_file_size(r), size0);
     ASSERT_NO_LEAK(snap);
     ASSERT_EQ(vmc__region_decommit(r, a, PAGE), -ENOMEM);
     snprintf(want, sizeof want, "code region: cannot decommit 0x1000 bytes at %#lx: closing the "
@@ -1184,7 +1201,7 @@ TEST(wx_commit_and_decommit_failures_change_nothing)
     snprintf(want, sizeof want, "code region: cannot commit 0x1000 bytes at %#lx: mapping the "
              "executable view: mmap: Permission denied", (unsigned long)far);
     ASSERT_STR_EQ(vmc_last_error(), want);
-    ASSERT_EQ(r->file_size, size0);
+    ASSERT_EQ(wx_file_size(r), size0);
     ASSERT_NO_LEAK(snap);
 
     mmap_fail_what = FAIL_RERESERVE;
@@ -1204,7 +1221,7 @@ TEST(wx_commit_and_decommit_failures_change_nothing)
     snprintf(want, sizeof want, "code region: cannot commit 0x1000 bytes at %#lx: cannot grow the "
              "code file to 17825792 bytes: ftruncate: Input/output error", (unsigned long)far);
     ASSERT_STR_EQ(vmc_last_error(), want);
-    ASSERT_EQ(r->file_size, size0);
+    ASSERT_EQ(wx_file_size(r), size0);
     ASSERT_NO_LEAK(snap);
 
     vmc__os_fault(VMC_OS_FTRUNCATE, 1, EFBIG, 0);

@@ -3,7 +3,6 @@
 #include "base/error.h"
 #include "os/os.h"
 #include "api/options.h"
-#include "region/wx.h"
 #include "api/jitnames.h"
 #include "lib/tls.h"
 
@@ -40,7 +39,7 @@ static void fork_prepare(void)
     vmc__phdr_fork_prepare();
     vmc__tlsdtor_fork_prepare();
     vmc__unwinder_fork_prepare();
-    vmc__wx_fork_prepare();
+    vmc__os_fork_prepare();
     vmc__tls_fork_prepare();
 }
 
@@ -62,14 +61,14 @@ static void fork_release(void)
 static void fork_parent(void)
 {
     vmc__tls_fork_parent();
-    vmc__wx_fork_parent();
+    vmc__os_fork_parent();
     fork_release();
 }
 
 static void fork_child(void)
 {
     vmc__tls_fork_child();
-    vmc__wx_fork_child();
+    vmc__os_fork_child();
     /* Only the forking thread exists here: the other threads' caches go idle,
      * for the child's new threads to adopt. */
     for (vmc_t *v = handles; v; v = v->next) vmc__codeheap_fork_child(&v->sp);

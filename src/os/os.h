@@ -148,6 +148,9 @@ enum {
      * a run of whole slots (see vmc__os_slot_size). */
     VMC_OS_CAP_SLOTS = 2,
     VMC_OS_CAP_FORK = 4,          /* fork() exists (W^X must handle children) */
+    /* W^X pairs can be made (vmc__os_dual_map): Linux; Windows with
+     * placeholders, not in the slot fallback. */
+    VMC_OS_CAP_DUAL = 8,
 };
 unsigned vmc__os_caps(void);
 size_t vmc__os_granularity(void);
@@ -171,20 +174,58 @@ int vmc__os_decommit(uintptr_t addr, size_t len);
  * reserved piece [at, at+len); `shared` writes go to the file, otherwise
  * copy on write.  Undo with vmc__os_decommit. */
 int vmc__os_map_view(uintptr_t at, size_t len, int prot, int fd, uint64_t off, int shared);
-/* W^X by two views of one memory object: the reserved piece [xat, xat+len)
- * becomes its executable view (read+execute) and a writable view of the same
- * bytes is placed elsewhere (*wat, held like a reservation): a byte written
- * at *wat + k runs at xat + k.  No address is ever writable and executable.
- * Nothing is committed yet: vmc__os_dual_commit(xat + k, n) commits a piece of
- * both views at once (zero filled).  vmc__os_dual_unmap(xat, len) takes the
- * whole pair down: [xat, xat+len) is reserved again, the writable view gone.
- * Windows: a pagefile-backed SEC_RESERVE section; placeholders needed
- * (-ENOTSUP in the slot fallback).  Linux: a memory file (memfd); a forked
- * child shares both views (region/wx.c, which the library uses on Linux,
- * gives the child its own copy). */
-int vmc__os_dual_map(uintptr_t xat, size_t len, uintptr_t *wat);
-int vmc__os_dual_commit(uintptr_t xat, size_t len);
-int vmc__os_dual_unmap(uintptr_t xat, size_t len);
+/* ---- W^X: two views of one memory object -----------------------------------
+ * A pair serves the range [x, x+len) of a reservation (the executable side,
+ * made by vmc__os_reserve, reserved when the pair is made) with a writable
+ * side [w, w+len) placed elsewhere and held like a reservation, a constant
+ * offset apart: a byte written at w + k is the byte at x + k.  The pair
+ * starts empty: the executable side stays whatever the caller makes of it
+ * (reserved, committed private memory, file views, through the verbs
+ * above), the writable side is inaccessible.  vmc__os_dual_commit makes a
+ * reserved piece code: zero filled, read+execute at x, read+write at w;
+ * vmc__os_dual_decommit puts a range back to reserved on both sides,
+ * whatever it held (code of the pair, private memory, views), and gives the
+ * code's memory back.  No address is ever writable and executable.
+ * Preconditions as for the verbs above: whole multiples of
+ * vmc__os_granularity(), inside the pair.  Errors: a negative errno, with a
+ * sentence in vmc_last_error() that says what failed at which address and
+ * why ("cannot commit 0x10000 bytes at 0x...: mapping the executable view:
+ * ..."), without naming the region: the caller prefixes that.  Linux: a
+ * failed call changes nothing, whichever kind of call fails, even for good
+ * (each step is undone with a call of another kind).  Windows: a failed
+ * commit changes nothing; a decommit that fails stops at the failing piece
+ * (the pieces before it are reserved, it and those after it unchanged), so
+ * doing it again finishes it.
+ *
+ * Where the systems differ:
+ *  - Linux: one memory file behind the whole pair (memfd_create with
+ *    MFD_EXEC, retried without it on a kernel before 6.3; an unlinked file
+ *    in /dev/shm where memfd_create is missing or refused, -EACCES on a
+ *    noexec mount), mapped PROT_NONE over the whole writable side and
+ *    mapped executable once while one page long (IMA measures a file at its
+ *    first executable mapping); it grows as pieces are committed, checked
+ *    against RLIMIT_FSIZE first (-EFBIG rather than SIGXFSZ; below one page,
+ *    vmc__os_dual_map fails with -EFBIG), and decommitting punches holes.
+ *    A forked child gets its own copy of the committed pages
+ *    (VMC_OS_CAP_FORK: vmc__os_fork_prepare/parent/child); if it cannot,
+ *    its writable side is inaccessible and its commits fail saying why.
+ *    -ENOMEM: no room for the writable side (ulimit -v) or too many
+ *    mappings.
+ *  - Windows: a pagefile-backed section per committed piece, its views
+ *    replacing the piece's placeholders on both sides; a piece is
+ *    decommitted whole (-EINVAL for a range that cuts one).  Needs
+ *    placeholders (VMC_OS_CAP_DUAL): in the slot fallback vmc__os_dual_map
+ *    is -ENOTSUP, naming them.  No fork. */
+typedef struct vmc_os_dual vmc_os_dual_t;
+int vmc__os_dual_map(uintptr_t x, size_t len, vmc_os_dual_t **out, uintptr_t *w);
+int vmc__os_dual_commit(vmc_os_dual_t *d, uintptr_t x, size_t len);
+int vmc__os_dual_decommit(vmc_os_dual_t *d, uintptr_t x, size_t len);
+/* The writable side goes; the executable side's code stays mapped (and
+ * runs) until the caller decommits or releases its reservation. */
+void vmc__os_dual_unmap(vmc_os_dual_t *d);
+/* Linux: the memory file behind the pair and its current size (tests look
+ * at both).  -ENOTSUP where there is no one file (Windows). */
+int vmc__os_dual_file(vmc_os_dual_t *d, int *fd, size_t *size);
 
 /* The call behind vmc__os_map_view, for messages ("mmap"). */
 const char *vmc__os_map_view_call(void);
@@ -219,10 +260,13 @@ void vmc__os_unhold(uintptr_t lo, uintptr_t hi);
 int  vmc__os_holds(uintptr_t lo, uintptr_t hi);    /* 1 if inside one held  */
 void vmc__os_set_audit(int on);
 
-/* fork: the hold list's lock is taken before fork and released on both
- * sides after it, so that a pthread_atfork child handler can map with
- * MAP_FIXED (and be audited) even if another thread held the lock when the
- * process forked.  Called from wx.c's atfork handlers, in that order. */
+/* fork (Linux; nothing to do on Windows): called from the library's
+ * pthread_atfork handlers (api.c) after every handle's own locks are taken,
+ * so the lock order is the allocation paths' (blocks, then a pair's lock).
+ * prepare takes every W^X pair's lock and makes each pair's copy for the
+ * child, then the hold list's lock; parent and child release them, the child
+ * after mapping its copies in place (MAP_FIXED, audited, so the hold list's
+ * lock must not be held by a thread that is not there). */
 void vmc__os_fork_prepare(void);
 void vmc__os_fork_parent(void);
 void vmc__os_fork_child(void);

@@ -141,12 +141,6 @@ static void os_audit_fixed(void *addr, size_t len, int flags)
         vmc__os_audit_fixed_range((uintptr_t)addr, len, "MAP_FIXED");
 }
 
-/* A pthread_atfork child handler maps with MAP_FIXED (and is audited): the
- * lock must not be held by a thread that is not there. */
-void vmc__os_fork_prepare(void) { vmc__os_hold_lock(); }
-void vmc__os_fork_parent(void) { vmc__os_hold_unlock(); }
-void vmc__os_fork_child(void) { vmc__os_hold_unlock(); }
-
 /* ---- the calls ----------------------------------------------------------- */
 
 int vmc__os_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off, void **out)
@@ -400,7 +394,7 @@ static int detail(int e)
     return e;
 }
 
-unsigned vmc__os_caps(void) { return VMC_OS_CAP_OVERLAY | VMC_OS_CAP_FORK; }
+unsigned vmc__os_caps(void) { return VMC_OS_CAP_OVERLAY | VMC_OS_CAP_FORK | VMC_OS_CAP_DUAL; }
 size_t vmc__os_granularity(void) { return vmc__os_page_size(); }
 size_t vmc__os_slot_size(void) { return 0; }
 unsigned long vmc__os_last_detail(void) { return os_detail; }
@@ -430,75 +424,6 @@ int vmc__os_map_view(uintptr_t at, size_t len, int prot, int fd, uint64_t off, i
     void *p;
     return detail(vmc__os_mmap((void *)at, len, prot, (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED,
                                fd, (off_t)off, &p));
-}
-
-/* ---- W^X pairs ------------------------------------------------------------------ */
-
-#define OS_MAX_DUALS 64
-static pthread_mutex_t os_dual_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct { uintptr_t x, w; size_t len; } os_duals[OS_MAX_DUALS];
-
-int vmc__os_dual_map(uintptr_t xat, size_t len, uintptr_t *wat)
-{
-    int fd = -1, e = vmc__os_memfd_create("vmcode-code", 1u /* MFD_CLOEXEC */, &fd);
-    if (e) return detail(e);
-    uintptr_t w = 0;
-    void *p;
-    e = vmc__os_ftruncate(fd, (off_t)len);
-    if (!e) e = vmc__os_reserve(0, len, &w);
-    if (!e) vmc__os_hold(w, w + len);
-    if (!e) e = vmc__os_mmap((void *)w, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0, &p);
-    if (!e) e = vmc__os_mmap((void *)xat, len, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_FIXED, fd, 0, &p);
-    if (!e) {
-        e = -ENOMEM;
-        pthread_mutex_lock(&os_dual_lock);
-        for (int i = 0; i < OS_MAX_DUALS && e; i++)
-            if (!os_duals[i].len) {
-                os_duals[i].x = xat;
-                os_duals[i].w = w;
-                os_duals[i].len = len;
-                e = 0;
-            }
-        pthread_mutex_unlock(&os_dual_lock);
-        if (e) vmc__os_decommit(xat, len);
-    }
-    if (e && w) {
-        vmc__os_unhold(w, w + len);
-        vmc__os_release(w, len);
-    }
-    vmc__os_close(fd);  /* the views keep the file */
-    if (e) return detail(e);
-    *wat = w;
-    return 0;
-}
-
-/* The file's pages come on first touch: nothing to do but check the range. */
-int vmc__os_dual_commit(uintptr_t xat, size_t len)
-{
-    int found = 0;
-    pthread_mutex_lock(&os_dual_lock);
-    for (int i = 0; i < OS_MAX_DUALS && !found; i++)
-        found = os_duals[i].len && xat >= os_duals[i].x && len <= os_duals[i].len &&
-                xat - os_duals[i].x <= os_duals[i].len - len;
-    pthread_mutex_unlock(&os_dual_lock);
-    return found ? 0 : detail(-EINVAL);
-}
-
-int vmc__os_dual_unmap(uintptr_t xat, size_t len)
-{
-    uintptr_t w = 0;
-    pthread_mutex_lock(&os_dual_lock);
-    for (int i = 0; i < OS_MAX_DUALS && !w; i++)
-        if (os_duals[i].len == len && os_duals[i].x == xat) {
-            w = os_duals[i].w;
-            os_duals[i].len = 0;
-        }
-    pthread_mutex_unlock(&os_dual_lock);
-    if (!w) return detail(-EINVAL);
-    int e = vmc__os_decommit(xat, len);
-    vmc__os_unhold(w, w + len);
-    int e2 = vmc__os_release(w, len);
-    return e ? e : e2;
 }
 
 /* ---- the process ------------------------------------------------------------------ */

@@ -31,6 +31,7 @@
  * here and looked up in kernelbase.dll.
  */
 #include "os/os.h"
+#include "base/error.h"
 
 #include <windows.h>
 #include <bcrypt.h>
@@ -203,7 +204,7 @@ static void mode_get(void) { InitOnceExecuteOnce(&mode_once, mode_init, NULL, NU
 unsigned vmc__os_caps(void)
 {
     mode_get();
-    return mode_slots ? VMC_OS_CAP_SLOTS : VMC_OS_CAP_OVERLAY;
+    return mode_slots ? VMC_OS_CAP_SLOTS : VMC_OS_CAP_OVERLAY | VMC_OS_CAP_DUAL;
 }
 
 size_t vmc__os_granularity(void) { return GRANULE; }
@@ -226,9 +227,11 @@ void vmc__os_force_slots(size_t size)
  * VirtualQuery, and each piece must be released with the call that matches
  * what it holds, so every reservation keeps its pieces in address order. */
 
-enum { P_HOLE_FREE, P_RESERVED, P_PRIVATE, P_VIEW, P_LOST };
+/* P_DUAL: the executable view of a W^X pair's piece, whose section it keeps
+ * (see "W^X pairs" below). */
+enum { P_HOLE_FREE, P_RESERVED, P_PRIVATE, P_VIEW, P_LOST, P_DUAL };
 
-typedef struct piece { uintptr_t base; size_t len; int state; } piece_t;
+typedef struct piece { uintptr_t base; size_t len; int state; HANDLE sec; } piece_t;
 
 typedef struct resv {
     uintptr_t base;
@@ -241,8 +244,9 @@ typedef struct resv {
 static SRWLOCK resv_lock = SRWLOCK_INIT;
 static resv_t *resvs;
 
-#define OS_MAX_DUALS 64
-static struct { uintptr_t x, w; size_t len; } duals[OS_MAX_DUALS];   /* W^X pairs, below */
+/* W^X pairs (below), under resv_lock. */
+struct vmc_os_dual { uintptr_t x, w; size_t len; struct vmc_os_dual *next; };
+static vmc_os_dual_t *dual_list;
 
 static resv_t *resv_find(uintptr_t a, size_t len)
 {
@@ -282,10 +286,10 @@ static void piece_set(resv_t *r, int i, uintptr_t a, size_t len, int state)
     piece_t old = r->p[i];
     piece_t parts[3];
     int k = 0;
-    if (a > old.base) parts[k++] = (piece_t){old.base, a - old.base, old.state};
-    parts[k++] = (piece_t){a, len, state};
+    if (a > old.base) parts[k++] = (piece_t){old.base, a - old.base, old.state, NULL};
+    parts[k++] = (piece_t){a, len, state, NULL};
     if (a + len < old.base + old.len)
-        parts[k++] = (piece_t){a + len, old.base + old.len - (a + len), old.state};
+        parts[k++] = (piece_t){a + len, old.base + old.len - (a + len), old.state, NULL};
     memmove(&r->p[i + k], &r->p[i + 1], (size_t)(r->n - i - 1) * sizeof *r->p);
     memcpy(&r->p[i], parts, (size_t)k * sizeof *parts);
     r->n += k - 1;
@@ -378,6 +382,11 @@ static int piece_free(const piece_t *pc)
 {
     switch (pc->state) {
     case P_VIEW: return w_unmap(pc->base, 0);
+    case P_DUAL: {
+        int e = w_unmap(pc->base, 0);
+        if (!e) CloseHandle(pc->sec);
+        return e;
+    }
     case P_LOST: return 0;   /* not ours any more */
     default: return w_free(pc->base, 0, MEM_RELEASE);
     }
@@ -399,7 +408,7 @@ static int reserve_slots(resv_t *r, uintptr_t at)
             r->n = 0;
             return e;
         }
-        r->p[i] = (piece_t){a, len, P_RESERVED};
+        r->p[i] = (piece_t){a, len, P_RESERVED, NULL};
         r->n = i + 1;
     }
     return 0;
@@ -418,7 +427,7 @@ int vmc__os_reserve(uintptr_t at, size_t len, uintptr_t *out)
     int e;
     if (!mode_slots) {
         e = w_reserve_placeholder(at, len, &r->base);
-        if (!e) r->p[r->n++] = (piece_t){r->base, len, P_RESERVED};
+        if (!e) r->p[r->n++] = (piece_t){r->base, len, P_RESERVED, NULL};
     } else if (at) {
         r->base = at;
         e = reserve_slots(r, at);
@@ -470,13 +479,6 @@ int vmc__os_release(uintptr_t base, size_t len)
         int e = piece_free(&r->p[i]);
         if (e && !first) first = e;
     }
-    /* A W^X pair's writable view goes with its executable one. */
-    for (int k = 0; k < OS_MAX_DUALS; k++)
-        if (duals[k].len && duals[k].x >= base && duals[k].x - base < len) {
-            UnmapViewOfFile((void *)duals[k].w);
-            vmc__os_unhold(duals[k].w, duals[k].w + duals[k].len);
-            duals[k].len = 0;
-        }
     *pp = r->next;
     ReleaseSRWLockExclusive(&resv_lock);
     free(r->p);
@@ -512,6 +514,7 @@ static int commit_placeholder(resv_t *r, int i, uintptr_t a, size_t len, int pro
 
 static void coalesce(resv_t *r);
 static int decommit_locked(resv_t *r, uintptr_t addr, size_t len);
+static int dual_piece_down(resv_t *r, int i, const char **step);
 
 int vmc__os_commit(uintptr_t addr, size_t len, int prot)
 {
@@ -600,6 +603,8 @@ static int decommit_locked(resv_t *r, uintptr_t addr, size_t len)
                 if (w_free(pc.base, pc.len, MEM_RELEASE | MEM_PRESERVE_PLACEHOLDER) == 0)
                     r->p[i].state = P_RESERVED;
             }
+        } else if (pc.state == P_DUAL) {
+            e = whole ? dual_piece_down(r, i, NULL) : -EINVAL;
         } else if (pc.state == P_VIEW) {
             if (!whole) e = -EINVAL;
             else if (!mode_slots) {
@@ -750,7 +755,7 @@ static int map_slots(resv_t *r, HANDLE sec, uintptr_t at, size_t len, uint64_t o
     }
     int i = piece_at(r, at);
     int j = piece_at(r, run_end - 1);
-    piece_t tail = {end, run_end - end, P_RESERVED};
+    piece_t tail = {end, run_end - end, P_RESERVED, NULL};
     if (e) {
         /* Another thread took some of the space: re-reserve every slot that
          * is still free; the others are lost to the region, not holes in it. */
@@ -761,7 +766,7 @@ static int map_slots(resv_t *r, HANDLE sec, uintptr_t at, size_t len, uint64_t o
         return e == -EEXIST ? -EBUSY : e;
     }
     memmove(&r->p[i + 1 + (tail.len > 0)], &r->p[j + 1], (size_t)(r->n - j - 1) * sizeof *r->p);
-    r->p[i] = (piece_t){at, len, P_VIEW};
+    r->p[i] = (piece_t){at, len, P_VIEW, NULL};
     if (tail.len) r->p[i + 1] = tail;
     r->n -= (j - i) - (tail.len > 0);
     return 0;
@@ -795,100 +800,256 @@ int vmc__os_map_view(uintptr_t at, size_t len, int prot, int fd, uint64_t off, i
 }
 
 /* ---- W^X pairs ------------------------------------------------------------------
- * One pagefile-backed section, SEC_RESERVE so that nothing is charged until
- * committed: its executable view replaces the code piece's placeholder, its
- * writable view goes wherever Windows likes.  Committing through the writable
- * view commits the section's pages, which the executable view then shows as
- * PAGE_EXECUTE_READ (checked under Wine 10). */
+ * The writable side is a placeholder reservation of its own, held like the
+ * region.  Each committed piece is one pagefile-backed section of exactly its
+ * size: its writable view (PAGE_READWRITE) replaces the piece's placeholder
+ * on the writable side, its executable view (PAGE_EXECUTE_READ) the piece's
+ * placeholder on the executable side, so no address is ever writable and
+ * executable.  A section per piece rather than one for the whole region:
+ * the committed pages of a pagefile-backed section cannot be decommitted
+ * (VirtualFree refuses views), so only unmapping a section's views and
+ * closing its handle gives its memory back, and a piece committed again is
+ * a new section, zero filled.  The handle stays open while the piece lives,
+ * so that a decommit whose second unmapping fails can map back the view the
+ * first one took away.  The cost: a piece is decommitted whole (-EINVAL for
+ * part of one), which is how the block layer uses pieces (a run grows by
+ * whole blocks and is given back whole).  Without placeholders (the slot
+ * fallback) a view can only replace whole slots, far coarser than a block:
+ * no pairs there (-ENOTSUP). */
+
+/* The message's tail for the call that just failed with e: the errno's
+ * text, and GetLastError's code when a real call failed. */
+static const char *win_why(int e)
+{
+    static _Thread_local char buf[128];
+    if (os_detail) snprintf(buf, sizeof buf, "%s (error %lu)", strerror(-e), os_detail);
+    else snprintf(buf, sizeof buf, "%s", strerror(-e));
+    return buf;
+}
 
 static int w_section_anon(size_t len, HANDLE *out)
 {
     int e = os_enter(VMC_OS_CREATEFILEMAPPING);
     if (e) return e;
-    HANDLE h = CreateFileMappingA(INVALID_HANDLE_VALUE, NULL, PAGE_EXECUTE_READWRITE | SEC_RESERVE,
+    /* SEC_COMMIT (the default): the piece is committed whole at once. */
+    HANDLE h = CreateFileMappingA(INVALID_HANDLE_VALUE, NULL, PAGE_EXECUTE_READWRITE,
                                   (DWORD)((uint64_t)len >> 32), (DWORD)len, NULL);
     if (!h) return win_err();
     *out = h;
     return 0;
 }
 
-static int w_mapview3(HANDLE sec, uintptr_t at, size_t len, DWORD prot, uintptr_t *out)
+static int w_mapview3(HANDLE sec, uintptr_t at, size_t len, DWORD prot)
 {
     int e = os_enter(VMC_OS_MAPVIEW);
     if (e) return e;
-    void *v = p_mapview3(sec, GetCurrentProcess(), (void *)at, 0, len,
-                         at ? MEM_REPLACE_PLACEHOLDER : 0, prot, NULL, 0);
+    void *v = p_mapview3(sec, GetCurrentProcess(), (void *)at, 0, len, MEM_REPLACE_PLACEHOLDER,
+                         prot, NULL, 0);
     if (!v) return win_err();
-    *out = (uintptr_t)v;
+    if ((uintptr_t)v != at) {   /* cannot happen with a placeholder given; never keep it elsewhere */
+        UnmapViewOfFile(v);
+        return -EEXIST;
+    }
     return 0;
 }
 
-int vmc__os_dual_map(uintptr_t xat, size_t len, uintptr_t *wat)
+static vmc_os_dual_t *dual_of(uintptr_t x)
+{
+    for (vmc_os_dual_t *d = dual_list; d; d = d->next)
+        if (x >= d->x && x - d->x < d->len) return d;
+    return NULL;
+}
+
+/* Take down the P_DUAL piece i of r (whole): its writable view first (so the
+ * code cannot change once it is going), then its executable view, then the
+ * section.  On failure *step names what failed and nothing changed. */
+static int dual_piece_down(resv_t *r, int i, const char **step)
+{
+    piece_t *pc = &r->p[i];
+    vmc_os_dual_t *d = dual_of(pc->base);
+    resv_t *rw = d ? resv_find(d->w + (pc->base - d->x), pc->len) : NULL;
+    int iw = rw ? piece_at(rw, d->w + (pc->base - d->x)) : -1;
+    if (rw && rw->p[iw].state != P_VIEW) rw = NULL;   /* its view went with the pair */
+    int e = 0;
+    if (rw) {
+        e = w_unmap(rw->p[iw].base, 1);
+        if (e) {
+            if (step) *step = "closing the writable view: UnmapViewOfFile2";
+            return e;
+        }
+        rw->p[iw].state = P_RESERVED;
+    }
+    e = w_unmap(pc->base, 1);
+    if (e) {
+        if (step) *step = "unmapping the executable view: UnmapViewOfFile2";
+        unsigned long detail = os_detail;
+        if (rw && w_mapview3(pc->sec, rw->p[iw].base, pc->len, PAGE_READWRITE) == 0)
+            rw->p[iw].state = P_VIEW;
+        os_detail = detail;
+        if (rw) coalesce(rw);
+        return e;
+    }
+    CloseHandle(pc->sec);
+    pc->sec = NULL;
+    pc->state = P_RESERVED;
+    if (rw) coalesce(rw);
+    return 0;
+}
+
+static int dual_inside(const vmc_os_dual_t *d, uintptr_t x, size_t len)
+{
+    return aligned(x, len) && x >= d->x && len <= d->len && x - d->x <= d->len - len;
+}
+
+int vmc__os_dual_map(uintptr_t xat, size_t len, vmc_os_dual_t **out, uintptr_t *wat)
 {
     mode_get();
-    if (!aligned(xat, len)) return -EINVAL;
-    if (mode_slots) return -ENOTSUP;
-    AcquireSRWLockExclusive(&resv_lock);
-    resv_t *r = resv_find(xat, len);
-    int e = r ? piece_room(r, 3) : -EINVAL;
-    int i = e ? 0 : piece_at(r, xat), slot = -1;
-    if (!e && (r->p[i].state != P_RESERVED || xat + len > r->p[i].base + r->p[i].len)) e = -EINVAL;
-    for (int k = 0; !e && k < OS_MAX_DUALS && slot < 0; k++)
-        if (!duals[k].len) slot = k;
-    if (!e && slot < 0) e = -ENOMEM;
-    HANDLE sec = NULL;
-    uintptr_t w = 0, x = 0;
-    if (!e) e = w_section_anon(len, &sec);
-    if (!e) e = w_mapview3(sec, 0, len, PAGE_READWRITE, &w);
-    if (!e) e = split(r, &i, xat, len);
-    if (!e) e = w_mapview3(sec, xat, len, PAGE_EXECUTE_READ, &x);
-    if (!e) {
-        r->p[i].state = P_VIEW;
-        duals[slot].x = xat;
-        duals[slot].w = w;
-        duals[slot].len = len;
-    } else {
-        if (w) UnmapViewOfFile((void *)w);
-        if (r) coalesce(r);
+    if (mode_slots)
+        return vmc__fail(-ENOTSUP,
+                         "W^X needs placeholders (VirtualAlloc2 with MEM_RESERVE_PLACEHOLDER, "
+                         "Windows 10 1803 or later, Wine 9 or later) to map a code piece's two "
+                         "views, and this system has none: in the slot fallback a view can only "
+                         "replace whole slots of %zu KiB",
+                         slot_size >> 10);
+    if (!aligned(xat, len)) return vmc__fail(-EINVAL, "the W^X pair's range is not whole granules");
+    vmc_os_dual_t *d = calloc(1, sizeof *d);
+    if (!d) return vmc__fail(-ENOMEM, "out of memory for the W^X pair");
+    uintptr_t w;
+    int e = vmc__os_reserve(0, len, &w);
+    if (e) {
+        free(d);
+        return vmc__fail(e, "cannot reserve the writable view (%zu bytes): VirtualAlloc2: %s", len,
+                         win_why(e));
     }
-    if (sec) CloseHandle(sec);   /* the views keep the section */
-    ReleaseSRWLockExclusive(&resv_lock);
-    if (e) return e;
     vmc__os_hold(w, w + len);
+    d->x = xat;
+    d->w = w;
+    d->len = len;
+    AcquireSRWLockExclusive(&resv_lock);
+    d->next = dual_list;
+    dual_list = d;
+    ReleaseSRWLockExclusive(&resv_lock);
+    *out = d;
     *wat = w;
     return 0;
 }
 
-int vmc__os_dual_commit(uintptr_t xat, size_t len)
+void vmc__os_dual_unmap(vmc_os_dual_t *d)
 {
-    if (!len || xat % vmc__os_page_size() || len % vmc__os_page_size()) return -EINVAL;
-    uintptr_t w = 0;
-    AcquireSRWLockShared(&resv_lock);
-    for (int k = 0; k < OS_MAX_DUALS && !w; k++)
-        if (duals[k].len && xat >= duals[k].x && len <= duals[k].len &&
-            xat - duals[k].x <= duals[k].len - len)
-            w = duals[k].w + (xat - duals[k].x);
-    ReleaseSRWLockShared(&resv_lock);
-    return w ? w_commit(w, len, VMC_OS_READ | VMC_OS_WRITE) : -EINVAL;
+    if (!d) return;
+    AcquireSRWLockExclusive(&resv_lock);
+    for (vmc_os_dual_t **pp = &dual_list; *pp; pp = &(*pp)->next)
+        if (*pp == d) {
+            *pp = d->next;
+            break;
+        }
+    ReleaseSRWLockExclusive(&resv_lock);
+    vmc__os_unhold(d->w, d->w + d->len);
+    vmc__os_release(d->w, d->len);   /* every writable view with it */
+    free(d);
 }
 
-int vmc__os_dual_unmap(uintptr_t xat, size_t len)
+int vmc__os_dual_file(vmc_os_dual_t *d, int *fd, size_t *size)
 {
+    (void)d;
+    (void)fd;
+    (void)size;
+    return -ENOTSUP;   /* a section per piece, no file */
+}
+
+int vmc__os_dual_commit(vmc_os_dual_t *d, uintptr_t xat, size_t len)
+{
+    if (!dual_inside(d, xat, len))
+        return vmc__fail(-EINVAL, "cannot commit %#zx bytes at %#llx: not whole granules of the W^X "
+                         "pair", len, (unsigned long long)xat);
+    uintptr_t w = d->w + (xat - d->x);
+    const char *step = "not reserved on both views";
     AcquireSRWLockExclusive(&resv_lock);
-    int k = 0;
-    while (k < OS_MAX_DUALS && !(duals[k].len == len && duals[k].x == xat)) k++;
-    resv_t *r = k < OS_MAX_DUALS ? resv_find(xat, len) : NULL;
-    int e = r ? w_unmap(xat, 1) : -EINVAL;
-    uintptr_t w = 0;
+    resv_t *rx = resv_find(xat, len), *rw = resv_find(w, len);
+    int e = rx && rw ? 0 : -EINVAL;
+    if (!e) e = piece_room(rx, 3);
+    if (!e) e = piece_room(rw, 3);
+    int ix = e ? 0 : piece_at(rx, xat), iw = e ? 0 : piece_at(rw, w);
+    if (!e && (rx->p[ix].state != P_RESERVED || xat + len > rx->p[ix].base + rx->p[ix].len ||
+               rw->p[iw].state != P_RESERVED || w + len > rw->p[iw].base + rw->p[iw].len))
+        e = -EINVAL;
+    HANDLE sec = NULL;
+    int wmapped = 0;
+    if (!e && (e = w_section_anon(len, &sec))) step = "creating its section: CreateFileMapping";
+    if (!e && (e = split(rw, &iw, w, len)))
+        step = "splitting the writable view's placeholder: VirtualFree";
+    if (!e && (e = w_mapview3(sec, w, len, PAGE_READWRITE)))
+        step = "mapping the writable view: MapViewOfFile3";
     if (!e) {
-        r->p[piece_at(r, xat)].state = P_RESERVED;
-        coalesce(r);
-        w = duals[k].w;
-        duals[k].len = 0;
-        UnmapViewOfFile((void *)w);
+        wmapped = 1;
+        rw->p[iw].state = P_VIEW;
     }
+    if (!e && (e = split(rx, &ix, xat, len)))
+        step = "splitting the executable view's placeholder: VirtualFree";
+    if (!e && (e = w_mapview3(sec, xat, len, PAGE_EXECUTE_READ)))
+        step = "mapping the executable view: MapViewOfFile3";
+    if (!e) {
+        rx->p[ix].state = P_DUAL;
+        rx->p[ix].sec = sec;
+        ReleaseSRWLockExclusive(&resv_lock);
+        return 0;
+    }
+    e = vmc__fail(e, "cannot commit %#zx bytes at %#llx: %s: %s", len, (unsigned long long)xat, step,
+                  win_why(e));
+    /* Undo with calls of other kinds than the one that failed. */
+    if (wmapped && w_unmap(w, 1) == 0) rw->p[iw].state = P_RESERVED;
+    if (rw) coalesce(rw);
+    if (rx) coalesce(rx);
+    if (sec) CloseHandle(sec);
     ReleaseSRWLockExclusive(&resv_lock);
-    if (w) vmc__os_unhold(w, w + len);
+    return e;
+}
+
+/* Piece by piece: a W^X piece goes down whole (both views, its section),
+ * anything else as vmc__os_decommit takes it.  A failure stops there: the
+ * pieces before it are reserved, the failing one and those after it are as
+ * they were, so doing it again finishes the job. */
+int vmc__os_dual_decommit(vmc_os_dual_t *d, uintptr_t addr, size_t len)
+{
+    if (!dual_inside(d, addr, len))
+        return vmc__fail(-EINVAL, "cannot decommit %#zx bytes at %#llx: not whole granules of the "
+                         "W^X pair", len, (unsigned long long)addr);
+    AcquireSRWLockExclusive(&resv_lock);
+    resv_t *r = resv_find(addr, len);
+    int e = r ? 0 : -EINVAL;
+    uintptr_t end = addr + len;
+    /* Check first, so that a range that cuts a piece changes nothing. */
+    for (uintptr_t a = addr; !e && a < end;) {
+        const piece_t *pc = &r->p[piece_at(r, a)];
+        if (pc->state == P_DUAL && (pc->base < addr || pc->base + pc->len > end)) e = -EINVAL;
+        a = pc->base + pc->len;
+    }
+    if (e) {
+        ReleaseSRWLockExclusive(&resv_lock);
+        return vmc__fail(e, "cannot decommit %#zx bytes at %#llx: the range cuts a committed piece "
+                         "(pieces are decommitted whole)", len, (unsigned long long)addr);
+    }
+    for (uintptr_t a = addr; !e && a < end;) {
+        int i = piece_at(r, a);
+        piece_t pc = r->p[i];
+        size_t n = (pc.base + pc.len < end ? pc.base + pc.len : end) - a;
+        if (pc.state == P_DUAL) {
+            const char *step = "";
+            e = dual_piece_down(r, i, &step);
+            if (e)
+                e = vmc__fail(e, "cannot decommit %#zx bytes at %#llx: %s: %s", len,
+                              (unsigned long long)addr, step, win_why(e));
+        } else {
+            e = piece_room(r, 3);
+            if (!e) e = decommit_locked(r, a, n);
+            if (e)
+                e = vmc__fail(e, "cannot re-reserve %#zx bytes at %#llx: %s: %s", len,
+                              (unsigned long long)addr, vmc__os_rereserve_call(), win_why(e));
+        }
+        a += n;
+    }
+    coalesce(r);
+    ReleaseSRWLockExclusive(&resv_lock);
     return e;
 }
 

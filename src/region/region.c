@@ -117,8 +117,6 @@ static void region_init(vmc_region_t *r, const char *name)
 {
     memset(r, 0, sizeof *r);
     r->name = name;
-    r->fd = -1;
-    pthread_mutex_init(&r->file_lock, NULL);
 }
 
 /* What an attempt reserved: [base, base+size), less the hole if any. */
@@ -324,7 +322,6 @@ void vmc__region_close(vmc_region_t *r)
             vmc__os_release(r->base, r->size);
         }
     }
-    pthread_mutex_destroy(&r->file_lock);
     r->size = 0;
 }
 
@@ -350,8 +347,8 @@ int vmc__region_decommit(vmc_region_t *r, uintptr_t addr, size_t len)
     if (!vmc__region_contains(r, addr, len))
         return vmc__fail(-EINVAL, "%s region: decommit of %#" PRIxPTR "+%#zx is outside it",
                          r->name, (uintptr_t)addr, len);
-    /* Under W^X both views and the file change together, under the file
-     * lock, so that a fork never sees one half done (see wx.c). */
+    /* Under W^X both views change together, under the pair's lock, so that
+     * a fork never sees one half done (see wx.c). */
     if (r->wx) return vmc__wx_decommit(r, addr, len);
     return vmc__region_rereserve(r, addr, len);
 }

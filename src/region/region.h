@@ -5,7 +5,7 @@
  * ever unmapped while it lives: decommitting maps a fresh PROT_NONE
  * reservation over the range with MAP_FIXED, which is atomic (no window in
  * which another thread's mmap could land in a hole).  Under W^X the code
- * region is backed by a memory file mapped twice (see wx.c).
+ * region's code pages are an OS-layer W^X pair, mapped twice (see wx.c).
  */
 #ifndef VMC_REGION_H
 #define VMC_REGION_H
@@ -18,10 +18,7 @@ typedef struct vmc_region {
     size_t size;             /* bytes reserved; 0 = no region              */
     uintptr_t wbase;         /* writable view of VMC_CODE pages (W^X), or base */
     int wx;                  /* dual mapped                                */
-    int fd;                  /* the memory file behind both views, or -1   */
-    size_t file_size;        /* current size of that file                  */
-    pthread_mutex_t file_lock; /* serialises growing the file              */
-    struct vmc_wx_state *wxs;  /* wx.c's bookkeeping (W^X only), or NULL  */
+    struct vmc_os_dual *dual;  /* the OS layer's W^X pair (wx.c), or NULL  */
     /* [hole_lo, hole_hi) inside [base, base+size), or 0, 0: not ours.  A
      * -no-pie program's brk heap and the room it grows into lie there; the
      * region is then two reservations, one on either side, and the block

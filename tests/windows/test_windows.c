@@ -81,7 +81,7 @@ TEST(win_mode_is_what_the_system_has)
                                                          "VirtualAlloc2");
     void *p = va2 ? va2(NULL, NULL, G, MEM_RESERVE | 0x00040000, PAGE_NOACCESS, NULL, 0) : NULL;
     if (p) VirtualFree(p, 0, MEM_RELEASE);
-    ASSERT_EQ(vmc__os_caps(), p ? VMC_OS_CAP_OVERLAY : VMC_OS_CAP_SLOTS);
+    ASSERT_EQ(vmc__os_caps(), p ? VMC_OS_CAP_OVERLAY | VMC_OS_CAP_DUAL : VMC_OS_CAP_SLOTS);
     ASSERT_EQ(vmc__os_granularity(), G);
     printf("%s\n", p ? "placeholders" : "slots");
 }
@@ -155,51 +155,101 @@ TEST(win_fault_detail_is_kept)
     ASSERT_NE(vmc__os_last_detail(), 0);
 }
 
-/* W^X: VirtualQuery over the region and the writable view after each step,
- * and every call of the pair failed in turn leaves the piece reusable. */
+/* W^X: VirtualQuery over the region and the writable view after each step:
+ * pieces committed, written through the writable view and run from the
+ * executable one, decommitted (whole, and a range that cuts one refused). */
 TEST(win_dual_never_wx)
 {
-    if (vmc__os_caps() & VMC_OS_CAP_SLOTS) SKIP("slot mode: no W^X pairs");
-    uintptr_t base, w;
+    if (!(vmc__os_caps() & VMC_OS_CAP_DUAL)) SKIP("slot mode: no W^X pairs");
+    uintptr_t base, w, x;
+    vmc_os_dual_t *d;
     ASSERT_OK(vmc__os_reserve(0, 64 * G, &base));
-    ASSERT_OK(vmc__os_dual_map(base + 8 * G, 16 * G, &w));
+    x = base + 8 * G;
+    ASSERT_OK(vmc__os_dual_map(x, 16 * G, &d, &w));
+    ASSERT(vmc__os_holds(w, w + 16 * G));
     ASSERT_WHOLE(base, 64 * G);
     ASSERT_WHOLE(w, 16 * G);
-    ASSERT_OK(vmc__os_dual_commit(base + 8 * G, 4 * G));
+    ASSERT_OK(vmc__os_dual_commit(d, x, 4 * G));
+    ASSERT_OK(vmc__os_dual_commit(d, x + 6 * G, 2 * G));
     ASSERT_WHOLE(base, 64 * G);
     ASSERT_WHOLE(w, 16 * G);
     MEMORY_BASIC_INFORMATION m;
-    ASSERT(VirtualQuery((void *)(base + 8 * G), &m, sizeof m));
+    ASSERT(VirtualQuery((void *)x, &m, sizeof m));
     ASSERT_EQ(m.Protect, PAGE_EXECUTE_READ);
+    ASSERT_EQ(m.State, MEM_COMMIT);
     ASSERT(VirtualQuery((void *)w, &m, sizeof m));
     ASSERT_EQ(m.Protect, PAGE_READWRITE);
+    static const unsigned char ret9[] = {0xb8, 9, 0, 0, 0, 0xc3};   /* mov eax, 9; ret */
+    memcpy((void *)(w + 7 * G), ret9, sizeof ret9);
+    ASSERT_EQ(((int (*)(void))(x + 7 * G))(), 9);
+    /* A piece goes down whole: part of one is refused, nothing changes. */
+    ASSERT_EQ(vmc__os_dual_decommit(d, x + 6 * G, G), -EINVAL);
+    ASSERT_STR_CONTAINS(vmc_last_error(), "the range cuts a committed piece");
+    ASSERT_EQ(((int (*)(void))(x + 7 * G))(), 9);
+    ASSERT_OK(vmc__os_dual_decommit(d, x, 4 * G));
+    ASSERT(VirtualQuery((void *)x, &m, sizeof m));
+    ASSERT_EQ(m.State, MEM_RESERVE);
+    ASSERT(VirtualQuery((void *)w, &m, sizeof m));
+    ASSERT_EQ(m.State, MEM_RESERVE);
+    ASSERT_WHOLE(base, 64 * G);
+    ASSERT_WHOLE(w, 16 * G);
+    /* Committed again: a new section, zero filled. */
+    ASSERT_OK(vmc__os_dual_commit(d, x, 4 * G));
+    ASSERT_EQ(*(volatile unsigned char *)(x + G), 0);
+    ASSERT_OK(vmc__os_dual_decommit(d, x, 16 * G));
+    vmc__os_dual_unmap(d);
+    ASSERT(!vmc__os_holds(w, w + 16 * G));
+    ASSERT_EQ(scan(w, 16 * G).free, scan(w, 16 * G).regions);   /* the writable view is gone */
+    ASSERT_EQ(scan(base, 64 * G).regions, 1);   /* one placeholder again */
     ASSERT_OK(vmc__os_release(base, 64 * G));
-    ASSERT_EQ(scan(w, 16 * G).free, scan(w, 16 * G).regions);   /* the writable view went too */
 }
 
+/* Every Windows call of a pair's life failed in turn, once and for good:
+ * -ENOMEM with a message, never a hole or a writable and executable page,
+ * and the piece is as it was (a pair can be made, committed and taken down
+ * there afterwards). */
 TEST(win_dual_faults_leave_the_piece)
 {
-    if (vmc__os_caps() & VMC_OS_CAP_SLOTS) SKIP("slot mode: no W^X pairs");
+    if (!(vmc__os_caps() & VMC_OS_CAP_DUAL)) SKIP("slot mode: no W^X pairs");
     static const enum vmc_os_call kinds[] = {VMC_OS_CREATEFILEMAPPING, VMC_OS_MAPVIEW,
                                              VMC_OS_VIRTUALFREE, VMC_OS_VIRTUALALLOC,
                                              VMC_OS_UNMAPVIEW};
-    uintptr_t base, w;
+    uintptr_t base, w, x;
     ASSERT_OK(vmc__os_reserve(0, 64 * G, &base));
+    x = base + 8 * G;
+    DWORD handles0;
+    GetProcessHandleCount(GetCurrentProcess(), &handles0);
+    int hits = 0;
     for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++)
-        for (unsigned long nth = 1; nth <= 2; nth++) {
-            vmc__os_fault(kinds[k], nth, ENOMEM, 0);
-            int e = vmc__os_dual_map(base + 8 * G, 16 * G, &w);
-            if (!e) e = vmc__os_dual_commit(base + 8 * G, G);
-            int hit = (int)vmc__os_faults_hit();
-            vmc__os_fault_clear();
-            ASSERT_MSG(!e || (e == -ENOMEM && hit), "%s #%lu: %d", vmc__os_call_name(kinds[k]), nth, e);
-            ASSERT_WHOLE(base, 64 * G);
-            if (vmc__os_dual_unmap(base + 8 * G, 16 * G) != 0) {
-                /* Not made: the piece is still reserved, a pair can go there. */
-                ASSERT_OK(vmc__os_dual_map(base + 8 * G, 16 * G, &w));
-                ASSERT_OK(vmc__os_dual_unmap(base + 8 * G, 16 * G));
+        for (int persistent = 0; persistent < 2; persistent++)
+            for (unsigned long nth = 1; nth <= 4; nth++) {
+                vmc_os_dual_t *d = NULL;
+                vmc__os_fault(kinds[k], nth, ENOMEM, persistent);
+                int e = vmc__os_dual_map(x, 16 * G, &d, &w), e2 = 0;
+                if (!e) e = vmc__os_dual_commit(d, x + 2 * G, 2 * G);
+                if (!e) e = vmc__os_dual_decommit(d, x + 2 * G, 2 * G);
+                int hit = (int)vmc__os_faults_hit();
+                hits += hit;
+                vmc__os_fault_clear();
+                ASSERT_MSG(!e || (e == -ENOMEM && hit), "%s #%lu: %d", vmc__os_call_name(kinds[k]), nth, e);
+                if (e) ASSERT_MSG(vmc_last_error()[0], "%s #%lu: no message", vmc__os_call_name(kinds[k]), nth);
+                ASSERT_WHOLE(base, 64 * G);
+                if (d) {
+                    ASSERT_WHOLE(w, 16 * G);
+                    /* Whatever was left committed goes; then it all works. */
+                    e2 = vmc__os_dual_decommit(d, x, 16 * G);
+                    ASSERT_MSG(e2 == 0, "%s #%lu: decommit after: %s", vmc__os_call_name(kinds[k]), nth,
+                               vmc_last_error());
+                    ASSERT_OK(vmc__os_dual_commit(d, x + 2 * G, 2 * G));
+                    ASSERT_OK(vmc__os_dual_decommit(d, x + 2 * G, 2 * G));
+                    vmc__os_dual_unmap(d);
+                }
+                DWORD handles;
+                GetProcessHandleCount(GetCurrentProcess(), &handles);
+                ASSERT_MSG(handles == handles0, "%s #%lu: %lu handles, %lu before", vmc__os_call_name(kinds[k]),
+                           nth, (unsigned long)handles, (unsigned long)handles0);
             }
-        }
+    ASSERT_GT(hits, 10);
     ASSERT_EQ(scan(base, 64 * G).regions, 1);   /* one placeholder again */
     ASSERT_OK(vmc__os_release(base, 64 * G));
 }

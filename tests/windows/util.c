@@ -12,8 +12,8 @@ const char *vt_build_dir(void)
     return b ? b : "build/windows";
 }
 
-/* As on Linux; an option set this system does not support yet (-w_xor_x)
- * skips the test instead of failing it. */
+/* As on Linux; an option set this system does not support (-w_xor_x in the
+ * slot fallback) skips the test instead of failing it. */
 vmc_t *vt_open(const char *options)
 {
     vmc_options_t o;
