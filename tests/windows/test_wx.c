@@ -378,3 +378,51 @@ TEST(win_wx_refused_in_the_slot_fallback)
     /* without W^X the same process opens */
     vmc_close(vt_open("-vm_size 64M -vmheap_size 0"));
 }
+
+typedef struct worker { vmc_t *v; int id, ok; } worker_t;
+
+static DWORD WINAPI wx_work(void *arg)
+{
+    worker_t *w = arg;
+    vmc_span_t s[48];
+    w->ok = 1;
+    for (int round = 0; round < 20 && w->ok; round++) {
+        for (int i = 0; i < 48; i++) {
+            size_t size = i % 16 == 15 ? 100 << 10 : 32 + (size_t)i * 40;   /* some whole blocks */
+            if (vmc_alloc(w->v, size, VMC_CODE, &s[i])) {
+                w->ok = 0;
+                return 0;
+            }
+            put_ret(s[i].w, (unsigned char)(w->id * 50 + i));
+        }
+        for (int i = 0; i < 48; i++) {
+            if (call_x(s[i].x) != w->id * 50 + i) w->ok = 0;
+            if (vmc_free(w->v, s[i].x)) w->ok = 0;
+        }
+    }
+    return 0;
+}
+
+/* Threads allocate, write, run and free code at once: the pieces' sections
+ * and views change under the OS layer's lock, and nothing is ever W+X. */
+TEST_THREADED(win_wx_threads_allocate_write_run_free)
+{
+    vmc_t *v = vt_open("-w_xor_x -vm_size 256M -vmheap_size 0");
+    vmc_info_t in;
+    ASSERT_OK(vmc_info(v, &in));
+    worker_t w[4];
+    HANDLE t[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (worker_t){v, i, 0};
+        t[i] = CreateThread(NULL, 0, wx_work, &w[i], 0, NULL);
+        ASSERT(t[i] != NULL);
+    }
+    WaitForMultipleObjects(4, t, TRUE, INFINITE);
+    for (int i = 0; i < 4; i++) {
+        CloseHandle(t[i]);
+        ASSERT(w[i].ok);
+    }
+    ASSERT_WX_WHOLE(in);
+    vmc_close(v);
+    ASSERT(all_free((uintptr_t)in.code_wbase, in.code_size));
+}
