@@ -27,8 +27,12 @@ VMC_API VMC_NOCLONE __attribute__((noinline, used)) void vmc_debug_libraries_cha
 }
 
 /* Taken only inside a handle's loader lock (loads and unloads), so fork's
- * handlers, which take every loader lock, never find it held. */
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+ * handlers, which take every loader lock, never find it held.  Kept in
+ * .data, next to the registry, rather than in .bss among whatever the link
+ * puts after large buffers: locking reads it first, so on a page the
+ * process has not touched yet the first load would take two page faults
+ * for it (the zero page mapped, then replaced). */
+static pthread_mutex_t registry_lock __attribute__((section(".data"))) = PTHREAD_MUTEX_INITIALIZER;
 
 void vmc__debug_add(vmc_debug_lib_t *e)
 {
