@@ -193,7 +193,39 @@ static int dyn_unsup(const dyn_ctx_t *c, int t, const char *fmt, ...)
 #define SNAP_MAX (124 * 1024)    /* under malloc's mmap threshold: heap memory
                                     that is already mapped, no fresh pages */
 
-static int snapshot(dyn_ctx_t *c, int fd)
+static int tables_unreadable(vmc_elf_obj_t *l, const vmc_seg_t *s, size_t len, int e, uint64_t ends)
+{
+    if (e)
+        return vmc__fail(e, "%s: reading its dynamic tables (offset 0x%lx, 0x%zx bytes): %s", l->name,
+                         (unsigned long)s->offset, len, strerror(-e));
+    return vmc__fail(-ENOEXEC, "%s: reading its dynamic tables (offset 0x%lx, 0x%zx bytes): the file "
+                     "ends at 0x%lx (it shrank while loading)", l->name, (unsigned long)s->offset, len,
+                     (unsigned long)ends);
+}
+
+/* Could segment s be the tables' copy with the file's first bytes as its
+ * start? */
+static int head_can_hold(const vmc_seg_t *s)
+{
+    return s && (s->flags & (PF_R | PF_W)) == PF_R && s->filesz && s->filesz <= SNAP_MAX && s->offset == 0 &&
+           !(s->vaddr & 15);
+}
+
+int vmc__elf_read_head(vmc_elf_obj_t *l, vmc_src_t *src)
+{
+    const vmc_seg_t *s = l->elf.nload ? &l->elf.load[0] : NULL;
+    if (src->fd < 0 || !src->head || !head_can_hold(s) || s->filesz <= src->head_len) return 0;
+    size_t len = (size_t)s->filesz, got;
+    uint8_t *p = realloc(src->head, len);
+    if (!p) return vmc__fail(-ENOMEM, "%s: out of memory for its dynamic tables (%zu bytes)", l->name, len);
+    src->head = p;
+    int e = vmc__os_pread(src->fd, p + src->head_len, len - src->head_len, (off_t)src->head_len, &got);
+    if (e || got != len - src->head_len) return tables_unreadable(l, s, len, e, src->head_len + got);
+    src->head_len = len;
+    return 0;
+}
+
+static int snapshot(dyn_ctx_t *c, vmc_src_t *src)
 {
     static const int starts[] = {T_STRTAB, T_SYMTAB, T_HASH, T_GNU_HASH, T_VERSYM,
                                  T_VERDEF, T_VERNEED, T_RELA, T_JMPREL, T_RELR};
@@ -204,20 +236,22 @@ static int snapshot(dyn_ctx_t *c, int fd)
     const vmc_seg_t *s = vmc__elf_seg(&l->elf, lo, 0, 0);
     if (!s || (s->flags & (PF_R | PF_W)) != PF_R || !s->filesz || s->filesz > SNAP_MAX) return 0;
     size_t len = (size_t)s->filesz, skew = (size_t)(s->vaddr & 15), got;
-    uint8_t *buf = malloc(skew + len);
-    if (!buf) return vmc__fail(-ENOMEM, "%s: out of memory for its dynamic tables (%zu bytes)", l->name, len);
-    int e = vmc__os_pread(fd, buf + skew, len, (off_t)s->offset, &got);
-    if (e || got != len) {
-        free(buf);
-        if (e)
-            return vmc__fail(e, "%s: reading its dynamic tables (offset 0x%lx, 0x%zx bytes): %s", l->name,
-                             (unsigned long)s->offset, len, strerror(-e));
-        return vmc__fail(-ENOEXEC, "%s: reading its dynamic tables (offset 0x%lx, 0x%zx bytes): the file "
-                         "ends at 0x%lx (it shrank while loading)", l->name, (unsigned long)s->offset, len,
-                         (unsigned long)(s->offset + got));
+    if (head_can_hold(s) && src->head && src->head_len >= len) {
+        /* the usual layout: read with the header already
+         * (vmc__elf_read_head); that buffer becomes the copy */
+        l->snap_mem = src->head;
+        src->head = NULL;
+    } else {
+        uint8_t *buf = malloc(skew + len);
+        if (!buf) return vmc__fail(-ENOMEM, "%s: out of memory for its dynamic tables (%zu bytes)", l->name, len);
+        int e = vmc__os_pread(src->fd, buf + skew, len, (off_t)s->offset, &got);
+        if (e || got != len) {
+            free(buf);
+            return tables_unreadable(l, s, len, e, s->offset + got);
+        }
+        l->snap_mem = buf;
     }
-    l->snap_mem = buf;
-    l->snap = buf + skew;
+    l->snap = l->snap_mem + skew;
     l->snap_va = s->vaddr;
     l->snap_len = len;
     return 0;
@@ -469,7 +503,7 @@ static size_t reloc_symbols(const vmc_elf_obj_t *l)
     return n;
 }
 
-int vmc__elf_dyn(vmc_elf_obj_t *l, const vmc_src_t *src)
+int vmc__elf_dyn(vmc_elf_obj_t *l, vmc_src_t *src)
 {
     dyn_ctx_t c;
     memset(&c, 0, sizeof c);
@@ -569,7 +603,7 @@ int vmc__elf_dyn(vmc_elf_obj_t *l, const vmc_src_t *src)
                          : !c.at[T_SYMTAB] ? "DT_SYMTAB" : "DT_HASH or DT_GNU_HASH");
     if (c.val[T_STRSZ] == 0 || c.val[T_STRSZ] > UINT32_MAX)
         return dyn_fail(&c, T_STRSZ, "string table size 0x%lx", (unsigned long)c.val[T_STRSZ]);
-    if (src->fd >= 0 && (err = snapshot(&c, src->fd))) return err;
+    if (src->fd >= 0 && (err = snapshot(&c, src))) return err;
     l->strtab = table(&c, T_STRTAB, c.val[T_STRSZ], 1, 1, &err);
     if (!l->strtab) return err;
     l->strsz = c.val[T_STRSZ];

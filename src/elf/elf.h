@@ -65,6 +65,10 @@ typedef struct vmc_src {
     int fd;                      /* >= 0: map from this file                */
     const uint8_t *bytes;        /* else copy from here                     */
     uint64_t size;
+    uint8_t *head;               /* from a file: its first head_len bytes, read
+                                    once (malloc'ed); the tables' copy may take
+                                    it over (then NULL)                     */
+    size_t head_len;
 } vmc_src_t;
 
 /* A symbol name being looked up, hashed once for every table it is looked
@@ -192,11 +196,11 @@ typedef struct vmc_elf_obj {
  * only these (and vmc__elf_ptr/lookup for symbols), never the steps below. */
 /* image.c: check the headers (`hdr`: the file's first `hdrlen` bytes, or the
  * whole image from memory) and map every PT_LOAD over a run. */
-int vmc__elf_load(vmc_elf_obj_t *l, const vmc_src_t *src, const uint8_t *hdr, size_t hdrlen);
+int vmc__elf_load(vmc_elf_obj_t *l, vmc_src_t *src, const uint8_t *hdr, size_t hdrlen);
 /* image.c: read the dynamic section and what it names (dyn.c), and the
  * bytes of DT_FINI: the last step that reads the file, which may be closed
  * after it. */
-int vmc__elf_dynamic(vmc_elf_obj_t *l, const vmc_src_t *src);
+int vmc__elf_dynamic(vmc_elf_obj_t *l, vmc_src_t *src);
 /* image.c: once the object's whole load group is mapped (so that its
  * symbols can bind to any of it, as the system loader's can): relocate,
  * RELRO, check every constructor and destructor address. */
@@ -264,7 +268,12 @@ int vmc__elf_unmap(vmc_elf_obj_t *l);
 /* ---- dyn.c ------------------------------------------------------------- */
 /* Read and check the dynamic section and the tables it points to (from
  * src's file where it has one, see vmc_lib_t.snap). */
-int vmc__elf_dyn(vmc_elf_obj_t *l, const vmc_src_t *src);
+int vmc__elf_dyn(vmc_elf_obj_t *l, vmc_src_t *src);
+/* dyn.c: when the first PT_LOAD could hold the dynamic tables (read-only,
+ * starting the file, small enough to copy), read the rest of its file part
+ * into src->head, before anything is mapped or allocated after it (so the
+ * buffer grows in place): the tables' copy is then that buffer. */
+int vmc__elf_read_head(vmc_elf_obj_t *l, vmc_src_t *src);
 /* Pointer to [vaddr, vaddr+size) of the image if it lies in the file-backed
  * part of one PT_LOAD, else NULL. */
 const void *vmc__elf_ptr(const vmc_elf_obj_t *l, uint64_t vaddr, uint64_t size);

@@ -16,7 +16,7 @@
 
 extern char **environ;
 
-int vmc__elf_load(vmc_elf_obj_t *l, const vmc_src_t *src, const uint8_t *hdr, size_t hdrlen)
+int vmc__elf_load(vmc_elf_obj_t *l, vmc_src_t *src, const uint8_t *hdr, size_t hdrlen)
 {
     int e = vmc__elf_check_ehdr(l->name, hdr, hdrlen, src->size, &l->elf.phoff, &l->elf.phnum);
     if (e) return e;
@@ -34,7 +34,7 @@ int vmc__elf_load(vmc_elf_obj_t *l, const vmc_src_t *src, const uint8_t *hdr, si
         else e = vmc__elf_check_phdrs(&l->elf, ph);
         free(ph);
     }
-    if (e) return e;
+    if (e || (e = vmc__elf_read_head(l, src))) return e;   /* hdr is stale from here */
     return vmc__elf_map(l, src);
 }
 
@@ -100,7 +100,7 @@ static int check_init_fini(vmc_elf_obj_t *l)
     return 0;
 }
 
-int vmc__elf_dynamic(vmc_elf_obj_t *l, const vmc_src_t *src)
+int vmc__elf_dynamic(vmc_elf_obj_t *l, vmc_src_t *src)
 {
     int e;
     if ((e = vmc__elf_dyn(l, src))) return e;

@@ -250,10 +250,59 @@ static int dep_private(vmc_lib_t *l, vmc_dep_t *d, const char *n, const char *pa
     return 0;
 }
 
+/* Dependency n, which the process does not have and is no system library:
+ * by its path, or searched for as the system loader does (vmc__dep_find),
+ * then beside the library; what is found is loaded privately (*loaded = 1).
+ * Otherwise *where and d->why say so.  Out of line, with the path buffer:
+ * the usual dependencies (the C library) never need its stack page. */
+static __attribute__((noinline)) int dep_find(vmc_lib_t *l, vmc_dep_t *d, const char *n, int *where, int *loaded)
+{
+    char path[4096];
+    int r;
+    *loaded = 0;
+    if (strchr(n, '/')) {
+        if (snprintf(path, sizeof path, "%s", n) >= (int)sizeof path)
+            return vmc__fail(-ENAMETOOLONG, "%s: dependency %s: path too long", l->name, n);
+        *where = VMC_DEP_BY_PATH;
+        r = 0;
+    } else {
+        r = vmc__dep_find(l, n, path, sizeof path, where);
+        if (r < 0) return vmc__fail_wrap(r, "%s: dependency %s", l->name, n);
+        if (r == 1 && l->dir) {
+            int len = snprintf(path, sizeof path, "%s/%s", l->dir, n);
+            if (len < 0 || (size_t)len >= sizeof path)
+                return vmc__fail(-ENAMETOOLONG, "%s: dependency %s: path too long", l->name, n);
+            /* Is it there?  Through the OS layer, like every other call. */
+            int fd, there = vmc__os_open(path, O_RDONLY, 0, &fd);
+            if (there == 0) vmc__os_close(fd);
+            else if (there != -ENOENT && there != -ENOTDIR)
+                return vmc__fail(there, "%s: dependency %s: open %s: %s", l->name, n, path, strerror(-there));
+            if (there == 0) {
+                r = 0;
+                *where = VMC_DEP_BESIDE;
+            }
+        }
+        if (r) {
+            *where = VMC_DEP_SYSTEM_SEARCH;
+            snprintf(d->why, sizeof d->why, "not in the library's own search path (DT_RPATH, LD_LIBRARY_PATH, "
+                     "DT_RUNPATH, its directory): the system loader's search (ld.so cache, default "
+                     "directories), outside the region");
+            /* as the system loader: no cache, no default directories */
+            if (l->o.dt_flags_1 & DF_1_NODEFLIB)
+                return vmc__fail(-ENOENT, "%s: dependency %s: not found in its search path (DF_1_NODEFLIB "
+                                 "excludes the system's directories)", l->name, n);
+        }
+    }
+    if (r) return 0;
+    int e = dep_private(l, d, n, path, *where);
+    if (!e) *loaded = 1;
+    return e;
+}
+
 /* Each DT_NEEDED, as docs/loader.md "Dependencies" lays out: the host's
  * copy if the process has it or it is a system library; else searched for
- * as the system loader does (vmc__dep_find), then beside the library; what
- * is found is loaded privately, the rest is left to the system loader. */
+ * and loaded privately if found (dep_find); the rest is left to the system
+ * loader. */
 static int resolve_deps(vmc_lib_t *l)
 {
     if (!l->o.nneeded) return 0;
@@ -266,52 +315,20 @@ static int resolve_deps(vmc_lib_t *l)
         if (!*n) return vmc__fail(-ENOEXEC, "%s: DT_NEEDED %zu is an empty name", l->name, i);
         void *h = dlopen(n, RTLD_NOW | RTLD_NOLOAD);
         d->host_had_it = h != NULL;
-        char path[4096];
-        int r = 1, where = VMC_DEP_SYSTEM_SEARCH;
+        int where = VMC_DEP_SYSTEM_SEARCH;
         if (h) {
             where = VMC_DEP_IN_PROCESS;
             snprintf(d->why, sizeof d->why, "the process has it already: the host's copy");
         } else if (is_system_library(n)) {
             where = VMC_DEP_SYSTEM_LIBRARY;
             snprintf(d->why, sizeof d->why, "a system library (one copy per process): the system loader's");
-        } else if (strchr(n, '/')) {
-            if (snprintf(path, sizeof path, "%s", n) >= (int)sizeof path)
-                return vmc__fail(-ENAMETOOLONG, "%s: dependency %s: path too long", l->name, n);
-            where = VMC_DEP_BY_PATH;
-            r = 0;
         } else {
-            r = vmc__dep_find(l, n, path, sizeof path, &where);
-            if (r < 0) return vmc__fail_wrap(r, "%s: dependency %s", l->name, n);
-            if (r == 1 && l->dir) {
-                int len = snprintf(path, sizeof path, "%s/%s", l->dir, n);
-                if (len < 0 || (size_t)len >= sizeof path)
-                    return vmc__fail(-ENAMETOOLONG, "%s: dependency %s: path too long", l->name, n);
-                /* Is it there?  Through the OS layer, like every other call. */
-                int fd, there = vmc__os_open(path, O_RDONLY, 0, &fd);
-                if (there == 0) vmc__os_close(fd);
-                else if (there != -ENOENT && there != -ENOTDIR)
-                    return vmc__fail(there, "%s: dependency %s: open %s: %s", l->name, n, path, strerror(-there));
-                if (there == 0) {
-                    r = 0;
-                    where = VMC_DEP_BESIDE;
-                }
-            }
-            if (r) {
-                where = VMC_DEP_SYSTEM_SEARCH;
-                snprintf(d->why, sizeof d->why, "not in the library's own search path (DT_RPATH, LD_LIBRARY_PATH, "
-                         "DT_RUNPATH, its directory): the system loader's search (ld.so cache, default "
-                         "directories), outside the region");
-                /* as the system loader: no cache, no default directories */
-                if (l->o.dt_flags_1 & DF_1_NODEFLIB)
-                    return vmc__fail(-ENOENT, "%s: dependency %s: not found in its search path (DF_1_NODEFLIB "
-                                     "excludes the system's directories)", l->name, n);
-            }
-        }
-        if (r == 0) {
-            int e = dep_private(l, d, n, path, where);
+            int loaded, e = dep_find(l, d, n, &where, &loaded);
             if (e) return e;
-            l->ndeps++;
-            continue;
+            if (loaded) {
+                l->ndeps++;
+                continue;
+            }
         }
         d->where = where;
         if (!h && !inert) h = dlopen(n, RTLD_NOW | RTLD_LOCAL);
@@ -472,19 +489,23 @@ static vmc_lib_t *lib_new(vmc_loader_t *v, const char *name, int flags, int dept
  * hits.  A relative path is made absolute: the debugger may run in another
  * directory, or read the list after this process changed its own.  If
  * that takes more memory than there is, the path stays as given. */
+static __attribute__((noinline)) void debug_absolute_path(vmc_lib_t *l)
+{
+    char cwd[4096];   /* out of line: an absolute path needs no stack page for it */
+    const char *path = l->name;
+    if (!getcwd(cwd, sizeof cwd)) return;
+    size_t a = strlen(cwd), b = strlen(path);
+    if ((l->dbg_path = malloc(a + b + 2))) {
+        memcpy(l->dbg_path, cwd, a);
+        l->dbg_path[a] = '/';
+        memcpy(l->dbg_path + a + 1, path, b + 1);
+    }
+}
+
 static void debug_register(vmc_lib_t *l)
 {
-    const char *path = l->name;
-    char cwd[4096];
-    if (!l->from_memory && path[0] != '/' && getcwd(cwd, sizeof cwd)) {
-        size_t a = strlen(cwd), b = strlen(path);
-        if ((l->dbg_path = malloc(a + b + 2))) {
-            memcpy(l->dbg_path, cwd, a);
-            l->dbg_path[a] = '/';
-            memcpy(l->dbg_path + a + 1, path, b + 1);
-            path = l->dbg_path;
-        }
-    }
+    if (!l->from_memory && l->name[0] != '/') debug_absolute_path(l);
+    const char *path = l->dbg_path ? l->dbg_path : l->name;
     l->dbg.path = path;
     l->dbg.bias = l->o.bias;
     l->dbg.start = l->o.run;
@@ -498,7 +519,7 @@ static void debug_register(vmc_lib_t *l)
 /* Validate, map, read the dynamic section, load the dependencies (mapped
  * the same way).  `hdr` holds the file's first bytes (the whole image from
  * memory).  Relocation waits for the whole group (relocate_group). */
-static int load_image(vmc_lib_t *l, const vmc_src_t *src, const uint8_t *hdr, size_t hdrlen)
+static int load_image(vmc_lib_t *l, vmc_src_t *src, const uint8_t *hdr, size_t hdrlen)
 {
     if (vmc__pe_magic(hdr, hdrlen)) return vmc__lib_pe_load(l, src);  /* a DLL: peload.c */
     l->from_memory = src->fd < 0;
@@ -580,15 +601,18 @@ static int load_file(vmc_loader_t *v, const char *path, int flags, int depth, vm
     l->has_id = 1;
     const char *slash = strrchr(path, '/');
     l->dir = slash ? strndup(path, (size_t)(slash - path + (slash == path))) : strdup(".");
-    uint8_t hdr[HDR_READ];
-    size_t got = 0;
-    if (!l->dir) e = vmc__fail(-ENOMEM, "%s: out of memory", path);
-    else if ((e = vmc__os_pread(fd, hdr, sizeof hdr, 0, &got)))
+    /* The first bytes in the C heap, not on the stack: the segment that
+     * starts the file usually holds the dynamic tables too, and this buffer
+     * becomes their copy (elf/dyn.c); and a first load in a fresh process
+     * reaches deeper into the stack than anything before it, one page
+     * fault per new page. */
+    vmc_src_t src = {fd, NULL, (uint64_t)st.st_size, NULL, 0};
+    if (!l->dir || !(src.head = malloc(HDR_READ))) e = vmc__fail(-ENOMEM, "%s: out of memory", path);
+    else if ((e = vmc__os_pread(fd, src.head, HDR_READ, 0, &src.head_len)))
         e = vmc__fail(e, "%s: reading the ELF header: %s", path, strerror(-e));
-    else {
-        vmc_src_t src = {fd, NULL, (uint64_t)st.st_size};
-        e = load_image(l, &src, hdr, got);
-    }
+    else
+        e = load_image(l, &src, src.head, src.head_len);
+    free(src.head);   /* NULL if the tables' copy took it */
     vmc__os_close(fd);
     if (e) {
         destroy(l);
@@ -643,7 +667,7 @@ int vmc__lib_load_mem(vmc_loader_t *v, const void *bytes, size_t len, const char
     if (!l) {
         e = vmc__fail(-ENOMEM, "%s: out of memory", name);
     } else {
-        vmc_src_t src = {-1, bytes, len};
+        vmc_src_t src = {-1, bytes, len, NULL, 0};
         e = load_image(l, &src, bytes, len);
         if (!e) e = relocate_group(v);
         if (e) destroy(l);
