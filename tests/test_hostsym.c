@@ -14,6 +14,7 @@
  */
 #include "test.h"
 #include "lib/hostsym.h"
+#include "lib/loader.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -444,4 +445,42 @@ TEST(hostsym_later_object_unloaded)
     ASSERT(!dlopen(basic, RTLD_NOW | RTLD_NOLOAD));
     /* gone again: the counters moved, the look-up decides */
     ASSERT(vmc__host_scope_find("t_get_counter", NULL, &a) && a == NULL);
+}
+
+/* The objects the process started with, found by DT_SONAME without the
+ * system loader: the handle dlopen(RTLD_NOLOAD) returns; NULL for a name
+ * no such object has (left to dlopen).  A library depending on the C
+ * library gets the host's copy, and loads and unloads again and again. */
+TEST(hostsym_startup_objects_by_soname)
+{
+    void *h = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+    ASSERT(h);
+    ASSERT(vmc__host_startup_object("libc.so.6") == h);
+    ASSERT_EQ(dlclose(h), 0);
+    ASSERT(vmc__host_startup_object("libvt-no-such-object.so.1") == NULL);
+    char basic[512];
+    snprintf(basic, sizeof basic, "%s/tests/libs/libt_basic.so", vt_build_dir());
+    void *later = dlopen(basic, RTLD_NOW | RTLD_LOCAL);
+    ASSERT_MSG(later, "%s", dlerror());
+    ASSERT(vmc__host_startup_object("libt_basic.so") == NULL);   /* not a startup object */
+    ASSERT_EQ(dlclose(later), 0);
+    vmc_t *v = vt_open(NULL);
+    for (int round = 0; round < 3; round++) {
+        vmc_lib_t *l;
+        ASSERT_OK(vmc_lib_load(v, basic, 0, &l));
+        vmc_lib_dep_t d;
+        int found = 0;
+        for (unsigned i = 0; vmc_lib_dep(l, i, &d) == 0; i++) {
+            if (strcmp(d.name, "libc.so.6")) continue;
+            found = 1;
+            ASSERT_EQ(d.how, VMC_DEP_HOST_COPY);
+            ASSERT_EQ(d.where, VMC_DEP_IN_PROCESS);
+            ASSERT(d.path && strstr(d.path, "libc.so.6"));
+        }
+        ASSERT(found);
+        ASSERT_OK(vmc_lib_unload(l));
+    }
+    vmc_close(v);
+    ASSERT((h = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD)));   /* still there, of course */
+    ASSERT_EQ(dlclose(h), 0);
 }

@@ -603,6 +603,20 @@ void *vmc__host_sym(void *handle, const vmc_name_t *key, const char *version)
     return cached(handle, key, version);
 }
 
+void *vmc__host_startup_object(const char *name)
+{
+    scope_once();
+    if (!hot.scope.ok) return NULL;
+    /* The system loader matches a name without a slash against each
+     * object's names, in load order: the first part comes first, and a
+     * DT_SONAME always matches.  (A path's last part also does, for the
+     * name it was opened by: left to dlopen.) */
+    for (size_t k = 0; k < hot.scope.n; k++)
+        if (hot.scope.map[k] && hot.scope.obj[k].soname && !strcmp(hot.scope.obj[k].soname, name))
+            return hot.scope.map[k];
+    return NULL;
+}
+
 size_t vmc__host_scope_size(void)
 {
     scope_once();

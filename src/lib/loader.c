@@ -313,7 +313,12 @@ static int resolve_deps(vmc_lib_t *l)
         const char *n = vmc__elf_needed(&l->o, i);
         vmc_dep_t *d = &l->deps[l->ndeps];
         if (!*n) return vmc__fail(-ENOEXEC, "%s: DT_NEEDED %zu is an empty name", l->name, i);
-        void *h = dlopen(n, RTLD_NOW | RTLD_NOLOAD);
+        /* an object the process started with (the C library, nearly
+         * always) without asking the system loader: its lock, its
+         * error-catching path and a reference to drop again at unload */
+        void *h = strchr(n, '/') ? NULL : vmc__host_startup_object(n);
+        d->unowned = h != NULL;
+        if (!h) h = dlopen(n, RTLD_NOW | RTLD_NOLOAD);
         d->host_had_it = h != NULL;
         int where = VMC_DEP_SYSTEM_SEARCH;
         if (h) {
@@ -388,7 +393,7 @@ static void destroy(vmc_lib_t *l)
     if (l->next || l->prev || v->libs == l) list_remove(v, l);
     for (size_t i = l->ndeps; i-- > 0;) {
         if (l->deps[i].kind == VMC_DEP_PRIVATE) release(l->deps[i].lib);
-        else dlclose(l->deps[i].handle);
+        else if (!l->deps[i].unowned) dlclose(l->deps[i].handle);
     }
     l->ndeps = 0;
     lib_free(l);
@@ -771,7 +776,7 @@ void vmc__loader_close(vmc_loader_t *v)
         vmc__phdr_withdraw(l);
         vmc__elf_unwind_deregister(&l->o);  /* while the unwinder it came from is held */
         for (size_t i = 0; i < l->ndeps; i++)
-            if (l->deps[i].kind == VMC_DEP_SYSTEM) dlclose(l->deps[i].handle);
+            if (l->deps[i].kind == VMC_DEP_SYSTEM && !l->deps[i].unowned) dlclose(l->deps[i].handle);
         l->ndeps = 0;
         vmc__lib_tls_remove(l);
         vmc__elf_unmap(&l->o);

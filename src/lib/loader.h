@@ -26,6 +26,8 @@ typedef struct vmc_dep {
     int host_had_it;             /* VMC_DEP_SYSTEM: found already loaded    */
     vmc_lib_t *lib;              /* VMC_DEP_PRIVATE                         */
     void *handle;                /* VMC_DEP_SYSTEM: from dlopen             */
+    int unowned;                 /* handle: vmc__host_startup_object's, no
+                                    reference held (never dlclose'd)        */
     int where;                   /* enum vmc_dep_where: how it was found    */
     char why[512];               /* vmc_lib_dep_t.why                       */
 } vmc_dep_t;
@@ -142,6 +144,11 @@ void *vmc__lib_tls_sym(vmc_lib_t *l, const Elf64_Sym *s);
  * notes objects loaded or unloaded since the last). */
 void *vmc__host_sym(void *handle, const vmc_name_t *name, const char *version);
 void vmc__host_sym_sync(void);
+/* The handle of the object the process started with whose DT_SONAME is
+ * `name` (what dlopen(name, RTLD_NOLOAD) finds first), or NULL when there
+ * is none or the scope could not be read.  Such an object is never
+ * unloaded: no reference is taken, and none may be dropped (dlclose). */
+void *vmc__host_startup_object(const char *name);
 
 /* ---- progsym.c ------------------------------------------------------------- */
 /* 1 if the program's own symbol table (.symtab of /proc/self/exe) has a
