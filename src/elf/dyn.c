@@ -53,10 +53,12 @@
 
 const void *vmc__elf_ptr(const vmc_elf_obj_t *l, uint64_t vaddr, uint64_t size)
 {
-    const vmc_seg_t *s = vmc__elf_seg(&l->elf, vaddr, size, 0);
-    if (!s || !(s->flags & PF_R)) return NULL;
+    /* The copy is the whole file part of one readable segment (segments
+     * never overlap): a range inside it needs no search of the segments. */
     if (l->snap && vaddr >= l->snap_va && size <= l->snap_len && vaddr - l->snap_va <= l->snap_len - size)
         return l->snap + (vaddr - l->snap_va);
+    const vmc_seg_t *s = vmc__elf_seg(&l->elf, vaddr, size, 0);
+    if (!s || !(s->flags & PF_R)) return NULL;
     return (const void *)(l->bias + vaddr);
 }
 
