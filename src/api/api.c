@@ -17,9 +17,10 @@
  * pthread_atfork handlers takes every lock of every open handle before fork,
  * in the order the operations take them (loader, stubs, code heap, block
  * maps), then the private libraries' process-wide lists (published
- * libraries, thread-exit destructors, the unwinder), then the W^X layer's
- * and the thread-local storage table's (taken under the loader's by an
- * unload), and releases them on both sides after it.
+ * libraries, thread-exit destructors, the unwinder), then the OS layer's
+ * (its W^X pairs', where a child's copy of the code is made, and its hold
+ * list's) and the thread-local storage table's (taken under the loader's by
+ * an unload), and releases them on both sides after it.
  */
 static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
 static vmc_t *handles;

@@ -1,4 +1,5 @@
-/* The OS layer for Linux (see os.h for the contract).
+/* The OS layer for Linux (see os.h for the contract; W^X pairs and the fork
+ * hooks are unix_wx.c's, the hold list hold.c's).
  *
  * Each system call is reached through `os_calls[]`, a table of
  * { name, current, default } entries in the style of SQLite's os_unix.c, so a

@@ -1,5 +1,5 @@
 /* The OS layer for Windows x64 (see os.h for the contract): the address-space
- * verbs and the fault seam (the hold list is hold.c's).
+ * verbs, W^X pairs and the fault seam (the hold list is hold.c's).
  *
  * Two modes, chosen once by trying the call itself (a 64 KiB placeholder
  * reservation): Wine 8 has VirtualAlloc2 but rejects MEM_RESERVE_PLACEHOLDER
