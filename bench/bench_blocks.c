@@ -47,7 +47,6 @@ int main(void)
         vmc_region_t r;
         memset(&r, 0, sizeof r);
         r.name = "code";
-        r.fd = -1;
         uintptr_t base;
         if (vmc__os_reserve(0, REGION, &base)) return 1;
         r.base = r.wbase = base;
