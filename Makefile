@@ -138,7 +138,12 @@ WIN_TEST_SRC := tests/runner.c tests/windows/child_process.c tests/test_os_space
 # Static: Wine finds no MinGW runtime DLLs (winpthread) beside the program.
 WIN_LDLIBS := -lpthread -lbcrypt
 WIN_LIB_OBJ := $(patsubst src/%.c,$(WB)/obj/%.o,$(WIN_LIB_SRC))
-WIN_TEST_OBJ := $(patsubst tests/%.c,$(WB)/tests/%.o,$(WIN_TEST_SRC))
+WIN_CXX  := x86_64-w64-mingw32-g++
+# C++ halves of Windows tests (exceptions through generated code): the suite
+# is linked by g++, statically (libstdc++ and its SEH unwinder inside).
+WIN_TEST_CXX_SRC := $(wildcard tests/windows/*.cc)
+WIN_TEST_OBJ := $(patsubst tests/%.c,$(WB)/tests/%.o,$(WIN_TEST_SRC)) \
+                $(patsubst tests/%.cc,$(WB)/tests/%.o,$(WIN_TEST_CXX_SRC))
 
 windows-deps:
 	@sh scripts/ensure-packages.sh gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64
@@ -163,6 +168,11 @@ $(WB)/tests/%.o: tests/%.c tests/test.h tests/child.h $(LIB_HDR) include/vmcode.
 	@echo "  WINCC   $<"
 	$(Q)$(WIN_CC) $(WIN_CFLAGS) -Itests -c $< -o $@
 
+$(WB)/tests/%.o: tests/%.cc
+	@mkdir -p $(dir $@)
+	@echo "  WINCXX  $<"
+	$(Q)$(WIN_CXX) -std=c++17 -Wall -Wextra -Werror $(OPT) -c $< -o $@
+
 $(WB)/libvmcode.a: $(WIN_LIB_OBJ)
 	@rm -f $@
 	@echo "  AR      $@"
@@ -181,7 +191,7 @@ $(WB)/vmcode.exe: tools/vmcode.c $(WB)/libvmcode.a
 
 $(WB)/vmc-tests.exe: $(WIN_TEST_OBJ) $(WB)/libvmcode.a
 	@echo "  WINLD   $@"
-	$(Q)$(WIN_CC) -static -o $@ $(WIN_TEST_OBJ) $(WB)/libvmcode.a $(WIN_LDLIBS)
+	$(Q)$(WIN_CXX) -static -o $@ $(WIN_TEST_OBJ) $(WB)/libvmcode.a $(WIN_LDLIBS)
 
 check-windows: windows
 	sh scripts/wine-chroot.sh $(WB)/vmc-tests.exe $(T)

@@ -293,7 +293,46 @@ enum {
 };
 VMC_API int vmc_map_file(vmc_t *v, int fd, uint64_t offset, size_t size, int prot,
                          int flags, void **out);
+/* Windows: the same with a file HANDLE (CreateFile's, passed as void *) for a
+ * file that has no C runtime descriptor.  The handle needs the access the
+ * mapping asks for (GENERIC_READ; GENERIC_WRITE for a writable shared one;
+ * GENERIC_EXECUTE for an executable one) and may be closed after the call:
+ * the view keeps the file.  Undo with vmc_unmap_file.  -ENOTSUP elsewhere
+ * (map a descriptor with vmc_map_file). */
+VMC_API int vmc_map_handle(vmc_t *v, void *handle, uint64_t offset, size_t size, int prot,
+                           int flags, void **out);
 VMC_API int vmc_unmap_file(vmc_t *v, void *addr, size_t size);
+
+/* ---- unwinding through generated code (Windows x64) ------------------------------
+ * Windows unwinds a frame (C++ and SEH exceptions, stack walks, debuggers,
+ * crash dumps) from the unwind information of the function it is in.  A
+ * frame of generated code nobody described is taken for a leaf function
+ * (return address at [rsp], nothing saved): right for code that neither
+ * pushes nor moves rsp, and for a stub; for any other, an exception passing
+ * through it goes wrong and the process is terminated.  Describe such
+ * functions with vmc_unwind_add: n entries laid out as Windows'
+ * RUNTIME_FUNCTION, each the function [code_base + begin, code_base + end)
+ * whose UNWIND_INFO is at code_base + info, code_base being vmc_info's (the
+ * executable view).  Every offset is from code_base, those inside
+ * UNWIND_INFO too (an exception handler, a chained entry): the system
+ * reports code_base as the image base (RtlLookupFunctionEntry).  Functions
+ * must lie in live VMC_CODE memory, all of one table in one allocation (one
+ * table per allocation; tables must not overlap: -EEXIST); UNWIND_INFO
+ * (4-byte aligned) in allocated memory of the code region, written like the
+ * code (through the writable view), for instance right after it; a handler
+ * outside the region is reached through a vmc_stub.  The entries are copied
+ * (any order) and registered as one table (RtlAddFunctionTable).
+ * vmc_unwind_remove forgets every table whose functions lie in
+ * [addr, addr + size): do so before that code is freed or rewritten.
+ * vmc_close forgets the rest.  -ENOTSUP elsewhere (on Linux describe
+ * generated code with DWARF CFI through __register_frame).  See docs/API.md. */
+typedef struct vmc_unwind_entry {
+    uint32_t begin;   /* the function's first byte, offset from code_base       */
+    uint32_t end;     /* one past its last byte                                  */
+    uint32_t info;    /* its UNWIND_INFO, offset from code_base                  */
+} vmc_unwind_entry_t;
+VMC_API int vmc_unwind_add(vmc_t *v, const vmc_unwind_entry_t *entries, size_t n);
+VMC_API int vmc_unwind_remove(vmc_t *v, const void *addr, size_t size);
 
 /* ---- names for debuggers and profilers ---------------------------------------- */
 /* Name the generated code at [addr, addr + size) (either view of VMC_CODE

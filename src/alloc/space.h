@@ -44,5 +44,7 @@ void vmc__space_unlock(vmc_space_t *s);
 
 /* ---- mapfile.c: plain files mapped into a region ---------------------------- */
 int vmc__map_file(vmc_space_t *s, int fd, uint64_t offset, size_t size, int prot, int flags, void **out);
+int vmc__map_handle(vmc_space_t *s, void *handle, uint64_t offset, size_t size, int prot, int flags,
+                    void **out);
 int vmc__unmap_file(vmc_space_t *s, void *addr, size_t size);
 #endif

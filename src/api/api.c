@@ -96,6 +96,14 @@ int vmc_open(const vmc_options_t *o, vmc_t **out)
     const char *env = getenv("VMCODE_OPTIONS");
     int r = vmc_options_parse(&opt, env);
     if (r) return vmc__fail_wrap(r, "VMCODE_OPTIONS");
+    /* Under Arbitrary Code Guard nothing vmcode commits as code could run:
+     * say so now rather than with the first allocation's system error. */
+    const char *why = NULL;
+    r = vmc__os_dynamic_code_allowed(&why);
+    if (r == -EPERM)
+        return vmc__fail(r, "vmc_open: %s: the system refuses executable memory the process wrote, so no "
+                         "code can be generated in it", why);
+    if (r) return vmc__fail(r, "vmc_open: GetProcessMitigationPolicy (Arbitrary Code Guard): %s", strerror(-r));
     pthread_once(&fork_once, fork_register);
     if (fork_err) return vmc__fail(fork_err, "vmc_open: pthread_atfork: %s", strerror(-fork_err));
     vmc_t *v = calloc(1, sizeof *v);
@@ -114,6 +122,7 @@ int vmc_open(const vmc_options_t *o, vmc_t **out)
     if (r) goto fail_heap_blocks;
     vmc__stubs_init(&v->sp);
     vmc__space_lock_init(&v->sp);
+    pthread_mutex_init(&v->unwind_lock, NULL);
     v->ld.sp = &v->sp;
     pthread_mutex_lock(&handles_lock);
     v->next = handles;
@@ -148,6 +157,7 @@ void vmc_close(vmc_t *v)
     pthread_mutex_unlock(&handles_lock);
     vmc__loader_close(&v->ld);
     vmc__names_close(v);
+    vmc__unwind_close(v);   /* before the code it describes goes */
     vmc__stubs_fini(&v->sp);
     vmc__codeheap_fini(&v->sp);
     vmc__blocks_fini(v->sp.heap_blocks);

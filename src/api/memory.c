@@ -28,4 +28,9 @@ int vmc_map_file(vmc_t *v, int fd, uint64_t offset, size_t size, int prot, int f
     return vmc__map_file(space(v), fd, offset, size, prot, flags, out);
 }
 
+int vmc_map_handle(vmc_t *v, void *handle, uint64_t offset, size_t size, int prot, int flags, void **out)
+{
+    return vmc__map_handle(space(v), handle, offset, size, prot, flags, out);
+}
+
 int vmc_unmap_file(vmc_t *v, void *addr, size_t size) { return vmc__unmap_file(space(v), addr, size); }

@@ -14,5 +14,10 @@ struct vmc {
     struct vmc *next;            /* all open handles (api.c, for fork)      */
     vmc_loader_t ld;             /* the private libraries                   */
     struct vmc_names *names;     /* vmc_name's objects (jitnames.c), or NULL */
+    struct vmc_unwind_table *unwind;   /* vmc_unwind_add's tables (unwind.c)   */
+    pthread_mutex_t unwind_lock;       /* guards `unwind`                      */
 };
+
+/* unwind.c: hand every table back to the system (vmc_close). */
+void vmc__unwind_close(vmc_t *v);
 #endif

@@ -49,6 +49,8 @@ enum vmc_os_call {
     VMC_OS_CREATEFILEMAPPING,
     VMC_OS_MAPVIEW,             /* MapViewOfFile3                        */
     VMC_OS_UNMAPVIEW,           /* UnmapViewOfFile2                      */
+    VMC_OS_FUNCTION_TABLE,      /* RtlAddFunctionTable                   */
+    VMC_OS_MITIGATION,          /* GetProcessMitigationPolicy            */
     VMC_OS_CALL_COUNT
 };
 
@@ -227,6 +229,29 @@ void vmc__os_dual_unmap(vmc_os_dual_t *d);
  * at both).  -ENOTSUP where there is no one file (Windows). */
 int vmc__os_dual_file(vmc_os_dual_t *d, int *fd, size_t *size);
 
+/* The same with a file HANDLE (Windows) in place of a descriptor; -ENOTSUP
+ * where there are none (Linux). */
+int vmc__os_map_view_handle(uintptr_t at, size_t len, int prot, void *handle, uint64_t off, int shared);
+/* The size of the file behind a HANDLE; *regular 0 for anything that is not
+ * a disk file (a pipe, a device: no size to check against).  -EBADF for an
+ * invalid handle; -ENOTSUP where there are no HANDLEs.  Counts as fstat. */
+int vmc__os_handle_size(void *handle, uint64_t *size, int *regular);
+
+/* ---- generated code: what the system must know ---------------------------------
+ * Unwinding (Windows x64): n RUNTIME_FUNCTION entries at `table` (12 bytes
+ * each: begin, end and unwind-information offsets from `base`), sorted by
+ * begin, not overlapping, which stay valid and unchanged until
+ * vmc__os_unwind_remove(table): the system's unwinder (exceptions, stack
+ * walks, debuggers) then finds them for code in their ranges.  -ENOTSUP
+ * where unwinding has no such table (Linux: DWARF CFI, __register_frame). */
+int vmc__os_unwind_add(const void *table, uint32_t n, uintptr_t base);
+int vmc__os_unwind_remove(const void *table);
+/* May this process make memory executable that it wrote at run time?  0,
+ * or -EPERM with *why naming the policy that forbids it (Windows: Arbitrary
+ * Code Guard, ProcessDynamicCodePolicy ProhibitDynamicCode, unless this
+ * thread opted out).  A failed query of the policy is its error. */
+int vmc__os_dynamic_code_allowed(const char **why);
+
 /* The call behind vmc__os_map_view, for messages ("mmap"). */
 const char *vmc__os_map_view_call(void);
 /* The last system error code behind a failed call of this thread (Windows:
@@ -237,6 +262,9 @@ unsigned long vmc__os_last_detail(void);
  * the granularity; 0 = the default) for reservations made from now on, even
  * where placeholders exist.  Call it before the first reservation. */
 void vmc__os_force_slots(size_t slot);
+/* Windows, tests: answer the dynamic-code policy query as if Arbitrary Code
+ * Guard were on (1) or as the system says (0); Wine does not enforce it. */
+void vmc__os_simulate_acg(int on);
 
 /* ---- fault seam (tests) ---------------------------------------------------- */
 /* Make the nth call (1 = the next one) of `call` fail with -err; with

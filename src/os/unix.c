@@ -567,3 +567,39 @@ int vmc__os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(vo
 }
 
 const char *vmc__os_map_view_call(void) { return "mmap"; }
+
+/* ---- what only Windows has ------------------------------------------------------ */
+
+int vmc__os_map_view_handle(uintptr_t at, size_t len, int prot, void *handle, uint64_t off, int shared)
+{
+    (void)at; (void)len; (void)prot; (void)handle; (void)off; (void)shared;
+    return -ENOTSUP;   /* descriptors here: vmc__os_map_view */
+}
+
+int vmc__os_handle_size(void *handle, uint64_t *size, int *regular)
+{
+    (void)handle; (void)size; (void)regular;
+    return -ENOTSUP;
+}
+
+/* Unwinding through generated code is DWARF CFI here (__register_frame),
+ * which the user's code registers itself. */
+int vmc__os_unwind_add(const void *table, uint32_t n, uintptr_t base)
+{
+    (void)table; (void)n; (void)base;
+    return -ENOTSUP;
+}
+
+int vmc__os_unwind_remove(const void *table)
+{
+    (void)table;
+    return -ENOTSUP;
+}
+
+/* No policy of Linux forbids the library's executable memory as a whole (an
+ * SELinux execmem denial comes back from mmap/mprotect as EACCES). */
+int vmc__os_dynamic_code_allowed(const char **why)
+{
+    *why = NULL;
+    return 0;
+}

@@ -79,7 +79,8 @@ static const char *const call_names[VMC_OS_CALL_COUNT] = {
     [VMC_OS_COPY_FILE_RANGE] = "copy_file_range", [VMC_OS_VIRTUALALLOC] = "VirtualAlloc",
     [VMC_OS_VIRTUALFREE] = "VirtualFree", [VMC_OS_VIRTUALPROTECT] = "VirtualProtect",
     [VMC_OS_CREATEFILEMAPPING] = "CreateFileMapping", [VMC_OS_MAPVIEW] = "MapViewOfFile",
-    [VMC_OS_UNMAPVIEW] = "UnmapViewOfFile",
+    [VMC_OS_UNMAPVIEW] = "UnmapViewOfFile", [VMC_OS_FUNCTION_TABLE] = "RtlAddFunctionTable",
+    [VMC_OS_MITIGATION] = "GetProcessMitigationPolicy",
 };
 
 static struct {
@@ -777,6 +778,12 @@ int vmc__os_map_view(uintptr_t at, size_t len, int prot, int fd, uint64_t off, i
     if (!aligned(at, len) || off % GRANULE) return -EINVAL;
     intptr_t fh = _get_osfhandle(fd);
     if (fh == -1) return -EBADF;
+    return vmc__os_map_view_handle(at, len, prot, (void *)fh, off, shared);
+}
+
+int vmc__os_map_view_handle(uintptr_t at, size_t len, int prot, void *fh, uint64_t off, int shared)
+{
+    if (!aligned(at, len) || off % GRANULE) return -EINVAL;
     AcquireSRWLockExclusive(&resv_lock);
     resv_t *r = resv_find(at, len);
     int e = r ? piece_room(r, 3) : -EINVAL;
@@ -1145,4 +1152,96 @@ int vmc__os_fstat(int fd, struct stat *st)
     int e = os_enter(VMC_OS_FSTAT);
     if (e) return e;
     return fstat(fd, st) ? -errno : 0;
+}
+
+/* ---- file views from a HANDLE ------------------------------------------------------ */
+
+int vmc__os_handle_size(void *handle, uint64_t *size, int *regular)
+{
+    int e = os_enter(VMC_OS_FSTAT);
+    if (e) return e;
+    if (!handle || handle == INVALID_HANDLE_VALUE) {
+        os_detail = ERROR_INVALID_HANDLE;
+        return -EBADF;
+    }
+    DWORD type = GetFileType(handle);
+    if (type == FILE_TYPE_UNKNOWN && GetLastError() != NO_ERROR) return win_err();
+    if (type != FILE_TYPE_DISK) {
+        *regular = 0;
+        *size = 0;
+        return 0;
+    }
+    LARGE_INTEGER n;
+    if (!GetFileSizeEx(handle, &n)) return win_err();
+    *regular = 1;
+    *size = (uint64_t)n.QuadPart;
+    return 0;
+}
+
+/* ---- unwinding through generated code ------------------------------------------------
+ * RtlAddFunctionTable, not one RtlInstallFunctionTableCallback over the
+ * whole code region: the system asks the first dynamic table whose range
+ * holds a pc and stops there (Wine 8 and 10: a callback over the region hid
+ * a table added later inside it), and DLLs copied into the region register
+ * their own .pdata, relative to their own image base.  A table's range is
+ * only its functions', so tables of generated code and of DLLs never
+ * overlap. */
+
+int vmc__os_unwind_add(const void *table, uint32_t n, uintptr_t base)
+{
+    int e = os_enter(VMC_OS_FUNCTION_TABLE);
+    if (e) return e;
+    if (RtlAddFunctionTable((PRUNTIME_FUNCTION)(uintptr_t)table, n, base)) return 0;
+    os_detail = 0;   /* no error code: it fails only for lack of memory */
+    return -ENOMEM;
+}
+
+int vmc__os_unwind_remove(const void *table)
+{
+    return RtlDeleteFunctionTable((PRUNTIME_FUNCTION)(uintptr_t)table) ? 0 : -ENOENT;
+}
+
+/* ---- Arbitrary Code Guard ---------------------------------------------------------------
+ * ProcessDynamicCodePolicy's ProhibitDynamicCode makes the system refuse
+ * executable memory that was ever writable (VirtualAlloc/VirtualProtect with
+ * an execute protection, and an executable view of a section mapped writable
+ * anywhere): nothing vmcode commits as code could run.  A thread may opt out
+ * where the policy allows it (AllowThreadOptOut, then SetThreadInformation
+ * with ThreadDynamicCodePolicy).  GetProcessMitigationPolicy is Windows 8's;
+ * where it is missing there is no such policy. */
+
+static int simulate_acg;
+
+void vmc__os_simulate_acg(int on) { simulate_acg = on; }
+
+typedef BOOL (WINAPI *get_policy_fn)(HANDLE, int, void *, SIZE_T);
+typedef BOOL (WINAPI *get_thread_info_fn)(HANDLE, int, void *, DWORD);
+
+int vmc__os_dynamic_code_allowed(const char **why)
+{
+    *why = NULL;
+    int e = os_enter(VMC_OS_MITIGATION);
+    if (e) return e;
+    HMODULE k32 = GetModuleHandleA("kernel32.dll");
+    get_policy_fn get = k32 ? (get_policy_fn)(void (*)(void))GetProcAddress(k32, "GetProcessMitigationPolicy")
+                            : NULL;
+    DWORD flags = 0;   /* PROCESS_MITIGATION_DYNAMIC_CODE_POLICY: bit 0 ProhibitDynamicCode,
+                          bit 1 AllowThreadOptOut, bit 2 AllowRemoteDowngrade */
+    if (simulate_acg) flags = 1;
+    else if (get && !get(GetCurrentProcess(), 2 /* ProcessDynamicCodePolicy */, &flags, sizeof flags))
+        return win_err();
+    if (!(flags & 1)) return 0;
+    if (flags & 2) {
+        /* ThreadDynamicCodePolicy (2): 1 = THREAD_DYNAMIC_CODE_ALLOW. */
+        HMODULE kb = GetModuleHandleA("kernelbase.dll");
+        get_thread_info_fn ti = kb ? (get_thread_info_fn)(void (*)(void))GetProcAddress(kb, "GetThreadInformation")
+                                   : NULL;
+        DWORD opt = 0;
+        if (ti && ti(GetCurrentThread(), 2, &opt, sizeof opt) && opt == 1) return 0;
+    }
+    *why = flags & 2 ? "this process runs under Arbitrary Code Guard (ProcessDynamicCodePolicy "
+                       "ProhibitDynamicCode; this thread did not opt out through ThreadDynamicCodePolicy)"
+                     : "this process runs under Arbitrary Code Guard (ProcessDynamicCodePolicy "
+                       "ProhibitDynamicCode)";
+    return -EPERM;
 }

@@ -1,0 +1,330 @@
+/* Windows: unwinding through generated code.  Functions written into the
+ * code region are described with vmc_unwind_add (RUNTIME_FUNCTION entries,
+ * offsets from the region's base), then: the system's look-up finds them
+ * (RtlLookupFunctionEntry, with the region's base as image base), a stack
+ * walk with RtlVirtualUnwind goes through a generated frame to its caller
+ * (and loses it without the table), a C++ exception thrown by a callee
+ * passes through a generated frame to the C++ caller that catches it, and an
+ * SEH exception passes through one generated frame to a generated frame
+ * whose handler (a C function, reached through vmc_stub) unwinds to it.
+ * Removal, vmc_close, refusals, a failed registration, and Arbitrary Code
+ * Guard refused by vmc_open (simulated: Wine does not enforce it). */
+#include "test.h"
+#include "os/os.h"
+
+#include <windows.h>
+
+/* mid(fn): push rbx; sub rsp, 32; call rcx; nop; add rsp, 32; pop rbx; ret.
+ * The nop after the call, as compilers emit it: a return address right at
+ * an epilog makes the unwinder take the frame for one leaving already, and
+ * it then calls no handler of it. */
+static const unsigned char mid_code[] = {0x53, 0x48, 0x83, 0xec, 0x20, 0xff, 0xd1, 0x90,
+                                         0x48, 0x83, 0xc4, 0x20, 0x5b, 0xc3};
+/* guard(fn, arg): push rbx; sub rsp, 32; mov rax, rcx; mov rcx, rdx; call rax;
+ * resume: nop; add rsp, 32; pop rbx; ret */
+static const unsigned char guard_code[] = {0x53, 0x48, 0x83, 0xec, 0x20, 0x48, 0x89, 0xc8, 0x48, 0x89,
+                                           0xd1, 0xff, 0xd0, 0x90, 0x48, 0x83, 0xc4, 0x20, 0x5b, 0xc3};
+#define GUARD_RESUME 13
+/* UNWIND_INFO of both prologs: version 1, prolog 5 bytes, 2 codes: at 5
+ * UWOP_ALLOC_SMALL 32 bytes, at 1 UWOP_PUSH_NONVOL rbx.  Flags in byte 0. */
+static const unsigned char prolog_info[] = {0x01, 0x05, 0x02, 0x00, 0x05, 0x32, 0x01, 0x30};
+
+#define MID 0x00
+#define MID_INFO 0x20
+#define GUARD 0x40
+#define GUARD_INFO 0x60   /* + the handler's offset: 12 bytes */
+
+typedef struct jit {
+    vmc_t *v;
+    vmc_span_t s;
+    uintptr_t base;          /* the code region's */
+    int (*mid)(int (*)(void));
+    int (*guard)(void *, void *);
+} jit_t;
+
+static void jit_make(jit_t *j, uintptr_t handler)
+{
+    j->v = vt_open("-vm_size 256M -vmheap_size 0");
+    vmc_info_t in;
+    ASSERT_OK(vmc_info(j->v, &in));
+    j->base = (uintptr_t)in.code_base;
+    ASSERT_OK(vmc_alloc(j->v, 256, VMC_CODE, &j->s));
+    unsigned char *w = j->s.w;
+    memcpy(w + MID, mid_code, sizeof mid_code);
+    memcpy(w + MID_INFO, prolog_info, sizeof prolog_info);
+    memcpy(w + GUARD, guard_code, sizeof guard_code);
+    memcpy(w + GUARD_INFO, prolog_info, sizeof prolog_info);
+    if (handler) {
+        w[GUARD_INFO] = 0x01 | 1 << 3;   /* UNW_FLAG_EHANDLER */
+        void *stub;
+        ASSERT_OK(vmc_stub(j->v, handler, &stub));
+        uint32_t rva = (uint32_t)((uintptr_t)stub - j->base);
+        memcpy(w + GUARD_INFO + 8, &rva, 4);
+    }
+    FlushInstructionCache(GetCurrentProcess(), j->s.x, 256);
+    *(void **)&j->mid = (char *)j->s.x + MID;
+    *(void **)&j->guard = (char *)j->s.x + GUARD;
+}
+
+static uint32_t off(const jit_t *j, int at) { return (uint32_t)((uintptr_t)j->s.x + at - j->base); }
+
+static void jit_describe(jit_t *j)
+{
+    vmc_unwind_entry_t e[2] = {
+        {off(j, GUARD), off(j, GUARD) + sizeof guard_code, off(j, GUARD_INFO)},   /* any order */
+        {off(j, MID), off(j, MID) + sizeof mid_code, off(j, MID_INFO)},
+    };
+    ASSERT_OK(vmc_unwind_add(j->v, e, 2));
+}
+
+/* ---- the stack walk ------------------------------------------------------------- */
+
+static uintptr_t walked[16];
+static int nwalked;
+
+/* Walks its own stack as a debugger or a crash reporter would. */
+static __attribute__((noinline)) int walker(void)
+{
+    CONTEXT c;
+    RtlCaptureContext(&c);
+    nwalked = 0;
+    while (nwalked < 16 && c.Rip) {
+        walked[nwalked++] = c.Rip;
+        DWORD64 ib;
+        PRUNTIME_FUNCTION f = RtlLookupFunctionEntry(c.Rip, &ib, NULL);
+        if (!f) {   /* a leaf: the return address at rsp */
+            c.Rip = *(DWORD64 *)c.Rsp;
+            c.Rsp += 8;
+            continue;
+        }
+        void *hd;
+        DWORD64 est;
+        RtlVirtualUnwind(UNW_FLAG_NHANDLER, ib, c.Rip, f, &c, &hd, &est, NULL);
+    }
+    return 5;
+}
+
+/* The caller of the generated frame: its own function entry is how the
+ * walk is recognised to have reached it. */
+static __attribute__((noinline)) int call_mid(jit_t *j)
+{
+    int r = j->mid(walker);
+    __asm__ volatile("" ::: "memory");   /* not a tail call */
+    return r + 1;
+}
+
+static int in_span(uintptr_t pc, const vmc_span_t *s, int at, size_t len)
+{
+    return pc >= (uintptr_t)s->x + at && pc < (uintptr_t)s->x + at + len;
+}
+
+/* The pc the walk found after the generated frame's, or 0. */
+static uintptr_t after_mid(const jit_t *j)
+{
+    for (int i = 0; i + 1 < nwalked; i++)
+        if (in_span(walked[i], &j->s, MID, sizeof mid_code)) return walked[i + 1];
+    return 0;
+}
+
+TEST(win_unwind_lookup_finds_the_entry)
+{
+    jit_t j;
+    jit_make(&j, 0);
+    DWORD64 ib = 0;
+    ASSERT(!RtlLookupFunctionEntry((uintptr_t)j.s.x + MID + 6, &ib, NULL));   /* not yet described */
+    jit_describe(&j);
+    PRUNTIME_FUNCTION f = RtlLookupFunctionEntry((uintptr_t)j.s.x + MID + 6, &ib, NULL);
+    ASSERT(f);
+    ASSERT_EQ(ib, j.base);
+    ASSERT_EQ(f->BeginAddress, off(&j, MID));
+    ASSERT_EQ(f->EndAddress, off(&j, MID) + sizeof mid_code);
+    ASSERT_EQ(f->UnwindData, off(&j, MID_INFO));
+    f = RtlLookupFunctionEntry((uintptr_t)j.s.x + GUARD, &ib, NULL);
+    ASSERT(f);
+    ASSERT_EQ(f->BeginAddress, off(&j, GUARD));
+    /* Between the functions: nothing. */
+    ASSERT(!RtlLookupFunctionEntry((uintptr_t)j.s.x + MID_INFO, &ib, NULL));
+    /* Removed: not found any more; the handle can describe it again. */
+    ASSERT_OK(vmc_unwind_remove(j.v, j.s.x, j.s.size));
+    ASSERT(!RtlLookupFunctionEntry((uintptr_t)j.s.x + MID + 6, &ib, NULL));
+    jit_describe(&j);
+    ASSERT(RtlLookupFunctionEntry((uintptr_t)j.s.x + MID + 6, &ib, NULL));
+    /* vmc_close hands the table back. */
+    uintptr_t pc = (uintptr_t)j.s.x + MID + 6;
+    vmc_close(j.v);
+    ASSERT(!RtlLookupFunctionEntry(pc, &ib, NULL));
+}
+
+TEST(win_unwind_stack_walk_goes_through_a_generated_frame)
+{
+    jit_t j;
+    jit_make(&j, 0);
+    DWORD64 ib;
+    PRUNTIME_FUNCTION caller = RtlLookupFunctionEntry((uintptr_t)call_mid, &ib, NULL);
+    ASSERT(caller);
+    /* Without a description the frame is taken for a leaf: the walk reads
+     * the frame's own stack as the return address and loses the caller. */
+    ASSERT_EQ(call_mid(&j), 6);
+    uintptr_t next = after_mid(&j);
+    ASSERT_MSG(next, "the walk did not see the generated frame (%d frames)", nwalked);
+    DWORD64 ib2;
+    ASSERT(RtlLookupFunctionEntry(next, &ib2, NULL) != caller);
+    /* Described: the next frame is call_mid's. */
+    jit_describe(&j);
+    ASSERT_EQ(call_mid(&j), 6);
+    next = after_mid(&j);
+    ASSERT(next);
+    ASSERT(RtlLookupFunctionEntry(next, &ib2, NULL) == caller);
+    vmc_close(j.v);
+}
+
+/* ---- exceptions ------------------------------------------------------------------ */
+
+int vt_cxx_catch_through(int (*jit)(int (*)(void)), int (*callee)(void));   /* cxx_through.cc */
+int vt_cxx_throw_42(void);
+
+TEST(win_unwind_cxx_exception_passes_a_generated_frame)
+{
+    jit_t j;
+    jit_make(&j, 0);
+    jit_describe(&j);
+    ASSERT_EQ(vt_cxx_catch_through(j.mid, vt_cxx_throw_42), 42);
+    ASSERT_EQ(vt_cxx_catch_through(j.mid, vt_cxx_throw_42), 42);   /* and again */
+    vmc_close(j.v);
+}
+
+#define SEH_CODE 0xE0564D43u
+static uintptr_t resume_ip;
+static DWORD seen_code;
+
+static int raiser(void)
+{
+    RaiseException(SEH_CODE, 0, 0, NULL);
+    return -1;
+}
+
+typedef VOID(NTAPI *unwind_ex_t)(PVOID, PVOID, PEXCEPTION_RECORD, PVOID, PCONTEXT, PUNWIND_HISTORY_TABLE);
+
+/* The generated guard frame's language handler: catches SEH_CODE by
+ * unwinding to the guard's resume point with 77 in rax, as a compiler's
+ * __except does. */
+static EXCEPTION_DISPOSITION seh_handler(EXCEPTION_RECORD *rec, void *frame, CONTEXT *ctx,
+                                         DISPATCHER_CONTEXT *dc)
+{
+    (void)ctx;
+    if (rec->ExceptionFlags & 0x6) return ExceptionContinueSearch;   /* unwinding: nothing to undo */
+    if (rec->ExceptionCode != SEH_CODE) return ExceptionContinueSearch;
+    seen_code = rec->ExceptionCode;
+    unwind_ex_t unwind_ex = (unwind_ex_t)(void (*)(void))GetProcAddress(GetModuleHandleA("ntdll.dll"),
+                                                                        "RtlUnwindEx");
+    CONTEXT scratch;
+    unwind_ex(frame, (void *)resume_ip, rec, (void *)(uintptr_t)77, &scratch, dc->HistoryTable);
+    return ExceptionContinueSearch;
+}
+
+TEST(win_unwind_seh_exception_passes_a_generated_frame)
+{
+    jit_t j;
+    jit_make(&j, (uintptr_t)seh_handler);
+    jit_describe(&j);
+    resume_ip = (uintptr_t)j.s.x + GUARD + GUARD_RESUME;
+    seen_code = 0;
+    /* test -> guard (generated, handler) -> mid (generated) -> raiser */
+    ASSERT_EQ(j.guard((void *)j.mid, (void *)raiser), 77);
+    ASSERT_EQ(seen_code, SEH_CODE);
+    /* No exception: the guard returns what its callee did. */
+    ASSERT_EQ(j.guard((void *)j.mid, (void *)walker), 5);
+    vmc_close(j.v);
+}
+
+/* ---- refusals and failures ----------------------------------------------------------- */
+
+TEST(win_unwind_refusals)
+{
+    jit_t j;
+    jit_make(&j, 0);
+    uint32_t m = off(&j, MID);
+    vmc_unwind_entry_t e = {m, m + sizeof mid_code, off(&j, MID_INFO)};
+    ASSERT_EQ(vmc_unwind_add(j.v, &e, 0), -EINVAL);
+    ASSERT_STR_CONTAINS(vmc_last_error(), "0 entries");
+    vmc_unwind_entry_t bad = e;
+    bad.end = bad.begin;
+    ASSERT_EQ(vmc_unwind_add(j.v, &bad, 1), -EINVAL);
+    ASSERT_STR_CONTAINS(vmc_last_error(), "is empty or past the end of the code region");
+    bad = e;
+    bad.info += 2;
+    ASSERT_EQ(vmc_unwind_add(j.v, &bad, 1), -EINVAL);
+    ASSERT_STR_CONTAINS(vmc_last_error(), "is not a 4-byte aligned offset");
+    bad = e;
+    bad.begin = bad.end = 0x1000000;   /* free space of the region */
+    bad.end += 16;
+    ASSERT_EQ(vmc_unwind_add(j.v, &bad, 1), -EINVAL);
+    ASSERT_STR_CONTAINS(vmc_last_error(), "is not in live VMC_CODE memory");
+    vmc_unwind_entry_t two[2] = {e, e};
+    two[1].begin += 4;
+    ASSERT_EQ(vmc_unwind_add(j.v, two, 2), -EINVAL);
+    ASSERT_STR_CONTAINS(vmc_last_error(), "overlap");
+    /* Functions in two allocations: one table each. */
+    vmc_span_t big;
+    ASSERT_OK(vmc_alloc(j.v, 1 << 20, VMC_CODE, &big));
+    memcpy(big.w, mid_code, sizeof mid_code);
+    two[1] = (vmc_unwind_entry_t){off(&j, 0) + (uint32_t)((char *)big.x - (char *)j.s.x),
+                                  off(&j, 0) + (uint32_t)((char *)big.x - (char *)j.s.x) + 16, e.info};
+    ASSERT_EQ(vmc_unwind_add(j.v, two, 2), -EINVAL);
+    ASSERT_STR_CONTAINS(vmc_last_error(), "span more than one allocation");
+    ASSERT_OK(vmc_unwind_add(j.v, &e, 1));
+    ASSERT_EQ(vmc_unwind_add(j.v, &e, 1), -EEXIST);
+    ASSERT_STR_CONTAINS(vmc_last_error(), "overlap a table added before");
+    ASSERT_EQ(vmc_unwind_remove(j.v, j.s.x, 8), -EINVAL);
+    ASSERT_STR_CONTAINS(vmc_last_error(), "cuts the table");
+    ASSERT_EQ(vmc_unwind_remove(j.v, (void *)16, 8), -EINVAL);
+    ASSERT_STR_CONTAINS(vmc_last_error(), "is not inside the code region");
+    ASSERT_OK(vmc_unwind_remove(j.v, j.s.x, j.s.size));
+    ASSERT_OK(vmc_unwind_remove(j.v, j.s.x, j.s.size));   /* nothing left there: fine */
+    vmc_close(j.v);
+}
+
+TEST(win_unwind_failed_registration_changes_nothing)
+{
+    jit_t j;
+    jit_make(&j, 0);
+    vmc__os_fault(VMC_OS_FUNCTION_TABLE, 1, ENOMEM, 0);
+    vmc_unwind_entry_t e = {off(&j, MID), off(&j, MID) + sizeof mid_code, off(&j, MID_INFO)};
+    ASSERT_EQ(vmc_unwind_add(j.v, &e, 1), -ENOMEM);
+    vmc__os_fault_clear();
+    ASSERT_STR_CONTAINS(vmc_last_error(), "vmc_unwind_add: RtlAddFunctionTable of 1 entries");
+    DWORD64 ib;
+    ASSERT(!RtlLookupFunctionEntry((uintptr_t)j.s.x + MID, &ib, NULL));
+    ASSERT_OK(vmc_unwind_add(j.v, &e, 1));   /* not recorded as added */
+    ASSERT(RtlLookupFunctionEntry((uintptr_t)j.s.x + MID, &ib, NULL));
+    vmc_close(j.v);
+}
+
+/* ---- Arbitrary Code Guard ------------------------------------------------------------- */
+
+TEST(win_acg_refuses_vmc_open_by_name)
+{
+    vmc__os_simulate_acg(1);
+    unsigned long reserves = vmc__os_calls(VMC_OS_VIRTUALALLOC);
+    vmc_t *v = NULL;
+    ASSERT_EQ(vmc_open(NULL, &v), -EPERM);
+    ASSERT(!v);
+    ASSERT_STR_CONTAINS(vmc_last_error(), "vmc_open: this process runs under Arbitrary Code Guard "
+                                          "(ProcessDynamicCodePolicy ProhibitDynamicCode)");
+    ASSERT_STR_CONTAINS(vmc_last_error(), "no code can be generated");
+    ASSERT_EQ(vmc__os_calls(VMC_OS_VIRTUALALLOC), reserves);   /* nothing reserved */
+    vmc__os_simulate_acg(0);
+    ASSERT_OK(vmc_open(NULL, &v));   /* the real policy (Wine: none) */
+    vmc_close(v);
+}
+
+TEST(win_acg_query_failure_fails_vmc_open)
+{
+    vmc__os_fault(VMC_OS_MITIGATION, 1, EACCES, 0);
+    vmc_t *v = NULL;
+    ASSERT_EQ(vmc_open(NULL, &v), -EACCES);
+    vmc__os_fault_clear();
+    ASSERT_STR_CONTAINS(vmc_last_error(), "vmc_open: GetProcessMitigationPolicy (Arbitrary Code Guard)");
+    ASSERT_OK(vmc_open(NULL, &v));
+    vmc_close(v);
+}
