@@ -6,6 +6,7 @@
 #   make check-tsan   the threaded tests under ThreadSanitizer (build/tsan)
 #   make demo         build and run the demonstration
 #   make bench        build and run the benchmarks (results: BENCHMARKS.md)
+#   make bench-windows  the Windows benchmark under Wine 10 and 8 (its section of BENCHMARKS.md)
 #   make fuzz-run     fuzz the private loader and the PE reader (clang, libFuzzer;
 #                     FUZZ_SECONDS=60 each)
 #   make install PREFIX=/usr/local, make uninstall PREFIX=/usr/local

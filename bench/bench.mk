@@ -46,3 +46,21 @@ bench: $(B)/bench/bench_$(BENCH)
 endif
 
 .PHONY: bench-deps bench-build
+
+# ---- Windows, under Wine (make bench-windows) ------------------------------------
+# bench/windows/bench_region.c cross-built like the Windows tests (Makefile's
+# WB, WIN_CC, WIN_CFLAGS), run by bench/run-windows.sh under Wine 10 (the
+# chroot of scripts/wine-chroot.sh) and the host's Wine 8, which writes its
+# section of BENCHMARKS.md and bench/windows.md (make bench copies the latter).
+WIN_BENCH := $(WB)/bench/bench_region.exe
+
+$(WIN_BENCH): bench/windows/bench_region.c $(WB)/libvmcode.a include/vmcode.h
+	@mkdir -p $(dir $@)
+	@echo "  WINCC   $@"
+	$(Q)$(WIN_CC) -static $(WIN_CFLAGS) $< $(WB)/libvmcode.a $(WIN_LDLIBS) -o $@
+
+bench-windows: windows-deps
+	@$(MAKE) --no-print-directory $(WIN_BENCH)
+	sh bench/run-windows.sh $(WIN_BENCH) "make bench-windows" BENCHMARKS.md
+
+.PHONY: bench-windows

@@ -70,6 +70,12 @@ for prog in "$build"/bench/bench_*; do
     fi
 done
 
+# The Windows figures come from make bench-windows (under Wine), kept in
+# bench/windows.md: copied as they are.
+if [ -f bench/windows.md ]; then
+    cat bench/windows.md >> "$tmp"
+fi
+
 mv "$tmp" "$out"
 trap - EXIT
 rm -f "$tmp.prog"

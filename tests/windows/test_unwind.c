@@ -42,9 +42,11 @@ typedef struct jit {
     int (*guard)(void *, void *);
 } jit_t;
 
+static const char *jit_options = "-vm_size 256M -vmheap_size 0";
+
 static void jit_make(jit_t *j, uintptr_t handler)
 {
-    j->v = vt_open("-vm_size 256M -vmheap_size 0");
+    j->v = vt_open(jit_options);   /* skips where an option is not supported */
     vmc_info_t in;
     ASSERT_OK(vmc_info(j->v, &in));
     j->base = (uintptr_t)in.code_base;
@@ -190,6 +192,24 @@ TEST(win_unwind_cxx_exception_passes_a_generated_frame)
     jit_describe(&j);
     ASSERT_EQ(vt_cxx_catch_through(j.mid, vt_cxx_throw_42), 42);
     ASSERT_EQ(vt_cxx_catch_through(j.mid, vt_cxx_throw_42), 42);   /* and again */
+    vmc_close(j.v);
+}
+
+/* Under W^X the code and its UNWIND_INFO are written through the writable
+ * view and read by the system through the executable one. */
+TEST(win_unwind_exceptions_under_w_xor_x)
+{
+    jit_options = "-vm_size 256M -vmheap_size 0 -w_xor_x";
+    jit_t j;
+    jit_make(&j, 0);
+    ASSERT_NE((uintptr_t)j.s.w, (uintptr_t)j.s.x);
+    jit_describe(&j);
+    DWORD64 ib;
+    ASSERT(RtlLookupFunctionEntry((uintptr_t)j.s.x + MID + 6, &ib, NULL));
+    ASSERT_EQ(ib, j.base);
+    ASSERT_EQ(vt_cxx_catch_through(j.mid, vt_cxx_throw_42), 42);
+    ASSERT_EQ(call_mid(&j), 6);
+    ASSERT(after_mid(&j));
     vmc_close(j.v);
 }
 
