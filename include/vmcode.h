@@ -34,7 +34,7 @@ extern "C" {
 typedef struct vmc     vmc_t;      /* one code region + one heap region      */
 typedef struct vmc_lib vmc_lib_t;  /* a library loaded privately              */
 
-#define VMC_OPTIONS_VERSION 1
+#define VMC_OPTIONS_VERSION 2   /* 2 added brk_room; version 1 structs still work */
 typedef struct vmc_options {
     uint32_t  version;       /* VMC_OPTIONS_VERSION                                  */
     size_t    vm_size;       /* code region; default 2 GiB on 64-bit                */
@@ -48,6 +48,10 @@ typedef struct vmc_options {
     int       w_xor_x;       /* dual-map the code region; default 0                */
     int       perf_map;      /* vmc_name also appends to /tmp/perf-PID.map; def. 0 */
     int       jitdump;       /* vmc_name also appends to /tmp/jit-PID.dump; def. 0 */
+    size_t    brk_room;      /* kept free for the program's brk heap past its break
+                                at vmc_open (the region never goes there, so brk
+                                can grow this far; glibc's malloc then goes on
+                                with mmap); default 128 MiB                      */
 } vmc_options_t;
 
 /* Limits of the options.  The code region is at most 2 GiB so that any two

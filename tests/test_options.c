@@ -153,3 +153,50 @@ TEST(strerror_names)
     ASSERT_STR_EQ(vmc_strerror(-ENOTSUP), "a feature the private loader does not support");
     ASSERT(vmc_strerror(-EIO) != NULL);
 }
+
+/* brk_room: 128 MiB by default, any 4K multiple up to 1T. */
+TEST(options_brk_room)
+{
+    vmc_options_t o;
+    vmc_options_init(&o);
+    ASSERT_EQ(o.brk_room, (size_t)128 << 20);
+    ASSERT_OK(vmc_options_parse(&o, "-brk_room 1G"));
+    ASSERT_EQ(o.brk_room, (size_t)1 << 30);
+    ASSERT_OK(vmc_options_parse(&o, "-brk_room 0"));
+    ASSERT_EQ(o.brk_room, 0);
+    ASSERT_EQ(vmc_options_parse(&o, "-brk_room 1000"), -EINVAL);
+    ASSERT_STR_EQ(vmc_last_error(), "options: brk_room 0x3e8 is not a multiple of 4K");
+    ASSERT_EQ(vmc_options_parse(&o, "-brk_room 2T"), -EINVAL);
+    ASSERT_STR_EQ(vmc_last_error(), "options: brk_room 0x20000000000 is larger than 1T");
+    ASSERT_EQ(o.brk_room, 0);
+}
+
+/* A program built with the version 1 header (no brk_room) still works:
+ * only the version 1 part of its struct is read or written.  The struct is
+ * allocated at exactly that size, so a sanitizer sees any access past it. */
+TEST(options_version_1_struct_still_works)
+{
+    size_t v1 = offsetof(vmc_options_t, brk_room);
+    vmc_options_t full;
+    vmc_options_init(&full);
+    void *volatile block = malloc(v1);   /* volatile: the compiler cannot see the size */
+    vmc_options_t *o = block;
+    ASSERT(o);
+    memcpy(o, &full, v1);
+    o->version = 1;
+    ASSERT_OK(vmc_options_parse(o, "-vm_size 64M -vmheap_size 0"));
+    ASSERT_EQ(o->version, 1);
+    ASSERT_EQ(o->vm_size, (size_t)64 << 20);
+    ASSERT_EQ(vmc_options_parse(o, "-brk_room 256M"), -EINVAL);
+    ASSERT_STR_CONTAINS(vmc_last_error(), "-brk_room needs a version 2 vmc_options_t");
+    vmc_t *v;
+    ASSERT_OK(vmc_open(o, &v));
+    vmc_info_t in;
+    ASSERT_OK(vmc_info(v, &in));
+    ASSERT_EQ(in.code_size, (size_t)64 << 20);
+    vmc_close(v);
+    o->version = 3;
+    ASSERT_EQ(vmc_open(o, &v), -EINVAL);
+    ASSERT_STR_EQ(vmc_last_error(), "options: version 3 is not 1 or 2 (call vmc_options_init first)");
+    free(o);
+}

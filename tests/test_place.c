@@ -24,7 +24,8 @@ typedef struct host {
     int placement, near_app_failed, call;
     uintptr_t hole, walk_hole, big;
     size_t hole_size, walk_hole_size, big_size;
-    int w_xor_x, sbrk_ok;
+    int w_xor_x, sbrk_ok, sbrk_past;
+    size_t room;             /* the brk room asked for */
 } host_t;
 
 static uintptr_t field(const char *out, const char *key, int which)
@@ -94,6 +95,10 @@ static host_t run_host(const char *options, int randomize)
     h.big_size = field(h.out, "big", 1);
     h.w_xor_x = (int)field(h.out, "w_xor_x", 0);
     h.sbrk_ok = (int)field(h.out, "sbrk", 0);
+    h.sbrk_past = (int)field(h.out, "sbrk_past", 0);
+    h.room = BRK_ROOM;
+    const char *r = options ? strstr(options, "-brk_room ") : NULL;
+    if (r) h.room = strtoull(r + 10, NULL, 0) << 20;   /* given in M */
     return h;
 }
 
@@ -121,8 +126,8 @@ static void check_host(const host_t *h)
         ASSERT_EQ(h->code, ALIGN64K(h->img_hi));
         ASSERT_GT(h->hole, h->code);
         ASSERT_LE(h->hole, h->brk_before);   /* the heap begins inside it */
-        ASSERT_GE(h->hole + h->hole_size, h->brk_after + BRK_ROOM);
-        ASSERT_LE(h->hole + h->hole_size, ALIGN64K(h->brk_after + BRK_ROOM));
+        ASSERT_GE(h->hole + h->hole_size, h->brk_after + h->room);
+        ASSERT_LE(h->hole + h->hole_size, ALIGN64K(h->brk_after + h->room));
         ASSERT_LT(h->hole + h->hole_size, h->code + h->code_size);
         ASSERT_EQ(h->walk_hole, h->hole);
         ASSERT_EQ(h->walk_hole_size, h->hole_size);
@@ -132,14 +137,15 @@ static void check_host(const host_t *h)
         ASSERT_MSG(h->alloc < h->hole || h->alloc >= h->hole + h->hole_size,
                    "an allocation is in the hole:\n%s", h->out);
     } else {
-        ASSERT_GE(h->code, h->brk_before + BRK_ROOM);
-        ASSERT_LE(h->code, ALIGN64K(h->brk_after + BRK_ROOM));
+        ASSERT_GE(h->code, h->brk_before + h->room);
+        ASSERT_LE(h->code, ALIGN64K(h->brk_after + h->room));
         ASSERT_EQ(h->reaching, h->target_lo + 2 * GIB - h->code);
         ASSERT_EQ(h->walk_hole_size, 0);
     }
     ASSERT_GE(h->big, h->code);
     ASSERT_LE(h->big + h->big_size, h->code + h->code_size);
     ASSERT_EQ(h->sbrk_ok, 1);
+    ASSERT_EQ(h->sbrk_past, 0);
     ASSERT(h->alloc >= h->code && h->alloc < h->code + h->code_size);
     ASSERT_EQ(h->call, 42);
 }
@@ -192,6 +198,17 @@ TEST(nopie_hole_reservation_failure_falls_back_and_leaks_nothing)
     }
     host_t h = run_host(NULL, 1);
     ASSERT_EQ(field(h.out, "leftover", 0), 0);
+}
+
+/* -brk_room: a program that needs more heap by brk keeps more room (and
+ * reaches a little less). */
+TEST(nopie_program_keeps_the_brk_room_it_asks_for)
+{
+    if (vt_sanitized()) SKIP("the sanitizer's shadow memory takes the space above 2 GiB");
+    host_t h = run_host("-brk_room 512M", 1);
+    check_host(&h);
+    if (h.hole_size) ASSERT_GE(h.hole_size, (size_t)512 << 20);
+    ASSERT_GE(h.reaching, 2 * GIB / 10 * 7);
 }
 
 /* Under W^X the region is one piece (both views cover it whole): after brk

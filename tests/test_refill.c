@@ -280,7 +280,8 @@ TEST(kept_chunk_that_cannot_go_back_fails_cleanly)
     vmc__os_fault(VMC_OS_MMAP, 1, ENOMEM, 0);
     ASSERT_EQ(vmc_alloc(v, 100000, VMC_CODE, &s), -ENOSPC);
     ASSERT_EQ(vmc__os_faults_hit(), 1);
-    ASSERT_STR_EQ(vmc_last_error(), "code region full: asked for 102400 bytes, largest free run is 0 bytes");
+    ASSERT_STR_EQ(vmc_last_error(),
+                  "vmc_alloc: 100000 bytes: code region full: asked for 102400 bytes, largest free run is 0 bytes");
     vmc__os_fault_clear();
     ASSERT_OK(vmc_alloc(v, 64, VMC_CODE, &s));  /* the chunk is still the heap's */
     ASSERT_OK(vmc_free(v, s.x));
@@ -390,10 +391,13 @@ TEST(small_alloc_enospc_names_both_sizes)
     ASSERT_EQ(vmc_alloc(v, 5000, VMC_RDATA, &s), -ENOSPC);
     ASSERT_STR_EQ(vmc_last_error(), "vmc_alloc: 5000 bytes need a new 65536-byte slab: code region "
                                     "full: asked for 65536 bytes, largest free run is 61440 bytes");
-    /* a large one names only its own size */
+    /* a large one names what was asked, then the size rounded to pages */
     ASSERT_EQ(vmc_alloc(v, 65536, VMC_CODE, &s), -ENOSPC);
-    ASSERT_STR_EQ(vmc_last_error(), "code region full: asked for 65536 bytes, largest free run is "
-                                    "61440 bytes");
+    ASSERT_STR_EQ(vmc_last_error(), "vmc_alloc: 65536 bytes: code region full: asked for 65536 bytes, "
+                                    "largest free run is 61440 bytes");
+    ASSERT_EQ(vmc_alloc(v, 70000, VMC_CODE, &s), -ENOSPC);
+    ASSERT_STR_EQ(vmc_last_error(), "vmc_alloc: 70000 bytes: code region full: asked for 73728 bytes, "
+                                    "largest free run is 61440 bytes");
     vmc_info_t in;
     ASSERT_OK(vmc_info(v, &in));
     uintptr_t lo = (uintptr_t)in.code_base, hi = lo + 4096;

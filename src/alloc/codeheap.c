@@ -769,6 +769,8 @@ int vmc__alloc(vmc_space_t *v, size_t size, int kind, vmc_span_t *out)
     e = alloc_in(v, size, kind, 0, 0, out);
     if (e == -ENOSPC && needs_slab(v, size, kind))
         return vmc__fail_wrap(e, "vmc_alloc: %zu bytes need a new %zu-byte slab", size, SLAB_SIZE);
+    if (e == -ENOSPC)  /* the block layer names the rounded size; say what was asked */
+        return vmc__fail_wrap(e, "vmc_alloc: %zu bytes", size);
     return e;
 }
 

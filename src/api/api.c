@@ -87,7 +87,7 @@ int vmc_open(const vmc_options_t *o, vmc_t **out)
      * user can change a program's region without rebuilding it. */
     vmc_options_t opt;
     if (o) {
-        opt = *o;
+        vmc__options_load(&opt, o);  /* a version 1 struct: only that much is read */
         int r = vmc__options_check(&opt);
         if (r) return r;
     } else {

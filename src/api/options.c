@@ -24,6 +24,24 @@ void vmc_options_init(vmc_options_t *o)
     o->vm_max_offset = VMC_DEFAULT_MAX_OFFSET;
     o->near_app = 1;
     o->allow_smaller = 1;
+    o->brk_room = VMC_DEFAULT_BRK_ROOM;
+}
+
+/* A caller's struct may be of version 1 (before brk_room): only that much of
+ * it is read or written; the fields it lacks keep their defaults. */
+#define OPTIONS_V1_SIZE offsetof(vmc_options_t, brk_room)
+
+static size_t caller_size(const vmc_options_t *o)
+{
+    return o->version == VMC_OPTIONS_VERSION ? sizeof *o : OPTIONS_V1_SIZE;  /* unknown: read least */
+}
+
+void vmc__options_load(vmc_options_t *dst, const vmc_options_t *src)
+{
+    vmc_options_init(dst);
+    size_t n = caller_size(src);
+    memcpy(dst, src, n);
+    if (src->version == 1) dst->version = VMC_OPTIONS_VERSION;
 }
 
 enum opt_type { OPT_SIZE, OPT_ADDR, OPT_BOOL };
@@ -44,6 +62,7 @@ static const struct opt_desc {
     {"w_xor_x", OPT_BOOL, offsetof(vmc_options_t, w_xor_x)},
     {"perf_map", OPT_BOOL, offsetof(vmc_options_t, perf_map)},
     {"jitdump", OPT_BOOL, offsetof(vmc_options_t, jitdump)},
+    {"brk_room", OPT_SIZE, offsetof(vmc_options_t, brk_room)},
 };
 #define OPT_COUNT (sizeof opt_table / sizeof opt_table[0])
 
@@ -94,7 +113,10 @@ int vmc_options_parse(vmc_options_t *o, const char *text)
 {
     if (!o) return vmc__fail(-EINVAL, "vmc_options_parse: options pointer is NULL");
     if (!text) return 0;
-    vmc_options_t tmp = *o;
+    if (o->version != VMC_OPTIONS_VERSION && o->version != 1)
+        return vmc__options_check(o);  /* the message names the version */
+    vmc_options_t tmp;
+    vmc__options_load(&tmp, o);
     const char *p = text;
     for (;;) {
         while (isspace((unsigned char)*p)) p++;
@@ -149,15 +171,20 @@ int vmc_options_parse(vmc_options_t *o, const char *text)
     }
     int r = vmc__options_check(&tmp);
     if (r) return r;
-    *o = tmp;
+    if (o->version == 1 && tmp.brk_room != VMC_DEFAULT_BRK_ROOM)
+        return vmc__fail(-EINVAL, "option text: -brk_room needs a version %d vmc_options_t (this one is "
+                         "version 1: rebuild with this vmcode.h)", VMC_OPTIONS_VERSION);
+    uint32_t version = o->version;
+    memcpy(o, &tmp, caller_size(o));
+    o->version = version;
     return 0;
 }
 
 int vmc__options_check(const vmc_options_t *o)
 {
     const size_t page = 4096;
-    if (o->version != VMC_OPTIONS_VERSION)
-        return vmc__fail(-EINVAL, "options: version %u is not %u (call vmc_options_init first)",
+    if (o->version != VMC_OPTIONS_VERSION && o->version != 1)
+        return vmc__fail(-EINVAL, "options: version %u is not 1 or %u (call vmc_options_init first)",
                          o->version, VMC_OPTIONS_VERSION);
     if (o->vm_size == 0 || o->vm_size > VMC_MAX_VM_SIZE)
         return vmc__fail(-EINVAL,
@@ -172,6 +199,10 @@ int vmc__options_check(const vmc_options_t *o)
     if (o->vm_base % page)
         return vmc__fail(-EINVAL, "options: vm_base %#" PRIxPTR " is not page aligned",
                          (uintptr_t)o->vm_base);
+    if (o->brk_room > ((size_t)1 << 40))
+        return vmc__fail(-EINVAL, "options: brk_room %#zx is larger than 1T", o->brk_room);
+    if (o->brk_room % page)
+        return vmc__fail(-EINVAL, "options: brk_room %#zx is not a multiple of 4K", o->brk_room);
     if (o->vm_max_offset > ((size_t)1 << 40))
         return vmc__fail(-EINVAL, "options: vm_max_offset %#zx is larger than 1T", o->vm_max_offset);
     if (o->vm_base && (o->vm_base > ((uintptr_t)1 << 47) ||
@@ -192,11 +223,12 @@ int vmc__options_format(const vmc_options_t *o, char *buf, size_t len)
 {
     int n = snprintf(buf, len,
                      "-vm_size %#zx -vmheap_size %#zx -vm_base %#" PRIxPTR " -vm_max_offset %#zx "
-                     "-reach_lo %#" PRIxPTR " -reach_hi %#" PRIxPTR " -%snear_app -%sallow_smaller -%sw_xor_x -%sperf_map -%sjitdump",
+                     "-reach_lo %#" PRIxPTR " -reach_hi %#" PRIxPTR " -%snear_app -%sallow_smaller -%sw_xor_x -%sperf_map -%sjitdump "
+                     "-brk_room %#zx",
                      o->vm_size, o->vmheap_size, (uintptr_t)o->vm_base, o->vm_max_offset,
                      (uintptr_t)o->reach_lo, (uintptr_t)o->reach_hi,
                      o->near_app ? "" : "no_", o->allow_smaller ? "" : "no_",
                      o->w_xor_x ? "" : "no_", o->perf_map ? "" : "no_",
-                     o->jitdump ? "" : "no_");
+                     o->jitdump ? "" : "no_", o->brk_room);
     return n < 0 || (size_t)n >= len ? -EOVERFLOW : 0;
 }

@@ -32,7 +32,6 @@
 #include <inttypes.h>
 
 #define PLACE_ALIGN   ((size_t)64 << 10)
-#define BRK_ROOM      ((uintptr_t)128 << 20)   /* left free after the program's data */
 #define RANDOM_LO     ((uintptr_t)1 << 44)     /* step 2 with vm_base 0: somewhere in */
 #define RANDOM_HI     ((uintptr_t)3 << 45)     /*   the middle of the address space   */
 
@@ -269,7 +268,7 @@ int vmc__region_open_code(vmc_region_t *r, const vmc_options_t *o, vmc_place_t *
     if (have_image && brk_now) {  /* brk grows up from the end of the program's data */
         int follows = brk_now > img_hi && brk_now - img_hi < ((uintptr_t)1 << 40);
         c.avoid_lo = img_hi;
-        c.avoid_hi = (follows ? brk_now : img_hi) + BRK_ROOM;
+        c.avoid_hi = (follows ? brk_now : img_hi) + o->brk_room;
         c.brk = follows ? brk_now : 0;
     }
     /* Under W^X the writable view needs as much address space again: when it

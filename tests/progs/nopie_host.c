@@ -79,9 +79,14 @@ int main(int argc, char **argv)
     printf("hole %#lx %zu\n", (unsigned long)(uintptr_t)in.brk_hole, in.brk_hole_size);
     printf("w_xor_x %d\n", in.w_xor_x);
 
-    /* The heap still grows by brk into its room (inside the hole, if any). */
-    void *grown = sbrk(32 << 20);
-    printf("sbrk %d\n", grown != (void *)-1 && sbrk(-(32 << 20)) != (void *)-1);
+    /* The heap still grows by brk into all of its room (inside the hole, if
+     * any), and no further: the region is there. */
+    intptr_t room = (intptr_t)o.brk_room - (intptr_t)(brk_after - brk_before) - (1 << 20);
+    void *grown = sbrk(room);
+    printf("sbrk %d\n", grown != (void *)-1 && sbrk(-room) != (void *)-1);
+    grown = sbrk((intptr_t)o.brk_room + (64 << 20));
+    printf("sbrk_past %d\n", grown != (void *)-1);
+    if (grown != (void *)-1) sbrk(-((intptr_t)o.brk_room + (64 << 20)));
     /* The block map shows the hole as a run of its own. */
     struct { uintptr_t lo; size_t size; } seen = {0, 0};
     vmc_walk(v, walk_hole, &seen);
