@@ -388,3 +388,16 @@ TEST(cli_json_failures_are_json)
     ASSERT_STR_CONTAINS(out, "vmcode load: /nonexistent/libnope.so: cannot open: No such file or directory (");
     free(out);
 }
+
+/* `load -w_xor_x 1 lib.so`: the 1 is the boolean's value, refused as the
+ * option parser refuses it, not taken for a library named "1". */
+TEST(cli_load_boolean_with_a_value_is_refused)
+{
+    char *out;
+    ASSERT_EQ(vmcode("load -w_xor_x 1 /nonexistent/lib.so", &out), 2);
+    ASSERT_STR_CONTAINS(out, "'-w_xor_x' is a boolean and takes no value (got '1')");
+    free(out);
+    ASSERT_EQ(vmcode("load -no_near_app off /nonexistent/lib.so", &out), 2);
+    ASSERT_STR_CONTAINS(out, "'-no_near_app' is a boolean and takes no value (got 'off')");
+    free(out);
+}

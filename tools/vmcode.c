@@ -89,6 +89,16 @@ static int takes_value(const char *w)
     return vmc_options_parse(&o, w) != 0 && strstr(vmc_last_error(), "needs a value") != NULL;
 }
 
+/* After a boolean option word of `load`, is w meant as its value ("1",
+ * "off") rather than a library?  Only if no file of that name exists. */
+static int looks_like_value(const char *w)
+{
+    static const char *const words[] = {"0", "1", "true", "false", "on", "off", "yes", "no"};
+    int known = 0;
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) known |= !strcmp(w, words[i]);
+    return known && access(w, F_OK) != 0;
+}
+
 /* The same for every command: --flags, option words (with the value that
  * follows a size or an address), --options TEXT, and, for load, libraries
  * and --sym NAME.  Any other word of info or maps goes into the option
@@ -112,7 +122,9 @@ static int parse_args(const cmd_t *c, int argc, char **argv, int takes_libs, arg
             return usage_error(c, "unknown flag '%s'", s);
         } else if (s[0] == '-') {
             r = add_text(c, a, s);
-            if (!r && i + 1 < argc && !strchr(s, ' ') && takes_value(s)) r = add_text(c, a, argv[++i]);
+            if (!r && i + 1 < argc && !strchr(s, ' ') &&
+                (takes_value(s) || (takes_libs && looks_like_value(argv[i + 1]))))
+                r = add_text(c, a, argv[++i]);  /* a boolean's value: the parser refuses it */
         } else if (takes_libs) {
             if (a->nlibs == 64) return usage_error(c, "too many libraries at '%s'", s);
             a->libs[a->nlibs++] = s;
