@@ -79,6 +79,36 @@ static void jit_describe(jit_t *j)
     ASSERT_OK(vmc_unwind_add(j->v, e, 2));
 }
 
+/* A DLL copied into the region registers its own .pdata with its own image
+ * base (RtlAddFunctionTable); tables of generated code beside it keep the
+ * region's base, and each look-up finds its own (no table's range covers
+ * another's). */
+TEST(win_unwind_tables_beside_a_dll_table)
+{
+    jit_t j;
+    jit_make(&j, 0);
+    jit_describe(&j);
+    /* A stand-in for a DLL's image: a large allocation, its own base. */
+    vmc_span_t img;
+    ASSERT_OK(vmc_alloc(j.v, 1 << 20, VMC_CODE, &img));
+    memcpy((char *)img.w + 0x1000, mid_code, sizeof mid_code);
+    memcpy((char *)img.w + 0x2000, prolog_info, sizeof prolog_info);
+    static RUNTIME_FUNCTION pdata[1];
+    pdata[0].BeginAddress = 0x1000;
+    pdata[0].EndAddress = 0x1000 + sizeof mid_code;
+    pdata[0].UnwindData = 0x2000;
+    ASSERT(RtlAddFunctionTable(pdata, 1, (DWORD64)(uintptr_t)img.x));
+    DWORD64 ib;
+    PRUNTIME_FUNCTION f = RtlLookupFunctionEntry((uintptr_t)img.x + 0x1006, &ib, NULL);
+    ASSERT(f == pdata);
+    ASSERT_EQ(ib, (uintptr_t)img.x);
+    f = RtlLookupFunctionEntry((uintptr_t)j.s.x + MID + 6, &ib, NULL);
+    ASSERT(f && f->BeginAddress == off(&j, MID));
+    ASSERT_EQ(ib, j.base);
+    ASSERT(RtlDeleteFunctionTable(pdata));
+    vmc_close(j.v);
+}
+
 /* ---- the stack walk ------------------------------------------------------------- */
 
 static uintptr_t walked[16];
