@@ -243,6 +243,53 @@ TEST(win_unwind_exceptions_under_w_xor_x)
     vmc_close(j.v);
 }
 
+/* Threads describe, throw through, and forget their own generated code at
+ * once, on one handle: each table is found by its own thread's exceptions
+ * while the others' come and go. */
+typedef struct unw_thread { vmc_t *v; uintptr_t base; int caught; int err; } unw_thread_t;
+
+static DWORD WINAPI unw_worker(void *arg)
+{
+    unw_thread_t *t = arg;
+    for (int round = 0; round < 20 && !t->err; round++) {
+        vmc_span_t s;
+        if ((t->err = vmc_alloc(t->v, 128, VMC_CODE, &s))) break;
+        memcpy(s.w, mid_code, sizeof mid_code);
+        memcpy((char *)s.w + 64, prolog_info, sizeof prolog_info);
+        FlushInstructionCache(GetCurrentProcess(), s.x, 128);
+        uint32_t at = (uint32_t)((uintptr_t)s.x - t->base);
+        vmc_unwind_entry_t e = {at, at + sizeof mid_code, at + 64};
+        if ((t->err = vmc_unwind_add(t->v, &e, 1))) break;
+        int (*mid)(int (*)(void));
+        *(void **)&mid = s.x;
+        for (int k = 0; k < 10; k++) t->caught += vt_cxx_catch_through(mid, vt_cxx_throw_42) == 42;
+        if ((t->err = vmc_unwind_remove(t->v, s.x, s.size)) || (t->err = vmc_free(t->v, s.x))) break;
+    }
+    return 0;
+}
+
+TEST(win_unwind_threads_add_throw_and_remove_at_once)
+{
+    vmc_t *v = vt_open("-vm_size 256M -vmheap_size 0");
+    vmc_info_t in;
+    ASSERT_OK(vmc_info(v, &in));
+    enum { N = 4 };
+    unw_thread_t t[N];
+    HANDLE h[N];
+    for (int i = 0; i < N; i++) {
+        t[i] = (unw_thread_t){v, (uintptr_t)in.code_base, 0, 0};
+        h[i] = CreateThread(NULL, 0, unw_worker, &t[i], 0, NULL);
+        ASSERT(h[i]);
+    }
+    WaitForMultipleObjects(N, h, TRUE, INFINITE);
+    for (int i = 0; i < N; i++) {
+        CloseHandle(h[i]);
+        ASSERT_MSG(!t[i].err, "thread %d: %d: %s", i, t[i].err, vmc_strerror(t[i].err));
+        ASSERT_EQ(t[i].caught, 200);
+    }
+    vmc_close(v);
+}
+
 #define SEH_CODE 0xE0564D43u
 static uintptr_t resume_ip;
 static DWORD seen_code;
