@@ -101,7 +101,8 @@ struct final;
 /* The state every load touches, in one place: each page of it that a
  * fresh process touches costs a fault, two when the first access is a read
  * (the zero page mapped, then replaced; locking a mutex reads it first), so
- * vmc__host_sym_sync's first access is a store. */
+ * the first access of a load, vmc__host_startup_object's or
+ * vmc__host_sym_sync's, is a store. */
 static struct {
     int touched;                 /* written before anything is read         */
     pthread_mutex_t lock;        /* the table, the scope's reading, handles */
@@ -605,6 +606,7 @@ void *vmc__host_sym(void *handle, const vmc_name_t *key, const char *version)
 
 void *vmc__host_startup_object(const char *name)
 {
+    __atomic_store_n(&hot.touched, 1, __ATOMIC_RELAXED);   /* the first access (see `hot`) */
     scope_once();
     if (!hot.scope.ok) return NULL;
     /* The system loader matches a name without a slash against each
