@@ -15,6 +15,8 @@
  * With --only private (or dlopen), only that method runs, N times per
  * library, and nothing is printed: for counting instructions, e.g.
  *   valgrind --tool=callgrind build/bench/bench_load --only private --rounds 300 libzstd.so.1
+ * which the last table does itself when valgrind is installed (callgrind,
+ * counting only inside the load and unload calls of each method).
  */
 #include "vmcode.h"
 
@@ -158,6 +160,75 @@ static void first_load(const char *path)
     printf("| %s | %.1f | %.1f | **%.2f** | %.0f | %.0f |\n", base, mp, md, md / mp, median(fp, FIRST_RUNS),
            median(fd, FIRST_RUNS));
     fflush(stdout);
+}
+
+/* Instructions executed inside one method's load and unload calls
+ * (callgrind's count, toggled on those functions only) for `args` run by
+ * this program under valgrind; -1 if that cannot be had. */
+static long callgrind_count(const char *method, const char *args)
+{
+    char cmd[2048];
+    const char *toggles = !strcmp(method, "private")
+                              ? "--toggle-collect=vmc_lib_load --toggle-collect=vmc_lib_unload"
+                              : "--toggle-collect=dlopen --toggle-collect=dlclose "
+                                "--toggle-collect='dlopen@*' --toggle-collect='dlclose@*'";
+    snprintf(cmd, sizeof cmd, "valgrind --tool=callgrind --callgrind-out-file=/dev/null %s /proc/%d/exe %s 2>&1",
+             toggles, (int)getpid(), args);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    char line[512];
+    long n = -1;
+    while (fgets(line, sizeof line, p)) {
+        const char *c = strstr(line, "Collected : ");
+        if (c) n = atol(c + 12);
+    }
+    pclose(p);
+    return n;
+}
+
+static void print_count(long n)
+{
+    if (n < 0) printf(" - |");
+    else printf(" %ld,%03ld |", n / 1000, n % 1000);
+}
+
+/* The same libraries' instruction counts: the first load+unload of a fresh
+ * process (as above), and one load+unload in the steady state (the
+ * difference between 25 and 5 rounds of --only, divided by 20). */
+static void instructions(const char *const *libs, size_t n)
+{
+    if (system("valgrind --version > /dev/null 2>&1")) {
+        printf("\n(Instruction counts: valgrind is not installed.)\n");
+        return;
+    }
+    printf("\nInstructions executed inside the load and unload calls (valgrind --tool=callgrind "
+           "--toggle-collect=vmc_lib_load --toggle-collect=vmc_lib_unload, and for the system loader "
+           "--toggle-collect=dlopen --toggle-collect=dlclose and their versioned names; the first load: "
+           "`bench_load --first METHOD PATH`; the steady state: `bench_load --only METHOD --rounds 25 LIB` "
+           "less the same with `--rounds 5`, divided by 20):\n\n");
+    printf("| library | first load, private | first load, dlopen | steady state, private | steady state, dlopen |\n"
+           "|---|---:|---:|---:|---:|\n");
+    for (size_t i = 0; i < n; i++) {
+        char buf[512], args[1024];
+        const char *path = find_lib(libs[i], buf, sizeof buf);
+        if (!path) continue;
+        const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+        printf("| %s |", base);
+        static const char *const methods[] = {"private", "dlopen"};
+        for (int m = 0; m < 2; m++) {
+            snprintf(args, sizeof args, "--first %s '%s'", methods[m], path);
+            print_count(callgrind_count(methods[m], args));
+        }
+        for (int m = 0; m < 2; m++) {
+            snprintf(args, sizeof args, "--only %s --rounds 25 '%s'", methods[m], path);
+            long a = callgrind_count(methods[m], args);
+            snprintf(args, sizeof args, "--only %s --rounds 5 '%s'", methods[m], path);
+            long b = callgrind_count(methods[m], args);
+            print_count(a < 0 || b < 0 || a < b ? -1 : (a - b) / 20);
+        }
+        printf("\n");
+        fflush(stdout);
+    }
 }
 
 int main(int argc, char **argv)
@@ -306,5 +377,6 @@ int main(int argc, char **argv)
         const char *path = find_lib(first_libs[i], buf, sizeof buf);
         if (path) first_load(path);
     }
+    instructions(first_libs, sizeof first_libs / sizeof first_libs[0]);
     return 0;
 }
