@@ -23,6 +23,23 @@ below() {
     esac
 }
 
+# Every include of a layer's header, quoted or in angle brackets (-Isrc makes
+# <lib/loader.h> work as well as "lib/loader.h"); an angle include whose first
+# part is not a layer is a system header. Prints LINE<TAB>NAME<TAB>FORM.
+tab=$(printf '\t')
+layer_includes() {
+    grep -n '^[[:space:]]*#[[:space:]]*include[[:space:]]*["<]' "$1" |
+        sed -n "s/^\([0-9]*\):[[:space:]]*#[[:space:]]*include[[:space:]]*\"\([^\"]*\)\".*/\1$tab\2${tab}q/p
+                s/^\([0-9]*\):[[:space:]]*#[[:space:]]*include[[:space:]]*<\([^>]*\)>.*/\1$tab\2${tab}a/p" |
+        while IFS="$tab" read -r n inc form; do
+            if [ "$form" = a ]; then
+                case $inc in */*) ;; *) continue ;; esac
+                [ "$(below "${inc%%/*}")" = "?" ] && continue
+            fi
+            printf '%s\t%s\t%s\n' "$n" "$inc" "$form"
+        done
+}
+
 for dir in "$root"/src/*/; do
     layer=$(basename "$dir")
     allowed=$(below "$layer")
@@ -31,16 +48,18 @@ for dir in "$root"/src/*/; do
         status=1
         continue
     fi
-    for f in "$dir"*.c "$dir"*.h "$dir"*.S; do
-        [ -f "$f" ] || continue
-        # every quoted include: "layer/file.h" or a bare "file.h"
-        grep -n '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$f" | while IFS= read -r line; do
-            n=${line%%:*}
-            inc=$(printf '%s\n' "$line" | sed 's/.*include[[:space:]]*"\([^"]*\)".*/\1/')
+    # the files of the folder and of any folder inside it: all are of this layer
+    for f in $(find "$dir" -type f \( -name '*.c' -o -name '*.h' -o -name '*.S' \) | sort); do
+        layer_includes "$f" | while IFS="$tab" read -r n inc form; do
+            if [ "$form" = q ]; then shown="\"$inc\""; else shown="<$inc>"; fi
             case $inc in
             vmcode.h) continue ;;
             */*) target=${inc%%/*} ;;
-            *) echo "$f:$n: \"$inc\" does not name its layer (write \"$layer/$inc\")"; exit 1 ;;
+            *)
+                rel=${f#"$root"/src/}
+                echo "$f:$n: $shown does not name its layer (write \"${rel%/*}/$inc\")"
+                exit 1
+                ;;
             esac
             [ "$target" = "$layer" ] && continue
             ok=0
@@ -48,8 +67,8 @@ for dir in "$root"/src/*/; do
             if [ $ok = 0 ]; then
                 # the format layers (elf, pe) are of one rank: neither sees the other
                 case "$layer:$target" in
-                elf:pe | pe:elf) echo "$f:$n: $layer includes \"$inc\" from a layer of the same rank ($target)" ;;
-                *) echo "$f:$n: $layer includes \"$inc\" from the layer above it ($target)" ;;
+                elf:pe | pe:elf) echo "$f:$n: $layer includes $shown from a layer of the same rank ($target)" ;;
+                *) echo "$f:$n: $layer includes $shown from the layer above it ($target)" ;;
                 esac
                 exit 1
             fi
@@ -59,10 +78,14 @@ done
 
 for f in "$root"/tools/*.c "$root"/examples/*.c "$root"/examples/*/*.c; do
     [ -f "$f" ] || continue
-    if grep -n '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$f" | grep -v '"vmcode.h"' | grep -q .; then
-        grep -n '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$f" | grep -v '"vmcode.h"' |
-            sed "s|^\([0-9]*\):.*|$f:\1: programs use the public header only|"
-        status=1
-    fi
+    layer_includes "$f" | {
+        bad=0
+        while IFS="$tab" read -r n inc form; do
+            [ "$inc" = vmcode.h ] && continue
+            echo "$f:$n: programs use the public header only"
+            bad=1
+        done
+        exit $bad
+    } || status=1
 done
 exit $status

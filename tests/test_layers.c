@@ -33,8 +33,9 @@ static int with_line(const char *file, const char *line, char *out, size_t len)
 {
     char dir[] = "/tmp/vmc-layers-XXXXXX", cmd[4096];
     ASSERT(mkdtemp(dir));
-    snprintf(cmd, sizeof cmd, "mkdir -p %s/tools && cp -r %s %s/ && echo '%s' >> %s/%s", dir,
-             vt_src_path("src"), dir, line, dir, file);
+    /* the file may be new, in a folder the tree does not have yet */
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/tools && cp -r %s %s/ && mkdir -p $(dirname %s/%s) && echo '%s' >> %s/%s",
+             dir, vt_src_path("src"), dir, dir, file, line, dir, file);
     ASSERT_EQ(system(cmd), 0);
     int rc = check_layers(dir, out, len);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
@@ -72,4 +73,35 @@ TEST(layers_a_bare_include_or_a_private_header_in_a_program_is_refused)
     ASSERT_MSG(strstr(out, "does not name its layer"), "%s", out);
     ASSERT_EQ(with_line("tools/x.c", "#include \"api/vmc.h\"", out, sizeof out), 1);
     ASSERT_MSG(strstr(out, "tools/x.c:1: programs use the public header only"), "%s", out);
+}
+
+/* -Isrc lets <lib/loader.h> work as "lib/loader.h" does: the angle form is
+ * checked as well; an angle include of a system header is not a layer's. */
+TEST(layers_an_angle_include_of_a_layer_is_checked)
+{
+    char out[8192];
+    ASSERT_EQ(with_line("src/elf/reloc.c", "#include <lib/loader.h>", out, sizeof out), 1);
+    ASSERT_MSG(strstr(out, "src/elf/reloc.c:") && strstr(out, "elf includes <lib/loader.h> from the layer above it (lib)"),
+               "%s", out);
+    ASSERT_EQ(with_line("src/pe/reloc.c", "#include <elf/elf.h>", out, sizeof out), 1);
+    ASSERT_MSG(strstr(out, "pe includes <elf/elf.h> from a layer of the same rank (elf)"), "%s", out);
+    ASSERT_EQ(with_line("tools/x.c", "#include <api/vmc.h>", out, sizeof out), 1);
+    ASSERT_MSG(strstr(out, "tools/x.c:1: programs use the public header only"), "%s", out);
+    ASSERT_EQ(with_line("src/elf/reloc.c", "#include <sys/mman.h>", out, sizeof out), 0);
+    ASSERT_EQ(with_line("src/alloc/space.c", "#include <os/os.h>", out, sizeof out), 0);
+}
+
+/* A folder inside a layer's folder is of that layer. */
+TEST(layers_a_file_in_a_subfolder_is_checked)
+{
+    char out[8192];
+    ASSERT_EQ(with_line("src/elf/sub/x.h", "#include \"lib/loader.h\"", out, sizeof out), 1);
+    ASSERT_MSG(strstr(out, "src/elf/sub/x.h:1: elf includes \"lib/loader.h\" from the layer above it (lib)"), "%s",
+               out);
+    ASSERT_EQ(with_line("src/os/sub/deep/y.c", "#include <region/region.h>", out, sizeof out), 1);
+    ASSERT_MSG(strstr(out, "src/os/sub/deep/y.c:1: os includes <region/region.h> from the layer above it (region)"),
+               "%s", out);
+    ASSERT_EQ(with_line("src/elf/sub/x.h", "#include \"x.h\"", out, sizeof out), 1);
+    ASSERT_MSG(strstr(out, "does not name its layer (write \"elf/sub/x.h\")"), "%s", out);
+    ASSERT_EQ(with_line("src/elf/sub/x.h", "#include \"alloc/space.h\"", out, sizeof out), 0);
 }
