@@ -244,9 +244,12 @@ enum vmc_dep_where {
                                       library that loaded it, of the program     */
     VMC_DEP_LD_LIBRARY_PATH,       /* a directory of LD_LIBRARY_PATH             */
     VMC_DEP_RUNPATH,               /* a DT_RUNPATH directory of the library      */
-    VMC_DEP_BESIDE,                /* the directory of the library that needs it */
-    VMC_DEP_SYSTEM_SEARCH,         /* the system loader's own search (ld.so
-                                      cache, default directories)                */
+    VMC_DEP_BESIDE,                /* the directory of the library that needs it,
+                                      when the system loader's search finds none */
+    VMC_DEP_SYSTEM_SEARCH,         /* found by none of these: left to dlopen by
+                                      name, outside the region                  */
+    VMC_DEP_LDSO_CACHE,            /* the ld.so cache (/etc/ld.so.cache)         */
+    VMC_DEP_DEFAULT_DIR,           /* a default directory (/usr/lib/<triplet>...) */
 };
 typedef struct vmc_lib_dep {
     const char *name;            /* the DT_NEEDED string                        */

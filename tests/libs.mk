@@ -6,7 +6,7 @@ TLIB_LD     := -shared -Wl,-z,now
 TEST_LIBS := $(addprefix $(TLIB)/libt_,basic.so ifunc.so ver.so veruse.so weak.so ctor.so \
                chain_b.so chain_a.so host.so relr.so sysv.so tlsdep.so usetls.so nodelete.so \
                prov.so consumer.so forkctor.so bigdata.so many.so chatty.so \
-               objects.so interp.so runpath.so rpath.so rdst.so rtop.so rtopnew.so usehost.so \
+               objects.so interp.so runpath.so rpath.so rplain.so rdst.so rtop.so rtopnew.so usehost.so \
                tls.so tls_desc.so tls_ie.so tls_desc_small.so tls_iebig.so tlsdesc_probe.so tlshost.so \
                tlshost_desc.so tlshost_ie.so tlsvar.so tlsdyn.so tlsdyn_desc.so tlsdyn_ie.so tlsuse.so) \
              $(TLIB)/sub/libt_rdep.so $(TLIB)/sub3/libt_rdep.so $(TLIB)/sub/libt_rmid.so \
@@ -104,6 +104,11 @@ $(TLIB)/libt_runpath.so: tests/libs/t_ruser.c $(TLIB)/sub/libt_rdep.so
 $(TLIB)/libt_rpath.so: tests/libs/t_ruser.c $(TLIB)/sub/libt_rdep.so
 	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -Wl,-soname,libt_rpath.so -o $@ $< -L$(TLIB)/sub -l:libt_rdep.so \
 	    -Wl,--disable-new-dtags -Wl,-rpath,'$$ORIGIN/sub'
+
+# No search path of its own: libt_rdep.so only through the ld.so cache,
+# LD_LIBRARY_PATH or beside it (tests/test_ldcache.c).
+$(TLIB)/libt_rplain.so: tests/libs/t_ruser.c $(TLIB)/sub/libt_rdep.so
+	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -Wl,-soname,libt_rplain.so -o $@ $< -L$(TLIB)/sub -l:libt_rdep.so
 
 $(TLIB)/libt_rdst.so: tests/libs/t_ruser.c $(TLIB)/sub/libt_rdep.so
 	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -Wl,-soname,libt_rdst.so -o $@ $< -L$(TLIB)/sub -l:libt_rdep.so \

@@ -607,8 +607,8 @@ TEST(loader_refused_dependency_goes_to_the_system_loader)
     ASSERT(d.lib == NULL);
     ASSERT_STR_EQ(d.path, vt_tlib("libt_tlsdep.so"));
     char why[800];
-    snprintf(why, sizeof why, "found beside the library that needs it; loaded by the system loader because the "
-             "private loader refuses it: %s", want);
+    snprintf(why, sizeof why, "not found by the system loader's search, found beside the library that needs it; "
+             "loaded by the system loader because the private loader refuses it: %s", want);
     ASSERT_STR_EQ(d.why, why);
     int (*f)(void) = (int (*)(void))vmc_lib_sym(l, "t_usetls");
     void *(*dep)(void) = (void *(*)(void))vmc_lib_sym(l, "t_usetls_dep_addr");

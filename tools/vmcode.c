@@ -362,6 +362,8 @@ static const char *dep_where(int where)
     case VMC_DEP_RUNPATH: return "runpath";
     case VMC_DEP_BESIDE: return "beside";
     case VMC_DEP_SYSTEM_SEARCH: return "system_search";
+    case VMC_DEP_LDSO_CACHE: return "ldso_cache";
+    case VMC_DEP_DEFAULT_DIR: return "default_dir";
     default: return "?";
     }
 }
@@ -564,8 +566,11 @@ static const cmd_t cmds[] = {
      "landed, how many relocations were applied, where its symbols were bound (itself,\n"
      "other private libraries, the host), its dependencies (how each was bound, where it\n"
      "was found and why it went there), and the time taken; then the address of each\n"
-     "--sym NAME; with --maps, the region's map after the loads.  Exit status 1 if a\n"
-     "load fails or a symbol is not found.",
+     "--sym NAME; with --maps, the region's map after the loads.  Dependencies are\n"
+     "searched for as the system loader searches them (DT_RPATH, LD_LIBRARY_PATH,\n"
+     "DT_RUNPATH, the ld.so cache, the default directories), and only when that finds\n"
+     "nothing beside the library that needs them.  Exit status 1 if a load fails or a\n"
+     "symbol is not found.",
      cmd_load},
 };
 

@@ -47,3 +47,35 @@ const char *vmc__arch_platform(void)
 #undef BIT
     return at;
 }
+
+/* The x86-64 ISA level (1 = baseline, 2-4 = x86-64-v2..v4) by the feature
+ * lists of the psABI, each usable only with the OS saving its registers:
+ * glibc takes the glibc-hwcaps subdirectories it tries, and the ISA level
+ * entries of the ld.so cache it accepts, from the same lists.  A test
+ * compares the result with what ld.so --help says is supported. */
+int vmc__arch_isa_level(void)
+{
+    unsigned a, b, c, d, max;
+    if (!__get_cpuid(0, &max, &b, &c, &d) || max < 7) return 1;
+    __cpuid(1, a, b, c, d);
+    unsigned ecx1 = c;
+    uint64_t x = ((ecx1 >> 27) & 1) ? xcr0() : 0;  /* OSXSAVE */
+    int ymm = (x & 6) == 6, zmm = (x & 0xe6) == 0xe6;
+    __cpuid_count(7, 0, a, b, c, d);
+    unsigned ebx7 = b;
+    unsigned ecx81 = 0;
+    if (__get_cpuid(0x80000001, &a, &b, &c, &d)) ecx81 = c;
+#define BIT(r, n) (((r) >> (n)) & 1)
+    /* CMPXCHG16B, LAHF/SAHF, POPCNT, SSE3, SSE4.1, SSE4.2, SSSE3 */
+    if (!(BIT(ecx1, 13) && BIT(ecx81, 0) && BIT(ecx1, 23) && BIT(ecx1, 0) && BIT(ecx1, 19) && BIT(ecx1, 20) &&
+          BIT(ecx1, 9)))
+        return 1;
+    /* AVX, AVX2, BMI1, BMI2, F16C, FMA, LZCNT, MOVBE */
+    if (!(ymm && BIT(ecx1, 28) && BIT(ebx7, 5) && BIT(ebx7, 3) && BIT(ebx7, 8) && BIT(ecx1, 29) &&
+          BIT(ecx1, 12) && BIT(ecx81, 5) && BIT(ecx1, 22)))
+        return 2;
+    /* AVX512F, AVX512BW, AVX512CD, AVX512DQ, AVX512VL */
+    if (!(zmm && BIT(ebx7, 16) && BIT(ebx7, 30) && BIT(ebx7, 28) && BIT(ebx7, 17) && BIT(ebx7, 31))) return 3;
+#undef BIT
+    return 4;
+}

@@ -7,4 +7,8 @@
  * enables) those generations' features. */
 const char *vmc__arch_platform(void);
 
+/* The x86-64 ISA level the processor and OS support: 1 (baseline) to 4
+ * (x86-64-v4), as glibc decides which glibc-hwcaps subdirectories to use. */
+int vmc__arch_isa_level(void);
+
 #endif

@@ -218,7 +218,9 @@ static const char *where_text(int where)
     case VMC_DEP_RPATH: return "found in a DT_RPATH directory";
     case VMC_DEP_LD_LIBRARY_PATH: return "found in a directory of LD_LIBRARY_PATH";
     case VMC_DEP_RUNPATH: return "found in a DT_RUNPATH directory";
-    case VMC_DEP_BESIDE: return "found beside the library that needs it";
+    case VMC_DEP_LDSO_CACHE: return "found through the ld.so cache";
+    case VMC_DEP_DEFAULT_DIR: return "found in a default directory of the system loader";
+    case VMC_DEP_BESIDE: return "not found by the system loader's search, found beside the library that needs it";
     default: return "found";
     }
 }
@@ -252,7 +254,8 @@ static int dep_private(vmc_lib_t *l, vmc_dep_t *d, const char *n, const char *pa
 
 /* Dependency n, which the process does not have and is no system library:
  * by its path, or searched for as the system loader does (vmc__dep_find),
- * then beside the library; what is found is loaded privately (*loaded = 1).
+ * and only if that finds nothing beside the library (so that a private load
+ * uses the file dlopen would); what is found is loaded privately (*loaded = 1).
  * Otherwise *where and d->why say so.  Out of line, with the path buffer:
  * the usual dependencies (the C library) never need its stack page. */
 static __attribute__((noinline)) int dep_find(vmc_lib_t *l, vmc_dep_t *d, const char *n, int *where, int *loaded)
@@ -284,13 +287,13 @@ static __attribute__((noinline)) int dep_find(vmc_lib_t *l, vmc_dep_t *d, const 
         }
         if (r) {
             *where = VMC_DEP_SYSTEM_SEARCH;
-            snprintf(d->why, sizeof d->why, "not in the library's own search path (DT_RPATH, LD_LIBRARY_PATH, "
-                     "DT_RUNPATH, its directory): the system loader's search (ld.so cache, default "
-                     "directories), outside the region");
-            /* as the system loader: no cache, no default directories */
+            snprintf(d->why, sizeof d->why, "not found by the system loader's search (DT_RPATH, LD_LIBRARY_PATH, "
+                     "DT_RUNPATH, ld.so cache, default directories) nor beside the library: left to the system "
+                     "loader, outside the region");
+            /* dlopen by name would search the cache and the default directories */
             if (l->o.dt_flags_1 & DF_1_NODEFLIB)
                 return vmc__fail(-ENOENT, "%s: dependency %s: not found in its search path (DF_1_NODEFLIB "
-                                 "excludes the system's directories)", l->name, n);
+                                 "excludes the default directories and their ld.so cache entries)", l->name, n);
         }
     }
     if (r) return 0;

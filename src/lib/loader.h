@@ -157,12 +157,15 @@ void *vmc__host_startup_object(const char *name);
 int vmc__prog_defines(const char *name);
 
 /* ---- search.c -------------------------------------------------------------- */
-/* Look for dependency `name` (no '/') of l where the system loader looks
- * before its own cache and default directories: DT_RPATH (l's, its loaders',
- * the program's; not when l has DT_RUNPATH), LD_LIBRARY_PATH, l's
- * DT_RUNPATH.  0 with the file in path and *where (enum vmc_dep_where), 1
- * if in none of them, or an OS error. */
+/* Look for dependency `name` (no '/') of l where the system loader looks,
+ * in its order: DT_RPATH (l's, its loaders', the program's; not when l has
+ * DT_RUNPATH), LD_LIBRARY_PATH, l's DT_RUNPATH, the ld.so cache, the
+ * default directories (DF_1_NODEFLIB: neither those nor the cache's entries
+ * in them).  0 with the file in path and *where (enum vmc_dep_where), 1 if
+ * in none of them, or an error. */
 int vmc__dep_find(const vmc_lib_t *l, const char *name, char *path, size_t len, int *where);
+/* Default directory i (0, 1...) of the system loader in buf, or NULL past the last. */
+const char *vmc__dep_default_dir(size_t i, char *buf, size_t len);
 /* One path element elem[0..n) with $ORIGIN (= origin), $LIB and $PLATFORM
  * expanded into out; its length, or 0 when it is to be dropped (no origin,
  * a set-user-ID program, too long). */

@@ -1,5 +1,5 @@
 /* Where a dependency of a private library is: the system loader's search
- * order, up to the point where the system's own directories begin.
+ * order for a dependency of an object it loads (dlopen's too).
  *
  * For a DT_NEEDED name without a slash, glibc's ld.so tries, in order:
  *   1. unless the library that needs it has DT_RUNPATH: the DT_RPATH of that
@@ -8,11 +8,12 @@
  *      it also has DT_RUNPATH);
  *   2. LD_LIBRARY_PATH (not for a set-user-ID program);
  *   3. the DT_RUNPATH of the library that needs it (only that one);
- *   4. the ld.so cache, then the default directories (neither with
- *      DF_1_NODEFLIB).
- * Steps 1-3 are done here: what is found there is the library's own, and is
- * loaded privately.  Step 4 is left to the system loader (dlopen by name):
- * a library found only where every program looks is the system's.
+ *   4. the ld.so cache (ldcache.c); with DF_1_NODEFLIB on the library that
+ *      needs it, an entry in a default directory is not taken;
+ *   5. the default directories (not with DF_1_NODEFLIB).
+ * All of it is done here, so that a private load uses the file dlopen
+ * would.  (The caller then tries vmcode's own last step: beside the library
+ * that needs it.)
  *
  * Path elements are split on ':' (LD_LIBRARY_PATH also on ';'); an empty
  * one is the current directory.  $ORIGIN (the directory of the object whose
@@ -21,9 +22,11 @@
  * dropped when the object has no directory (loaded from memory) or the
  * program runs set-user-ID (glibc allows only trusted directories there).
  * Not searched: the glibc-hwcaps and legacy hardware-capability
- * subdirectories glibc also tries inside each directory.
+ * subdirectories glibc also tries inside each directory (the cache's
+ * glibc-hwcaps entries are taken, ldcache.c).
  */
 #include "lib/loader.h"
+#include "lib/ldcache.h"
 #include "arch/platform.h"
 #include "base/error.h"
 #include "os/os.h"
@@ -109,6 +112,20 @@ size_t vmc__dep_expand(const char *elem, size_t n, const char *origin, char *out
     return o;
 }
 
+/* Is the file there?  1, 0, or an OS error; as ld.so, a directory that is
+ * missing or unreadable is passed over. */
+static int there(const char *path)
+{
+    int fd, e = vmc__os_open(path, O_RDONLY, 0, &fd);
+    if (e == 0) {
+        vmc__os_close(fd);
+        return 1;
+    }
+    if (e != -ENOENT && e != -ENOTDIR && e != -EACCES && e != -ENAMETOOLONG)
+        return vmc__fail(e, "open %s: %s", path, strerror(-e));
+    return 0;
+}
+
 /* Try name in each directory of `list` (unexpanded, ':'-separated, ';' too
  * with `semi`).  1 and the path if there, 0 if not, or an OS error. */
 static int try_list(const char *list, int semi, const char *origin, const char *name, char *path, size_t len)
@@ -120,16 +137,8 @@ static int try_list(const char *list, int semi, const char *origin, const char *
         size_t dl = vmc__dep_expand(p, n, origin, dir, sizeof dir);
         if (dl) {
             int w = snprintf(path, len, "%s%s%s", dir, dir[dl - 1] == '/' ? "" : "/", name);
-            if (w > 0 && (size_t)w < len) {
-                int fd, e = vmc__os_open(path, O_RDONLY, 0, &fd);
-                if (e == 0) {
-                    vmc__os_close(fd);
-                    return 1;
-                }
-                /* as ld.so: a directory that is missing or unreadable is passed over */
-                if (e != -ENOENT && e != -ENOTDIR && e != -EACCES && e != -ENAMETOOLONG)
-                    return vmc__fail(e, "open %s: %s", path, strerror(-e));
-            }
+            int r = w > 0 && (size_t)w < len ? there(path) : 0;
+            if (r) return r;
         }
         if (!p[n]) return 0;
         p += n + 1;
@@ -179,6 +188,50 @@ static const char *prog_origin(char *buf)
     return r == 0 && buf[0] ? buf : NULL;
 }
 
+/* glibc's default directories, as its build configures them: with a
+ * multiarch $LIB (Debian's "lib/x86_64-linux-gnu") /lib/<triplet>,
+ * /usr/lib/<triplet>, /lib, /usr/lib; otherwise /$LIB, /usr/$LIB (Fedora's
+ * /lib64, /usr/lib64).  A test compares them with ld.so --help. */
+const char *vmc__dep_default_dir(size_t i, char *buf, size_t len)
+{
+    char libbuf[256];
+    const char *lib = dst_lib(libbuf, sizeof libbuf);
+    int multi = strchr(lib, '/') != NULL;
+    if (i >= (multi ? 4u : 2u)) return NULL;
+    if (i >= 2) lib = "lib";
+    int w = snprintf(buf, len, "%s/%s", i % 2 ? "/usr" : "", lib);
+    return w > 0 && (size_t)w < len ? buf : NULL;
+}
+
+/* Steps 4 and 5: the ld.so cache, the default directories. */
+static int system_dirs(const vmc_lib_t *l, const char *name, char *path, size_t len, int *where)
+{
+    int nodeflib = (l->o.dt_flags_1 & DF_1_NODEFLIB) != 0;
+    char dir[512];
+    int r = vmc__ldcache_find(name, path, len);
+    if (r < 0) return r;
+    if (r == 1 && nodeflib)  /* as glibc: not an entry inside a default directory */
+        for (size_t i = 0; r == 1 && vmc__dep_default_dir(i, dir, sizeof dir); i++) {
+            size_t dl = strlen(dir);
+            if (!strncmp(path, dir, dl) && path[dl] == '/') r = 0;
+        }
+    /* an entry whose file has gone: glibc goes on to the default directories */
+    if (r == 1 && (r = there(path)) == 1) {
+        *where = VMC_DEP_LDSO_CACHE;
+        return 0;
+    }
+    if (r < 0 || nodeflib) return r < 0 ? r : 1;
+    for (size_t i = 0; vmc__dep_default_dir(i, dir, sizeof dir); i++) {
+        int w = snprintf(path, len, "%s/%s", dir, name);
+        if (w < 0 || (size_t)w >= len) continue;
+        if ((r = there(path))) {
+            *where = VMC_DEP_DEFAULT_DIR;
+            return r < 0 ? r : 0;
+        }
+    }
+    return 1;
+}
+
 int vmc__dep_find(const vmc_lib_t *l, const char *name, char *path, size_t len, int *where)
 {
     int r;
@@ -205,5 +258,5 @@ int vmc__dep_find(const vmc_lib_t *l, const char *name, char *path, size_t len, 
         *where = VMC_DEP_RUNPATH;
         return r < 0 ? r : 0;
     }
-    return 1;
+    return system_dirs(l, name, path, len, where);
 }
