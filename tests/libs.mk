@@ -21,7 +21,7 @@ $(TLIB)/libt_grp_top.so: tests/libs/t_grp_top.c $(TLIB)/libt_grp_user.so $(TLIB)
 
 # Unwinding, thread-exit destructors, introspection (tests/test_unwind.c,
 # test_tlsdtor.c, test_addrinfo.c).
-TEST_LIBS += $(addprefix $(TLIB)/libt_,tldtor.so bt.so unwind.so unwind_static.so addr.so)
+TEST_LIBS += $(addprefix $(TLIB)/libt_,tldtor.so bt.so unwind.so unwind_static.so addr.so dladdr.so faildep.so)
 
 # The debugger tests' libraries (tests/test_debug.c): -O0 for exact lines.
 TEST_LIBS += $(TLIB)/libt_dbg.so $(TLIB)/libt_dbg2.so
@@ -32,7 +32,7 @@ $(TLIB)/libt_dbg.so: tests/libs/t_dbg.c
 # A C++ library, where a C++ compiler is installed (its test skips otherwise).
 TLIB_CXX := $(shell command -v $(CXX) 2>/dev/null)
 ifneq ($(TLIB_CXX),)
-TEST_LIBS += $(TLIB)/libt_cxx.so $(TLIB)/libt_cxxstatic.so $(TLIB)/libt_tlcxx.so
+TEST_LIBS += $(TLIB)/libt_cxx.so $(TLIB)/libt_cxxstatic.so $(TLIB)/libt_tlcxx.so $(TLIB)/libt_hostthrow.so
 endif
 
 $(TLIB)/libt_%.so: tests/libs/t_%.c
@@ -49,6 +49,9 @@ $(TLIB)/libt_veruse.so: tests/libs/t_veruse.c $(TLIB)/libt_ver.so
 $(TLIB)/libt_ctor.so: tests/libs/t_ctor.c
 	@mkdir -p $(dir $@)
 	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -Wl,-soname,libt_ctor.so -Wl,-init,t_ctor_init -Wl,-fini,t_ctor_fini -o $@ $<
+
+$(TLIB)/libt_faildep.so: tests/libs/t_faildep.c $(TLIB)/libt_basic.so
+	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -Wl,-soname,libt_faildep.so -o $@ $< -L$(TLIB) -l:libt_basic.so
 
 $(TLIB)/libt_chain_a.so: tests/libs/t_chain_a.c $(TLIB)/libt_chain_b.so
 	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -Wl,-soname,libt_chain_a.so -o $@ $< -L$(TLIB) -l:libt_chain_b.so
@@ -139,6 +142,11 @@ $(TLIB)/libt_unwind_static.so: tests/libs/t_unwind.c
 $(TLIB)/libt_cxxstatic.so: tests/libs/t_cxx.cc
 	@mkdir -p $(dir $@)
 	$(CXX) -std=c++17 -O2 -g -fPIC -Wall -Wextra -Werror $(TLIB_LD) -static-libgcc -static-libstdc++ -Wl,-soname,libt_cxxstatic.so -o $@ $<
+
+# Opened by the tests with dlopen (host code that throws through private frames).
+$(TLIB)/libt_hostthrow.so: tests/libs/t_hostthrow.cc
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 -O2 -g -fPIC -Wall -Wextra -Werror $(TLIB_LD) -Wl,-soname,libt_hostthrow.so -o $@ $<
 
 $(TLIB)/libt_tlcxx.so: tests/libs/t_tlcxx.cc
 	@mkdir -p $(dir $@)

@@ -4,8 +4,10 @@
  * library was loaded (src/lib/unwinder.c, src/lib/phdr.c). */
 #include "test.h"
 #include "lib/phdr.h"
+#include "lib/unwinder.h"
 
 #include <dlfcn.h>
+#include <execinfo.h>
 #include <unistd.h>
 #include <unwind.h>
 
@@ -54,15 +56,18 @@ static int gcc_loaded(void)
     return h != NULL;
 }
 
-/* backtrace() inside a library loaded before the process had any unwinder:
- * its import is vmcode's, which loads libgcc_s as glibc's would and
- * registers the library first. */
+/* backtrace() inside a library loaded while the process had no unwinder
+ * and none could be loaded then: its import is vmcode's, which loads
+ * libgcc_s as glibc's would and registers the library first. */
 TEST(unwind_backtrace_in_a_library_loaded_before_libgcc)
 {
     int had = gcc_loaded();
     vmc_t *v = vt_open("");
+    vmc__unwinder_refuse_load(1);
     vmc_lib_t *l;
     ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_bt.so"), 0, &l));
+    vmc__unwinder_refuse_load(0);
+    ASSERT(had || !gcc_loaded());
     walker_t bt = (walker_t)vmc_lib_sym(l, "t_bt");
     void *buf[64];
     int n = vt_bt_caller(bt, buf, 64);
@@ -115,7 +120,60 @@ static int hop(void **buf, int max)
     return f(host_walk, buf, max);
 }
 
-/* A library loaded while the process had no libgcc_s; libgcc_s then comes
+typedef struct fde_bases {
+    void *tbase, *dbase, *func;
+} fde_bases_t;
+
+/* libgcc_s's own look-up of the frame description of pc (what every walk
+ * and exception asks): registered tables, then the C library's
+ * _dl_find_object. */
+static void *find_fde(void *pc)
+{
+    void *gcc = dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_NOLOAD);
+    ASSERT(gcc);
+    void *(*find)(void *, fde_bases_t *) = (void *(*)(void *, fde_bases_t *))dlsym(gcc, "_Unwind_Find_FDE");
+    ASSERT(find);
+    fde_bases_t b;
+    void *f = find(pc, &b);
+    dlclose(gcc);
+    return f;
+}
+
+/* glibc's backtrace() called by the host, from inside the library. */
+static int glibc_walk(void **buf, int max) { return backtrace(buf, max); }
+
+/* A process without libgcc_s (a C program) loads a library: libgcc_s is
+ * loaded with it and the library registered, so the host's walks cross its
+ * frames at once, with no other load in between: libgcc_s's own
+ * _Unwind_Backtrace, and glibc's backtrace().  Once unloaded, the unwinder
+ * no longer knows its frames. */
+TEST(unwind_host_walks_right_after_the_first_load)
+{
+    int had = gcc_loaded();
+    vmc_t *v = vt_open("");
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_bt.so"), 0, &l));
+    ASSERT(gcc_loaded());
+    hop_lib = vmc_lib_sym(l, "t_bt_hop");
+    ASSERT(find_fde((char *)hop_lib + 1) != NULL);
+    void *buf[64];
+    int n = vt_bt_caller(hop, buf, 64);
+    WALK_OK(l, buf, n, 1);
+    int (*f)(walker_t, void **, int) = (int (*)(walker_t, void **, int))hop_lib;
+    n = vt_bt_caller(glibc_walk, buf, 64);  /* (the host's own frames only: a check of the check) */
+    ASSERT_GT(n, 1);
+    n = f(glibc_walk, buf, 64);
+    ASSERT_GT(n, 2);
+    int found = 0;
+    for (int i = 0; i < n; i++) found += in_lib(l, buf[i]);
+    ASSERT_EQ(found, 1);
+    ASSERT_OK(vmc_lib_unload(l));
+    ASSERT(find_fde((char *)hop_lib + 1) == NULL);
+    vmc_close(v);
+    if (had) printf("libgcc_s was loaded before the test: the load did not bring it\n");
+}
+
+/* A library loaded while no libgcc_s could be loaded; libgcc_s then comes
  * (loaded locally, as glibc's backtrace() and pthread_cancel load it) and
  * another library is loaded: the first one is registered then, and the
  * host's walk crosses its frames. */
@@ -123,22 +181,65 @@ TEST(unwind_host_walk_through_a_library_registered_late)
 {
     vmc_t *v = vt_open("");
     vmc_lib_t *l, *other;
+    vmc__unwinder_refuse_load(1);
     ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_bt.so"), 0, &l));
+    vmc__unwinder_refuse_load(0);
     void *gcc = dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_LOCAL);
     ASSERT(gcc);
-    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_basic.so"), 0, &other));
     hop_lib = vmc_lib_sym(l, "t_bt_hop");
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_basic.so"), 0, &other));
+    ASSERT(find_fde((char *)hop_lib + 1) != NULL);
     void *buf[64];
     int n = vt_bt_caller(hop, buf, 64);
     WALK_OK(l, buf, n, 1);
     ASSERT_OK(vmc_lib_unload(other));
     ASSERT_OK(vmc_lib_unload(l));
-    /* gone: the unwinder no longer knows the frames */
-    void *(*find_fde)(void *, void *) = (void *(*)(void *, void *))dlsym(gcc, "_Unwind_Find_FDE");
-    struct { void *tbase, *dbase, *func; } bases;
-    ASSERT(find_fde);
-    ASSERT(find_fde((char *)hop_lib + 1, &bases) == NULL);
+    ASSERT(find_fde((char *)hop_lib + 1) == NULL);
     dlclose(gcc);
+    vmc_close(v);
+}
+
+/* A load that fails brings nothing into the process: libgcc_s comes only
+ * with one that works (and stays, as glibc keeps it). */
+TEST(unwind_failed_load_leaves_no_libgcc)
+{
+    if (gcc_loaded()) SKIP("libgcc_s is loaded already (a sanitizer's runtime brings it)");
+    vmc_t *v = vt_open("");
+    vmc_lib_t *l;
+    /* its dependency loads and is registered, then its own symbol fails */
+    ASSERT_EQ(vmc_lib_load(v, vt_tlib("libt_faildep.so"), 0, &l), -ENOENT);
+    ASSERT_STR_CONTAINS(vmc_last_error(), "t_nothing_defines_this");
+    ASSERT(!gcc_loaded());
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_basic.so"), 0, &l));
+    ASSERT(gcc_loaded());
+    ASSERT_OK(vmc_lib_unload(l));
+    ASSERT(gcc_loaded());
+    vmc_close(v);
+}
+
+/* A C++ exception thrown by host code (a C++ library the C program opens
+ * after the private load, which brings libstdc++ and libgcc_s) through the
+ * private library's frames, caught above them. */
+TEST(unwind_host_exception_through_a_library_loaded_before_libstdcxx)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/tests/libs/libt_hostthrow.so", vt_build_dir());
+    if (access(path, R_OK)) SKIP("no C++ compiler: libt_hostthrow.so not built");
+    void *cxx = dlopen("libstdc++.so.6", RTLD_NOW | RTLD_NOLOAD);
+    if (cxx) {
+        printf("libstdc++ was loaded before the test\n");
+        dlclose(cxx);
+    }
+    vmc_t *v = vt_open("");
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_bt.so"), 0, &l));
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    ASSERT_MSG(h, "%s", dlerror());
+    int (*catcher)(void *) = (int (*)(void *))dlsym(h, "t_ht_catch");
+    ASSERT(catcher);
+    for (int i = 0; i < 3; i++) ASSERT_EQ(catcher(vmc_lib_sym(l, "t_bt_hop")), 42);
+    ASSERT_OK(vmc_lib_unload(l));
+    dlclose(h);
     vmc_close(v);
 }
 

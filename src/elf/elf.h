@@ -233,6 +233,10 @@ void vmc__elf_unwind_deregister(vmc_elf_obj_t *l);
 const Elf64_Phdr *vmc__elf_image_phdrs(const vmc_elf_obj_t *l);
 const void *vmc__elf_image_eh_hdr(const vmc_elf_obj_t *l);
 int vmc__elf_nearest(const vmc_elf_obj_t *l, uintptr_t a, const char **name, uintptr_t *addr, size_t *size);
+/* The exported symbol whose extent holds address a (a symbol of size 0:
+ * a equal to its address), as dladdr chooses: the one starting highest;
+ * NULL if none. */
+const Elf64_Sym *vmc__elf_covering(const vmc_elf_obj_t *l, uintptr_t a);
 /* Free what the object holds in the loader's memory (after vmc__elf_unmap). */
 void vmc__elf_free(vmc_elf_obj_t *l);
 /* bind.c: resolve symbol `symidx` of l for a relocation: its address,

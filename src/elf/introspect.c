@@ -1,7 +1,7 @@
 /* What the introspection of private code needs of an ELF image: its
  * program headers as mapped (for dl_iterate_phdr), its PT_GNU_EH_FRAME (for
- * _dl_find_object), and the exported symbol nearest an address (for
- * vmc_addr_info, which answers as dladdr does).
+ * _dl_find_object), the exported symbol nearest an address (for
+ * vmc_addr_info) and the one covering it (for dladdr).
  */
 #include "elf/elf.h"
 
@@ -59,4 +59,24 @@ int vmc__elf_nearest(const vmc_elf_obj_t *l, uintptr_t a, const char **name, uin
     *addr = l->bias + best->st_value;
     *size = best->st_size;
     return 1;
+}
+
+const Elf64_Sym *vmc__elf_covering(const vmc_elf_obj_t *l, uintptr_t a)
+{
+    if (a < l->bias) return NULL;
+    uint64_t va = a - l->bias;
+    const Elf64_Sym *best = NULL;
+    for (size_t i = 1; i < l->nsyms; i++) {
+        const Elf64_Sym *s = &l->symtab[i];
+        if (s->st_value > va || !exported(l, s)) continue;
+        if (va - s->st_value >= s->st_size && !(s->st_size == 0 && va == s->st_value)) continue;
+        /* the highest start wins (the innermost); at one address, a
+         * function over an object, then the first in the table */
+        if (best && s->st_value < best->st_value) continue;
+        if (best && s->st_value == best->st_value &&
+            (ELF64_ST_TYPE(best->st_info) == STT_FUNC || ELF64_ST_TYPE(s->st_info) != STT_FUNC))
+            continue;
+        best = s;
+    }
+    return best;
 }

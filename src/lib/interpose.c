@@ -11,6 +11,7 @@
  * themselves, so the names' hashes are computed once and compared first.
  */
 #include "lib/interpose.h"
+#include "lib/dladdr.h"
 #include "lib/phdr.h"
 #include "lib/tlsdtor.h"
 #include "lib/unwinder.h"
@@ -34,6 +35,10 @@ static const interpose_t table[] = {
     {"__cxa_thread_atexit_impl", NULL, (void *)vmc__cxa_thread_atexit},  /* glibc's */
     {"__cxa_thread_atexit", NULL, (void *)vmc__cxa_thread_atexit},       /* libstdc++'s, which calls it */
     {"backtrace", NULL, (void *)vmc__backtrace},
+    {"backtrace_symbols", NULL, (void *)vmc__backtrace_symbols},     /* name private frames (dladdr.c) */
+    {"backtrace_symbols_fd", NULL, (void *)vmc__backtrace_symbols_fd},
+    {"dladdr", NULL, (void *)vmc__dladdr},
+    {"dladdr1", NULL, (void *)vmc__dladdr1},
     {"__tls_get_addr", NULL, (void *)vmc__tls_get_addr},   /* serves private modules (tls.c) */
 };
 

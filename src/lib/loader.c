@@ -636,6 +636,7 @@ static int load_file(vmc_loader_t *v, const char *path, int flags, int depth, vm
 static int finish(vmc_loader_t *v, int e, vmc_lib_t *top, vmc_lib_t **out)
 {
     if (e) return e;
+    vmc__unwinder_ready();  /* constructors may throw or walk the stack */
     for (;;) {
         vmc_lib_t *first = NULL;
         for (vmc_lib_t *l = v->libs; l; l = l->next)

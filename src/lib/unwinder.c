@@ -1,23 +1,31 @@
-/* Registering private libraries' unwind tables, early or late
- * (unwinder.h says why).
+/* Registering private libraries' unwind tables (unwinder.h says why).
  *
  * The unwinder is found once and kept for the life of the process: the
  * host's __register_frame (its global scope, or the system dependencies of
  * the library being loaded, where libgcc_s comes with libstdc++), or a
  * libgcc_s the process has loaded locally (glibc's backtrace() and
- * pthread_cancel load it that way, where no symbol look-up sees it).  The
- * object that holds it is opened once more and never closed, so its
- * functions stay valid whatever else is unloaded (glibc keeps libgcc_s for
- * good once it loaded it, too).
+ * pthread_cancel load it that way, where no symbol look-up sees it).  When
+ * the process has none when a load has succeeded (before constructors
+ * run: a failed load leaves nothing behind), this file loads libgcc_s
+ * itself, as glibc's backtrace() would (RTLD_LOCAL, for good): libgcc_s finds a frame
+ * only through the tables registered with it, then through the C library's
+ * _dl_find_object, which knows only the system loader's objects, and
+ * nothing tells a library when libgcc_s arrives later.  Registered at its
+ * load, a private library's frames are found by every later walk and
+ * exception of the process, whoever brings libgcc_s in afterwards (one
+ * copy per process: a later dlopen or DT_NEEDED of it gives the same
+ * object).  The object that holds the unwinder is opened once more and
+ * never closed, so its functions stay valid whatever else is unloaded.
  *
- * Until one is found, each load asks again, but only when objects were
- * added to the process since the last search (dlpi_adds of
- * dl_iterate_phdr's first entry), so that a process without one pays a
- * walk of its objects only when something changed.  The search and dlopen
- * run under this file's lock alone; registering runs under the
- * publication lock (phdr.c), which also orders it with unpublishing, so
- * every published library is registered exactly once, by whichever comes
- * first: its own load, or the search that found the unwinder.
+ * If that load fails (no libgcc_s on the system), each load searches
+ * again, but only when objects were added to the process since the last
+ * search (dlpi_adds of dl_iterate_phdr's first entry), so that a process
+ * without one pays a walk of its objects only when something changed.  The
+ * search and dlopen run under this file's lock alone; registering runs
+ * under the publication lock (phdr.c), which also orders it with
+ * unpublishing, so every published library is registered exactly once, by
+ * whichever comes first: its own load, or the search that found the
+ * unwinder.
  */
 #include "lib/unwinder.h"
 #include "lib/phdr.h"
@@ -37,6 +45,15 @@ static pthread_mutex_t uw_lock = PTHREAD_MUTEX_INITIALIZER;
 static frame_fn uw_reg, uw_dereg;    /* set once, never cleared             */
 static void *uw_object;              /* the dlopen reference that keeps them */
 static unsigned long long uw_adds = ~0ull;   /* dlpi_adds at the last search */
+static int uw_load_failed;           /* dlopen of libgcc_s failed once      */
+static int uw_refuse;                /* tests: as if there were no libgcc_s */
+
+void vmc__unwinder_refuse_load(int on)
+{
+    pthread_mutex_lock(&uw_lock);
+    uw_refuse = on;
+    pthread_mutex_unlock(&uw_lock);
+}
 
 void vmc__unwinder_fork_prepare(void) { pthread_mutex_lock(&uw_lock); }
 void vmc__unwinder_fork_release(void) { pthread_mutex_unlock(&uw_lock); }
@@ -79,8 +96,27 @@ static int pin(frame_fn reg, frame_fn dereg)
     return 1;
 }
 
-/* Under uw_lock: try to find the unwinder; 1 if it was found just now. */
-static int search(vmc_lib_t *l)
+/* Under uw_lock: load libgcc_s as glibc's backtrace() would, for good; 1
+ * if its unwinder is the one now.  Tried once: a system without it does
+ * not pay a failed search of the library path at every load. */
+static int load_libgcc(void)
+{
+    if (uw_load_failed) return 0;
+    void *h = uw_refuse ? NULL : dlopen(LIBGCC_S, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        uw_load_failed = 1;
+        return 0;
+    }
+    frame_fn reg = (frame_fn)dlsym(h, "__register_frame"), dereg = (frame_fn)dlsym(h, "__deregister_frame");
+    int ok = reg && dereg && pin(reg, dereg);
+    dlclose(h);  /* pin took its own reference */
+    if (!ok) uw_load_failed = 1;
+    return ok;
+}
+
+/* Under uw_lock: find the unwinder (or, with may_load, load one); 1 if it
+ * was found just now. */
+static int search(vmc_lib_t *l, int may_load)
 {
     if (uw_reg) return 0;
     if (l) {
@@ -94,15 +130,18 @@ static int search(vmc_lib_t *l)
     s.changed = 0;
     s.path[0] = 0;
     dl_iterate_phdr(search_cb, &s);
-    if (!s.changed) return 0;
-    uw_adds = s.adds;
-    if (!s.path[0]) return 0;
-    void *h = dlopen(s.path, RTLD_NOW | RTLD_NOLOAD);
-    if (!h) return 0;
-    frame_fn reg = (frame_fn)dlsym(h, "__register_frame"), dereg = (frame_fn)dlsym(h, "__deregister_frame");
-    int ok = reg && dereg && pin(reg, dereg);
-    dlclose(h);  /* pin took its own reference */
-    return ok;
+    if (s.changed) {  /* (else nothing came since a search that found none) */
+        uw_adds = s.adds;
+        if (s.path[0]) {
+            void *h = dlopen(s.path, RTLD_NOW | RTLD_NOLOAD);
+            frame_fn reg = h ? (frame_fn)dlsym(h, "__register_frame") : NULL;
+            frame_fn dereg = h ? (frame_fn)dlsym(h, "__deregister_frame") : NULL;
+            int ok = reg && dereg && pin(reg, dereg);
+            if (h) dlclose(h);  /* pin took its own reference */
+            if (ok) return 1;
+        }
+    }
+    return may_load ? load_libgcc() : 0;
 }
 
 /* Under the publication lock: register every published library not yet
@@ -110,19 +149,19 @@ static int search(vmc_lib_t *l)
 static void register_published(vmc_lib_t *l, int all, frame_fn reg, frame_fn dereg)
 {
     if (!all) {
-        if (l->published) vmc__elf_unwind_register(&l->o, reg, dereg);
+        if (l && l->published) vmc__elf_unwind_register(&l->o, reg, dereg);
         return;
     }
     for (vmc_lib_t *p = vmc__phdr_first(); p; p = p->pub_next) vmc__elf_unwind_register(&p->o, reg, dereg);
 }
 
-static void register_now(vmc_lib_t *l)
+static void register_now(vmc_lib_t *l, int may_load)
 {
     pthread_mutex_lock(&uw_lock);
-    int fresh = search(l);
+    int fresh = search(l, may_load);
     frame_fn reg = uw_reg, dereg = uw_dereg;
     pthread_mutex_unlock(&uw_lock);
-    if (!reg) return;
+    if (!reg || (!l && !fresh)) return;
     vmc__phdr_enter();
     register_published(l, fresh, reg, dereg);
     vmc__phdr_leave();
@@ -131,7 +170,15 @@ static void register_now(vmc_lib_t *l)
 void vmc__unwinder_register(vmc_lib_t *l)
 {
     if (!l->published || !l->o.elf.ehhdr_size) return;
-    register_now(l);
+    register_now(l, 0);
+}
+
+void vmc__unwinder_ready(void)
+{
+    vmc__phdr_enter();
+    int any = vmc__phdr_first() != NULL;
+    vmc__phdr_leave();
+    if (any) register_now(NULL, 1);
 }
 
 typedef struct walk {
@@ -158,19 +205,14 @@ int vmc__backtrace(void **buf, int size)
     if (size <= 0) return 0;
     pthread_mutex_lock(&uw_lock);
     if (!uw_reg) {
-        /* What glibc's backtrace would do: load libgcc_s, for good. */
-        void *h = dlopen(LIBGCC_S, RTLD_NOW | RTLD_LOCAL);
-        if (h) {
-            frame_fn reg = (frame_fn)dlsym(h, "__register_frame");
-            frame_fn dereg = (frame_fn)dlsym(h, "__deregister_frame");
-            if (reg && dereg && pin(reg, dereg)) {
-                pthread_mutex_unlock(&uw_lock);
-                vmc__phdr_enter();
-                register_published(NULL, 1, reg, dereg);
-                vmc__phdr_leave();
-                pthread_mutex_lock(&uw_lock);
-            }
-            dlclose(h);
+        uw_load_failed = 0;  /* what glibc's backtrace would do, tried again */
+        if (load_libgcc()) {
+            frame_fn reg = uw_reg, dereg = uw_dereg;
+            pthread_mutex_unlock(&uw_lock);
+            vmc__phdr_enter();
+            register_published(NULL, 1, reg, dereg);
+            vmc__phdr_leave();
+            pthread_mutex_lock(&uw_lock);
         }
     }
     void *obj = uw_object;
