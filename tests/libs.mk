@@ -209,6 +209,28 @@ $(TLIB)/libt_tlsdyn_ie.so: tests/libs/t_tlsdyn.c
 $(TLIB)/libt_tlsuse.so: tests/libs/t_tlsuse.c $(TLIB)/libt_tls.so
 	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -Wl,-soname,libt_tlsuse.so -o $@ $< -L$(TLIB) -l:libt_tls.so
 
+# Initial-exec access to another private library's variables: t_tls.c with a
+# small block (general dynamic: its module has no static block of its own),
+# and t_tlsuse.c built initial-exec, with it as a dependency, without (it
+# binds to whichever private library defines the variable), and against the
+# 8 KiB block of libt_tls.so, which the surplus cannot hold.
+TEST_LIBS += $(addprefix $(TLIB)/libt_,tls_small.so tlsuse_ie.so tlsuse_ie_nodep.so tlsuse_iebig.so)
+$(TLIB)/libt_tls_small.so: tests/libs/t_tls.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TLIB_CFLAGS) -DT_TLS_BIG=64 $(TLIB_LD) -Wl,-soname,libt_tls_small.so -o $@ $<
+
+$(TLIB)/libt_tlsuse_ie.so: tests/libs/t_tlsuse.c $(TLIB)/libt_tls_small.so
+	$(CC) $(TLIB_CFLAGS) -ftls-model=initial-exec $(TLIB_LD) -Wl,-soname,libt_tlsuse_ie.so -o $@ $< -L$(TLIB) \
+	    -l:libt_tls_small.so
+
+$(TLIB)/libt_tlsuse_ie_nodep.so: tests/libs/t_tlsuse.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TLIB_CFLAGS) -ftls-model=initial-exec $(TLIB_LD) -Wl,-soname,libt_tlsuse_ie_nodep.so -o $@ $<
+
+$(TLIB)/libt_tlsuse_iebig.so: tests/libs/t_tlsuse.c $(TLIB)/libt_tls.so
+	$(CC) $(TLIB_CFLAGS) -ftls-model=initial-exec $(TLIB_LD) -Wl,-soname,libt_tlsuse_iebig.so -o $@ $< -L$(TLIB) \
+	    -l:libt_tls.so
+
 $(TLIB)/libt_tlsdep.so: tests/libs/t_tlsdep.c
 	@mkdir -p $(dir $@)
 	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -Wl,-z,execstack -Wl,-soname,libt_tlsdep.so -o $@ $<

@@ -365,6 +365,168 @@ TEST_THREADED(tls_two_private_libraries_and_a_private_dependency)
     vmc_close(v);
 }
 
+/* ---- initial-exec access to another private library's variables ----------- */
+
+typedef struct ie_api {
+    int *(*use_addr)(void);
+    int *(*def_addr)(void);
+    int (*use_bump)(void);
+} ie_api_t;
+
+typedef struct ie_probe {
+    const ie_api_t *api;         /* filled before the barrier opens         */
+    pthread_barrier_t *start;
+    int same, first, second;     /* the thread's results                    */
+    intptr_t tpoff;
+} ie_probe_t;
+
+static void *ie_main(void *p)
+{
+    ie_probe_t *q = p;
+    if (q->start) pthread_barrier_wait(q->start);
+    const ie_api_t *a = q->api;
+    q->same = a->use_addr() == a->def_addr();
+    q->first = a->use_bump();   /* this thread's own copy, from the image */
+    q->second = a->use_bump();
+    q->tpoff = (intptr_t)((uintptr_t)a->use_addr() - vmc__tls_tp());
+    return NULL;
+}
+
+/* A library read by initial-exec from its private dependency, whose own
+ * accesses are general dynamic: the dependency's module gets a block in
+ * static TLS at the load (before anything of it ran), at one offset from
+ * the thread pointer in every thread, threads made before the load
+ * included; both libraries see one variable.  Again and again (the room
+ * comes back at each unload). */
+TEST_THREADED(tls_initial_exec_into_a_private_dependency)
+{
+    enum { BEFORE = 3 };
+    vmc_t *v = vt_open("-vmheap_size 64M");
+    for (int round = 0; round < 100; round++) {
+        pthread_barrier_t start;
+        pthread_barrier_init(&start, NULL, BEFORE + 1);
+        ie_probe_t q[BEFORE + 1];
+        memset(q, 0, sizeof q);
+        pthread_t th[BEFORE + 1];
+        int threads = round % 25 ? 0 : BEFORE;  /* a few rounds with threads */
+        ie_api_t api;
+        for (int i = 0; i < threads; i++) {
+            q[i].api = &api;
+            q[i].start = &start;
+            ASSERT_EQ(pthread_create(&th[i], NULL, ie_main, &q[i]), 0);
+        }
+        vmc_lib_t *use;
+        ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_tlsuse_ie.so"), 0, &use));
+        vmc_lib_dep_t dep;
+        ASSERT_OK(vmc_lib_dep(use, 0, &dep));
+        ASSERT_STR_EQ(dep.name, "libt_tls_small.so");
+        ASSERT_EQ(dep.how, VMC_DEP_LOADED_PRIVATELY);
+        tls_api_t a = api_of(dep.lib);
+        *(void **)&api.use_addr = sym(use, "t_tlsuse_addr");
+        *(void **)&api.use_bump = sym(use, "t_tlsuse_bump");
+        api.def_addr = a.int_addr;
+        if (threads) pthread_barrier_wait(&start);
+        ASSERT(api.use_addr() == a.int_addr());
+        ASSERT(api.use_addr() == vmc_lib_sym(dep.lib, "t_tls_int"));
+        ASSERT_EQ(a.get(), 5);
+        ASSERT_EQ(api.use_bump(), 6);
+        ASSERT_EQ(a.bump(), 7);
+        intptr_t tpoff = (intptr_t)((uintptr_t)api.use_addr() - vmc__tls_tp());
+        q[BEFORE].api = &api;
+        ASSERT_EQ(pthread_create(&th[BEFORE], NULL, ie_main, &q[BEFORE]), 0);  /* after the load */
+        ASSERT_EQ(pthread_join(th[BEFORE], NULL), 0);
+        for (int i = 0; i < threads; i++) ASSERT_EQ(pthread_join(th[i], NULL), 0);
+        for (int i = 0; i <= BEFORE; i++) {
+            if (i < BEFORE && i >= threads) continue;
+            ASSERT_MSG(q[i].same, "thread %d: the two libraries see different variables", i);
+            ASSERT_EQ(q[i].first, 6);
+            ASSERT_EQ(q[i].second, 7);
+            ASSERT_EQ(q[i].tpoff, tpoff);
+        }
+        ASSERT_EQ(a.get(), 7);  /* the main thread's copy, untouched */
+        ASSERT_EQ(vmc__tls_live_blocks(), 0);  /* no block of its own: glibc's, in static TLS */
+        pthread_barrier_destroy(&start);
+        ASSERT_OK(vmc_lib_unload(use));
+    }
+    vmc_stats_t st;
+    ASSERT_OK(vmc_stats(v, &st));
+    ASSERT_EQ(st.libraries, 0);
+    vmc_close(v);
+}
+
+/* The same through a library that has no DT_NEEDED for the definer (it
+ * binds to whichever private library defines the variable): its module
+ * moves to static TLS if no thread has used it yet; once one has, the
+ * copies cannot move, and the load is refused naming why (glibc refuses
+ * the same).  A block too large for the surplus is refused with its size
+ * and the tunable. */
+TEST(tls_initial_exec_into_another_private_library)
+{
+    vmc_t *v = vt_open("-vmheap_size 64M");
+    vmc_lib_t *def, *use;
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_tls_small.so"), 0, &def));
+    tls_api_t a = api_of(def);
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_tlsuse_ie_nodep.so"), 0, &use));
+    int *(*use_addr)(void) = (int *(*)(void))sym(use, "t_tlsuse_addr");
+    ASSERT(use_addr() == a.int_addr());
+    ASSERT_EQ(a.bump(), 6);
+    ASSERT_EQ(*use_addr(), 6);
+    ASSERT_EQ(vmc__tls_live_blocks(), 0);
+    ASSERT_OK(vmc_lib_unload(use));
+    ASSERT_OK(vmc_lib_unload(def));
+
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_tls_small.so"), 0, &def));
+    a = api_of(def);
+    ASSERT_EQ(a.bump(), 6);  /* this thread has its copy now */
+    ASSERT_EQ(vmc_lib_load(v, vt_tlib("libt_tlsuse_ie_nodep.so"), 0, &use), -ENOTSUP);
+    char want[1024];
+    snprintf(want, sizeof want, "%s: DT_RELA entry ", vt_tlib("libt_tlsuse_ie_nodep.so"));
+    ASSERT_STR_CONTAINS(vmc_last_error(), want);
+    snprintf(want, sizeof want, ": R_X86_64_TPOFF64: initial-exec access to a variable of %s, whose block is not "
+             "in static TLS and which threads have used already (their copies cannot move), is not supported",
+             vt_tlib("libt_tls_small.so"));
+    ASSERT_STR_CONTAINS(vmc_last_error(), want);
+    vmc_stats_t st;
+    ASSERT_OK(vmc_stats(v, &st));
+    ASSERT_EQ(st.libraries, 1);
+    ASSERT_EQ(a.bump(), 7);  /* untouched */
+    ASSERT_EQ(vmc__tls_live_blocks(), 1);
+    ASSERT_OK(vmc_lib_unload(def));
+
+    ASSERT_EQ(vmc_lib_load(v, vt_tlib("libt_tlsuse_iebig.so"), 0, &use), -ENOTSUP);
+    snprintf(want, sizeof want, ": R_X86_64_TPOFF64: initial-exec access to a variable of %s: %s: initial-exec "
+             "TLS: its 8260-byte block (alignment 64) does not fit in the C library's static TLS surplus; start "
+             "the process with GLIBC_TUNABLES=glibc.rtld.optional_static_tls=BYTES to enlarge it",
+             vt_tlib("libt_tls.so"), vt_tlib("libt_tls.so"));
+    ASSERT_STR_CONTAINS(vmc_last_error(), want);
+    ASSERT_OK(vmc_stats(v, &st));
+    ASSERT_EQ(st.libraries, 0);
+    ASSERT_EQ(vmc__tls_live_blocks(), 0);
+    vmc_close(v);
+}
+
+/* The static TLS object for the definer cannot be made: the user's load
+ * is refused with the OS error and leaves nothing; then it loads. */
+TEST(tls_fault_moving_a_dependency_to_static_tls)
+{
+    vmc_t *v = vt_open("-vmheap_size 64M");
+    vmc_lib_t *use;
+    vmc__os_fault(VMC_OS_MEMFD_CREATE, 1, EMFILE, 0);
+    ASSERT_EQ(vmc_lib_load(v, vt_tlib("libt_tlsuse_ie.so"), 0, &use), -EMFILE);
+    vmc__os_fault_clear();
+    char want[1024];
+    snprintf(want, sizeof want, ": R_X86_64_TPOFF64: initial-exec access to a variable of %s: %s: static TLS "
+             "object: memfd_create: ", vt_tlib("libt_tls_small.so"), vt_tlib("libt_tls_small.so"));
+    ASSERT_STR_CONTAINS(vmc_last_error(), want);
+    vmc_stats_t st;
+    ASSERT_OK(vmc_stats(v, &st));
+    ASSERT_EQ(st.libraries, 0);
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_tlsuse_ie.so"), 0, &use));
+    ASSERT_EQ(((int (*)(void))sym(use, "t_tlsuse_bump"))(), 6);
+    ASSERT_OK(vmc_lib_unload(use));
+    vmc_close(v);
+}
+
 /* ---- lifetimes ----------------------------------------------------------------- */
 
 static void *short_main(void *p)

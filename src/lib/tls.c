@@ -243,6 +243,29 @@ void vmc__tls_set_static(size_t slot, int64_t tpoff)
     pthread_mutex_unlock(&lock);
 }
 
+int vmc__tls_move_static(size_t slot, int64_t tpoff)
+{
+    pthread_mutex_lock(&lock);
+    int e = slot < nmods && mods[slot].kind == MOD_PRIVATE ? 0 : -EINVAL;
+    for (tls_thread_t *t = threads; t && !e; t = t->next)
+        if (slot < t->n && t->blocks[slot]) e = -EBUSY;
+    if (!e) {
+        mods[slot].kind = MOD_STATIC;
+        mods[slot].tpoff = tpoff;
+    }
+    pthread_mutex_unlock(&lock);
+    return e;
+}
+
+int vmc__tls_used(size_t slot)
+{
+    pthread_mutex_lock(&lock);
+    int used = 0;
+    for (tls_thread_t *t = threads; t && !used; t = t->next) used = slot < t->n && t->blocks[slot];
+    pthread_mutex_unlock(&lock);
+    return used;
+}
+
 void vmc__tls_remove(size_t slot)
 {
     pthread_mutex_lock(&lock);

@@ -47,6 +47,15 @@ void vmc__tls_remove(size_t slot);
  * pointer (tlsstatic.c); set before anything of the library ran. */
 void vmc__tls_set_static(size_t slot, int64_t tpoff);
 
+/* The same for a module that may have run already (another library's
+ * initial-exec access to it): only if no thread has a block of it yet,
+ * since those copies cannot move (-EBUSY otherwise, and nothing changes).
+ * Atomic with the threads' first accesses. */
+int vmc__tls_move_static(size_t slot, int64_t tpoff);
+/* Whether any thread has a block of slot's module (a hint: it may change
+ * at once; vmc__tls_move_static decides). */
+int vmc__tls_used(size_t slot);
+
 /* tlsstatic.c: a block for img in glibc's static TLS, through an object
  * glibc loads (*handle, for vmc__tls_static_free); *tpoff: the block's
  * address minus the thread pointer, in every thread.  -ENOTSUP with a

@@ -110,6 +110,42 @@ typedef struct tls_ref {
     int64_t static_off;          /* ... at this offset from the thread pointer */
 } tls_ref_t;
 
+/* Another library l reads d's variables by initial-exec: give d's module a
+ * block in static TLS now, as glibc does for a module loaded before such a
+ * user when no thread has used it yet (its threads' copies could not move:
+ * glibc refuses then too).  Every access of d's own (GD, descriptors) goes
+ * through its slot, which then yields the static block. */
+static int move_static(vmc_lib_t *d, vmc_lib_t *l, const char *what, const char *tname)
+{
+    const char *why = NULL;
+    if (d->state != VMC_LIB_RELOCATED && d->state != VMC_LIB_READY)
+        why = "is not relocated yet (its .tdata would be copied unrelocated: a library of the same load that "
+              "is not a dependency, or a dependency cycle)";
+    else if (d->flags & VMC_LOAD_INERT) why = "is loaded inert";
+    else if (vmc__tls_used(d->tls_slot)) why = "threads have used already (their copies cannot move)";
+    if (why)
+        return vmc__fail(-ENOTSUP, "%s: %s: %s: initial-exec access to a variable of %s, whose block is not in "
+                         "static TLS and which %s, is not supported", l->name, what, tname, d->name, why);
+    const vmc_elf_t *h = &d->o.elf;
+    vmc_tls_image_t img = {(const void *)(d->o.bias + h->tls_vaddr), h->tls_filesz, h->tls_memsz, h->tls_vaddr,
+                           h->tls_align};
+    void *handle;
+    int64_t tpoff;
+    int e = vmc__tls_static_new(d->name, &img, &handle, &tpoff);
+    if (e)
+        return vmc__fail_wrap(e, "%s: %s: %s: initial-exec access to a variable of %s", l->name, what, tname,
+                              d->name);
+    if (vmc__tls_move_static(d->tls_slot, tpoff)) {  /* a thread's first access came first */
+        vmc__tls_static_free(handle);
+        return vmc__fail(-ENOTSUP, "%s: %s: %s: initial-exec access to a variable of %s, whose block is not in "
+                         "static TLS and which threads have used already (their copies cannot move), is not "
+                         "supported", l->name, what, tname, d->name);
+    }
+    d->tls_static = handle;
+    d->tls_tpoff = tpoff;
+    return 0;
+}
+
 static int tls_bind(vmc_lib_t *l, size_t symidx, tls_ref_t *out, const char *tag, size_t index)
 {
     char what[64];
@@ -188,10 +224,16 @@ int vmc__lib_tls_reloc(vmc_lib_t *l, int kind, unsigned type, size_t symidx, int
             out[0] = (uint64_t)ref.lib->tls_tpoff + off;
             return 0;
         }
-        if (ref.lib != l)
-            return vmc__fail(-ENOTSUP, "%s: %s: %s: initial-exec access to a variable of %s, whose block is not "
-                             "in static TLS, is not supported", l->name, what_text(what, sizeof what, tag, index),
-                             tname, ref.lib->name);
+        if (ref.lib != l) {
+            if (l->flags & VMC_LOAD_INERT) {  /* nothing of it runs; no static TLS object is made */
+                out[0] = 0;
+                return 0;
+            }
+            if ((err = move_static((vmc_lib_t *)ref.lib, l, what_text(what, sizeof what, tag, index), tname)))
+                return err;
+            out[0] = (uint64_t)ref.lib->tls_tpoff + off;
+            return 0;
+        }
         out[0] = 0;  /* until vmc__lib_tls_finish knows the offset */
         l->tls_needs_static = 1;
         return later(l, at, off, 0);
