@@ -32,8 +32,15 @@ $(TLIB)/libt_dbg.so: tests/libs/t_dbg.c
 # A C++ library, where a C++ compiler is installed (its test skips otherwise).
 TLIB_CXX := $(shell command -v $(CXX) 2>/dev/null)
 ifneq ($(TLIB_CXX),)
-TEST_LIBS += $(TLIB)/libt_cxx.so $(TLIB)/libt_cxxstatic.so $(TLIB)/libt_tlcxx.so $(TLIB)/libt_hostthrow.so
+TEST_LIBS += $(TLIB)/libt_cxx.so $(TLIB)/libt_cxxstatic.so $(TLIB)/libt_tlcxx.so $(TLIB)/libt_hostthrow.so \
+             $(TLIB)/t_cxxhost
 endif
+
+# A C++ program that catches a plug-in's exceptions; linked with
+# libvmcode.a, so built with its sanitizer flags.
+$(TLIB)/t_cxxhost: tests/libs/t_cxxhost.cc $(B)/libvmcode.a include/vmcode.h
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 -O2 -g -Wall -Wextra -Werror $(SAN) -Iinclude -o $@ $< $(B)/libvmcode.a -ldl -lpthread
 
 $(TLIB)/libt_%.so: tests/libs/t_%.c
 	@mkdir -p $(dir $@)

@@ -37,6 +37,12 @@ int vmc__elf_bind(vmc_elf_obj_t *l, size_t symidx, uintptr_t *value, int *ifunc,
         return 0;
     }
     const vmc_ver_t *ver = vmc__elf_sym_version(l, symidx);
+    if (l->runtime_first && s->st_shndx != SHN_UNDEF && ELF64_ST_TYPE(s->st_info) != STT_TLS &&
+        l->env->runtime(l, name, ver, value)) {
+        l->bound_from = VMC_BOUND_HOST;
+        l->bound_obj = NULL;
+        return 0;
+    }
     /* A reference to a symbol the library defines is bound to that symbol:
      * a look-up of its name in the library would find it (the only other
      * answers: a second definition of the same name and version, or a

@@ -138,6 +138,10 @@ typedef struct vmc_elf_env {
     /* After relocation, before RELRO: the lifecycle's last writes to the
      * image (the static TLS offsets of initial-exec relocations). */
     int (*relocated)(struct vmc_elf_obj *o);
+    /* Only for an object with runtime_first set: 1 and *value when a name
+     * the object defines is to be bound elsewhere (the process's one C++
+     * runtime, src/lib/cxxrt.c), 0 to bind the object's own. */
+    int (*runtime)(const struct vmc_elf_obj *o, const char *name, const vmc_ver_t *ver, uintptr_t *value);
 } vmc_elf_env_t;
 
 /* One ELF object mapped into the code region: everything this layer reads
@@ -185,6 +189,7 @@ typedef struct vmc_elf_obj {
     void *eh_frame;              /* .eh_frame registered with the unwinder  */
     void (*eh_deregister)(void *);   /* how to take it back                 */
 
+    int runtime_first;           /* env->runtime decides its own names first */
     vmc_lib_counts_t counts;     /* relocations applied, symbols bound      */
     int bound_from;              /* where the last symbol bound was found   */
     const struct vmc_elf_obj *bound_obj;   /* ... in which object (this one, a

@@ -46,6 +46,7 @@
 #include "lib/phdr.h"
 #include "lib/tlsdtor.h"
 #include "lib/unwinder.h"
+#include "lib/cxxrt.h"
 #include "pe/pe.h"
 #include "base/error.h"
 #include "os/os.h"
@@ -470,6 +471,7 @@ static const vmc_elf_env_t elf_env = {
     .missing_hint = env_missing_hint,
     .tls = env_tls,
     .relocated = env_relocated,
+    .runtime = vmc__lib_runtime_sym,
 };
 
 static vmc_lib_t *lib_new(vmc_loader_t *v, const char *name, int flags, int depth)
@@ -546,6 +548,7 @@ static int load_image(vmc_lib_t *l, vmc_src_t *src, const uint8_t *hdr, size_t h
 static int relocate(vmc_lib_t *l)
 {
     l->state = VMC_LIB_RELOCATING;
+    vmc__lib_runtime_check(l);  /* one C++ runtime per process */
     int e = vmc__elf_ready(&l->o);
     if (e) return e;
     vmc__phdr_publish(l);      /* inert ones are not: nothing of theirs may run */

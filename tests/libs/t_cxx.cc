@@ -15,6 +15,22 @@ static void deep(int n)
     deep(n - 1);
 }
 
+// Thrown out of the library, through frames with a destructor each.
+static int unwound;
+struct counted {
+    ~counted() { unwound++; }
+};
+
+static void deep_out(int n)
+{
+    counted c;
+    if (n == 0) throw std::runtime_error("thrown out");
+    deep_out(n - 1);
+}
+
+extern "C" void t_cxx_throw(int depth) { deep_out(depth); }
+extern "C" int t_cxx_unwound(void) { return unwound; }
+
 extern "C" int t_cxx_catch(int depth)
 {
     try {
