@@ -184,7 +184,7 @@ TEST(tls_initial_exec_too_large_for_static_tls)
 typedef struct probe {
     long (*fn)(const void *, void *);
     int *(*addr)(void);
-    uint8_t in[576], out[576];
+    uint8_t in[2176], out[2176];
     long off;
     int *var, value, tp_ok;
 } probe_t;
@@ -229,6 +229,44 @@ TEST_THREADED(tls_descriptor_first_access_keeps_vector_registers)
     }
     long off = q.fn(q.in, q.out);
     ASSERT_EQ((uintptr_t)off + vmc__tls_tp(), (uintptr_t)q.addr());
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+}
+
+/* The same with AVX-512: zmm0-31 and k0-7 survive a thread's first
+ * descriptor call (whose memcpy and memset are the C library's EVEX
+ * variants, which use ymm16-31). */
+TEST_THREADED(tls_descriptor_first_access_keeps_avx512_registers)
+{
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw")) SKIP("no AVX-512");
+    vmc_t *v = vt_open("-vmheap_size 64M");
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_tlsdesc_probe.so"), 0, &l));
+    static probe_t q;
+    *(void **)&q.fn = sym(l, "t_tlsdesc_probe512");
+    *(void **)&q.addr = sym(l, "t_probe_var_addr");
+    uint64_t seed = 0x2545f4914f6cdd1du;
+    for (size_t i = 0; i < sizeof q.in; i += 8) {
+        uint64_t x = vt_xorshift(&seed);
+        memcpy(q.in + i, &x, 8);
+    }
+    for (int round = 0; round < 2; round++) {  /* first access, then the fast path */
+        pthread_t th;
+        memset(q.out, 0, sizeof q.out);
+        ASSERT_EQ(pthread_create(&th, NULL, probe_main, &q), 0);
+        pthread_join(th, NULL);
+        for (int r = 0; r < 32; r++)
+            ASSERT_MSG(!memcmp(q.in + 64 * r, q.out + 64 * r, 64), "zmm%d changed across the descriptor call", r);
+        for (int r = 0; r < 8; r++)
+            ASSERT_MSG(!memcmp(q.in + 2048 + 8 * r, q.out + 2048 + 8 * r, 8), "k%d changed across the descriptor "
+                       "call", r);
+        static const char *const gpr[] = {"rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11"};
+        for (int r = 0; r < 8; r++)
+            ASSERT_MSG(!memcmp(q.in + 2112 + 8 * r, q.out + 2112 + 8 * r, 8), "%s changed across the descriptor "
+                       "call", gpr[r]);
+        ASSERT_EQ(q.value, 1234);
+        ASSERT(q.tp_ok);
+    }
     ASSERT_OK(vmc_lib_unload(l));
     vmc_close(v);
 }
