@@ -15,6 +15,7 @@
  * in native byte order.
  */
 #include "api/jitnames.h"
+#include "arch/reloc.h"
 #include "base/error.h"
 #include "os/os.h"
 
@@ -83,7 +84,7 @@ int vmc__jitdump_open(vmc_jitdump_t *d, int *fresh)
     snprintf(path, sizeof path, "/tmp/jit-%ld.dump", (long)pid);
     int fd, e = vmc__os_open(path, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644, &fd);
     if (e) return vmc__fail(e, "vmc_name: -jitdump: cannot open %s: %s", path, strerror(-e));
-    struct jd_header h = {JITDUMP_MAGIC, JITDUMP_VERSION, sizeof h, EM_X86_64, 0, (uint32_t)pid, stamp(), 0};
+    struct jd_header h = {JITDUMP_MAGIC, JITDUMP_VERSION, sizeof h, vmc__arch_elf_machine(), 0, (uint32_t)pid, stamp(), 0};
     void *m = NULL;
     if ((e = vmc__os_pwrite(fd, &h, sizeof h, 0))) {
         e = vmc__fail(e, "vmc_name: -jitdump: writing %s: %s", path, strerror(-e));

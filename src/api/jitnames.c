@@ -33,6 +33,7 @@
 #include "api/jitnames.h"
 #include "base/attrs.h"
 #include "api/vmc.h"
+#include "arch/reloc.h"
 #include "base/error.h"
 #include "os/os.h"
 
@@ -148,7 +149,7 @@ static int build_image(jn_obj_t *o, char **out, size_t *size)
     eh->e_ident[EI_DATA] = ELFDATA2LSB;
     eh->e_ident[EI_VERSION] = EV_CURRENT;
     eh->e_type = ET_REL;
-    eh->e_machine = EM_X86_64;
+    eh->e_machine = (Elf64_Half)vmc__arch_elf_machine();
     eh->e_version = EV_CURRENT;
     eh->e_shoff = shoff;
     eh->e_ehsize = sizeof(Elf64_Ehdr);

@@ -6,6 +6,7 @@
  * token never leaves half-applied options behind.
  */
 #include "api/options.h"
+#include "arch/arch.h"
 #include "base/error.h"
 
 #include <ctype.h>
@@ -205,8 +206,8 @@ int vmc__options_check(const vmc_options_t *o)
         return vmc__fail(-EINVAL, "options: brk_room %#zx is not a multiple of 4K", o->brk_room);
     if (o->vm_max_offset > ((size_t)1 << 40))
         return vmc__fail(-EINVAL, "options: vm_max_offset %#zx is larger than 1T", o->vm_max_offset);
-    if (o->vm_base && (o->vm_base > ((uintptr_t)1 << 47) ||
-                       ((uintptr_t)1 << 47) - o->vm_base < o->vm_size + o->vm_max_offset))
+    if (o->vm_base && (o->vm_base > VMC_ARCH_USER_TOP ||
+                       VMC_ARCH_USER_TOP - o->vm_base < o->vm_size + o->vm_max_offset))
         return vmc__fail(-EINVAL,
                          "options: vm_base %#" PRIxPTR " + vm_max_offset + vm_size is past the user address space",
                          (uintptr_t)o->vm_base);

@@ -5,8 +5,11 @@
  *     pc-relative operand the generated code uses (rel32 on x86-64, see
  *     vmcode.h for the rule);
  *   - stubs: the bytes of a jump from inside the region to any address;
- *   - ELF: the machine number and the relocation types, in arch/reloc.h
- *     (only the ELF layer needs them, and only systems with <elf.h> build it).
+ *   - the user address space's top (VMC_ARCH_USER_TOP);
+ *   - ELF: the machine number, the relocation types and the static-TLS
+ *     relocation, in arch/reloc.h (only systems with <elf.h> build it);
+ *   - PE: the machine number and the base-relocation types, in
+ *     arch/pe_reloc.h.
  *
  * Pure functions: no system calls, no state.
  */
@@ -20,6 +23,11 @@
 void vmc__reach_window(uintptr_t lo, uintptr_t hi, uintptr_t *wlo, uintptr_t *whi);
 /* How many bytes of [a, a+size) lie in the window of [lo, hi). */
 size_t vmc__reach_bytes(uintptr_t a, size_t size, uintptr_t lo, uintptr_t hi);
+
+/* ---- address space ---------------------------------------------------------- */
+/* User-space addresses end below this (x86-64's 4-level paging: 2^47):
+ * no placement, option or image may go past it. */
+#define VMC_ARCH_USER_TOP ((uintptr_t)1 << 47)
 
 /* ---- stubs ------------------------------------------------------------------ */
 #define VMC_ARCH_STUB_SIZE 16

@@ -8,6 +8,9 @@
 /* The e_machine this build loads. */
 unsigned vmc__arch_elf_machine(void);
 const char *vmc__arch_elf_machine_name(void);   /* "EM_X86_64" */
+/* The relocation type that stores a symbol's offset from the thread
+ * pointer in a 64-bit word (static TLS: R_X86_64_TPOFF64). */
+unsigned vmc__arch_elf_tpoff_type(void);
 
 /* What a relocation type does, in the terms the ELF layer applies. */
 enum vmc_reloc_kind {

@@ -7,6 +7,7 @@
 
 unsigned vmc__arch_elf_machine(void) { return EM_X86_64; }
 const char *vmc__arch_elf_machine_name(void) { return "EM_X86_64"; }
+unsigned vmc__arch_elf_tpoff_type(void) { return R_X86_64_TPOFF64; }
 
 const char *vmc__arch_reloc_name(unsigned type)
 {

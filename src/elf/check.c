@@ -30,8 +30,9 @@
 #include <errno.h>
 #include <string.h>
 
-/* User-space addresses end below 2^47; nothing in an image may go past. */
-#define VADDR_LIMIT ((uint64_t)1 << 47)
+/* User-space addresses end below the architecture's top; nothing in an
+ * image may go past. */
+#define VADDR_LIMIT ((uint64_t)VMC_ARCH_USER_TOP)
 
 static int is_pow2(uint64_t x) { return x && !(x & (x - 1)); }
 

@@ -13,6 +13,8 @@
 #ifndef VMC_TLS_H
 #define VMC_TLS_H
 
+#include "arch/tls.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -100,13 +102,8 @@ static inline uint64_t vmc__tlsdesc_arg(size_t slot, uint64_t offset)
     return ((uint64_t)slot << VMC_TLSDESC_OFF_BITS) | offset;
 }
 
-/* The thread pointer (%fs:0). */
-static inline uintptr_t vmc__tls_tp(void)
-{
-    uintptr_t tp;
-    __asm__("mov %%fs:0, %0" : "=r"(tp));
-    return tp;
-}
+/* The thread pointer (the instruction set's: arch/tls.h). */
+static inline uintptr_t vmc__tls_tp(void) { return vmc__arch_tp(); }
 
 /* fork: the table's lock, taken last (api.c's handlers). */
 void vmc__tls_fork_prepare(void);

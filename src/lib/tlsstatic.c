@@ -7,7 +7,7 @@
  * loads itself, and has no interface to allocate from it.  So vmcode makes
  * glibc load one: a tiny shared object, written into a memory file, whose
  * PT_TLS mirrors the private library's (size, alignment, and the relocated
- * .tdata as its image) and which carries one R_X86_64_TPOFF64 relocation
+ * .tdata as its image) and which carries one static-TLS (TPOFF64) relocation
  * against its own block.  glibc must then give it static TLS, initialise
  * the block in every existing thread from the image, do the same for every
  * thread created later, and free it (and reclaim the room when it is the
@@ -28,6 +28,7 @@
  * keeps the alignment of every variable in it.
  */
 #include "lib/tls.h"
+#include "arch/reloc.h"
 #include "base/error.h"
 #include "os/os.h"
 
@@ -70,7 +71,7 @@ int vmc__tls_static_new(const char *name, const vmc_tls_image_t *img, void **han
     L->eh.e_ident[EI_DATA] = ELFDATA2LSB;
     L->eh.e_ident[EI_VERSION] = EV_CURRENT;
     L->eh.e_type = ET_DYN;
-    L->eh.e_machine = EM_X86_64;
+    L->eh.e_machine = (Elf64_Half)vmc__arch_elf_machine();
     L->eh.e_version = EV_CURRENT;
     L->eh.e_phoff = offsetof(layout_t, ph);
     L->eh.e_ehsize = sizeof L->eh;
@@ -84,7 +85,7 @@ int vmc__tls_static_new(const char *name, const vmc_tls_image_t *img, void **han
     memcpy(L->str + 1, soname, sizeof soname);
     L->hash[0] = 1;                                /* one empty bucket, one chain: the null symbol */
     L->hash[1] = 1;
-    L->rela[0] = (Elf64_Rela){offsetof(layout_t, word), ELF64_R_INFO(0, R_X86_64_TPOFF64), 0};
+    L->rela[0] = (Elf64_Rela){offsetof(layout_t, word), ELF64_R_INFO(0, vmc__arch_elf_tpoff_type()), 0};
     const Elf64_Dyn dyn[NDYN] = {
         {DT_HASH, {offsetof(layout_t, hash)}},
         {DT_STRTAB, {offsetof(layout_t, str)}},

@@ -2,7 +2,7 @@
  *
  * The file is in memory whole (the loader reads it once: sections are
  * copied, not mapped), so every check is against its size.  Order: the DOS
- * header ("MZ", e_lfanew), the NT signature, the file header (AMD64, a DLL,
+ * header ("MZ", e_lfanew), the NT signature, the file header (the machine, a DLL,
  * at most 96 sections), the PE32+ optional header (alignments, ImageBase,
  * SizeOfImage, SizeOfHeaders, subsystem, data directories), then each
  * section header: raw data inside the file, virtual range inside
@@ -16,6 +16,7 @@
  * unsupported: it needs the runtime's loader.
  */
 #include "pe/pe.h"
+#include "arch/pe_reloc.h"
 #include "base/error.h"
 
 #include <errno.h>
@@ -177,9 +178,9 @@ int vmc__pe_check(vmc_pe_obj_t *ob, const uint8_t *f, size_t size)
     const uint8_t *fh = f + nt + 4;
     uint16_t machine = vmc__pe_u16(fh), nsect = vmc__pe_u16(fh + 2), optsize = vmc__pe_u16(fh + 16);
     pe->file_chars = vmc__pe_u16(fh + 18);
-    if (machine != VMC_PE_MACHINE_AMD64)
-        return vmc__fail(-ENOEXEC, "%s: file header Machine (offset 0x%x+0x4): machine 0x%x is not AMD64 "
-                         "(0x8664)", pe->name, nt, machine);
+    if (machine != vmc__arch_pe_machine())
+        return vmc__fail(-ENOEXEC, "%s: file header Machine (offset 0x%x+0x4): machine 0x%x is not %s "
+                         "(0x%x)", pe->name, nt, machine, vmc__arch_pe_machine_name(), vmc__arch_pe_machine());
     if (!(pe->file_chars & VMC_PE_FILE_EXECUTABLE) || !(pe->file_chars & VMC_PE_FILE_DLL))
         return vmc__fail(-ENOEXEC, "%s: file header Characteristics (offset 0x%x+0x16): 0x%x is not an "
                          "executable DLL (IMAGE_FILE_EXECUTABLE_IMAGE and IMAGE_FILE_DLL)", pe->name, nt,

@@ -39,8 +39,7 @@
 #define VMC_PE_MAX_NAME      4096        /* longest import or export name    */
 #define VMC_PE_MAX_CALLBACKS 64          /* TLS callbacks                    */
 
-/* IMAGE_FILE_HEADER.Machine, .Characteristics */
-#define VMC_PE_MACHINE_AMD64     0x8664
+/* IMAGE_FILE_HEADER.Characteristics (the Machine: arch/pe_reloc.h) */
 #define VMC_PE_FILE_RELOCS_STRIPPED 0x0001
 #define VMC_PE_FILE_EXECUTABLE   0x0002
 #define VMC_PE_FILE_DLL          0x2000

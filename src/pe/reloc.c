@@ -2,9 +2,9 @@
  * it runs (o->base), by the .reloc directory's blocks.
  *
  * Each block is a page RVA, its size, and 16-bit entries (type << 12 |
- * offset in the page).  x86-64 images use IMAGE_REL_BASED_DIR64 (10: add
- * the delta to the 64-bit word) and ABSOLUTE (0: padding); any other type is
- * refused by number (-ENOTSUP).  Every block must lie inside the directory
+ * offset in the page).  What each type means is the architecture's
+ * (arch/pe_reloc.h: on x86-64, DIR64 adds the delta to the 64-bit word and
+ * ABSOLUTE is padding); any other type is refused by number (-ENOTSUP).  Every block must lie inside the directory
  * and every target's eight bytes inside the image.  Blocks are applied even
  * when the delta is 0, so a bad table is refused wherever the image lands.
  * An image that must move but cannot (IMAGE_FILE_RELOCS_STRIPPED, or no
@@ -12,22 +12,10 @@
  * address, never the DLL.
  */
 #include "pe/pe.h"
+#include "arch/pe_reloc.h"
 #include "base/error.h"
 
 #include <errno.h>
-
-#define REL_ABSOLUTE 0
-#define REL_DIR64    10
-
-static const char *rel_name(unsigned t)
-{
-    static const char *const names[16] = {
-        "ABSOLUTE", "HIGH", "LOW", "HIGHLOW", "HIGHADJ", "MACHINE_SPECIFIC_5", "RESERVED",
-        "MACHINE_SPECIFIC_7", "MACHINE_SPECIFIC_8", "MACHINE_SPECIFIC_9", "DIR64",
-        "11", "12", "13", "14", "15",
-    };
-    return names[t & 15];
-}
 
 int vmc__pe_relocate(vmc_pe_obj_t *o)
 {
@@ -62,11 +50,12 @@ int vmc__pe_relocate(vmc_pe_obj_t *o)
             uint16_t ent = vmc__pe_u16(b + k);
             unsigned type = ent >> 12;
             uint64_t target = (uint64_t)page + (ent & 0xfff);
-            if (type == REL_ABSOLUTE) continue;
-            if (type != REL_DIR64)
+            int kind = vmc__arch_pe_reloc_kind(type);
+            if (kind == VMC_PE_RELOC_SKIP) continue;
+            if (kind != VMC_PE_RELOC_ADD64)
                 return vmc__fail(-ENOTSUP, "%s: base relocation block %u entry %u (offset 0x%llx+0x%x): type %u "
                                  "(IMAGE_REL_BASED_%s) is not supported", o->name, block, (k - 8) / 2,
-                                 (unsigned long long)off, pos + k, type, rel_name(type));
+                                 (unsigned long long)off, pos + k, type, vmc__arch_pe_reloc_name(type));
             if (!vmc__pe_in_image(pe, target, 8))
                 return vmc__fail(-ENOEXEC, "%s: base relocation block %u entry %u (offset 0x%llx+0x%x): target "
                                  "0x%llx+8 is past the image (SizeOfImage 0x%x)", o->name, block, (k - 8) / 2,

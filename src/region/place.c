@@ -24,7 +24,7 @@
 #include <errno.h>
 
 #define ADDR_FLOOR   ((uintptr_t)1 << 32)     /* the low 4 GiB: for a low target only */
-#define ADDR_CEIL    ((uintptr_t)1 << 47)     /* 4-level paging user space     */
+#define ADDR_CEIL    VMC_ARCH_USER_TOP        /* the user address space's top  */
 
 typedef struct place_state {
     size_t size, align;
