@@ -207,7 +207,7 @@ TEST(os_space_dual_views_run_what_was_written)
     reserve(0, 16 * U(), &base);
     uintptr_t x = base + 4 * U();
     vmc_os_dual_t *d;
-    int e = vmc__os_dual_map(x, 2 * G(), &d, &w);
+    int e = vmc__os_dual_map(x, 2 * G(), 0, 0, &d, &w);
     if (e == -ENOTSUP) {
         ASSERT(!(vmc__os_caps() & VMC_OS_CAP_DUAL));
         SKIP("no W^X pairs in the Windows slot fallback");
@@ -231,6 +231,76 @@ TEST(os_space_dual_views_run_what_was_written)
     ASSERT_OK(vmc__os_commit(x + G(), G(), VMC_OS_READ | VMC_OS_WRITE));
     ASSERT_EQ(((unsigned char *)x)[G()], 0);
     release(base, 16 * U());
+}
+
+/* A pair around a hole (a -no-pie program's brk heap inside the code
+ * region's span): the executable side is two reservations, the writable
+ * side one, at one offset from both; code runs on both sides; nothing of
+ * the pair goes into the hole, where other memory lives (here a reservation
+ * that is not held, with a page of data). */
+TEST(os_space_dual_views_around_a_hole)
+{
+    uintptr_t base, lo, hi, other, w;
+    reserve(0, 16 * G(), &base);
+    release(base, 16 * G());
+    reserve(base, 6 * G(), &lo);
+    reserve(base + 10 * G(), 6 * G(), &hi);
+    uintptr_t hole = base + 6 * G(), hole_end = base + 10 * G();
+    ASSERT_OK(vmc__os_reserve(hole, 4 * G(), &other));
+    ASSERT_OK(vmc__os_commit(hole + G(), G(), VMC_OS_READ | VMC_OS_WRITE));
+    memset((void *)(hole + G()), 0x5a, G());
+    vmc_os_dual_t *d;
+    int e = vmc__os_dual_map(base, 16 * G(), hole, hole_end, &d, &w);
+    if (e == -ENOTSUP) {
+        ASSERT(!(vmc__os_caps() & VMC_OS_CAP_DUAL));
+        SKIP("no W^X pairs in the Windows slot fallback");
+    }
+    ASSERT_OK(e);
+    ASSERT(w + 16 * G() <= base || w >= base + 16 * G());
+    uintptr_t a = base + G(), b = hole_end + 2 * G();
+    ASSERT_OK(vmc__os_dual_commit(d, a, G()));
+    ASSERT_OK(vmc__os_dual_commit(d, b, G()));
+    static const unsigned char ret42[] = {0xb8, 42, 0, 0, 0, 0xc3}, ret43[] = {0xb8, 43, 0, 0, 0, 0xc3};
+    memcpy((void *)(w + (a - base)), ret42, sizeof ret42);
+    memcpy((void *)(w + (b - base)), ret43, sizeof ret43);
+    int (*fa)(void) = (int (*)(void))a, (*fb)(void) = (int (*)(void))b;
+    ASSERT_EQ(fa(), 42);
+    ASSERT_EQ(fb(), 43);
+    /* The hole, or a range that meets it, is refused by name. */
+    char want[256];
+    ASSERT_EQ(vmc__os_dual_commit(d, hole, G()), -EINVAL);
+    snprintf(want, sizeof want, "cannot commit %#zx bytes at %#llx: the range meets the hole "
+             "%#llx-%#llx, which is not the W^X pair's", G(), (unsigned long long)hole,
+             (unsigned long long)hole, (unsigned long long)hole_end);
+    ASSERT_STR_EQ(vmc_last_error(), want);
+    ASSERT_EQ(vmc__os_dual_commit(d, hole - G(), 2 * G()), -EINVAL);
+    ASSERT_EQ(vmc__os_dual_commit(d, hole_end - G(), 2 * G()), -EINVAL);
+    ASSERT_EQ(vmc__os_dual_decommit(d, base, 16 * G()), -EINVAL);
+    snprintf(want, sizeof want, "cannot decommit %#zx bytes at %#llx: the range meets the hole "
+             "%#llx-%#llx, which is not the W^X pair's", 16 * G(), (unsigned long long)base,
+             (unsigned long long)hole, (unsigned long long)hole_end);
+    ASSERT_STR_EQ(vmc_last_error(), want);
+    ASSERT_EQ(fa(), 42);
+    ASSERT_EQ(fb(), 43);
+    for (size_t i = 0; i < G(); i++) ASSERT_EQ(((unsigned char *)hole)[G() + i], 0x5a);
+    /* Each side goes back whole. */
+    ASSERT_OK(vmc__os_dual_decommit(d, base, 6 * G()));
+    ASSERT_OK(vmc__os_dual_decommit(d, hole_end, 6 * G()));
+    vmc__os_dual_unmap(d);
+    ASSERT_OK(vmc__os_commit(b, G(), VMC_OS_READ | VMC_OS_WRITE));
+    ASSERT_EQ(((unsigned char *)b)[0], 0);
+    ASSERT_EQ(((unsigned char *)hole)[G()], 0x5a);
+    /* A hole that is not strictly inside, or not whole granules. */
+    static const uintptr_t bad[][2] = {{0, 6}, {6, 16}, {6, 17}, {10, 6}, {6, 6}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        uintptr_t h0 = bad[i][0] ? base + bad[i][0] * G() : base, h1 = base + bad[i][1] * G();
+        ASSERT_EQ(vmc__os_dual_map(base, 16 * G(), h0, h1, &d, &w), -EINVAL);
+        ASSERT_STR_CONTAINS(vmc_last_error(), "the W^X pair's hole");
+    }
+    ASSERT_EQ(vmc__os_dual_map(base, 16 * G(), hole + G() / 2, hole_end, &d, &w), -EINVAL);
+    release(lo, 6 * G());
+    release(hi, 6 * G());
+    ASSERT_OK(vmc__os_release(other, 4 * G()));
 }
 
 /* vmc_info says which unit and which mode the OS layer works in. */

@@ -490,6 +490,99 @@ TEST(wx_fork_child_gets_its_own_copy)
     vmc_close(v);
 }
 
+/* The lines of /proc/self/maps that meet [lo, hi) (caller frees). */
+static char *maps_lines_in(uintptr_t lo, uintptr_t hi)
+{
+    char *m = vt_read_file("/proc/self/maps"), *out = calloc(1, strlen(m) + 1), *o = out;
+    for (char *line = m; *line;) {
+        char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line + 1) : strlen(line);
+        unsigned long a, b;
+        if (sscanf(line, "%lx-%lx", &a, &b) == 2 && a < hi && b > lo) {
+            memcpy(o, line, len);
+            o += len;
+        }
+        line += len;
+    }
+    free(m);
+    return out;
+}
+
+/* A pair around a hole (a -no-pie program's brk heap inside the code
+ * region's span) at fork: the child gets its own copy of the code on both
+ * sides, at the same addresses, and nothing in the hole, whose memory is
+ * not the pair's. */
+TEST(wx_fork_copies_both_sides_of_a_hole)
+{
+    vmc_t *v = wx_open();   /* the library's fork handlers, which fork every pair */
+    uintptr_t base, lo, hi, other, w;
+    size_t n = 64 * PAGE;
+    ASSERT_OK(vmc__os_reserve(0, n, &base));
+    ASSERT_OK(vmc__os_release(base, n));
+    uintptr_t hole = base + 16 * PAGE, hole_end = base + 32 * PAGE;
+    ASSERT_OK(vmc__os_reserve(base, hole - base, &lo));
+    ASSERT_OK(vmc__os_reserve(hole_end, base + n - hole_end, &hi));
+    vmc__os_hold(base, hole);
+    vmc__os_hold(hole_end, base + n);
+    ASSERT_OK(vmc__os_reserve(hole, hole_end - hole, &other));   /* not ours */
+    ASSERT_OK(vmc__os_commit(hole + PAGE, PAGE, VMC_OS_READ | VMC_OS_WRITE));
+    memset((void *)(hole + PAGE), 0x5a, PAGE);
+    vmc_os_dual_t *d;
+    ASSERT_OK(vmc__os_dual_map(base, n, hole, hole_end, &d, &w));
+    uintptr_t a = base + PAGE, b = hole_end + 8 * PAGE;
+    ASSERT_OK(vmc__os_dual_commit(d, a, PAGE));
+    ASSERT_OK(vmc__os_dual_commit(d, b, 2 * PAGE));
+    emit_ret((void *)(w + (a - base)), 1);
+    emit_ret((void *)(w + (b - base)), 2);
+    int pfd;
+    size_t psize;
+    ASSERT_OK(vmc__os_dual_file(d, &pfd, &psize));
+    struct stat pst;
+    ASSERT_EQ(fstat(pfd, &pst), 0);
+    char *in_hole = maps_lines_in(hole, hole_end);
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) {
+        int cfd;
+        size_t csize;
+        ASSERT_OK(vmc__os_dual_file(d, &cfd, &csize));
+        struct stat cst;
+        ASSERT_EQ(fstat(cfd, &cst), 0);
+        ASSERT(cst.st_ino != pst.st_ino || cst.st_dev != pst.st_dev);
+        ASSERT_LE((long)cst.st_blocks * 512, 2 * (long)PAGE);   /* the two pages written */
+        ASSERT_PERMS(a, a + PAGE, "r-xs");
+        ASSERT_PERMS(b, b + 2 * PAGE, "r-xs");
+        ASSERT_PERMS(w + (b - base), w + (b - base) + 2 * PAGE, "rw-s");
+        ASSERT_EQ(call_at(a), 1);
+        ASSERT_EQ(call_at(b), 2);
+        emit_ret((void *)(w + (a - base)), 3);
+        emit_ret((void *)(w + (b - base)), 4);
+        ASSERT_EQ(call_at(a), 3);
+        ASSERT_EQ(call_at(b), 4);
+        char *now = maps_lines_in(hole, hole_end);
+        ASSERT_STR_EQ(now, in_hole);
+        ASSERT_NO_RWX();
+        _exit(0);
+    }
+    wait_ok(pid);
+    ASSERT_EQ(call_at(a), 1);
+    ASSERT_EQ(call_at(b), 2);
+    char *now = maps_lines_in(hole, hole_end);
+    ASSERT_STR_EQ(now, in_hole);
+    free(now);
+    free(in_hole);
+    ASSERT_EQ(((unsigned char *)hole)[PAGE], 0x5a);
+    ASSERT_OK(vmc__os_dual_decommit(d, base, hole - base));
+    ASSERT_OK(vmc__os_dual_decommit(d, hole_end, base + n - hole_end));
+    vmc__os_dual_unmap(d);
+    vmc__os_unhold(base, hole);
+    vmc__os_unhold(hole_end, base + n);
+    ASSERT_OK(vmc__os_release(base, hole - base));
+    ASSERT_OK(vmc__os_release(hole_end, base + n - hole_end));
+    ASSERT_OK(vmc__os_release(other, hole_end - hole));
+    vmc_close(v);
+}
+
 TEST(wx_fork_gives_every_region_its_own_file)
 {
     vmc_t *v1 = wx_open(), *v2 = wx_open();

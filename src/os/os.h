@@ -178,7 +178,8 @@ int vmc__os_decommit(uintptr_t addr, size_t len);
 int vmc__os_map_view(uintptr_t at, size_t len, int prot, int fd, uint64_t off, int shared);
 /* ---- W^X: two views of one memory object -----------------------------------
  * A pair serves the range [x, x+len) of a reservation (the executable side,
- * made by vmc__os_reserve, reserved when the pair is made) with a writable
+ * made by vmc__os_reserve, reserved when the pair is made; two reservations
+ * around a hole, below) with a writable
  * side [w, w+len) placed elsewhere and held like a reservation, a constant
  * offset apart: a byte written at w + k is the byte at x + k.  The pair
  * starts empty: the executable side stays whatever the caller makes of it
@@ -189,7 +190,23 @@ int vmc__os_map_view(uintptr_t at, size_t len, int prot, int fd, uint64_t off, i
  * whatever it held (code of the pair, private memory, views), and gives the
  * code's memory back.  No address is ever writable and executable.
  * Preconditions as for the verbs above: whole multiples of
- * vmc__os_granularity(), inside the pair.  Errors: a negative errno, with a
+ * vmc__os_granularity(), inside the pair.
+ *
+ * A pair may have a hole (a -no-pie program's brk heap and its room inside
+ * the code region's span): [hole_lo, hole_hi), 0, 0 for none, else both
+ * multiples of vmc__os_granularity() with x < hole_lo < hole_hi < x + len.
+ * The hole is not the caller's: the executable side is then two
+ * reservations, [x, hole_lo) and [hole_hi, x + len), each made by
+ * vmc__os_reserve, and other memory may live between them.  The pair never
+ * maps anything in the hole on the executable side (nor in a forked child);
+ * a commit or decommit of a range that meets it is -EINVAL, naming it.  The
+ * writable side stays one reservation of len bytes, so w - x is one
+ * constant on both sides of the hole; its part facing the hole stays
+ * inaccessible and is never committed (on Linux the memory file's range
+ * for it is never written, so it takes no memory).  -EINVAL for a hole that
+ * is not aligned or not strictly inside.
+ *
+ * Errors: a negative errno, with a
  * sentence in vmc_last_error() that says what failed at which address and
  * why ("cannot commit 0x10000 bytes at 0x...: mapping the executable view:
  * ..."), without naming the region: the caller prefixes that.  Linux: a
@@ -219,7 +236,8 @@ int vmc__os_map_view(uintptr_t at, size_t len, int prot, int fd, uint64_t off, i
  *    placeholders (VMC_OS_CAP_DUAL): in the slot fallback vmc__os_dual_map
  *    is -ENOTSUP, naming them.  No fork. */
 typedef struct vmc_os_dual vmc_os_dual_t;
-int vmc__os_dual_map(uintptr_t x, size_t len, vmc_os_dual_t **out, uintptr_t *w);
+int vmc__os_dual_map(uintptr_t x, size_t len, uintptr_t hole_lo, uintptr_t hole_hi,
+                     vmc_os_dual_t **out, uintptr_t *w);
 int vmc__os_dual_commit(vmc_os_dual_t *d, uintptr_t x, size_t len);
 int vmc__os_dual_decommit(vmc_os_dual_t *d, uintptr_t x, size_t len);
 /* The writable side goes; the executable side's code stays mapped (and

@@ -17,6 +17,18 @@
  * writable, so no address is ever writable and executable, and hardened
  * policies that allow execution only from memory mapped executable are met.
  *
+ * A hole (os.h: a -no-pie program's brk heap inside the code region's span).
+ * The executable side is then the caller's two reservations around it.  This
+ * file maps executable pages only over committed ranges, and a range that
+ * meets the hole is refused, so nothing of the pair is ever mapped there,
+ * nor in a forked child (which remaps committed runs only).  The writable
+ * side stays one reservation with the whole file mapped over it PROT_NONE:
+ * w - x stays one constant, and the file's range facing the hole is never
+ * committed, so it is a sparse stretch that takes no memory.  That
+ * reservation is made without an address, which on x86-64 Linux puts it
+ * below mmap_base or above TASK_SIZE / 3, far above a hole, which lies below
+ * 4 GiB.
+ *
  * The file.  memfd_create(MFD_CLOEXEC | MFD_EXEC): kernels from 6.3 on know
  * MFD_EXEC and, under vm.memfd_noexec=1, seal a memfd created without it
  * against execution; older kernels reject the unknown flag with EINVAL, so
@@ -95,6 +107,7 @@
 struct vmc_os_dual {
     uintptr_t x, w;              /* the two sides                            */
     size_t len;
+    uintptr_t hole_lo, hole_hi;  /* not ours, on the executable side (os.h)  */
     pthread_mutex_t lock;        /* commits, decommits, growth, fork         */
     int fd;                      /* the memory file, or -1 (broken by fork)  */
     size_t file_size;            /* its current size                         */
@@ -497,10 +510,17 @@ void vmc__os_fork_child(void)
 
 /* ---- map, unmap --------------------------------------------------------------------- */
 
-int vmc__os_dual_map(uintptr_t xat, size_t len, vmc_os_dual_t **out, uintptr_t *wat)
+int vmc__os_dual_map(uintptr_t xat, size_t len, uintptr_t hole_lo, uintptr_t hole_hi,
+                     vmc_os_dual_t **out, uintptr_t *wat)
 {
     size_t page = vmc__os_page_size();
     char why[192];
+    if ((hole_lo || hole_hi) &&
+        (hole_lo % page || hole_hi % page || hole_lo <= xat || hole_hi <= hole_lo ||
+         hole_hi - xat >= len))
+        return vmc__fail(-EINVAL, "the W^X pair's hole %#llx-%#llx is not whole pages strictly "
+                         "inside %#llx+%#zx", (unsigned long long)hole_lo,
+                         (unsigned long long)hole_hi, (unsigned long long)xat, len);
     vmc_os_dual_t *d = calloc(1, sizeof *d);
     size_t npages = len / page;
     uint64_t *bits = calloc((npages + 63) / 64, sizeof *bits);
@@ -511,6 +531,8 @@ int vmc__os_dual_map(uintptr_t xat, size_t len, vmc_os_dual_t **out, uintptr_t *
     }
     d->x = xat;
     d->len = len;
+    d->hole_lo = hole_lo;
+    d->hole_hi = hole_hi;
     d->fork_fd = -1;
     d->committed = bits;
     d->npages = npages;
@@ -591,9 +613,22 @@ int vmc__os_dual_file(vmc_os_dual_t *d, int *fd, size_t *size)
 
 /* ---- commit, decommit ------------------------------------------------------------- */
 
-static int inside(const vmc_os_dual_t *d, uintptr_t addr, size_t len)
+/* 0 if [addr, addr+len) is whole pages of the pair clear of its hole; else
+ * the failure, for `what` ("commit", "decommit"). */
+static int check_range(const vmc_os_dual_t *d, uintptr_t addr, size_t len, const char *what)
 {
-    return len && addr >= d->x && len <= d->len && addr - d->x <= d->len - len;
+    size_t page = vmc__os_page_size();
+    if (!len || addr < d->x || len > d->len || addr - d->x > d->len - len || addr % page ||
+        len % page)
+        return vmc__fail(-EINVAL, "cannot %s %#zx bytes at %#llx: not whole pages of the W^X pair",
+                         what, len, (unsigned long long)addr);
+    /* Nothing of the pair is ever mapped in the hole: it is someone else's. */
+    if (addr < d->hole_hi && addr + len > d->hole_lo)
+        return vmc__fail(-EINVAL, "cannot %s %#zx bytes at %#llx: the range meets the hole "
+                         "%#llx-%#llx, which is not the W^X pair's", what, len,
+                         (unsigned long long)addr, (unsigned long long)d->hole_lo,
+                         (unsigned long long)d->hole_hi);
+    return 0;
 }
 
 /* "cannot commit 0x... bytes at 0x...: STEP: why" for a step of a commit or
@@ -607,13 +642,11 @@ static int step_fail(int e, const char *what, uintptr_t addr, size_t len, const 
 int vmc__os_dual_commit(vmc_os_dual_t *d, uintptr_t addr, size_t len)
 {
     size_t page = vmc__os_page_size(), off = addr - d->x;
-    if (!inside(d, addr, len) || addr % page || len % page)
-        return vmc__fail(-EINVAL, "cannot commit %#zx bytes at %#llx: not whole pages of the W^X pair",
-                         len, (unsigned long long)addr);
+    int e = check_range(d, addr, len, "commit");
+    if (e) return e;
     uintptr_t w = d->w + off;
     void *p;
     pthread_mutex_lock(&d->lock);
-    int e;
     if (d->broken) {
         e = vmc__fail(d->broken,
                       "cannot commit %#zx bytes at %#llx: W^X code cannot be written in this "
@@ -651,13 +684,11 @@ out:
 int vmc__os_dual_decommit(vmc_os_dual_t *d, uintptr_t addr, size_t len)
 {
     size_t page = vmc__os_page_size(), off = addr - d->x;
-    if (!inside(d, addr, len) || addr % page || len % page)
-        return vmc__fail(-EINVAL, "cannot decommit %#zx bytes at %#llx: not whole pages of the W^X "
-                         "pair", len, (unsigned long long)addr);
+    int e = check_range(d, addr, len, "decommit");
+    if (e) return e;
     uintptr_t w = d->w + off;
     pthread_mutex_lock(&d->lock);
     int code = bits_any(d, off / page, len / page), live = code && d->fd >= 0;
-    int e = 0;
     /* The writable side first, so the code cannot change once it is going;
      * then the executable side; then the pages.  Each failure puts back what
      * the steps before it took away. */

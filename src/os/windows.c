@@ -246,7 +246,14 @@ static SRWLOCK resv_lock = SRWLOCK_INIT;
 static resv_t *resvs;
 
 /* W^X pairs (below), under resv_lock. */
-struct vmc_os_dual { uintptr_t x, w; size_t len; struct vmc_os_dual *next; };
+/* [hole_lo, hole_hi): not the pair's (os.h).  Nothing here has a brk, so
+ * vmc_open never makes one, but the contract holds the same. */
+struct vmc_os_dual {
+    uintptr_t x, w;
+    size_t len;
+    uintptr_t hole_lo, hole_hi;
+    struct vmc_os_dual *next;
+};
 static vmc_os_dual_t *dual_list;
 
 static resv_t *resv_find(uintptr_t a, size_t len)
@@ -908,7 +915,20 @@ static int dual_inside(const vmc_os_dual_t *d, uintptr_t x, size_t len)
     return aligned(x, len) && x >= d->x && len <= d->len && x - d->x <= d->len - len;
 }
 
-int vmc__os_dual_map(uintptr_t xat, size_t len, vmc_os_dual_t **out, uintptr_t *wat)
+/* A range that meets the pair's hole: -EINVAL, naming it (nothing of the
+ * pair is ever mapped there). */
+static int dual_meets_hole(const vmc_os_dual_t *d, uintptr_t x, size_t len, const char *what)
+{
+    if (x < d->hole_hi && x + len > d->hole_lo)
+        return vmc__fail(-EINVAL, "cannot %s %#zx bytes at %#llx: the range meets the hole "
+                         "%#llx-%#llx, which is not the W^X pair's", what, len,
+                         (unsigned long long)x, (unsigned long long)d->hole_lo,
+                         (unsigned long long)d->hole_hi);
+    return 0;
+}
+
+int vmc__os_dual_map(uintptr_t xat, size_t len, uintptr_t hole_lo, uintptr_t hole_hi,
+                     vmc_os_dual_t **out, uintptr_t *wat)
 {
     mode_get();
     if (mode_slots)
@@ -919,6 +939,12 @@ int vmc__os_dual_map(uintptr_t xat, size_t len, vmc_os_dual_t **out, uintptr_t *
                          "replace whole slots of %zu KiB",
                          slot_size >> 10);
     if (!aligned(xat, len)) return vmc__fail(-EINVAL, "the W^X pair's range is not whole granules");
+    if ((hole_lo || hole_hi) &&
+        (hole_lo % GRANULE || hole_hi % GRANULE || hole_lo <= xat || hole_hi <= hole_lo ||
+         hole_hi - xat >= len))
+        return vmc__fail(-EINVAL, "the W^X pair's hole %#llx-%#llx is not whole granules strictly "
+                         "inside %#llx+%#zx", (unsigned long long)hole_lo,
+                         (unsigned long long)hole_hi, (unsigned long long)xat, len);
     vmc_os_dual_t *d = calloc(1, sizeof *d);
     if (!d) return vmc__fail(-ENOMEM, "out of memory for the W^X pair");
     uintptr_t w;
@@ -932,6 +958,8 @@ int vmc__os_dual_map(uintptr_t xat, size_t len, vmc_os_dual_t **out, uintptr_t *
     d->x = xat;
     d->w = w;
     d->len = len;
+    d->hole_lo = hole_lo;
+    d->hole_hi = hole_hi;
     AcquireSRWLockExclusive(&resv_lock);
     d->next = dual_list;
     dual_list = d;
@@ -969,6 +997,8 @@ int vmc__os_dual_commit(vmc_os_dual_t *d, uintptr_t xat, size_t len)
     if (!dual_inside(d, xat, len))
         return vmc__fail(-EINVAL, "cannot commit %#zx bytes at %#llx: not whole granules of the W^X "
                          "pair", len, (unsigned long long)xat);
+    int he = dual_meets_hole(d, xat, len, "commit");
+    if (he) return he;
     uintptr_t w = d->w + (xat - d->x);
     const char *step = "not reserved on both views";
     AcquireSRWLockExclusive(&resv_lock);
@@ -1021,6 +1051,8 @@ int vmc__os_dual_decommit(vmc_os_dual_t *d, uintptr_t addr, size_t len)
     if (!dual_inside(d, addr, len))
         return vmc__fail(-EINVAL, "cannot decommit %#zx bytes at %#llx: not whole granules of the "
                          "W^X pair", len, (unsigned long long)addr);
+    int he = dual_meets_hole(d, addr, len, "decommit");
+    if (he) return he;
     AcquireSRWLockExclusive(&resv_lock);
     resv_t *r = resv_find(addr, len);
     int e = r ? 0 : -EINVAL;

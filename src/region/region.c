@@ -17,9 +17,12 @@
  * spans from right after the image, as two reservations around the brk heap
  * and its room: every byte of it that is ours reaches the image (about 93 %
  * of a 2 GiB span).  The hole is never ours: the block layer keeps it taken,
- * the hold list does not cover it, nothing is ever mapped there.  Not under
- * W^X, whose views cover the region whole.  Fixed-address attempts use MAP_FIXED_NOREPLACE and
- * check the result: kernels before 4.17 take the flag as a mere hint.
+ * the hold list does not cover it, nothing is ever mapped there.  Under W^X
+ * the pair is told of the hole (wx.c, os.h): its executable view is the two
+ * pieces, its writable view one reservation at the same offset from both,
+ * and it refuses any range that meets the hole.  Fixed-address attempts use
+ * MAP_FIXED_NOREPLACE and check the result: kernels before 4.17 take the
+ * flag as a mere hint.
  */
 #include "region/region.h"
 #include "base/error.h"
@@ -199,7 +202,7 @@ static int try_hole(size_t size, const code_ctx_t *c, resv_t *out)
 {
     uintptr_t wlo, whi;
     vmc__reach_window(c->lo, c->hi, &wlo, &whi);
-    if (!c->brk || c->o->w_xor_x || wlo >= ((uintptr_t)1 << 32)) return -ENOSPC;
+    if (!c->brk || wlo >= ((uintptr_t)1 << 32)) return -ENOSPC;
     uintptr_t base = (c->avoid_lo + PLACE_ALIGN - 1) & ~(uintptr_t)(PLACE_ALIGN - 1);
     uintptr_t min = vmc__os_min_addr();
     if (base < min) base = (min + PLACE_ALIGN - 1) & ~(uintptr_t)(PLACE_ALIGN - 1);

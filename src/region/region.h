@@ -22,7 +22,8 @@ typedef struct vmc_region {
     /* [hole_lo, hole_hi) inside [base, base+size), or 0, 0: not ours.  A
      * -no-pie program's brk heap and the room it grows into lie there; the
      * region is then two reservations, one on either side, and the block
-     * layer keeps the hole taken (owner "brk heap") so nothing lands in it. */
+     * layer keeps the hole taken (owner "brk heap") so nothing lands in it.
+     * Under W^X the pair spans it (its writable view one reservation). */
     uintptr_t hole_lo, hole_hi;
 } vmc_region_t;
 

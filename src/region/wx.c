@@ -6,9 +6,11 @@
  * section per committed piece, which needs placeholders), is the OS layer's.
  *
  * The region's part: the writable view's address (r->wbase, so that
- * vmc_writable and vmc_executable translate with one subtraction), and the
- * messages, which the OS layer writes about addresses and this file prefixes
- * with what they are ("w_xor_x: ...", "code region: ...").
+ * vmc_writable and vmc_executable translate with one subtraction), the
+ * region's hole if it has one (a -no-pie program's brk heap, region.c: the
+ * pair spans it, one offset on both sides, and never maps anything in it),
+ * and the messages, which the OS layer writes about addresses and this file
+ * prefixes with what they are ("w_xor_x: ...", "code region: ...").
  */
 #include "region/wx.h"
 #include "base/error.h"
@@ -18,7 +20,7 @@ int vmc__wx_open(vmc_region_t *r)
 {
     vmc_os_dual_t *d;
     uintptr_t w;
-    int e = vmc__os_dual_map(r->base, r->size, &d, &w);
+    int e = vmc__os_dual_map(r->base, r->size, r->hole_lo, r->hole_hi, &d, &w);
     if (e) return vmc__fail_wrap(e, "w_xor_x");
     r->dual = d;
     r->wbase = w;

@@ -165,7 +165,7 @@ TEST(win_dual_never_wx)
     vmc_os_dual_t *d;
     ASSERT_OK(vmc__os_reserve(0, 64 * G, &base));
     x = base + 8 * G;
-    ASSERT_OK(vmc__os_dual_map(x, 16 * G, &d, &w));
+    ASSERT_OK(vmc__os_dual_map(x, 16 * G, 0, 0, &d, &w));
     ASSERT(vmc__os_holds(w, w + 16 * G));
     ASSERT_WHOLE(base, 64 * G);
     ASSERT_WHOLE(w, 16 * G);
@@ -225,7 +225,7 @@ TEST(win_dual_faults_leave_the_piece)
             for (unsigned long nth = 1; nth <= 4; nth++) {
                 vmc_os_dual_t *d = NULL;
                 vmc__os_fault(kinds[k], nth, ENOMEM, persistent);
-                int e = vmc__os_dual_map(x, 16 * G, &d, &w), e2 = 0;
+                int e = vmc__os_dual_map(x, 16 * G, 0, 0, &d, &w), e2 = 0;
                 if (!e) e = vmc__os_dual_commit(d, x + 2 * G, 2 * G);
                 if (!e) e = vmc__os_dual_decommit(d, x + 2 * G, 2 * G);
                 int hit = (int)vmc__os_faults_hit();
