@@ -395,8 +395,18 @@ TEST(nopie_w_xor_x_hole_failures_undo_exactly)
                 }
                 if (field(h.out, "faults_hit", 0) == 0) break;
             }
-    unsetenv("VMC_NOPIE_FAULT");
     unsetenv("VMC_NOPIE_REGION");
+    /* The same through vmc_open: the pair's failure undoes the whole open. */
+    setenv("VMC_NOPIE_FAULT", "memfd_create 1 5", 1);
+    host_t h;
+    run_raw(&h, "-w_xor_x", 1);
+    unsetenv("VMC_NOPIE_FAULT");
+    ASSERT_MSG(h.status == 0, "the host failed (%d):\n%s", h.status, h.out);
+    ASSERT_EQ((int)field(h.out, "open_failed", 0), -EIO);
+    ASSERT_STR_CONTAINS(h.out, "\nmessage w_xor_x: cannot create the code file: memfd_create: "
+                               "Input/output error\n");
+    ASSERT_EQ(field(h.out, "maps_same", 0), 1);
+    ASSERT_EQ(field(h.out, "fds_same", 0), 1);
     for (size_t i = 0; i < sizeof ex / sizeof *ex; i++)
         ASSERT_MSG(ex[i].seen, "never failed with: %s", ex[i].text);
     for (int s = 0; s < 2; s++)
