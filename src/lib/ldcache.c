@@ -30,7 +30,9 @@
  * Process-wide, under a lock: the file is read once into the C heap and
  * kept until it changes (size, inode, modification time, checked with one
  * open and fstat per lookup), as ldconfig replaces it by renaming a new
- * file over it. */
+ * file over it.  The lock is taken only inside a load, under the handle's
+ * loader lock, which vmcode's fork handlers take (api.c): no thread holds
+ * it across a fork. */
 #include "lib/ldcache.h"
 #include "arch/platform.h"
 #include "base/error.h"
