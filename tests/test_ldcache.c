@@ -94,10 +94,12 @@ static void drop_temp_cache(void)
     vmc__ldcache_use(NULL);
 }
 
-/* What the cache in use answers for name ("" for none). */
+/* What the cache in use answers for name ("" for none), as the first
+ * look-up of a load. */
 static const char *answer(const char *name)
 {
     static char p[4096];
+    vmc__ldcache_recheck();
     int r = vmc__ldcache_find(name, p, sizeof p);
     ASSERT_MSG(r == 0 || r == 1, "%s: %d %s", name, r, vmc_last_error());
     return r ? p : "";
@@ -353,6 +355,18 @@ TEST(ldcache_read_once_until_it_changes)
     unsigned long reads = vmc__ldcache_reads();
     for (int i = 0; i < 5; i++) ASSERT_STR_EQ(answer("liba.so.1"), "/one/liba.so.1");
     ASSERT_EQ(vmc__ldcache_reads(), reads + 1);
+    /* within one load, no OS call at all after the first look-up */
+    char p[256];
+    vmc__os_calls_reset();
+    for (int i = 0; i < 5; i++) ASSERT_EQ(vmc__ldcache_find(i % 2 ? "liba.so.1" : "libb.so.1", p, sizeof p), i % 2);
+    for (int k = 0; k < VMC_OS_CALL_COUNT; k++) ASSERT_EQ(vmc__os_calls(k), 0);
+    /* a new load checks the file: one open and one fstat, not read again */
+    vmc__ldcache_recheck();
+    ASSERT_EQ(vmc__ldcache_find("liba.so.1", p, sizeof p), 1);
+    ASSERT_EQ(vmc__os_calls(VMC_OS_OPEN), 1);
+    ASSERT_EQ(vmc__os_calls(VMC_OS_FSTAT), 1);
+    ASSERT_EQ(vmc__os_calls(VMC_OS_PREAD), 0);
+    ASSERT_EQ(vmc__ldcache_reads(), reads + 1);
     /* the same size, another modification time */
     char next[80];
     snprintf(next, sizeof next, "%s.new", cache_file);
@@ -360,6 +374,8 @@ TEST(ldcache_read_once_until_it_changes)
     struct timespec t[2] = {{0, UTIME_OMIT}, {1000000000, 0}};
     ASSERT_EQ(utimensat(AT_FDCWD, next, t, 0), 0);
     ASSERT_EQ(rename(next, cache_file), 0);
+    ASSERT_EQ(vmc__ldcache_find("liba.so.1", p, sizeof p), 1);
+    ASSERT_STR_EQ(p, "/one/liba.so.1");  /* the same load: the cache it began with */
     ASSERT_STR_EQ(answer("liba.so.1"), "/two/liba.so.1");
     ASSERT_STR_EQ(answer("liba.so.1"), "/two/liba.so.1");
     ASSERT_EQ(vmc__ldcache_reads(), reads + 2);

@@ -10,8 +10,11 @@
  * unreadable, not the "glibc-ld.so.cache1.1" format, corrupt), or a
  * negative errno with the error set (an OS call that failed otherwise, out
  * of memory, a path longer than len).  The file is read once and kept
- * until its size, inode or modification time changes. */
+ * until its size, inode or modification time changes, which is checked at
+ * the first look-up after vmc__ldcache_recheck. */
 int vmc__ldcache_find(const char *name, char *path, size_t len);
+/* A load begins: check the file again at its first look-up. */
+void vmc__ldcache_recheck(void);
 
 /* Tests: read `file` instead of /etc/ld.so.cache (NULL: that one again);
  * what was read is dropped.  How many times a cache file was read. */

@@ -42,6 +42,7 @@
  * load a library.
  */
 #include "lib/loader.h"
+#include "lib/ldcache.h"
 #include "lib/interpose.h"
 #include "lib/phdr.h"
 #include "lib/tlsdtor.h"
@@ -658,6 +659,7 @@ int vmc__lib_load(vmc_loader_t *v, const char *path, int flags, vmc_lib_t **out)
     if (!v || !path || !out) return vmc__fail(-EINVAL, "vmc_lib_load: NULL argument");
     if (flags & ~VMC_LOAD_INERT) return vmc__fail(-EINVAL, "vmc_lib_load: unknown flags 0x%x", flags);
     vmc__loader_lock(v);
+    vmc__ldcache_recheck();  /* the ld.so cache as it is now, for this load's dependencies */
     vmc_lib_t *l = NULL;
     int e = load_file(v, path, flags, 0, NULL, &l);
     if (!e && (e = relocate_group(v))) release(l);
@@ -674,6 +676,7 @@ int vmc__lib_load_mem(vmc_loader_t *v, const void *bytes, size_t len, const char
     if (flags & ~VMC_LOAD_INERT) return vmc__fail(-EINVAL, "vmc_lib_load_mem: unknown flags 0x%x", flags);
     if (!name) name = "(memory)";
     vmc__loader_lock(v);
+    vmc__ldcache_recheck();
     vmc_lib_t *l = lib_new(v, name, flags, 0);
     int e;
     if (!l) {
