@@ -11,7 +11,7 @@
 #include "lib/loader.h"
 #include "lib/ldcache.h"
 #include "os/os.h"
-#include "arch/platform.h"
+#include "arch/hwcaps.h"
 
 #include <fcntl.h>
 #include <stdint.h>

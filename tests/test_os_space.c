@@ -314,3 +314,25 @@ TEST(os_space_info_reports_block_and_slot)
     if (!(vmc__os_caps() & VMC_OS_CAP_SLOTS)) ASSERT_EQ(in.slot_size, 0);
     vmc_close(v);
 }
+
+/* The process id and the auxiliary vector through the OS contract: the
+ * kernel's page size is there on Linux, an entry it never passes is
+ * -ENOENT; Windows has no auxiliary vector (-ENOTSUP). */
+TEST(os_space_pid_and_auxiliary_vector)
+{
+    ASSERT(vmc__os_pid() > 0);
+    ASSERT_EQ(vmc__os_pid(), vmc__os_pid());
+    unsigned long v = 7;
+#ifdef _WIN32
+    ASSERT_EQ(vmc__os_auxval(6, &v), -ENOTSUP);
+    ASSERT(vmc__os_caps() & VMC_OS_CAP_HANDLES);
+    ASSERT_STR_EQ(vmc__os_handle_size_call(), "GetFileSizeEx");
+#else
+    ASSERT_EQ(vmc__os_auxval(6 /* AT_PAGESZ */, &v), 0);
+    ASSERT_EQ(v, (unsigned long)vmc__os_page_size());
+    v = 7;
+    ASSERT_EQ(vmc__os_auxval(0x7fff, &v), -ENOENT);
+    ASSERT_EQ(v, 7);
+    ASSERT(!(vmc__os_caps() & VMC_OS_CAP_HANDLES));
+#endif
+}

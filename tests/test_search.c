@@ -8,8 +8,9 @@
 #include "elfimg.h"
 #include "lib/loader.h"
 #include "os/os.h"
-#include "arch/platform.h"
+#include "arch/hwcaps.h"
 
+#include <sys/auxv.h>
 #include <unistd.h>
 
 /* The system loader's answer for lib's function fn, from a fresh process
@@ -192,7 +193,10 @@ TEST(search_path_element_expansion)
     EXPANDS("$ORIGINAL/$FOO", "/o", "$ORIGINAL/$FOO");  /* not $ORIGIN; unknown names are kept */
     EXPANDS("${ORIGIN", "/o", "${ORIGIN");
     EXPANDS("", "/o", ".");                             /* an empty element: the current directory */
-    EXPANDS("$PLATFORM", NULL, vmc__arch_platform());
+    EXPANDS("$PLATFORM", NULL, vmc__arch_platform((const char *)getauxval(AT_PLATFORM)));
+    /* without the kernel's name, the default one's rules */
+    ASSERT_STR_EQ(vmc__arch_platform(NULL), vmc__arch_platform("x86_64"));
+    ASSERT_STR_EQ(vmc__arch_platform(""), vmc__arch_platform("x86_64"));
     ASSERT_EQ(vmc__dep_expand("$ORIGIN/a", 9, NULL, out, sizeof out), 0);   /* no origin: dropped */
     ASSERT_EQ(vmc__dep_expand("$ORIGIN/abc", 11, "/o", out, 6), 0);         /* too long: dropped */
     ASSERT(vmc__dep_expand("$LIB", 4, NULL, out, sizeof out) > 0);

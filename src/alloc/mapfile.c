@@ -53,10 +53,11 @@ static int map_any(vmc_space_t *v, map_src_t *src, uint64_t offset, size_t size,
     int regular = 0, e;
     if (src->handle) {
         snprintf(src->who, sizeof src->who, "vmc_map_handle: handle %#" PRIxPTR, (uintptr_t)src->handle);
+        if (!(vmc__os_caps() & VMC_OS_CAP_HANDLES))
+            return vmc__fail(-ENOTSUP, "vmc_map_handle: file HANDLEs are Windows'; map a descriptor with "
+                             "vmc_map_file");
         e = vmc__os_handle_size(src->handle, &fsize, &regular);
-        if (e == -ENOTSUP)
-            return vmc__fail(e, "vmc_map_handle: file HANDLEs are Windows'; map a descriptor with vmc_map_file");
-        if (e) return vmc__fail(e, "%s: GetFileSizeEx: %s", src->who, strerror(-e));
+        if (e) return vmc__fail(e, "%s: %s: %s", src->who, vmc__os_handle_size_call(), strerror(-e));
     } else {
         if (src->fd < 0) return vmc__fail(-EBADF, "vmc_map_file: fd %d is not a descriptor", src->fd);
         snprintf(src->who, sizeof src->who, "vmc_map_file: fd %d", src->fd);

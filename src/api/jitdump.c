@@ -65,14 +65,14 @@ void vmc__jitdump_close(vmc_jitdump_t *d)
 {
     /* The marker stays mapped in a forked child until it opens its own
      * file; the parent's is unmapped here (never inside a region). */
-    if (d->marker && d->pid == getpid()) vmc__os_munmap(d->marker, vmc__os_page_size());
+    if (d->marker && d->pid == (pid_t)vmc__os_pid()) vmc__os_munmap(d->marker, vmc__os_page_size());
     if (d->fd >= 0) vmc__os_close(d->fd);
     vmc__jitdump_init(d);
 }
 
 int vmc__jitdump_open(vmc_jitdump_t *d, int *fresh)
 {
-    pid_t pid = getpid();
+    pid_t pid = (pid_t)vmc__os_pid();
     *fresh = 0;
     if (d->fd >= 0 && d->pid == pid) return 0;
     if (d->fd >= 0) {  /* a forked child: the parent's file and marker */

@@ -125,7 +125,7 @@ static void names_lock_take(void) { pthread_mutex_lock(&names_lock); }
 static void names_lock_give(void) { pthread_mutex_unlock(&names_lock); }
 /* A fork while another thread names code must not leave the lock held in
  * the child. */
-static void names_atfork(void) { pthread_atfork(names_lock_take, names_lock_give, names_lock_give); }
+static void names_atfork(void) { (void)vmc__os_atfork(names_lock_take, names_lock_give, names_lock_give); }
 
 /* The ELF object gdb reads for `o`: header, symbol table, string tables,
  * then the section headers (one SHT_NOBITS section per name). */
@@ -268,7 +268,7 @@ static int perf_line(struct vmc_names *ns, const jn_sym_t *s)
  * every name it inherited. */
 static int perf_open(struct vmc_names *ns, int *fresh)
 {
-    pid_t pid = getpid();
+    pid_t pid = (pid_t)vmc__os_pid();
     *fresh = 0;
     if (ns->perf_fd >= 0 && ns->perf_pid == pid) return 0;
     if (ns->perf_fd >= 0) vmc__os_close(ns->perf_fd);  /* the parent's */

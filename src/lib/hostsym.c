@@ -57,13 +57,13 @@
 #include "lib/loader.h"
 #include "lib/hostsym.h"
 #include "elf/hostscope.h"
+#include "os/os.h"
 
 #include <dlfcn.h>
 #include <elf.h>
 #include <link.h>
 #include <pthread.h>
 #include <stdio.h>
-#include <sys/auxv.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -373,7 +373,9 @@ static const char *match_name(const vmc_hobj_t *o)
 
 static int is_vdso(const struct dl_phdr_info *info)
 {
-    uintptr_t ehdr = (uintptr_t)getauxval(AT_SYSINFO_EHDR);
+    unsigned long at = 0;
+    if (vmc__os_auxval(AT_SYSINFO_EHDR, &at)) return 0;   /* no vDSO */
+    uintptr_t ehdr = (uintptr_t)at;
     return ehdr && (uintptr_t)info->dlpi_phdr == ehdr + ((const ElfW(Ehdr) *)ehdr)->e_phoff;
 }
 

@@ -36,7 +36,7 @@
  * loader lock, which vmcode's fork handlers take (api.c): no thread holds
  * it across a fork. */
 #include "lib/ldcache.h"
-#include "arch/platform.h"
+#include "arch/hwcaps.h"
 #include "base/error.h"
 #include "os/os.h"
 

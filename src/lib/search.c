@@ -27,7 +27,7 @@
  */
 #include "lib/loader.h"
 #include "lib/ldcache.h"
-#include "arch/platform.h"
+#include "arch/hwcaps.h"
 #include "base/error.h"
 #include "os/os.h"
 
@@ -39,11 +39,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/auxv.h>
+#include <elf.h>
 
 /* $LIB: the system loader's library directory name, which is where libc
  * itself is, less the leading "/" or "/usr/" ("lib/x86_64-linux-gnu" on
  * Debian, "lib64" on Fedora).  A test checks that ld.so agrees. */
+/* A set-user-id or set-group-id program (AT_SECURE): ld.so then ignores
+ * $ORIGIN and LD_LIBRARY_PATH, and so does this search. */
+static int secure(void)
+{
+    unsigned long v = 0;
+    return vmc__os_auxval(AT_SECURE, &v) == 0 && v;
+}
+
+/* The kernel's AT_PLATFORM, or NULL (the processor's part: arch/hwcaps.c). */
+static const char *kernel_platform(void)
+{
+    unsigned long v = 0;
+    return vmc__os_auxval(AT_PLATFORM, &v) == 0 ? (const char *)v : NULL;
+}
+
 static const char *dst_lib(char *buf, size_t len)
 {
     /* by name: the address of a libc function may be the program's PLT */
@@ -89,12 +104,12 @@ size_t vmc__dep_expand(const char *elem, size_t n, const char *origin, char *out
         size_t k = 0;
         if (elem[i] == '$') {
             if ((k = dst_match(elem + i, n - i, "ORIGIN"))) {
-                if (!origin || getauxval(AT_SECURE)) return 0;
+                if (!origin || secure()) return 0;
                 sub = origin;
             } else if ((k = dst_match(elem + i, n - i, "LIB"))) {
                 sub = dst_lib(libbuf, sizeof libbuf);
             } else if ((k = dst_match(elem + i, n - i, "PLATFORM"))) {
-                sub = vmc__arch_platform();
+                sub = vmc__arch_platform(kernel_platform());
             }
         }
         if (sub) {
@@ -249,7 +264,7 @@ int vmc__dep_find(const vmc_lib_t *l, const char *name, char *path, size_t len, 
             return r < 0 ? r : 0;
         }
     }
-    const char *env = getauxval(AT_SECURE) ? NULL : getenv("LD_LIBRARY_PATH");
+    const char *env = secure() ? NULL : getenv("LD_LIBRARY_PATH");
     if (env && *env && (r = try_list(env, 1, NULL, name, path, len))) {
         *where = VMC_DEP_LD_LIBRARY_PATH;
         return r < 0 ? r : 0;

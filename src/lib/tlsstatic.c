@@ -114,7 +114,7 @@ int vmc__tls_static_new(const char *name, const vmc_tls_image_t *img, void **han
         return vmc__fail(e, "%s: static TLS object: write: %s", name, strerror(-e));
     }
     char path[64];
-    snprintf(path, sizeof path, "/proc/%ld/fd/%d", (long)getpid(), fd);
+    snprintf(path, sizeof path, "/proc/%ld/fd/%d", vmc__os_pid(), fd);
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     vmc__os_close(fd);  /* the mapping holds the file */
     if (!h) {

@@ -120,6 +120,14 @@ const char *vmc__os_commit_call(void);
  * (Windows). */
 int vmc__os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
 
+/* This process's id (Linux: getpid; Windows: GetCurrentProcessId); no error. */
+long vmc__os_pid(void);
+/* The entry `type` (an AT_* number) of the auxiliary vector the kernel gave
+ * the process, in *val (Linux: getauxval; a pointer for AT_PLATFORM).
+ * -ENOENT if the kernel passed no such entry; -ENOTSUP where processes get
+ * no auxiliary vector (Windows).  Not a system call: no fault seam. */
+int vmc__os_auxval(unsigned long type, unsigned long *val);
+
 size_t vmc__os_page_size(void);
 /* For messages: after -ENOMEM from mmap or mprotect, the likely cause. */
 const char *vmc__os_enomem_hint(int err);
@@ -153,6 +161,9 @@ enum {
     /* W^X pairs can be made (vmc__os_dual_map): Linux; Windows with
      * placeholders, not in the slot fallback. */
     VMC_OS_CAP_DUAL = 8,
+    /* Files are also reached by HANDLE (Windows): vmc__os_handle_size and
+     * vmc__os_map_view_handle work. */
+    VMC_OS_CAP_HANDLES = 32,
 };
 unsigned vmc__os_caps(void);
 size_t vmc__os_granularity(void);
@@ -254,6 +265,8 @@ int vmc__os_map_view_handle(uintptr_t at, size_t len, int prot, void *handle, ui
  * a disk file (a pipe, a device: no size to check against).  -EBADF for an
  * invalid handle; -ENOTSUP where there are no HANDLEs.  Counts as fstat. */
 int vmc__os_handle_size(void *handle, uint64_t *size, int *regular);
+/* The call behind vmc__os_handle_size, for messages ("GetFileSizeEx"). */
+const char *vmc__os_handle_size_call(void);
 
 /* ---- generated code: what the system must know ---------------------------------
  * Unwinding (Windows x64): n RUNTIME_FUNCTION entries at `table` (12 bytes

@@ -11,6 +11,7 @@
 #include "os/hold.h"
 
 #include <errno.h>
+#include <sys/auxv.h>
 #include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
@@ -565,6 +566,20 @@ int vmc__os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(vo
 {
     return -pthread_atfork(prepare, parent, child);
 }
+
+long vmc__os_pid(void) { return (long)getpid(); }
+
+int vmc__os_auxval(unsigned long type, unsigned long *val)
+{
+    errno = 0;
+    unsigned long v = getauxval(type);
+    if (!v && errno == ENOENT) return -ENOENT;
+    *val = v;
+    return 0;
+}
+
+/* No HANDLEs here (VMC_OS_CAP_HANDLES is not set): never asked. */
+const char *vmc__os_handle_size_call(void) { return "GetFileSizeEx"; }
 
 const char *vmc__os_map_view_call(void) { return "mmap"; }
 

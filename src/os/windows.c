@@ -205,7 +205,7 @@ static void mode_get(void) { InitOnceExecuteOnce(&mode_once, mode_init, NULL, NU
 unsigned vmc__os_caps(void)
 {
     mode_get();
-    return mode_slots ? VMC_OS_CAP_SLOTS : VMC_OS_CAP_OVERLAY | VMC_OS_CAP_DUAL;
+    return VMC_OS_CAP_HANDLES | (mode_slots ? VMC_OS_CAP_SLOTS : VMC_OS_CAP_OVERLAY | VMC_OS_CAP_DUAL);
 }
 
 size_t vmc__os_granularity(void) { return GRANULE; }
@@ -1172,6 +1172,17 @@ int vmc__os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(vo
     (void)child;
     return 0;   /* no fork: nothing is ever inherited half-locked */
 }
+
+long vmc__os_pid(void) { return (long)GetCurrentProcessId(); }
+
+int vmc__os_auxval(unsigned long type, unsigned long *val)
+{
+    (void)type;
+    (void)val;
+    return -ENOTSUP;   /* the kernel hands a process no auxiliary vector here */
+}
+
+const char *vmc__os_handle_size_call(void) { return "GetFileSizeEx"; }
 
 const char *vmc__os_map_view_call(void)
 {

@@ -1,16 +1,18 @@
-/* $PLATFORM as glibc's ld.so expands it on x86-64.  The kernel passes
- * AT_PLATFORM "x86_64"; ld.so replaces it, on Intel processors only, with
+/* The processor as glibc's ld.so names it on x86-64 (arch/hwcaps.h): the
+ * $PLATFORM string and the ISA level of the glibc-hwcaps directories.
+ *
+ * $PLATFORM: the kernel passes AT_PLATFORM "x86_64" (the caller reads it,
+ * through the OS layer); ld.so replaces it, on Intel processors only, with
  * "xeon_phi" (AVX512ER, AVX512PF and AVX512CD usable) or "haswell" (AVX2
  * usable, BMI1, BMI2, LZCNT, MOVBE, POPCNT), and there is no interface that
  * reports its choice, so the same test is made here from CPUID.  "Usable"
  * means the OS saves the registers too (XGETBV).  A test compares the
  * result with what ld.so finds through a DT_RUNPATH using $PLATFORM. */
-#include "arch/platform.h"
+#include "arch/hwcaps.h"
 
 #include <cpuid.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/auxv.h>
 
 static uint64_t xcr0(void)
 {
@@ -19,10 +21,9 @@ static uint64_t xcr0(void)
     return ((uint64_t)hi << 32) | lo;
 }
 
-const char *vmc__arch_platform(void)
+const char *vmc__arch_platform(const char *kernel)
 {
-    const char *at = (const char *)getauxval(AT_PLATFORM);
-    if (!at || !*at) at = "x86_64";
+    const char *at = kernel && *kernel ? kernel : "x86_64";
     unsigned a, b, c, d, max;
     char vendor[13];
     if (!__get_cpuid(0, &max, &b, &c, &d)) return at;
