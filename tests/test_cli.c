@@ -401,3 +401,29 @@ TEST(cli_load_boolean_with_a_value_is_refused)
     ASSERT_STR_CONTAINS(out, "'-no_near_app' is a boolean and takes no value (got 'off')");
     free(out);
 }
+
+/* Where each dependency was found, in the text and in JSON: through the
+ * ld.so cache (libpulsecommon's libX11), and the help says the order. */
+TEST(cli_load_says_the_cache_and_the_order)
+{
+    const char *lib = "/usr/lib/x86_64-linux-gnu/pulseaudio/libpulsecommon-16.1.so";
+    if (access(lib, R_OK)) SKIP("libpulsecommon-16.1.so is not installed (the package libpulse0)");
+    unsetenv("LD_LIBRARY_PATH");
+    char *out, args[512];
+    snprintf(args, sizeof args, "load %s", lib);
+    ASSERT_EQ(vmcode(args, &out), 0);
+    ASSERT_STR_CONTAINS(out, "  needs     libX11.so.6              loaded privately into the region (ldso_cache): "
+                             "/lib/x86_64-linux-gnu/libX11.so.6");
+    ASSERT_STR_CONTAINS(out, "found through the ld.so cache: loaded privately\n");
+    free(out);
+    snprintf(args, sizeof args, "load --json %s", lib);
+    ASSERT_EQ(vmcode_stdout(args, &out), 0);
+    ASSERT_STR_CONTAINS(out, "{\"name\":\"libX11.so.6\",\"bound\":\"private\",\"where\":\"ldso_cache\",\"path\":"
+                             "\"/lib/x86_64-linux-gnu/libX11.so.6\",\"why\":\"found through the ld.so cache: "
+                             "loaded privately\"}");
+    free(out);
+    ASSERT_EQ(vmcode_stdout("load --help", &out), 0);
+    ASSERT_STR_CONTAINS(out, "DT_RUNPATH, the ld.so cache, the default directories), and only when that finds\n"
+                             "nothing beside the library that needs them.");
+    free(out);
+}
