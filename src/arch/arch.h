@@ -11,7 +11,8 @@
  *   - PE: the machine number and the base-relocation types, in
  *     arch/pe_reloc.h.
  *
- * Pure functions: no system calls, no state.
+ * No system calls; the one state is the TLS resolvers' save-area size,
+ * set once from CPUID (x86_64_tls.c).
  */
 #ifndef VMC_ARCH_H
 #define VMC_ARCH_H

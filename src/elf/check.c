@@ -15,7 +15,7 @@
  * PF_X), more PT_LOADs or program headers than the loader's tables hold.  PT_INTERP is no refusal: shared
  * libraries that can also be run as programs (libc.so.6, libcap.so.2) have
  * one, and the system loader ignores it when loading a library; it is a
- * position-independent executable (DF_1_PIE, elf_dyn.c) that it refuses.
+ * position-independent executable (DF_1_PIE, dyn.c) that it refuses.
  *
  * PT_TLS (at most one): its alignment a power of two up to
  * VMC_ELF_MAX_TLS_ALIGN, p_filesz <= p_memsz <= VMC_ELF_MAX_TLS_SIZE, and its

@@ -5,8 +5,11 @@
  * before anything is mapped and summarises them in a vmc_elf_t; map.c maps
  * that summary over a block run; dyn.c reads the dynamic section of the
  * mapped image, its symbol, string, hash and version tables, and looks
- * symbols up; reloc.c applies the relocations; unwind.c registers .eh_frame
- * with the unwinder.  Every range that a file field names is checked before
+ * symbols up; bind.c binds the symbol a relocation names; reloc.c applies
+ * the relocations; unwind.c registers .eh_frame with the unwinder;
+ * image.c drives one object through those steps for the lifecycle;
+ * introspect.c answers what dl_iterate_phdr and dladdr need of an image;
+ * hostscope.c looks a symbol up in one of the host's own objects.  Every range that a file field names is checked before
  * it is touched, and every refusal names the file, the field and its file
  * offset:
  *
@@ -276,7 +279,7 @@ int vmc__elf_unmap(vmc_elf_obj_t *l);
 
 /* ---- dyn.c ------------------------------------------------------------- */
 /* Read and check the dynamic section and the tables it points to (from
- * src's file where it has one, see vmc_lib_t.snap). */
+ * src's file where it has one, see vmc_elf_obj_t.snap). */
 int vmc__elf_dyn(vmc_elf_obj_t *l, vmc_src_t *src);
 /* dyn.c: when the first PT_LOAD could hold the dynamic tables (read-only,
  * starting the file, small enough to copy), read the rest of its file part
