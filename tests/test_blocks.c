@@ -215,6 +215,32 @@ TEST(blocks_take_at_and_errors)
     vmc__blocks_fini(b);
 }
 
+/* A step that is no power of two (the Windows slot fallback's slots),
+ * counted from the region's base: each run starts on one, past taken blocks
+ * inside the first steps; a unit that is not whole blocks is refused. */
+TEST(blocks_take_units_from_the_base)
+{
+    vmc_region_t r;
+    region_for_test(&r, 16 << 20);
+    vmc_blocks_t *b;
+    ASSERT_OK(vmc__blocks_init(&b, &r));
+    size_t bs = vmc__os_granularity(), unit = 10 * bs;
+    uintptr_t a, c, d;
+    ASSERT_OK(vmc__blocks_take(b, bs, 0, 0, 0, 0, VMC_OWNER_STUBS, NULL, &a));
+    ASSERT_EQ(a, r.base);
+    ASSERT_OK(vmc__blocks_take_units(b, unit, unit, VMC_OWNER_FILE, NULL, &c));
+    ASSERT_EQ(c, r.base + unit);
+    ASSERT_OK(vmc__blocks_take_units(b, unit + bs, unit, VMC_OWNER_FILE, NULL, &d));
+    ASSERT_EQ(d, r.base + 2 * unit);
+    ASSERT_OK(vmc__blocks_give(b, c));
+    ASSERT_OK(vmc__blocks_take_units(b, bs, unit, VMC_OWNER_FILE, NULL, &c));
+    ASSERT_EQ(c, r.base + unit);
+    ASSERT_OK(vmc__blocks_take_units(b, bs, unit, VMC_OWNER_FILE, NULL, &c));
+    ASSERT_EQ(c, r.base + 4 * unit);
+    ASSERT_EQ(vmc__blocks_take_units(b, bs, bs + 1, VMC_OWNER_FILE, NULL, &c), -EINVAL);
+    vmc__blocks_fini(b);
+}
+
 /* Committing and giving back: no VMA is split per run, giving back
  * re-reserves PROT_NONE, and a failing commit changes nothing. */
 TEST(blocks_commit_give_and_faults)

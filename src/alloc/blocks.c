@@ -604,16 +604,20 @@ void vmc__blocks_set_reclaim(vmc_blocks_t *b, vmc_blocks_reclaim_fn fn, void *ar
     b->reclaim_arg = arg;
 }
 
-static int take(vmc_blocks_t *b, size_t len, size_t align, uintptr_t lo, uintptr_t hi, int top,
-                int owner, void *tag, int reclaim, uintptr_t *out)
+/* unit: 0, or the start's step counted from the region's base (any multiple
+ * of the block size), in place of an absolute power-of-two align. */
+static int take(vmc_blocks_t *b, size_t len, size_t align, size_t unit, uintptr_t lo, uintptr_t hi,
+                int top, int owner, void *tag, int reclaim, uintptr_t *out)
 {
     vmc_region_t *r = b->region;
     size_t bs = (size_t)1 << b->shift;
-    if (len == 0 || len > r->size || (align & (align - 1)) || owner <= 0 || owner >= VMC_OWNER_COUNT)
+    if (len == 0 || len > r->size || (align & (align - 1)) || (unit & (bs - 1)) || owner <= 0 ||
+        owner >= VMC_OWNER_COUNT)
         return vmc__fail(len > r->size ? -ENOSPC : -EINVAL,
                          "%s region: cannot take %zu bytes (align %zu) from a %zu-byte region",
-                         r->name, len, align, r->size);
+                         r->name, len, unit ? unit : align, r->size);
     uint64_t k = (len + bs - 1) >> b->shift, a = align > bs ? align >> b->shift : 1;
+    if (unit) a = unit >> b->shift;
     uint64_t blo = 0, bhi = b->nblocks;
     if (lo || hi) {
         uintptr_t end = r->base + r->size;
@@ -628,7 +632,7 @@ static int take(vmc_blocks_t *b, size_t len, size_t align, uintptr_t lo, uintptr
         return e;
     }
     retry_abandoned(b);
-    uint64_t phase = a > 1 ? (r->base >> b->shift) % a : 0;
+    uint64_t phase = a > 1 && !unit ? (r->base >> b->shift) % a : 0;
     int64_t s = find_run(b, k, a, phase, blo, bhi, top);
     if (s < 0 && reclaim && b->reclaim) {
         /* The reclaimer gives runs back through this map: not under its lock. */
@@ -662,13 +666,18 @@ nospace_window:
 int vmc__blocks_take(vmc_blocks_t *b, size_t len, size_t align, uintptr_t lo, uintptr_t hi,
                      int top, int owner, void *tag, uintptr_t *out)
 {
-    return take(b, len, align, lo, hi, top, owner, tag, 1, out);
+    return take(b, len, align, 0, lo, hi, top, owner, tag, 1, out);
+}
+
+int vmc__blocks_take_units(vmc_blocks_t *b, size_t len, size_t unit, int owner, void *tag, uintptr_t *out)
+{
+    return take(b, len, 0, unit, 0, 0, 0, owner, tag, 1, out);
 }
 
 int vmc__blocks_take_noreclaim(vmc_blocks_t *b, size_t len, size_t align, uintptr_t lo,
                                uintptr_t hi, int top, int owner, void *tag, uintptr_t *out)
 {
-    return take(b, len, align, lo, hi, top, owner, tag, 0, out);
+    return take(b, len, align, 0, lo, hi, top, owner, tag, 0, out);
 }
 
 int vmc__blocks_take_at(vmc_blocks_t *b, uintptr_t addr, size_t len, int owner, void *tag)

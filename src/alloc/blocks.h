@@ -60,6 +60,11 @@ void vmc__blocks_fini(vmc_blocks_t *b);
  * the largest free run, when nothing fits. */
 int vmc__blocks_take(vmc_blocks_t *b, size_t len, size_t align, uintptr_t lo, uintptr_t hi,
                      int top, int owner, void *tag, uintptr_t *out);
+/* As vmc__blocks_take (lowest run, anywhere), the start a multiple of `unit`
+ * bytes from the region's base: any multiple of the block size, not only a
+ * power of two (the Windows slot fallback, whose views replace whole slots
+ * counted from the reservation's base). */
+int vmc__blocks_take_units(vmc_blocks_t *b, size_t len, size_t unit, int owner, void *tag, uintptr_t *out);
 /* Who can give space back before a take fails (the code heap, which keeps
  * whole free chunks committed for reuse).  When no run fits, vmc__blocks_take
  * calls fn(arg), without the map's lock, and if it returns non-zero (it gave

@@ -10,7 +10,9 @@
  * everywhere in the region, and so is a range past the file's last page
  * (touching it would raise SIGBUS).  On Windows a file HANDLE can be mapped
  * in place of a C runtime descriptor (vmc_map_handle): the same checks, the
- * file's size from the handle.
+ * file's size from the handle.  In the Windows slot fallback a view must
+ * start on a slot boundary and replace whole slots, so the run is whole free
+ * slots and the view its first part (the recorded committed size).
  */
 #include "alloc/space.h"
 #include "base/error.h"
@@ -80,8 +82,17 @@ static int map_any(vmc_space_t *v, map_src_t *src, uint64_t offset, size_t size,
     size_t len = (size + page - 1) & ~(page - 1);
     vmc_blocks_t *b = vmc__blocks_of(v, r);
     uintptr_t at;
+    /* In the Windows slot fallback a view replaces whole slots and starts on
+     * one's boundary: the run is whole free slots, the view its first len
+     * bytes (the OS layer keeps the rest of the last slot reserved). */
+    size_t slot = vmc__os_slot_size();
     vmc__space_lock(v);
-    e = vmc__blocks_take(b, len, 0, 0, 0, 0, VMC_OWNER_FILE, NULL, &at);
+    if (slot) {
+        size_t whole = len > SIZE_MAX - slot ? len : (len + slot - 1) / slot * slot;
+        e = vmc__blocks_take_units(b, whole, slot, VMC_OWNER_FILE, NULL, &at);
+    } else {
+        e = vmc__blocks_take(b, len, 0, 0, 0, 0, VMC_OWNER_FILE, NULL, &at);
+    }
     if (e) {
         vmc__space_unlock(v);
         return vmc__fail_wrap(e, "%s: 0x%zx bytes in the %s region", fn, len, r->name);
@@ -136,10 +147,12 @@ int vmc__unmap_file(vmc_space_t *v, void *addr, size_t size)
         vmc__space_unlock(v);
         return vmc__fail(-EINVAL, "vmc_unmap_file: %p is not the start of a vmc_map_file mapping", addr);
     }
-    if (size == 0 || size > SIZE_MAX - page || ((size + page - 1) & ~(page - 1)) != run.len) {
+    /* The view's size is what was recorded as mapped: the run itself, or in
+     * the slot fallback its first part. */
+    if (size == 0 || size > SIZE_MAX - page || ((size + page - 1) & ~(page - 1)) != run.committed) {
         vmc__space_unlock(v);
         return vmc__fail(-EINVAL, "vmc_unmap_file: size 0x%zx does not match the mapping at %p (0x%zx bytes)",
-                         size, addr, run.len);
+                         size, addr, run.committed);
     }
     e = vmc__blocks_give(b, a);
     vmc__space_unlock(v);
