@@ -4,6 +4,7 @@
 #include "test.h"
 #include "os/os.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 
@@ -334,5 +335,27 @@ TEST(os_space_pid_and_auxiliary_vector)
     ASSERT_EQ(vmc__os_auxval(0x7fff, &v), -ENOENT);
     ASSERT_EQ(v, 7);
     ASSERT(!(vmc__os_caps() & VMC_OS_CAP_HANDLES));
+#endif
+}
+
+/* A path for a descriptor, and the program's own file. */
+TEST(os_space_fd_path_and_self_exe)
+{
+    char buf[64];
+#ifdef _WIN32
+    ASSERT_EQ(vmc__os_fd_path(0, buf, sizeof buf), -ENOTSUP);
+    ASSERT(!vmc__os_self_exe_path());
+#else
+    int fd;
+    ASSERT_OK(vmc__os_open("/dev/null", O_RDONLY, 0, &fd));
+    ASSERT_OK(vmc__os_fd_path(fd, buf, sizeof buf));
+    char want[64];
+    snprintf(want, sizeof want, "/proc/%ld/fd/%d", vmc__os_pid(), fd);
+    ASSERT_STR_EQ(buf, want);
+    ASSERT_EQ(vmc__os_fd_path(fd, buf, 8), -ENAMETOOLONG);
+    vmc__os_close(fd);
+    int exe;
+    ASSERT_OK(vmc__os_open(vmc__os_self_exe_path(), O_RDONLY, 0, &exe));
+    vmc__os_close(exe);
 #endif
 }

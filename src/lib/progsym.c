@@ -3,7 +3,7 @@
  * only if the program exports it (-rdynamic), and the usual cause of such a
  * miss is a program linked without.  The program's own symbol table
  * (.symtab, which the system loader never reads) is read from
- * /proc/self/exe, on this failure path only; a stripped program has none,
+ * the program's file (vmc__os_self_exe_path), on this failure path only; a stripped program has none,
  * and then nothing is said.  Any failure to read it means "do not know":
  * no error of its own is recorded, the message stays the loader's. */
 #include "lib/loader.h"
@@ -68,7 +68,8 @@ out:
 int vmc__prog_defines(const char *name)
 {
     int fd;
-    if (vmc__os_open("/proc/self/exe", O_RDONLY, 0, &fd)) return 0;
+    const char *exe = vmc__os_self_exe_path();
+    if (!exe || vmc__os_open(exe, O_RDONLY, 0, &fd)) return 0;
     struct stat st;
     int found = !vmc__os_fstat(fd, &st) && search(fd, (uint64_t)st.st_size, name);
     vmc__os_close(fd);

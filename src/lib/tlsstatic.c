@@ -14,9 +14,9 @@
  * last one) at dlclose.  The relocated word says where the block is:
  * thread pointer + that value.
  *
- * It is opened by /proc/<pid>/fd/N rather than /proc/self/fd/N: a debugger
- * reads the names in the link map from its own process, where "self" is
- * itself.  When the surplus has no room, dlopen says so ("cannot allocate
+ * It is opened by the OS layer's path for the descriptor (vmc__os_fd_path:
+ * one a debugger can open too, since it reads the names in the link map
+ * from its own process).  When the surplus has no room, dlopen says so ("cannot allocate
  * memory in static TLS block"); the caller refuses with -ENOTSUP naming the
  * size and the tunable that enlarges the surplus at process start.
  *
@@ -114,7 +114,10 @@ int vmc__tls_static_new(const char *name, const vmc_tls_image_t *img, void **han
         return vmc__fail(e, "%s: static TLS object: write: %s", name, strerror(-e));
     }
     char path[64];
-    snprintf(path, sizeof path, "/proc/%ld/fd/%d", vmc__os_pid(), fd);
+    if ((e = vmc__os_fd_path(fd, path, sizeof path))) {
+        vmc__os_close(fd);
+        return vmc__fail(e, "%s: static TLS object: no path to its memory file: %s", name, strerror(-e));
+    }
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     vmc__os_close(fd);  /* the mapping holds the file */
     if (!h) {

@@ -127,6 +127,14 @@ long vmc__os_pid(void);
  * -ENOENT if the kernel passed no such entry; -ENOTSUP where processes get
  * no auxiliary vector (Windows).  Not a system call: no fault seam. */
 int vmc__os_auxval(unsigned long type, unsigned long *val);
+/* A path that opens the file behind descriptor fd, from any process
+ * (Linux: /proc/PID/fd/N, the PID written out since a debugger reads the
+ * name from its own process, where "self" is itself): -ENAMETOOLONG if
+ * buf's len bytes cannot hold it; -ENOTSUP where there is none (Windows). */
+int vmc__os_fd_path(int fd, char *buf, size_t len);
+/* A path that opens the running program's file (Linux: /proc/self/exe), or
+ * NULL where there is none. */
+const char *vmc__os_self_exe_path(void);
 
 size_t vmc__os_page_size(void);
 /* For messages: after -ENOMEM from mmap or mprotect, the likely cause. */

@@ -578,6 +578,14 @@ int vmc__os_auxval(unsigned long type, unsigned long *val)
     return 0;
 }
 
+int vmc__os_fd_path(int fd, char *buf, size_t len)
+{
+    int n = snprintf(buf, len, "/proc/%ld/fd/%d", (long)getpid(), fd);
+    return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+const char *vmc__os_self_exe_path(void) { return "/proc/self/exe"; }
+
 /* No HANDLEs here (VMC_OS_CAP_HANDLES is not set): never asked. */
 const char *vmc__os_handle_size_call(void) { return "GetFileSizeEx"; }
 

@@ -1184,6 +1184,16 @@ int vmc__os_auxval(unsigned long type, unsigned long *val)
 
 const char *vmc__os_handle_size_call(void) { return "GetFileSizeEx"; }
 
+int vmc__os_fd_path(int fd, char *buf, size_t len)
+{
+    (void)fd;
+    (void)buf;
+    (void)len;
+    return -ENOTSUP;   /* no file system view of the descriptors */
+}
+
+const char *vmc__os_self_exe_path(void) { return NULL; }
+
 const char *vmc__os_map_view_call(void)
 {
     mode_get();
