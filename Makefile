@@ -25,7 +25,7 @@ LDLIBS_LIB  := -ldl -lpthread
 VERSION     := 0.1.0
 
 # WIN_ONLY files are the Windows build's (make windows).
-WIN_ONLY := src/os/windows.c src/lib/none.c src/api/names_none.c
+WIN_ONLY := src/os/windows.c src/os/winload.c src/lib/noelf.c src/api/names_none.c
 LIB_SRC := $(filter-out $(WIN_ONLY),$(wildcard src/*/*.c))
 LIB_OBJ := $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRC))
 TEST_SRC := $(wildcard tests/*.c)
@@ -119,10 +119,11 @@ check-tsan:
 #   make check-windows   the tests under Wine 10 (placeholders; a Debian 13 chroot,
 #                        built once into /var/cache/vmcode) and the host's Wine 8
 #                        (the slot fallback): scripts/wine-chroot.sh
-# The Windows build holds the layers ported so far: all but the ELF loader
-# (lib/none.c refuses loading) and the debugger interfaces, which hand out
-# ELF objects (names_none.c); W^X (region/wx.c) is the same file on both;
-# the PE layer (src/pe/, no system call) is built for the tests that use it.
+# The Windows build holds the layers ported so far: all but the ELF side of
+# the library lifecycle (lib/noelf.c instead of lib/elfload.c and the other
+# Linux-only parts of lib/: the lifecycle loads DLLs, lib/peload.c) and the
+# debugger interfaces, which hand out ELF objects (names_none.c); W^X
+# (region/wx.c) is the same file on both.
 WB       := build/windows
 WIN_CC   := x86_64-w64-mingw32-gcc
 # C99 printf (%zu, %llx) from MinGW's own stdio; the project's printf-like
@@ -133,7 +134,8 @@ WIN_CFLAGS := -std=c11 -Wall -Wextra -Werror $(OPT) -fno-strict-aliasing -D_WIN3
 WIN_LIB_SRC := $(filter-out src/api/jitnames.c src/api/jitdump.c,$(wildcard src/base/*.c src/api/*.c \
                src/alloc/*.c)) src/os/windows.c src/os/hold.c \
                src/arch/x86_64.c src/arch/x86_64_pe.c src/region/region.c src/region/place.c src/region/reserve.c \
-               src/region/wx.c src/lib/none.c $(wildcard src/pe/*.c)
+               src/region/wx.c src/lib/loader.c src/lib/peload.c src/lib/noelf.c \
+               src/os/winload.c $(wildcard src/pe/*.c)
 WIN_TEST_SRC := tests/runner.c tests/windows/child_process.c tests/test_os_space.c tests/test_guards.c \
                 $(filter-out tests/windows/child_process.c,$(wildcard tests/windows/*.c))
 # Static: Wine finds no MinGW runtime DLLs (winpthread) beside the program.
@@ -153,8 +155,8 @@ windows: windows-deps
 	@$(MAKE) --no-print-directory $(WB)/libvmcode.a $(WB)/vmcode.dll $(WB)/vmcode.exe $(WB)/vmc-tests.exe \
 	    $(WB_PE_DLLS)
 
-# The PE test DLLs the Windows suite loads by hand (tests/windows/test_pe_load.c).
-WB_PE_DLLS := $(patsubst $(PE_DIR)/%,$(WB)/pe/%,$(filter %/t_pe_basic.dll %/t_pe_cxx.dll,$(PE_DLLS)))
+# The PE test DLLs the Windows suite loads (tests/windows/test_pe_load.c, test_pe_lib.c).
+WB_PE_DLLS := $(patsubst $(PE_DIR)/%,$(WB)/pe/%,$(PE_DLLS))
 $(WB)/pe/%.dll: $(PE_DIR)/%.dll
 	@mkdir -p $(dir $@)
 	cp $< $@
@@ -197,6 +199,16 @@ $(WB)/vmc-tests.exe: $(WIN_TEST_OBJ) $(WB)/libvmcode.a
 check-windows: windows
 	sh scripts/wine-chroot.sh $(WB)/vmc-tests.exe $(T)
 	sh scripts/wine-chroot.sh --host $(WB)/vmc-tests.exe $(T)
+
+# Private DLL load+unload against LoadLibrary+FreeLibrary, under Wine 10
+# (bench/win_pe_load.c; the figures are in BENCHMARKS.md).
+$(WB)/win_pe_load.exe: bench/win_pe_load.c $(WB)/libvmcode.a include/vmcode.h
+	@echo "  WINLD   $@"
+	$(Q)$(WIN_CC) $(WIN_CFLAGS) -static -o $@ $< $(WB)/libvmcode.a $(WIN_LDLIBS)
+
+bench-windows-pe: windows
+	@$(MAKE) --no-print-directory $(WB)/win_pe_load.exe
+	sh scripts/wine-chroot.sh $(WB)/win_pe_load.exe $(WB)/pe $(ROUNDS)
 
 # ---- demo, examples, bench ----------------------------------------------------
 $(B)/examples/%: examples/%.c $(B)/libvmcode.a
@@ -256,5 +268,5 @@ uninstall:
 clean:
 	rm -rf build
 
-.PHONY: windows windows-deps check-windows all check run-tests test-deps check-asan check-tsan demo bench install uninstall clean
+.PHONY: windows windows-deps check-windows bench-windows-pe all check run-tests test-deps check-asan check-tsan demo bench install uninstall clean
 .DELETE_ON_ERROR:

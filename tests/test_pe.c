@@ -737,9 +737,9 @@ TEST(pe_magic_tells_pe_from_elf)
     ASSERT(!vmc__pe_magic((const uint8_t *)"M", 1));
 }
 
-/* The lifecycle picks the PE layer by the magic: a valid DLL is refused as
- * not supported yet, a broken one with the PE layer's message, from a file
- * and from memory, leaving nothing behind. */
+/* The lifecycle picks the PE layer by the magic: on Linux a valid DLL is
+ * refused as Windows-only, a broken one with the PE layer's message, from a
+ * file and from memory, leaving nothing behind. */
 TEST(pe_lib_load_picks_the_pe_layer_by_magic)
 {
     const char *path = dll_path("t_pe_basic.dll");
@@ -752,11 +752,11 @@ TEST(pe_lib_load_picks_the_pe_layer_by_magic)
     vt_snap(&snap);
     vmc_lib_t *l;
     ASSERT_EQ(vmc_lib_load_mem(v, f, n, "t_pe_basic.dll", 0, &l), -ENOTSUP);
-    ASSERT_STR_EQ(vmc_last_error(), "t_pe_basic.dll: a PE32+ DLL (Windows x64): loading Windows DLLs privately "
-                                    "is not supported yet");
+    ASSERT_STR_EQ(vmc_last_error(), "t_pe_basic.dll: a PE32+ DLL (Windows x64): Windows DLLs are loaded "
+                                    "privately on Windows only");
     ASSERT_EQ(vmc_lib_load(v, p, 0, &l), -ENOTSUP);
     char want[1200];
-    snprintf(want, sizeof want, "%s: a PE32+ DLL (Windows x64): loading Windows DLLs privately is not supported yet",
+    snprintf(want, sizeof want, "%s: a PE32+ DLL (Windows x64): Windows DLLs are loaded privately on Windows only",
              p);
     ASSERT_STR_EQ(vmc_last_error(), want);
     f[0x3c] = 0x44;

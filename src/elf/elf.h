@@ -25,7 +25,11 @@
 
 #include "alloc/space.h"
 
+#if __has_include(<elf.h>)
 #include <elf.h>
+#else
+#include "elf/elfdefs.h"   /* Windows: the types alone */
+#endif
 #include <stdint.h>
 #include <sys/types.h>
 

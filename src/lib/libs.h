@@ -1,7 +1,5 @@
 /* What the API layer sees of the library lifecycle: a handle's loader and
- * its entry points, without the format's types (loader.h has those), so
- * that a build without a loader for the system's format (Windows, for now:
- * lib/none.c) compiles the API unchanged. */
+ * its entry points, without the format's types (loader.h has those). */
 #ifndef VMC_LIBS_H
 #define VMC_LIBS_H
 

@@ -1,9 +1,10 @@
 /* The library lifecycle: the handle's private libraries, their
  * dependencies, binding order, constructors and destructors, unloading
- * (loader.c); host symbols through a cache (hostsym.c).  Format-specific work
- * (today ELF, src/elf/) is called downwards; what that layer needs back
- * (binding, IFUNC resolvers) it gets through the vmc_elf_env_t that
- * loader.c hands it with each object.
+ * (loader.c, format-neutral); each format's side behind vmc_lib_fmt_t: ELF
+ * objects (elfload.c, over src/elf/; what that layer needs back, binding and
+ * IFUNC resolvers, it gets through the vmc_elf_env_t elfload.c hands it with
+ * each object) and DLLs (peload.c, over src/pe/); host symbols through a
+ * cache (hostsym.c).
  */
 #ifndef VMC_LOADER_H
 #define VMC_LOADER_H
@@ -25,9 +26,13 @@ typedef struct vmc_dep {
     int kind;
     int host_had_it;             /* VMC_DEP_SYSTEM: found already loaded    */
     vmc_lib_t *lib;              /* VMC_DEP_PRIVATE                         */
-    void *handle;                /* VMC_DEP_SYSTEM: from dlopen             */
+    void *handle;                /* VMC_DEP_SYSTEM: from dlopen (a DLL's:
+                                    the module, one reference)             */
     int unowned;                 /* handle: vmc__host_startup_object's, no
                                     reference held (never dlclose'd)        */
+    int cycle;                   /* VMC_DEP_PRIVATE: lib was still loading
+                                    (they import from each other): no
+                                    reference held                         */
     int where;                   /* enum vmc_dep_where: how it was found    */
     char why[512];               /* vmc_lib_dep_t.why                       */
 } vmc_dep_t;
@@ -44,14 +49,20 @@ enum vmc_lib_state {
 };
 
 
+struct vmc_lib_fmt;
+struct vmc_pe_lib;
+
 struct vmc_lib {
     vmc_elf_obj_t o;             /* the image, as the ELF layer keeps it    */
+    const struct vmc_lib_fmt *fmt;   /* its format's side (elfload.c, peload.c);
+                                    NULL until the magic is read          */
+    struct vmc_pe_lib *pe;       /* a DLL: what peload.c keeps, else NULL   */
     vmc_loader_t *v;             /* the loader (of a handle) it lives in    */
     char *name;                  /* the path (or name) given, for messages  */
     char *dir;                   /* its directory, or NULL from memory      */
-    dev_t dev;                   /* file identity, to share a second load   */
-    ino_t ino;
-    int has_id;                  /* dev/ino are valid                       */
+    uint64_t id[2];              /* file identity (vmc__os_file_id), to share
+                                    a second load                           */
+    int has_id;                  /* id is valid                             */
     int refs;                    /* loads + dependents holding it           */
     int flags;                   /* VMC_LOAD_* it was loaded with           */
     int state;                   /* enum vmc_lib_state                      */
@@ -94,6 +105,57 @@ struct vmc_lib {
     size_t tls_dtors;            /* not started + running                   */
     size_t tls_running;
 };
+
+/* A format's side of the lifecycle: the format seam.  loader.c picks one by
+ * the file's magic (an ELF object: elfload.c; a DLL, "MZ": peload.c) and
+ * reaches the format only through it. */
+typedef struct vmc_lib_fmt {
+    /* Check the headers, place the image in the region, resolve the
+     * dependencies (l->deps): on success l is on the handle's list
+     * (vmc__lib_list_add) and either VMC_LIB_MAPPED with map_seq taken
+     * after its dependencies' (relocated with its load group, below), or
+     * already bound: VMC_LIB_RELOCATED with init_seq taken after its
+     * dependencies' (a DLL).  On failure the lifecycle calls teardown and
+     * free, which undo exactly what was done. */
+    int (*load)(vmc_lib_t *l, vmc_src_t *src, const uint8_t *hdr, size_t hdrlen);
+    /* Once a load's whole group is mapped: relocate_start (NULL: nothing),
+     * then relocate for each VMC_LIB_MAPPED library in map_seq order: to
+     * VMC_LIB_RELOCATED, init_seq taken (NULL where load binds itself). */
+    void (*relocate_start)(void);
+    int (*relocate)(vmc_lib_t *l);
+    /* Before the first initialiser of a load runs (NULL: nothing). */
+    void (*init_start)(void);
+    int (*init)(vmc_lib_t *l);           /* constructors; DllMain(ATTACH):
+                                            a failure fails the load     */
+    void (*fini)(vmc_lib_t *l);          /* destructors; DllMain(DETACH)    */
+    int (*stays)(vmc_lib_t *l);          /* loaded with no reference left   */
+    /* Take back what load registered and give the image's run back, before
+     * the dependencies are released (also for a load that failed part way). */
+    void (*teardown)(vmc_lib_t *l);
+    void (*dep_close)(vmc_lib_t *l, vmc_dep_t *d);   /* a VMC_DEP_SYSTEM one */
+    void (*free)(vmc_lib_t *l);          /* the format's memory             */
+    void *(*sym)(vmc_lib_t *l, const char *name);   /* vmc_lib_sym         */
+    void (*span)(vmc_lib_t *l, void **start, size_t *len);
+    void (*info)(vmc_lib_t *l, vmc_lib_info_t *out);
+    const char *(*dep_name)(vmc_lib_t *l, size_t i);
+    /* The system loader's name for a VMC_DEP_SYSTEM dependency, or NULL. */
+    const char *(*dep_path)(vmc_lib_t *l, const vmc_dep_t *d);
+    /* vmc_close, before any destructor runs and without the lock (NULL: none). */
+    void (*close)(vmc_loader_t *v);
+} vmc_lib_fmt_t;
+
+extern const vmc_lib_fmt_t vmc__lib_elf_fmt;   /* elfload.c; noelf.c on Windows */
+extern const vmc_lib_fmt_t vmc__lib_pe_fmt;    /* peload.c                     */
+
+/* ---- loader.c: what the formats use of the lifecycle ------------------------- */
+/* Put l on its handle's list (load order), once its image is placed. */
+void vmc__lib_list_add(vmc_lib_t *l);
+/* Load the file at path as a dependency of `loader` (NULL: for
+ * vmc_lib_load), nested `depth` deep: a second load of one file shares it. */
+int vmc__lib_load_file(vmc_loader_t *v, const char *path, int flags, int depth, vmc_lib_t *loader,
+                       vmc_lib_t **out);
+/* Drop one reference (a dependent going away). */
+void vmc__lib_release(vmc_lib_t *l);
 
 /* The library an ELF object belongs to. */
 static inline vmc_lib_t *vmc__lib_of(const vmc_elf_obj_t *o)
@@ -170,12 +232,6 @@ const char *vmc__dep_default_dir(size_t i, char *buf, size_t len);
  * expanded into out; its length, or 0 when it is to be dropped (no origin,
  * a set-user-ID program, too long). */
 size_t vmc__dep_expand(const char *elem, size_t n, const char *origin, char *out, size_t len);
-
-/* ---- peload.c -------------------------------------------------------------- */
-/* A file that starts with "MZ": checked by the PE layer; a valid DLL is
- * -ENOTSUP until the Windows load path exists, a broken one named as the
- * PE layer names it. */
-int vmc__lib_pe_load(vmc_lib_t *l, const vmc_src_t *src);
 
 /* ---- loader.c -------------------------------------------------------------- */
 /* Look name up in l's scope beyond l itself (see vmc_elf_env_t.resolve). */

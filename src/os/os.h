@@ -51,6 +51,8 @@ enum vmc_os_call {
     VMC_OS_UNMAPVIEW,           /* UnmapViewOfFile2                      */
     VMC_OS_FUNCTION_TABLE,      /* RtlAddFunctionTable                   */
     VMC_OS_MITIGATION,          /* GetProcessMitigationPolicy            */
+    VMC_OS_LOADLIBRARY,         /* GetModuleHandleEx and LoadLibrary     */
+    VMC_OS_GETPROCADDRESS,
     VMC_OS_CALL_COUNT
 };
 
@@ -169,6 +171,7 @@ enum {
     /* W^X pairs can be made (vmc__os_dual_map): Linux; Windows with
      * placeholders, not in the slot fallback. */
     VMC_OS_CAP_DUAL = 8,
+    VMC_OS_CAP_PE = 16,           /* PE images run here (Windows): DLLs load  */
     /* Files are also reached by HANDLE (Windows): vmc__os_handle_size and
      * vmc__os_map_view_handle work. */
     VMC_OS_CAP_HANDLES = 32,
@@ -296,6 +299,30 @@ const char *vmc__os_map_view_call(void);
 /* The last system error code behind a failed call of this thread (Windows:
  * GetLastError; Linux: errno), for messages; 0 if none. */
 unsigned long vmc__os_last_detail(void);
+
+/* ---- the system's own loader: what a privately loaded DLL binds to -------------
+ * Windows (os/winload.c): the PE load path binds a DLL's imports to modules
+ * the system loader holds.  Linux: the
+ * calls are -ENOTSUP (the PE path stops before them there; the ELF path
+ * uses dlopen itself).  Each module handle returned holds one reference,
+ * given back with vmc__os_dll_free. */
+/* The module `name` if the process has it already (GetModuleHandleEx,
+ * taking a reference): -ENOENT if it has not. */
+int vmc__os_dll_find(const char *name, void **h);
+/* Load `name` (a path, or a name the system searches for) through the
+ * system loader (LoadLibrary): -ENOENT if not found. */
+int vmc__os_dll_load(const char *name, void **h);
+void vmc__os_dll_free(void *h);
+/* The export `name` of module h, or with name NULL its export `ordinal`
+ * (GetProcAddress): -ENOENT if it has none. */
+int vmc__os_dll_sym(void *h, const char *name, unsigned ordinal, void **out);
+/* (A DLL's .pdata is registered with vmc__os_unwind_add, above.) */
+/* Code was written at [addr, addr+len): make the processor see it. */
+void vmc__os_flush_icache(uintptr_t addr, size_t len);
+/* A file's identity (device, file number), to know a second load of one
+ * file: from *st where the system has it there (Linux), else from the
+ * descriptor (Windows: the volume serial number and the file index). */
+int vmc__os_file_id(int fd, const struct stat *st, uint64_t id[2]);
 
 /* Windows, tests: use the slot fallback (slots of `slot` bytes, a multiple of
  * the granularity; 0 = the default) for reservations made from now on, even

@@ -626,3 +626,38 @@ int vmc__os_dynamic_code_allowed(const char **why)
     *why = NULL;
     return 0;
 }
+
+/* ---- the system's own loader (os.h): the PE path's, Windows only -------------- */
+
+int vmc__os_dll_find(const char *name, void **h)
+{
+    (void)name, (void)h;
+    return -ENOTSUP;
+}
+
+int vmc__os_dll_load(const char *name, void **h)
+{
+    (void)name, (void)h;
+    return -ENOTSUP;
+}
+
+void vmc__os_dll_free(void *h) { (void)h; }
+
+int vmc__os_dll_sym(void *h, const char *name, unsigned ordinal, void **out)
+{
+    (void)h, (void)name, (void)ordinal, (void)out;
+    return -ENOTSUP;
+}
+
+void vmc__os_flush_icache(uintptr_t addr, size_t len)
+{
+    __builtin___clear_cache((char *)addr, (char *)addr + len);
+}
+
+int vmc__os_file_id(int fd, const struct stat *st, uint64_t id[2])
+{
+    (void)fd;
+    id[0] = (uint64_t)st->st_dev;
+    id[1] = (uint64_t)st->st_ino;
+    return 0;
+}

@@ -81,6 +81,7 @@ static const char *const call_names[VMC_OS_CALL_COUNT] = {
     [VMC_OS_CREATEFILEMAPPING] = "CreateFileMapping", [VMC_OS_MAPVIEW] = "MapViewOfFile",
     [VMC_OS_UNMAPVIEW] = "UnmapViewOfFile", [VMC_OS_FUNCTION_TABLE] = "RtlAddFunctionTable",
     [VMC_OS_MITIGATION] = "GetProcessMitigationPolicy",
+    [VMC_OS_LOADLIBRARY] = "LoadLibrary", [VMC_OS_GETPROCADDRESS] = "GetProcAddress",
 };
 
 static struct {
@@ -159,6 +160,11 @@ static int win_err(void)
     }
 }
 
+/* The seam and the error translation for the layer's other Windows files
+ * (winload.c). */
+int vmc__os_win_enter(enum vmc_os_call call) { return os_enter(call); }
+int vmc__os_win_error(void) { return win_err(); }
+
 /* No fork on Windows: nothing to keep consistent across it. */
 void vmc__os_fork_prepare(void) {}
 void vmc__os_fork_parent(void) {}
@@ -205,7 +211,7 @@ static void mode_get(void) { InitOnceExecuteOnce(&mode_once, mode_init, NULL, NU
 unsigned vmc__os_caps(void)
 {
     mode_get();
-    return VMC_OS_CAP_HANDLES | (mode_slots ? VMC_OS_CAP_SLOTS : VMC_OS_CAP_OVERLAY | VMC_OS_CAP_DUAL);
+    return VMC_OS_CAP_HANDLES | VMC_OS_CAP_PE | (mode_slots ? VMC_OS_CAP_SLOTS : VMC_OS_CAP_OVERLAY | VMC_OS_CAP_DUAL);
 }
 
 size_t vmc__os_granularity(void) { return GRANULE; }

@@ -8,7 +8,8 @@ PE_DIR  := $(B)/tests/libs/pe
 PE_CFLAGS := -std=c11 -O2 -Wall -Wextra -Werror
 
 ifneq ($(shell command -v $(PE_CC) 2>/dev/null),)
-PE_DLLS := $(addprefix $(PE_DIR)/,t_pe_basic.dll t_pe_dep.dll t_pe_delay.dll)
+PE_DLLS := $(addprefix $(PE_DIR)/,t_pe_basic.dll t_pe_dep.dll t_pe_delay.dll t_pe_mid.dll t_pe_chain.dll \
+             t_pe_ping.dll t_pe_pong.dll)
 ifneq ($(shell command -v $(PE_CXX) 2>/dev/null),)
 PE_DLLS += $(PE_DIR)/t_pe_cxx.dll
 endif
@@ -40,3 +41,25 @@ $(PE_DIR)/t_pe_delay.dll: tests/pe/t_pe_delay.c $(PE_DIR)/libt_pe_dep_delay.a $(
 $(PE_DIR)/t_pe_cxx.dll: tests/pe/t_pe_cxx.cc
 	@mkdir -p $(dir $@)
 	$(PE_CXX) -std=c++17 -O2 -Wall -Wextra -Werror -shared -static-libgcc -static-libstdc++ -o $@ $<
+
+# a chain: t_pe_chain -> t_pe_mid -> t_pe_basic, and a forwarder into t_pe_basic
+$(PE_DIR)/libt_pe_mid.a: tests/pe/t_pe_mid.def
+	@mkdir -p $(dir $@)
+	$(PE_TOOL) --input-def $< --dllname t_pe_mid.dll --output-lib $@
+
+$(PE_DIR)/t_pe_mid.dll: tests/pe/t_pe_mid.c tests/pe/t_pe_mid.def $(PE_DIR)/libt_pe_basic.a
+	$(PE_CC) $(PE_CFLAGS) -shared -o $@ $^
+
+$(PE_DIR)/t_pe_chain.dll: tests/pe/t_pe_chain.c $(PE_DIR)/libt_pe_mid.a
+	$(PE_CC) $(PE_CFLAGS) -shared -o $@ $^
+
+# two DLLs importing from each other (each linked with the other's import library)
+$(PE_DIR)/libt_pe_%.a: tests/pe/t_pe_%.def
+	@mkdir -p $(dir $@)
+	$(PE_TOOL) --input-def $< --dllname t_pe_$*.dll --output-lib $@
+
+$(PE_DIR)/t_pe_ping.dll: tests/pe/t_pe_ping.c tests/pe/t_pe_ping.def $(PE_DIR)/libt_pe_pong.a
+	$(PE_CC) $(PE_CFLAGS) -shared -o $@ $^
+
+$(PE_DIR)/t_pe_pong.dll: tests/pe/t_pe_ping.c tests/pe/t_pe_pong.def $(PE_DIR)/libt_pe_ping.a
+	$(PE_CC) $(PE_CFLAGS) -DPONG -shared -o $@ $^

@@ -81,7 +81,7 @@ TEST(win_mode_is_what_the_system_has)
                                                          "VirtualAlloc2");
     void *p = va2 ? va2(NULL, NULL, G, MEM_RESERVE | 0x00040000, PAGE_NOACCESS, NULL, 0) : NULL;
     if (p) VirtualFree(p, 0, MEM_RELEASE);
-    ASSERT_EQ((vmc__os_caps() & ~VMC_OS_CAP_HANDLES), p ? VMC_OS_CAP_OVERLAY | VMC_OS_CAP_DUAL : VMC_OS_CAP_SLOTS);
+    ASSERT_EQ((vmc__os_caps() & ~(VMC_OS_CAP_HANDLES | VMC_OS_CAP_PE)), p ? VMC_OS_CAP_OVERLAY | VMC_OS_CAP_DUAL : VMC_OS_CAP_SLOTS);
     ASSERT_EQ(vmc__os_granularity(), G);
     printf("%s\n", p ? "placeholders" : "slots");
 }
@@ -107,7 +107,7 @@ TEST(win_pieces_coalesce)
 TEST(win_slots_fallback)
 {
     vmc__os_force_slots(640 << 10);
-    ASSERT_EQ((vmc__os_caps() & ~VMC_OS_CAP_HANDLES), VMC_OS_CAP_SLOTS);
+    ASSERT_EQ((vmc__os_caps() & ~(VMC_OS_CAP_HANDLES | VMC_OS_CAP_PE)), VMC_OS_CAP_SLOTS);
     ASSERT_EQ(vmc__os_slot_size(), 640 << 10);
     life(64 * (640 << 10) + 3 * G);   /* a short last slot */
 }

@@ -1,0 +1,136 @@
+/* The OS layer for Windows x64, the part the PE load path uses (see os.h):
+ * reading the DLL's file and the system loader's modules a private DLL
+ * binds its imports to.
+ *
+ * Every call goes through the fault seam of windows.c (vmc__os_win_enter),
+ * so tests make each one fail in turn; GetLastError's value is kept for
+ * messages (a DLL's .pdata goes through windows.c's vmc__os_unwind_add).
+ * Module handles always carry a reference (GetModuleHandleEx
+ * without GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT): a module the
+ * process had when a private DLL bound to it must not go away under it if
+ * the host frees its own handle later.
+ */
+#include "os/os.h"
+
+#include <windows.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <io.h>
+
+int vmc__os_win_enter(enum vmc_os_call call);   /* windows.c */
+int vmc__os_win_error(void);
+
+/* GetLastError as an errno value, with "not found" as -ENOENT. */
+static int load_error(void)
+{
+    int e = vmc__os_win_error();
+    unsigned long d = vmc__os_last_detail();
+    return d == ERROR_MOD_NOT_FOUND || d == ERROR_PROC_NOT_FOUND || d == ERROR_FILE_NOT_FOUND ||
+                   d == ERROR_PATH_NOT_FOUND
+               ? -ENOENT
+               : e;
+}
+
+/* ---- the file ---------------------------------------------------------------- */
+
+int vmc__os_open(const char *path, int flags, mode_t mode, int *fd)
+{
+    int e = vmc__os_win_enter(VMC_OS_OPEN);
+    if (e) return e;
+    int f = _open(path, flags | _O_BINARY | _O_NOINHERIT, mode);
+    if (f < 0) return -errno;
+    *fd = f;
+    return 0;
+}
+
+int vmc__os_close(int fd)
+{
+    int e = vmc__os_win_enter(VMC_OS_CLOSE);
+    _close(fd);   /* released whatever is reported, as os.h says */
+    return e;
+}
+
+/* ReadFile at an offset (OVERLAPPED), so the descriptor's position is not
+ * used: the same contract as pread. */
+int vmc__os_pread(int fd, void *buf, size_t len, off_t off, size_t *got)
+{
+    int e = vmc__os_win_enter(VMC_OS_PREAD);
+    if (e) return e;
+    intptr_t fh = _get_osfhandle(fd);
+    if (fh == -1) return -EBADF;
+    size_t done = 0;
+    uint64_t at = (uint64_t)off;
+    while (done < len) {
+        DWORD want = len - done > 0x40000000 ? 0x40000000 : (DWORD)(len - done), n = 0;
+        OVERLAPPED ov = {0};
+        ov.Offset = (DWORD)(at + done);
+        ov.OffsetHigh = (DWORD)((at + done) >> 32);
+        if (!ReadFile((HANDLE)fh, (char *)buf + done, want, &n, &ov)) {
+            if (GetLastError() == ERROR_HANDLE_EOF) break;
+            vmc__os_win_error();   /* the code, for messages */
+            return -EIO;
+        }
+        if (!n) break;
+        done += n;
+    }
+    *got = done;
+    return 0;
+}
+
+int vmc__os_file_id(int fd, const struct stat *st, uint64_t id[2])
+{
+    (void)st;   /* MinGW's st_ino is always 0 */
+    int e = vmc__os_win_enter(VMC_OS_FSTAT);
+    if (e) return e;
+    intptr_t fh = _get_osfhandle(fd);
+    BY_HANDLE_FILE_INFORMATION fi;
+    if (fh == -1) return -EBADF;
+    if (!GetFileInformationByHandle((HANDLE)fh, &fi)) return vmc__os_win_error();
+    id[0] = fi.dwVolumeSerialNumber;
+    id[1] = (uint64_t)fi.nFileIndexHigh << 32 | fi.nFileIndexLow;
+    return 0;
+}
+
+/* ---- modules of the system loader -------------------------------------------- */
+
+int vmc__os_dll_find(const char *name, void **h)
+{
+    int e = vmc__os_win_enter(VMC_OS_LOADLIBRARY);
+    if (e) return e;
+    HMODULE m;
+    if (!GetModuleHandleExA(0, name, &m)) return load_error();
+    *h = m;
+    return 0;
+}
+
+int vmc__os_dll_load(const char *name, void **h)
+{
+    int e = vmc__os_win_enter(VMC_OS_LOADLIBRARY);
+    if (e) return e;
+    HMODULE m = LoadLibraryA(name);
+    if (!m) return load_error();
+    *h = m;
+    return 0;
+}
+
+void vmc__os_dll_free(void *h)
+{
+    if (h) FreeLibrary((HMODULE)h);
+}
+
+int vmc__os_dll_sym(void *h, const char *name, unsigned ordinal, void **out)
+{
+    int e = vmc__os_win_enter(VMC_OS_GETPROCADDRESS);
+    if (e) return e;
+    FARPROC p = GetProcAddress((HMODULE)h, name ? name : (LPCSTR)(uintptr_t)ordinal);
+    if (!p) return load_error();
+    *out = (void *)p;
+    return 0;
+}
+
+/* ---- code written ------------------------------------------------------------- */
+
+void vmc__os_flush_icache(uintptr_t addr, size_t len)
+{
+    FlushInstructionCache(GetCurrentProcess(), (void *)addr, len);
+}

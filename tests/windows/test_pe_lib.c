@@ -1,0 +1,577 @@
+/* Windows: DLLs loaded privately through the public calls (vmc_lib_load,
+ * vmc_lib_sym, vmc_lib_info, vmc_lib_dep, vmc_lib_unload): MinGW DLLs built
+ * by tests/pe/pe.mk, copied to build/windows/pe/.  Exports by name and
+ * ordinal, imports from kernel32 and msvcrt, relocations, a C++ exception,
+ * a chain of private DLLs with DllMain's order, a forwarder into a private
+ * DLL, two DLLs importing from each other, delay-load imports bound at
+ * load, generated code calling an export with call rel32, 1,000 loads with
+ * nothing growing, every Windows call of a load failing in turn, broken
+ * DLLs refused with their messages. */
+#include "test.h"
+#include "os/os.h"
+#include "pe/pe.h"
+
+#include <windows.h>
+
+static const char *pe_path(const char *name)
+{
+    static char path[8][512];
+    static int k;
+    char *p = path[k++ % 8];
+    snprintf(p, sizeof path[0], "%s/pe/%s", vt_build_dir(), name);
+    FILE *f = fopen(p, "rb");
+    if (!f) SKIP("the PE test DLLs are not built (MinGW-w64)");
+    fclose(f);
+    return p;
+}
+
+static uint8_t *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    ASSERT(f);
+    ASSERT(!fseek(f, 0, SEEK_END));
+    long sz = ftell(f);
+    ASSERT(sz > 0 && !fseek(f, 0, SEEK_SET));
+    uint8_t *b = malloc((size_t)sz);
+    ASSERT(b && fread(b, 1, (size_t)sz, f) == (size_t)sz);
+    fclose(f);
+    *n = (size_t)sz;
+    return b;
+}
+
+static void spit(const char *path, const uint8_t *b, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    ASSERT(f);
+    ASSERT_EQ(fwrite(b, 1, n, f), n);
+    fclose(f);
+}
+
+static int inside(vmc_t *v, const void *p)
+{
+    vmc_info_t in;
+    ASSERT_OK(vmc_info(v, &in));
+    return (uintptr_t)p >= (uintptr_t)in.code_base && (uintptr_t)p < (uintptr_t)in.code_base + in.code_size;
+}
+
+/* Committed bytes of the whole process (VirtualQuery), and its handles. */
+static size_t committed(void)
+{
+    SYSTEM_INFO si;
+    GetSystemInfo(&si);
+    size_t n = 0;
+    for (uintptr_t a = (uintptr_t)si.lpMinimumApplicationAddress; a < (uintptr_t)si.lpMaximumApplicationAddress;) {
+        MEMORY_BASIC_INFORMATION m;
+        if (!VirtualQuery((void *)a, &m, sizeof m)) break;
+        if (m.State == MEM_COMMIT) n += m.RegionSize;
+        a = (uintptr_t)m.BaseAddress + m.RegionSize;
+    }
+    return n;
+}
+
+static DWORD handles(void)
+{
+    DWORD n = 0;
+    ASSERT(GetProcessHandleCount(GetCurrentProcess(), &n));
+    return n;
+}
+
+static void order_reset(void) { SetEnvironmentVariableA("VMC_PE_ORDER", NULL); }
+
+static const char *order(void)
+{
+    static char buf[512];
+    buf[0] = 0;
+    GetEnvironmentVariableA("VMC_PE_ORDER", buf, sizeof buf);
+    return buf;
+}
+
+#define SYM(l, name) vmc_lib_sym(l, name)
+
+/* l's dependency of that name. */
+static void dep_named(vmc_lib_t *l, const char *name, vmc_lib_dep_t *d)
+{
+    vmc_lib_info_t in;
+    ASSERT_OK(vmc_lib_info(l, &in));
+    for (unsigned i = 0; i < in.ndeps; i++) {
+        ASSERT_OK(vmc_lib_dep(l, i, d));
+        if (!strcasecmp(d->name, name)) return;
+    }
+    ASSERT_MSG(0, "no dependency %s", name);
+}
+
+TEST(pe_lib_basic_dll_exports_imports_relocations)
+{
+    vmc_t *v = vt_open("-vm_size 256M -vmheap_size 0");
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, pe_path("t_pe_basic.dll"), 0, &l));
+    int (*add)(int, int) = (int (*)(int, int))SYM(l, "t_add");
+    int *(*get)(void) = (int *(*)(void))SYM(l, "t_get");
+    const char *(*nm)(int) = (const char *(*)(int))SYM(l, "t_name");
+    int (*fmt)(char *, size_t, int) = (int (*)(char *, size_t, int))SYM(l, "t_fmt");
+    char *(*dup)(const char *) = (char *(*)(const char *))SYM(l, "t_dup");
+    int (*secret)(void) = (int (*)(void))SYM(l, "#12");
+    int *attach = SYM(l, "t_attach");
+    ASSERT(add && get && nm && fmt && dup && secret && attach);
+    ASSERT_EQ(add(2, 3), 5);
+    ASSERT_EQ(*attach, 1);                 /* DllMain ran once */
+    ASSERT(get() == SYM(l, "t_counter"));  /* a pointer in .data, relocated */
+    ASSERT_STR_EQ(nm(2), "two");           /* pointers in .rdata, relocated */
+    char buf[16];
+    ASSERT_EQ(fmt(buf, sizeof buf, 1234), 4);  /* msvcrt's snprintf */
+    ASSERT_STR_EQ(buf, "1234");
+    char *d = dup("private");              /* msvcrt's malloc: the host's heap */
+    ASSERT_STR_EQ(d, "private");
+    free(d);
+    ASSERT_EQ(secret(), 42);
+    /* a forwarder to a system DLL: the system's own function */
+    ASSERT(SYM(l, "t_tick_fwd") == (void *)GetProcAddress(GetModuleHandleA("kernel32.dll"), "GetTickCount"));
+    ASSERT(SYM(l, "t_secret") == NULL);
+    ASSERT_STR_CONTAINS(vmc_last_error(), "t_pe_basic.dll: exports no symbol t_secret");
+    ASSERT(SYM(l, "#99") == NULL);
+    vmc_lib_info_t in;
+    ASSERT_OK(vmc_lib_info(l, &in));
+    ASSERT(inside(v, in.base) && inside(v, (char *)in.base + in.size - 1));
+    ASSERT_EQ((uintptr_t)in.base % vmc__os_granularity(), 0);
+    ASSERT_NE((uintptr_t)in.base, (uintptr_t)0x180000000ull);  /* MinGW's preferred base: never */
+    ASSERT_GT(in.relocs_relative, 0);
+    ASSERT_GT(in.bound_host, 0);
+    ASSERT_EQ(in.bound_private, 0);
+    ASSERT_EQ(in.ndeps, 2);
+    for (unsigned i = 0; i < in.nsegments; i++) {
+        ASSERT(inside(v, in.segments[i].start));
+        ASSERT_NE(in.segments[i].prot & (VMC_OS_WRITE | VMC_OS_EXEC), VMC_OS_WRITE | VMC_OS_EXEC);
+        MEMORY_BASIC_INFORMATION m;
+        ASSERT(VirtualQuery(in.segments[i].start, &m, sizeof m));
+        DWORD want = in.segments[i].prot & VMC_OS_EXEC ? PAGE_EXECUTE_READ
+                     : in.segments[i].prot & VMC_OS_WRITE ? PAGE_READWRITE : PAGE_READONLY;
+        ASSERT_EQ(m.Protect, want);
+    }
+    ASSERT(inside(v, add) && inside(v, attach) && inside(v, secret));
+    vmc_lib_dep_t dep;
+    ASSERT_OK(vmc_lib_dep(l, 0, &dep));
+    ASSERT_STR_EQ(dep.name, "KERNEL32.dll");
+    ASSERT_EQ(dep.how, VMC_DEP_HOST_COPY);
+    ASSERT_EQ(dep.where, VMC_DEP_IN_PROCESS);
+    ASSERT_EQ(vt_rwx_count(), 0);
+    /* a second load shares it */
+    vmc_lib_t *again;
+    ASSERT_OK(vmc_lib_load(v, pe_path("t_pe_basic.dll"), 0, &again));
+    ASSERT(again == l);
+    ASSERT_EQ(*attach, 1);
+    ASSERT_OK(vmc_lib_unload(again));
+    void *base = in.base;
+    ASSERT_OK(vmc_lib_unload(l));
+    /* the piece is reserved again, never free address space */
+    MEMORY_BASIC_INFORMATION m;
+    ASSERT(VirtualQuery(base, &m, sizeof m));
+    ASSERT_EQ(m.State, MEM_RESERVE);
+    vmc_stats_t st;
+    ASSERT_OK(vmc_stats(v, &st));
+    ASSERT_EQ(st.libraries, 0);
+    /* from memory: the same, its imports by the system's search */
+    size_t n;
+    uint8_t *f = slurp(pe_path("t_pe_basic.dll"), &n);
+    ASSERT_OK(vmc_lib_load_mem(v, f, n, "t_pe_basic.dll", 0, &l));
+    free(f);
+    add = (int (*)(int, int))SYM(l, "t_add");
+    ASSERT(add && inside(v, add));
+    ASSERT_EQ(add(40, 2), 42);
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+}
+
+TEST(pe_lib_cxx_exception_thrown_and_caught_inside)
+{
+    vmc_t *v = vt_open("-vm_size 256M -vmheap_size 0");
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, pe_path("t_pe_cxx.dll"), 0, &l));
+    int (*c)(int) = (int (*)(int))SYM(l, "t_cxx_catch");
+    int (*g)(void) = (int (*)(void))SYM(l, "t_cxx_greeting_len");
+    ASSERT(c && g);
+    ASSERT_EQ(g(), 5);       /* a static constructor ran (DllMain's CRT init) */
+    ASSERT_EQ(c(7), 49);
+    ASSERT_EQ(c(-1), -8);    /* thrown and caught inside: "negative" */
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+}
+
+/* t_pe_chain -> t_pe_mid -> t_pe_basic, all beside each other: loaded
+ * privately, DllMain dependencies first and the reverse at unload, a
+ * forwarder of t_pe_mid's into t_pe_basic followed to the private copy. */
+TEST(pe_lib_private_chain_dllmain_order_and_forwarder)
+{
+    vmc_t *v = vt_open("-vm_size 256M -vmheap_size 0");
+    order_reset();
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, pe_path("t_pe_chain.dll"), 0, &l));
+    ASSERT_STR_EQ(order(), "mid+ chain+ ");
+    int (*chain)(int) = (int (*)(int))SYM(l, "t_chain");
+    int (*cfwd)(int, int) = (int (*)(int, int))SYM(l, "t_chain_fwd");
+    ASSERT_EQ(chain(5), 16);
+    ASSERT_EQ(cfwd(20, 22), 42);
+    vmc_lib_dep_t d;
+    dep_named(l, "t_pe_mid.dll", &d);
+    ASSERT_EQ(d.how, VMC_DEP_LOADED_PRIVATELY);
+    ASSERT_EQ(d.where, VMC_DEP_BESIDE);
+    vmc_lib_t *mid = d.lib;
+    ASSERT(mid);
+    dep_named(mid, "t_pe_basic.dll", &d);
+    ASSERT_EQ(d.how, VMC_DEP_LOADED_PRIVATELY);
+    vmc_lib_t *basic = d.lib;
+    /* the forwarder resolves to the private t_pe_basic's t_add */
+    void *fwd = SYM(mid, "t_fwd_add");
+    ASSERT(fwd && fwd == SYM(basic, "t_add"));
+    ASSERT(inside(v, fwd));
+    /* nothing of it went through the system loader */
+    ASSERT(!GetModuleHandleA("t_pe_mid.dll") && !GetModuleHandleA("t_pe_basic.dll"));
+    vmc_lib_info_t in;
+    ASSERT_OK(vmc_lib_info(l, &in));
+    ASSERT_GT(in.bound_private, 0);
+    vmc_stats_t st;
+    ASSERT_OK(vmc_stats(v, &st));
+    ASSERT_EQ(st.libraries, 3);
+    ASSERT_OK(vmc_lib_unload(l));
+    ASSERT_STR_EQ(order(), "mid+ chain+ chain- mid- ");
+    ASSERT_OK(vmc_stats(v, &st));
+    ASSERT_EQ(st.libraries, 0);
+    vmc_close(v);
+}
+
+/* A DllMain that returns FALSE fails the load; what it brought in goes
+ * again, each DllMain that ran getting its DETACH. */
+TEST(pe_lib_dllmain_false_fails_the_load)
+{
+    vmc_t *v = vt_open("-vm_size 256M -vmheap_size 0");
+    order_reset();
+    SetEnvironmentVariableA("VMC_PE_REFUSE", "1");
+    vmc_lib_t *l;
+    int e = vmc_lib_load(v, pe_path("t_pe_chain.dll"), 0, &l);
+    SetEnvironmentVariableA("VMC_PE_REFUSE", NULL);
+    ASSERT_EQ(e, -ECANCELED);
+    char want[600];
+    snprintf(want, sizeof want, "%s: DllMain(DLL_PROCESS_ATTACH) returned FALSE: the DLL refused to load",
+             pe_path("t_pe_chain.dll"));
+    ASSERT_STR_EQ(vmc_last_error(), want);
+    ASSERT_STR_EQ(order(), "mid+ chain+ chain- mid- ");
+    vmc_stats_t st;
+    ASSERT_OK(vmc_stats(v, &st));
+    ASSERT_EQ(st.libraries, 0);
+    vmc_close(v);
+}
+
+TEST(pe_lib_two_dlls_importing_from_each_other)
+{
+    vmc_t *v = vt_open("-vm_size 256M -vmheap_size 0");
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, pe_path("t_pe_ping.dll"), 0, &l));
+    int (*ping)(int) = (int (*)(int))SYM(l, "t_ping");
+    ASSERT(ping);
+    ASSERT_EQ(ping(4), 202);  /* ping, pong, ping, pong: 1 + 100 + 1 + 100 */
+    vmc_lib_dep_t d;
+    dep_named(l, "t_pe_pong.dll", &d);
+    ASSERT_EQ(d.how, VMC_DEP_LOADED_PRIVATELY);
+    int (*pong)(int) = (int (*)(int))SYM(d.lib, "t_pong");
+    ASSERT(pong && inside(v, pong));
+    ASSERT_EQ(pong(3), 201);
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_stats_t st;
+    ASSERT_OK(vmc_stats(v, &st));
+    ASSERT_EQ(st.libraries, 0);
+    vmc_close(v);
+}
+
+/* GNU ld leaves the delay import directory empty for dlltool's delay
+ * import libraries: point it at the descriptor, as a linker that fills it
+ * would (the descriptor is the 32-byte record with Attributes 1 whose
+ * DllNameRVA names "t_pe_dep.dll"), and write the copy beside the others. */
+static const char *delay_bound_dll(void)
+{
+    size_t n;
+    uint8_t *f = slurp(pe_path("t_pe_delay.dll"), &n);
+    vmc_pe_obj_t o;
+    memset(&o, 0, sizeof o);
+    o.name = "t_pe_delay.dll";
+    ASSERT_OK(vmc__pe_check(&o, f, n));
+    uint32_t name_rva = 0, desc_rva = 0;
+    for (uint32_t s = 0; s < o.pe.nsect && !name_rva; s++)
+        for (uint32_t k = 0; k + 13 <= o.pe.sect[s].copy && !name_rva; k++)
+            if (!memcmp(f + o.pe.sect[s].raw + k, "t_pe_dep.dll", 13)) name_rva = o.pe.sect[s].va + k;
+    ASSERT(name_rva);
+    for (uint32_t s = 0; s < o.pe.nsect && !desc_rva; s++)
+        for (uint32_t k = 0; k + 32 <= o.pe.sect[s].copy && !desc_rva; k += 4) {
+            const uint8_t *p = f + o.pe.sect[s].raw + k;
+            if (vmc__pe_u32(p) == 1 && vmc__pe_u32(p + 4) == name_rva) desc_rva = o.pe.sect[s].va + k;
+        }
+    ASSERT(desc_rva);
+    uint8_t *dir = f + o.pe.opt + 112 + 8 * VMC_PE_DIR_DELAY_IMPORT;
+    uint32_t size = 32;
+    memcpy(dir, &desc_rva, 4);
+    memcpy(dir + 4, &size, 4);
+    static char out[512];
+    snprintf(out, sizeof out, "%s/pe/t_pe_delay_bound.dll", vt_build_dir());
+    spit(out, f, n);
+    free(f);
+    return out;
+}
+
+TEST(pe_lib_delay_load_imports_bound_at_load)
+{
+    const char *path = delay_bound_dll();
+    vmc_t *v = vt_open("-vm_size 256M -vmheap_size 0");
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, path, 0, &l));
+    /* t_pe_dep.dll (delay-loaded) and t_pe_basic.dll (by ordinal) private */
+    vmc_lib_info_t in;
+    ASSERT_OK(vmc_lib_info(l, &in));
+    vmc_lib_dep_t d;
+    dep_named(l, "t_pe_dep.dll", &d);
+    ASSERT_EQ(d.how, VMC_DEP_LOADED_PRIVATELY);
+    ASSERT_EQ(d.where, VMC_DEP_BESIDE);
+    int (*call)(int) = (int (*)(int))SYM(l, "t_delay_call");
+    int (*sec)(void) = (int (*)(void))SYM(l, "t_delay_secret");
+    ASSERT_EQ(call(5), 22);
+    ASSERT_EQ(sec(), 43);
+    /* the delay-load helper never ran: it would have used LoadLibrary */
+    ASSERT(!GetModuleHandleA("t_pe_dep.dll"));
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+}
+
+/* Generated code in the region calls an export with call rel32. */
+TEST(pe_lib_generated_code_calls_an_export_with_rel32)
+{
+    vmc_t *v = vt_open("-vm_size 256M -vmheap_size 0");
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, pe_path("t_pe_basic.dll"), 0, &l));
+    uintptr_t add = (uintptr_t)SYM(l, "t_add");
+    vmc_span_t s;
+    ASSERT_OK(vmc_alloc(v, 64, VMC_CODE, &s));
+    /* sub rsp, 40; mov ecx, 20; mov edx, 22; call rel32 t_add; add rsp, 40; ret */
+    uint8_t code[] = {0x48, 0x83, 0xec, 0x28, 0xb9, 20, 0, 0, 0, 0xba, 22, 0, 0, 0,
+                      0xe8, 0, 0, 0, 0, 0x48, 0x83, 0xc4, 0x28, 0xc3};
+    uintptr_t end = (uintptr_t)s.x + 19;
+    ASSERT(vmc_reaches(end, add));
+    int32_t rel = (int32_t)(intptr_t)(add - end);
+    memcpy(code + 15, &rel, 4);
+    memcpy(s.w, code, sizeof code);
+    FlushInstructionCache(GetCurrentProcess(), s.x, sizeof code);
+    ASSERT_EQ(((int (*)(void))s.x)(), 42);
+    ASSERT_OK(vmc_free(v, s.x));
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+}
+
+/* 1,000 loads and unloads of a chain of three: the process's committed
+ * memory and handles do not grow (after a first round that warms up what
+ * the system keeps for itself, as msvcrt's heap). */
+TEST_TIMEOUT(pe_lib_load_unload_1000_times_nothing_grows, 120)
+{
+    vmc_t *v = vt_open("-vm_size 256M -vmheap_size 0");
+    const char *path = pe_path("t_pe_chain.dll");
+    vmc_lib_t *l;
+    for (int i = 0; i < 20; i++) {
+        ASSERT_OK(vmc_lib_load(v, path, 0, &l));
+        ASSERT_OK(vmc_lib_unload(l));
+    }
+    order_reset();
+    size_t c0 = committed();
+    DWORD h0 = handles();
+    for (int i = 0; i < 1000; i++) {
+        ASSERT_OK(vmc_lib_load(v, path, 0, &l));
+        if (i % 250 == 0) ASSERT_EQ(((int (*)(int))SYM(l, "t_chain"))(1), 12);
+        ASSERT_OK(vmc_lib_unload(l));
+        if (i % 100 == 0) order_reset();
+    }
+    order_reset();
+    ASSERT_EQ(handles(), h0);
+    size_t c1 = committed();
+    ASSERT_MSG(c1 <= c0 + (64 << 10), "committed %zu -> %zu", c0, c1);
+    vmc_close(v);
+}
+
+/* Every Windows call a load of the chain makes, failed in turn: the load
+ * fails with a message naming the file, nothing is left (no library, no
+ * committed memory in the region, no handle), and the next load works. */
+TEST_TIMEOUT(pe_lib_load_fault_sweep, 120)
+{
+    static const enum vmc_os_call kinds[] = {VMC_OS_OPEN, VMC_OS_PREAD, VMC_OS_FSTAT, VMC_OS_VIRTUALALLOC,
+                                             VMC_OS_VIRTUALPROTECT, VMC_OS_LOADLIBRARY,
+                                             VMC_OS_GETPROCADDRESS, VMC_OS_FUNCTION_TABLE};
+    vmc_t *v = vt_open("-vm_size 256M -vmheap_size 0");
+    const char *path = pe_path("t_pe_chain.dll");
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, path, 0, &l));  /* warm up */
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_stats_t st0;
+    ASSERT_OK(vmc_stats(v, &st0));
+    DWORD h0 = handles();
+    int hits = 0;
+    for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++)
+        for (unsigned long nth = 1; nth <= 12; nth++) {
+            vmc__os_fault(kinds[k], nth, ENOMEM, 0);
+            int e = vmc_lib_load(v, path, 0, &l);
+            unsigned long hit = vmc__os_faults_hit();
+            vmc__os_fault_clear();
+            if (!hit) {
+                ASSERT_OK(e);
+                ASSERT_OK(vmc_lib_unload(l));
+                continue;
+            }
+            hits++;
+            ASSERT_MSG(e < 0, "%s #%lu: the load succeeded", vmc__os_call_name(kinds[k]), nth);
+            ASSERT_MSG(strstr(vmc_last_error(), "t_pe_"), "%s #%lu: %s", vmc__os_call_name(kinds[k]), nth,
+                       vmc_last_error());
+            vmc_stats_t st;
+            ASSERT_OK(vmc_stats(v, &st));
+            ASSERT_MSG(st.libraries == 0, "%s #%lu: %zu libraries left", vmc__os_call_name(kinds[k]), nth,
+                       st.libraries);
+            ASSERT_MSG(st.code_committed == st0.code_committed, "%s #%lu: committed %zu, was %zu",
+                       vmc__os_call_name(kinds[k]), nth, st.code_committed, st0.code_committed);
+            ASSERT_MSG(handles() == h0, "%s #%lu: handles %lu, were %lu", vmc__os_call_name(kinds[k]), nth,
+                       (unsigned long)handles(), (unsigned long)h0);
+        }
+    ASSERT_GT(hits, 20);
+    /* what two of the messages say */
+    char want[700];
+    snprintf(want, sizeof want, "%s: exception directory: RtlAddFunctionTable of ", pe_path("t_pe_basic.dll"));
+    vmc__os_fault(VMC_OS_FUNCTION_TABLE, 1, ENOMEM, 0);
+    ASSERT_EQ(vmc_lib_load(v, pe_path("t_pe_basic.dll"), 0, &l), -ENOMEM);
+    vmc__os_fault_clear();
+    ASSERT_STR_CONTAINS(vmc_last_error(), want);
+    vmc__os_fault(VMC_OS_GETPROCADDRESS, 1, ENOMEM, 0);
+    ASSERT_EQ(vmc_lib_load(v, pe_path("t_pe_basic.dll"), 0, &l), -ENOMEM);
+    vmc__os_fault_clear();
+    snprintf(want, sizeof want, "%s: import ", pe_path("t_pe_basic.dll"));
+    ASSERT_STR_CONTAINS(vmc_last_error(), want);
+    ASSERT_OK(vmc_lib_load(v, path, 0, &l));
+    ASSERT_EQ(((int (*)(int))SYM(l, "t_chain"))(1), 12);
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+}
+
+/* Broken copies of t_pe_basic.dll, written beside it: each refused with its
+ * message, nothing left. */
+TEST(pe_lib_broken_dlls_refused_with_their_messages)
+{
+    size_t n;
+    uint8_t *good = slurp(pe_path("t_pe_basic.dll"), &n);
+    char path[512];
+    snprintf(path, sizeof path, "%s/pe/t_pe_broken.dll", vt_build_dir());
+    vmc_t *v = vt_open("-vm_size 256M -vmheap_size 0");
+    vmc_lib_t *l;
+    char want[900];
+    uint8_t *f = malloc(n);
+    ASSERT(f);
+    vmc_pe_obj_t o;
+    memset(&o, 0, sizeof o);
+    o.name = "x";
+    ASSERT_OK(vmc__pe_check(&o, good, n));
+
+    /* e_lfanew inside the DOS header */
+    memcpy(f, good, n);
+    f[0x3c] = 0x44, f[0x3d] = f[0x3e] = f[0x3f] = 0;
+    spit(path, f, n);
+    ASSERT_EQ(vmc_lib_load(v, path, 0, &l), -ENOEXEC);
+    snprintf(want, sizeof want, "%s: DOS header e_lfanew (offset 0x3c): 0x44 is inside the DOS header or not "
+             "8-byte aligned", path);
+    ASSERT_STR_EQ(vmc_last_error(), want);
+
+    /* a writable and executable section */
+    memcpy(f, good, n);
+    uint32_t chars = o.pe.sect[0].chars | VMC_PE_SCN_WRITE;
+    memcpy(f + o.pe.sect_off + 36, &chars, 4);
+    spit(path, f, n);
+    ASSERT_EQ(vmc_lib_load(v, path, 0, &l), -ENOTSUP);
+    snprintf(want, sizeof want, "%s: section header 0 .text (offset 0x%x+0x0): a writable and executable section "
+             "(Characteristics 0x%x) is not supported", path, o.pe.sect_off, chars);
+    ASSERT_STR_EQ(vmc_last_error(), want);
+
+    /* truncated inside the section table */
+    spit(path, good, o.pe.sect_off + 20);
+    ASSERT_EQ(vmc_lib_load(v, path, 0, &l), -ENOEXEC);
+    ASSERT_STR_CONTAINS(vmc_last_error(), path);
+
+    /* an import that kernel32 does not export: one letter of a name */
+    memcpy(f, good, n);
+    const char *victim = "GetLastError";
+    uint8_t *at = NULL;
+    for (size_t k = 0; k + 13 <= n && !at; k++)
+        if (!memcmp(f + k, victim, 13)) at = f + k;
+    ASSERT(at);
+    at[0] = 'X';
+    spit(path, f, n);
+    ASSERT_EQ(vmc_lib_load(v, path, 0, &l), -ENOENT);
+    snprintf(want, sizeof want, "%s: import XetLastError from KERNEL32.dll: KERNEL32.dll does not export it", path);
+    ASSERT_STR_EQ(vmc_last_error(), want);
+
+    /* an imported DLL that is nowhere */
+    memcpy(f, good, n);
+    at = NULL;
+    for (size_t k = 0; k + 11 <= n && !at; k++)
+        if (!memcmp(f + k, "msvcrt.dll", 11)) at = f + k;
+    ASSERT(at);
+    memcpy(at, "nothere.dll", 11);
+    spit(path, f, n);
+    ASSERT_EQ(vmc_lib_load(v, path, 0, &l), -ENOENT);
+    snprintf(want, sizeof want, "%s: imported DLL nothere.dll: not found beside it nor by the system's search "
+             "(LoadLibrary, system error 126)", path);
+    ASSERT_STR_EQ(vmc_last_error(), want);
+
+    /* an ELF file is not for Windows */
+    ASSERT_EQ(vmc_lib_load_mem(v, "\177ELF\2\1\1", 8, "lib.so", 0, &l), -ENOTSUP);
+    ASSERT_STR_EQ(vmc_last_error(), "lib.so: an ELF object: ELF shared objects are loaded privately on Linux only");
+
+    vmc_stats_t st;
+    ASSERT_OK(vmc_stats(v, &st));
+    ASSERT_EQ(st.libraries, 0);
+    vmc_close(v);
+    remove(path);
+    free(f);
+    free(good);
+}
+
+/* A reachable file mapping and a DLL side by side in the region. */
+TEST(pe_lib_coexists_with_reachable_file_mappings)
+{
+    vmc_t *v = vt_open("-vm_size 256M -vmheap_size 0");
+    FILE *f = tmpfile();
+    ASSERT(f);
+    for (int i = 0; i < (64 << 10); i++) fputc('m', f);
+    fflush(f);
+    void *p;
+    ASSERT_OK(vmc_map_file(v, fileno(f), 0, 64 << 10, VMC_OS_READ, VMC_MAP_REACHABLE, &p));
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, pe_path("t_pe_basic.dll"), 0, &l));
+    int (*add)(int, int) = (int (*)(int, int))SYM(l, "t_add");
+    ASSERT(inside(v, p) && inside(v, add));
+    ASSERT_EQ(add(((char *)p)[100], 1), 'm' + 1);
+    ASSERT_OK(vmc_unmap_file(v, p, 64 << 10));
+    ASSERT_EQ(add(1, 1), 2);
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+    fclose(f);
+}
+
+/* Under -w_xor_x (placeholders): the DLL runs, no page of the process is
+ * writable and executable, and its code has no writable alias. */
+TEST(pe_lib_under_w_xor_x)
+{
+    vmc_t *v = vt_open("-vm_size 256M -vmheap_size 0 -w_xor_x");
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, pe_path("t_pe_chain.dll"), 0, &l));
+    int (*chain)(int) = (int (*)(int))SYM(l, "t_chain");
+    ASSERT(chain && inside(v, chain));
+    ASSERT_EQ(chain(5), 16);
+    ASSERT_EQ(vt_rwx_count(), 0);
+    ASSERT(vmc_writable(v, (const void *)chain) == NULL);
+    vmc_lib_t *c;
+    ASSERT_OK(vmc_lib_load(v, pe_path("t_pe_cxx.dll"), 0, &c));
+    ASSERT_EQ(((int (*)(int))SYM(c, "t_cxx_catch"))(-1), -8);
+    ASSERT_OK(vmc_lib_unload(c));
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_stats_t st;
+    ASSERT_OK(vmc_stats(v, &st));
+    ASSERT_EQ(st.libraries, 0);
+    vmc_close(v);
+}
