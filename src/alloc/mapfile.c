@@ -65,7 +65,7 @@ static int map_any(vmc_space_t *v, map_src_t *src, uint64_t offset, size_t size,
         snprintf(src->who, sizeof src->who, "vmc_map_file: fd %d", src->fd);
         struct stat st;
         e = vmc__os_fstat(src->fd, &st);
-        if (e) return vmc__fail(e, "%s: fstat: %s", src->who, strerror(-e));
+        if (e) return vmc__fail(e, "%s: fstat: %s", src->who, vmc__os_why(e));
         regular = S_ISREG(st.st_mode);
         fsize = (uint64_t)st.st_size;
     }
@@ -74,6 +74,15 @@ static int map_any(vmc_space_t *v, map_src_t *src, uint64_t offset, size_t size,
         if (offset + size > last)
             return vmc__fail(-EINVAL, "%s: 0x%zx bytes at offset 0x%" PRIx64 " run past the end "
                              "of the file (0x%" PRIx64 " bytes)", src->who, size, offset, fsize);
+        /* Windows maps whole granules of the section, and a file's section
+         * ends at the file's size (a larger one would grow the file): a
+         * partial last granule cannot be mapped. */
+        if (page != vmc__os_page_size() && offset + ((size + page - 1) & ~(page - 1)) > fsize)
+            return vmc__fail(-EINVAL, "%s: 0x%zx bytes at offset 0x%" PRIx64 " reach into the file's "
+                             "last 0x%" PRIx64 " bytes (the file has 0x%" PRIx64 "), less than a whole "
+                             "granule of 0x%zx: views on Windows are whole granules inside the file, "
+                             "so at most the first 0x%" PRIx64 " bytes can be mapped",
+                             src->who, size, offset, fsize % page, fsize, page, fsize - fsize % page);
     }
     vmc_region_t *r = (flags & VMC_MAP_REACHABLE) ? &v->code : &v->heap;
     if (!r->size)
@@ -102,7 +111,7 @@ static int map_any(vmc_space_t *v, map_src_t *src, uint64_t offset, size_t size,
                     : vmc__os_map_view(at, len, prot, src->fd, offset, shared);
     if (e) {
         e = vmc__fail(e, "%s: %s of 0x%zx bytes at offset 0x%" PRIx64 ": %s", src->who,
-                      vmc__os_map_view_call(), len, offset, strerror(-e));
+                      vmc__os_map_view_call(), len, offset, vmc__os_why(e));
         vmc__blocks_abandon(b, at);  /* adds to the message if it cannot re-reserve */
         vmc__space_unlock(v);
         return e;

@@ -299,6 +299,10 @@ const char *vmc__os_map_view_call(void);
 /* The last system error code behind a failed call of this thread (Windows:
  * GetLastError; Linux: errno), for messages; 0 if none. */
 unsigned long vmc__os_last_detail(void);
+/* The text for a failed call's error e, for messages: strerror, and on
+ * Windows GetLastError's code too ("Permission denied (error 5)") when a
+ * real call failed.  Valid until this thread's next call of it. */
+const char *vmc__os_why(int e);
 
 /* ---- the system's own loader: what a privately loaded DLL binds to -------------
  * Windows (os/winload.c): the PE load path binds a DLL's imports to modules

@@ -400,6 +400,8 @@ unsigned vmc__os_caps(void) { return VMC_OS_CAP_OVERLAY | VMC_OS_CAP_FORK | VMC_
 size_t vmc__os_granularity(void) { return vmc__os_page_size(); }
 size_t vmc__os_slot_size(void) { return 0; }
 unsigned long vmc__os_last_detail(void) { return os_detail; }
+/* errno is the detail here, and strerror already says it. */
+const char *vmc__os_why(int e) { return strerror(-e); }
 
 int vmc__os_release(uintptr_t base, size_t len)
 {

@@ -847,6 +847,8 @@ static const char *win_why(int e)
     return buf;
 }
 
+const char *vmc__os_why(int e) { return win_why(e); }
+
 static int w_section_anon(size_t len, HANDLE *out)
 {
     int e = os_enter(VMC_OS_CREATEFILEMAPPING);
@@ -1210,6 +1212,12 @@ int vmc__os_fstat(int fd, struct stat *st)
 {
     int e = os_enter(VMC_OS_FSTAT);
     if (e) return e;
+    /* The C runtime's descriptor table first, as the view will use it:
+     * fstat alone can answer for a descriptor _get_osfhandle refuses. */
+    if (_get_osfhandle(fd) == -1) {
+        os_detail = ERROR_INVALID_HANDLE;
+        return -EBADF;
+    }
     return fstat(fd, st) ? -errno : 0;
 }
 
