@@ -157,6 +157,13 @@ static int reserve_halving(vmc_region_t *r, size_t want, int allow_smaller, atte
     size_t page = vmc__os_granularity();
     size_t floor = want < VMC_MIN_SIZE ? want : VMC_MIN_SIZE;
     int err = -ENOMEM;
+    /* Options are parsed in pages; Windows reserves in 64 KiB granules. */
+    if (want % page) {
+        char a[32], g[32];
+        return vmc__fail(-EINVAL, "%s region: cannot reserve %s: the size must be a multiple of the "
+                         "%s allocation granularity (Windows reserves address space in 64 KiB units)",
+                         r->name, size_text(want, a, sizeof a), size_text(page, g, sizeof g));
+    }
     for (size_t size = want; size >= floor; size = (size / 2) & ~(page - 1)) {
         resv_t v = {0, 0, 0};
         err = attempt(size, ctx, &v);

@@ -174,3 +174,26 @@ TEST(win_region_faults_leave_nothing)
         }
     ASSERT_GT(hits, 0);
 }
+
+/* Options are parsed in pages, Windows reserves in 64 KiB granules: a size
+ * that is no multiple of one is refused at open, saying so. */
+TEST(win_region_size_below_the_granularity)
+{
+    const char *opts[] = {"-vm_size 4K", "-vm_size 100K", "-vm_size 64M -vmheap_size 100K"};
+    const char *want[] = {
+        "code region: cannot reserve 4K: the size must be a multiple of the 64K allocation granularity "
+        "(Windows reserves address space in 64 KiB units)",
+        "code region: cannot reserve 100K: the size must be a multiple of the 64K allocation granularity "
+        "(Windows reserves address space in 64 KiB units)",
+        "heap region: cannot reserve 100K: the size must be a multiple of the 64K allocation granularity "
+        "(Windows reserves address space in 64 KiB units)"};
+    for (int i = 0; i < 3; i++) {
+        vmc_options_t o;
+        vmc_options_init(&o);
+        ASSERT_OK(vmc_options_parse(&o, opts[i]));
+        vmc_t *v = NULL;
+        ASSERT_EQ(vmc_open(&o, &v), -EINVAL);
+        ASSERT(v == NULL);
+        ASSERT_STR_CONTAINS(vmc_last_error(), want[i]);
+    }
+}
