@@ -294,6 +294,13 @@ typedef struct vmc_addr_info {
 VMC_API int vmc_addr_info(vmc_t *v, const void *addr, vmc_addr_info_t *info);
 
 /* ---- files ------------------------------------------------------------------- */
+/* prot for vmc_map_file / vmc_map_handle: equal to Linux's PROT_* values, for
+ * Windows, which has no PROT_* (and anywhere else). */
+enum {
+    VMC_PROT_READ  = 1,   /* PROT_READ  */
+    VMC_PROT_WRITE = 2,   /* PROT_WRITE */
+    VMC_PROT_EXEC  = 4,   /* PROT_EXEC  */
+};
 enum {
     VMC_MAP_REACHABLE = 1,   /* inside the code region (else the heap region)   */
     VMC_MAP_SHARED    = 2,   /* MAP_SHARED (else private copy-on-write)         */

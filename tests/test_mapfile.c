@@ -210,3 +210,11 @@ TEST(mapfile_close_releases_mappings)
     ASSERT_NO_LEAK(snap);
     close(fd);
 }
+
+/* The header's portable protection values are Linux's own. */
+TEST(mapfile_prot_constants_are_prot_values)
+{
+    ASSERT_EQ(VMC_PROT_READ, PROT_READ);
+    ASSERT_EQ(VMC_PROT_WRITE, PROT_WRITE);
+    ASSERT_EQ(VMC_PROT_EXEC, PROT_EXEC);
+}
