@@ -26,8 +26,9 @@ $(FUZZ_OUT)/obj/%.o: src/%.c $(LIB_HDR) include/vmcode.h
 $(FUZZ_OUT)/fuzz_elf: fuzz/fuzz_elf.c $(FUZZ_LIB_OBJ)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_LIB_OBJ) -ldl -lpthread -o $@
 
-# The PE reader needs only its own layer and the error messages.
-FUZZ_PE_OBJ := $(filter $(FUZZ_OUT)/obj/pe/% $(FUZZ_OUT)/obj/base/%,$(FUZZ_LIB_OBJ))
+# The PE reader needs only its own layer, the error messages and what the
+# architecture says of PE (the machine, the base-relocation types).
+FUZZ_PE_OBJ := $(filter $(FUZZ_OUT)/obj/pe/% $(FUZZ_OUT)/obj/base/% $(FUZZ_OUT)/obj/arch/x86_64_pe.o,$(FUZZ_LIB_OBJ))
 
 $(FUZZ_OUT)/fuzz_pe: fuzz/fuzz_pe.c $(FUZZ_PE_OBJ)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_PE_OBJ) -o $@
