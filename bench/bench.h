@@ -25,6 +25,19 @@ static inline uint64_t bench_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+#ifdef _WIN32
+#include <windows.h>
+/* Microseconds from the performance counter (the Windows benchmarks). */
+static inline double bench_now_us(void)
+{
+    static LARGE_INTEGER f;
+    LARGE_INTEGER t;
+    if (!f.QuadPart) QueryPerformanceFrequency(&f);
+    QueryPerformanceCounter(&t);
+    return (double)t.QuadPart * 1e6 / (double)f.QuadPart;
+}
+#endif
+
 static inline int bench_quick(void)
 {
     const char *q = getenv("BENCH_QUICK");

@@ -17,32 +17,13 @@
  * compare there, not on Windows.
  */
 #include "vmcode.h"
+#include "bench.h"
 
 #include <windows.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static double now_us(void)
-{
-    static LARGE_INTEGER f;
-    LARGE_INTEGER c;
-    if (!f.QuadPart) QueryPerformanceFrequency(&f);
-    QueryPerformanceCounter(&c);
-    return (double)c.QuadPart * 1e6 / (double)f.QuadPart;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 int main(int argc, char **argv)
 {
@@ -67,27 +48,27 @@ int main(int argc, char **argv)
         char path[1024];
         snprintf(path, sizeof path, "%s\\%s", argv[1], dlls[d]);
         for (int i = 0; i < rounds + 5; i++) {
-            double t0 = now_us();
+            double t0 = bench_now_us();
             vmc_lib_t *l;
             if (vmc_lib_load(v, path, 0, &l)) {
                 fprintf(stderr, "%s\n", vmc_last_error());
                 return 1;
             }
             vmc_lib_unload(l);
-            double t1 = now_us();
+            double t1 = bench_now_us();
             HMODULE h = LoadLibraryExA(path, NULL, LOAD_WITH_ALTERED_SEARCH_PATH);
             if (!h) {
                 fprintf(stderr, "LoadLibrary %s: error %lu\n", path, (unsigned long)GetLastError());
                 return 1;
             }
             FreeLibrary(h);
-            double t2 = now_us();
+            double t2 = bench_now_us();
             if (i >= 5) {  /* the first rounds warm the file cache up */
                 a[i - 5] = t1 - t0;
                 b[i - 5] = t2 - t1;
             }
         }
-        double ma = median(a, rounds), mb = median(b, rounds);
+        double ma = bench_median(a, (size_t)rounds), mb = bench_median(b, (size_t)rounds);
         printf("| %s | %.1f | %.1f | %.2f |\n", dlls[d], ma, mb, ma / mb);
     }
     printf("\n");

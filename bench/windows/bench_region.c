@@ -17,6 +17,7 @@
  * and run by scripts/wine-chroot.sh under Wine 10 and the host's Wine 8.
  */
 #include "vmcode.h"
+#include "../bench.h"
 #include "os/os.h"
 
 #include <windows.h>
@@ -25,26 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static double now_us(void)
-{
-    static LARGE_INTEGER f;
-    LARGE_INTEGER t;
-    if (!f.QuadPart) QueryPerformanceFrequency(&f);
-    QueryPerformanceCounter(&t);
-    return (double)t.QuadPart * 1e6 / (double)f.QuadPart;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 /* A time in µs as the table shows it: µs below 10 ms, else ms. */
 static const char *fmt_us(double us, char *buf, size_t len)
@@ -81,7 +62,7 @@ static vmc_t *open_2g(void)
 /* One bare reservation of 2 GiB, released again. */
 static double bare_reserve(va2_t va2)
 {
-    double t0 = now_us();
+    double t0 = bench_now_us();
     void *p = va2 ? va2(NULL, NULL, SIZE_2G, MEM_RESERVE | 0x00040000 /* MEM_RESERVE_PLACEHOLDER */,
                         PAGE_NOACCESS, NULL, 0)
                   : VirtualAlloc(NULL, SIZE_2G, MEM_RESERVE, PAGE_NOACCESS);
@@ -90,15 +71,15 @@ static double bare_reserve(va2_t va2)
         exit(1);
     }
     VirtualFree(p, 0, MEM_RELEASE);
-    return now_us() - t0;
+    return bench_now_us() - t0;
 }
 
 static double vmc_open_close(void)
 {
-    double t0 = now_us();
+    double t0 = bench_now_us();
     vmc_t *v = open_2g();
     vmc_close(v);
-    return now_us() - t0;
+    return bench_now_us() - t0;
 }
 
 static void bench_open(int placeholders, va2_t va2)
@@ -124,12 +105,12 @@ static void bench_open(int placeholders, va2_t va2)
     if (in.slot_size) snprintf(mode, sizeof mode, "slot fallback, %zu KiB slots", in.slot_size >> 10);
     else snprintf(mode, sizeof mode, "placeholders");
     printf("| `vmc_open` + `vmc_close`, 2 GiB code region, no heap region (%s) | %s |\n", mode,
-           fmt_us(median(a, ROUNDS), t, sizeof t));
+           fmt_us(bench_median(a, (size_t)ROUNDS), t, sizeof t));
     printf("| one bare 2 GiB reservation + release (%s) | %s |\n",
            placeholders ? "`VirtualAlloc2` placeholder" : "`VirtualAlloc` `MEM_RESERVE`",
-           fmt_us(median(b, ROUNDS), t, sizeof t));
+           fmt_us(bench_median(b, (size_t)ROUNDS), t, sizeof t));
     printf("| vmcode's time ÷ the bare reservation's (median of %d per-round ratios) | %s |\n", ROUNDS,
-           fmt_ratio(median(r, ROUNDS), t, sizeof t));
+           fmt_ratio(bench_median(r, (size_t)ROUNDS), t, sizeof t));
 }
 
 /* ---- code allocation ------------------------------------------------------------ */
@@ -153,7 +134,7 @@ static void bench_code(void)
     double a[ROUNDS], b[ROUNDS], r[ROUNDS];
     volatile int sink = 0;
     for (int k = 0; k < ROUNDS; k++) {
-        double t0 = now_us();
+        double t0 = bench_now_us();
         for (int i = 0; i < N; i++) {
             vmc_span_t sp;
             if (vmc_alloc(v, sizes[i], VMC_CODE, &sp)) exit(1);
@@ -161,8 +142,8 @@ static void bench_code(void)
             sink += ((int (*)(void))sp.x)();
             vmc_free(v, sp.x);
         }
-        a[k] = (now_us() - t0) / N;
-        t0 = now_us();
+        a[k] = (bench_now_us() - t0) / N;
+        t0 = bench_now_us();
         for (int i = 0; i < N; i++) {
             void *p = VirtualAlloc(NULL, sizes[i], MEM_RESERVE | MEM_COMMIT, PAGE_EXECUTE_READWRITE);
             if (!p) exit(1);
@@ -170,17 +151,17 @@ static void bench_code(void)
             sink += ((int (*)(void))p)();
             VirtualFree(p, 0, MEM_RELEASE);
         }
-        b[k] = (now_us() - t0) / N;
+        b[k] = (bench_now_us() - t0) / N;
         r[k] = b[k] / a[k];
     }
     vmc_close(v);
     char t[32];
     printf("| `vmc_alloc(VMC_CODE)` + write + call + `vmc_free`, 64 B–4 KiB, per allocation | %s |\n",
-           fmt_us(median(a, ROUNDS), t, sizeof t));
+           fmt_us(bench_median(a, (size_t)ROUNDS), t, sizeof t));
     printf("| `VirtualAlloc(PAGE_EXECUTE_READWRITE)` + write + call + `VirtualFree`, per allocation | %s |\n",
-           fmt_us(median(b, ROUNDS), t, sizeof t));
+           fmt_us(bench_median(b, (size_t)ROUNDS), t, sizeof t));
     printf("| VirtualAlloc's time ÷ vmcode's (median of %d per-round ratios of %d allocations each) | %s |\n",
-           ROUNDS, N, fmt_ratio(median(r, ROUNDS), t, sizeof t));
+           ROUNDS, N, fmt_ratio(bench_median(r, (size_t)ROUNDS), t, sizeof t));
     (void)sink;
 }
 
@@ -206,7 +187,7 @@ int main(int argc, char **argv)
             char t[32];
             printf("| `vmc_open` + `vmc_close`, 2 GiB, slot fallback forced, %zu KiB slots (%zu reservations) | "
                    "%s |\n", slots[k] >> 10, (SIZE_2G + slots[k] - 1) / slots[k],
-                   fmt_us(median(a, ROUNDS), t, sizeof t));
+                   fmt_us(bench_median(a, (size_t)ROUNDS), t, sizeof t));
         }
     }
     printf("\n");
