@@ -107,3 +107,13 @@ uint64_t vt_img_lo(const vt_img_t *m)
 {
     return vt_phdr(m, vt_phdr_find(m, PT_LOAD, 0))->p_vaddr & ~(uint64_t)4095;
 }
+
+int vt_img_copy_file(const char *from, const char *to)
+{
+    vt_img_t m;
+    int e = vt_img_read(from, &m);
+    if (e) return e;
+    e = vt_img_write(&m, to);
+    vt_img_free(&m);
+    return e;
+}

@@ -15,6 +15,7 @@ int vt_img_read(const char *path, vt_img_t *m);        /* 0 or -errno          *
 vt_img_t vt_img_copy(const vt_img_t *m);
 void vt_img_free(vt_img_t *m);
 int vt_img_write(const vt_img_t *m, const char *path);  /* 0 or -errno          */
+int vt_img_copy_file(const char *from, const char *to); /* 0 or -errno          */
 
 Elf64_Ehdr *vt_ehdr(const vt_img_t *m);
 Elf64_Phdr *vt_phdr(const vt_img_t *m, int i);

@@ -118,6 +118,9 @@ void vt_snap_free(vt_snapshot_t *s);
 char *vt_read_file(const char *path);
 int vt_maps_count(const char *needle);
 int vt_rwx_count(void);
+/* Windows only (tests/windows/util.c): how many free pieces of address space
+ * lie in [base, base+len): 0 for a region that holds all of its range. */
+int vt_free_pieces(uintptr_t base, size_t len);
 /* Is [lo, hi) mapped with exactly these perms ("---p") as one line? */
 int vt_maps_has(uintptr_t lo, uintptr_t hi, const char *perms);
 size_t vt_rss_kib(void);   /* anonymous + shared memory (memory files) */

@@ -433,14 +433,6 @@ TEST(ldcache_read_failures)
     drop_temp_cache();
 }
 
-static void copy_file(const char *from, const char *to)
-{
-    vt_img_t m;
-    ASSERT_OK(vt_img_read(from, &m));
-    ASSERT_OK(vt_img_write(&m, to));
-    vt_img_free(&m);
-}
-
 /* A library's dependency found through the cache is loaded privately; a
  * copy beside the library is taken only when the system loader's whole
  * search finds nothing. */
@@ -452,8 +444,8 @@ TEST(ldcache_beside_only_when_the_system_search_finds_nothing)
     ASSERT(mkdtemp(dir));
     snprintf(lib, sizeof lib, "%s/libt_rplain.so", dir);
     snprintf(beside, sizeof beside, "%s/libt_rdep.so", dir);
-    copy_file(vt_tlib("libt_rplain.so"), lib);
-    copy_file(vt_tlib("sub3/libt_rdep.so"), beside);  /* returns 3; sub/'s returns 1 */
+    ASSERT_OK(vt_img_copy_file(vt_tlib("libt_rplain.so"), lib));
+    ASSERT_OK(vt_img_copy_file(vt_tlib("sub3/libt_rdep.so"), beside));  /* returns 3; sub/'s returns 1 */
     const ent_t e[] = {{0x0303, "libt_rdep.so", vt_tlib("sub/libt_rdep.so"), 0}};
     write_cache(cache_file, e, 1, NULL, 0);
     vmc_t *v = vt_open("-vmheap_size 64M");

@@ -139,14 +139,6 @@ TEST(search_ld_library_path_between_rpath_and_runpath)
     vmc_close(v);
 }
 
-static void copy_file(const char *from, const char *to)
-{
-    vt_img_t m;
-    ASSERT_OK(vt_img_read(from, &m));
-    ASSERT_OK(vt_img_write(&m, to));
-    vt_img_free(&m);
-}
-
 /* DT_RUNPATH "${ORIGIN}/dst/$LIB/${PLATFORM}": the directory made from this
  * loader's expansion must be the one the system loader finds it in. */
 TEST(search_lib_and_platform_as_the_system_loader_expands_them)
@@ -159,10 +151,10 @@ TEST(search_lib_and_platform_as_the_system_loader_expands_them)
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
     ASSERT_EQ(system(cmd), 0);
     snprintf(path, sizeof path, "%s/libt_rdep.so", dir);
-    copy_file(vt_tlib("sub/libt_rdep.so"), path);
+    ASSERT_OK(vt_img_copy_file(vt_tlib("sub/libt_rdep.so"), path));
     char lib[600];
     snprintf(lib, sizeof lib, "%s/libt_rdst.so", root);
-    copy_file(vt_tlib("libt_rdst.so"), lib);
+    ASSERT_OK(vt_img_copy_file(vt_tlib("libt_rdst.so"), lib));
     vmc_t *v = vt_open("-vmheap_size 64M");
     vmc_lib_t *l;
     const char *sys = system_answer(lib, "t_ruser");

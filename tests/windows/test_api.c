@@ -9,18 +9,6 @@
 
 #define G ((size_t)64 << 10)
 
-static int frees_inside(uintptr_t base, size_t len)
-{
-    int fr = 0;
-    for (uintptr_t a = base; a < base + len;) {
-        MEMORY_BASIC_INFORMATION m;
-        if (!VirtualQuery((void *)a, &m, sizeof m)) break;
-        if (m.State == MEM_FREE) fr++;
-        a = (uintptr_t)m.BaseAddress + m.RegionSize;
-    }
-    return fr;
-}
-
 static int all_free(uintptr_t base, size_t len)
 {
     MEMORY_BASIC_INFORMATION m;
@@ -48,8 +36,8 @@ TEST(win_api_open_default_2g_near_the_main_module)
     ASSERT_EQ(in.reach_lo, (uintptr_t)GetModuleHandleA(NULL));
     ASSERT_GE(in.code_reaching, in.code_size / 10 * 9);
     uintptr_t b = (uintptr_t)in.code_base, h = (uintptr_t)in.heap_base;
-    ASSERT_EQ(frees_inside(b, in.code_size), 0);
-    ASSERT_EQ(frees_inside(h, in.heap_size), 0);
+    ASSERT_EQ(vt_free_pieces(b, in.code_size), 0);
+    ASSERT_EQ(vt_free_pieces(h, in.heap_size), 0);
     ASSERT(h + in.heap_size <= b || b + in.code_size <= h);
     vmc_close(v);
     ASSERT(all_free(b, in.code_size));
@@ -77,7 +65,7 @@ TEST(win_api_code_written_and_called)
     for (int i = 1; i < 200; i += 2) ASSERT_EQ(call(&s[i]), i);
     vmc_info_t in;
     ASSERT_OK(vmc_info(v, &in));
-    ASSERT_EQ(frees_inside((uintptr_t)in.code_base, in.code_size), 0);
+    ASSERT_EQ(vt_free_pieces((uintptr_t)in.code_base, in.code_size), 0);
     vmc_close(v);
 }
 
@@ -128,7 +116,7 @@ TEST(win_api_map_file_reachable)
     ASSERT_OK(vmc_map_file(v, fileno(f), 0, G, VMC_OS_READ, 0, &p));
     ASSERT_EQ(((char *)p)[0], 'x');
     ASSERT_OK(vmc_unmap_file(v, p, G));
-    ASSERT_EQ(frees_inside((uintptr_t)in.heap_base, in.heap_size), 0);
+    ASSERT_EQ(vt_free_pieces((uintptr_t)in.heap_base, in.heap_size), 0);
     vmc_close(v);
     fclose(f);
 }
@@ -167,7 +155,7 @@ TEST(win_api_open_fault_sweep)
             if (v) {
                 vmc_info_t in;
                 ASSERT_OK(vmc_info(v, &in));
-                ASSERT_EQ(frees_inside((uintptr_t)in.code_base, in.code_size), 0);
+                ASSERT_EQ(vt_free_pieces((uintptr_t)in.code_base, in.code_size), 0);
                 vmc_close(v);
                 ASSERT(all_free((uintptr_t)in.code_base, in.code_size));
             }

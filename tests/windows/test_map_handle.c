@@ -10,18 +10,6 @@
 
 #define G ((size_t)64 << 10)
 
-static int frees_inside(uintptr_t base, size_t len)
-{
-    int fr = 0;
-    for (uintptr_t a = base; a < base + len;) {
-        MEMORY_BASIC_INFORMATION m;
-        if (!VirtualQuery((void *)a, &m, sizeof m)) break;
-        if (m.State == MEM_FREE) fr++;
-        a = (uintptr_t)m.BaseAddress + m.RegionSize;
-    }
-    return fr;
-}
-
 /* A temporary file of two granules, 'x' then 'y', deleted when the last
  * handle to it closes; opened with `access`. */
 static HANDLE temp_file(DWORD access, char path[MAX_PATH])
@@ -66,8 +54,8 @@ TEST(win_map_handle_reachable_and_closed_after)
     ASSERT_EQ(st.mapped_files, 2);
     ASSERT_OK(vmc_unmap_file(v, p, G));
     ASSERT_OK(vmc_unmap_file(v, q, G));
-    ASSERT_EQ(frees_inside((uintptr_t)in.code_base, in.code_size), 0);
-    ASSERT_EQ(frees_inside((uintptr_t)in.heap_base, in.heap_size), 0);
+    ASSERT_EQ(vt_free_pieces((uintptr_t)in.code_base, in.code_size), 0);
+    ASSERT_EQ(vt_free_pieces((uintptr_t)in.heap_base, in.heap_size), 0);
     vmc_close(v);
     DeleteFileA(path);
 }
@@ -136,8 +124,8 @@ TEST(win_map_handle_refusals)
     vmc_stats_t st;
     ASSERT_OK(vmc_stats(v, &st));
     ASSERT_EQ(st.mapped_files, 0);
-    ASSERT_EQ(frees_inside((uintptr_t)in.code_base, in.code_size), 0);
-    ASSERT_EQ(frees_inside((uintptr_t)in.heap_base, in.heap_size), 0);
+    ASSERT_EQ(vt_free_pieces((uintptr_t)in.code_base, in.code_size), 0);
+    ASSERT_EQ(vt_free_pieces((uintptr_t)in.heap_base, in.heap_size), 0);
     /* And the descriptor path still works beside it. */
     FILE *f = tmpfile();
     ASSERT(f);

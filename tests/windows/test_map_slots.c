@@ -16,18 +16,6 @@
 
 #define G ((size_t)64 << 10)
 
-static int frees_inside(const void *base, size_t len)
-{
-    int fr = 0;
-    for (uintptr_t a = (uintptr_t)base; a < (uintptr_t)base + len;) {
-        MEMORY_BASIC_INFORMATION m;
-        if (!VirtualQuery((void *)a, &m, sizeof m)) break;
-        if (m.State == MEM_FREE) fr++;
-        a = (uintptr_t)m.BaseAddress + m.RegionSize;
-    }
-    return fr;
-}
-
 /* A file of three granules, 'a', 'b', 'c'; open for reading. */
 static int three_granules(char path[MAX_PATH])
 {
@@ -68,7 +56,7 @@ static void several(vmc_t *v, int fd, int flags, const void *base, size_t size)
     }
     ASSERT(p[0] != p[1] && p[1] != p[2]);
     ASSERT_OK(vmc_unmap_file(v, p[1], G));
-    ASSERT_EQ(frees_inside(base, size), 0);
+    ASSERT_EQ(vt_free_pieces((uintptr_t)base, size), 0);
     void *q;
     ASSERT_OK(vmc_map_file(v, fd, G, 2 * G - 100, VMC_OS_READ, flags, &q));   /* two granules */
     ASSERT_EQ(((char *)q)[10], 'b');
@@ -76,14 +64,14 @@ static void several(vmc_t *v, int fd, int flags, const void *base, size_t size)
     ASSERT_OK(vmc_unmap_file(v, q, 2 * G - 100));
     ASSERT_OK(vmc_unmap_file(v, p[0], G));
     ASSERT_OK(vmc_unmap_file(v, p[2], G));
-    ASSERT_EQ(frees_inside(base, size), 0);
+    ASSERT_EQ(vt_free_pieces((uintptr_t)base, size), 0);
     /* everything free again: the same sequence works a second time */
     for (int i = 0; i < 3; i++) {
         ASSERT_OK(vmc_map_file(v, fd, (uint64_t)i * G, G, VMC_OS_READ, flags, &p[i]));
         ASSERT_EQ(((char *)p[i])[G - 1], 'a' + i);
     }
     for (int i = 0; i < 3; i++) ASSERT_OK(vmc_unmap_file(v, p[i], G));
-    ASSERT_EQ(frees_inside(base, size), 0);
+    ASSERT_EQ(vt_free_pieces((uintptr_t)base, size), 0);
 }
 
 TEST(win_slots_map_after_a_stub)
@@ -94,7 +82,7 @@ TEST(win_slots_map_after_a_stub)
     vmc_info_t in;
     ASSERT_OK(vmc_info(v, &in));
     void *x;
-    ASSERT_OK(vmc_stub(v, (uintptr_t)&frees_inside, &x));   /* the code region's first slot */
+    ASSERT_OK(vmc_stub(v, (uintptr_t)&vt_free_pieces, &x));   /* the code region's first slot */
     several(v, fd, VMC_MAP_REACHABLE, in.code_base, in.code_size);
     vmc_close(v);
     close(fd);
@@ -151,7 +139,7 @@ TEST(win_slots_view_over_several_slots)
     ASSERT_OK(vmc_unmap_file(v, p, 3 * G));
     ASSERT_OK(vmc_free(v, d.x));
     ASSERT_OK(vmc_free(v, c.x));
-    ASSERT_EQ(frees_inside(in.code_base, in.code_size), 0);
+    ASSERT_EQ(vt_free_pieces((uintptr_t)in.code_base, in.code_size), 0);
     vmc_close(v);
     close(fd);
     DeleteFileA(path);

@@ -26,6 +26,18 @@ vmc_t *vt_open(const char *options)
     return v;
 }
 
+int vt_free_pieces(uintptr_t base, size_t len)
+{
+    int fr = 0;
+    for (uintptr_t a = base; a < base + len;) {
+        MEMORY_BASIC_INFORMATION m;
+        if (!VirtualQuery((void *)a, &m, sizeof m)) break;
+        if (m.State == MEM_FREE) fr++;
+        a = (uintptr_t)m.BaseAddress + m.RegionSize;
+    }
+    return fr;
+}
+
 /* Committed memory anywhere in the process that is writable and executable. */
 int vt_rwx_count(void)
 {
