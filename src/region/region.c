@@ -220,8 +220,8 @@ static int try_hole(size_t size, const code_ctx_t *c, resv_t *out)
     uintptr_t heap = f.end < c->brk ? f.end : c->brk;
     uintptr_t hole_lo = heap & ~(uintptr_t)(PLACE_ALIGN - 1);
     uintptr_t hole_hi = (c->avoid_hi + PLACE_ALIGN - 1) & ~(uintptr_t)(PLACE_ALIGN - 1);
-    if (!f.end || hole_lo <= base || base + size <= hole_hi || base + size <= hole_lo)
-        return -ENOSPC;  /* no room before the heap, none after, or no hole needed */
+    if (!f.end || hole_lo <= base || base + size <= hole_hi)
+        return -ENOSPC;  /* no room before the heap, or none after its room */
     vmc_region_t with = {.base = base, .size = size, .hole_lo = hole_lo, .hole_hi = hole_hi};
     size_t reach = vmc__region_reaching(&with, c->lo, c->hi);
     uintptr_t at;
