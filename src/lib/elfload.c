@@ -374,7 +374,7 @@ static int elf_load(vmc_lib_t *l, vmc_src_t *src, const uint8_t *hdr, size_t hdr
     if ((e = vmc__elf_dynamic(&l->o, src))) return e;
     if ((e = resolve_deps(l))) return e;
     l->state = VMC_LIB_MAPPED;
-    l->map_seq = ++l->v->lib_seq;  /* dependencies are mapped first */
+    l->seq = ++l->v->lib_seq;  /* dependencies are mapped first */
     return 0;
 }
 
@@ -389,7 +389,7 @@ static int elf_relocate(vmc_lib_t *l)
     vmc__unwinder_register(l);
     debug_register(l);
     l->state = VMC_LIB_RELOCATED;
-    l->init_seq = ++l->v->lib_seq;  /* dependencies finish first */
+    l->seq = ++l->v->lib_seq;  /* dependencies finish first */
     return 0;
 }
 

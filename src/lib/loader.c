@@ -97,10 +97,20 @@ size_t vmc__loader_count(vmc_loader_t *v)
 
 /* ---- init and fini ---------------------------------------------------------- */
 
+/* The library in `state` that entered it first (latest: last), or NULL:
+ * the order of relocation, of constructors, and (reversed) of destructors. */
+static vmc_lib_t *in_state(vmc_loader_t *v, int state, int latest)
+{
+    vmc_lib_t *pick = NULL;
+    for (vmc_lib_t *l = v->libs; l; l = l->next)
+        if (l->state == state && (!pick || (latest ? l->seq > pick->seq : l->seq < pick->seq))) pick = l;
+    return pick;
+}
+
 static int run_init(vmc_lib_t *l)
 {
     l->state = VMC_LIB_READY;
-    l->init_seq = ++l->v->lib_seq;
+    l->seq = ++l->v->lib_seq;
     if (l->flags & VMC_LOAD_INERT) return 0;
     return l->fmt->init(l);
 }
@@ -197,14 +207,11 @@ static int relocate_group(vmc_loader_t *v)
 {
     if (vmc__lib_elf_fmt.relocate_start) vmc__lib_elf_fmt.relocate_start();
     if (vmc__lib_pe_fmt.relocate_start) vmc__lib_pe_fmt.relocate_start();
-    for (;;) {
-        vmc_lib_t *next = NULL;
-        for (vmc_lib_t *l = v->libs; l; l = l->next)
-            if (l->state == VMC_LIB_MAPPED && (!next || l->map_seq < next->map_seq)) next = l;
-        if (!next) return 0;
+    for (vmc_lib_t *next; (next = in_state(v, VMC_LIB_MAPPED, 0));) {
         int e = next->fmt->relocate(next);
         if (e) return e;
     }
+    return 0;
 }
 
 /* The directory of path ("." for a bare name), where dependencies found
@@ -301,11 +308,7 @@ static int finish(vmc_loader_t *v, int e, vmc_lib_t *top, vmc_lib_t **out)
     if (e) return e;
     if (vmc__lib_elf_fmt.init_start) vmc__lib_elf_fmt.init_start();
     if (vmc__lib_pe_fmt.init_start) vmc__lib_pe_fmt.init_start();
-    for (;;) {
-        vmc_lib_t *first = NULL;
-        for (vmc_lib_t *l = v->libs; l; l = l->next)
-            if (l->state == VMC_LIB_RELOCATED && (!first || l->init_seq < first->init_seq)) first = l;
-        if (!first) break;
+    for (vmc_lib_t *first; (first = in_state(v, VMC_LIB_RELOCATED, 0));) {
         if ((e = run_init(first))) {
             release(top);
             return e;
@@ -418,13 +421,7 @@ void vmc__loader_close(vmc_loader_t *v)
     if (vmc__lib_pe_fmt.close) vmc__lib_pe_fmt.close(v);
     vmc__loader_lock(v);
     /* destructors first, in the reverse of the order constructors ran */
-    for (;;) {
-        vmc_lib_t *last = NULL;
-        for (vmc_lib_t *l = v->libs; l; l = l->next)
-            if (l->state == VMC_LIB_READY && (!last || l->init_seq > last->init_seq)) last = l;
-        if (!last) break;
-        run_fini(last);
-    }
+    for (vmc_lib_t *last; (last = in_state(v, VMC_LIB_READY, 1));) run_fini(last);
     /* then every image, each library's system-loaded dependencies after it;
      * the private ones go by themselves, being on the list */
     while (v->libs) {

@@ -71,10 +71,10 @@ struct vmc_lib {
                                     loaded as (NULL: vmc_lib_load); for the
                                     DT_RPATH search, valid only while loading */
     int from_memory;             /* loaded from bytes, not a file           */
-    unsigned long map_seq;       /* when it and its dependencies were mapped
-                                    (v->lib_seq): the order of relocation   */
-    unsigned long init_seq;      /* when relocation, then constructors, finished
-                                    (v->lib_seq): the order of init and fini */
+    unsigned long seq;           /* when it entered its state (v->lib_seq):
+                                    among MAPPED ones the order of
+                                    relocation, RELOCATED of init, READY of
+                                    fini (reversed)                         */
     vmc_dep_t *deps;             /* resolved DT_NEEDED, in order            */
     size_t ndeps;
     vmc_lib_t *next, *prev;      /* the handle's list, in load order        */
@@ -112,15 +112,15 @@ struct vmc_lib {
 typedef struct vmc_lib_fmt {
     /* Check the headers, place the image in the region, resolve the
      * dependencies (l->deps): on success l is on the handle's list
-     * (vmc__lib_list_add) and either VMC_LIB_MAPPED with map_seq taken
+     * (vmc__lib_list_add) and either VMC_LIB_MAPPED with seq taken
      * after its dependencies' (relocated with its load group, below), or
-     * already bound: VMC_LIB_RELOCATED with init_seq taken after its
+     * already bound: VMC_LIB_RELOCATED with seq taken after its
      * dependencies' (a DLL).  On failure the lifecycle calls teardown and
      * free, which undo exactly what was done. */
     int (*load)(vmc_lib_t *l, vmc_src_t *src, const uint8_t *hdr, size_t hdrlen);
     /* Once a load's whole group is mapped: relocate_start (NULL: nothing),
-     * then relocate for each VMC_LIB_MAPPED library in map_seq order: to
-     * VMC_LIB_RELOCATED, init_seq taken (NULL where load binds itself). */
+     * then relocate for each VMC_LIB_MAPPED library in seq order: to
+     * VMC_LIB_RELOCATED, seq taken (NULL where load binds itself). */
     void (*relocate_start)(void);
     int (*relocate)(vmc_lib_t *l);
     /* Before the first initialiser of a load runs (NULL: nothing). */

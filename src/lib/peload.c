@@ -431,7 +431,7 @@ static int pe_load(vmc_lib_t *l, vmc_src_t *src, const uint8_t *hdr, size_t hdrl
         p->unwind = 1;
     }
     l->state = VMC_LIB_RELOCATED;
-    l->init_seq = ++l->v->lib_seq;  /* dependencies finish first */
+    l->seq = ++l->v->lib_seq;  /* dependencies finish first */
     return 0;
 }
 
