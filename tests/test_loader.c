@@ -923,6 +923,7 @@ TEST(loader_segments_get_their_own_protection)
 static void load_fails_exactly(const char *path, enum vmc_os_call call, unsigned long nth, int err,
                                void (*fn)(void), const char *want)
 {
+    vmc__kept_refuse(1);   /* every load reads the file (kept tables: loader_reload_...) */
     vmc_t *v = open_region();
     vmc_lib_t *l = NULL;
     ASSERT_OK(vmc_lib_load(v, path, 0, &l));
@@ -942,6 +943,7 @@ static void load_fails_exactly(const char *path, enum vmc_os_call call, unsigned
     ASSERT_OK(vmc_lib_load(v, path, 0, &l));
     ASSERT_OK(vmc_lib_unload(l));
     vmc_close(v);
+    vmc__kept_refuse(0);
 }
 
 TEST(loader_protection_failure_while_mapping_is_exact)
@@ -1080,6 +1082,7 @@ TEST(loader_small_tables_come_with_the_header)
     table_range(path, &off, &len);
     ASSERT_EQ(off, 0);
     ASSERT_LE(len, 4096);
+    vmc__kept_refuse(1);   /* the file is read (not what an earlier load kept) */
     vmc_t *v = open_region();
     vmc__os_calls_reset();
     vmc_lib_t *l;
@@ -1091,6 +1094,139 @@ TEST(loader_small_tables_come_with_the_header)
     ASSERT(vmc_lib_sym(l, "t_add"));
     ASSERT_OK(vmc_lib_unload(l));
     vmc_close(v);
+    vmc__kept_refuse(0);
+}
+
+/* ---- a load of a file loaded and unloaded before (lib/kept.c) --------------- */
+
+#define OLD_LIB "/usr/lib/x86_64-linux-gnu/libz.so.1"   /* last changed long ago */
+
+static void same_info(vmc_lib_t *a_lib, const vmc_lib_info_t *a)
+{
+    vmc_lib_info_t b;
+    ASSERT_OK(vmc_lib_info(a_lib, &b));
+    ASSERT_EQ(b.tables_copied, a->tables_copied);
+    ASSERT_EQ(b.nsegments, a->nsegments);
+    ASSERT_EQ(b.size, a->size);
+    ASSERT_EQ(b.relocs_relative, a->relocs_relative);
+    ASSERT_EQ(b.relocs_symbolic, a->relocs_symbolic);
+    ASSERT_EQ(b.bound_self, a->bound_self);
+    ASSERT_EQ(b.bound_host, a->bound_host);
+    ASSERT_EQ(b.bound_weak_zero, a->bound_weak_zero);
+}
+
+/* The second load of an unchanged file reads nothing of it: what the first
+ * read and checked (headers, tables, DT_FINI's bytes) was kept at its
+ * unload.  It binds and runs the same; a load of it that fails gives the
+ * tables back, with the message a first load gives; a new handle reads the
+ * file again. */
+TEST(loader_reload_reads_nothing_again)
+{
+    vmc_t *v = open_region();
+    vmc_lib_t *l;
+    vmc_lib_info_t first;
+    ASSERT_OK(vmc_lib_load(v, OLD_LIB, 0, &l));
+    ASSERT_OK(vmc_lib_info(l, &first));
+    ASSERT_GT(first.tables_copied, 0);
+    ASSERT_OK(vmc_lib_unload(l));
+    for (int round = 0; round < 3; round++) {
+        vmc__os_calls_reset();
+        ASSERT_OK(vmc_lib_load(v, OLD_LIB, 0, &l));
+        ASSERT_EQ(vmc__os_calls(VMC_OS_PREAD), 0);
+        ASSERT_EQ(vmc__os_calls(VMC_OS_OPEN), 1);    /* the path may name another file now */
+        ASSERT_EQ(vmc__os_calls(VMC_OS_FSTAT), 1);
+        same_info(l, &first);
+        const char *(*version)(void) = (const char *(*)(void))vmc_lib_sym(l, "zlibVersion");
+        ASSERT(version);
+        ASSERT_EQ(version()[0], '1');
+        ASSERT_OK(vmc_lib_unload(l));
+    }
+    /* the second mmap fails: the same message as when the file was read */
+    vt_snapshot_t snap;
+    vt_snap(&snap);
+    vmc__os_fault(VMC_OS_MMAP, 2, ENOMEM, 0);
+    ASSERT_EQ(vmc_lib_load(v, OLD_LIB, 0, &l), -ENOMEM);
+    vmc__os_fault_clear();
+    char kept_msg[1024];
+    snprintf(kept_msg, sizeof kept_msg, "%s", vmc_last_error());
+    ASSERT_NO_LEAK(snap);
+    vt_snap_free(&snap);
+    vmc__os_calls_reset();
+    ASSERT_OK(vmc_lib_load(v, OLD_LIB, 0, &l));
+    ASSERT_EQ(vmc__os_calls(VMC_OS_PREAD), 0);
+    same_info(l, &first);
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+    /* a handle of its own: the file is read again */
+    v = open_region();
+    vmc__os_calls_reset();
+    vmc__os_fault(VMC_OS_MMAP, 2, ENOMEM, 0);
+    ASSERT_EQ(vmc_lib_load(v, OLD_LIB, 0, &l), -ENOMEM);
+    vmc__os_fault_clear();
+    ASSERT_GT(vmc__os_calls(VMC_OS_PREAD), 0);
+    ASSERT_STR_EQ(vmc_last_error(), kept_msg);
+    ASSERT_OK(vmc_lib_load(v, OLD_LIB, 0, &l));
+    same_info(l, &first);
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+}
+
+/* Load path, unload it, load it again: the number of preads of the second load. */
+static unsigned long reload_preads(vmc_t *v, const char *path)
+{
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, path, 0, &l));
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc__os_calls_reset();
+    ASSERT_OK(vmc_lib_load(v, path, 0, &l));
+    unsigned long n = vmc__os_calls(VMC_OS_PREAD);
+    ASSERT(vmc_lib_sym(l, "t_add"));
+    ASSERT_OK(vmc_lib_unload(l));
+    return n;
+}
+
+/* A file changed in the last two seconds is read at every load (a change
+ * made later might not move its times on a file system that keeps whole
+ * seconds); once settled it is kept; changed again, it is read again, and
+ * a change that breaks it is refused as at a first load. */
+TEST_TIMEOUT(loader_changed_file_is_read_again, 60)
+{
+    char dir[] = "/tmp/vmc-kept-XXXXXX", path[64];
+    ASSERT(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/libt_basic.so", dir);
+    ASSERT_OK(vt_img_copy_file(vt_tlib("libt_basic.so"), path));
+    vmc_t *v = open_region();
+    ASSERT_GT(reload_preads(v, path), 0);   /* just written */
+    sleep(3);
+    ASSERT_EQ(reload_preads(v, path), 0);
+    /* the same bytes written again: its times move */
+    int fd = open(path, O_RDWR);
+    ASSERT(fd >= 0);
+    char c;
+    ASSERT_EQ(pread(fd, &c, 1, 100), 1);
+    ASSERT_EQ(pwrite(fd, &c, 1, 100), 1);
+    vmc_lib_t *l;
+    vmc__os_calls_reset();
+    ASSERT_OK(vmc_lib_load(v, path, 0, &l));
+    ASSERT_GT(vmc__os_calls(VMC_OS_PREAD), 0);
+    ASSERT_OK(vmc_lib_unload(l));
+    /* kept again once settled; then broken in place (e_phentsize) */
+    sleep(3);
+    ASSERT_EQ(reload_preads(v, path), 0);
+    uint16_t bad = 7;
+    ASSERT_EQ(pwrite(fd, &bad, 2, offsetof(Elf64_Ehdr, e_phentsize)), 2);
+    close(fd);
+    ASSERT_NE(vmc_lib_load(v, path, 0, &l), 0);
+    char kept_msg[1024];
+    snprintf(kept_msg, sizeof kept_msg, "%s", vmc_last_error());
+    vmc_close(v);
+    v = vt_open("-vmheap_size 64M");
+    ASSERT_NE(vmc_lib_load(v, path, 0, &l), 0);
+    ASSERT_STR_EQ(kept_msg, vmc_last_error());
+    ASSERT_STR_CONTAINS(kept_msg, "e_phentsize");
+    vmc_close(v);
+    unlink(path);
+    rmdir(dir);
 }
 
 /* crtn.o's empty DT_FINI is recognised and not called: with its page made

@@ -76,6 +76,9 @@ typedef struct vmc_src {
                                     once (malloc'ed); the tables' copy may take
                                     it over (then NULL)                     */
     size_t head_len;
+    struct vmc_elf_kept *kept;   /* from a file: what an earlier load of these
+                                    same bytes checked and read (vmc__elf_keep),
+                                    which this load takes over, or NULL     */
 } vmc_src_t;
 
 /* A symbol name being looked up, hashed once for every table it is looked
@@ -187,6 +190,8 @@ typedef struct vmc_elf_obj {
     uint64_t rela, relasz, jmprel, pltrelsz, relr, relrsz;   /* vaddrs, bytes */
     uint64_t init, fini, init_array, init_arraysz, fini_array, fini_arraysz;
     int fini_empty;              /* DT_FINI does nothing: not called        */
+    int checked;                 /* headers and tables all read and checked */
+    int reused;                  /* ... by an earlier load (vmc_src_t.kept)  */
     uint64_t dt_flags, dt_flags_1;
     uint32_t needed[VMC_ELF_MAX_NEEDED];   /* DT_NEEDED strtab offsets      */
     size_t nneeded;
@@ -251,6 +256,15 @@ int vmc__elf_nearest(const vmc_elf_obj_t *l, uintptr_t a, const char **name, uin
 const Elf64_Sym *vmc__elf_covering(const vmc_elf_obj_t *l, uintptr_t a);
 /* Free what the object holds in the loader's memory (after vmc__elf_unmap). */
 void vmc__elf_free(vmc_elf_obj_t *l);
+/* image.c: after vmc__elf_unmap, what a load of l's file checked and read
+ * (the headers, the tables' copy and everything found in it, DT_FINI's
+ * bytes), moved out of l for a later load of the same unchanged file to
+ * take over (vmc_src_t.kept) without reading or checking any of it again;
+ * NULL when that cannot be (loaded from memory, or a table read in the
+ * image: those pointers would not outlive it).  Free with
+ * vmc__elf_kept_free unless a load takes it. */
+struct vmc_elf_kept *vmc__elf_keep(vmc_elf_obj_t *l);
+void vmc__elf_kept_free(struct vmc_elf_kept *k);
 /* bind.c: resolve symbol `symidx` of l for a relocation: its address,
  * whether it is an IFUNC whose resolver is still to be called (*ifunc), 0
  * for an undefined weak; sets l->bound_from.  The relocation is entry

@@ -16,8 +16,77 @@
 
 extern char **environ;
 
+/* What vmc__elf_keep moves out of an object: all of it as the first load
+ * left it; a later load takes what was read and checked, and does its own
+ * mapping, binding and registering. */
+struct vmc_elf_kept {
+    vmc_elf_obj_t o;
+};
+
+/* Is p inside the tables' copy? */
+static int in_snap(const vmc_elf_obj_t *l, const void *p)
+{
+    const uint8_t *b = p;
+    return b && b >= l->snap && b < l->snap + l->snap_len;
+}
+
+struct vmc_elf_kept *vmc__elf_keep(vmc_elf_obj_t *l)
+{
+    /* Every table this layer trusts after checking it once, in the copy:
+     * vmc__elf_ptr gives a range wholly in the copy or wholly in the image,
+     * so where a table starts says where all of it is.  The dynamic section
+     * itself is in the image and found there again. */
+    if (!l->checked || l->run || !l->snap || !in_snap(l, l->strtab) || !in_snap(l, l->symtab) ||
+        (l->versym && !in_snap(l, l->versym)) || (l->g_nbuckets && !in_snap(l, l->g_bloom)) ||
+        (l->h_nbucket && !in_snap(l, l->h_bucket)))
+        return NULL;
+    struct vmc_elf_kept *k = malloc(sizeof *k);
+    if (!k) return NULL;   /* the next load reads the file again */
+    k->o = *l;
+    l->snap = l->snap_mem = NULL;   /* k's now */
+    l->vers = NULL;
+    return k;
+}
+
+void vmc__elf_kept_free(struct vmc_elf_kept *k)
+{
+    if (!k) return;
+    free(k->o.snap_mem);
+    free(k->o.vers);
+    free(k);
+}
+
+/* Take over what an earlier load of these same bytes read and checked
+ * (src->kept): everything but what belongs to this load (its name, space,
+ * callbacks, set before; its mapping and bindings, made after). */
+static void take_kept(vmc_elf_obj_t *l, vmc_src_t *src)
+{
+    struct vmc_elf_kept *k = src->kept;
+    vmc_elf_obj_t now = *l;
+    src->kept = NULL;
+    *l = k->o;
+    free(k);
+    l->name = l->elf.name = now.name;
+    l->sp = now.sp;
+    l->env = now.env;
+    l->run = l->bias = 0;
+    l->run_len = 0;
+    l->dyn = NULL;   /* in the image: vmc__elf_dynamic */
+    l->eh_frame = NULL;
+    l->eh_deregister = NULL;
+    l->runtime_first = 0;
+    memset(&l->counts, 0, sizeof l->counts);
+    l->bound_from = 0;
+    l->bound_obj = NULL;
+    l->reused = 1;
+}
+
 int vmc__elf_load(vmc_elf_obj_t *l, vmc_src_t *src, const uint8_t *hdr, size_t hdrlen)
 {
+    if (src->kept) {
+        take_kept(l, src);
+        return vmc__elf_map(l, src);
+    }
     int e = vmc__elf_check_ehdr(l->name, hdr, hdrlen, src->size, &l->elf.phoff, &l->elf.phnum);
     if (e) return e;
     l->elf.file_size = src->size;
@@ -103,8 +172,15 @@ static int check_init_fini(vmc_elf_obj_t *l)
 int vmc__elf_dynamic(vmc_elf_obj_t *l, vmc_src_t *src)
 {
     int e;
-    if ((e = vmc__elf_dyn(l, src))) return e;
-    return note_empty_fini(l, src);
+    if (l->reused) {
+        /* all read and checked by the earlier load; the section is where
+         * it was then, in this image */
+        l->dyn = vmc__elf_ptr(l, l->elf.dyn_vaddr, l->elf.dyn_size);
+        return 0;
+    }
+    if ((e = vmc__elf_dyn(l, src)) || (e = note_empty_fini(l, src))) return e;
+    l->checked = 1;
+    return 0;
 }
 
 int vmc__elf_ready(vmc_elf_obj_t *l)

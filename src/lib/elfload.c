@@ -437,6 +437,10 @@ static void elf_dep_close(vmc_lib_t *l, vmc_dep_t *d)
     if (!d->unowned) dlclose(d->handle);
 }
 
+static void *elf_keep(vmc_lib_t *l) { return vmc__elf_keep(&l->o); }
+
+static void elf_kept_free(void *tables) { vmc__elf_kept_free(tables); }
+
 static void elf_free(vmc_lib_t *l)
 {
     vmc__elf_free(&l->o);
@@ -491,6 +495,8 @@ const vmc_lib_fmt_t vmc__lib_elf_fmt = {
     .stays = elf_stays,
     .teardown = elf_teardown,
     .dep_close = elf_dep_close,
+    .keep = elf_keep,
+    .kept_free = elf_kept_free,
     .free = elf_free,
     .sym = elf_sym,
     .span = elf_span,

@@ -15,6 +15,15 @@ typedef struct vmc_loader {
     size_t nlibs;
     unsigned long lib_seq;       /* relocations and constructors finished so
                                     far: the order of init and fini         */
+    /* kept.c: what the loads of files unloaded since read and checked, for
+     * the next load of the same unchanged file */
+    struct vmc_kept {
+        uint64_t id[2], stamp[3];    /* the file's identity, size and times  */
+        const struct vmc_lib_fmt *fmt;
+        void *tables;                /* the format's (NULL: a free entry)    */
+        unsigned long used;          /* when it was kept (kept_clock)        */
+    } kept[8];
+    unsigned long kept_clock;
 } vmc_loader_t;
 
 /* The handle's lock, taken again by the thread that holds it (a constructor

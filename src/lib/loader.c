@@ -143,6 +143,7 @@ static void destroy(vmc_lib_t *l)
 {
     vmc_loader_t *v = l->v;
     if (l->fmt) l->fmt->teardown(l);  /* on failure: inaccessible, re-reserved later */
+    vmc__kept_put(l);  /* what its load read of the file, for the next load of it */
     if (l->next || l->prev || v->libs == l) list_remove(v, l);
     for (size_t i = l->ndeps; i-- > 0;) {
         if (l->deps[i].kind != VMC_DEP_PRIVATE) l->fmt->dep_close(l, &l->deps[i]);
@@ -196,7 +197,7 @@ static vmc_lib_t *lib_new(vmc_loader_t *v, const char *name, int flags, int dept
 static int load_image(vmc_lib_t *l, vmc_src_t *src, const uint8_t *hdr, size_t hdrlen)
 {
     l->from_memory = src->fd < 0;
-    l->fmt = vmc__pe_magic(hdr, hdrlen) ? &vmc__lib_pe_fmt : &vmc__lib_elf_fmt;
+    if (!src->kept) l->fmt = vmc__pe_magic(hdr, hdrlen) ? &vmc__lib_pe_fmt : &vmc__lib_elf_fmt;
     return l->fmt->load(l, src, hdr, hdrlen);
 }
 
@@ -275,19 +276,24 @@ int vmc__lib_load_file(vmc_loader_t *v, const char *path, int flags, int depth, 
     l->id[0] = id[0];
     l->id[1] = id[1];
     l->has_id = 1;
+    l->settled = vmc__os_file_settled(&st, l->stamp);
     l->dir = dir_of(path);
     /* The first bytes in the C heap, not on the stack: the segment that
      * starts the file usually holds the dynamic tables too, and this buffer
      * becomes their copy (elf/dyn.c); and a first load in a fresh process
      * reaches deeper into the stack than anything before it, one page
      * fault per new page. */
-    vmc_src_t src = {fd, NULL, (uint64_t)st.st_size, NULL, 0};
-    if (!l->dir || !(src.head = malloc(HDR_READ))) e = vmc__fail(-ENOMEM, "%s: out of memory", path);
+    vmc_src_t src = {fd, NULL, (uint64_t)st.st_size, NULL, 0, NULL};
+    if (l->settled) src.kept = vmc__kept_take(v, id, l->stamp, &l->fmt);  /* then l->fmt is set */
+    if (!l->dir) e = vmc__fail(-ENOMEM, "%s: out of memory", path);
+    else if (src.kept) e = load_image(l, &src, NULL, 0);   /* nothing to read again (kept.c) */
+    else if (!(src.head = malloc(HDR_READ))) e = vmc__fail(-ENOMEM, "%s: out of memory", path);
     else if ((e = vmc__os_pread(fd, src.head, HDR_READ, 0, &src.head_len)))
         e = vmc__fail(e, "%s: reading the ELF header: %s", path, strerror(-e));
     else
         e = load_image(l, &src, src.head, src.head_len);
     free(src.head);   /* NULL if the tables' copy took it */
+    if (src.kept) l->fmt->kept_free(src.kept);   /* not taken (out of memory first) */
     vmc__os_close(fd);
     if (e) {
         destroy(l);
@@ -348,7 +354,7 @@ int vmc__lib_load_mem(vmc_loader_t *v, const void *bytes, size_t len, const char
     if (!l) {
         e = vmc__fail(-ENOMEM, "%s: out of memory", name);
     } else {
-        vmc_src_t src = {-1, bytes, len, NULL, 0};
+        vmc_src_t src = {-1, bytes, len, NULL, 0, NULL};
         e = load_image(l, &src, bytes, len);
         if (!e) e = relocate_group(v);
         if (e) destroy(l);
@@ -433,5 +439,6 @@ void vmc__loader_close(vmc_loader_t *v)
         list_remove(v, l);
         lib_free(l);
     }
+    vmc__kept_clear(v);
     vmc__loader_unlock(v);
 }

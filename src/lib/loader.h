@@ -63,6 +63,10 @@ struct vmc_lib {
     uint64_t id[2];              /* file identity (vmc__os_file_id), to share
                                     a second load                           */
     int has_id;                  /* id is valid                             */
+    uint64_t stamp[3];           /* size and times (vmc__os_file_settled)   */
+    int settled;                 /* ... unchanged long enough that any change
+                                    will show in stamp: what the load read
+                                    may be kept (kept.c)                    */
     int refs;                    /* loads + dependents holding it           */
     int flags;                   /* VMC_LOAD_* it was loaded with           */
     int state;                   /* enum vmc_lib_state                      */
@@ -133,6 +137,12 @@ typedef struct vmc_lib_fmt {
      * the dependencies are released (also for a load that failed part way). */
     void (*teardown)(vmc_lib_t *l);
     void (*dep_close)(vmc_lib_t *l, vmc_dep_t *d);   /* a VMC_DEP_SYSTEM one */
+    /* After teardown: what the load read and checked of its file, moved
+     * out of l for the next load of the same unchanged file (which gets it
+     * as vmc_src_t.kept, and hdr NULL), or NULL; kept_free drops it.  NULL
+     * where the format keeps nothing. */
+    void *(*keep)(vmc_lib_t *l);
+    void (*kept_free)(void *tables);
     void (*free)(vmc_lib_t *l);          /* the format's memory             */
     void *(*sym)(vmc_lib_t *l, const char *name);   /* vmc_lib_sym         */
     void (*span)(vmc_lib_t *l, void **start, size_t *len);
@@ -156,6 +166,19 @@ int vmc__lib_load_file(vmc_loader_t *v, const char *path, int flags, int depth, 
                        vmc_lib_t **out);
 /* Drop one reference (a dependent going away). */
 void vmc__lib_release(vmc_lib_t *l);
+
+/* ---- kept.c: what unloaded libraries' loads read, for a load of the same file */
+/* The tables kept for the file with this identity and stamp (and *fmt, the
+ * format that kept them), taken out; NULL if none. */
+void *vmc__kept_take(vmc_loader_t *v, const uint64_t id[2], const uint64_t stamp[3],
+                     const struct vmc_lib_fmt **fmt);
+/* After l's teardown: keep what its format gives (fmt->keep), if its file
+ * was settled; the oldest entry makes room. */
+void vmc__kept_put(vmc_lib_t *l);
+/* Drop everything kept (vmc_close). */
+void vmc__kept_clear(vmc_loader_t *v);
+/* Tests: keep nothing from now on (on), or again (0). */
+void vmc__kept_refuse(int on);
 
 /* The library an ELF object belongs to. */
 static inline vmc_lib_t *vmc__lib_of(const vmc_elf_obj_t *o)

@@ -327,6 +327,12 @@ void vmc__os_flush_icache(uintptr_t addr, size_t len);
  * file: from *st where the system has it there (Linux), else from the
  * descriptor (Windows: the volume serial number and the file index). */
 int vmc__os_file_id(int fd, const struct stat *st, uint64_t id[2]);
+/* The file's size and times of last change (st_mtime, st_ctime, in ns) into
+ * stamp, and 1 when its last change is more than two seconds old: then any
+ * later change moves a time, even on a file system that keeps whole
+ * seconds, so stamp (with the identity) tells whether the bytes are still
+ * those read now.  0 (keep nothing) where the system cannot say (Windows). */
+int vmc__os_file_settled(const struct stat *st, uint64_t stamp[3]);
 
 /* Windows, tests: use the slot fallback (slots of `slot` bytes, a multiple of
  * the granularity; 0 = the default) for reservations made from now on, even

@@ -24,6 +24,7 @@
 #include <sys/resource.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #include <inttypes.h>
 
@@ -662,4 +663,15 @@ int vmc__os_file_id(int fd, const struct stat *st, uint64_t id[2])
     id[0] = (uint64_t)st->st_dev;
     id[1] = (uint64_t)st->st_ino;
     return 0;
+}
+
+int vmc__os_file_settled(const struct stat *st, uint64_t stamp[3])
+{
+    struct timespec now;
+    stamp[0] = (uint64_t)st->st_size;
+    stamp[1] = (uint64_t)st->st_mtim.tv_sec * 1000000000u + (uint64_t)st->st_mtim.tv_nsec;
+    stamp[2] = (uint64_t)st->st_ctim.tv_sec * 1000000000u + (uint64_t)st->st_ctim.tv_nsec;
+    /* st_ctime comes from the kernel's coarse clock: the same base */
+    if (clock_gettime(CLOCK_REALTIME_COARSE, &now)) return 0;
+    return st->st_ctim.tv_sec + 2 < now.tv_sec;
 }

@@ -91,6 +91,13 @@ int vmc__os_file_id(int fd, const struct stat *st, uint64_t id[2])
     return 0;
 }
 
+int vmc__os_file_settled(const struct stat *st, uint64_t stamp[3])
+{
+    stamp[0] = (uint64_t)st->st_size;
+    stamp[1] = stamp[2] = 0;
+    return 0;   /* DLLs keep nothing across loads */
+}
+
 /* ---- modules of the system loader -------------------------------------------- */
 
 int vmc__os_dll_find(const char *name, void **h)
