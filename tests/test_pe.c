@@ -80,7 +80,7 @@ static int pe_load(vmc_pe_obj_t *o, const char *name, const uint8_t *f, size_t n
     *img = NULL;
     int e = vmc__pe_check(o, f, n);
     if (e) return e;
-    ASSERT((*img = malloc(o->pe.size_of_image)));
+    ASSERT((*img = calloc(1, o->pe.size_of_image)));
     vmc__pe_layout(o, f, *img);
     return vmc__pe_read(o, base);
 }
@@ -402,9 +402,40 @@ typedef struct good {
     uint8_t *img;                /* laid out at BASE                       */
 } good_t;
 
+/* vmc__pe_check given only the leading bytes vmc__pe_head_size asks for
+ * (a heap copy of exactly that many, so that a read past them is caught
+ * under ASan), starting from the 4 KiB the loader reads first, says what
+ * it says given the whole file. */
+static void same_from_the_head(const uint8_t *f, size_t n)
+{
+    vmc_pe_obj_t whole, part;
+    memset(&whole, 0, sizeof whole);
+    memset(&part, 0, sizeof part);
+    whole.name = part.name = "t_pe_basic.dll";
+    int e = vmc__pe_check(&whole, f, n);
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", e ? vmc_last_error() : "");
+    size_t have = n < 4096 ? n : 4096, need;
+    int rounds = 0;
+    while ((need = vmc__pe_head_size(f, have, n)) > have) {
+        ASSERT(need <= n);
+        have = need;
+        ASSERT(++rounds <= 4);
+    }
+    uint8_t *head = malloc(have ? have : 1);
+    ASSERT(head);
+    memcpy(head, f, have);
+    ASSERT_EQ(vmc__pe_check(&part, head, n), e);
+    if (e) ASSERT_STR_EQ(vmc_last_error(), msg);
+    else ASSERT(!memcmp(&part.pe.sect, &whole.pe.sect, sizeof whole.pe.sect) &&
+                part.pe.size_of_headers == whole.pe.size_of_headers && have >= whole.pe.size_of_headers);
+    free(head);
+}
+
 static void good_open(good_t *g)
 {
     g->f = slurp(dll_path("t_pe_basic.dll"), &g->n);
+    same_from_the_head(g->f, g->n);
     ASSERT_OK(pe_load(&g->o, "t_pe_basic.dll", g->f, g->n, BASE, &g->img));
 }
 
@@ -420,6 +451,7 @@ static void refused(const uint8_t *f, size_t n, int err, const char *want)
 {
     vmc_pe_obj_t o;
     uint8_t *img;
+    same_from_the_head(f, n);
     int e = pe_load(&o, "t_pe_basic.dll", f, n, BASE, &img);
     ASSERT_MSG(e == err, "%d (%s), not %d", e, e ? vmc_last_error() : "accepted", err);
     ASSERT_STR_EQ(vmc_last_error(), want);
@@ -710,6 +742,7 @@ TEST(pe_random_mutations_never_crash)
             else at = vmc__pe_offset(pe, hot[(r >> 4) % 5] + (r >> 16) % 64) % g.n;
             c[at] = (uint8_t)(vt_xorshift(&seed) >> 32);
         }
+        same_from_the_head(c, g.n);
         vmc_pe_obj_t o;
         uint8_t *img;
         int e = pe_load(&o, "m.dll", c, g.n, BASE, &img);
@@ -755,21 +788,41 @@ TEST(pe_lib_load_picks_the_pe_layer_by_magic)
     ASSERT_STR_EQ(vmc_last_error(), "t_pe_basic.dll: a PE32+ DLL (Windows x64): Windows DLLs are loaded "
                                     "privately on Windows only");
     ASSERT_EQ(vmc_lib_load(v, p, 0, &l), -ENOTSUP);
-    char want[1200];
+    char want[1600];
     snprintf(want, sizeof want, "%s: a PE32+ DLL (Windows x64): Windows DLLs are loaded privately on Windows only",
              p);
     ASSERT_STR_EQ(vmc_last_error(), want);
+    uint8_t o_nt = f[0x3c];
     f[0x3c] = 0x44;
     ASSERT_EQ(vmc_lib_load_mem(v, f, n, "t_pe_basic.dll", VMC_LOAD_INERT, &l), -ENOEXEC);
     ASSERT_STR_EQ(vmc_last_error(), "t_pe_basic.dll: DOS header e_lfanew (offset 0x3c): 0x44 is inside the DOS "
                                     "header or not 8-byte aligned");
-    /* the second read (the whole file, after the first 4 KiB) failing */
+    /* headers past the first 4 KiB the lifecycle reads: read again, as
+     * many as vmc__pe_head_size asks for (SizeOfHeaders 0x1200, which then
+     * overlaps .text), and that second read failing */
+    f[0x3c] = (uint8_t)o_nt;
+    vmc_pe_obj_t o;
+    memset(&o, 0, sizeof o);
+    o.name = "x";
+    ASSERT_OK(vmc__pe_check(&o, f, n));
+    uint32_t soh = 0x1200;
+    memcpy(f + o.pe.opt + 60, &soh, 4);
+    char big[200];
+    snprintf(big, sizeof big, "/tmp/vmc-t_pe_big_headers-%ld.dll", (long)getpid());
+    FILE *out = fopen(big, "wb");
+    ASSERT(out && fwrite(f, 1, n, out) == n && !fclose(out));
     vmc__os_fault(VMC_OS_PREAD, 2, EIO, 0);
-    ASSERT_EQ(vmc_lib_load(v, p, 0, &l), -EIO);
+    ASSERT_EQ(vmc_lib_load(v, big, 0, &l), -EIO);
     ASSERT_EQ(vmc__os_faults_hit(), 1);
     vmc__os_fault_clear();
-    snprintf(want, sizeof want, "%s: reading the PE file: %s", p, strerror(EIO));
+    snprintf(want, sizeof want, "%s: reading the PE headers: %s", big, strerror(EIO));
     ASSERT_STR_EQ(vmc_last_error(), want);
+    ASSERT_EQ(vmc_lib_load(v, big, 0, &l), -ENOEXEC);
+    snprintf(want, sizeof want, "%s: section header 0 .text (offset 0x%x+0x0): VirtualAddress 0x1000 overlaps the "
+             "headers (SizeOfHeaders 0x1200)", big, o.pe.sect_off);
+    ASSERT_STR_EQ(vmc_last_error(), want);
+    remove(big);
+    memcpy(f + o.pe.opt + 60, &o.pe.size_of_headers, 4);
     ASSERT_EQ(vmc_lib_load_mem(v, f, 0x20, "t_pe_basic.dll", 0, &l), -ENOEXEC);
     ASSERT_STR_EQ(vmc_last_error(), "t_pe_basic.dll: DOS header (offset 0x0+0x40): file is 0x20 bytes, too short");
     vmc_stats_t st;

@@ -2,14 +2,18 @@
  * a PE32+ DLL loaded privately into the code region, on Windows.
  *
  * An image section cannot replace a placeholder, so the DLL is not mapped:
- * the whole file is read (and checked by the PE layer before anything is
- * placed), a run of the region of SizeOfImage bytes is taken (at the OS
- * layer's 64 KiB granularity) and committed read-write, the headers and
- * sections are copied in and the rest stays zero (pe/layout.c), base
- * relocations move it there (it never runs at its preferred base: the
+ * its headers are read and checked by the PE layer before anything is
+ * placed, a run of the region of SizeOfImage bytes is taken (at the OS
+ * layer's 64 KiB granularity) and committed read-write, the headers are
+ * copied in and each section's bytes read from the file straight to its
+ * place (no copy of the whole file: what lies past the sections, the COFF
+ * symbols, is never read), the rest stays zero as committed memory is,
+ * base relocations move it there (it never runs at its preferred base: the
  * region chooses), the imports are bound, then each section gets its own
  * protection (vmc__os_protect is page granular: sections are 4 KiB aligned;
- * never writable and executable, pe/check.c refuses such sections), the
+ * never writable and executable, pe/check.c refuses such sections; the
+ * whole image read-only in one call, then one call for each run of
+ * adjacent sections that are writable or executable alike), the
  * instruction cache is flushed and .pdata is registered with
  * RtlAddFunctionTable so that exceptions and stack walks cross the DLL.
  * TLS callbacks, then DllMain(DLL_PROCESS_ATTACH) run once every library
@@ -93,23 +97,58 @@ static const char *base_name(const char *path)
 
 /* ---- reading and placing the image ------------------------------------------ */
 
-/* The file's bytes: read whole from the descriptor into *buf, or the memory
- * given. */
-static int read_file(vmc_lib_t *l, const vmc_src_t *src, const uint8_t **bytes, uint8_t **buf)
+/* The file's headers (vmc__pe_head_size's many leading bytes) into *head:
+ * the bytes loader.c read already when they hold them (a DLL's headers are
+ * usually 1 KiB), else read into *buf; from memory, the bytes given. */
+static int read_headers(vmc_lib_t *l, const vmc_src_t *src, const uint8_t *hdr, size_t hdrlen,
+                        const uint8_t **head, uint8_t **buf)
 {
-    *bytes = src->bytes;
     *buf = NULL;
+    *head = src->fd < 0 ? src->bytes : hdr;
     if (src->fd < 0) return 0;
     if (src->size > VMC_PE_MAX_IMAGE)
         return vmc__fail(-ENOTSUP, "%s: PE file of 0x%llx bytes: files over 1 GiB are not supported", l->name,
                          (unsigned long long)src->size);
-    size_t got = 0;
-    if (!(*buf = malloc(src->size ? (size_t)src->size : 1)))
-        return vmc__fail(-ENOMEM, "%s: out of memory for the PE file", l->name);
-    int e = vmc__os_pread(src->fd, *buf, (size_t)src->size, 0, &got);
-    if (e) return vmc__fail(e, "%s: reading the PE file: %s", l->name, strerror(-e));
-    if (got != src->size) return vmc__fail(-ENOEXEC, "%s: reading the PE file: it shrank", l->name);
-    *bytes = *buf;
+    size_t have = hdrlen, need;
+    while ((need = vmc__pe_head_size(*head, have, src->size)) > have) {
+        uint8_t *b = realloc(*buf, need);
+        if (!b) return vmc__fail(-ENOMEM, "%s: out of memory for the PE headers", l->name);
+        *buf = b;
+        size_t got = 0;
+        int e = vmc__os_pread(src->fd, b, need, 0, &got);
+        if (e) return vmc__fail(e, "%s: reading the PE headers: %s", l->name, strerror(-e));
+        if (got != need) return vmc__fail(-ENOEXEC, "%s: reading the PE headers: the file shrank", l->name);
+        *head = b;
+        have = need;
+    }
+    return 0;
+}
+
+/* The image into its run, which is zero: the checked headers copied, each
+ * section's file bytes read (or copied from memory) straight to its RVA,
+ * one copy of every byte and no buffer of the whole file. */
+static int lay_out(vmc_lib_t *l, vmc_pe_lib_t *p, const vmc_src_t *src, const uint8_t *head)
+{
+    const vmc_pe_t *pe = &p->o.pe;
+    uint8_t *img = (uint8_t *)p->run;
+    if (src->fd < 0) {
+        vmc__pe_layout(&p->o, src->bytes, img);
+        return 0;
+    }
+    p->o.img = img;
+    memcpy(img, head, pe->size_of_headers);
+    for (uint32_t i = 0; i < pe->nsect; i++) {
+        const vmc_pe_sect_t *s = &pe->sect[i];
+        size_t got = 0;
+        if (!s->copy) continue;
+        int e = vmc__os_pread(src->fd, img + s->va, s->copy, s->raw, &got);
+        if (e)
+            return vmc__fail(e, "%s: section %u %s: reading 0x%x bytes at file offset 0x%x: %s", l->name,
+                             s->index, s->name, s->copy, s->raw, strerror(-e));
+        if (got != s->copy)
+            return vmc__fail(-ENOEXEC, "%s: section %u %s: reading 0x%x bytes at file offset 0x%x: the file "
+                             "shrank", l->name, s->index, s->name, s->copy, s->raw);
+    }
     return 0;
 }
 
@@ -139,23 +178,40 @@ static int section_prot(uint32_t chars)
 }
 
 /* Headers read-only, each section its own protection, the gaps and the
- * tail read-only; then the instruction cache. */
+ * tail read-only; then the instruction cache.  Sections that touch, page
+ * rounded, and want the same protection (.idata, .CRT and .tls: writable)
+ * take one call: each call costs a system call and, under Wine, a walk of
+ * its pages. */
 static int protect(vmc_lib_t *l, vmc_pe_lib_t *p)
 {
     size_t page = vmc__os_page_size();
     const vmc_pe_t *pe = &p->o.pe;
     int e = vmc__os_protect(p->run, p->run_len, VMC_OS_READ);
     if (e) return vmc__fail(e, "%s: headers: VirtualProtect: %s", l->name, strerror(-e));
-    for (uint32_t i = 0; i < pe->nsect; i++) {
-        const vmc_pe_sect_t *s = &pe->sect[i];
-        size_t size = round_up(s->vsize ? s->vsize : s->rawsize, page);
-        int prot = section_prot(s->chars);
-        if (!size) continue;
-        if (p->nsegments < VMC_LIB_MAX_SEGMENTS)
-            p->seg[p->nsegments++] = (struct pe_seg){p->run + s->va, size, prot};
-        if (prot == VMC_OS_READ) continue;
-        if ((e = vmc__os_protect(p->run + s->va, size, prot)))
-            return vmc__fail(e, "%s: section %u %s: VirtualProtect: %s", l->name, s->index, s->name, strerror(-e));
+    for (uint32_t i = 0; i < pe->nsect;) {
+        const int prot = section_prot(pe->sect[i].chars);
+        const vmc_pe_sect_t *first = NULL, *last = NULL;
+        uintptr_t end = 0;
+        for (; i < pe->nsect && section_prot(pe->sect[i].chars) == prot; i++) {
+            const vmc_pe_sect_t *t = &pe->sect[i];
+            size_t size = round_up(t->vsize, page);
+            if (!size) continue;
+            if (first && p->run + t->va != end) break;  /* a gap between: read-only */
+            if (!first) first = t;
+            last = t;
+            end = p->run + t->va + size;
+            if (p->nsegments < VMC_LIB_MAX_SEGMENTS)
+                p->seg[p->nsegments++] = (struct pe_seg){p->run + t->va, size, prot};
+        }
+        if (!first || prot == VMC_OS_READ) continue;
+        uintptr_t start = p->run + first->va;
+        if ((e = vmc__os_protect(start, end - start, prot))) {
+            if (first == last)
+                return vmc__fail(e, "%s: section %u %s: VirtualProtect: %s", l->name, first->index, first->name,
+                                 strerror(-e));
+            return vmc__fail(e, "%s: sections %u %s to %u %s: VirtualProtect: %s", l->name, first->index,
+                             first->name, last->index, last->name, strerror(-e));
+        }
     }
     vmc__os_flush_icache(p->run, p->run_len);
     return 0;
@@ -402,23 +458,20 @@ static int bind_imports(vmc_lib_t *l, vmc_pe_lib_t *p)
 
 static int pe_load(vmc_lib_t *l, vmc_src_t *src, const uint8_t *hdr, size_t hdrlen)
 {
-    (void)hdr, (void)hdrlen;
-    const uint8_t *bytes;
+    const uint8_t *head;
     uint8_t *buf;
     vmc_pe_lib_t *p = calloc(1, sizeof *p);
     if (!p) return vmc__fail(-ENOMEM, "%s: out of memory for the PE headers", l->name);
     l->pe = p;
     p->o.name = l->name;
-    int e = read_file(l, src, &bytes, &buf);
-    if (!e) e = vmc__pe_check(&p->o, bytes, (size_t)src->size);
+    int e = read_headers(l, src, hdr, hdrlen, &head, &buf);
+    if (!e) e = vmc__pe_check(&p->o, head, (size_t)src->size);
     if (!e && !(vmc__os_caps() & VMC_OS_CAP_PE))
         e = vmc__fail(-ENOTSUP, "%s: a PE32+ DLL (Windows x64): Windows DLLs are loaded privately on Windows only",
                       l->name);
     if (!e) e = place(l, p);
-    if (!e) {
-        vmc__pe_layout(&p->o, bytes, (uint8_t *)p->run);
-        e = vmc__pe_read(&p->o, p->run);
-    }
+    if (!e) e = lay_out(l, p, src, head);
+    if (!e) e = vmc__pe_read(&p->o, p->run);
     free(buf);
     if (e) return e;
     vmc__lib_list_add(l);

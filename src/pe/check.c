@@ -153,6 +153,28 @@ static int check_section(vmc_pe_t *pe, const uint8_t *h, uint32_t i)
     return 0;
 }
 
+/* The extents the checks below read, in their order: the DOS header, the
+ * NT headers' first 24 bytes, the optional header and the section table
+ * after it, and SizeOfHeaders (which check_optional makes sure covers the
+ * table): a field past `have` asks for the bytes up to it.  A value that
+ * will fail a check asks for nothing more (or for the whole file, when
+ * the extent is past it: the check then says so). */
+size_t vmc__pe_head_size(const uint8_t *f, size_t have, uint64_t size)
+{
+    uint64_t need = 64;
+    if (size <= need || have < need) return (size_t)(size < need ? size : need);
+    uint32_t nt = vmc__pe_u32(f + 0x3c);
+    if (nt < 64 || nt % 8) return (size_t)need;
+    need = (uint64_t)nt + 24;
+    if (need >= size || have < need) return (size_t)(need < size ? need : size);
+    uint64_t opt = need, table = opt + vmc__pe_u16(f + nt + 20) + 40ull * vmc__pe_u16(f + nt + 6);
+    need = table > opt + 64 ? table : opt + 64;   /* SizeOfHeaders: opt+60 */
+    if (need >= size || have < need) return (size_t)(need < size ? need : size);
+    uint64_t headers = vmc__pe_u32(f + opt + 60);
+    if (headers > need) need = headers;
+    return (size_t)(need < size ? need : size);
+}
+
 int vmc__pe_check(vmc_pe_obj_t *ob, const uint8_t *f, size_t size)
 {
     vmc_pe_t *pe = &ob->pe;

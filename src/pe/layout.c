@@ -1,7 +1,8 @@
 /* The image in memory: SizeOfImage bytes, the headers and each section's
  * file bytes copied to their RVAs, everything else zero (a section's tail
  * past SizeOfRawData, the gaps between sections), as the Windows loader
- * lays a DLL out.  A section's raw bytes past its VirtualSize are file
+ * lays a DLL out.  The memory is zero already (freshly committed, or
+ * calloc'd): writing zeros would only touch every page of .bss too.  A section's raw bytes past its VirtualSize are file
  * padding and are not copied, so no section writes over the next one.
  *
  * After the layout every directory is read here, by RVA, never in the file:
@@ -17,7 +18,6 @@ void vmc__pe_layout(vmc_pe_obj_t *o, const uint8_t *file, uint8_t *img)
 {
     const vmc_pe_t *pe = &o->pe;
     o->img = img;
-    memset(img, 0, pe->size_of_image);
     memcpy(img, file, pe->size_of_headers);
     for (uint32_t i = 0; i < pe->nsect; i++) {
         const vmc_pe_sect_t *s = &pe->sect[i];

@@ -154,9 +154,19 @@ typedef struct vmc_pe_obj {
  * load config); vmc__pe_free at the end. */
 /* Does the file start as a PE image would ("MZ")? */
 int vmc__pe_magic(const uint8_t *file, size_t size);
-/* check.c: validate every header of file[0..size) into o->pe. */
+/* check.c: validate every header of a file of `size` bytes into o->pe.
+ * Only its first bytes are read, as many as vmc__pe_head_size says (the
+ * headers: what the Windows loader maps before it looks at a section), so
+ * the loader reads those, checks them, and reads each section's bytes
+ * straight to where it goes. */
 int vmc__pe_check(vmc_pe_obj_t *o, const uint8_t *file, size_t size);
-/* layout.c: write the image into img (size_of_image bytes). */
+/* How many leading bytes of a file of `size` bytes vmc__pe_check reads and
+ * the layout copies as headers (at most size), judged from the `have`
+ * bytes at head: when it returns more than have, read that many and ask
+ * again (each answer reads one field further: at most four rounds). */
+size_t vmc__pe_head_size(const uint8_t *head, size_t have, uint64_t size);
+/* layout.c: write the headers and sections of file (its bytes in memory)
+ * into img (size_of_image bytes, zero already: committed memory is). */
 void vmc__pe_layout(vmc_pe_obj_t *o, const uint8_t *file, uint8_t *img);
 /* The steps after layout, for an image that runs at `base`; on failure
  * what they allocated is freed. */
