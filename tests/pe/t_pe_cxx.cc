@@ -29,3 +29,17 @@ extern "C" __declspec(dllexport) int t_cxx_catch(int x)
 }
 
 extern "C" __declspec(dllexport) int t_cxx_greeting_len() { return static_cast<int>(greeting.size()); }
+
+// Thrown out of the DLL, for a catch in the program that called it through
+// generated code (tests/windows/test_pe_lib.c): an int, and a class the
+// catch knows by its base (std::exception), its what() a call back into
+// this DLL's copy of the C++ runtime.
+extern "C" __declspec(dllexport) int t_cxx_throw_int()
+{
+    throw 42;
+}
+
+extern "C" __declspec(dllexport) int t_cxx_throw_error()
+{
+    throw std::runtime_error("thrown in t_pe_cxx.dll");
+}
