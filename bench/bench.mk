@@ -48,8 +48,9 @@ endif
 .PHONY: bench-deps bench-build
 
 # ---- Windows, under Wine (make bench-windows) ------------------------------------
-# bench/windows/bench_region.c cross-built like the Windows tests (Makefile's
-# WB, WIN_CC, WIN_CFLAGS), run by bench/run-windows.sh under Wine 10 (the
+# bench/windows/bench_region.c and bench/win_pe_load.c (private DLL loads
+# against LoadLibrary, on the test DLLs) cross-built like the Windows tests
+# (Makefile's WB, WIN_CC, WIN_CFLAGS), run by bench/run-windows.sh under Wine 10 (the
 # chroot of scripts/wine-chroot.sh) and the host's Wine 8, which writes its
 # section of BENCHMARKS.md and bench/windows.md (make bench copies the latter).
 WIN_BENCH := $(WB)/bench/bench_region.exe
@@ -60,7 +61,7 @@ $(WIN_BENCH): bench/windows/bench_region.c $(WB)/libvmcode.a include/vmcode.h
 	$(Q)$(WIN_CC) -static $(WIN_CFLAGS) $< $(WB)/libvmcode.a $(WIN_LDLIBS) -o $@
 
 bench-windows: windows-deps
-	@$(MAKE) --no-print-directory $(WIN_BENCH)
-	sh bench/run-windows.sh $(WIN_BENCH) "make bench-windows" BENCHMARKS.md
+	@$(MAKE) --no-print-directory $(WIN_BENCH) $(WB)/win_pe_load.exe $(WB_PE_DLLS)
+	sh bench/run-windows.sh $(WIN_BENCH) "make bench-windows" BENCHMARKS.md $(WB)/win_pe_load.exe $(WB)/pe
 
 .PHONY: bench-windows

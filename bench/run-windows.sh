@@ -1,16 +1,21 @@
 #!/bin/sh
-# Run the Windows benchmark (bench/windows/bench_region.c, cross-built) under Wine 10
-# (placeholders: Debian 13's Wine in the chroot of scripts/wine-chroot.sh)
-# and under the host's Wine 8 (the slot fallback), write its markdown to
-# bench/windows.md and put that section into OUT (BENCHMARKS.md) in place of
-# the one there.  bench/run.sh (make bench, Linux) copies bench/windows.md
-# into BENCHMARKS.md as it is, so the Windows figures survive a Linux run.
+# Run the Windows benchmarks (bench/windows/bench_region.c and, given
+# PE_EXE, bench/win_pe_load.c on the test DLLs in DLL_DIR; both cross-built)
+# under Wine 10 (placeholders: Debian 13's Wine in the chroot of
+# scripts/wine-chroot.sh) and under the host's Wine 8 (the slot fallback),
+# write their markdown to bench/windows.md and put that section into OUT
+# (BENCHMARKS.md) in place of the one there.  bench/run.sh (make bench,
+# Linux) copies bench/windows.md into BENCHMARKS.md as it is, so the Windows
+# figures survive a Linux run.
 #
-#   sh bench/run-windows.sh EXE "COMMAND" OUT
+#   sh bench/run-windows.sh EXE "COMMAND" OUT [PE_EXE DLL_DIR [ROUNDS]]
 set -u
 exe=$1
 cmd=${2:-make bench-windows}
 out=${3:-BENCHMARKS.md}
+pe_exe=${4:-}
+pe_dir=${5:-}
+pe_rounds=${6:-400}
 here=$(cd "$(dirname "$0")/.." && pwd)
 cache=${VMC_WINE_CACHE:-/var/cache/vmcode}
 tmp=$(mktemp)
@@ -28,14 +33,26 @@ status=0
     echo "over Linux mappings and cost differently from Windows' kernel calls. Every figure is"
     echo "a median over rounds of one run; each ratio is the median of per-round ratios, both"
     echo "sides measured in the same run with the order alternating between rounds."
+    if [ -n "$pe_exe" ]; then
+        echo "The DLL tables set vmcode's private loader against **Wine's** loader (ntdll's"
+        echo "loader over wineserver calls), which is not Windows' either: how the two compare on"
+        echo "Windows is not measured here."
+    fi
     echo
 } > "$tmp"
-sh "$here/scripts/wine-chroot.sh" "$exe" "$(cat "$cache/wine-trixie/.vmcode-complete" 2>/dev/null || echo 'Wine 10')" \
-    > "$tmp.out" || status=1
-cat "$tmp.out" >> "$tmp"
-sh "$here/scripts/wine-chroot.sh" --host "$exe" "$(wine --version 2>/dev/null || echo 'Wine 8'), the host's" \
-    > "$tmp.out" || status=1
-cat "$tmp.out" >> "$tmp"
+# run [--host] LABEL: both programs under one Wine, their markdown appended
+run() {
+    host=
+    if [ "$1" = --host ]; then host=--host; shift; fi
+    sh "$here/scripts/wine-chroot.sh" $host "$exe" "$1" > "$tmp.out" || status=1
+    cat "$tmp.out" >> "$tmp"
+    if [ -n "$pe_exe" ]; then
+        sh "$here/scripts/wine-chroot.sh" $host "$pe_exe" "$pe_dir" "$pe_rounds" "$1" > "$tmp.out" || status=1
+        cat "$tmp.out" >> "$tmp"
+    fi
+}
+run "$(cat "$cache/wine-trixie/.vmcode-complete" 2>/dev/null || echo 'Wine 10')"
+run --host "$(wine --version 2>/dev/null || echo 'Wine 8'), the host's"
 echo "<!-- bench-windows: end -->" >> "$tmp"
 if [ $status -ne 0 ]; then
     echo "bench/run-windows.sh: a run failed; $out and bench/windows.md left as they were" >&2
