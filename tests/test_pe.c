@@ -763,6 +763,31 @@ TEST(pe_random_mutations_never_crash)
     good_close(&g);
 }
 
+/* t_pe_tls.dll: implicit thread-local data as a compiler with native TLS
+ * makes it (an int in .tls$), refused once the image is relocated (the
+ * TLS directory holds addresses), nothing kept. */
+TEST(pe_implicit_tls_dll_refused)
+{
+    size_t n;
+    uint8_t *f = slurp(dll_path("t_pe_tls.dll"), &n), *img;
+    vmc_pe_obj_t o;
+    memset(&o, 0, sizeof o);
+    o.name = "t_pe_tls.dll";
+    ASSERT_OK(vmc__pe_check(&o, f, n));
+    uint64_t toff = vmc__pe_offset(&o.pe, o.pe.dir[VMC_PE_DIR_TLS].rva);
+    uint64_t start = vmc__pe_u64(f + toff), end = vmc__pe_u64(f + toff + 8);
+    ASSERT_GT(end - start, 8);
+    char want[300];
+    snprintf(want, sizeof want, "t_pe_tls.dll: TLS directory (offset 0x%llx+0x0): implicit thread-local data "
+             "(__declspec(thread): a 0x%llx-byte template, SizeOfZeroFill 0x0) is not supported",
+             (unsigned long long)toff, (unsigned long long)(end - start));
+    ASSERT_EQ(pe_load(&o, "t_pe_tls.dll", f, n, BASE, &img), -ENOTSUP);
+    ASSERT_STR_EQ(vmc_last_error(), want);
+    ASSERT(o.imp.dlls == NULL && o.imp.fn == NULL);
+    free(img);
+    free(f);
+}
+
 TEST(pe_magic_tells_pe_from_elf)
 {
     ASSERT(vmc__pe_magic((const uint8_t *)"MZ\x90", 3));

@@ -9,7 +9,7 @@ PE_CFLAGS := -std=c11 -O2 -Wall -Wextra -Werror
 
 ifneq ($(shell command -v $(PE_CC) 2>/dev/null),)
 PE_DLLS := $(addprefix $(PE_DIR)/,t_pe_basic.dll t_pe_dep.dll t_pe_delay.dll t_pe_mid.dll t_pe_chain.dll \
-             t_pe_ping.dll t_pe_pong.dll)
+             t_pe_ping.dll t_pe_pong.dll t_pe_tls.dll)
 ifneq ($(shell command -v $(PE_CXX) 2>/dev/null),)
 PE_DLLS += $(PE_DIR)/t_pe_cxx.dll
 endif
@@ -20,6 +20,11 @@ endif
 $(PE_DIR)/t_pe_basic.dll: tests/pe/t_pe_basic.c tests/pe/t_pe_basic.def
 	@mkdir -p $(dir $@)
 	$(PE_CC) $(PE_CFLAGS) -shared -o $@ $^
+
+# implicit thread-local data in a .tls$ section (what __declspec(thread) makes)
+$(PE_DIR)/t_pe_tls.dll: tests/pe/t_pe_tls.c
+	@mkdir -p $(dir $@)
+	$(PE_CC) $(PE_CFLAGS) -shared -o $@ $<
 
 $(PE_DIR)/t_pe_dep.dll: tests/pe/t_pe_dep.c tests/pe/t_pe_dep.def
 	@mkdir -p $(dir $@)

@@ -684,6 +684,141 @@ TEST(pe_lib_broken_dlls_refused_with_their_messages)
     free(good);
 }
 
+/* Committed memory of the region, libraries and handles: what a refused
+ * load must leave as it found them. */
+typedef struct left { size_t committed, libraries; DWORD handles; } left_t;
+
+static left_t left_now(vmc_t *v)
+{
+    vmc_stats_t st;
+    ASSERT_OK(vmc_stats(v, &st));
+    return (left_t){st.code_committed, st.libraries, handles()};
+}
+
+static void refused_leaving_nothing(vmc_t *v, const char *path, int err, const char *want)
+{
+    left_t before = left_now(v);
+    vmc_lib_t *l;
+    int e = vmc_lib_load(v, path, 0, &l);
+    ASSERT_MSG(e == err, "%s: %d (%s), not %d", path, e, e ? vmc_last_error() : "loaded", err);
+    ASSERT_STR_EQ(vmc_last_error(), want);
+    left_t after = left_now(v);
+    ASSERT_EQ(after.committed, before.committed);
+    ASSERT_EQ(after.libraries, before.libraries);
+    ASSERT_EQ(after.handles, before.handles);
+}
+
+/* Implicit thread-local data (t_pe_tls.dll: an int in a .tls$ section, read
+ * through ThreadLocalStoragePointer[_tls_index]): the system loader takes
+ * it, the private one refuses it with -ENOTSUP, after the image is placed
+ * (the TLS directory is read relocated), leaving nothing. */
+TEST(pe_lib_implicit_tls_data_refused)
+{
+    const char *path = pe_path("t_pe_tls.dll");
+    HMODULE h = LoadLibraryExA(path, NULL, LOAD_WITH_ALTERED_SEARCH_PATH);
+    ASSERT(h);
+    int (*get)(void) = (int (*)(void))(void *)GetProcAddress(h, "t_tls_get");
+    ASSERT(get && get() == 1234);   /* real TLS: the system loader's copy for this thread */
+    FreeLibrary(h);
+    size_t n;
+    uint8_t *f = slurp(path, &n);
+    vmc_pe_obj_t o;
+    memset(&o, 0, sizeof o);
+    o.name = "x";
+    ASSERT_OK(vmc__pe_check(&o, f, n));
+    uint64_t toff = vmc__pe_offset(&o.pe, o.pe.dir[VMC_PE_DIR_TLS].rva);
+    uint64_t start = vmc__pe_u64(f + toff), end = vmc__pe_u64(f + toff + 8);
+    ASSERT_GT(end - start, 8);
+    char want[800];
+    snprintf(want, sizeof want, "%s: TLS directory (offset 0x%llx+0x0): implicit thread-local data "
+             "(__declspec(thread): a 0x%llx-byte template, SizeOfZeroFill 0x0) is not supported", path,
+             (unsigned long long)toff, (unsigned long long)(end - start));
+    vmc_t *v = vt_open("-vm_size 256M -vmheap_size 0");
+    refused_leaving_nothing(v, path, -ENOTSUP, want);
+    /* from memory too */
+    vmc_lib_t *l;
+    ASSERT_EQ(vmc_lib_load_mem(v, f, n, "t_pe_tls.dll", 0, &l), -ENOTSUP);
+    ASSERT_STR_CONTAINS(vmc_last_error(), "t_pe_tls.dll: TLS directory (offset ");
+    free(f);
+    vmc_close(v);
+}
+
+/* Directories the PE layer reads only once the image is placed and
+ * relocated (base relocations, imports, exports, .pdata), broken: on
+ * Windows each refusal comes after the run was committed and written, so
+ * it must be given back; the message is the PE layer's, as on Linux
+ * (tests/test_pe.c). */
+TEST(pe_lib_broken_directories_refused_after_placing)
+{
+    size_t n;
+    const char *good_path = pe_path("t_pe_basic.dll");
+    uint8_t *good = slurp(good_path, &n), *f = malloc(n);
+    ASSERT(f);
+    vmc_pe_obj_t o;
+    memset(&o, 0, sizeof o);
+    o.name = "x";
+    ASSERT_OK(vmc__pe_check(&o, good, n));
+    const vmc_pe_t *pe = &o.pe;
+    char path[512], want[900];
+    snprintf(path, sizeof path, "%s/pe/t_pe_broken_dir.dll", vt_build_dir());
+    vmc_t *v = vt_open("-vm_size 256M -vmheap_size 0");
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, good_path, 0, &l));   /* the C runtime's first allocations */
+    ASSERT_OK(vmc_lib_unload(l));
+
+    uint64_t roff = vmc__pe_offset(pe, pe->dir[VMC_PE_DIR_BASERELOC].rva);
+    memcpy(f, good, n);
+    uint32_t v32 = pe->size_of_image;
+    memcpy(f + roff, &v32, 4);   /* a relocation block past the image */
+    spit(path, f, n);
+    snprintf(want, sizeof want, "%s: base relocation block 0 (offset 0x%llx+0x0): VirtualAddress 0x%x is past the "
+             "image (SizeOfImage 0x%x)", path, (unsigned long long)roff, pe->size_of_image, pe->size_of_image);
+    refused_leaving_nothing(v, path, -ENOEXEC, want);
+
+    memcpy(f, good, n);
+    f[roff + 9] = (uint8_t)(0x30 | (good[roff + 9] & 0xf));   /* HIGHLOW */
+    spit(path, f, n);
+    snprintf(want, sizeof want, "%s: base relocation block 0 entry 0 (offset 0x%llx+0x8): type 3 "
+             "(IMAGE_REL_BASED_HIGHLOW) is not supported", path, (unsigned long long)roff);
+    refused_leaving_nothing(v, path, -ENOTSUP, want);
+
+    uint64_t ioff = vmc__pe_offset(pe, pe->dir[VMC_PE_DIR_IMPORT].rva);
+    memcpy(f, good, n);
+    v32 = pe->size_of_image + 0x10;
+    memcpy(f + ioff + 12, &v32, 4);   /* an import's DLL name outside the image */
+    spit(path, f, n);
+    snprintf(want, sizeof want, "%s: import descriptor 0 (offset 0x%llx+0x0): Name 0x%x is not a string inside the "
+             "image (SizeOfImage 0x%x)", path, (unsigned long long)ioff, v32, pe->size_of_image);
+    refused_leaving_nothing(v, path, -ENOEXEC, want);
+
+    uint64_t eoff = vmc__pe_offset(pe, pe->dir[VMC_PE_DIR_EXPORT].rva);
+    uint64_t noff = vmc__pe_offset(pe, vmc__pe_u32(good + eoff + 32));
+    memcpy(f, good, n);
+    memcpy(f + noff, good + noff + 4, 4);   /* export names out of order */
+    memcpy(f + noff + 4, good + noff, 4);
+    spit(path, f, n);
+    snprintf(want, sizeof want, "%s: export directory (offset 0x%llx+0x20): name 1 t_add is not after name 0 "
+             "t_attach: the names are not sorted", path, (unsigned long long)eoff);
+    refused_leaving_nothing(v, path, -ENOEXEC, want);
+
+    uint64_t poff = vmc__pe_offset(pe, pe->dir[VMC_PE_DIR_EXCEPTION].rva);
+    memcpy(f, good, n);
+    uint32_t begin = vmc__pe_u32(good + poff), end = begin;   /* an empty function */
+    memcpy(f + poff + 4, &end, 4);
+    spit(path, f, n);
+    snprintf(want, sizeof want, "%s: exception directory entry 0 (offset 0x%llx+0x0): function 0x%x..0x%x is not "
+             "inside an executable section", path, (unsigned long long)poff, begin, end);
+    refused_leaving_nothing(v, path, -ENOEXEC, want);
+
+    ASSERT_OK(vmc_lib_load(v, good_path, 0, &l));   /* and the good one still loads */
+    ASSERT_EQ(((int (*)(int, int))SYM(l, "t_add"))(1, 2), 3);
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+    remove(path);
+    free(f);
+    free(good);
+}
+
 /* A reachable file mapping and a DLL side by side in the region. */
 TEST(pe_lib_coexists_with_reachable_file_mappings)
 {
