@@ -763,6 +763,27 @@ TEST(pe_random_mutations_never_crash)
     good_close(&g);
 }
 
+/* t_pe_cfg.dll (clang -cfguard, lld-link /guard:cf): marked GUARD_CF, its
+ * load config read at another base, both guard slots found and relocated
+ * with the image to functions of its own executable code. */
+TEST(pe_cfg_dll_read_with_its_guard_slots)
+{
+    size_t n;
+    uint8_t *f = slurp(dll_path("t_pe_cfg.dll"), &n), *img;
+    vmc_pe_obj_t o;
+    ASSERT_OK(pe_load(&o, "t_pe_cfg.dll", f, n, BASE, &img));
+    ASSERT(o.pe.dll_chars & VMC_PE_DLL_GUARD_CF);
+    ASSERT(o.has_load_config);
+    ASSERT(o.guard_flags & VMC_PE_GUARD_CF_INSTRUMENTED);
+    ASSERT(o.guard_check && o.guard_dispatch);
+    uint64_t check = vmc__pe_u64(img + o.guard_check), dispatch = vmc__pe_u64(img + o.guard_dispatch);
+    ASSERT(check >= BASE && dispatch >= BASE);
+    ASSERT(vmc__pe_executable(&o.pe, check - BASE) && vmc__pe_executable(&o.pe, dispatch - BASE));
+    vmc__pe_free(&o);
+    free(img);
+    free(f);
+}
+
 /* t_pe_tls.dll: implicit thread-local data as a compiler with native TLS
  * makes it (an int in .tls$), refused once the image is relocated (the
  * TLS directory holds addresses), nothing kept. */

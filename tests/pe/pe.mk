@@ -13,6 +13,13 @@ PE_DLLS := $(addprefix $(PE_DIR)/,t_pe_basic.dll t_pe_dep.dll t_pe_delay.dll t_p
 ifneq ($(shell command -v $(PE_CXX) 2>/dev/null),)
 PE_DLLS += $(PE_DIR)/t_pe_cxx.dll
 endif
+# Control Flow Guard: GCC 12 cannot instrument (no -mguard=cf), clang can,
+# linked by lld-link's /guard:cf against MinGW-w64's libraries
+ifneq ($(shell command -v clang 2>/dev/null),)
+ifneq ($(shell command -v ld.lld 2>/dev/null),)
+PE_DLLS += $(PE_DIR)/t_pe_cfg.dll
+endif
+endif
 TEST_LIBS += $(PE_DLLS)
 endif
 
@@ -68,3 +75,9 @@ $(PE_DIR)/t_pe_ping.dll: tests/pe/t_pe_ping.c tests/pe/t_pe_ping.def $(PE_DIR)/l
 
 $(PE_DIR)/t_pe_pong.dll: tests/pe/t_pe_ping.c tests/pe/t_pe_pong.def $(PE_DIR)/libt_pe_ping.a
 	$(PE_CC) $(PE_CFLAGS) -DPONG -shared -o $@ $^
+
+# t_pe_cfg.c: clang for MinGW-w64, its libgcc from the GCC cross compiler
+$(PE_DIR)/t_pe_cfg.dll: tests/pe/t_pe_cfg.c
+	@mkdir -p $(dir $@)
+	clang --target=x86_64-w64-mingw32 -O2 -Wall -Wextra -Werror -Xclang -cfguard -fuse-ld=lld -shared \
+	    -L$(dir $(shell $(PE_CC) -print-libgcc-file-name)) -o $@ $< -Wl,--Xlink=-guard:cf

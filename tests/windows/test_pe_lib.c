@@ -819,6 +819,37 @@ TEST(pe_lib_broken_directories_refused_after_placing)
     free(good);
 }
 
+/* Control Flow Guard: t_pe_cfg.dll (built by clang with -cfguard and
+ * lld-link /guard:cf; tests/pe/t_pe_cfg.c) calls through
+ * __guard_dispatch_icall_fptr.  Loaded privately its indirect calls work,
+ * and they go through the DLL's own default dispatch (it counts them):
+ * vmcode leaves the guard slots as the linker wrote them (docs/loader.md
+ * says why), where the system loader would put its own check. */
+TEST(pe_lib_control_flow_guard_dll)
+{
+    vmc_t *v = vt_open("-vm_size 256M -vmheap_size 0");
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, pe_path("t_pe_cfg.dll"), 0, &l));
+    vmc_lib_info_t in;
+    ASSERT_OK(vmc_lib_info(l, &in));
+    const uint8_t *h = in.base;   /* the headers as loaded */
+    uint32_t nt = vmc__pe_u32(h + 0x3c);
+    ASSERT(vmc__pe_u16(h + nt + 24 + 70) & VMC_PE_DLL_GUARD_CF);
+    int (*call)(int, int) = (int (*)(int, int))SYM(l, "t_cfg_call");
+    volatile int *count = SYM(l, "t_cfg_dispatches");
+    void *(*slot)(void) = (void *(*)(void))SYM(l, "t_cfg_dispatch_slot");
+    void *(*dflt)(void) = (void *(*)(void))SYM(l, "t_cfg_dispatch_default");
+    ASSERT(call && count && slot && dflt);
+    ASSERT_EQ(*count, 0);
+    ASSERT_EQ(call(0, 7), 14);
+    ASSERT_EQ(call(1, 7), 21);
+    ASSERT_EQ(*count, 2);   /* each indirect call through the guard slot */
+    ASSERT(*(void **)slot() == dflt());   /* the slot as the DLL has it */
+    ASSERT(inside(v, slot()) && inside(v, dflt()));
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+}
+
 /* A reachable file mapping and a DLL side by side in the region. */
 TEST(pe_lib_coexists_with_reachable_file_mappings)
 {
