@@ -134,7 +134,7 @@ WIN_CFLAGS := -std=c11 -Wall -Wextra -Werror $(OPT) -fno-strict-aliasing -D_WIN3
 WIN_LIB_SRC := $(filter-out src/api/jitnames.c src/api/jitdump.c,$(wildcard src/base/*.c src/api/*.c \
                src/alloc/*.c)) src/os/windows.c src/os/hold.c \
                src/arch/x86_64.c src/arch/x86_64_pe.c src/region/region.c src/region/place.c src/region/reserve.c \
-               src/region/wx.c src/lib/loader.c src/lib/kept.c src/lib/peload.c src/lib/noelf.c \
+               src/region/wx.c src/lib/loader.c src/lib/kept.c src/lib/peload.c src/lib/noelf.c src/lib/addrinfo.c \
                src/os/winload.c $(wildcard src/pe/*.c)
 WIN_TEST_SRC := tests/runner.c tests/windows/child_process.c tests/test_os_space.c tests/test_guards.c \
                 $(filter-out tests/windows/child_process.c,$(wildcard tests/windows/*.c))

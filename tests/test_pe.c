@@ -763,6 +763,37 @@ TEST(pe_random_mutations_never_crash)
     good_close(&g);
 }
 
+/* vmc__pe_nearest (vmc_addr_info's answer for a DLL): the named export at
+ * or below an RVA in its section; none in a section without exports or in
+ * the headers; a forwarder never. */
+TEST(pe_nearest_export_at_or_below)
+{
+    good_t g;
+    good_open(&g);
+    vmc_pe_sym_t add, counter;
+    ASSERT(vmc__pe_export(&g.o, "t_add", &add) && vmc__pe_export(&g.o, "t_counter", &counter));
+    const char *name;
+    uint32_t at;
+    ASSERT(vmc__pe_nearest(&g.o, add.rva, &name, &at));
+    ASSERT_STR_EQ(name, "t_add");
+    ASSERT_EQ(at, add.rva);
+    ASSERT(vmc__pe_nearest(&g.o, add.rva + 1, &name, &at));
+    ASSERT_STR_EQ(name, "t_add");
+    ASSERT(vmc__pe_nearest(&g.o, counter.rva + 3, &name, &at));
+    ASSERT_STR_EQ(name, "t_counter");
+    ASSERT(!vmc__pe_nearest(&g.o, 0x10, &name, &at));   /* the headers */
+    ASSERT(!vmc__pe_nearest(&g.o, g.o.pdata, &name, &at));   /* .pdata: no export */
+    ASSERT(!vmc__pe_nearest(&g.o, g.o.pe.size_of_image, &name, &at));
+    /* every answer is a named, not forwarded, export at or below */
+    const vmc_pe_sect_t *text = &g.o.pe.sect[0];
+    for (uint32_t r = text->va; r < text->va + text->vsize; r += 7)
+        if (vmc__pe_nearest(&g.o, r, &name, &at)) {
+            vmc_pe_sym_t s;
+            ASSERT(vmc__pe_export(&g.o, name, &s) && !s.forward && s.rva == at && at <= r && at >= text->va);
+        }
+    good_close(&g);
+}
+
 /* t_pe_cfg.dll (clang -cfguard, lld-link /guard:cf): marked GUARD_CF, its
  * load config read at another base, both guard slots found and relocated
  * with the image to functions of its own executable code. */

@@ -1,36 +1,44 @@
-/* vmc_addr_info: what dladdr says, for private libraries too.
+/* vmc_addr_info: what dladdr says, for private libraries too, of either
+ * format.
  *
- * The library is the one whose run holds the address (states where its
- * image is mapped: relocated, ready, or unloaded but held for pending
- * thread-exit destructors).  The symbol is the exported one
- * (vmc__elf_nearest) with the highest address at or below addr inside the
- * same PT_LOAD: the one that contains it when one does, as dladdr answers; else
- * the nearest below, which is what a profiler wants for a static function
- * between two exports (the offset then passes the symbol's size, which says
- * so).  Addresses outside every private library of the handle go to dladdr.
+ * The library is the one whose image holds the address (its format's span;
+ * states where the image is in place: relocated, ready, or unloaded but
+ * held for pending thread-exit destructors).  The symbol is its format's
+ * answer (vmc_lib_fmt_t.nearest): for an ELF object the exported one with
+ * the highest address at or below addr inside the same PT_LOAD, the one
+ * that contains it when one does, as dladdr answers, else the nearest
+ * below, which is what a profiler wants for a static function between two
+ * exports (the offset then passes the symbol's size, which says so); for a
+ * DLL the named export at or below addr in the same section (exports have
+ * no sizes: sym_size 0).  Addresses outside every private library of the
+ * handle go to the system loader (vmc__os_addr_object: dladdr on Linux,
+ * the module and its path, without a symbol, on Windows).
  */
 #include "lib/loader.h"
 #include "base/error.h"
+#include "os/os.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <string.h>
 
 static vmc_lib_t *holder(vmc_loader_t *v, uintptr_t a)
 {
-    for (vmc_lib_t *l = v->libs; l; l = l->next)
-        if (l->state != VMC_LIB_LOADING && l->state != VMC_LIB_FINISHED && l->o.run && a >= l->o.run &&
-            a - l->o.run < l->o.run_len)
-            return l;
+    for (vmc_lib_t *l = v->libs; l; l = l->next) {
+        if (l->state == VMC_LIB_LOADING || l->state == VMC_LIB_FINISHED || !l->fmt || !l->fmt->span) continue;
+        void *start;
+        size_t len;
+        l->fmt->span(l, &start, &len);
+        if (start && a >= (uintptr_t)start && a - (uintptr_t)start < len) return l;
+    }
     return NULL;
 }
 
-static void nearest(const vmc_lib_t *l, uintptr_t a, vmc_addr_info_t *info)
+static void nearest(vmc_lib_t *l, uintptr_t a, vmc_addr_info_t *info)
 {
     const char *name;
     uintptr_t at;
     size_t size;
-    if (!vmc__elf_nearest(&l->o, a, &name, &at, &size)) return;
+    if (!l->fmt->nearest || !l->fmt->nearest(l, a, &name, &at, &size)) return;
     info->sym_name = name;
     info->sym_addr = (void *)at;
     info->sym_size = size;
@@ -45,22 +53,28 @@ int vmc__lib_addr_info(vmc_loader_t *v, const void *addr, vmc_addr_info_t *info)
     vmc__loader_lock(v);
     vmc_lib_t *l = holder(v, (uintptr_t)addr);
     if (l) {
+        void *start;
+        size_t len;
+        l->fmt->span(l, &start, &len);
         out.lib = l;
         out.path = l->name;
-        out.base = (void *)l->o.run;
+        out.base = start;
         nearest(l, (uintptr_t)addr, &out);
     }
     vmc__loader_unlock(v);
     if (!l) {
-        Dl_info di;
-        if (!dladdr(addr, &di))
+        vmc_os_addr_t o;
+        int e = vmc__os_addr_object(addr, &o);
+        if (e == -ENOENT)
             return vmc__fail(-ENOENT, "vmc_addr_info: %p is in no private library of this handle and in no "
                              "object of the process", addr);
-        out.path = di.dli_fname;
-        out.base = di.dli_fbase;
-        out.sym_name = di.dli_sname;
-        out.sym_addr = di.dli_saddr;
-        out.sym_offset = di.dli_saddr ? (size_t)((const char *)addr - (const char *)di.dli_saddr) : 0;
+        if (e) return vmc__fail(e, "vmc_addr_info: %p: looking it up in the system loader's objects: %s", addr,
+                                vmc__os_why(e));
+        out.path = o.path;
+        out.base = o.base;
+        out.sym_name = o.sym;
+        out.sym_addr = o.sym_addr;
+        out.sym_offset = o.sym_addr ? (size_t)((const char *)addr - (const char *)o.sym_addr) : 0;
     }
     *info = out;
     return 0;

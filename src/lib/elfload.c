@@ -473,6 +473,11 @@ static void elf_span(vmc_lib_t *l, void **start, size_t *len)
     *len = l->o.run_len;
 }
 
+static int elf_nearest(vmc_lib_t *l, uintptr_t a, const char **name, uintptr_t *at, size_t *size)
+{
+    return vmc__elf_nearest(&l->o, a, name, at, size);
+}
+
 static void elf_info(vmc_lib_t *l, vmc_lib_info_t *out) { vmc__elf_info(&l->o, out); }
 
 static const char *elf_dep_name(vmc_lib_t *l, size_t i) { return vmc__elf_needed(&l->o, i); }
@@ -500,6 +505,7 @@ const vmc_lib_fmt_t vmc__lib_elf_fmt = {
     .free = elf_free,
     .sym = elf_sym,
     .span = elf_span,
+    .nearest = elf_nearest,
     .info = elf_info,
     .dep_name = elf_dep_name,
     .dep_path = elf_dep_path,

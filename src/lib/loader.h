@@ -146,6 +146,10 @@ typedef struct vmc_lib_fmt {
     void (*free)(vmc_lib_t *l);          /* the format's memory             */
     void *(*sym)(vmc_lib_t *l, const char *name);   /* vmc_lib_sym         */
     void (*span)(vmc_lib_t *l, void **start, size_t *len);
+    /* vmc_addr_info: the exported symbol nearest at or below a, inside the
+     * image (in its segment or section): 1 with its name, address and size
+     * (0: the format has none), 0 if none. */
+    int (*nearest)(vmc_lib_t *l, uintptr_t a, const char **name, uintptr_t *at, size_t *size);
     void (*info)(vmc_lib_t *l, vmc_lib_info_t *out);
     const char *(*dep_name)(vmc_lib_t *l, size_t i);
     /* The system loader's name for a VMC_DEP_SYSTEM dependency, or NULL. */

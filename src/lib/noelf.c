@@ -1,6 +1,6 @@
 /* What the Windows build has instead of the lifecycle's ELF side (elfload.c)
  * and of the Linux-only parts of src/lib/ (TLS, dl_iterate_phdr, the
- * unwinder's registration, address look-ups): the lifecycle (loader.c)
+ * unwinder's registration): the lifecycle (loader.c)
  * loads DLLs there (peload.c); a file that is not one is refused by name. */
 #include "lib/loader.h"
 #include "lib/tls.h"
@@ -38,10 +38,3 @@ void vmc__tlsdtor_fork_prepare(void) {}
 void vmc__tlsdtor_fork_release(void) {}
 void vmc__unwinder_fork_prepare(void) {}
 void vmc__unwinder_fork_release(void) {}
-
-int vmc__lib_addr_info(vmc_loader_t *v, const void *addr, vmc_addr_info_t *info)
-{
-    (void)v, (void)addr, (void)info;
-    return vmc__fail(-ENOTSUP, "vmc_addr_info: looking addresses up in loaded objects is not supported "
-                               "on this system yet");
-}

@@ -567,6 +567,16 @@ static void pe_span(vmc_lib_t *l, void **start, size_t *len)
     *len = l->pe->run_len;
 }
 
+static int pe_nearest(vmc_lib_t *l, uintptr_t a, const char **name, uintptr_t *at, size_t *size)
+{
+    const vmc_pe_lib_t *p = l->pe;
+    uint32_t rva;
+    if (a < p->run || !vmc__pe_nearest(&p->o, a - p->run, name, &rva)) return 0;
+    *at = p->run + rva;
+    *size = 0;  /* a DLL's exports have no sizes */
+    return 1;
+}
+
 static void pe_info(vmc_lib_t *l, vmc_lib_info_t *out)
 {
     const vmc_pe_lib_t *p = l->pe;
@@ -601,6 +611,7 @@ const vmc_lib_fmt_t vmc__lib_pe_fmt = {
     .free = pe_free,
     .sym = pe_sym,
     .span = pe_span,
+    .nearest = pe_nearest,
     .info = pe_info,
     .dep_name = pe_dep_name,
     .dep_path = pe_dep_path,

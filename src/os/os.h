@@ -323,6 +323,18 @@ int vmc__os_dll_sym(void *h, const char *name, unsigned ordinal, void **out);
 /* (A DLL's .pdata is registered with vmc__os_unwind_add, above.) */
 /* Code was written at [addr, addr+len): make the processor see it. */
 void vmc__os_flush_icache(uintptr_t addr, size_t len);
+/* The system loader's object holding addr (for vmc_addr_info, outside the
+ * private libraries): Linux, what dladdr says; Windows, the module
+ * GetModuleHandleEx finds and its GetModuleFileName path, with no symbol
+ * (sym NULL).  -ENOENT if no object holds it.  The strings live as long as
+ * the object (on Windows each path is kept until the process exits). */
+typedef struct vmc_os_addr {
+    const char *path;
+    void *base;
+    const char *sym;             /* nearest exported symbol, or NULL        */
+    void *sym_addr;
+} vmc_os_addr_t;
+int vmc__os_addr_object(const void *addr, vmc_os_addr_t *out);
 /* A file's identity (device, file number), to know a second load of one
  * file: from *st where the system has it there (Linux), else from the
  * descriptor (Windows: the volume serial number and the file index). */

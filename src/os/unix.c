@@ -10,6 +10,7 @@
 #include "os/os.h"
 #include "os/hold.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <sys/auxv.h>
 #include <fcntl.h>
@@ -631,6 +632,17 @@ int vmc__os_dynamic_code_allowed(const char **why)
 }
 
 /* ---- the system's own loader (os.h): the PE path's, Windows only -------------- */
+
+int vmc__os_addr_object(const void *addr, vmc_os_addr_t *out)
+{
+    Dl_info di;
+    if (!dladdr(addr, &di)) return -ENOENT;
+    out->path = di.dli_fname;
+    out->base = di.dli_fbase;
+    out->sym = di.dli_sname;
+    out->sym_addr = di.dli_saddr;
+    return 0;
+}
 
 int vmc__os_dll_find(const char *name, void **h)
 {

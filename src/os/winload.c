@@ -16,6 +16,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <io.h>
+#include <stdlib.h>
+#include <string.h>
 
 int vmc__os_win_enter(enum vmc_os_call call);   /* windows.c */
 int vmc__os_win_error(void);
@@ -132,6 +134,42 @@ int vmc__os_dll_sym(void *h, const char *name, unsigned ordinal, void **out)
     FARPROC p = GetProcAddress((HMODULE)h, name ? name : (LPCSTR)(uintptr_t)ordinal);
     if (!p) return load_error();
     *out = (void *)p;
+    return 0;
+}
+
+/* The paths vmc__os_addr_object hands out, one per module and path seen,
+ * kept until the process exits: vmc_addr_info's strings must outlive the
+ * call, and a module's path is not in its memory. */
+typedef struct mod_path { struct mod_path *next; HMODULE m; char path[]; } mod_path_t;
+static mod_path_t *mod_paths;
+static SRWLOCK mod_paths_lock = SRWLOCK_INIT;
+
+int vmc__os_addr_object(const void *addr, vmc_os_addr_t *out)
+{
+    int e = vmc__os_win_enter(VMC_OS_LOADLIBRARY);
+    if (e) return e;
+    HMODULE m;
+    if (!GetModuleHandleExA(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS | GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT,
+                            (LPCSTR)addr, &m))
+        return load_error();
+    char buf[MAX_PATH * 4];
+    DWORD n = GetModuleFileNameA(m, buf, sizeof buf);
+    if (!n || n >= sizeof buf) return n ? -ENAMETOOLONG : vmc__os_win_error();
+    AcquireSRWLockExclusive(&mod_paths_lock);
+    mod_path_t *p = mod_paths;
+    while (p && (p->m != m || strcmp(p->path, buf))) p = p->next;
+    if (!p && (p = malloc(sizeof *p + n + 1))) {
+        p->m = m;
+        memcpy(p->path, buf, n + 1);
+        p->next = mod_paths;
+        mod_paths = p;
+    }
+    ReleaseSRWLockExclusive(&mod_paths_lock);
+    if (!p) return -ENOMEM;
+    out->path = p->path;
+    out->base = (void *)m;   /* a module's handle is its base */
+    out->sym = NULL;
+    out->sym_addr = NULL;
     return 0;
 }
 

@@ -14,6 +14,10 @@
  * GetProcAddress takes MAKEINTRESOURCE(12)).  An address inside the export
  * directory's own range is a forwarder: its string ("KERNEL32.GetTickCount"
  * or "DLL.#5") is returned for the lifecycle to follow.
+ *
+ * vmc__pe_nearest answers the other way round, for vmc_addr_info: the
+ * named export at or below an address, in the same section (a DLL's
+ * exports have no sizes, so the nearest one below is all there is to say).
  */
 #include "pe/pe.h"
 #include "base/error.h"
@@ -118,4 +122,27 @@ int vmc__pe_export(const vmc_pe_obj_t *o, const char *name, vmc_pe_sym_t *out)
         else lo = mid + 1;
     }
     return 0;
+}
+
+int vmc__pe_nearest(const vmc_pe_obj_t *o, uint64_t rva, const char **name, uint32_t *at)
+{
+    const vmc_pe_t *pe = &o->pe;
+    const vmc_pe_sect_t *sect = vmc__pe_sect(pe, rva, 1);
+    uint32_t n = o->exp_nnames, drva = pe->dir[VMC_PE_DIR_EXPORT].rva, dsize = pe->dir[VMC_PE_DIR_EXPORT].size;
+    if (!sect || !vmc__pe_in_image(pe, o->exp_names, 4ull * n) || !vmc__pe_in_image(pe, o->exp_ords, 2ull * n))
+        return 0;
+    int found = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint16_t idx = vmc__pe_u16(o->img + o->exp_ords + 2 * i);
+        if (idx >= o->exp_nfuncs || !vmc__pe_in_image(pe, o->exp_funcs + 4ull * idx, 4)) continue;
+        uint32_t f = vmc__pe_u32(o->img + o->exp_funcs + 4 * idx);
+        if (f > rva || f < sect->va || (f >= drva && f - drva < dsize)) continue;   /* above, below, forwarder */
+        if (found && f <= *at) continue;   /* at one address, the first name (the names are sorted) */
+        const char *s = vmc__pe_str(o, vmc__pe_u32(o->img + o->exp_names + 4 * i));
+        if (!s) continue;
+        *name = s;
+        *at = f;
+        found = 1;
+    }
+    return found;
 }

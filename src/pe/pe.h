@@ -211,6 +211,10 @@ int vmc__pe_load_config(vmc_pe_obj_t *o);
  * an image whose code has run and written its own tables. */
 int vmc__pe_export(const vmc_pe_obj_t *o, const char *name, vmc_pe_sym_t *out);
 
+/* exports.c: the named export at the highest address at or below rva in
+ * rva's section (forwarders aside): 1 with its name and RVA, 0 if none. */
+int vmc__pe_nearest(const vmc_pe_obj_t *o, uint64_t rva, const char **name, uint32_t *at);
+
 /* Is rva inside an executable section? */
 int vmc__pe_executable(const vmc_pe_t *pe, uint64_t rva);
 

@@ -850,6 +850,79 @@ TEST(pe_lib_control_flow_guard_dll)
     vmc_close(v);
 }
 
+/* vmc_addr_info inside private DLLs: the library, its path and base, the
+ * named export at or below the address in its section (no sizes: 0), none
+ * where the section exports nothing; outside them the system loader's
+ * module and its path (no symbol); an address nothing holds, and the
+ * look-up failing. */
+TEST(pe_lib_addr_info)
+{
+    vmc_t *v = vt_open("-vm_size 256M -vmheap_size 0");
+    vmc_lib_t *l;
+    const char *path = pe_path("t_pe_chain.dll");
+    ASSERT_OK(vmc_lib_load(v, path, 0, &l));
+    vmc_lib_info_t in;
+    ASSERT_OK(vmc_lib_info(l, &in));
+    vmc_addr_info_t ai;
+    char *chain = SYM(l, "t_chain");
+    ASSERT_OK(vmc_addr_info(v, chain, &ai));
+    ASSERT(ai.lib == l && ai.base == in.base);
+    ASSERT_STR_EQ(ai.path, path);
+    ASSERT_STR_EQ(ai.sym_name, "t_chain");
+    ASSERT(ai.sym_addr == chain);
+    ASSERT_EQ(ai.sym_offset, 0);
+    ASSERT_EQ(ai.sym_size, 0);
+    ASSERT_OK(vmc_addr_info(v, chain + 3, &ai));
+    ASSERT_STR_EQ(ai.sym_name, "t_chain");
+    ASSERT_EQ(ai.sym_offset, 3);
+    /* a dependency loaded with it: its own path, its data */
+    vmc_lib_dep_t d;
+    dep_named(l, "t_pe_mid.dll", &d);
+    dep_named(d.lib, "t_pe_basic.dll", &d);
+    vmc_lib_t *basic = d.lib;
+    int *counter = SYM(basic, "t_counter");
+    ASSERT_OK(vmc_addr_info(v, (char *)counter + 2, &ai));
+    ASSERT(ai.lib == basic);
+    ASSERT_STR_EQ(ai.path, pe_path("t_pe_basic.dll"));
+    ASSERT_STR_EQ(ai.sym_name, "t_counter");
+    ASSERT_EQ(ai.sym_offset, 2);
+    /* the headers: inside the image, in no section */
+    ASSERT_OK(vmc_addr_info(v, (char *)in.base + 16, &ai));
+    ASSERT(ai.lib == l && ai.sym_name == NULL && ai.sym_addr == NULL);
+    /* the host program and a system DLL: the system loader's modules */
+    ASSERT_OK(vmc_addr_info(v, (void *)vt_open, &ai));
+    ASSERT(ai.lib == NULL && ai.base == (void *)GetModuleHandleA(NULL));
+    ASSERT_STR_CONTAINS(ai.path, "vmc-tests.exe");
+    ASSERT(ai.sym_name == NULL);
+    void *tick = (void *)GetProcAddress(GetModuleHandleA("kernel32.dll"), "GetTickCount");
+    ASSERT_OK(vmc_addr_info(v, tick, &ai));
+    HMODULE m;
+    ASSERT(GetModuleHandleExA(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS | GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT,
+                              (LPCSTR)tick, &m));
+    size_t plen = strlen(ai.path);
+    ASSERT(ai.lib == NULL && ai.base == (void *)m);
+    ASSERT_MSG(plen > 4 && !strcasecmp(ai.path + plen - 4, ".dll"), "%s", ai.path);   /* kernel32's or where it forwards */
+    const char *kept = ai.path;
+    ASSERT_OK(vmc_addr_info(v, (char *)tick + 1, &ai));
+    ASSERT(ai.path == kept);   /* one copy of a module's path */
+    /* nothing there */
+    char want[200];
+    snprintf(want, sizeof want, "vmc_addr_info: %p is in no private library of this handle and in no object of the "
+             "process", (void *)16);
+    ASSERT_EQ(vmc_addr_info(v, (void *)16, &ai), -ENOENT);
+    ASSERT_STR_EQ(vmc_last_error(), want);
+    /* the look-up failing */
+    vmc__os_fault(VMC_OS_LOADLIBRARY, 1, ENOMEM, 0);
+    ASSERT_EQ(vmc_addr_info(v, tick, &ai), -ENOMEM);
+    vmc__os_fault_clear();
+    snprintf(want, sizeof want, "vmc_addr_info: %p: looking it up in the system loader's objects: ", tick);
+    ASSERT_STR_CONTAINS(vmc_last_error(), want);
+    /* unloaded: its addresses are the system's question again */
+    ASSERT_OK(vmc_lib_unload(l));
+    ASSERT_EQ(vmc_addr_info(v, chain, &ai), -ENOENT);
+    vmc_close(v);
+}
+
 /* A reachable file mapping and a DLL side by side in the region. */
 TEST(pe_lib_coexists_with_reachable_file_mappings)
 {
