@@ -77,6 +77,13 @@ $(B)/tests/nopie_host: tests/progs/nopie_host.c $(B)/libvmcode.a include/vmcode.
 	@echo "  CC      $@"
 	$(Q)$(CC) $(CFLAGS_BASE) -no-pie -Iinclude -Isrc $< $(B)/libvmcode.a $(LDLIBS_LIB) -o $@
 
+# A C program with libgcc_s among the objects it starts with, run by
+# tests/test_unwind.c (the unwinder found in the host scope).
+$(B)/tests/gcc_host: tests/progs/gcc_host.c $(B)/libvmcode.a include/vmcode.h
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CFLAGS_BASE) -Iinclude $< $(B)/libvmcode.a -Wl,--no-as-needed -lgcc_s -Wl,--as-needed $(LDLIBS_LIB) -o $@
+
 # The program the debugger tests run, linked with the static library and
 # with the shared one (each carries the gdb script in .debug_gdb_scripts).
 $(B)/tests/debugee: tests/progs/debugee.c $(B)/libvmcode.a include/vmcode.h
@@ -90,7 +97,7 @@ $(B)/tests/debugee_so: tests/progs/debugee.c $(B)/libvmcode.so include/vmcode.h
 	$(Q)$(CC) $(CFLAGS_BASE) -O0 -Iinclude $< -L$(B) -l:libvmcode.so -Wl,-rpath,$(abspath $(B)) $(LDLIBS_LIB) -o $@
 
 TEST_DEPS = $(B)/tests/vmc-tests $(B)/vmcode $(B)/examples/demo $(B)/examples/readme $(B)/examples/hello \
-            $(B)/tests/nopie_host $(B)/tests/debugee $(B)/tests/debugee_so $(TEST_LIBS)
+            $(B)/tests/nopie_host $(B)/tests/gcc_host $(B)/tests/debugee $(B)/tests/debugee_so $(TEST_LIBS)
 
 # Test tools from Debian, installed when missing: pkg-config (the install
 # test), g++ (a C++ test library), binutils (the linker's -z options),

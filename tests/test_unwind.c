@@ -8,6 +8,8 @@
 
 #include <dlfcn.h>
 #include <execinfo.h>
+#include <stdio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <unwind.h>
 
@@ -254,6 +256,25 @@ TEST(unwind_backtrace_with_the_shared_libgcc)
     WALK_OK(l, buf, n, 2);
     ASSERT_OK(vmc_lib_unload(l));
     vmc_close(v);
+}
+
+/* A program that starts with libgcc_s (linked with it, as every C++
+ * program is): the unwinder is that object, found in the host scope and
+ * kept by its handle.  The library's backtrace() (vmcode's, which drives
+ * that unwinder), the host's _Unwind_Backtrace and glibc's backtrace(),
+ * from a callback of the library, all cross its frames
+ * (tests/progs/gcc_host.c). */
+TEST(unwind_startup_libgcc_walks_through_private_frames)
+{
+    char cmd[1200], out[256];
+    snprintf(cmd, sizeof cmd, "%s/tests/gcc_host %s 2>&1", vt_build_dir(), vt_tlib("libt_bt.so"));
+    FILE *f = popen(cmd, "r");
+    ASSERT(f);
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = 0;
+    int st = pclose(f);
+    ASSERT_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x: %s", st, out);
+    ASSERT_STR_EQ(out, "walks 2 1 1\n");
 }
 
 /* A library with its own copy of libgcc's unwinder (-static-libgcc): it

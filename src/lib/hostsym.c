@@ -621,6 +621,32 @@ void *vmc__host_startup_object(const char *name)
     return NULL;
 }
 
+void *vmc__host_startup_owner(const void *addr)
+{
+    scope_once();
+    if (!hot.scope.ok) return NULL;
+    uintptr_t a = (uintptr_t)addr;
+    for (size_t k = 0; k < hot.scope.n; k++)
+        if (hot.scope.map[k] && a >= hot.scope.obj[k].lo && a < hot.scope.obj[k].hi) return hot.scope.map[k];
+    return NULL;
+}
+
+void *vmc__host_startup_sym(void *handle, const char *name)
+{
+    scope_once();
+    for (size_t k = 0; hot.scope.ok && k < hot.scope.n; k++) {
+        if (hot.scope.map[k] != handle) continue;
+        vmc_name_t key = vmc__elf_name(name);
+        vmc_hquery_t q = {name, key.gnu, 0, 0, NULL, 0, 0};
+        const ElfW(Sym) *s;
+        uintptr_t a;
+        if (vmc__hobj_find(&hot.scope.obj[k], &q, &s, &a) != VMC_HFIND_FOUND) return NULL;
+        if (ELF64_ST_TYPE(s->st_info) == STT_GNU_IFUNC) a = ((uintptr_t(*)(void))a)();
+        return (void *)a;
+    }
+    return NULL;
+}
+
 size_t vmc__host_scope_size(void)
 {
     scope_once();

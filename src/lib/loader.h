@@ -238,6 +238,14 @@ void vmc__host_sym_sync(void);
  * is none or the scope could not be read.  Such an object is never
  * unloaded: no reference is taken, and none may be dropped (dlclose). */
 void *vmc__host_startup_object(const char *name);
+/* The handle of the object the process started with whose mapped span
+ * holds addr, or NULL (not one of them, or the scope could not be read);
+ * never unloaded, as above. */
+void *vmc__host_startup_owner(const void *addr);
+/* The default-version definition of name in that object itself (a handle
+ * from one of the two above; the system loader's dlsym cannot take one it
+ * did not give out), or NULL. */
+void *vmc__host_startup_sym(void *handle, const char *name);
 
 /* ---- progsym.c ------------------------------------------------------------- */
 /* 1 if the program's own symbol table (.symtab of /proc/self/exe) has a

@@ -15,7 +15,9 @@
  * exception of the process, whoever brings libgcc_s in afterwards (one
  * copy per process: a later dlopen or DT_NEEDED of it gives the same
  * object).  The object that holds the unwinder is opened once more and
- * never closed, so its functions stay valid whatever else is unloaded.
+ * never closed, so its functions stay valid whatever else is unloaded
+ * (one the process started with is never unloaded: its handle is kept as
+ * it is).
  *
  * If that load fails (no libgcc_s on the system), each load searches
  * again, but only when objects were added to the process since the last
@@ -44,6 +46,7 @@ typedef void (*frame_fn)(void *);
 static pthread_mutex_t uw_lock = PTHREAD_MUTEX_INITIALIZER;
 static frame_fn uw_reg, uw_dereg;    /* set once, never cleared             */
 static void *uw_object;              /* the dlopen reference that keeps them */
+static int uw_startup;               /* uw_object: a startup object's handle */
 static unsigned long long uw_adds = ~0ull;   /* dlpi_adds at the last search */
 static int uw_load_failed;           /* dlopen of libgcc_s failed once      */
 static int uw_refuse;                /* tests: as if there were no libgcc_s */
@@ -83,9 +86,21 @@ static int search_cb(struct dl_phdr_info *info, size_t size, void *arg)
     return 0;
 }
 
-/* Keep the object holding reg loaded for good; 1 if it is. */
+/* Keep the object holding reg loaded for good; 1 if it is.  An object the
+ * process started with never goes: its handle is kept without asking the
+ * system loader (dladdr walks the object's whole symbol table, and a
+ * dlopen takes its lock and error-catching path: a fifth of a fresh
+ * process's first load). */
 static int pin(frame_fn reg, frame_fn dereg)
 {
+    void *own = vmc__host_startup_owner((void *)reg);
+    if (own && own == vmc__host_startup_owner((void *)dereg)) {
+        uw_object = own;
+        uw_startup = 1;
+        uw_dereg = dereg;
+        uw_reg = reg;
+        return 1;
+    }
     Dl_info di;
     if (!dladdr((void *)reg, &di) || !di.dli_fname) return 0;
     void *h = dlopen(di.dli_fname, RTLD_NOW | RTLD_NOLOAD);
@@ -200,6 +215,13 @@ static _Unwind_Reason_Code walk_cb(struct _Unwind_Context *ctx, void *arg)
     return w->n == w->size ? _URC_END_OF_STACK : _URC_NO_REASON;
 }
 
+/* A function of the unwinder's own object. */
+static void *unwinder_sym(void *obj, int startup, const char *name)
+{
+    if (!obj) return NULL;
+    return startup ? vmc__host_startup_sym(obj, name) : dlsym(obj, name);
+}
+
 int vmc__backtrace(void **buf, int size)
 {
     if (size <= 0) return 0;
@@ -216,10 +238,11 @@ int vmc__backtrace(void **buf, int size)
         }
     }
     void *obj = uw_object;
+    int startup = uw_startup;
     pthread_mutex_unlock(&uw_lock);
     _Unwind_Reason_Code (*bt)(_Unwind_Trace_Fn, void *) =
-        obj ? (_Unwind_Reason_Code (*)(_Unwind_Trace_Fn, void *))dlsym(obj, "_Unwind_Backtrace") : NULL;
-    walk_t w = {buf, size, 0, 1, obj ? (uintptr_t (*)(struct _Unwind_Context *))dlsym(obj, "_Unwind_GetIP") : NULL};
+        (_Unwind_Reason_Code (*)(_Unwind_Trace_Fn, void *))unwinder_sym(obj, startup, "_Unwind_Backtrace");
+    walk_t w = {buf, size, 0, 1, (uintptr_t (*)(struct _Unwind_Context *))unwinder_sym(obj, startup, "_Unwind_GetIP")};
     if (!bt || !w.get_ip) return backtrace(buf, size);  /* an unwinder we cannot drive: the host's answer */
     bt(walk_cb, &w);
     return w.n;
