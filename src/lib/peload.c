@@ -5,9 +5,10 @@
  * its headers are read and checked by the PE layer before anything is
  * placed, a run of the region of SizeOfImage bytes is taken (at the OS
  * layer's 64 KiB granularity) and committed read-write, the headers are
- * copied in and each section's bytes read from the file straight to its
- * place (no copy of the whole file: what lies past the sections, the COFF
- * symbols, is never read), the rest stays zero as committed memory is,
+ * copied in and the sections' bytes read from the file straight into the
+ * run (lay_out: no buffer of the whole file; what lies past the sections,
+ * the COFF symbols, is never read), the rest stays zero as committed
+ * memory is,
  * base relocations move it there (it never runs at its preferred base: the
  * region chooses), the imports are bound, then each section gets its own
  * protection (vmc__os_protect is page granular: sections are 4 KiB aligned;
@@ -124,9 +125,31 @@ static int read_headers(vmc_lib_t *l, const vmc_src_t *src, const uint8_t *hdr, 
     return 0;
 }
 
-/* The image into its run, which is zero: the checked headers copied, each
- * section's file bytes read (or copied from memory) straight to its RVA,
- * one copy of every byte and no buffer of the whole file. */
+/* The file's bytes up to the end of its last section's, when one read of
+ * them to the start of the run can be followed by moving each section up
+ * to its RVA: the sections in the file in the order of the image, after
+ * the headers, each at or below its RVA (so moving the last first never
+ * overwrites one still to move), and all of it inside the image.  What
+ * linkers make; 0 otherwise. */
+static uint64_t one_read_span(const vmc_pe_t *pe)
+{
+    uint64_t end = pe->size_of_headers;
+    for (uint32_t i = 0; i < pe->nsect; i++) {
+        const vmc_pe_sect_t *s = &pe->sect[i];
+        if (!s->copy) continue;
+        if (s->raw < end || s->raw > s->va) return 0;
+        end = (uint64_t)s->raw + s->copy;
+    }
+    return end <= pe->size_of_image ? end : 0;
+}
+
+/* The image into its run, which is zero: the file's bytes read straight
+ * into it, no buffer of the whole file.  Usually one read of everything up
+ * to the last section's end (what follows, MinGW's COFF symbols, is never
+ * read), each section then moved up to its RVA, last first, the checked
+ * headers copied over the ones read and everything between zeroed again;
+ * else one read per section.  One ReadFile is a server round trip under
+ * Wine 8 (some 50 us), so twenty of them cost more than the copy. */
 static int lay_out(vmc_lib_t *l, vmc_pe_lib_t *p, const vmc_src_t *src, const uint8_t *head)
 {
     const vmc_pe_t *pe = &p->o.pe;
@@ -136,10 +159,34 @@ static int lay_out(vmc_lib_t *l, vmc_pe_lib_t *p, const vmc_src_t *src, const ui
         return 0;
     }
     p->o.img = img;
+    uint64_t span = one_read_span(pe);
+    size_t got = 0;
+    if (span) {
+        int e = vmc__os_pread(src->fd, img, span, 0, &got);
+        if (e)
+            return vmc__fail(e, "%s: reading its headers and sections (0x%llx bytes): %s", l->name,
+                             (unsigned long long)span, strerror(-e));
+        if (got != span)
+            return vmc__fail(-ENOEXEC, "%s: reading its headers and sections (0x%llx bytes): the file shrank",
+                             l->name, (unsigned long long)span);
+        for (uint32_t i = pe->nsect; i-- > 0;) {
+            const vmc_pe_sect_t *s = &pe->sect[i];
+            if (s->copy && s->va != s->raw) memmove(img + s->va, img + s->raw, s->copy);
+        }
+        memcpy(img, head, pe->size_of_headers);
+        uint64_t at = pe->size_of_headers;   /* zero what is no section's now */
+        for (uint32_t i = 0; i < pe->nsect; i++) {
+            const vmc_pe_sect_t *s = &pe->sect[i];
+            if (!s->copy) continue;
+            if (s->va > at) memset(img + at, 0, s->va - at);
+            at = (uint64_t)s->va + s->copy;
+        }
+        if (span > at) memset(img + at, 0, span - at);
+        return 0;
+    }
     memcpy(img, head, pe->size_of_headers);
     for (uint32_t i = 0; i < pe->nsect; i++) {
         const vmc_pe_sect_t *s = &pe->sect[i];
-        size_t got = 0;
         if (!s->copy) continue;
         int e = vmc__os_pread(src->fd, img + s->va, s->copy, s->raw, &got);
         if (e)
@@ -242,11 +289,8 @@ static int is_system_dll(const char *n)
 /* Is there a file at path?  Through the OS layer, like every other call. */
 static int file_there(vmc_lib_t *l, const char *n, const char *path, int *there)
 {
-    int fd, e = vmc__os_open(path, O_RDONLY, 0, &fd);
-    *there = e == 0;
-    if (e == 0) vmc__os_close(fd);
-    else if (e != -ENOENT && e != -ENOTDIR)
-        return vmc__fail(e, "%s: imported DLL %s: open %s: %s", l->name, n, path, strerror(-e));
+    int e = vmc__os_file_exists(path, there);
+    if (e) return vmc__fail(e, "%s: imported DLL %s: looking for %s: %s", l->name, n, path, vmc__os_why(e));
     return 0;
 }
 

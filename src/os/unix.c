@@ -23,6 +23,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -632,6 +633,17 @@ int vmc__os_dynamic_code_allowed(const char **why)
 }
 
 /* ---- the system's own loader (os.h): the PE path's, Windows only -------------- */
+
+int vmc__os_file_exists(const char *path, int *there)
+{
+    int e = os_enter(VMC_OS_OPEN);
+    if (e) return e;
+    struct stat st;
+    *there = 0;
+    if (stat(path, &st)) return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
+    *there = !S_ISDIR(st.st_mode);
+    return 0;
+}
 
 int vmc__os_addr_object(const void *addr, vmc_os_addr_t *out)
 {

@@ -79,6 +79,22 @@ int vmc__os_pread(int fd, void *buf, size_t len, off_t off, size_t *got)
     return 0;
 }
 
+int vmc__os_file_exists(const char *path, int *there)
+{
+    int e = vmc__os_win_enter(VMC_OS_OPEN);
+    if (e) return e;
+    DWORD a = GetFileAttributesA(path);
+    *there = a != INVALID_FILE_ATTRIBUTES && !(a & FILE_ATTRIBUTE_DIRECTORY);
+    if (a == INVALID_FILE_ATTRIBUTES) {
+        DWORD d = GetLastError();
+        if (d != ERROR_FILE_NOT_FOUND && d != ERROR_PATH_NOT_FOUND && d != ERROR_INVALID_NAME) {
+            vmc__os_win_error();   /* the code, for messages */
+            return d == ERROR_ACCESS_DENIED ? -EACCES : -EIO;
+        }
+    }
+    return 0;
+}
+
 int vmc__os_file_id(int fd, const struct stat *st, uint64_t id[2])
 {
     (void)st;   /* MinGW's st_ino is always 0 */

@@ -534,18 +534,29 @@ TEST_TIMEOUT(pe_lib_load_fault_sweep, 120)
     vmc__os_fault_clear();
     snprintf(want, sizeof want, "%s: import ", pe_path("t_pe_basic.dll"));
     ASSERT_STR_CONTAINS(vmc_last_error(), want);
+    /* the second "open": whether t_pe_mid.dll lies beside t_pe_chain.dll */
+    vmc__os_fault(VMC_OS_OPEN, 2, ENOMEM, 0);
+    ASSERT_EQ(vmc_lib_load(v, path, 0, &l), -ENOMEM);
+    vmc__os_fault_clear();
+    snprintf(want, sizeof want, "%s: imported DLL t_pe_mid.dll: looking for %s/pe/t_pe_mid.dll: ", path,
+             vt_build_dir());
+    ASSERT_STR_CONTAINS(vmc_last_error(), want);
     ASSERT_OK(vmc_lib_load(v, path, 0, &l));
     ASSERT_EQ(((int (*)(int))SYM(l, "t_chain"))(1), 12);
     ASSERT_OK(vmc_lib_unload(l));
     vmc_close(v);
 }
 
-/* The file read once: the headers come with the lifecycle's first 4 KiB,
- * each section straight to its place, and what follows the sections (the
- * COFF symbols) never; one VirtualProtect for the image and one for each run
- * of adjacent sections alike (t_pe_basic: .text, .data, .bss, then .idata,
- * .CRT and .tls together).  A failed read or protection names its section. */
-TEST(pe_lib_one_read_per_section_and_merged_protection)
+/* The file read in one go: the headers come with the lifecycle's first
+ * 4 KiB, everything up to the last section's end with one more read, each
+ * section moved up to its place (what follows, the COFF symbols, never
+ * read); a DLL whose sections are not in the file in the image's order
+ * (a copy of t_pe_basic.dll whose .rdata is moved to the end of the file)
+ * is read a section at a time instead, to the same image.  One
+ * VirtualProtect for the image and one for each run of adjacent sections
+ * alike (t_pe_basic: .text, .data, .bss, then .idata, .CRT and .tls
+ * together).  A failed read or protection says what it was for. */
+TEST(pe_lib_reads_and_merged_protection)
 {
     vmc_t *v = vt_open("-vm_size 256M -vmheap_size 0");
     const char *path = pe_path("t_pe_basic.dll");
@@ -555,31 +566,89 @@ TEST(pe_lib_one_read_per_section_and_merged_protection)
     memset(&o, 0, sizeof o);
     o.name = "x";
     ASSERT_OK(vmc__pe_check(&o, f, n));
-    unsigned reads = 1, writable = 0;   /* the lifecycle's first read */
-    for (uint32_t i = 0; i < o.pe.nsect; i++) reads += o.pe.sect[i].copy != 0;
-    for (uint32_t i = 0; i < o.pe.nsect; i++)
-        if (!strcmp(o.pe.sect[i].name, ".idata")) writable = i;
-    ASSERT(writable && !strcmp(o.pe.sect[writable + 2].name, ".tls"));
+    unsigned sections = 0, writable = 0, rdata = 0;
+    uint64_t span = 0;
+    for (uint32_t i = 0; i < o.pe.nsect; i++) {
+        const vmc_pe_sect_t *s = &o.pe.sect[i];
+        sections += s->copy != 0;
+        if (s->copy && s->raw + s->copy > span) span = s->raw + s->copy;
+        if (!strcmp(s->name, ".idata")) writable = i;
+        if (!strcmp(s->name, ".rdata")) rdata = i;
+    }
+    ASSERT(writable && rdata && !strcmp(o.pe.sect[writable + 2].name, ".tls"));
+    ASSERT_LT(span, n);   /* the COFF symbols follow */
     vmc_lib_t *l;
     ASSERT_OK(vmc_lib_load(v, path, 0, &l));   /* warm up */
     ASSERT_OK(vmc_lib_unload(l));
     unsigned long r0 = vmc__os_calls(VMC_OS_PREAD), p0 = vmc__os_calls(VMC_OS_VIRTUALPROTECT);
     ASSERT_OK(vmc_lib_load(v, path, 0, &l));
-    ASSERT_EQ(vmc__os_calls(VMC_OS_PREAD) - r0, reads);
+    ASSERT_EQ(vmc__os_calls(VMC_OS_PREAD) - r0, 2);
     ASSERT_EQ(vmc__os_calls(VMC_OS_VIRTUALPROTECT) - p0, 5);
     vmc_lib_info_t in;
     ASSERT_OK(vmc_lib_info(l, &in));
     ASSERT_EQ(in.nsegments, o.pe.nsect - 0u);   /* every section still reported by itself */
     ASSERT_EQ(((int (*)(int, int))SYM(l, "t_add"))(2, 3), 5);
+    ASSERT_STR_EQ(((const char *(*)(int))SYM(l, "t_name"))(2), "two");
+    uint8_t *image = malloc(in.size);   /* every page is readable */
+    ASSERT(image);
+    memcpy(image, in.base, o.pe.size_of_image);
+    void *base = in.base;
     ASSERT_OK(vmc_lib_unload(l));
+
+    /* .rdata's bytes moved to the end of a copy: a section at a time */
+    size_t at = (n + o.pe.file_align - 1) / o.pe.file_align * o.pe.file_align;
+    const vmc_pe_sect_t *rd = &o.pe.sect[rdata];
+    uint8_t *g = calloc(1, at + rd->rawsize);
+    ASSERT(g);
+    memcpy(g, f, n);
+    memcpy(g + at, f + rd->raw, rd->rawsize);
+    memset(g + rd->raw, 0xcc, rd->rawsize);   /* the old place: never read into the image */
+    uint32_t raw = (uint32_t)at;
+    memcpy(g + o.pe.sect_off + 40 * rdata + 20, &raw, 4);
+    char moved[512];
+    snprintf(moved, sizeof moved, "%s/pe/t_pe_moved.dll", vt_build_dir());
+    spit(moved, g, at + rd->rawsize);
+    r0 = vmc__os_calls(VMC_OS_PREAD);
+    ASSERT_OK(vmc_lib_load(v, moved, 0, &l));
+    ASSERT_EQ(vmc__os_calls(VMC_OS_PREAD) - r0, 1 + sections);
+    ASSERT_EQ(((int (*)(int, int))SYM(l, "t_add"))(2, 3), 5);
+    ASSERT_STR_EQ(((const char *(*)(int))SYM(l, "t_name"))(2), "two");   /* .rdata from its new place */
+    ASSERT_OK(vmc_lib_info(l, &in));
+    /* the same image as the one read in one go, zero tails too, but for
+     * .rdata's PointerToRawData and what the DLL writes as it runs (its
+     * writable sections: the C runtime's security cookie differs per load);
+     * at the same place (the region gives the run back and out again) the
+     * relocated pointers match too, else only sections without any (.text,
+     * .pdata, .xdata) are compared */
+    uint8_t *img2 = in.base;
+    memcpy(image + o.pe.sect_off + 40 * rdata + 20, img2 + o.pe.sect_off + 40 * rdata + 20, 4);
+    ASSERT(!memcmp(image, img2, o.pe.size_of_headers));
+    for (uint32_t i = 0; i < o.pe.nsect; i++) {
+        const vmc_pe_sect_t *s = &o.pe.sect[i];
+        size_t len = (s->vsize + 4095) & ~(size_t)4095;
+        if (s->chars & VMC_PE_SCN_WRITE) continue;
+        if (in.base != base && strcmp(s->name, ".text") && strcmp(s->name, ".pdata") && strcmp(s->name, ".xdata"))
+            continue;
+        ASSERT_MSG(!memcmp(image + s->va, img2 + s->va, len), "section %u %s differs", i, s->name);
+    }
+    free(image);
+    ASSERT_OK(vmc_lib_unload(l));
+
     vmc_stats_t st0;
     ASSERT_OK(vmc_stats(v, &st0));
     char want[800];
-    /* the second read: section 0 */
+    /* the second read: everything up to the last section's end */
     vmc__os_fault(VMC_OS_PREAD, 2, EIO, 0);
     ASSERT_EQ(vmc_lib_load(v, path, 0, &l), -EIO);
     vmc__os_fault_clear();
-    snprintf(want, sizeof want, "%s: section 0 .text: reading 0x%x bytes at file offset 0x%x: %s", path,
+    snprintf(want, sizeof want, "%s: reading its headers and sections (0x%llx bytes): %s", path,
+             (unsigned long long)span, strerror(EIO));
+    ASSERT_STR_EQ(vmc_last_error(), want);
+    /* a section at a time: the second read is section 0's */
+    vmc__os_fault(VMC_OS_PREAD, 2, EIO, 0);
+    ASSERT_EQ(vmc_lib_load(v, moved, 0, &l), -EIO);
+    vmc__os_fault_clear();
+    snprintf(want, sizeof want, "%s: section 0 .text: reading 0x%x bytes at file offset 0x%x: %s", moved,
              o.pe.sect[0].copy, o.pe.sect[0].raw, strerror(EIO));
     ASSERT_STR_EQ(vmc_last_error(), want);
     /* the fifth protection: .idata to .tls at once */
@@ -599,6 +668,8 @@ TEST(pe_lib_one_read_per_section_and_merged_protection)
     ASSERT_OK(vmc_stats(v, &st));
     ASSERT_EQ(st.libraries, 0);
     ASSERT_EQ(st.code_committed, st0.code_committed);
+    remove(moved);
+    free(g);
     free(f);
     vmc_close(v);
 }
