@@ -1087,7 +1087,7 @@ TEST(loader_small_tables_come_with_the_header)
     vmc__os_calls_reset();
     vmc_lib_t *l;
     ASSERT_OK(vmc_lib_load(v, path, 0, &l));
-    ASSERT_EQ(vmc__os_calls(VMC_OS_PREAD), 2);   /* the header and DT_FINI's bytes */
+    ASSERT_EQ(vmc__os_calls(VMC_OS_PREAD), 3);   /* the header, DT_FINI's bytes, .eh_frame_hdr's */
     vmc_lib_info_t li;
     ASSERT_OK(vmc_lib_info(l, &li));
     ASSERT_EQ(li.tables_copied, len);
@@ -1168,6 +1168,57 @@ TEST(loader_reload_reads_nothing_again)
     ASSERT_OK(vmc_lib_load(v, OLD_LIB, 0, &l));
     same_info(l, &first);
     ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+}
+
+/* Is the page holding p mapped in this process's page table? */
+static int page_present(const void *p)
+{
+    int fd = open("/proc/self/pagemap", O_RDONLY);
+    ASSERT(fd >= 0);
+    uint64_t e = 0;
+    ASSERT_EQ(pread(fd, &e, 8, (off_t)((uintptr_t)p / 4096 * 8)), 8);
+    close(fd);
+    return (int)(e >> 63);
+}
+
+/* Registering a library's unwind tables with libgcc reads nothing of its
+ * image (__register_frame_table; where .eh_frame is comes from the file):
+ * the page of .eh_frame_hdr is still not mapped after the load, and is
+ * after an exception's look-up reads it. */
+TEST(loader_unwind_registration_reads_nothing_of_the_image)
+{
+    /* the unwinder is libgcc's: the one in the process, or the one the
+     * first load brings (unwinder.c) */
+    void *g = dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_NOLOAD);
+    ASSERT(g || dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_LOCAL));
+    if (g) dlclose(g);
+    vt_img_t m;
+    ASSERT_OK(vt_img_read(OLD_LIB, &m));
+    int i = vt_phdr_find(&m, PT_GNU_EH_FRAME, 0);
+    ASSERT(i >= 0);
+    uint64_t hv = vt_phdr(&m, i)->p_vaddr;
+    vt_img_free(&m);
+    vmc_t *v = open_region();
+    vmc_lib_t *l;
+    for (int round = 0; round < 2; round++) {   /* read from the file, then kept */
+        ASSERT_OK(vmc_lib_load(v, OLD_LIB, 0, &l));
+        vmc_lib_info_t li;
+        ASSERT_OK(vmc_lib_info(l, &li));
+        ASSERT_EQ(page_present((void *)(li.bias + hv)), 0);
+        /* a function of the library found by the unwinder: its table is read */
+        void *f = vmc_lib_sym(l, "deflate");
+        ASSERT(f);
+        void *h = dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_NOLOAD);
+        ASSERT(h);
+        void *(*find)(void *, void *) = (void *(*)(void *, void *))dlsym(h, "_Unwind_Find_FDE");
+        ASSERT(find);
+        struct { void *tbase, *dbase, *func; } bases;
+        ASSERT(find((char *)f + 1, &bases));
+        ASSERT(bases.func == f);
+        dlclose(h);
+        ASSERT_OK(vmc_lib_unload(l));
+    }
     vmc_close(v);
 }
 
@@ -1278,6 +1329,23 @@ TEST(loader_reading_dt_fini_fails_cleanly)
     snprintf(want, sizeof want, "%s: reading DT_FINI (offset 0x%lx): Input/output error", path, (unsigned long)off);
     /* the second pread of a load: header (the tables come with it), DT_FINI */
     load_fails_exactly(path, VMC_OS_PREAD, 2, EIO, NULL, want);
+}
+
+/* .eh_frame_hdr's first bytes (where .eh_frame is) come from the file, the
+ * third pread of a load, not from the image (elf/unwind.c says why). */
+TEST(loader_reading_eh_frame_hdr_fails_cleanly)
+{
+    const char *path = vt_tlib("libt_basic.so");
+    vt_img_t m;
+    ASSERT_OK(vt_img_read(path, &m));
+    int i = vt_phdr_find(&m, PT_GNU_EH_FRAME, 0);
+    ASSERT(i >= 0);
+    uint64_t off = vt_phdr(&m, i)->p_offset;
+    vt_img_free(&m);
+    char want[600];
+    snprintf(want, sizeof want, "%s: reading PT_GNU_EH_FRAME (offset 0x%lx): Input/output error", path,
+             (unsigned long)off);
+    load_fails_exactly(path, VMC_OS_PREAD, 3, EIO, NULL, want);
 }
 
 TEST(loader_errors_for_missing_files_and_arguments)

@@ -198,7 +198,10 @@ typedef struct vmc_elf_obj {
     const char *soname;
     const char *rpath, *runpath; /* DT_RPATH, DT_RUNPATH (unexpanded), or NULL */
 
-    void *eh_frame;              /* .eh_frame registered with the unwinder  */
+    uint64_t eh_frame_va;        /* .eh_frame (vmc__elf_unwind_read), or 0  */
+    void *eh_frame;              /* what was registered with the unwinder:
+                                    .eh_frame, or eh_table                  */
+    void *eh_table[2];           /* .eh_frame, NULL: for __register_frame_table */
     void (*eh_deregister)(void *);   /* how to take it back                 */
 
     int runtime_first;           /* env->runtime decides its own names first */
@@ -236,11 +239,16 @@ static inline int vmc__elf_find(const vmc_elf_obj_t *l, const vmc_name_t *name, 
 static inline uintptr_t vmc__elf_sym_addr(const vmc_elf_obj_t *l, const Elf64_Sym *s);
 /* The image's part of vmc_lib_info (span, segments, counts). */
 void vmc__elf_info(const vmc_elf_obj_t *l, vmc_lib_info_t *out);
+/* unwind.c: where .eh_frame is, from PT_GNU_EH_FRAME's first bytes in the
+ * file (src): part of vmc__elf_dynamic's reading. */
+int vmc__elf_unwind_read(vmc_elf_obj_t *l, const vmc_src_t *src);
 /* unwind.c: register the library's .eh_frame (if it has one, and not
- * already) with an unwinder's __register_frame, remembering its
+ * already) with an unwinder's __register_frame, or its
+ * __register_frame_table (libgcc's, or NULL), remembering its
  * __deregister_frame; which unwinder, and when, the lifecycle decides.
  * Take it back before the image goes. */
-void vmc__elf_unwind_register(vmc_elf_obj_t *l, void (*reg)(void *), void (*dereg)(void *));
+void vmc__elf_unwind_register(vmc_elf_obj_t *l, void (*reg)(void *), void (*reg_table)(void *),
+                              void (*dereg)(void *));
 void vmc__elf_unwind_deregister(vmc_elf_obj_t *l);
 /* introspect.c: what private-code introspection needs of the image: the
  * program headers inside it (the file bytes of the table lie in a PT_LOAD,

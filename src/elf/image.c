@@ -73,6 +73,7 @@ static void take_kept(vmc_elf_obj_t *l, vmc_src_t *src)
     l->run_len = 0;
     l->dyn = NULL;   /* in the image: vmc__elf_dynamic */
     l->eh_frame = NULL;
+    l->eh_table[0] = l->eh_table[1] = NULL;
     l->eh_deregister = NULL;
     l->runtime_first = 0;
     memset(&l->counts, 0, sizeof l->counts);
@@ -178,7 +179,8 @@ int vmc__elf_dynamic(vmc_elf_obj_t *l, vmc_src_t *src)
         l->dyn = vmc__elf_ptr(l, l->elf.dyn_vaddr, l->elf.dyn_size);
         return 0;
     }
-    if ((e = vmc__elf_dyn(l, src)) || (e = note_empty_fini(l, src))) return e;
+    if ((e = vmc__elf_dyn(l, src)) || (e = note_empty_fini(l, src)) || (e = vmc__elf_unwind_read(l, src)))
+        return e;
     l->checked = 1;
     return 0;
 }

@@ -12,10 +12,20 @@
  *
  * .eh_frame is found through .eh_frame_hdr's eh_frame_ptr, in the encodings
  * linkers emit (pc-relative or absolute, 4 or 8 bytes), and must lie in a
- * readable segment.  Inert loads register nothing: the unwinder would read
- * the table when some other frame is unwound.
+ * readable segment.  Those 12 bytes are read from the file with the rest of
+ * what the load reads (vmc__elf_unwind_read), not through the image: the
+ * first read of the read-only segment holding them costs a page fault that
+ * maps up to 16 pages, several microseconds on a virtual machine
+ * (docs/loader.md, "Cost").  For the same reason, when the unwinder is
+ * libgcc's, the table goes in through __register_frame_table (an array of
+ * .eh_frame pointers, here one), which reads nothing of it until an unwind
+ * searches it, where __register_frame reads its first word at once.  Inert
+ * loads register nothing: the unwinder would read the table when some
+ * other frame is unwound.
  */
 #include "elf/elf.h"
+#include "base/error.h"
+#include "os/os.h"
 
 #include <string.h>
 
@@ -26,12 +36,11 @@
 #define DW_EH_PE_pcrel   0x10
 
 
-/* The link-time address of .eh_frame, or 0. */
-static uint64_t eh_frame_vaddr(const vmc_elf_obj_t *l)
+/* The link-time address of .eh_frame from the first 12 bytes of
+ * .eh_frame_hdr at hv, or 0. */
+static uint64_t eh_frame_vaddr(uint64_t hv, const uint8_t *h)
 {
-    uint64_t hv = l->elf.ehhdr_vaddr;
-    const uint8_t *h = l->elf.ehhdr_size >= 12 ? vmc__elf_ptr(l, hv, 12) : NULL;
-    if (!h || h[0] != 1) return 0;
+    if (h[0] != 1) return 0;
     int32_t s4;
     uint32_t u4;
     int64_t s8;
@@ -53,14 +62,45 @@ static uint64_t eh_frame_vaddr(const vmc_elf_obj_t *l)
     }
 }
 
-void vmc__elf_unwind_register(vmc_elf_obj_t *l, void (*reg)(void *), void (*dereg)(void *))
+int vmc__elf_unwind_read(vmc_elf_obj_t *l, const vmc_src_t *src)
 {
-    if (!l->elf.ehhdr_size || l->eh_frame) return;
-    uint64_t va = eh_frame_vaddr(l);
+    uint64_t hv = l->elf.ehhdr_vaddr;
+    const vmc_seg_t *s = l->elf.ehhdr_size >= 12 ? vmc__elf_seg(&l->elf, hv, 12, 0) : NULL;
+    l->eh_frame_va = 0;
+    if (!s || !(s->flags & PF_R)) return 0;
+    uint64_t off = s->offset + (hv - s->vaddr);
+    uint8_t h[12];
+    size_t got = sizeof h;
+    if (src->fd < 0) {
+        memcpy(h, src->bytes + off, sizeof h);
+    } else {
+        int e = vmc__os_pread(src->fd, h, sizeof h, (off_t)off, &got);
+        if (e) return vmc__fail(e, "%s: reading PT_GNU_EH_FRAME (offset 0x%lx): %s", l->name, (unsigned long)off,
+                                strerror(-e));
+        if (got != sizeof h) return 0;   /* the file shrank: nothing to register */
+    }
+    uint64_t va = eh_frame_vaddr(hv, h);
     /* at least the first entry's length word, readable */
-    if (!va || !vmc__elf_ptr(l, va, 4)) return;
-    l->eh_frame = (void *)(l->bias + va);
+    if (va && vmc__elf_ptr(l, va, 4)) l->eh_frame_va = va;
+    return 0;
+}
+
+void vmc__elf_unwind_register(vmc_elf_obj_t *l, void (*reg)(void *), void (*reg_table)(void *),
+                              void (*dereg)(void *))
+{
+    if (!l->eh_frame_va || l->eh_frame) return;
+    uintptr_t at = l->bias + l->eh_frame_va;
     l->eh_deregister = dereg;
+    /* __deregister_frame takes a low word of 0 at what it is given for an
+     * empty table: the array's first word must not be one */
+    if (reg_table && (uint32_t)at) {
+        l->eh_table[0] = (void *)at;
+        l->eh_table[1] = NULL;
+        l->eh_frame = l->eh_table;
+        reg_table(l->eh_table);
+        return;
+    }
+    l->eh_frame = (void *)at;
     reg(l->eh_frame);
 }
 

@@ -159,26 +159,56 @@ static int search(vmc_lib_t *l, int may_load)
     return may_load ? load_libgcc() : 0;
 }
 
+/* Under uw_lock: libgcc's __register_frame_table beside reg, libgcc's
+ * __register_frame, or NULL.  It takes an array of .eh_frame pointers and reads nothing until
+ * an unwind searches them, where __register_frame reads the table's first
+ * word at once: a page fault in the library's read-only data at every load
+ * (elf/unwind.c).  Only libgcc's: another unwinder's function of that name
+ * (LLVM's libunwind has one) need not register anything.  Looked up once,
+ * in the global scope, and taken only from the object that holds reg. */
+static frame_fn uw_table;
+static int uw_table_known;
+
+static frame_fn table_beside(frame_fn reg)
+{
+    if (uw_table_known) return uw_table;
+    uw_table_known = 1;
+    Dl_info a, b;
+    if (!dladdr((void *)reg, &a) || !a.dli_fname) return NULL;
+    const char *base = strrchr(a.dli_fname, '/') ? strrchr(a.dli_fname, '/') + 1 : a.dli_fname;
+    if (strcmp(base, LIBGCC_S)) return NULL;
+    /* in the global scope (a program linked with it), else in the object
+     * itself (loaded locally: by glibc's backtrace, or by load_libgcc) */
+    void *t = dlsym(RTLD_DEFAULT, "__register_frame_table");
+    if (!t || !dladdr(t, &b) || b.dli_fbase != a.dli_fbase) {
+        void *h = dlopen(a.dli_fname, RTLD_NOW | RTLD_NOLOAD);
+        t = h ? dlsym(h, "__register_frame_table") : NULL;
+        if (h) dlclose(h);
+        if (!t || !dladdr(t, &b) || b.dli_fbase != a.dli_fbase) return NULL;
+    }
+    return uw_table = (frame_fn)t;
+}
+
 /* Under the publication lock: register every published library not yet
  * registered (just l, unless the unwinder is new). */
-static void register_published(vmc_lib_t *l, int all, frame_fn reg, frame_fn dereg)
+static void register_published(vmc_lib_t *l, int all, frame_fn reg, frame_fn table, frame_fn dereg)
 {
     if (!all) {
-        if (l && l->published) vmc__elf_unwind_register(&l->o, reg, dereg);
+        if (l && l->published) vmc__elf_unwind_register(&l->o, reg, table, dereg);
         return;
     }
-    for (vmc_lib_t *p = vmc__phdr_first(); p; p = p->pub_next) vmc__elf_unwind_register(&p->o, reg, dereg);
+    for (vmc_lib_t *p = vmc__phdr_first(); p; p = p->pub_next) vmc__elf_unwind_register(&p->o, reg, table, dereg);
 }
 
 static void register_now(vmc_lib_t *l, int may_load)
 {
     pthread_mutex_lock(&uw_lock);
     int fresh = search(l, may_load);
-    frame_fn reg = uw_reg, dereg = uw_dereg;
+    frame_fn reg = uw_reg, dereg = uw_dereg, table = reg ? table_beside(reg) : NULL;
     pthread_mutex_unlock(&uw_lock);
     if (!reg || (!l && !fresh)) return;
     vmc__phdr_enter();
-    register_published(l, fresh, reg, dereg);
+    register_published(l, fresh, reg, table, dereg);
     vmc__phdr_leave();
 }
 
@@ -229,10 +259,10 @@ int vmc__backtrace(void **buf, int size)
     if (!uw_reg) {
         uw_load_failed = 0;  /* what glibc's backtrace would do, tried again */
         if (load_libgcc()) {
-            frame_fn reg = uw_reg, dereg = uw_dereg;
+            frame_fn reg = uw_reg, dereg = uw_dereg, table = table_beside(reg);
             pthread_mutex_unlock(&uw_lock);
             vmc__phdr_enter();
-            register_published(NULL, 1, reg, dereg);
+            register_published(NULL, 1, reg, table, dereg);
             vmc__phdr_leave();
             pthread_mutex_lock(&uw_lock);
         }
