@@ -5,7 +5,7 @@ TLIB_CFLAGS := -std=c11 -O2 -g -fPIC -Wall -Wextra -Werror -D_GNU_SOURCE
 TLIB_LD     := -shared -Wl,-z,now
 TEST_LIBS := $(addprefix $(TLIB)/libt_,basic.so ifunc.so ver.so veruse.so weak.so ctor.so \
                chain_b.so chain_a.so host.so relr.so sysv.so tlsdep.so usetls.so nodelete.so \
-               prov.so consumer.so forkctor.so bigdata.so many.so chatty.so \
+               prov.so consumer.so forkctor.so bigdata.so many.so chatty.so hostdup.so \
                objects.so interp.so runpath.so rpath.so rplain.so rdst.so rtop.so rtopnew.so usehost.so \
                tls.so tls_desc.so tls_ie.so tls_desc_small.so tls_iebig.so tlsdesc_probe.so tlshost.so \
                tlshost_desc.so tlshost_ie.so tlsvar.so tlsdyn.so tlsdyn_desc.so tlsdyn_ie.so tlsuse.so) \

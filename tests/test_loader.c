@@ -13,6 +13,8 @@
 #include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- host side: what the test libraries call back ------------------------ */
@@ -1219,6 +1221,54 @@ TEST(loader_unwind_registration_reads_nothing_of_the_image)
         dlclose(h);
         ASSERT_OK(vmc_lib_unload(l));
     }
+    vmc_close(v);
+}
+
+/* Wait until path's last change is old enough for what a load reads of it
+ * to be kept (vmc__os_file_settled). */
+static void wait_settled(const char *path)
+{
+    struct stat st;
+    ASSERT_OK(stat(path, &st));
+    time_t now = time(NULL);
+    if (st.st_ctime + 3 > now) sleep((unsigned)(st.st_ctime + 3 - now));
+}
+
+/* A host answer kept from an earlier load of the same file (elf/reloc.c) is
+ * not taken again once a private library defines the name: that library
+ * comes before the host in the scope; unloaded, the host's is taken again. */
+TEST_TIMEOUT(loader_reload_binds_to_a_private_library_loaded_since, 60)
+{
+    const char *path = vt_tlib("libt_host.so");
+    wait_settled(path);
+    vmc_t *v = open_region();
+    vmc_lib_t *l, *dup;
+    int (*call)(int, int);
+    vmc_lib_info_t li;
+    for (int round = 0; round < 2; round++) {   /* read, then kept */
+        vmc__os_calls_reset();
+        ASSERT_OK(vmc_lib_load(v, path, 0, &l));
+        ASSERT_EQ(vmc__os_calls(VMC_OS_PREAD) == 0, round == 1);
+        call = (int (*)(int, int))vmc_lib_sym(l, "t_host_call");
+        ASSERT_EQ(call(2, 3), 10);
+        ASSERT_OK(vmc_lib_info(l, &li));
+        ASSERT_EQ(li.bound_private, 0);
+        ASSERT_OK(vmc_lib_unload(l));
+    }
+    ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_hostdup.so"), 0, &dup));
+    ASSERT_OK(vmc_lib_load(v, path, 0, &l));
+    call = (int (*)(int, int))vmc_lib_sym(l, "t_host_call");
+    ASSERT_EQ(call(2, 3), 2 * 1005);
+    ASSERT_OK(vmc_lib_info(l, &li));
+    ASSERT_EQ(li.bound_private, 1);
+    ASSERT_OK(vmc_lib_unload(l));
+    ASSERT_OK(vmc_lib_unload(dup));
+    ASSERT_OK(vmc_lib_load(v, path, 0, &l));
+    call = (int (*)(int, int))vmc_lib_sym(l, "t_host_call");
+    ASSERT_EQ(call(2, 3), 10);
+    ASSERT_OK(vmc_lib_info(l, &li));
+    ASSERT_EQ(li.bound_private, 0);
+    ASSERT_OK(vmc_lib_unload(l));
     vmc_close(v);
 }
 

@@ -27,6 +27,7 @@ int vmc__elf_bind(vmc_elf_obj_t *l, size_t symidx, uintptr_t *value, int *ifunc,
     *value = 0;
     l->bound_from = VMC_BOUND_SELF;
     l->bound_obj = l;
+    l->bound_final = 0;
     if (symidx == 0) return 0;
     if (bind == STB_LOCAL || (s->st_shndx != SHN_UNDEF && ELF64_ST_VISIBILITY(s->st_other) != STV_DEFAULT)) {
         if (s->st_shndx == SHN_UNDEF)
@@ -54,6 +55,7 @@ int vmc__elf_bind(vmc_elf_obj_t *l, size_t symidx, uintptr_t *value, int *ifunc,
         return 0;
     }
     const vmc_name_t key = vmc__elf_name(name);
+    l->bound_hash = key.gnu;
     if (vmc__elf_find(l, &key, ver, value, ifunc)) return 0;
     int found = l->env->resolve(l, &key, ver, value, ifunc, tag, index);
     if (found < 0) return found;

@@ -130,6 +130,10 @@ typedef struct vmc_elf_env {
      * `index` of table `tag` ("DT_RELA"), for messages only. */
     int (*resolve)(struct vmc_elf_obj *o, const vmc_name_t *name, const vmc_ver_t *ver, uintptr_t *value,
                    int *ifunc, const char *tag, size_t index);
+    /* 1 if a private library other than o now defines name at ver: then an
+     * answer resolve gave an earlier load of o's file (o->bound_final) may
+     * no longer be the one; NULL: answers are never reused. */
+    int (*private_defines)(struct vmc_elf_obj *o, const vmc_name_t *name, const vmc_ver_t *ver);
     /* Call an IFUNC resolver at `resolver` (checked to be inside an
      * executable segment of a private library) into *out. */
     int (*call_ifunc)(struct vmc_elf_obj *o, uintptr_t resolver, uintptr_t *out, const char *tag,
@@ -209,6 +213,12 @@ typedef struct vmc_elf_obj {
     int bound_from;              /* where the last symbol bound was found   */
     const struct vmc_elf_obj *bound_obj;   /* ... in which object (this one, a
                                     private library), or NULL: the host    */
+    int bound_final;             /* ... set by env->resolve: the answer holds
+                                    for the life of the process unless a
+                                    private library defines the name      */
+    uint32_t bound_hash;         /* ... the name's DT_GNU_HASH hash         */
+    struct vmc_elf_bound *binds; /* by symbol index: the last load's
+                                    bindings (reloc.c), kept with the tables */
 } vmc_elf_obj_t;
 
 /* ---- the object's life, as the lifecycle drives it ----------------------------

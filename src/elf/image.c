@@ -45,6 +45,7 @@ struct vmc_elf_kept *vmc__elf_keep(vmc_elf_obj_t *l)
     k->o = *l;
     l->snap = l->snap_mem = NULL;   /* k's now */
     l->vers = NULL;
+    l->binds = NULL;
     return k;
 }
 
@@ -53,6 +54,7 @@ void vmc__elf_kept_free(struct vmc_elf_kept *k)
     if (!k) return;
     free(k->o.snap_mem);
     free(k->o.vers);
+    free(k->o.binds);
     free(k);
 }
 
@@ -79,7 +81,9 @@ static void take_kept(vmc_elf_obj_t *l, vmc_src_t *src)
     memset(&l->counts, 0, sizeof l->counts);
     l->bound_from = 0;
     l->bound_obj = NULL;
-    l->reused = 1;
+    l->bound_final = 0;
+    l->bound_hash = 0;
+    l->reused = 1;   /* l->binds: the earlier load's bindings (reloc.c) */
 }
 
 int vmc__elf_load(vmc_elf_obj_t *l, vmc_src_t *src, const uint8_t *hdr, size_t hdrlen)
@@ -253,6 +257,8 @@ void vmc__elf_free(vmc_elf_obj_t *l)
 {
     free(l->snap_mem);
     free(l->vers);
+    free(l->binds);
     l->snap_mem = l->snap = NULL;
     l->vers = NULL;
+    l->binds = NULL;
 }

@@ -151,21 +151,45 @@ static int __attribute__((noinline, cold)) bad_type(vmc_elf_obj_t *l, const rtab
 }
 
 /* Each symbol is bound once per load, however many relocations name it
- * (GLOB_DAT and JUMP_SLOT of one function, both passes). */
-typedef struct bound {
+ * (GLOB_DAT and JUMP_SLOT of one function, both passes).  What a load bound
+ * stays with the library's kept tables (vmc__elf_keep): a host answer that
+ * holds for the life of the process (from the objects the process started
+ * with, or vmcode's own function: `final`) is taken again by the next load
+ * of the same file unless a private library now defines the name, which
+ * would come first in the scope.  Nothing else could change it: the
+ * library's own tables are the same bytes, and the answer did not come from
+ * another private library. */
+struct vmc_elf_bound {
     uintptr_t value;
-    uint8_t known, ifunc, from;
-} bound_t;
+    uint32_t hash;               /* the name's DT_GNU_HASH hash (final ones) */
+    uint8_t known, ifunc, from, final;
+};
+typedef struct vmc_elf_bound bound_t;
 
-static int bind_once(vmc_elf_obj_t *l, bound_t *memo, size_t sym, const rtab_t *t, size_t i, uintptr_t *value,
-                     int *ifunc)
+/* The earlier load's answer for sym, if it still holds. */
+static int still_bound(vmc_elf_obj_t *l, const bound_t *prev, size_t sym)
+{
+    const bound_t *p = &prev[sym];
+    if (!p->final || !l->env->private_defines) return 0;
+    const vmc_name_t key = {l->strtab + l->symtab[sym].st_name, p->hash};
+    return !l->env->private_defines(l, &key, vmc__elf_sym_version(l, sym));
+}
+
+static int bind_once(vmc_elf_obj_t *l, bound_t *memo, const bound_t *prev, size_t sym, const rtab_t *t, size_t i,
+                     uintptr_t *value, int *ifunc)
 {
     bound_t *b = memo ? &memo[sym] : NULL;
-    if (!b || !b->known) {
+    if (b && !b->known && prev && still_bound(l, prev, sym)) {
+        *b = prev[sym];
+        b->known = 1;
+        l->bound_obj = NULL;   /* the host's */
+    } else if (!b || !b->known) {
         int err = vmc__elf_bind(l, sym, value, ifunc, t->tag, i);
         if (err) return err;
         if (!b) return 0;
-        *b = (bound_t){*value, 1, (uint8_t)*ifunc, (uint8_t)l->bound_from};
+        int final = l->bound_final && l->bound_from == VMC_BOUND_HOST && !*ifunc;
+        *b = (bound_t){*value, final ? l->bound_hash : 0, 1, (uint8_t)*ifunc, (uint8_t)l->bound_from,
+                       (uint8_t)final};
     }
     *value = b->value;
     *ifunc = b->ifunc;
@@ -176,7 +200,8 @@ static int bind_once(vmc_elf_obj_t *l, bound_t *memo, size_t sym, const rtab_t *
 /* pass 1: everything but resolvers; pass 2: IRELATIVE and IFUNC symbols.
  * Counts are kept in locals: a store through a byte pointer may alias
  * anything, which would make the compiler reload *l at every entry. */
-static int apply_rela(vmc_elf_obj_t *l, const rtab_t *t, int pass, int *deferred, bound_t *memo)
+static int apply_rela(vmc_elf_obj_t *l, const rtab_t *t, int pass, int *deferred, bound_t *memo,
+                      const bound_t *prev)
 {
     const Elf64_Rela *rel = vmc__elf_ptr(l, t->va, t->size);
     const uint64_t bias = l->bias;
@@ -221,7 +246,7 @@ static int apply_rela(vmc_elf_obj_t *l, const rtab_t *t, int pass, int *deferred
                 goto out;
             }
             uintptr_t bv;
-            if ((err = bind_once(l, memo, sym, t, i, &bv, &ifunc))) goto out;
+            if ((err = bind_once(l, memo, prev, sym, t, i, &bv, &ifunc))) goto out;
             value = bv;
             if (pass == 1) {
                 symbolic++;
@@ -299,8 +324,13 @@ int vmc__elf_relocate(vmc_elf_obj_t *l)
     int deferred = 0;
     err = 0;
     bound_t *memo = l->nsyms ? calloc(l->nsyms, sizeof *memo) : NULL;  /* NULL: bind each time */
-    for (int i = 0; i < ntabs && !err; i++) err = apply_rela(l, &tabs[i], 1, &deferred, memo);
-    for (int i = 0; i < ntabs && !err && deferred; i++) err = apply_rela(l, &tabs[i], 2, &deferred, memo);
-    free(memo);
+    const bound_t *prev = memo ? l->binds : NULL;   /* the earlier load's, or NULL */
+    for (int i = 0; i < ntabs && !err; i++) err = apply_rela(l, &tabs[i], 1, &deferred, memo, prev);
+    for (int i = 0; i < ntabs && !err && deferred; i++) err = apply_rela(l, &tabs[i], 2, &deferred, memo, prev);
+    /* this load's answers replace the earlier ones; kept only where the
+     * tables may be (vmc__elf_keep: in the copy, at most 124 KiB of them) */
+    free(l->binds);
+    l->binds = l->snap ? memo : NULL;
+    if (!l->snap) free(memo);
     return err;
 }

@@ -75,12 +75,17 @@ static int found_in(vmc_lib_t *l, vmc_lib_t *d, const vmc_name_t *name, const vm
     return 1;
 }
 
-void *vmc__host_sym_for(const vmc_lib_t *l, const vmc_name_t *name, const char *version)
+void *vmc__host_sym_for_final(const vmc_lib_t *l, const vmc_name_t *name, const char *version, int *final)
 {
-    void *p = vmc__host_sym(RTLD_DEFAULT, name, version);
+    void *p = vmc__host_sym_final(RTLD_DEFAULT, name, version, final);
     for (size_t i = 0; !p && i < l->ndeps; i++)
         if (l->deps[i].kind == VMC_DEP_SYSTEM) p = vmc__host_sym(l->deps[i].handle, name, version);
     return p;
+}
+
+void *vmc__host_sym_for(const vmc_lib_t *l, const vmc_name_t *name, const char *version)
+{
+    return vmc__host_sym_for_final(l, name, version, NULL);
 }
 
 /* The scope beyond the library itself, in order: its private dependencies,
@@ -106,17 +111,31 @@ int vmc__resolve(vmc_lib_t *l, const vmc_name_t *key, const vmc_ver_t *ver, uint
     void *own = vmc__interposed(key, ver);
     if (own) {
         *value = (uintptr_t)own;
+        l->o.bound_final = 1;   /* vmcode's own function, for good */
         return 1;
     }
     if (ver && ver->hash0)  /* glibc's dlvsym would read a NULL name */
         return vmc__fail(-ENOTSUP, "%s: %s: symbol %s asks for version \"%s\", which is not supported "
                          "(its ELF hash is 0, and dlvsym cannot look that up)", l->name,
                          what_text(what, sizeof what, tag, index), key->str, ver->name);
-    void *p = vmc__host_sym_for(l, key, ver ? ver->name : NULL);
+    void *p = vmc__host_sym_for_final(l, key, ver ? ver->name : NULL, &l->o.bound_final);
     if (p) {
         *value = (uintptr_t)p;
         return 1;
     }
+    return 0;
+}
+
+/* Does a private library other than l define name at ver?  Any of them
+ * whose tables are read, inert or not, relocated or not: at least
+ * vmc__resolve's scope, so that a "no" is sure (elf/reloc.c asks before
+ * binding to an answer of an earlier load). */
+static int env_private_defines(vmc_elf_obj_t *o, const vmc_name_t *key, const vmc_ver_t *ver)
+{
+    vmc_lib_t *l = vmc__lib_of(o);
+    for (vmc_lib_t *p = l->v->libs; p; p = p->next)
+        if (p != l && p->fmt == l->fmt && p->state != VMC_LIB_LOADING && vmc__elf_lookup(&p->o, key, ver))
+            return 1;
     return 0;
 }
 
@@ -313,6 +332,7 @@ static int env_relocated(vmc_elf_obj_t *o) { return vmc__lib_tls_finish(vmc__lib
 
 static const vmc_elf_env_t elf_env = {
     .resolve = env_resolve,
+    .private_defines = env_private_defines,
     .call_ifunc = env_call_ifunc,
     .runtime = vmc__lib_runtime_sym,
     .missing_hint = env_missing_hint,

@@ -584,6 +584,12 @@ static int in_first_part(void *handle)
 
 void *vmc__host_sym(void *handle, const vmc_name_t *key, const char *version)
 {
+    return vmc__host_sym_final(handle, key, version, NULL);
+}
+
+void *vmc__host_sym_final(void *handle, const vmc_name_t *key, const char *version, int *final)
+{
+    if (final) *final = 0;
     scope_once();
     if (!hot.scope.ok) return cached(handle, key, version);
     if (handle != RTLD_DEFAULT) {
@@ -594,12 +600,16 @@ void *vmc__host_sym(void *handle, const vmc_name_t *key, const char *version)
         return cached(handle, key, version);
     }
     void *f = final_get(key, version);
-    if (f) return f;
+    if (f) {
+        if (final) *final = 1;
+        return f;
+    }
     vmc_hquery_t q = {key->str, key->gnu, 0, 0, version, version ? vmc__elf_hash(version) : 0, 0};
     uintptr_t a = 0;
     int r = scope_find(&q, &a);
     if (r == VMC_HFIND_FOUND) {
         if (a) final_put(key, version, (void *)a);
+        if (final) *final = a != 0;
         return (void *)a;
     }
     if (r == VMC_HFIND_NONE) return NULL;

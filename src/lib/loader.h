@@ -194,6 +194,8 @@ static inline vmc_lib_t *vmc__lib_of(const vmc_elf_obj_t *o)
  * process's global scope first, then each dependency the system loader
  * loaded for l. */
 void *vmc__host_sym_for(const vmc_lib_t *l, const vmc_name_t *name, const char *version);
+/* The same, and *final as vmc__host_sym_final gives it. */
+void *vmc__host_sym_for_final(const vmc_lib_t *l, const vmc_name_t *name, const char *version, int *final);
 
 
 /* A host TLS module a library holds a tls.c slot for. */
@@ -232,6 +234,9 @@ void *vmc__lib_tls_sym(vmc_lib_t *l, const Elf64_Sym *s);
  * global scope had no answer.  vmc__host_sym_sync must precede a batch (it
  * notes objects loaded or unloaded since the last). */
 void *vmc__host_sym(void *handle, const vmc_name_t *name, const char *version);
+/* The same, and *final = 1 when the answer is one from the objects the
+ * process started with, which holds for the life of the process. */
+void *vmc__host_sym_final(void *handle, const vmc_name_t *name, const char *version, int *final);
 void vmc__host_sym_sync(void);
 /* The handle of the object the process started with whose DT_SONAME is
  * `name` (what dlopen(name, RTLD_NOLOAD) finds first), or NULL when there
