@@ -159,34 +159,29 @@ static int search(vmc_lib_t *l, int may_load)
     return may_load ? load_libgcc() : 0;
 }
 
-/* Under uw_lock: libgcc's __register_frame_table beside reg, libgcc's
- * __register_frame, or NULL.  It takes an array of .eh_frame pointers and reads nothing until
- * an unwind searches them, where __register_frame reads the table's first
- * word at once: a page fault in the library's read-only data at every load
- * (elf/unwind.c).  Only libgcc's: another unwinder's function of that name
- * (LLVM's libunwind has one) need not register anything.  Looked up once,
- * in the global scope, and taken only from the object that holds reg. */
+/* Under uw_lock: libgcc's __register_frame_table, when the unwinder found
+ * is libgcc's, or NULL.  It takes an array of .eh_frame pointers and reads
+ * nothing until an unwind searches them, where __register_frame reads the
+ * table's first word at once: a page fault in the library's read-only data
+ * at every load (elf/unwind.c).  Only libgcc's: another unwinder's function
+ * of that name (LLVM's libunwind has one) need not register anything.
+ * Looked up once, in the unwinder's own object. */
 static frame_fn uw_table;
 static int uw_table_known;
 
-static frame_fn table_beside(frame_fn reg)
+static void *unwinder_sym(void *obj, int startup, const char *name);
+
+static frame_fn table_beside(void)
 {
-    if (uw_table_known) return uw_table;
+    if (uw_table_known || !uw_object) return uw_table;
     uw_table_known = 1;
-    Dl_info a, b;
-    if (!dladdr((void *)reg, &a) || !a.dli_fname) return NULL;
-    const char *base = strrchr(a.dli_fname, '/') ? strrchr(a.dli_fname, '/') + 1 : a.dli_fname;
+    struct link_map *lm = NULL;
+    if (uw_startup) lm = uw_object;   /* a startup object's handle is its link map */
+    else if (dlinfo(uw_object, RTLD_DI_LINKMAP, &lm)) return NULL;
+    const char *n = lm && lm->l_name ? lm->l_name : "";
+    const char *base = strrchr(n, '/') ? strrchr(n, '/') + 1 : n;
     if (strcmp(base, LIBGCC_S)) return NULL;
-    /* in the global scope (a program linked with it), else in the object
-     * itself (loaded locally: by glibc's backtrace, or by load_libgcc) */
-    void *t = dlsym(RTLD_DEFAULT, "__register_frame_table");
-    if (!t || !dladdr(t, &b) || b.dli_fbase != a.dli_fbase) {
-        void *h = dlopen(a.dli_fname, RTLD_NOW | RTLD_NOLOAD);
-        t = h ? dlsym(h, "__register_frame_table") : NULL;
-        if (h) dlclose(h);
-        if (!t || !dladdr(t, &b) || b.dli_fbase != a.dli_fbase) return NULL;
-    }
-    return uw_table = (frame_fn)t;
+    return uw_table = (frame_fn)unwinder_sym(uw_object, uw_startup, "__register_frame_table");
 }
 
 /* Under the publication lock: register every published library not yet
@@ -204,7 +199,7 @@ static void register_now(vmc_lib_t *l, int may_load)
 {
     pthread_mutex_lock(&uw_lock);
     int fresh = search(l, may_load);
-    frame_fn reg = uw_reg, dereg = uw_dereg, table = reg ? table_beside(reg) : NULL;
+    frame_fn reg = uw_reg, dereg = uw_dereg, table = reg ? table_beside() : NULL;
     pthread_mutex_unlock(&uw_lock);
     if (!reg || (!l && !fresh)) return;
     vmc__phdr_enter();
@@ -259,7 +254,7 @@ int vmc__backtrace(void **buf, int size)
     if (!uw_reg) {
         uw_load_failed = 0;  /* what glibc's backtrace would do, tried again */
         if (load_libgcc()) {
-            frame_fn reg = uw_reg, dereg = uw_dereg, table = table_beside(reg);
+            frame_fn reg = uw_reg, dereg = uw_dereg, table = table_beside();
             pthread_mutex_unlock(&uw_lock);
             vmc__phdr_enter();
             register_published(NULL, 1, reg, table, dereg);
