@@ -36,7 +36,13 @@ status=0
     if [ -n "$pe_exe" ]; then
         echo "The DLL tables set vmcode's private loader against **Wine's** loader (ntdll's"
         echo "loader over wineserver calls), which is not Windows' either: how the two compare on"
-        echo "Windows is not measured here."
+        echo "Windows is not measured here. Where the time of a private load goes under Wine 10"
+        echo "(t_pe_basic, about 600 µs): some 250 µs are the file's identity (GetFileInformationByHandle,"
+        echo "whose volume serial number Wine asks its mount manager for), 100 µs opening and closing"
+        echo "it, 100 µs reading it, 30 µs VirtualProtect, 30 µs GetProcAddress. Under Wine 8"
+        echo "GetModuleHandleEx of a DLL the process does not have costs some 1.6 ms (Wine 10: 1 µs),"
+        echo "and the private loader asks it first for each DLL it then finds beside its importer:"
+        echo "t_pe_chain's two make it slower than LoadLibrary there."
     fi
     echo
 } > "$tmp"

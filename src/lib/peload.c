@@ -143,6 +143,17 @@ static uint64_t one_read_span(const vmc_pe_t *pe)
     return end <= pe->size_of_image ? end : 0;
 }
 
+/* Fault [p, p+len) in before a read lands there: under Wine a ReadFile into
+ * committed pages not yet touched costs about twice what touching them
+ * first and then reading does (176 KiB: 160 us against 65 + 8 under Wine
+ * 10, 189 against 83 + 20 under Wine 8).  The pages are zero already; one
+ * zero written to each leaves them so. */
+static void touch(uint8_t *p, size_t len)
+{
+    size_t page = vmc__os_page_size();
+    for (size_t at = 0; at < len; at += page) ((volatile uint8_t *)p)[at] = 0;
+}
+
 /* The image into its run, which is zero: the file's bytes read straight
  * into it, no buffer of the whole file.  Usually one read of everything up
  * to the last section's end (what follows, MinGW's COFF symbols, is never
@@ -162,6 +173,7 @@ static int lay_out(vmc_lib_t *l, vmc_pe_lib_t *p, const vmc_src_t *src, const ui
     uint64_t span = one_read_span(pe);
     size_t got = 0;
     if (span) {
+        touch(img, span);
         int e = vmc__os_pread(src->fd, img, span, 0, &got);
         if (e)
             return vmc__fail(e, "%s: reading its headers and sections (0x%llx bytes): %s", l->name,
@@ -188,6 +200,7 @@ static int lay_out(vmc_lib_t *l, vmc_pe_lib_t *p, const vmc_src_t *src, const ui
     for (uint32_t i = 0; i < pe->nsect; i++) {
         const vmc_pe_sect_t *s = &pe->sect[i];
         if (!s->copy) continue;
+        touch(img + s->va, s->copy);
         int e = vmc__os_pread(src->fd, img + s->va, s->copy, s->raw, &got);
         if (e)
             return vmc__fail(e, "%s: section %u %s: reading 0x%x bytes at file offset 0x%x: %s", l->name,
