@@ -75,8 +75,11 @@ int vmc__hobj_read(vmc_hobj_t *o, const struct dl_phdr_info *info)
     uintptr_t strtab = 0, symtab = 0, hash = 0, gnu = 0, versym = 0, verdef = 0, verneed = 0;
     size_t soname = SIZE_MAX;
     int have_strsz = 0;
+    if (!inside(o, o->dyn, sizeof *o->dyn)) return -ENOEXEC;
+    /* the entries that fit in the span, counted once */
+    const ElfW(Dyn) *end = o->dyn + (o->hi - (uintptr_t)o->dyn) / sizeof *o->dyn;
     for (const ElfW(Dyn) *d = o->dyn;; d++) {
-        if (!inside(o, d, sizeof *d)) return -ENOEXEC;
+        if (d == end) return -ENOEXEC;
         if (d->d_tag == DT_NULL) break;
         switch (d->d_tag) {
         case DT_STRTAB: strtab = dyn_addr(o, d->d_un.d_ptr); break;
@@ -90,6 +93,10 @@ int vmc__hobj_read(vmc_hobj_t *o, const struct dl_phdr_info *info)
         case DT_VERNEED: verneed = dyn_addr(o, d->d_un.d_ptr); break;
         case DT_VERNEEDNUM: o->nverneed = d->d_un.d_val; break;
         case DT_SONAME: soname = d->d_un.d_val; break;
+        case DT_NEEDED:
+            if (!o->needed) o->needed = d;
+            o->needed_end = d + 1;
+            break;
         case DT_FILTER:
         case DT_AUXILIARY: o->filter = 1; break;
         default: break;
@@ -124,13 +131,6 @@ int vmc__hobj_read(vmc_hobj_t *o, const struct dl_phdr_info *info)
     }
     /* no hash table: nothing can be found in it, as in the system loader */
     return 0;
-}
-
-const char *vmc__hobj_needed(const vmc_hobj_t *o, size_t n)
-{
-    for (const ElfW(Dyn) *d = o->dyn; d->d_tag != DT_NULL; d++)
-        if (d->d_tag == DT_NEEDED && !n--) return d->d_un.d_val < o->strsz ? o->strtab + d->d_un.d_val : NULL;
-    return NULL;
 }
 
 /* Call fn(o, index, name offset, hash, arg) for each version the object

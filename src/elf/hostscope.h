@@ -40,6 +40,8 @@ typedef struct vmc_hobj {
     size_t nvers;                /*   the version lists are walked instead  */
     int index_on_use;            /* build vers at the first version asked   */
     const char *soname;          /* DT_SONAME, or NULL                      */
+    const ElfW(Dyn) *needed, *needed_end;   /* the dynamic entries from the
+                                    first DT_NEEDED to the last (or NULL)   */
     int filter;                  /* DT_FILTER or DT_AUXILIARY: another
                                     object answers for it first             */
 } vmc_hobj_t;
@@ -71,8 +73,6 @@ int vmc__hobj_read(vmc_hobj_t *o, const struct dl_phdr_info *info);
  * -ENOEXEC (the lists leave the object) leave o->vers NULL.  With
  * index_on_use set, vmc__hobj_find does this itself, once, under a lock. */
 int vmc__hobj_versions(vmc_hobj_t *o);
-/* The n-th DT_NEEDED name of o, or NULL past the last. */
-const char *vmc__hobj_needed(const vmc_hobj_t *o, size_t n);
 /* Look q up in o: enum vmc_hfind; with VMC_HFIND_FOUND, *sym is the
  * definition and *addr its address (an IFUNC's resolver, not yet called). */
 int vmc__hobj_find(const vmc_hobj_t *o, vmc_hquery_t *q, const ElfW(Sym) **sym, uintptr_t *addr);

@@ -90,12 +90,14 @@ typedef struct scope {
     size_t nlisted;              /*   dl_iterate_phdr lists (vDSO included)  */
     unsigned long long adds, subs;   /* the counters when it was read       */
     size_t total;                /* objects listed then                     */
+    uintptr_t vdso_phdr;         /* the vDSO's program headers, or 0        */
 } scope_t;
 
 #define KNOWN_HANDLES 16
 #define FINAL_BUCKETS 256
 #define FINAL_MAX     65536
 #define FINAL_CHUNK   4096
+#define FINAL_FIRST   1664            /* the first chunk, in `hot`'s page  */
 struct final;
 
 /* The state every load touches, in one place: each page of it that a
@@ -117,7 +119,12 @@ static struct {
     char *chunk;                 /* where the next entry goes               */
     size_t chunk_left;
     struct final *final[FINAL_BUCKETS];   /* answers found in the first part */
+    int first_used;              /* first_chunk handed out                  */
+    _Alignas(16) char first_chunk[FINAL_FIRST];   /* a first load's answers,
+                                    on the page already written: no fault of
+                                    the heap for them                       */
 } hot __attribute__((aligned(4096))) = {.lock = PTHREAD_MUTEX_INITIALIZER};   /* (in one page) */
+_Static_assert(sizeof hot <= 4096, "the state every load touches fits in one page");
 
 /* An answer found in the scope's first part is final: those objects never
  * go, and nothing loaded later comes before them.  So it is kept for the
@@ -155,6 +162,11 @@ static void final_put(const vmc_name_t *key, const char *version, void *addr)
     }
     /* carved from chunks that are never freed, as the entries are not:
      * one malloc per chunk, not per symbol */
+    if (hot.chunk_left < need && !hot.first_used) {
+        hot.first_used = 1;
+        hot.chunk = hot.first_chunk;
+        hot.chunk_left = FINAL_FIRST;
+    }
     if (hot.chunk_left < need) {
         char *c = malloc(FINAL_CHUNK);
         if (!c) {  /* not remembered: searched again next time */
@@ -322,18 +334,41 @@ static void *cached(void *handle, const vmc_name_t *key, const char *version)
 
 /* ---- the global scope's first part ---------------------------------------- */
 
-
-
 #define MAX_MAPS 64
 
+/* What dl_iterate_phdr lists, each object's tables read in the listing's
+ * callback, into the array that becomes the scope (the listing itself is
+ * not copied: a first load's heap stays small). */
 typedef struct listing {
-    struct dl_phdr_info *info;
+    vmc_hobj_t *o;
     size_t n, cap;
+    uintptr_t vdso_phdr;         /* the vDSO's program headers, or 0        */
+    size_t vdso;                 /* its index, or (size_t)-1                */
     struct link_map *maps[MAX_MAPS];   /* the base namespace's link maps */
     size_t nmaps;
     unsigned long long adds, subs;
     int failed;
 } listing_t;
+
+/* The name a DT_NEEDED entry without a slash matches an already loaded
+ * object by, as the system loader does: its DT_SONAME, or the last part of
+ * its path.  Names with a slash match the path.  The program's path is no
+ * name to match. */
+static const char *match_name(const listing_t *ls, size_t i)
+{
+    const vmc_hobj_t *o = &ls->o[i];
+    if (o->soname) return o->soname;
+    if (!i) return "";
+    const char *b = strrchr(o->path, '/');
+    return b ? b + 1 : o->path;
+}
+
+static int count_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)info, (void)size;
+    ++*(size_t *)arg;
+    return 0;
+}
 
 static int list_cb(struct dl_phdr_info *info, size_t size, void *arg)
 {
@@ -342,62 +377,80 @@ static int list_cb(struct dl_phdr_info *info, size_t size, void *arg)
         ls->failed = 1;
         return 1;
     }
-    if (ls->n == ls->cap) {
-        size_t cap = ls->cap ? 2 * ls->cap : 32;
-        struct dl_phdr_info *p = realloc(ls->info, cap * sizeof *p);
+    if (ls->n == ls->cap) {  /* (objects loaded since they were counted) */
+        size_t cap = 2 * ls->cap + 4;
+        vmc_hobj_t *p = realloc(ls->o, cap * sizeof *p);
         if (!p) {
             ls->failed = 1;
             return 1;
         }
-        ls->info = p;
+        ls->o = p;
         ls->cap = cap;
     }
     if (!ls->n)  /* the system loader's own list, read while it is held */
         for (struct link_map *m = _r_debug.r_map; m && ls->nmaps < MAX_MAPS; m = m->l_next)
             ls->maps[ls->nmaps++] = m;
-    ls->info[ls->n++] = *info;
+    vmc_hobj_t *o = &ls->o[ls->n];
+    /* an object whose tables cannot be read never matches a name */
+    if (vmc__hobj_read(o, info)) *o = (vmc_hobj_t){.path = "", .base = info->dlpi_addr};
+    if (ls->n && ls->vdso_phdr && (uintptr_t)info->dlpi_phdr == ls->vdso_phdr) ls->vdso = ls->n;
+    ls->n++;
     ls->adds = info->dlpi_adds;
     ls->subs = info->dlpi_subs;
     return 0;
 }
 
-/* The name a DT_NEEDED entry without a slash matches an already loaded
- * object by, as the system loader does: its DT_SONAME, or the last part of
- * its path.  Names with a slash match the path. */
-static const char *match_name(const vmc_hobj_t *o)
-{
-    if (o->soname) return o->soname;
-    const char *b = strrchr(o->path, '/');
-    return b ? b + 1 : o->path;
-}
-
-static int is_vdso(const struct dl_phdr_info *info)
+/* The vDSO's program headers (how dl_iterate_phdr's entry for it is told
+ * apart), or 0 if the process has none. */
+static uintptr_t vdso_phdr(void)
 {
     unsigned long at = 0;
-    if (vmc__os_auxval(AT_SYSINFO_EHDR, &at)) return 0;   /* no vDSO */
-    uintptr_t ehdr = (uintptr_t)at;
-    return ehdr && (uintptr_t)info->dlpi_phdr == ehdr + ((const ElfW(Ehdr) *)ehdr)->e_phoff;
+    if (vmc__os_auxval(AT_SYSINFO_EHDR, &at) || !at) return 0;
+    return (uintptr_t)at + ((const ElfW(Ehdr) *)(uintptr_t)at)->e_phoff;
 }
 
-/* The breadth-first search list from o[roots[0..nroots)] over DT_NEEDED,
- * into order[] (indices into o[]); its length, or 0 if a name matches no
- * object.  key[] and hash[] are each object's match_name and its hash. */
-static size_t search_list(const vmc_hobj_t *o, size_t n, const char *const *key, const uint32_t *hash,
-                          const size_t *roots, size_t nroots, size_t *order)
+/* LD_AUDIT or LD_DYNAMIC_WEAK set?  Either changes what the system loader
+ * binds.  (One pass over the environment, not a getenv each.) */
+static int loader_options_set(void)
 {
-    size_t len = 0;
-    for (size_t i = 0; i < nroots; i++) order[len++] = roots[i];
+    extern char **environ;
+    for (char **e = environ; e && *e; e++)
+        if ((*e)[0] == 'L' && (*e)[1] == 'D' && (*e)[2] == '_' &&
+            (!strncmp(*e + 3, "AUDIT=", 6) || !strncmp(*e + 3, "DYNAMIC_WEAK=", 13)))
+            return 1;
+    return 0;
+}
+
+/* The breadth-first search list from ls->o[roots[0..nroots)] over
+ * DT_NEEDED, into order[] (indices into ls->o; in[] marks what is in it);
+ * its length, or 0 if a name matches no object. */
+static size_t search_list(const listing_t *ls, const size_t *roots, size_t nroots, size_t *order,
+                          unsigned char *in)
+{
+    size_t len = 0, n = ls->n;
+    memset(in, 0, n);
+    for (size_t i = 0; i < nroots; i++) {
+        order[len++] = roots[i];
+        in[roots[i]] = 1;
+    }
     for (size_t q = 0; q < len; q++) {
-        const char *need;
-        for (size_t k = 0; (need = vmc__hobj_needed(&o[order[q]], k)); k++) {
+        const vmc_hobj_t *o = &ls->o[order[q]];
+        if (!o->strtab) return 0;
+        for (const ElfW(Dyn) *d = o->needed; d && d < o->needed_end; d++) {
+            if (d->d_tag != DT_NEEDED) continue;
+            if (d->d_un.d_val >= o->strsz) return 0;
+            const char *need = o->strtab + d->d_un.d_val;
             int slash = strchr(need, '/') != NULL;
-            uint32_t h = vmc__elf_name(need).gnu;
             size_t j = 0;
-            while (j < n && !(slash ? !strcmp(o[j].path, need) : hash[j] == h && !strcmp(key[j], need))) j++;
+            for (; j < n; j++) {
+                const char *k = slash ? (j ? ls->o[j].path : "") : match_name(ls, j);
+                if (k[0] == need[0] && !strcmp(k, need)) break;
+            }
             if (j == n) return 0;
-            size_t seen = 0;
-            while (seen < len && order[seen] != j) seen++;
-            if (seen == len) order[len++] = j;
+            if (!in[j]) {
+                in[j] = 1;
+                order[len++] = j;
+            }
         }
     }
     return len;
@@ -405,13 +458,13 @@ static size_t search_list(const vmc_hobj_t *o, size_t n, const char *const *key,
 
 /* Does the listing (vDSO at index vdso, or none if vdso == n) begin with
  * order[0..len)?  The count of listing entries that covers, or 0. */
-static size_t listing_begins_with(const vmc_hobj_t *o, size_t n, size_t vdso, const size_t *order, size_t len)
+static size_t listing_begins_with(const listing_t *ls, size_t vdso, const size_t *order, size_t len)
 {
-    size_t pos = 0;
+    size_t pos = 0, n = ls->n;
     if (!len) return 0;
     for (size_t k = 0; k < len; k++, pos++) {
         if (pos == vdso) pos++;
-        if (pos >= n || order[k] != pos || o[pos].filter || !o[pos].strtab) return 0;
+        if (pos >= n || order[k] != pos || ls->o[pos].filter || !ls->o[pos].strtab) return 0;
     }
     if (vdso < n && vdso == pos) pos++;
     return pos;
@@ -420,30 +473,21 @@ static size_t listing_begins_with(const vmc_hobj_t *o, size_t n, size_t vdso, co
 static void scope_init(void)
 {
     listing_t ls = {0};
-    size_t len = 0;
-    vmc_hobj_t *o = NULL;
-    size_t *order = NULL, *roots = NULL;
-    const char **key = NULL;
-    uint32_t *hash = NULL;
+    size_t len = 0, *order = NULL;
+    if (loader_options_set()) return;
+    ls.vdso_phdr = hot.scope.vdso_phdr = vdso_phdr();
+    ls.vdso = (size_t)-1;
+    /* counted first, so that the array is allocated once, at its size */
+    dl_iterate_phdr(count_cb, &ls.cap);
+    if (!(ls.o = malloc(ls.cap * sizeof *ls.o))) return;
     dl_iterate_phdr(list_cb, &ls);
-    if (ls.failed || !ls.n || getenv("LD_AUDIT") || getenv("LD_DYNAMIC_WEAK")) goto out;
-    o = calloc(ls.n, sizeof *o);
-    order = calloc(ls.n, sizeof *order);
-    roots = calloc(ls.n, sizeof *roots);
-    key = calloc(ls.n, sizeof *key);
-    hash = calloc(ls.n, sizeof *hash);
-    if (!o || !order || !roots || !key || !hash) goto out;
-    /* an object whose tables cannot be read never matches a name */
-    for (size_t i = 0; i < ls.n; i++)
-        if (vmc__hobj_read(&o[i], &ls.info[i])) o[i] = (vmc_hobj_t){.path = ""};
-    o[0].path = "";              /* the program: its path is no name to match */
-    for (size_t i = 0; i < ls.n; i++) {
-        key[i] = match_name(&o[i]);
-        hash[i] = vmc__elf_name(key[i]).gnu;
-    }
-    size_t vdso = ls.n;
-    for (size_t i = 1; i < ls.n; i++)
-        if (is_vdso(&ls.info[i])) vdso = i;
+    if (ls.failed || !ls.n) goto out;
+    /* order[], roots[] and in[] in one piece */
+    order = malloc(ls.n * (2 * sizeof *order + 1));
+    if (!order) goto out;
+    size_t *roots = order + ls.n;
+    unsigned char *in = (unsigned char *)(roots + ls.n);
+    size_t vdso = ls.vdso < ls.n ? ls.vdso : ls.n;
     /* The search list starts from the program and the preloaded objects,
      * which are the ones listed right after it: try none, then one, two...
      * until the list computed is the listing's beginning (the vDSO aside).
@@ -456,24 +500,28 @@ static void scope_init(void)
         for (size_t i = 0; i < ls.n && nroots < npre + 1; i++)
             if (i != vdso) roots[nroots++] = i;
         if (nroots < npre + 1) break;
-        len = search_list(o, ls.n, key, hash, roots, nroots, order);
-        pos = listing_begins_with(o, ls.n, vdso, order, len);
+        len = search_list(&ls, roots, nroots, order, in);
+        pos = listing_begins_with(&ls, vdso, order, len);
     }
     if (!pos) goto out;
-    hot.scope.obj = calloc(len, sizeof *hot.scope.obj);
-    hot.scope.map = calloc(len, sizeof *hot.scope.map);
-    hot.scope.listed = calloc(pos, sizeof *hot.scope.listed);
-    if (!hot.scope.obj || !hot.scope.map || !hot.scope.listed) goto out;
+    /* the link maps and the listing's addresses in one piece; the
+     * listing's array becomes the objects in search order, which is the
+     * listing's without the vDSO */
+    void **blk = calloc(len + pos, sizeof *blk);
+    if (!blk) goto out;
+    hot.scope.map = (struct link_map **)blk;
+    hot.scope.listed = (uintptr_t *)(blk + len);
+    for (size_t i = 0; i < pos; i++) hot.scope.listed[i] = ls.o[i].base;
+    if (vdso < pos) memmove(&ls.o[vdso], &ls.o[vdso + 1], (ls.n - vdso - 1) * sizeof *ls.o);
+    vmc_hobj_t *obj = realloc(ls.o, len * sizeof *obj);   /* smaller: stays in place */
+    hot.scope.obj = obj ? obj : ls.o;
+    ls.o = NULL;
     for (size_t k = 0; k < len; k++) {
-        hot.scope.obj[k] = o[order[k]];
-        if (!hot.scope.obj[k].strtab) goto out;
         hot.scope.obj[k].index_on_use = 1;
         for (size_t m = 0; m < ls.nmaps; m++)
             if (ls.maps[m]->l_addr == hot.scope.obj[k].base && (void *)ls.maps[m]->l_ld == (void *)hot.scope.obj[k].dyn)
                 hot.scope.map[k] = ls.maps[m];
     }
-    hot.scope.obj[0].path = ls.info[0].dlpi_name;
-    for (size_t i = 0; i < pos; i++) hot.scope.listed[i] = ls.info[i].dlpi_addr;
     hot.scope.n = len;
     hot.scope.nlisted = pos;
     hot.scope.adds = ls.adds;
@@ -481,21 +529,8 @@ static void scope_init(void)
     hot.scope.total = ls.n;
     hot.scope.ok = 1;
 out:
-    if (!hot.scope.ok) {
-        for (size_t k = 0; hot.scope.obj && k < len; k++) free(hot.scope.obj[k].vers);
-        free(hot.scope.obj);
-        free(hot.scope.map);
-        free(hot.scope.listed);
-        hot.scope.obj = NULL;
-        hot.scope.map = NULL;
-        hot.scope.listed = NULL;
-    }
-    free(o);
     free(order);
-    free(roots);
-    free(key);
-    free(hash);
-    free(ls.info);
+    free(ls.o);
 }
 
 /* Are objects listed now that are not in the scope's first part? */
@@ -524,7 +559,7 @@ static int later_cb(struct dl_phdr_info *info, size_t size, void *arg)
     vmc_hobj_t o;
     const ElfW(Sym) *s;
     uintptr_t a;
-    if (is_vdso(info)) return 0;
+    if (hot.scope.vdso_phdr && (uintptr_t)info->dlpi_phdr == hot.scope.vdso_phdr) return 0;
     if (vmc__hobj_read(&o, info) || vmc__hobj_find(&o, w->q, &s, &a) != VMC_HFIND_NONE) {
         w->unsure = 1;
         return 1;
