@@ -18,7 +18,6 @@
 #include "lib/tls.h"
 
 #include <dlfcn.h>
-#include <pthread.h>
 #include <string.h>
 
 typedef struct interpose {
@@ -44,20 +43,26 @@ static const interpose_t table[] = {
 
 #define NTABLE (sizeof table / sizeof table[0])
 
+/* Computed by the first look-up.  Not with pthread_once: its wake-up is a
+ * futex system call in a process's first load.  Threads that race compute
+ * the same values, each stored atomically, and publish them with the flag. */
 static uint32_t hashes[NTABLE];
-static pthread_once_t hashes_once = PTHREAD_ONCE_INIT;
+static int hashed;
 
 static void hash_table(void)
 {
-    for (size_t i = 0; i < NTABLE; i++) hashes[i] = vmc__elf_name(table[i].name).gnu;
+    if (__atomic_load_n(&hashed, __ATOMIC_ACQUIRE)) return;
+    for (size_t i = 0; i < NTABLE; i++)
+        __atomic_store_n(&hashes[i], vmc__elf_name(table[i].name).gnu, __ATOMIC_RELAXED);
+    __atomic_store_n(&hashed, 1, __ATOMIC_RELEASE);
 }
 
 void *vmc__interposed(const vmc_name_t *name, const vmc_ver_t *ver)
 {
-    pthread_once(&hashes_once, hash_table);
+    hash_table();
     for (size_t i = 0; i < NTABLE; i++) {
         const interpose_t *t = &table[i];
-        if (hashes[i] != name->gnu || strcmp(t->name, name->str)) continue;
+        if (__atomic_load_n(&hashes[i], __ATOMIC_RELAXED) != name->gnu || strcmp(t->name, name->str)) continue;
         if (t->version && ver && ver->name && strcmp(t->version, ver->name)) return NULL;
         return t->fn;
     }
