@@ -206,7 +206,10 @@ typedef struct vmc_elf_obj {
     void *eh_frame;              /* what was registered with the unwinder:
                                     .eh_frame, or eh_table                  */
     void *eh_table[2];           /* .eh_frame, NULL: for __register_frame_table */
-    void (*eh_deregister)(void *);   /* how to take it back                 */
+    const struct vmc_elf_unwinder *eh_unwinder;   /* the one it is with     */
+    void *eh_ob[16];             /* the unwinder's record of eh_table, in the
+                                    caller's storage (libgcc's struct object:
+                                    6 words in GCC 12)                      */
 
     int runtime_first;           /* env->runtime decides its own names first */
     vmc_lib_counts_t counts;     /* relocations applied, symbols bound      */
@@ -252,13 +255,21 @@ void vmc__elf_info(const vmc_elf_obj_t *l, vmc_lib_info_t *out);
 /* unwind.c: where .eh_frame is, from PT_GNU_EH_FRAME's first bytes in the
  * file (src): part of vmc__elf_dynamic's reading. */
 int vmc__elf_unwind_read(vmc_elf_obj_t *l, const vmc_src_t *src);
+/* An unwinder's registration calls: __register_frame and
+ * __deregister_frame, and libgcc's __register_frame_info_table_bases and
+ * __deregister_frame_info_bases (NULL for another unwinder), which take
+ * the caller's storage for the record.  Set once, kept for the life of the
+ * process. */
+typedef struct vmc_elf_unwinder {
+    void (*reg)(void *eh_frame);
+    void (*dereg)(void *eh_frame);
+    void (*reg_table_bases)(void *table, void *ob, void *tbase, void *dbase);
+    void *(*dereg_bases)(const void *table);
+} vmc_elf_unwinder_t;
 /* unwind.c: register the library's .eh_frame (if it has one, and not
- * already) with an unwinder's __register_frame, or its
- * __register_frame_table (libgcc's, or NULL), remembering its
- * __deregister_frame; which unwinder, and when, the lifecycle decides.
- * Take it back before the image goes. */
-void vmc__elf_unwind_register(vmc_elf_obj_t *l, void (*reg)(void *), void (*reg_table)(void *),
-                              void (*dereg)(void *));
+ * already) with an unwinder; which unwinder, and when, the lifecycle
+ * decides.  Take it back before the image goes. */
+void vmc__elf_unwind_register(vmc_elf_obj_t *l, const vmc_elf_unwinder_t *u);
 void vmc__elf_unwind_deregister(vmc_elf_obj_t *l);
 /* introspect.c: what private-code introspection needs of the image: the
  * program headers inside it (the file bytes of the table lie in a PT_LOAD,

@@ -159,51 +159,63 @@ static int search(vmc_lib_t *l, int may_load)
     return may_load ? load_libgcc() : 0;
 }
 
-/* Under uw_lock: libgcc's __register_frame_table, when the unwinder found
- * is libgcc's, or NULL.  It takes an array of .eh_frame pointers and reads
- * nothing until an unwind searches them, where __register_frame reads the
- * table's first word at once: a page fault in the library's read-only data
- * at every load (elf/unwind.c).  Only libgcc's: another unwinder's function
- * of that name (LLVM's libunwind has one) need not register anything.
- * Looked up once, in the unwinder's own object. */
-static frame_fn uw_table;
-static int uw_table_known;
+/* Under uw_lock: the unwinder's calls (uw_reg set), with libgcc's
+ * __register_frame_info_table_bases and __deregister_frame_info_bases when
+ * the unwinder found is libgcc's.  The first takes an array of .eh_frame
+ * pointers and reads nothing until an unwind searches them, where
+ * __register_frame reads the table's first word at once: a page fault in
+ * the library's read-only data at every load (elf/unwind.c).  Only
+ * libgcc's: another unwinder's functions of those names (LLVM's libunwind
+ * has some) need not register anything.  Looked up once, in the unwinder's
+ * own object. */
+static vmc_elf_unwinder_t uw_fns;
+static int uw_fns_known;
 
 static void *unwinder_sym(void *obj, int startup, const char *name);
 
-static frame_fn table_beside(void)
+static const vmc_elf_unwinder_t *unwinder_fns(void)
 {
-    if (uw_table_known || !uw_object) return uw_table;
-    uw_table_known = 1;
+    if (uw_fns_known || !uw_object) return &uw_fns;
+    uw_fns_known = 1;
+    uw_fns.reg = uw_reg;
+    uw_fns.dereg = uw_dereg;
     struct link_map *lm = NULL;
     if (uw_startup) lm = uw_object;   /* a startup object's handle is its link map */
-    else if (dlinfo(uw_object, RTLD_DI_LINKMAP, &lm)) return NULL;
+    else if (dlinfo(uw_object, RTLD_DI_LINKMAP, &lm)) return &uw_fns;
     const char *n = lm && lm->l_name ? lm->l_name : "";
     const char *base = strrchr(n, '/') ? strrchr(n, '/') + 1 : n;
-    if (strcmp(base, LIBGCC_S)) return NULL;
-    return uw_table = (frame_fn)unwinder_sym(uw_object, uw_startup, "__register_frame_table");
+    if (strcmp(base, LIBGCC_S)) return &uw_fns;
+    void (*reg)(void *, void *, void *, void *) = (void (*)(void *, void *, void *, void *))unwinder_sym(
+        uw_object, uw_startup, "__register_frame_info_table_bases");
+    void *(*dereg)(const void *) =
+        (void *(*)(const void *))unwinder_sym(uw_object, uw_startup, "__deregister_frame_info_bases");
+    if (reg && dereg) {
+        uw_fns.reg_table_bases = reg;
+        uw_fns.dereg_bases = dereg;
+    }
+    return &uw_fns;
 }
 
 /* Under the publication lock: register every published library not yet
  * registered (just l, unless the unwinder is new). */
-static void register_published(vmc_lib_t *l, int all, frame_fn reg, frame_fn table, frame_fn dereg)
+static void register_published(vmc_lib_t *l, int all, const vmc_elf_unwinder_t *u)
 {
     if (!all) {
-        if (l && l->published) vmc__elf_unwind_register(&l->o, reg, table, dereg);
+        if (l && l->published) vmc__elf_unwind_register(&l->o, u);
         return;
     }
-    for (vmc_lib_t *p = vmc__phdr_first(); p; p = p->pub_next) vmc__elf_unwind_register(&p->o, reg, table, dereg);
+    for (vmc_lib_t *p = vmc__phdr_first(); p; p = p->pub_next) vmc__elf_unwind_register(&p->o, u);
 }
 
 static void register_now(vmc_lib_t *l, int may_load)
 {
     pthread_mutex_lock(&uw_lock);
     int fresh = search(l, may_load);
-    frame_fn reg = uw_reg, dereg = uw_dereg, table = reg ? table_beside() : NULL;
+    const vmc_elf_unwinder_t *u = uw_reg ? unwinder_fns() : NULL;
     pthread_mutex_unlock(&uw_lock);
-    if (!reg || (!l && !fresh)) return;
+    if (!u || (!l && !fresh)) return;
     vmc__phdr_enter();
-    register_published(l, fresh, reg, table, dereg);
+    register_published(l, fresh, u);
     vmc__phdr_leave();
 }
 
@@ -254,10 +266,10 @@ int vmc__backtrace(void **buf, int size)
     if (!uw_reg) {
         uw_load_failed = 0;  /* what glibc's backtrace would do, tried again */
         if (load_libgcc()) {
-            frame_fn reg = uw_reg, dereg = uw_dereg, table = table_beside();
+            const vmc_elf_unwinder_t *u = unwinder_fns();
             pthread_mutex_unlock(&uw_lock);
             vmc__phdr_enter();
-            register_published(NULL, 1, reg, table, dereg);
+            register_published(NULL, 1, u);
             vmc__phdr_leave();
             pthread_mutex_lock(&uw_lock);
         }
