@@ -40,6 +40,7 @@
  * per handle, see api.c), zero-filled and untouched until used.
  */
 #include "alloc/blocks.h"
+#include "base/attrs.h"
 #include "base/error.h"
 #include "os/os.h"
 
@@ -282,7 +283,7 @@ static void leaf_update(vmc_blocks_t *b, uint64_t word)
 }
 
 /* Recompute leaves [w0, w1] and every ancestor of them. */
-static void tree_update(vmc_blocks_t *b, uint64_t w0, uint64_t w1)
+VMC_LOAD_PATH static void tree_update(vmc_blocks_t *b, uint64_t w0, uint64_t w1)
 {
     for (uint64_t w = w0; w <= w1; w++) leaf_update(b, w);
     uint64_t lo = b->leaves + w0, hi = b->leaves + w1, len = 64;
@@ -323,7 +324,7 @@ static void tree_update(vmc_blocks_t *b, uint64_t w0, uint64_t w1)
     }
 }
 
-static void set_range(vmc_blocks_t *b, uint64_t first, uint64_t n, int taken)
+VMC_LOAD_PATH static void set_range(vmc_blocks_t *b, uint64_t first, uint64_t n, int taken)
 {
     for (uint64_t i = first; i < first + n;) {
         uint64_t w = i >> 6, off = i & 63, cnt = 64 - off;
@@ -373,7 +374,7 @@ static int64_t find_up(const vmc_blocks_t *b, uint64_t i, uint64_t nlo, uint64_t
 }
 
 /* Highest end e <= g of k free blocks (the mirror of find_up). */
-static int64_t find_down(const vmc_blocks_t *b, uint64_t i, uint64_t nlo, uint64_t len, uint64_t g,
+VMC_LOAD_PATH static int64_t find_down(const vmc_blocks_t *b, uint64_t i, uint64_t nlo, uint64_t len, uint64_t g,
                          uint64_t k, uint64_t *carry)
 {
     uint64_t nhi = nlo + len;
@@ -420,7 +421,7 @@ static int64_t align_down_phase(uint64_t f, uint64_t a, uint64_t phase)
 /* A free run of k blocks inside [lo, hi) (blocks) whose start block s has
  * (s + phase) % a == 0: phase makes the alignment absolute, not relative to
  * the region's base. */
-static int64_t find_run(const vmc_blocks_t *b, uint64_t k, uint64_t a, uint64_t phase, uint64_t lo,
+VMC_LOAD_PATH static int64_t find_run(const vmc_blocks_t *b, uint64_t k, uint64_t a, uint64_t phase, uint64_t lo,
                         uint64_t hi, int top)
 {
     uint64_t span = b->leaves * 64;
@@ -458,7 +459,7 @@ typedef struct layout {
     size_t chunk_shift, top_off, chunks_off, total;
 } layout_t;
 
-static layout_t layout_of(size_t size)
+VMC_LOAD_PATH static layout_t layout_of(size_t size)
 {
     layout_t l;
     size_t page = vmc__os_page_size();
@@ -529,7 +530,7 @@ int vmc__blocks_init(vmc_blocks_t **out, vmc_region_t *r)
 /* The chunks are mapped when the first run is taken (lock held): opening a
  * region costs no more than its reservation, and until then every block is
  * free by definition. */
-static int meta_ready(vmc_blocks_t *b)
+VMC_LOAD_PATH static int meta_ready(vmc_blocks_t *b)
 {
     if (b->meta) return 0;
     void *m;
@@ -577,7 +578,7 @@ static size_t largest_free_locked(const vmc_blocks_t *b)
     return node_get(b, 1, b->leaves * 64).mx << b->shift;
 }
 
-static int record(vmc_blocks_t *b, uint64_t first, uint64_t n, int owner, void *tag, uintptr_t *out)
+VMC_LOAD_PATH static int record(vmc_blocks_t *b, uint64_t first, uint64_t n, int owner, void *tag, uintptr_t *out)
 {
     rec_t *rc = malloc(sizeof *rc);
     if (!rc) return vmc__fail(-ENOMEM, "%s region: out of memory for a run record", b->region->name);
@@ -606,7 +607,7 @@ void vmc__blocks_set_reclaim(vmc_blocks_t *b, vmc_blocks_reclaim_fn fn, void *ar
 
 /* unit: 0, or the start's step counted from the region's base (any multiple
  * of the block size), in place of an absolute power-of-two align. */
-static int take(vmc_blocks_t *b, size_t len, size_t align, size_t unit, uintptr_t lo, uintptr_t hi,
+VMC_LOAD_PATH static int take(vmc_blocks_t *b, size_t len, size_t align, size_t unit, uintptr_t lo, uintptr_t hi,
                 int top, int owner, void *tag, int reclaim, uintptr_t *out)
 {
     vmc_region_t *r = b->region;
@@ -663,7 +664,7 @@ nospace_window:
                      (uintptr_t)hi);
 }
 
-int vmc__blocks_take(vmc_blocks_t *b, size_t len, size_t align, uintptr_t lo, uintptr_t hi,
+VMC_LOAD_PATH int vmc__blocks_take(vmc_blocks_t *b, size_t len, size_t align, uintptr_t lo, uintptr_t hi,
                      int top, int owner, void *tag, uintptr_t *out)
 {
     return take(b, len, align, 0, lo, hi, top, owner, tag, 1, out);
@@ -705,7 +706,7 @@ int vmc__blocks_take_at(vmc_blocks_t *b, uintptr_t addr, size_t len, int owner, 
 }
 
 /* The run record whose run contains block i, or NULL (lock held). */
-static vmc_run_t *run_at(const vmc_blocks_t *b, uint64_t i)
+VMC_LOAD_PATH static vmc_run_t *run_at(const vmc_blocks_t *b, uint64_t i)
 {
     if (!b->meta || i >= b->nblocks || !(taken_get(b, i >> 6) >> (i & 63) & 1)) return NULL;
     for (uint64_t w = i >> 6;; w--) {
@@ -718,7 +719,7 @@ static vmc_run_t *run_at(const vmc_blocks_t *b, uint64_t i)
 
 /* Re-reserve a run and mark it free (lock held).  If re-reserving fails the
  * run stays as it was and the error is returned. */
-static int give_locked(vmc_blocks_t *b, vmc_run_t *run)
+VMC_LOAD_PATH static int give_locked(vmc_blocks_t *b, vmc_run_t *run)
 {
     int e = vmc__region_decommit(b->region, run->start, run->len);
     if (e) return e;
@@ -749,7 +750,7 @@ static void retry_abandoned(vmc_blocks_t *b)
     }
 }
 
-static vmc_run_t *run_starting(vmc_blocks_t *b, uintptr_t start)
+VMC_LOAD_PATH static vmc_run_t *run_starting(vmc_blocks_t *b, uintptr_t start)
 {
     vmc_region_t *r = b->region;
     vmc_run_t *run = vmc__region_contains(r, start, 1) ? run_at(b, (start - r->base) >> b->shift) : NULL;
@@ -770,7 +771,7 @@ int vmc__blocks_give(vmc_blocks_t *b, uintptr_t start)
     return e;
 }
 
-int vmc__blocks_abandon(vmc_blocks_t *b, uintptr_t start)
+VMC_LOAD_PATH int vmc__blocks_abandon(vmc_blocks_t *b, uintptr_t start)
 {
     char saved[VMC_ERROR_MAX];
     vmc__error_save(saved);  /* usually the failure that made the owner go */
@@ -793,7 +794,7 @@ int vmc__blocks_abandon(vmc_blocks_t *b, uintptr_t start)
 }
 
 /* Commits (or, with `commit` 0, only records) the first len bytes of a run. */
-static int commit_run(vmc_blocks_t *b, uintptr_t start, size_t len, int kind, int commit)
+VMC_LOAD_PATH static int commit_run(vmc_blocks_t *b, uintptr_t start, size_t len, int kind, int commit)
 {
     vmc_region_t *r = b->region;
     size_t bs = (size_t)1 << b->shift;
@@ -821,12 +822,12 @@ int vmc__blocks_commit(vmc_blocks_t *b, uintptr_t start, size_t len, int kind)
     return commit_run(b, start, len, kind, 1);
 }
 
-int vmc__blocks_mapped(vmc_blocks_t *b, uintptr_t start, size_t len, int kind)
+VMC_LOAD_PATH int vmc__blocks_mapped(vmc_blocks_t *b, uintptr_t start, size_t len, int kind)
 {
     return commit_run(b, start, len, kind, 0);
 }
 
-int vmc__blocks_set_name(vmc_blocks_t *b, uintptr_t start, const char *name)
+VMC_LOAD_PATH int vmc__blocks_set_name(vmc_blocks_t *b, uintptr_t start, const char *name)
 {
     pthread_mutex_lock(&b->lock);
     vmc_run_t *run = run_starting(b, start);

@@ -1,5 +1,6 @@
 /* The space's mapping lock (see space.h). */
 #include "alloc/space.h"
+#include "base/attrs.h"
 
 void vmc__space_lock_init(vmc_space_t *s)
 {
@@ -8,7 +9,7 @@ void vmc__space_lock_init(vmc_space_t *s)
     s->lock_depth = 0;
 }
 
-void vmc__space_lock(vmc_space_t *s)
+VMC_LOAD_PATH void vmc__space_lock(vmc_space_t *s)
 {
     unsigned long self = (unsigned long)pthread_self();
     /* only this thread ever stores its own id there */
@@ -21,7 +22,7 @@ void vmc__space_lock(vmc_space_t *s)
     s->lock_depth = 1;
 }
 
-void vmc__space_unlock(vmc_space_t *s)
+VMC_LOAD_PATH void vmc__space_unlock(vmc_space_t *s)
 {
     if (--s->lock_depth > 0) return;
     atomic_store_explicit(&s->lock_owner, 0, memory_order_relaxed);

@@ -1,8 +1,9 @@
 /* The public library calls that take the handle: the private loader
  * (lib/) works on the handle's loader. */
 #include "api/vmc.h"
+#include "base/attrs.h"
 
-int vmc_lib_load(vmc_t *v, const char *path, int flags, vmc_lib_t **out)
+VMC_LOAD_PATH int vmc_lib_load(vmc_t *v, const char *path, int flags, vmc_lib_t **out)
 {
     return vmc__lib_load(v ? &v->ld : NULL, path, flags, out);
 }

@@ -2,10 +2,11 @@
  * names and unsupported features (arch/reloc.h; the kinds are inline in
  * x86_64.h). */
 #include "arch/reloc.h"
+#include "base/attrs.h"
 
 #include <elf.h>
 
-unsigned vmc__arch_elf_machine(void) { return EM_X86_64; }
+VMC_LOAD_PATH unsigned vmc__arch_elf_machine(void) { return EM_X86_64; }
 const char *vmc__arch_elf_machine_name(void) { return "EM_X86_64"; }
 unsigned vmc__arch_elf_tpoff_type(void) { return R_X86_64_TPOFF64; }
 

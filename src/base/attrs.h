@@ -10,4 +10,15 @@
 #else
 #define VMC_NOCLONE __attribute__((noclone))
 #endif
+
+/* A function that every library load or unload runs.  gcc puts such
+ * functions in .text.hot, which the linker gathers in one place: a
+ * process's first load, whose code nothing has run before, then fetches it
+ * from 14 pages instead of 27 (the same cache lines, nearer together), and
+ * takes the time of fewer cold fetches (docs/loader.md, "Cost"). */
+#if defined(__GNUC__)
+#define VMC_LOAD_PATH __attribute__((hot))
+#else
+#define VMC_LOAD_PATH
+#endif
 #endif

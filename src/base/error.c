@@ -1,5 +1,6 @@
 /* Per-thread error text and the error-code names (see error.h). */
 #include "base/error.h"
+#include "base/attrs.h"
 #include "vmcode.h"
 
 #include <errno.h>
@@ -32,11 +33,11 @@ int vmc__fail_wrap(int err, const char *fmt, ...)
     return err;
 }
 
-void vmc__clear_error(void) { error_text[0] = 0; }
+VMC_LOAD_PATH void vmc__clear_error(void) { error_text[0] = 0; }
 
-void vmc__error_save(char buf[VMC_ERROR_MAX]) { memcpy(buf, error_text, VMC_ERROR_MAX); }
+VMC_LOAD_PATH void vmc__error_save(char buf[VMC_ERROR_MAX]) { memcpy(buf, error_text, VMC_ERROR_MAX); }
 
-int vmc__error_restore(int err, const char saved[VMC_ERROR_MAX], const char *also)
+VMC_LOAD_PATH int vmc__error_restore(int err, const char saved[VMC_ERROR_MAX], const char *also)
 {
     char cleanup[ERROR_MAX];
     memcpy(cleanup, error_text, sizeof cleanup);

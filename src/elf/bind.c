@@ -4,6 +4,7 @@
  * libraries, the host) is the lifecycle's, asked through env->resolve.
  */
 #include "elf/elf.h"
+#include "base/attrs.h"
 #include "base/error.h"
 
 #include <errno.h>
@@ -17,7 +18,8 @@ static const char *what_text(char *buf, size_t len, const char *tag, size_t inde
     return buf;
 }
 
-int vmc__elf_bind(vmc_elf_obj_t *l, size_t symidx, uintptr_t *value, int *ifunc, const char *tag, size_t index)
+VMC_LOAD_PATH int vmc__elf_bind(vmc_elf_obj_t *l, size_t symidx, uintptr_t *value, int *ifunc, const char *tag,
+                                 size_t index)
 {
     char what[64];
     const Elf64_Sym *s = &l->symtab[symidx];

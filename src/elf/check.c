@@ -23,6 +23,7 @@
  * part of one readable PT_LOAD, where every thread's block is copied from.
  */
 #include "elf/elf.h"
+#include "base/attrs.h"
 #include "arch/reloc.h"
 #include "base/error.h"
 #include "os/os.h"
@@ -36,7 +37,7 @@
 
 static int is_pow2(uint64_t x) { return x && !(x & (x - 1)); }
 
-int vmc__elf_check_ehdr(const char *name, const uint8_t *hdr, size_t hdrlen, uint64_t file_size,
+VMC_LOAD_PATH int vmc__elf_check_ehdr(const char *name, const uint8_t *hdr, size_t hdrlen, uint64_t file_size,
                         uint64_t *phoff, unsigned *phnum)
 {
     if (file_size < sizeof(Elf64_Ehdr) || hdrlen < sizeof(Elf64_Ehdr))
@@ -179,7 +180,7 @@ static int check_tls(vmc_elf_t *e, unsigned i, const Elf64_Phdr *ph)
     return 0;
 }
 
-const vmc_seg_t *vmc__elf_seg(const vmc_elf_t *e, uint64_t vaddr, uint64_t size, int mem)
+VMC_LOAD_PATH const vmc_seg_t *vmc__elf_seg(const vmc_elf_t *e, uint64_t vaddr, uint64_t size, int mem)
 {
     for (int i = 0; i < e->nload; i++) {
         const vmc_seg_t *s = &e->load[i];
@@ -190,13 +191,13 @@ const vmc_seg_t *vmc__elf_seg(const vmc_elf_t *e, uint64_t vaddr, uint64_t size,
     return NULL;
 }
 
-uint64_t vmc__elf_offset(const vmc_elf_t *e, uint64_t vaddr)
+VMC_LOAD_PATH uint64_t vmc__elf_offset(const vmc_elf_t *e, uint64_t vaddr)
 {
     const vmc_seg_t *s = vmc__elf_seg(e, vaddr, 0, 0);
     return s ? s->offset + (vaddr - s->vaddr) : vaddr;
 }
 
-int vmc__elf_check_phdrs(vmc_elf_t *e, const Elf64_Phdr *ph)
+VMC_LOAD_PATH int vmc__elf_check_phdrs(vmc_elf_t *e, const Elf64_Phdr *ph)
 {
     size_t page = vmc__os_page_size();
     int ndyn = 0, r;

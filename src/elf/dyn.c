@@ -38,6 +38,7 @@
  * (non-hidden) definition.
  */
 #include "elf/elf.h"
+#include "base/attrs.h"
 #include "arch/reloc.h"
 #include "base/error.h"
 #include "os/os.h"
@@ -51,7 +52,7 @@
 #define MAX_VERSION_INDEX 0x7fff
 #define MAX_SYMBOLS       (1u << 24)
 
-const void *vmc__elf_ptr(const vmc_elf_obj_t *l, uint64_t vaddr, uint64_t size)
+VMC_LOAD_PATH const void *vmc__elf_ptr(const vmc_elf_obj_t *l, uint64_t vaddr, uint64_t size)
 {
     /* The copy is the whole file part of one readable segment (segments
      * never overlap): a range inside it needs no search of the segments. */
@@ -62,12 +63,12 @@ const void *vmc__elf_ptr(const vmc_elf_obj_t *l, uint64_t vaddr, uint64_t size)
     return (const void *)(l->bias + vaddr);
 }
 
-const char *vmc__elf_str(const vmc_elf_obj_t *l, uint32_t off)
+VMC_LOAD_PATH const char *vmc__elf_str(const vmc_elf_obj_t *l, uint32_t off)
 {
     return off < l->strsz ? l->strtab + off : "";
 }
 
-uint32_t vmc__elf_hash(const char *name)
+VMC_LOAD_PATH uint32_t vmc__elf_hash(const char *name)
 {
     uint32_t h = 0;
     for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
@@ -79,7 +80,7 @@ uint32_t vmc__elf_hash(const char *name)
     return h;
 }
 
-vmc_name_t vmc__elf_name(const char *str)
+VMC_LOAD_PATH vmc_name_t vmc__elf_name(const char *str)
 {
     uint32_t h = 5381;
     for (const unsigned char *p = (const unsigned char *)str; *p; p++) h = h * 33 + *p;
@@ -213,7 +214,7 @@ static int head_can_hold(const vmc_seg_t *s)
            !(s->vaddr & 15);
 }
 
-int vmc__elf_read_head(vmc_elf_obj_t *l, vmc_src_t *src)
+VMC_LOAD_PATH int vmc__elf_read_head(vmc_elf_obj_t *l, vmc_src_t *src)
 {
     const vmc_seg_t *s = l->elf.nload ? &l->elf.load[0] : NULL;
     if (src->fd < 0 || !src->head || !head_can_hold(s) || s->filesz <= src->head_len) return 0;
@@ -265,7 +266,7 @@ static int snapshot(dyn_ctx_t *c, vmc_src_t *src)
  * `trusted`, the table is checked once and used for the library's life (the
  * symbol, string, hash and version tables), so it must not be writable: a
  * relocation could change it after the check. */
-static const void *table(const dyn_ctx_t *c, int t, uint64_t size, uint64_t align, int trusted, int *err)
+VMC_LOAD_PATH static const void *table(const dyn_ctx_t *c, int t, uint64_t size, uint64_t align, int trusted, int *err)
 {
     uint64_t a = c->val[t];
     const void *p = vmc__elf_ptr(c->l, a, size);
@@ -373,7 +374,7 @@ static int read_sysv_hash(dyn_ctx_t *c, size_t *nsyms)
 }
 
 /* Walk DT_VERDEF and DT_VERNEED; with fill == 0 only find the largest index. */
-static int walk_versions(dyn_ctx_t *c, int fill, size_t *maxidx)
+VMC_LOAD_PATH static int walk_versions(dyn_ctx_t *c, int fill, size_t *maxidx)
 {
     vmc_elf_obj_t *l = c->l;
     size_t budget = MAX_VERSION_INDEX;
@@ -475,7 +476,7 @@ static int read_versions(dyn_ctx_t *c)
     return 0;
 }
 
-static int reloc_table(dyn_ctx_t *c, int t, int tsz, uint64_t entsize, uint64_t *va, uint64_t *sz)
+VMC_LOAD_PATH static int reloc_table(dyn_ctx_t *c, int t, int tsz, uint64_t entsize, uint64_t *va, uint64_t *sz)
 {
     if (!c->at[t] && !c->at[tsz]) return 0;
     if (!c->at[t] || !c->at[tsz])
@@ -505,7 +506,7 @@ static size_t reloc_symbols(const vmc_elf_obj_t *l)
     return n;
 }
 
-int vmc__elf_dyn(vmc_elf_obj_t *l, vmc_src_t *src)
+VMC_LOAD_PATH int vmc__elf_dyn(vmc_elf_obj_t *l, vmc_src_t *src)
 {
     dyn_ctx_t c;
     memset(&c, 0, sizeof c);
@@ -656,7 +657,7 @@ int vmc__elf_dyn(vmc_elf_obj_t *l, vmc_src_t *src)
     return 0;
 }
 
-const vmc_ver_t *vmc__elf_sym_version(const vmc_elf_obj_t *l, size_t symidx)
+VMC_LOAD_PATH const vmc_ver_t *vmc__elf_sym_version(const vmc_elf_obj_t *l, size_t symidx)
 {
     if (!l->versym || symidx >= l->nsyms) return NULL;
     size_t ndx = l->versym[symidx] & MAX_VERSION_INDEX;
@@ -664,7 +665,7 @@ const vmc_ver_t *vmc__elf_sym_version(const vmc_elf_obj_t *l, size_t symidx)
 }
 
 /* Does symbol i define `name` in the version asked for? */
-int vmc__elf_defines(const vmc_elf_obj_t *l, size_t i, const char *name, const vmc_ver_t *ver)
+VMC_LOAD_PATH int vmc__elf_defines(const vmc_elf_obj_t *l, size_t i, const char *name, const vmc_ver_t *ver)
 {
     const Elf64_Sym *s = &l->symtab[i];
     if (s->st_shndx == SHN_UNDEF) return 0;
@@ -687,7 +688,7 @@ int vmc__elf_defines(const vmc_elf_obj_t *l, size_t i, const char *name, const v
     return ndx == 1 && !(raw & 0x8000);
 }
 
-const Elf64_Sym *vmc__elf_lookup(const vmc_elf_obj_t *l, const vmc_name_t *key, const vmc_ver_t *ver)
+VMC_LOAD_PATH const Elf64_Sym *vmc__elf_lookup(const vmc_elf_obj_t *l, const vmc_name_t *key, const vmc_ver_t *ver)
 {
     const char *name = key->str;
     if (l->g_nbuckets) {

@@ -28,6 +28,7 @@
  * the thread asking).
  */
 #include "elf/hostscope.h"
+#include "base/attrs.h"
 #include "elf/elf.h"
 
 #include <errno.h>
@@ -36,7 +37,7 @@
 #include <string.h>
 
 /* The address a dynamic entry's d_ptr means, or 0 (see the file comment). */
-static uintptr_t dyn_addr(const vmc_hobj_t *o, uintptr_t v)
+VMC_LOAD_PATH static uintptr_t dyn_addr(const vmc_hobj_t *o, uintptr_t v)
 {
     int as_is = v >= o->lo && v < o->hi;
     int biased = o->base && v <= UINTPTR_MAX - o->base && v + o->base >= o->lo && v + o->base < o->hi;
@@ -51,7 +52,7 @@ static int inside(const vmc_hobj_t *o, const void *p, size_t n)
     return a >= o->lo && a <= o->hi && n <= o->hi - a;
 }
 
-int vmc__hobj_read(vmc_hobj_t *o, const struct dl_phdr_info *info)
+VMC_LOAD_PATH int vmc__hobj_read(vmc_hobj_t *o, const struct dl_phdr_info *info)
 {
     memset(o, 0, sizeof *o);
     o->path = info->dlpi_name ? info->dlpi_name : "";
@@ -139,7 +140,7 @@ int vmc__hobj_read(vmc_hobj_t *o, const struct dl_phdr_info *info)
  * list leaves the object. */
 typedef int (*ver_fn)(vmc_hobj_t *o, unsigned ndx, size_t name, uint32_t hash, void *arg);
 
-static int walk_versions(const vmc_hobj_t *o, ver_fn fn, void *arg)
+VMC_LOAD_PATH static int walk_versions(const vmc_hobj_t *o, ver_fn fn, void *arg)
 {
     vmc_hobj_t *w = (vmc_hobj_t *)o;
     const char *p = (const char *)o->verdef;
@@ -174,7 +175,7 @@ static int walk_versions(const vmc_hobj_t *o, ver_fn fn, void *arg)
     return 0;
 }
 
-static int ver_max(vmc_hobj_t *o, unsigned ndx, size_t name, uint32_t hash, void *arg)
+VMC_LOAD_PATH static int ver_max(vmc_hobj_t *o, unsigned ndx, size_t name, uint32_t hash, void *arg)
 {
     (void)o, (void)name, (void)hash;
     unsigned *m = arg;
@@ -182,7 +183,7 @@ static int ver_max(vmc_hobj_t *o, unsigned ndx, size_t name, uint32_t hash, void
     return 0;
 }
 
-static int ver_fill(vmc_hobj_t *o, unsigned ndx, size_t name, uint32_t hash, void *arg)
+VMC_LOAD_PATH static int ver_fill(vmc_hobj_t *o, unsigned ndx, size_t name, uint32_t hash, void *arg)
 {
     (void)arg;
     if (name >= o->strsz) return -1;
@@ -190,7 +191,7 @@ static int ver_fill(vmc_hobj_t *o, unsigned ndx, size_t name, uint32_t hash, voi
     return 0;
 }
 
-int vmc__hobj_versions(vmc_hobj_t *o)
+VMC_LOAD_PATH int vmc__hobj_versions(vmc_hobj_t *o)
 {
     unsigned max = 1;
     if (walk_versions(o, ver_max, &max)) return -ENOEXEC;
@@ -267,7 +268,7 @@ typedef struct walk {
 } walk_t;
 
 /* Is symbol i of o an answer to q?  1 yes, 0 no (w may remember it). */
-static int candidate(const vmc_hobj_t *o, size_t i, const vmc_hquery_t *q, walk_t *w)
+VMC_LOAD_PATH static int candidate(const vmc_hobj_t *o, size_t i, const vmc_hquery_t *q, walk_t *w)
 {
     const ElfW(Sym) *s = &o->symtab[i];
     if (!inside(o, s, sizeof *s)) {
@@ -302,7 +303,7 @@ static int candidate(const vmc_hobj_t *o, size_t i, const vmc_hquery_t *q, walk_
 }
 
 /* A candidate found: does it bind, and how? */
-static int take(const vmc_hobj_t *o, const ElfW(Sym) *s, const ElfW(Sym) **sym, uintptr_t *addr)
+VMC_LOAD_PATH static int take(const vmc_hobj_t *o, const ElfW(Sym) *s, const ElfW(Sym) **sym, uintptr_t *addr)
 {
     unsigned bind = ELF64_ST_BIND(s->st_info), vis = ELF64_ST_VISIBILITY(s->st_other);
     if (vis == STV_HIDDEN || vis == STV_INTERNAL) return VMC_HFIND_NONE;
@@ -313,7 +314,7 @@ static int take(const vmc_hobj_t *o, const ElfW(Sym) *s, const ElfW(Sym) **sym, 
     return VMC_HFIND_FOUND;
 }
 
-int vmc__hobj_find(const vmc_hobj_t *o, vmc_hquery_t *q, const ElfW(Sym) **sym, uintptr_t *addr)
+VMC_LOAD_PATH int vmc__hobj_find(const vmc_hobj_t *o, vmc_hquery_t *q, const ElfW(Sym) **sym, uintptr_t *addr)
 {
     walk_t w = {NULL, 0, 0};
     const ElfW(Sym) *found = NULL;

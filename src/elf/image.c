@@ -6,6 +6,7 @@
  * for ELF.
  */
 #include "elf/elf.h"
+#include "base/attrs.h"
 #include "base/error.h"
 #include "os/os.h"
 
@@ -30,7 +31,7 @@ static int in_snap(const vmc_elf_obj_t *l, const void *p)
     return b && b >= l->snap && b < l->snap + l->snap_len;
 }
 
-struct vmc_elf_kept *vmc__elf_keep(vmc_elf_obj_t *l)
+VMC_LOAD_PATH struct vmc_elf_kept *vmc__elf_keep(vmc_elf_obj_t *l)
 {
     /* Every table this layer trusts after checking it once, in the copy:
      * vmc__elf_ptr gives a range wholly in the copy or wholly in the image,
@@ -86,7 +87,7 @@ static void take_kept(vmc_elf_obj_t *l, vmc_src_t *src)
     l->reused = 1;   /* l->binds: the earlier load's bindings (reloc.c) */
 }
 
-int vmc__elf_load(vmc_elf_obj_t *l, vmc_src_t *src, const uint8_t *hdr, size_t hdrlen)
+VMC_LOAD_PATH int vmc__elf_load(vmc_elf_obj_t *l, vmc_src_t *src, const uint8_t *hdr, size_t hdrlen)
 {
     if (src->kept) {
         take_kept(l, src);
@@ -117,7 +118,7 @@ int vmc__elf_load(vmc_elf_obj_t *l, vmc_src_t *src, const uint8_t *hdr, size_t h
 typedef void (*init_fn)(int, char **, char **);
 typedef void (*fini_fn)(void);
 
-static int fn_ok(vmc_elf_obj_t *l, uintptr_t f, const char *what, size_t i)
+VMC_LOAD_PATH static int fn_ok(vmc_elf_obj_t *l, uintptr_t f, const char *what, size_t i)
 {
     if (f == 0 || f == UINTPTR_MAX) return 0;  /* empty slots, as glibc skips */
     if (vmc__elf_executable(l, f)) return 0;
@@ -174,7 +175,7 @@ static int check_init_fini(vmc_elf_obj_t *l)
     return 0;
 }
 
-int vmc__elf_dynamic(vmc_elf_obj_t *l, vmc_src_t *src)
+VMC_LOAD_PATH int vmc__elf_dynamic(vmc_elf_obj_t *l, vmc_src_t *src)
 {
     int e;
     if (l->reused) {
@@ -189,7 +190,7 @@ int vmc__elf_dynamic(vmc_elf_obj_t *l, vmc_src_t *src)
     return 0;
 }
 
-int vmc__elf_ready(vmc_elf_obj_t *l)
+VMC_LOAD_PATH int vmc__elf_ready(vmc_elf_obj_t *l)
 {
     int e;
     if ((e = vmc__elf_relocate(l))) return e;
@@ -198,7 +199,7 @@ int vmc__elf_ready(vmc_elf_obj_t *l)
     return check_init_fini(l);
 }
 
-void vmc__elf_init(vmc_elf_obj_t *l)
+VMC_LOAD_PATH void vmc__elf_init(vmc_elf_obj_t *l)
 {
     if (l->init) ((init_fn)(l->bias + l->init))(0, NULL, environ);
     const uintptr_t *a = array(l, l->init_array, l->init_arraysz);
@@ -206,7 +207,7 @@ void vmc__elf_init(vmc_elf_obj_t *l)
         if (a[i] && a[i] != UINTPTR_MAX) ((init_fn)a[i])(0, NULL, environ);
 }
 
-void vmc__elf_fini(vmc_elf_obj_t *l)
+VMC_LOAD_PATH void vmc__elf_fini(vmc_elf_obj_t *l)
 {
     const uintptr_t *a = array(l, l->fini_array, l->fini_arraysz);
     for (size_t i = a ? l->fini_arraysz / 8 : 0; i-- > 0;)
@@ -223,9 +224,9 @@ int vmc__elf_executable(const vmc_elf_obj_t *l, uintptr_t a)
     return s && (s->flags & PF_X);
 }
 
-int vmc__elf_nodelete(const vmc_elf_obj_t *l) { return (l->dt_flags_1 & DF_1_NODELETE) != 0; }
+VMC_LOAD_PATH int vmc__elf_nodelete(const vmc_elf_obj_t *l) { return (l->dt_flags_1 & DF_1_NODELETE) != 0; }
 
-const char *vmc__elf_needed(const vmc_elf_obj_t *l, size_t i) { return vmc__elf_str(l, l->needed[i]); }
+VMC_LOAD_PATH const char *vmc__elf_needed(const vmc_elf_obj_t *l, size_t i) { return vmc__elf_str(l, l->needed[i]); }
 
 _Static_assert(VMC_LIB_MAX_SEGMENTS >= VMC_ELF_MAX_LOADS, "vmc_lib_info reports every PT_LOAD");
 
@@ -253,7 +254,7 @@ void vmc__elf_info(const vmc_elf_obj_t *l, vmc_lib_info_t *out)
     out->tables_copied = l->snap ? (size_t)l->snap_len : 0;
 }
 
-void vmc__elf_free(vmc_elf_obj_t *l)
+VMC_LOAD_PATH void vmc__elf_free(vmc_elf_obj_t *l)
 {
     free(l->snap_mem);
     free(l->vers);

@@ -4,8 +4,9 @@
  * vmc_addr_info) and the one covering it (for dladdr).
  */
 #include "elf/elf.h"
+#include "base/attrs.h"
 
-const Elf64_Phdr *vmc__elf_image_phdrs(const vmc_elf_obj_t *l)
+VMC_LOAD_PATH const Elf64_Phdr *vmc__elf_image_phdrs(const vmc_elf_obj_t *l)
 {
     uint64_t size = (uint64_t)l->elf.phnum * sizeof(Elf64_Phdr), end;
     if (!add_ok(l->elf.phoff, size, &end)) return NULL;
@@ -17,7 +18,7 @@ const Elf64_Phdr *vmc__elf_image_phdrs(const vmc_elf_obj_t *l)
     return NULL;
 }
 
-const void *vmc__elf_image_eh_hdr(const vmc_elf_obj_t *l)
+VMC_LOAD_PATH const void *vmc__elf_image_eh_hdr(const vmc_elf_obj_t *l)
 {
     if (!l->elf.ehhdr_size) return NULL;
     const vmc_seg_t *s = vmc__elf_seg(&l->elf, l->elf.ehhdr_vaddr, l->elf.ehhdr_size, 0);

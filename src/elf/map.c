@@ -28,6 +28,7 @@
  * read-only after relocation (vmc__elf_protect_relro).
  */
 #include "elf/elf.h"
+#include "base/attrs.h"
 #include "base/error.h"
 #include "os/os.h"
 
@@ -149,7 +150,7 @@ static int map_from_memory(vmc_elf_obj_t *l, const vmc_seg_t *s, const uint8_t *
     return 0;
 }
 
-int vmc__elf_map(vmc_elf_obj_t *l, const vmc_src_t *src)
+VMC_LOAD_PATH int vmc__elf_map(vmc_elf_obj_t *l, const vmc_src_t *src)
 {
     vmc_space_t *sp = l->sp;
     size_t page = vmc__os_page_size();
@@ -177,7 +178,7 @@ int vmc__elf_map(vmc_elf_obj_t *l, const vmc_src_t *src)
     return 0;
 }
 
-int vmc__elf_protect_relro(vmc_elf_obj_t *l)
+VMC_LOAD_PATH int vmc__elf_protect_relro(vmc_elf_obj_t *l)
 {
     if (!l->elf.relro_size) return 0;
     size_t page = vmc__os_page_size();
@@ -193,7 +194,7 @@ int vmc__elf_protect_relro(vmc_elf_obj_t *l)
     return 0;
 }
 
-int vmc__elf_unmap(vmc_elf_obj_t *l)
+VMC_LOAD_PATH int vmc__elf_unmap(vmc_elf_obj_t *l)
 {
     if (!l->run) return 0;
     vmc_space_t *sp = l->sp;

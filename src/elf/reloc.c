@@ -21,6 +21,7 @@
  * linkers did that), the overlap is processed once.
  */
 #include "elf/elf.h"
+#include "base/attrs.h"
 #include "arch/reloc.h"
 #include "base/error.h"
 
@@ -200,7 +201,7 @@ static int bind_once(vmc_elf_obj_t *l, bound_t *memo, const bound_t *prev, size_
 /* pass 1: everything but resolvers; pass 2: IRELATIVE and IFUNC symbols.
  * Counts are kept in locals: a store through a byte pointer may alias
  * anything, which would make the compiler reload *l at every entry. */
-static int apply_rela(vmc_elf_obj_t *l, const rtab_t *t, int pass, int *deferred, bound_t *memo,
+VMC_LOAD_PATH static int apply_rela(vmc_elf_obj_t *l, const rtab_t *t, int pass, int *deferred, bound_t *memo,
                       const bound_t *prev)
 {
     const Elf64_Rela *rel = vmc__elf_ptr(l, t->va, t->size);
@@ -296,7 +297,7 @@ out:
     return err;
 }
 
-int vmc__elf_relocate(vmc_elf_obj_t *l)
+VMC_LOAD_PATH int vmc__elf_relocate(vmc_elf_obj_t *l)
 {
     rtab_t tabs[2];
     int ntabs = 0, err;

@@ -25,6 +25,7 @@
  * other frame is unwound.
  */
 #include "elf/elf.h"
+#include "base/attrs.h"
 #include "base/error.h"
 #include "os/os.h"
 
@@ -86,7 +87,7 @@ int vmc__elf_unwind_read(vmc_elf_obj_t *l, const vmc_src_t *src)
     return 0;
 }
 
-void vmc__elf_unwind_register(vmc_elf_obj_t *l, const vmc_elf_unwinder_t *u)
+VMC_LOAD_PATH void vmc__elf_unwind_register(vmc_elf_obj_t *l, const vmc_elf_unwinder_t *u)
 {
     if (!l->eh_frame_va || l->eh_frame) return;
     uintptr_t at = l->bias + l->eh_frame_va;
@@ -109,7 +110,7 @@ void vmc__elf_unwind_register(vmc_elf_obj_t *l, const vmc_elf_unwinder_t *u)
     u->reg(l->eh_frame);
 }
 
-void vmc__elf_unwind_deregister(vmc_elf_obj_t *l)
+VMC_LOAD_PATH void vmc__elf_unwind_deregister(vmc_elf_obj_t *l)
 {
     if (!l->eh_frame) return;
     if (l->eh_frame == l->eh_table) l->eh_unwinder->dereg_bases(l->eh_frame);   /* the record is ours */

@@ -25,6 +25,7 @@
  * code calls it directly, as under dlopen.
  */
 #include "lib/cxxrt.h"
+#include "base/attrs.h"
 #include "lib/interpose.h"
 
 #include <dlfcn.h>
@@ -75,7 +76,7 @@ static int find_runtime(void *personality)
     return 1;
 }
 
-void vmc__lib_runtime_check(vmc_lib_t *l)
+VMC_LOAD_PATH void vmc__lib_runtime_check(vmc_lib_t *l)
 {
     l->o.runtime_first = 0;
     if (l->flags & VMC_LOAD_INERT) return;

@@ -34,7 +34,7 @@ VMC_API VMC_NOCLONE __attribute__((noinline, used)) void vmc_debug_libraries_cha
  * for it (the zero page mapped, then replaced). */
 static pthread_mutex_t registry_lock __attribute__((section(".data"))) = PTHREAD_MUTEX_INITIALIZER;
 
-void vmc__debug_add(vmc_debug_lib_t *e)
+VMC_LOAD_PATH void vmc__debug_add(vmc_debug_lib_t *e)
 {
     pthread_mutex_lock(&registry_lock);
     vmc_debug_lib_t **at = &vmc_debug_registry.first, *prev = NULL;
@@ -51,7 +51,7 @@ void vmc__debug_add(vmc_debug_lib_t *e)
     pthread_mutex_unlock(&registry_lock);
 }
 
-void vmc__debug_remove(vmc_debug_lib_t *e)
+VMC_LOAD_PATH void vmc__debug_remove(vmc_debug_lib_t *e)
 {
     pthread_mutex_lock(&registry_lock);
     if (e->prev || vmc_debug_registry.first == e) {

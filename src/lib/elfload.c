@@ -8,6 +8,7 @@
  * loader.c's opening comment.
  */
 #include "lib/loader.h"
+#include "base/attrs.h"
 #include "lib/cxxrt.h"
 #include "lib/interpose.h"
 #include "lib/phdr.h"
@@ -83,7 +84,7 @@ void *vmc__host_sym_for_final(const vmc_lib_t *l, const vmc_name_t *name, const 
     return p;
 }
 
-void *vmc__host_sym_for(const vmc_lib_t *l, const vmc_name_t *name, const char *version)
+VMC_LOAD_PATH void *vmc__host_sym_for(const vmc_lib_t *l, const vmc_name_t *name, const char *version)
 {
     return vmc__host_sym_for_final(l, name, version, NULL);
 }
@@ -91,7 +92,7 @@ void *vmc__host_sym_for(const vmc_lib_t *l, const vmc_name_t *name, const char *
 /* The scope beyond the library itself, in order: its private dependencies,
  * every other private library (inert ones only for inert loads), vmcode's
  * own functions (interpose.c), the host. */
-int vmc__resolve(vmc_lib_t *l, const vmc_name_t *key, const vmc_ver_t *ver, uintptr_t *value, int *ifunc,
+VMC_LOAD_PATH int vmc__resolve(vmc_lib_t *l, const vmc_name_t *key, const vmc_ver_t *ver, uintptr_t *value, int *ifunc,
                  const char *tag, size_t index)
 {
     char what[64];
@@ -298,7 +299,7 @@ static int resolve_deps(vmc_lib_t *l)
 }
 
 /* What the ELF layer calls back for (see elf.h). */
-static int env_resolve(vmc_elf_obj_t *o, const vmc_name_t *name, const vmc_ver_t *ver, uintptr_t *value,
+VMC_LOAD_PATH static int env_resolve(vmc_elf_obj_t *o, const vmc_name_t *name, const vmc_ver_t *ver, uintptr_t *value,
                        int *ifunc, const char *tag, size_t index)
 {
     return vmc__resolve(vmc__lib_of(o), name, ver, value, ifunc, tag, index);
@@ -328,7 +329,7 @@ static int env_tls(vmc_elf_obj_t *o, int kind, unsigned type, size_t symidx, int
     return vmc__lib_tls_reloc(vmc__lib_of(o), kind, type, symidx, addend, at, out, tag, index);
 }
 
-static int env_relocated(vmc_elf_obj_t *o) { return vmc__lib_tls_finish(vmc__lib_of(o)); }
+VMC_LOAD_PATH static int env_relocated(vmc_elf_obj_t *o) { return vmc__lib_tls_finish(vmc__lib_of(o)); }
 
 static const vmc_elf_env_t elf_env = {
     .resolve = env_resolve,
@@ -384,7 +385,7 @@ static void elf_setup(vmc_lib_t *l)
 /* Validate, map, read the dynamic section, load the dependencies (mapped
  * the same way).  Relocation waits for the whole group (loader.c's
  * relocate_group, then elf_relocate). */
-static int elf_load(vmc_lib_t *l, vmc_src_t *src, const uint8_t *hdr, size_t hdrlen)
+VMC_LOAD_PATH static int elf_load(vmc_lib_t *l, vmc_src_t *src, const uint8_t *hdr, size_t hdrlen)
 {
     elf_setup(l);
     int e = vmc__elf_load(&l->o, src, hdr, hdrlen);
@@ -399,7 +400,7 @@ static int elf_load(vmc_lib_t *l, vmc_src_t *src, const uint8_t *hdr, size_t hdr
 }
 
 /* Relocate one mapped library of the group, publish it, register it. */
-static int elf_relocate(vmc_lib_t *l)
+VMC_LOAD_PATH static int elf_relocate(vmc_lib_t *l)
 {
     l->state = VMC_LIB_RELOCATING;
     vmc__lib_runtime_check(l);  /* one C++ runtime per process */
@@ -415,20 +416,20 @@ static int elf_relocate(vmc_lib_t *l)
 
 /* Before a group is relocated: resolving dependencies may have loaded
  * objects. */
-static void elf_relocate_start(void) { vmc__host_sym_sync(); }
+VMC_LOAD_PATH static void elf_relocate_start(void) { vmc__host_sym_sync(); }
 
 /* Before the first constructor of a load: they may throw or walk the stack. */
-static void elf_init_start(void) { vmc__unwinder_ready(); }
+VMC_LOAD_PATH static void elf_init_start(void) { vmc__unwinder_ready(); }
 
-static int elf_init(vmc_lib_t *l)
+VMC_LOAD_PATH static int elf_init(vmc_lib_t *l)
 {
     vmc__elf_init(&l->o);
     return 0;
 }
 
-static void elf_fini(vmc_lib_t *l) { vmc__elf_fini(&l->o); }
+VMC_LOAD_PATH static void elf_fini(vmc_lib_t *l) { vmc__elf_fini(&l->o); }
 
-static int elf_stays(vmc_lib_t *l)
+VMC_LOAD_PATH static int elf_stays(vmc_lib_t *l)
 {
     /* -z nodelete (DF_1_NODELETE): the library registers itself where it
      * cannot be taken back (GLib's type system, say); it stays loaded, with
@@ -442,7 +443,7 @@ static int elf_stays(vmc_lib_t *l)
     return vmc__tlsdtor_pending(l) > 0;
 }
 
-static void elf_teardown(vmc_lib_t *l)
+VMC_LOAD_PATH static void elf_teardown(vmc_lib_t *l)
 {
     vmc__debug_remove(&l->dbg);  /* while the image is still there */
     vmc__phdr_withdraw(l);
@@ -451,17 +452,17 @@ static void elf_teardown(vmc_lib_t *l)
     vmc__elf_unmap(&l->o);  /* on failure: inaccessible, re-reserved later */
 }
 
-static void elf_dep_close(vmc_lib_t *l, vmc_dep_t *d)
+VMC_LOAD_PATH static void elf_dep_close(vmc_lib_t *l, vmc_dep_t *d)
 {
     (void)l;
     if (!d->unowned) dlclose(d->handle);
 }
 
-static void *elf_keep(vmc_lib_t *l) { return vmc__elf_keep(&l->o); }
+VMC_LOAD_PATH static void *elf_keep(vmc_lib_t *l) { return vmc__elf_keep(&l->o); }
 
 static void elf_kept_free(void *tables) { vmc__elf_kept_free(tables); }
 
-static void elf_free(vmc_lib_t *l)
+VMC_LOAD_PATH static void elf_free(vmc_lib_t *l)
 {
     vmc__elf_free(&l->o);
     free(l->dbg_path);

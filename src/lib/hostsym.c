@@ -55,6 +55,7 @@
  * symbol and its object, whose DT_VERSYM says), that interposer wins.
  */
 #include "lib/loader.h"
+#include "base/attrs.h"
 #include "lib/hostsym.h"
 #include "elf/hostscope.h"
 #include "os/os.h"
@@ -139,7 +140,7 @@ typedef struct final {
     char name[];                 /* name, then the version's text           */
 } final_t;
 
-static void *final_get(const vmc_name_t *key, const char *version)
+VMC_LOAD_PATH static void *final_get(const vmc_name_t *key, const char *version)
 {
     uint32_t h = key->gnu;
     for (final_t *e = __atomic_load_n(&hot.final[h % FINAL_BUCKETS], __ATOMIC_ACQUIRE); e; e = e->next)
@@ -212,7 +213,7 @@ static void hc_flush_locked(void)
     hot.hc_count = 0;
 }
 
-static int generation_cb(struct dl_phdr_info *info, size_t size, void *arg)
+VMC_LOAD_PATH static int generation_cb(struct dl_phdr_info *info, size_t size, void *arg)
 {
     unsigned long long *g = arg;
     if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs) {
@@ -229,7 +230,7 @@ static void scope_init(void);
  * pthread_once: the first load in a process pays a page of the C library
  * and its lazy binding for every function it is the first to call). */
 
-static void scope_once(void)
+VMC_LOAD_PATH static void scope_once(void)
 {
     if (__atomic_load_n(&hot.scope_read, __ATOMIC_ACQUIRE)) return;
     pthread_mutex_lock(&hot.lock);
@@ -241,7 +242,7 @@ static void scope_once(void)
 }
 static int later_since(unsigned long long adds, unsigned long long subs);
 
-void vmc__host_sym_sync(void)
+VMC_LOAD_PATH void vmc__host_sym_sync(void)
 {
     unsigned long long g[2] = {~0ull, ~0ull};
     __atomic_store_n(&hot.touched, 1, __ATOMIC_RELAXED);   /* see `hot` */
@@ -370,7 +371,7 @@ static int count_cb(struct dl_phdr_info *info, size_t size, void *arg)
     return 0;
 }
 
-static int list_cb(struct dl_phdr_info *info, size_t size, void *arg)
+VMC_LOAD_PATH static int list_cb(struct dl_phdr_info *info, size_t size, void *arg)
 {
     listing_t *ls = arg;
     if (size < offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs) {
@@ -470,7 +471,7 @@ static size_t listing_begins_with(const listing_t *ls, size_t vdso, const size_t
     return pos;
 }
 
-static void scope_init(void)
+VMC_LOAD_PATH static void scope_init(void)
 {
     listing_t ls = {0};
     size_t len = 0, *order = NULL;
@@ -569,7 +570,7 @@ static int later_cb(struct dl_phdr_info *info, size_t size, void *arg)
 
 /* q in the host's global scope: VMC_HFIND_FOUND with *addr, NONE, or
  * UNSURE (ask the system loader). */
-static int scope_find(vmc_hquery_t *q, uintptr_t *addr)
+VMC_LOAD_PATH static int scope_find(vmc_hquery_t *q, uintptr_t *addr)
 {
     for (size_t k = 0; k < hot.scope.n; k++) {
         const ElfW(Sym) *s;
@@ -617,7 +618,7 @@ static int in_first_part(void *handle)
     return in;
 }
 
-void *vmc__host_sym(void *handle, const vmc_name_t *key, const char *version)
+VMC_LOAD_PATH void *vmc__host_sym(void *handle, const vmc_name_t *key, const char *version)
 {
     return vmc__host_sym_final(handle, key, version, NULL);
 }
@@ -651,7 +652,7 @@ void *vmc__host_sym_final(void *handle, const vmc_name_t *key, const char *versi
     return cached(handle, key, version);
 }
 
-void *vmc__host_startup_object(const char *name)
+VMC_LOAD_PATH void *vmc__host_startup_object(const char *name)
 {
     __atomic_store_n(&hot.touched, 1, __ATOMIC_RELAXED);   /* the first access (see `hot`) */
     scope_once();
@@ -666,7 +667,7 @@ void *vmc__host_startup_object(const char *name)
     return NULL;
 }
 
-void *vmc__host_startup_owner(const void *addr)
+VMC_LOAD_PATH void *vmc__host_startup_owner(const void *addr)
 {
     scope_once();
     if (!hot.scope.ok) return NULL;

@@ -11,6 +11,7 @@
  * themselves, so the names' hashes are computed once and compared first.
  */
 #include "lib/interpose.h"
+#include "base/attrs.h"
 #include "lib/dladdr.h"
 #include "lib/phdr.h"
 #include "lib/tlsdtor.h"
@@ -49,7 +50,7 @@ static const interpose_t table[] = {
 static uint32_t hashes[NTABLE];
 static int hashed;
 
-static void hash_table(void)
+VMC_LOAD_PATH static void hash_table(void)
 {
     if (__atomic_load_n(&hashed, __ATOMIC_ACQUIRE)) return;
     for (size_t i = 0; i < NTABLE; i++)
@@ -57,7 +58,7 @@ static void hash_table(void)
     __atomic_store_n(&hashed, 1, __ATOMIC_RELEASE);
 }
 
-void *vmc__interposed(const vmc_name_t *name, const vmc_ver_t *ver)
+VMC_LOAD_PATH void *vmc__interposed(const vmc_name_t *name, const vmc_ver_t *ver)
 {
     hash_table();
     for (size_t i = 0; i < NTABLE; i++) {

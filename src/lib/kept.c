@@ -21,6 +21,7 @@
  * elf/dyn.c's SNAP_MAX); dropped at vmc_close.
  */
 #include "lib/loader.h"
+#include "base/attrs.h"
 
 #include <string.h>
 
@@ -30,7 +31,7 @@ static int refuse;   /* tests: keep nothing (every load reads its file) */
 
 void vmc__kept_refuse(int on) { refuse = on; }
 
-void *vmc__kept_take(vmc_loader_t *v, const uint64_t id[2], const uint64_t stamp[3],
+VMC_LOAD_PATH void *vmc__kept_take(vmc_loader_t *v, const uint64_t id[2], const uint64_t stamp[3],
                      const struct vmc_lib_fmt **fmt)
 {
     for (size_t i = 0; i < NKEPT; i++) {
@@ -45,7 +46,7 @@ void *vmc__kept_take(vmc_loader_t *v, const uint64_t id[2], const uint64_t stamp
     return NULL;
 }
 
-void vmc__kept_put(vmc_lib_t *l)
+VMC_LOAD_PATH void vmc__kept_put(vmc_lib_t *l)
 {
     vmc_loader_t *v = l->v;
     if (refuse || !l->settled || !l->has_id || !l->fmt || !l->fmt->keep) return;

@@ -36,6 +36,7 @@
  * loader lock, which vmcode's fork handlers take (api.c): no thread holds
  * it across a fork. */
 #include "lib/ldcache.h"
+#include "base/attrs.h"
 #include "arch/hwcaps.h"
 #include "base/error.h"
 #include "os/os.h"
@@ -295,7 +296,7 @@ int vmc__ldcache_find(const char *name, char *path, size_t len)
     return r;
 }
 
-void vmc__ldcache_recheck(void)
+VMC_LOAD_PATH void vmc__ldcache_recheck(void)
 {
     pthread_mutex_lock(&lock);
     stale = 1;

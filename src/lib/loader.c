@@ -48,6 +48,7 @@
  * load a library.
  */
 #include "lib/loader.h"
+#include "base/attrs.h"
 #include "lib/ldcache.h"
 #include "pe/pe.h"
 #include "base/error.h"
@@ -72,7 +73,7 @@ static void list_add(vmc_loader_t *v, vmc_lib_t *l)
     v->nlibs++;
 }
 
-void vmc__lib_list_add(vmc_lib_t *l) { list_add(l->v, l); }
+VMC_LOAD_PATH void vmc__lib_list_add(vmc_lib_t *l) { list_add(l->v, l); }
 
 static void list_remove(vmc_loader_t *v, vmc_lib_t *l)
 {
@@ -126,7 +127,7 @@ static void run_fini(vmc_lib_t *l)
 /* ---- load -------------------------------------------------------------------- */
 
 /* Free a library that holds no run and no dependencies any more. */
-static void lib_free(vmc_lib_t *l)
+VMC_LOAD_PATH static void lib_free(vmc_lib_t *l)
 {
     if (l->fmt) l->fmt->free(l);
     free(l->deps);
@@ -139,7 +140,7 @@ static void release(vmc_lib_t *l);
 
 /* Undo the format's registrations and give the run back, leave the list,
  * drop the dependencies, free. */
-static void destroy(vmc_lib_t *l)
+VMC_LOAD_PATH static void destroy(vmc_lib_t *l)
 {
     vmc_loader_t *v = l->v;
     if (l->fmt) l->fmt->teardown(l);  /* on failure: inaccessible, re-reserved later */
@@ -160,7 +161,7 @@ static int stays(vmc_lib_t *l)
     return l->fmt->stays && l->fmt->stays(l);
 }
 
-static void release(vmc_lib_t *l)
+VMC_LOAD_PATH static void release(vmc_lib_t *l)
 {
     if (--l->refs > 0 || stays(l)) return;
     run_fini(l);
@@ -194,7 +195,7 @@ static vmc_lib_t *lib_new(vmc_loader_t *v, const char *name, int flags, int dept
 
 /* The format by the magic, then its load.  `hdr` holds the file's first
  * bytes (the whole image from memory). */
-static int load_image(vmc_lib_t *l, vmc_src_t *src, const uint8_t *hdr, size_t hdrlen)
+VMC_LOAD_PATH static int load_image(vmc_lib_t *l, vmc_src_t *src, const uint8_t *hdr, size_t hdrlen)
 {
     l->from_memory = src->fd < 0;
     if (!src->kept) l->fmt = vmc__pe_magic(hdr, hdrlen) ? &vmc__lib_pe_fmt : &vmc__lib_elf_fmt;
@@ -204,7 +205,7 @@ static int load_image(vmc_lib_t *l, vmc_src_t *src, const uint8_t *hdr, size_t h
 /* Relocate what this load mapped (VMC_LIB_MAPPED), in the order it was
  * mapped (each library after its dependencies).  On failure the caller
  * destroys the load's top library, which releases the rest. */
-static int relocate_group(vmc_loader_t *v)
+VMC_LOAD_PATH static int relocate_group(vmc_loader_t *v)
 {
     if (vmc__lib_elf_fmt.relocate_start) vmc__lib_elf_fmt.relocate_start();
     if (vmc__lib_pe_fmt.relocate_start) vmc__lib_pe_fmt.relocate_start();
@@ -235,7 +236,7 @@ static char *dir_of(const char *path)
     return d;
 }
 
-int vmc__lib_load_file(vmc_loader_t *v, const char *path, int flags, int depth, vmc_lib_t *loader,
+VMC_LOAD_PATH int vmc__lib_load_file(vmc_loader_t *v, const char *path, int flags, int depth, vmc_lib_t *loader,
                        vmc_lib_t **out)
 {
     int fd, e = vmc__os_open(path, O_RDONLY, 0, &fd);
@@ -309,7 +310,7 @@ int vmc__lib_load_file(vmc_loader_t *v, const char *path, int flags, int depth, 
  * initialiser that fails (a DllMain returning FALSE) fails the load: the
  * library that was asked for is released, and with it what it brought in
  * (those initialised get their destructors, as the system loader does). */
-static int finish(vmc_loader_t *v, int e, vmc_lib_t *top, vmc_lib_t **out)
+VMC_LOAD_PATH static int finish(vmc_loader_t *v, int e, vmc_lib_t *top, vmc_lib_t **out)
 {
     if (e) return e;
     if (vmc__lib_elf_fmt.init_start) vmc__lib_elf_fmt.init_start();
@@ -325,7 +326,7 @@ static int finish(vmc_loader_t *v, int e, vmc_lib_t *top, vmc_lib_t **out)
     return 0;
 }
 
-int vmc__lib_load(vmc_loader_t *v, const char *path, int flags, vmc_lib_t **out)
+VMC_LOAD_PATH int vmc__lib_load(vmc_loader_t *v, const char *path, int flags, vmc_lib_t **out)
 {
     if (out) *out = NULL;
     if (!v || !path || !out) return vmc__fail(-EINVAL, "vmc_lib_load: NULL argument");
@@ -407,7 +408,7 @@ int vmc_lib_dep(vmc_lib_t *l, unsigned i, vmc_lib_dep_t *out)
     return 0;
 }
 
-int vmc_lib_unload(vmc_lib_t *l)
+VMC_LOAD_PATH int vmc_lib_unload(vmc_lib_t *l)
 {
     if (!l) return vmc__fail(-EINVAL, "vmc_lib_unload: NULL library");
     vmc_loader_t *v = l->v;

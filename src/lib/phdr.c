@@ -14,6 +14,7 @@
  * a private library coming or going is seen as an object added or removed.
  */
 #include "lib/phdr.h"
+#include "base/attrs.h"
 #include "lib/tls.h"
 
 #include <pthread.h>
@@ -26,7 +27,7 @@ static int pub_depth;            /* its nesting                             */
 static vmc_lib_t *pub_head;      /* published libraries, newest first       */
 static atomic_ullong pub_adds, pub_subs;
 
-static void pub_enter(void)
+VMC_LOAD_PATH static void pub_enter(void)
 {
     unsigned long self = (unsigned long)pthread_self();
     if (atomic_load_explicit(&pub_owner, memory_order_relaxed) == self) {
@@ -45,12 +46,12 @@ static void pub_leave(void)
     pthread_mutex_unlock(&pub_lock);
 }
 
-void vmc__phdr_enter(void) { pub_enter(); }
-void vmc__phdr_leave(void) { pub_leave(); }
+VMC_LOAD_PATH void vmc__phdr_enter(void) { pub_enter(); }
+VMC_LOAD_PATH void vmc__phdr_leave(void) { pub_leave(); }
 void vmc__phdr_fork_prepare(void) { pub_enter(); }
 void vmc__phdr_fork_release(void) { pub_leave(); }
 
-void vmc__phdr_publish(vmc_lib_t *l)
+VMC_LOAD_PATH void vmc__phdr_publish(vmc_lib_t *l)
 {
     if (l->flags & VMC_LOAD_INERT) return;
     const Elf64_Phdr *ph = vmc__elf_image_phdrs(&l->o);
@@ -67,7 +68,7 @@ void vmc__phdr_publish(vmc_lib_t *l)
     pub_leave();
 }
 
-void vmc__phdr_withdraw(vmc_lib_t *l)
+VMC_LOAD_PATH void vmc__phdr_withdraw(vmc_lib_t *l)
 {
     if (!l->published) return;
     pub_enter();
@@ -128,7 +129,7 @@ int vmc__dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void 
     return r;
 }
 
-vmc_lib_t *vmc__phdr_first(void) { return pub_head; }
+VMC_LOAD_PATH vmc_lib_t *vmc__phdr_first(void) { return pub_head; }
 
 vmc_lib_t *vmc__phdr_find(uintptr_t a)
 {

@@ -7,6 +7,7 @@
  * and then nothing is said.  Any failure to read it means "do not know":
  * no error of its own is recorded, the message stays the loader's. */
 #include "lib/loader.h"
+#include "base/attrs.h"
 #include "os/os.h"
 
 #include <elf.h>
@@ -25,7 +26,7 @@ static int read_at(int fd, void *buf, uint64_t len, uint64_t off, uint64_t file_
 
 /* 1 if the program's .symtab has a global or weak, default-visibility
  * definition of name; 0 if not, or if that cannot be told. */
-static int search(int fd, uint64_t size, const char *name)
+VMC_LOAD_PATH static int search(int fd, uint64_t size, const char *name)
 {
     Elf64_Ehdr eh;
     if (read_at(fd, &eh, sizeof eh, 0, size) || memcmp(eh.e_ident, ELFMAG, SELFMAG) ||

@@ -17,6 +17,7 @@
  * answer may be another thread's copy.
  */
 #include "lib/loader.h"
+#include "base/attrs.h"
 #include "lib/tls.h"
 #include "arch/reloc.h"
 #include "base/error.h"
@@ -27,7 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int vmc__lib_tls_add(vmc_lib_t *l)
+VMC_LOAD_PATH int vmc__lib_tls_add(vmc_lib_t *l)
 {
     if (!l->o.elf.has_tls) return 0;
     const vmc_elf_t *h = &l->o.elf;
@@ -38,7 +39,7 @@ int vmc__lib_tls_add(vmc_lib_t *l)
     return e;
 }
 
-void vmc__lib_tls_remove(vmc_lib_t *l)
+VMC_LOAD_PATH void vmc__lib_tls_remove(vmc_lib_t *l)
 {
     if (l->has_tls_slot) vmc__tls_remove(l->tls_slot);
     l->has_tls_slot = 0;
@@ -268,7 +269,7 @@ int vmc__lib_tls_reloc(vmc_lib_t *l, int kind, unsigned type, size_t symidx, int
     }
 }
 
-int vmc__lib_tls_finish(vmc_lib_t *l)
+VMC_LOAD_PATH int vmc__lib_tls_finish(vmc_lib_t *l)
 {
     if (!l->ntls_later) return 0;
     int e = 0;

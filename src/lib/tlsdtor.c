@@ -15,6 +15,7 @@
  * orphaned and calls nothing.
  */
 #include "lib/tlsdtor.h"
+#include "base/attrs.h"
 #include "lib/phdr.h"
 
 #include <pthread.h>
@@ -113,7 +114,7 @@ int vmc__cxa_thread_atexit(void (*dtor)(void *), void *obj, void *dso)
     return 0;
 }
 
-size_t vmc__tlsdtor_pending(vmc_lib_t *l)
+VMC_LOAD_PATH size_t vmc__tlsdtor_pending(vmc_lib_t *l)
 {
     pthread_mutex_lock(&dt_lock);
     size_t n = l->tls_dtors;

@@ -28,6 +28,7 @@
  * keeps the alignment of every variable in it.
  */
 #include "lib/tls.h"
+#include "base/attrs.h"
 #include "arch/reloc.h"
 #include "base/error.h"
 #include "os/os.h"
@@ -142,7 +143,7 @@ int vmc__tls_static_new(const char *name, const vmc_tls_image_t *img, void **han
     return 0;
 }
 
-void vmc__tls_static_free(void *handle)
+VMC_LOAD_PATH void vmc__tls_static_free(void *handle)
 {
     if (handle) dlclose(handle);
 }

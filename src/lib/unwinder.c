@@ -30,6 +30,7 @@
  * unwinder.
  */
 #include "lib/unwinder.h"
+#include "base/attrs.h"
 #include "lib/phdr.h"
 
 #include <dlfcn.h>
@@ -91,7 +92,7 @@ static int search_cb(struct dl_phdr_info *info, size_t size, void *arg)
  * system loader (dladdr walks the object's whole symbol table, and a
  * dlopen takes its lock and error-catching path: a fifth of a fresh
  * process's first load). */
-static int pin(frame_fn reg, frame_fn dereg)
+VMC_LOAD_PATH static int pin(frame_fn reg, frame_fn dereg)
 {
     void *own = vmc__host_startup_owner((void *)reg);
     if (own && own == vmc__host_startup_owner((void *)dereg)) {
@@ -131,7 +132,7 @@ static int load_libgcc(void)
 
 /* Under uw_lock: find the unwinder (or, with may_load, load one); 1 if it
  * was found just now. */
-static int search(vmc_lib_t *l, int may_load)
+VMC_LOAD_PATH static int search(vmc_lib_t *l, int may_load)
 {
     if (uw_reg) return 0;
     if (l) {
@@ -207,7 +208,7 @@ static void register_published(vmc_lib_t *l, int all, const vmc_elf_unwinder_t *
     for (vmc_lib_t *p = vmc__phdr_first(); p; p = p->pub_next) vmc__elf_unwind_register(&p->o, u);
 }
 
-static void register_now(vmc_lib_t *l, int may_load)
+VMC_LOAD_PATH static void register_now(vmc_lib_t *l, int may_load)
 {
     pthread_mutex_lock(&uw_lock);
     int fresh = search(l, may_load);
@@ -219,13 +220,13 @@ static void register_now(vmc_lib_t *l, int may_load)
     vmc__phdr_leave();
 }
 
-void vmc__unwinder_register(vmc_lib_t *l)
+VMC_LOAD_PATH void vmc__unwinder_register(vmc_lib_t *l)
 {
     if (!l->published || !l->o.elf.ehhdr_size) return;
     register_now(l, 0);
 }
 
-void vmc__unwinder_ready(void)
+VMC_LOAD_PATH void vmc__unwinder_ready(void)
 {
     vmc__phdr_enter();
     int any = vmc__phdr_first() != NULL;

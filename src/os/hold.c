@@ -4,6 +4,7 @@
  * under a pthread mutex (glibc's; winpthreads' in the MinGW build), small
  * because a handle holds two or three ranges. */
 #include "os/os.h"
+#include "base/attrs.h"
 #include "os/hold.h"
 
 #include <inttypes.h>
@@ -52,7 +53,7 @@ int vmc__os_holds(uintptr_t lo, uintptr_t hi)
     return found;
 }
 
-void vmc__os_audit_fixed_range(uintptr_t lo, size_t len, const char *what)
+VMC_LOAD_PATH void vmc__os_audit_fixed_range(uintptr_t lo, size_t len, const char *what)
 {
     if (!audit || vmc__os_holds(lo, lo + len)) return;
     fprintf(stderr, "vmcode audit: %s at %#" PRIxPTR "+%#zx outside every held reservation\n", what,

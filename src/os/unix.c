@@ -8,6 +8,7 @@
  * free on the hot paths (none of which make system calls anyway).
  */
 #include "os/os.h"
+#include "base/attrs.h"
 #include "os/hold.h"
 
 #include <dlfcn.h>
@@ -36,7 +37,7 @@ static int sys_memfd_create(const char *name, unsigned flags)
 {
     return (int)syscall(SYS_memfd_create, name, flags);
 }
-static int sys_open(const char *path, int flags, mode_t mode)
+VMC_LOAD_PATH static int sys_open(const char *path, int flags, mode_t mode)
 {
     return open(path, flags, mode);
 }
@@ -125,7 +126,7 @@ void vmc__os_set_call(enum vmc_os_call call, void (*fn)(void))
 }
 
 /* Returns the negative errno to fail this call with, or 0 to make it. */
-static int os_enter(enum vmc_os_call call)
+VMC_LOAD_PATH static int os_enter(enum vmc_os_call call)
 {
     atomic_fetch_add_explicit(&os_call_counts[call], 1, memory_order_relaxed);
     if (!atomic_load_explicit(&os_faults[call].armed, memory_order_relaxed))
@@ -148,7 +149,7 @@ static void os_audit_fixed(void *addr, size_t len, int flags)
 
 /* ---- the calls ----------------------------------------------------------- */
 
-int vmc__os_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off, void **out)
+VMC_LOAD_PATH int vmc__os_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off, void **out)
 {
     os_audit_fixed(addr, len, flags);
     int e = os_enter(VMC_OS_MMAP);
@@ -177,7 +178,7 @@ int vmc__os_reserve(uintptr_t at, size_t size, uintptr_t *out)
     return 0;
 }
 
-int vmc__os_rereserve(uintptr_t addr, size_t len)
+VMC_LOAD_PATH int vmc__os_rereserve(uintptr_t addr, size_t len)
 {
     void *p;
     return vmc__os_mmap((void *)addr, len, PROT_NONE, RESERVE_FLAGS | MAP_FIXED, -1, 0, &p);
@@ -192,7 +193,7 @@ int vmc__os_munmap(void *addr, size_t len)
     return CALL(VMC_OS_MUNMAP, int (*)(void *, size_t))(addr, len) ? -errno : 0;
 }
 
-int vmc__os_mprotect(void *addr, size_t len, int prot)
+VMC_LOAD_PATH int vmc__os_mprotect(void *addr, size_t len, int prot)
 {
     int e = os_enter(VMC_OS_MPROTECT);
     if (e) return e;
@@ -230,7 +231,7 @@ int vmc__os_fallocate(int fd, int mode, off_t off, off_t len)
     return CALL(VMC_OS_FALLOCATE, int (*)(int, int, off_t, off_t))(fd, mode, off, len) ? -errno : 0;
 }
 
-int vmc__os_open(const char *path, int flags, mode_t mode, int *fd)
+VMC_LOAD_PATH int vmc__os_open(const char *path, int flags, mode_t mode, int *fd)
 {
     int e = os_enter(VMC_OS_OPEN);
     if (e) return e;
@@ -242,7 +243,7 @@ int vmc__os_open(const char *path, int flags, mode_t mode, int *fd)
     return 0;
 }
 
-int vmc__os_close(int fd)
+VMC_LOAD_PATH int vmc__os_close(int fd)
 {
     /* Linux releases the descriptor whatever close reports, so an injected
      * failure closes it too and only the result differs. */
@@ -253,7 +254,7 @@ int vmc__os_close(int fd)
     return 0;
 }
 
-int vmc__os_pread(int fd, void *buf, size_t len, off_t off, size_t *got)
+VMC_LOAD_PATH int vmc__os_pread(int fd, void *buf, size_t len, off_t off, size_t *got)
 {
     int e = os_enter(VMC_OS_PREAD);
     if (e) return e;
@@ -290,7 +291,7 @@ int vmc__os_pwrite(int fd, const void *buf, size_t len, off_t off)
     return 0;
 }
 
-int vmc__os_fstat(int fd, struct stat *st)
+VMC_LOAD_PATH int vmc__os_fstat(int fd, struct stat *st)
 {
     int e = os_enter(VMC_OS_FSTAT);
     if (e) return e;
@@ -376,7 +377,7 @@ const char *vmc__os_enomem_hint(int err)
     return err == -ENOMEM ? " (too many mappings? see vm.max_map_count)" : "";
 }
 
-size_t vmc__os_page_size(void)
+VMC_LOAD_PATH size_t vmc__os_page_size(void)
 {
     static size_t page;
     if (!page) page = (size_t)sysconf(_SC_PAGESIZE);
@@ -399,8 +400,8 @@ static int detail(int e)
     return e;
 }
 
-unsigned vmc__os_caps(void) { return VMC_OS_CAP_OVERLAY | VMC_OS_CAP_FORK | VMC_OS_CAP_DUAL; }
-size_t vmc__os_granularity(void) { return vmc__os_page_size(); }
+VMC_LOAD_PATH unsigned vmc__os_caps(void) { return VMC_OS_CAP_OVERLAY | VMC_OS_CAP_FORK | VMC_OS_CAP_DUAL; }
+VMC_LOAD_PATH size_t vmc__os_granularity(void) { return vmc__os_page_size(); }
 size_t vmc__os_slot_size(void) { return 0; }
 unsigned long vmc__os_last_detail(void) { return os_detail; }
 /* errno is the detail here, and strerror already says it. */
@@ -557,7 +558,7 @@ uintptr_t vmc__os_min_addr(void)
     return v > OS_MIN_ADDR ? v : OS_MIN_ADDR;
 }
 
-int vmc__os_alloc(size_t len, void **out)
+VMC_LOAD_PATH int vmc__os_alloc(size_t len, void **out)
 {
     return vmc__os_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                         -1, 0, out);
@@ -574,7 +575,7 @@ int vmc__os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(vo
 
 long vmc__os_pid(void) { return (long)getpid(); }
 
-int vmc__os_auxval(unsigned long type, unsigned long *val)
+VMC_LOAD_PATH int vmc__os_auxval(unsigned long type, unsigned long *val)
 {
     errno = 0;
     unsigned long v = getauxval(type);
@@ -681,7 +682,7 @@ void vmc__os_flush_icache(uintptr_t addr, size_t len)
     __builtin___clear_cache((char *)addr, (char *)addr + len);
 }
 
-int vmc__os_file_id(int fd, const struct stat *st, uint64_t id[2])
+VMC_LOAD_PATH int vmc__os_file_id(int fd, const struct stat *st, uint64_t id[2])
 {
     (void)fd;
     id[0] = (uint64_t)st->st_dev;
@@ -689,7 +690,7 @@ int vmc__os_file_id(int fd, const struct stat *st, uint64_t id[2])
     return 0;
 }
 
-int vmc__os_file_settled(const struct stat *st, uint64_t stamp[3])
+VMC_LOAD_PATH int vmc__os_file_settled(const struct stat *st, uint64_t stamp[3])
 {
     struct timespec now;
     stamp[0] = (uint64_t)st->st_size;

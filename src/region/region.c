@@ -25,6 +25,7 @@
  * flag as a mere hint.
  */
 #include "region/region.h"
+#include "base/attrs.h"
 #include "base/error.h"
 #include "os/os.h"
 #include "arch/arch.h"
@@ -351,7 +352,7 @@ int vmc__region_commit(vmc_region_t *r, uintptr_t addr, size_t len, int kind)
     return 0;
 }
 
-int vmc__region_decommit(vmc_region_t *r, uintptr_t addr, size_t len)
+VMC_LOAD_PATH int vmc__region_decommit(vmc_region_t *r, uintptr_t addr, size_t len)
 {
     if (!vmc__region_contains(r, addr, len))
         return vmc__fail(-EINVAL, "%s region: decommit of %#" PRIxPTR "+%#zx is outside it",

@@ -2,13 +2,14 @@
  * ends in (invariant 2: never a hole).  Below both region.c and wx.c, so
  * neither calls the other back. */
 #include "region/region.h"
+#include "base/attrs.h"
 #include "base/error.h"
 #include "os/os.h"
 
 #include <string.h>
 #include <inttypes.h>
 
-int vmc__region_rereserve(vmc_region_t *r, uintptr_t addr, size_t len)
+VMC_LOAD_PATH int vmc__region_rereserve(vmc_region_t *r, uintptr_t addr, size_t len)
 {
     int e = vmc__os_rereserve(addr, len);
     if (e)
