@@ -34,6 +34,7 @@ void vmc__kept_refuse(int on) { refuse = on; }
 VMC_LOAD_PATH void *vmc__kept_take(vmc_loader_t *v, const uint64_t id[2], const uint64_t stamp[3],
                      const struct vmc_lib_fmt **fmt)
 {
+    if (refuse) return NULL;
     for (size_t i = 0; i < NKEPT; i++) {
         struct vmc_kept *k = &v->kept[i];
         if (k->tables && !memcmp(k->id, id, sizeof k->id) && !memcmp(k->stamp, stamp, sizeof k->stamp)) {
