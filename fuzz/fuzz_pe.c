@@ -51,6 +51,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (r == 0) {
         vmc_pe_sym_t s;
         for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) (void)vmc__pe_export(&o, names[i], &s);
+        /* vmc_addr_info's question, at each section's start and end */
+        for (uint32_t i = 0; i < o.pe.nsect; i++) {
+            const char *name;
+            uint32_t at;
+            uint64_t rvas[2] = {o.pe.sect[i].va, (uint64_t)o.pe.sect[i].va + o.pe.sect[i].vsize - 1};
+            for (int k = 0; k < 2; k++)
+                if (vmc__pe_nearest(&o, rvas[k], &name, &at) && (at > rvas[k] || !name)) abort();
+        }
         for (size_t i = 0; i < o.imp.nfn; i++)   /* every listed slot is inside the image */
             if (!vmc__pe_in_image(&o.pe, o.imp.fn[i].slot, 8)) abort();
         vmc__pe_free(&o);
