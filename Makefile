@@ -102,11 +102,12 @@ TEST_DEPS = $(B)/tests/vmc-tests $(B)/vmcode $(B)/examples/demo $(B)/examples/re
 # Test tools from Debian, installed when missing: pkg-config (the install
 # test), g++ (a C++ test library), binutils (the linker's -z options),
 # gdb, valgrind and linux-perf (tests/test_debug.c), MinGW-w64 (the PE test
-# DLLs, and objdump -p that their tests compare with), libjson-c5 and
+# DLLs, and objdump -p that their tests compare with), clang and lld (the
+# Control Flow Guard test DLL, which GCC cannot build), libjson-c5 and
 # libmpfr6 (system libraries with TLS, loaded privately).
 test-deps:
 	@sh scripts/ensure-packages.sh pkg-config g++ binutils gdb valgrind linux-perf gcc-mingw-w64-x86-64 \
-	    g++-mingw-w64-x86-64 binutils-mingw-w64-x86-64 libjson-c5 libmpfr6
+	    g++-mingw-w64-x86-64 binutils-mingw-w64-x86-64 clang lld libjson-c5 libmpfr6
 
 check: test-deps
 	@$(MAKE) --no-print-directory run-tests
@@ -156,7 +157,7 @@ WIN_TEST_OBJ := $(patsubst tests/%.c,$(WB)/tests/%.o,$(WIN_TEST_SRC)) \
                 $(patsubst tests/%.cc,$(WB)/tests/%.o,$(WIN_TEST_CXX_SRC))
 
 windows-deps:
-	@sh scripts/ensure-packages.sh gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64
+	@sh scripts/ensure-packages.sh gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64 clang lld
 
 windows: windows-deps
 	@$(MAKE) --no-print-directory $(WB)/libvmcode.a $(WB)/vmcode.dll $(WB)/vmcode.exe $(WB)/vmc-tests.exe \
