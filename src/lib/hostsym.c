@@ -98,7 +98,6 @@ typedef struct scope {
 #define FINAL_BUCKETS 256
 #define FINAL_MAX     65536
 #define FINAL_CHUNK   4096
-#define FINAL_FIRST   1664            /* the first chunk, in `hot`'s page  */
 struct final;
 
 /* The state every load touches, in one place: each page of it that a
@@ -120,12 +119,7 @@ static struct {
     char *chunk;                 /* where the next entry goes               */
     size_t chunk_left;
     struct final *final[FINAL_BUCKETS];   /* answers found in the first part */
-    int first_used;              /* first_chunk handed out                  */
-    _Alignas(16) char first_chunk[FINAL_FIRST];   /* a first load's answers,
-                                    on the page already written: no fault of
-                                    the heap for them                       */
 } hot __attribute__((aligned(4096))) = {.lock = PTHREAD_MUTEX_INITIALIZER};   /* (in one page) */
-_Static_assert(sizeof hot <= 4096, "the state every load touches fits in one page");
 
 /* An answer found in the scope's first part is final: those objects never
  * go, and nothing loaded later comes before them.  So it is kept for the
@@ -163,11 +157,6 @@ static void final_put(const vmc_name_t *key, const char *version, void *addr)
     }
     /* carved from chunks that are never freed, as the entries are not:
      * one malloc per chunk, not per symbol */
-    if (hot.chunk_left < need && !hot.first_used) {
-        hot.first_used = 1;
-        hot.chunk = hot.first_chunk;
-        hot.chunk_left = FINAL_FIRST;
-    }
     if (hot.chunk_left < need) {
         char *c = malloc(FINAL_CHUNK);
         if (!c) {  /* not remembered: searched again next time */
