@@ -15,6 +15,10 @@
  *   make bench BENCH=load       (builds build/bench/bench_load and runs it), or
  *   build/bench/bench_load [--rounds N] [LIB...]     (default 1000 rounds)
  *
+ * `--first METHOD PATH` is one load+unload in a fresh process (what the
+ * first-load table runs); `--first METHOD PATH --after LIB` loads LIB the
+ * same way first, untimed.
+ *
  * With --only private (or dlopen), only that method runs, N times per
  * library, and nothing is printed: for counting instructions, e.g.
  *   valgrind --tool=callgrind build/bench/bench_load --only private --rounds 300 libzstd.so.1
@@ -110,11 +114,22 @@ static void fault_cost(const char *path)
 
 /* One load+unload in this fresh process (after vmc_open, untimed): the
  * microseconds and page faults on stdout.  Run by first_load through
- * /proc/self/exe. */
-static int first_child(const char *method, const char *path)
+ * /proc/self/exe.  With `after`, that library is loaded and unloaded first
+ * (the same way, untimed): what the timed load costs once the process's
+ * one-time work is done (docs/loader.md, "Cost"). */
+static int first_child(const char *method, const char *path, const char *after)
 {
     vmc_t *v;
     if (vmc_open(NULL, &v)) return 1;
+    if (after && !strcmp(method, "private")) {
+        vmc_lib_t *l;
+        if (vmc_lib_load(v, after, 0, &l)) return 1;
+        vmc_lib_unload(l);
+    } else if (after) {
+        void *h = dlopen(after, RTLD_NOW | RTLD_LOCAL);
+        if (!h) return 1;
+        dlclose(h);
+    }
     long f0 = minflt();
     double t0 = now_us();
     if (!strcmp(method, "private")) {
@@ -259,7 +274,9 @@ static void instructions(const char *const *libs, size_t n)
 
 int main(int argc, char **argv)
 {
-    if (argc == 4 && !strcmp(argv[1], "--first")) return first_child(argv[2], argv[3]);
+    if (argc == 4 && !strcmp(argv[1], "--first")) return first_child(argv[2], argv[3], NULL);
+    if (argc == 6 && !strcmp(argv[1], "--first") && !strcmp(argv[4], "--after"))
+        return first_child(argv[2], argv[3], argv[5]);
     static const char *const defaults[] = {"libz.so.1", "libzstd.so.1", "libsqlite3.so.0", "libpcre2-8.so.0",
                                            "libbz2.so.1.0", "liblzma.so.5", "libexpat.so.1", "libffi.so.8"};
     /* the first load is measured for these (the goal's libraries) */
