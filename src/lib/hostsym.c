@@ -97,7 +97,9 @@ typedef struct scope {
 #define KNOWN_HANDLES 16
 #define FINAL_BUCKETS 256
 #define FINAL_MAX     65536
-#define FINAL_CHUNK   4096
+#define FINAL_CHUNK   1024            /* (small: a first load's heap grows by
+                                         no more than its answers take)      */
+#define FINAL_LONGEST 1024            /* a longer entry is not kept          */
 struct final;
 
 /* The state every load touches, in one place: each page of it that a
@@ -149,7 +151,7 @@ static void final_put(const vmc_name_t *key, const char *version, void *addr)
     if (__atomic_load_n(&hot.nfinal, __ATOMIC_RELAXED) >= FINAL_MAX) return;
     size_t nl = strlen(key->str) + 1, vl = version ? strlen(version) + 1 : 0;
     size_t need = (sizeof(final_t) + nl + vl + 15) & ~(size_t)15;
-    if (need > FINAL_CHUNK / 4) return;  /* a name that long is searched each time */
+    if (need > FINAL_LONGEST) return;  /* a name that long is searched each time */
     pthread_mutex_lock(&hot.lock);
     if (final_get(key, version)) {   /* another thread was first */
         pthread_mutex_unlock(&hot.lock);
@@ -158,13 +160,14 @@ static void final_put(const vmc_name_t *key, const char *version, void *addr)
     /* carved from chunks that are never freed, as the entries are not:
      * one malloc per chunk, not per symbol */
     if (hot.chunk_left < need) {
-        char *c = malloc(FINAL_CHUNK);
+        size_t len = need > FINAL_CHUNK ? need : FINAL_CHUNK;
+        char *c = malloc(len);
         if (!c) {  /* not remembered: searched again next time */
             pthread_mutex_unlock(&hot.lock);
             return;
         }
         hot.chunk = c;
-        hot.chunk_left = FINAL_CHUNK;
+        hot.chunk_left = len;
     }
     final_t *e = (final_t *)hot.chunk;
     hot.chunk += need;
