@@ -14,7 +14,7 @@
 /* A function that every library load or unload runs.  gcc puts such
  * functions in .text.hot, which the linker gathers in one place: a
  * process's first load, whose code nothing has run before, then fetches it
- * from 18 pages instead of 29 (the same cache lines, nearer together), and
+ * from 15 pages instead of 29 (the same cache lines, nearer together), and
  * takes the time of fewer cold fetches (docs/loader.md, "Cost"). */
 #if defined(__GNUC__)
 #define VMC_LOAD_PATH __attribute__((hot))

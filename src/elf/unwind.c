@@ -64,7 +64,7 @@ static uint64_t eh_frame_vaddr(uint64_t hv, const uint8_t *h)
     }
 }
 
-int vmc__elf_unwind_read(vmc_elf_obj_t *l, const vmc_src_t *src)
+VMC_LOAD_PATH int vmc__elf_unwind_read(vmc_elf_obj_t *l, const vmc_src_t *src)
 {
     uint64_t hv = l->elf.ehhdr_vaddr;
     const vmc_seg_t *s = l->elf.ehhdr_size >= 12 ? vmc__elf_seg(&l->elf, hv, 12, 0) : NULL;

@@ -76,7 +76,7 @@ static int found_in(vmc_lib_t *l, vmc_lib_t *d, const vmc_name_t *name, const vm
     return 1;
 }
 
-void *vmc__host_sym_for_final(const vmc_lib_t *l, const vmc_name_t *name, const char *version, int *final)
+VMC_LOAD_PATH void *vmc__host_sym_for_final(const vmc_lib_t *l, const vmc_name_t *name, const char *version, int *final)
 {
     void *p = vmc__host_sym_final(RTLD_DEFAULT, name, version, final);
     for (size_t i = 0; !p && i < l->ndeps; i++)

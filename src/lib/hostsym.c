@@ -356,7 +356,7 @@ static const char *match_name(const listing_t *ls, size_t i)
     return b ? b + 1 : o->path;
 }
 
-static int count_cb(struct dl_phdr_info *info, size_t size, void *arg)
+VMC_LOAD_PATH static int count_cb(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)info, (void)size;
     ++*(size_t *)arg;
@@ -615,7 +615,7 @@ VMC_LOAD_PATH void *vmc__host_sym(void *handle, const vmc_name_t *key, const cha
     return vmc__host_sym_final(handle, key, version, NULL);
 }
 
-void *vmc__host_sym_final(void *handle, const vmc_name_t *key, const char *version, int *final)
+VMC_LOAD_PATH void *vmc__host_sym_final(void *handle, const vmc_name_t *key, const char *version, int *final)
 {
     if (final) *final = 0;
     scope_once();
@@ -669,7 +669,7 @@ VMC_LOAD_PATH void *vmc__host_startup_owner(const void *addr)
     return NULL;
 }
 
-void *vmc__host_startup_sym(void *handle, const char *name)
+VMC_LOAD_PATH void *vmc__host_startup_sym(void *handle, const char *name)
 {
     scope_once();
     for (size_t k = 0; hot.scope.ok && k < hot.scope.n; k++) {

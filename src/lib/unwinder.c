@@ -174,7 +174,7 @@ static int uw_fns_known;
 
 static void *unwinder_sym(void *obj, int startup, const char *name);
 
-static const vmc_elf_unwinder_t *unwinder_fns(void)
+VMC_LOAD_PATH static const vmc_elf_unwinder_t *unwinder_fns(void)
 {
     if (uw_fns_known || !uw_object) return &uw_fns;
     uw_fns_known = 1;
