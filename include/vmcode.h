@@ -178,11 +178,16 @@ VMC_API int   vmc_walk(vmc_t *v, vmc_run_fn fn, void *arg);
  * `path` is opened as given (a name without '/' is relative to the current
  * directory; there is no search path as dlopen has).  Loading the same file
  * again returns the same handle with one more reference.  Symbols of the
- * program itself are found only if it exports them (link it with -rdynamic).  Refusals are -ENOEXEC (malformed, or not a
- * library the system loader would load either), -ENOTSUP (a valid library
- * using a feature this loader does not take, named: dlopen may load it), -ENOENT
- * (missing file, dependency or symbol), -ENOSPC (region full); the message
- * names the file, the field and its offset.  See docs/loader.md. */
+ * program itself are found only if it exports them (link it with -rdynamic).
+ * On Windows `path` is a PE32+ DLL, loaded the same way (its sections read
+ * into the region; imports bound to the process's system DLLs, DLLs beside
+ * it loaded privately; TLS callbacks and DllMain run).  Refusals are -ENOEXEC
+ * (malformed, or not a library, ELF shared object or DLL, the system loader
+ * would load either), -ENOTSUP (a valid library using a feature this loader
+ * does not take, named: dlopen or LoadLibrary may load it), -ENOENT (missing
+ * file, dependency or symbol), -ENOSPC (region full), -ECANCELED (Windows: a
+ * DllMain(DLL_PROCESS_ATTACH) returned FALSE); the message names the file,
+ * the field and its offset.  See docs/loader.md. */
 enum {
     VMC_LOAD_DEFAULT = 0,    /* into the code region                            */
     VMC_LOAD_INERT   = 1,    /* map, relocate and bind, but run none of the
@@ -322,8 +327,11 @@ VMC_API int vmc_unmap_file(vmc_t *v, void *addr, size_t size);
  * crash dumps) from the unwind information of the function it is in.  A
  * frame of generated code nobody described is taken for a leaf function
  * (return address at [rsp], nothing saved): right for code that neither
- * pushes nor moves rsp, and for a stub; for any other, an exception passing
- * through it goes wrong and the process is terminated.  Describe such
+ * pushes nor moves rsp, and for a stub; for any other, stack walks lose
+ * its caller and what an exception passing through it does is undefined
+ * (Windows: expect the process to be terminated; Wine pops stack slots until
+ * one holds an address of described code, so it is caught or not by what
+ * lies in the frame: README's Windows part).  Describe such
  * functions with vmc_unwind_add: n entries laid out as Windows'
  * RUNTIME_FUNCTION, each the function [code_base + begin, code_base + end)
  * whose UNWIND_INFO is at code_base + info, code_base being vmc_info's (the

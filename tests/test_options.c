@@ -148,7 +148,9 @@ TEST(options_environment_on_top_of_the_program)
 TEST(strerror_names)
 {
     ASSERT_STR_EQ(vmc_strerror(-ENOSPC), "no free space in the region satisfies the request");
-    ASSERT_STR_EQ(vmc_strerror(-ENOEXEC), "not a loadable ELF shared library");
+    ASSERT_STR_EQ(vmc_strerror(-ENOEXEC), "not a loadable library (ELF shared object or PE32+ DLL): malformed, or "
+                                          "refused by the system loader too");
+    ASSERT_STR_EQ(vmc_strerror(-ECANCELED), "the library refused to load (its DllMain returned FALSE)");
     ASSERT_STR_EQ(vmc_strerror(0), "success");
     ASSERT_STR_EQ(vmc_strerror(-ENOTSUP), "a feature the private loader does not support");
     ASSERT(vmc_strerror(-EIO) != NULL);

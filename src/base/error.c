@@ -64,7 +64,9 @@ const char *vmc_strerror(int err)
     case 0:        return "success";
     case -ENOMEM:  return "cannot reserve or commit memory";
     case -ENOSPC:  return "no free space in the region satisfies the request";
-    case -ENOEXEC: return "not a loadable ELF shared library";
+    case -ENOEXEC: return "not a loadable library (ELF shared object or PE32+ DLL): malformed, or refused by the "
+                          "system loader too";
+    case -ECANCELED: return "the library refused to load (its DllMain returned FALSE)";
     case -ENOTSUP: return "a feature the private loader does not support";
     case -ENOENT:  return "no such file, symbol or mapping";
     case -EINVAL:  return "invalid argument or option";

@@ -43,3 +43,12 @@ extern "C" __declspec(dllexport) int t_cxx_throw_error()
 {
     throw std::runtime_error("thrown in t_pe_cxx.dll");
 }
+
+// A frame of this DLL between generated code and a function of the program
+// (tests/windows/test_pe_lib.c walks the stack from there): calls the hook
+// set before, not as a tail call.
+namespace {
+int (*hook)();
+}
+extern "C" __declspec(dllexport) void t_cxx_set_hook(int (*f)()) { hook = f; }
+extern "C" __declspec(dllexport) int t_cxx_call_hook() { return hook() + 1; }

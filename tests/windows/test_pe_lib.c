@@ -249,6 +249,7 @@ TEST(pe_lib_dllmain_false_fails_the_load)
     int e = vmc_lib_load(v, pe_path("t_pe_chain.dll"), 0, &l);
     SetEnvironmentVariableA("VMC_PE_REFUSE", NULL);
     ASSERT_EQ(e, -ECANCELED);
+    ASSERT_STR_EQ(vmc_strerror(e), "the library refused to load (its DllMain returned FALSE)");
     char want[600];
     snprintf(want, sizeof want, "%s: DllMain(DLL_PROCESS_ATTACH) returned FALSE: the DLL refused to load",
              pe_path("t_pe_chain.dll"));
@@ -342,6 +343,7 @@ TEST(pe_lib_delay_load_imports_bound_at_load)
 
 int vt_cxx_catch_through(int (*jit)(int (*)(void)), int (*callee)(void));   /* cxx_through.cc */
 int vt_cxx_catch_what(int (*jit)(int (*)(void)), int (*callee)(void), char *buf, size_t len);
+int vt_cxx_throw_42(void);
 
 /* mid(fn): push rbx; sub rsp, 32; call rcx; nop; add rsp, 32; pop rbx; ret
  * (the nop: a return address at an epilog reads as a frame leaving), and
@@ -351,22 +353,73 @@ static const uint8_t mid_code[] = {0x53, 0x48, 0x83, 0xec, 0x20, 0xff, 0xd1, 0x9
                                    0x48, 0x83, 0xc4, 0x20, 0x5b, 0xc3};
 static const uint8_t mid_info[] = {0x01, 0x05, 0x02, 0x00, 0x05, 0x32, 0x01, 0x30};
 
-/* mid written into the region and described with vmc_unwind_add. */
-static int (*jit_mid(vmc_t *v))(int (*)(void))
+/* mid written into the region (its UNWIND_INFO after it, not yet
+ * described: jit_describe). */
+typedef struct mid { vmc_t *v; vmc_span_t s; uint32_t at; int (*fn)(int (*)(void)); } mid_t;
+
+static void jit_mid(vmc_t *v, mid_t *m)
 {
     vmc_info_t in;
     ASSERT_OK(vmc_info(v, &in));
-    vmc_span_t s;
-    ASSERT_OK(vmc_alloc(v, 64, VMC_CODE, &s));
-    memcpy(s.w, mid_code, sizeof mid_code);
-    memcpy((uint8_t *)s.w + 32, mid_info, sizeof mid_info);
-    FlushInstructionCache(GetCurrentProcess(), s.x, 64);
-    uint32_t at = (uint32_t)((uintptr_t)s.x - (uintptr_t)in.code_base);
-    vmc_unwind_entry_t e = {at, at + sizeof mid_code, at + 32};
-    ASSERT_OK(vmc_unwind_add(v, &e, 1));
-    int (*mid)(int (*)(void));
-    *(void **)&mid = s.x;
-    return mid;
+    m->v = v;
+    ASSERT_OK(vmc_alloc(v, 64, VMC_CODE, &m->s));
+    memcpy(m->s.w, mid_code, sizeof mid_code);
+    memcpy((uint8_t *)m->s.w + 32, mid_info, sizeof mid_info);
+    FlushInstructionCache(GetCurrentProcess(), m->s.x, 64);
+    m->at = (uint32_t)((uintptr_t)m->s.x - (uintptr_t)in.code_base);
+    *(void **)&m->fn = m->s.x;
+}
+
+static void jit_describe(mid_t *m)
+{
+    vmc_unwind_entry_t e = {m->at, m->at + sizeof mid_code, m->at + 32};
+    ASSERT_OK(vmc_unwind_add(m->v, &e, 1));
+}
+
+/* The stack as a crash reporter walks it (RtlLookupFunctionEntry, a frame
+ * without an entry taken for a leaf, RtlVirtualUnwind), from the function
+ * the DLL calls back, up to 24 frames or the stack's base. */
+static uintptr_t walked[24];
+static int nwalked;
+
+static __attribute__((noinline)) int walker(void)
+{
+    ULONG_PTR lo, hi;
+    GetCurrentThreadStackLimits(&lo, &hi);
+    CONTEXT c;
+    RtlCaptureContext(&c);
+    nwalked = 0;
+    while (nwalked < 24 && c.Rip && c.Rsp >= lo && c.Rsp < hi) {
+        walked[nwalked++] = c.Rip;
+        DWORD64 ib;
+        PRUNTIME_FUNCTION f = RtlLookupFunctionEntry(c.Rip, &ib, NULL);
+        if (!f) {
+            c.Rip = *(DWORD64 *)c.Rsp;
+            c.Rsp += 8;
+            continue;
+        }
+        void *hd;
+        DWORD64 est;
+        RtlVirtualUnwind(UNW_FLAG_NHANDLER, ib, c.Rip, f, &c, &hd, &est, NULL);
+    }
+    return 5;
+}
+
+/* The program's frame that called the generated one: the walk has reached
+ * the host when the frame after the generated one is this function's. */
+static __attribute__((noinline)) int call_mid(int (*mid)(int (*)(void)), int (*callee)(void))
+{
+    int r = mid(callee);
+    __asm__ volatile("" ::: "memory");   /* not a tail call */
+    return r + 1;
+}
+
+/* The walk's frame after the one at [at, at + len), or 0. */
+static uintptr_t walked_after(uintptr_t at, size_t len)
+{
+    for (int i = 0; i + 1 < nwalked; i++)
+        if (walked[i] >= at && walked[i] < at + len) return walked[i + 1];
+    return 0;
 }
 
 /* The host calls generated code, which calls an export of a private C++
@@ -374,12 +427,19 @@ static int (*jit_mid(vmc_t *v))(int (*)(void))
  * C++ runtime, leaves the DLL's frames (its .pdata, registered at load),
  * passes the generated frame (the table of vmc_unwind_add) and is caught by
  * the host's runtime, an int by value and a std::runtime_error by its base
- * class, what() answering from the DLL.  The generated frame's table is
- * what lets it through: without the vmc_unwind_add the process terminates
- * ("terminate called after throwing an instance of 'int'"), under Wine 10
- * and, for this DLL's exception, under Wine 8 too (README says Wine 8 lets
- * an exception from host code through an undescribed frame), so both runs
- * test the registration.  -w_xor_x needs placeholders: skipped under Wine 8. */
+ * class, what() answering from the DLL.  What the table changes, asserted
+ * first without it and then with it: the system's look-up finds the
+ * generated function's entry (image base: the code region's), and a walk
+ * from a function the DLL calls back goes DLL frame, generated frame, the
+ * host's caller; without the table the frame is taken for a leaf and the
+ * walk reads the frame's own stack as the next return address, losing the
+ * caller.  Whether an exception passes an undescribed frame is not
+ * asserted: Windows leaves it undefined, and Wine's dispatcher, taking
+ * frame after frame for a leaf, pops stack slots until one holds an address
+ * of described code, so it depends on what lies in the frame (the same
+ * throw through the same frame was caught when this test ran alone and
+ * terminated the process in the whole suite, Wine 10).  -w_xor_x needs
+ * placeholders: skipped under Wine 8. */
 static void cxx_through(const char *options)
 {
     vmc_t *v = vt_open(options);
@@ -387,19 +447,48 @@ static void cxx_through(const char *options)
     ASSERT_OK(vmc_lib_load(v, pe_path("t_pe_cxx.dll"), 0, &l));
     int (*ti)(void) = (int (*)(void))SYM(l, "t_cxx_throw_int");
     int (*te)(void) = (int (*)(void))SYM(l, "t_cxx_throw_error");
-    ASSERT(ti && te && inside(v, ti) && inside(v, te));
-    int (*mid)(int (*)(void)) = jit_mid(v);
-    ASSERT(inside(v, mid));
+    void (*set_hook)(int (*)(void)) = (void (*)(int (*)(void)))SYM(l, "t_cxx_set_hook");
+    int (*call_hook)(void) = (int (*)(void))SYM(l, "t_cxx_call_hook");
+    ASSERT(ti && te && set_hook && call_hook && inside(v, ti) && inside(v, te));
+    set_hook(walker);
+    mid_t m;
+    jit_mid(v, &m);
+    ASSERT(inside(v, m.fn));
+    uintptr_t mpc = (uintptr_t)m.fn;
     DWORD64 ib;
     ASSERT(RtlLookupFunctionEntry((DWORD64)(uintptr_t)ti, &ib, NULL));   /* the DLL's table */
     vmc_lib_info_t in;
     ASSERT_OK(vmc_lib_info(l, &in));
     ASSERT_EQ(ib, (uintptr_t)in.base);
-    ASSERT(RtlLookupFunctionEntry((DWORD64)(uintptr_t)mid + 6, &ib, NULL));   /* the generated one's */
-    ASSERT_EQ(vt_cxx_catch_through(mid, ti), 42);
-    ASSERT_EQ(vt_cxx_catch_through(mid, ti), 42);   /* and again */
+    PRUNTIME_FUNCTION caller = RtlLookupFunctionEntry((DWORD64)(uintptr_t)call_mid, &ib, NULL);
+    ASSERT(caller);
+    PRUNTIME_FUNCTION hook_fn = RtlLookupFunctionEntry((DWORD64)(uintptr_t)call_hook, &ib, NULL);
+    ASSERT(hook_fn);
+    /* undescribed: no entry, and the walk loses the host's caller */
+    ASSERT(!RtlLookupFunctionEntry(mpc + 6, &ib, NULL));
+    ASSERT_EQ(call_mid(m.fn, call_hook), 7);
+    ASSERT(RtlLookupFunctionEntry(walked_after((uintptr_t)walker, 0x200), &ib, NULL) == hook_fn);
+    uintptr_t next = walked_after(mpc, sizeof mid_code);
+    ASSERT_MSG(next, "the walk did not reach the generated frame (%d frames)", nwalked);
+    ASSERT(RtlLookupFunctionEntry(next, &ib, NULL) != caller);
+    /* described: found, with the region's base; the walk reaches the caller */
+    jit_describe(&m);
+    vmc_info_t vi;
+    ASSERT_OK(vmc_info(v, &vi));
+    PRUNTIME_FUNCTION f = RtlLookupFunctionEntry(mpc + 6, &ib, NULL);
+    ASSERT(f && f->BeginAddress == m.at && f->EndAddress == m.at + sizeof mid_code);
+    ASSERT_EQ(ib, (uintptr_t)vi.code_base);
+    ASSERT_EQ(call_mid(m.fn, call_hook), 7);
+    ASSERT(RtlLookupFunctionEntry(walked_after((uintptr_t)walker, 0x200), &ib, NULL) == hook_fn);
+    uintptr_t from_dll = walked_after((uintptr_t)call_hook, 0x100);   /* the DLL's frame: then ours */
+    ASSERT(from_dll >= mpc && from_dll < mpc + sizeof mid_code);
+    next = walked_after(mpc, sizeof mid_code);
+    ASSERT(next && RtlLookupFunctionEntry(next, &ib, NULL) == caller);
+    /* and the exceptions pass it */
+    ASSERT_EQ(vt_cxx_catch_through(m.fn, ti), 42);
+    ASSERT_EQ(vt_cxx_catch_through(m.fn, ti), 42);   /* and again */
     char what[64] = "";
-    ASSERT_EQ(vt_cxx_catch_what(mid, te, what, sizeof what), 1);
+    ASSERT_EQ(vt_cxx_catch_what(m.fn, te, what, sizeof what), 1);
     ASSERT_STR_EQ(what, "thrown in t_pe_cxx.dll");
     /* the DLL still throws and catches inside itself */
     ASSERT_EQ(((int (*)(int))SYM(l, "t_cxx_catch"))(-1), -8);
