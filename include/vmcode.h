@@ -204,7 +204,12 @@ VMC_API int   vmc_lib_load_mem(vmc_t *v, const void *bytes, size_t len, const ch
                                int flags, vmc_lib_t **out);
 /* The library's own exported symbol, default version; IFUNCs resolved.
  * NULL if absent (vmc_last_error() says so).  For a function under
- * -Wpedantic: `*(void **)&fn = vmc_lib_sym(l, "f");` */
+ * -Wpedantic: `*(void **)&fn = vmc_lib_sym(l, "f");`  A DLL (Windows): the
+ * export of that name, or "#N" the export of ordinal N (decimal, 1 to
+ * 65535, as GetProcAddress(MAKEINTRESOURCE(N)); a malformed one, "#", "#0",
+ * "#7x", is refused as such); a forwarded export is followed to its target
+ * (another private DLL of the handle by file name, else the system's
+ * module, held until unload). */
 VMC_API void *vmc_lib_sym(vmc_lib_t *l, const char *name);
 /* The piece of the code region the image occupies. */
 VMC_API int   vmc_lib_span(vmc_lib_t *l, void **start, size_t *len);
@@ -215,22 +220,28 @@ typedef struct vmc_lib_info {
     const char *path;            /* as given to vmc_lib_load (or the name)    */
     void       *base;            /* the piece of the code region it occupies  */
     size_t      size;
-    uintptr_t   bias;            /* added to every p_vaddr                    */
-    unsigned    nsegments;       /* PT_LOADs                                  */
+    uintptr_t   bias;            /* added to every p_vaddr (a DLL: every RVA;
+                                    the image's base)                         */
+    unsigned    nsegments;       /* PT_LOADs (a DLL: its sections, one each)  */
     struct {
         void *start; size_t size;
         int   prot;              /* PROT_READ | PROT_WRITE | PROT_EXEC        */
     } segments[VMC_LIB_MAX_SEGMENTS];
+    /* a DLL: relocs_relative is its IMAGE_REL_BASED_DIR64 relocations, the
+     * other three 0 */
     size_t relocs_relative, relocs_symbolic, relocs_irelative, relocs_relr;
-    size_t bound_self;           /* symbols bound to the library itself       */
+    size_t bound_self;           /* symbols bound to the library itself (a
+                                    DLL: 0, it imports nothing from itself)   */
     size_t bound_private;        /* ... to other privately loaded libraries   */
-    size_t bound_host;           /* ... to the host process (dlvsym)          */
-    size_t bound_weak_zero;      /* undefined weak symbols, bound to 0        */
-    unsigned ndeps;              /* DT_NEEDED entries                         */
+    size_t bound_host;           /* ... to the host process (dlvsym; a DLL:
+                                    GetProcAddress of a system module)        */
+    size_t bound_weak_zero;      /* undefined weak symbols, bound to 0 (DLL: 0) */
+    unsigned ndeps;              /* DT_NEEDED entries (a DLL: imported DLLs,
+                                    delay-loaded ones included)               */
     size_t tables_copied;        /* bytes of the file read into the loader's
                                     memory at load to hold its symbol, string,
                                     hash, version and relocation tables
-                                    (0: they are read in place)             */
+                                    (0: they are read in place; a DLL: 0)   */
 } vmc_lib_info_t;
 VMC_API int vmc_lib_info(vmc_lib_t *l, vmc_lib_info_t *out);
 
@@ -292,7 +303,9 @@ typedef struct vmc_addr_info {
     void       *base;            /* where its image starts (dli_fbase)         */
     const char *sym_name;        /* nearest exported symbol, or NULL           */
     void       *sym_addr;        /* its address (dli_saddr)                    */
-    size_t      sym_size;        /* its st_size (0 for a host object)          */
+    size_t      sym_size;        /* its st_size (0 for a host object, and for
+                                    a DLL's export: exports have no sizes, so
+                                    sym_offset is only the distance)           */
     size_t      sym_offset;      /* addr - sym_addr: past sym_size when addr is
                                     in code no symbol covers (a static function) */
 } vmc_addr_info_t;

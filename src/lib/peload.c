@@ -604,9 +604,27 @@ static void pe_free(vmc_lib_t *l)
     l->pe = NULL;
 }
 
+/* "#" and a decimal ordinal from 1 to 65535 (what GetProcAddress takes as
+ * MAKEINTRESOURCE(N): a zero high word and a non-zero low word). */
+static int ordinal_ok(const char *name)
+{
+    unsigned long v = 0;
+    const char *p = name + 1;
+    for (; *p >= '0' && *p <= '9' && p - name <= 5; p++) v = v * 10 + (unsigned long)(*p - '0');
+    return p > name + 1 && !*p && v >= 1 && v <= 65535;
+}
+
 static void *pe_sym(vmc_lib_t *l, const char *name)
 {
     void *a = NULL;
+    /* a name starting with '#' is an ordinal (vmc_lib_sym's convention; no
+     * export name is looked up that way): a malformed one is the caller's
+     * mistake, not an absent export */
+    if (name[0] == '#' && !ordinal_ok(name)) {
+        vmc__fail(-EINVAL, "%s: \"%s\" is a malformed ordinal: write # and a decimal number from 1 to 65535 "
+                  "(\"#12\")", l->name, name);
+        return NULL;
+    }
     vmc__loader_lock(l->v);  /* a forwarder may take a module reference */
     int found = export_addr(l, l, name, &a);
     vmc__loader_unlock(l->v);

@@ -181,6 +181,35 @@ TEST(pe_lib_basic_dll_exports_imports_relocations)
     vmc_close(v);
 }
 
+/* vmc_lib_sym's "#N": an ordinal there or not, and malformed ones named as
+ * such (not looked up as names). */
+TEST(pe_lib_sym_ordinals_malformed_named)
+{
+    vmc_t *v = vt_open("-vm_size 256M -vmheap_size 0");
+    const char *path = pe_path("t_pe_basic.dll");
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, path, 0, &l));
+    int (*secret)(void) = (int (*)(void))SYM(l, "#12");
+    ASSERT(secret && secret() == 42);
+    ASSERT(SYM(l, "#00012") == (void *)secret);   /* decimal, leading zeros and all */
+    char want[600];
+    snprintf(want, sizeof want, "%s: exports no symbol #999", path);
+    ASSERT(!SYM(l, "#999"));
+    ASSERT_STR_EQ(vmc_last_error(), want);
+    static const char *const bad[] = {"#", "#0", "#7x", "#65536", "#-1", "#+1", "# 1", "#123456", "#x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ASSERT(!SYM(l, bad[i]));
+        snprintf(want, sizeof want, "%s: \"%s\" is a malformed ordinal: write # and a decimal number from 1 to "
+                 "65535 (\"#12\")", path, bad[i]);
+        ASSERT_STR_EQ(vmc_last_error(), want);
+    }
+    ASSERT(SYM(l, "#65535") == NULL);   /* well-formed, absent */
+    snprintf(want, sizeof want, "%s: exports no symbol #65535", path);
+    ASSERT_STR_EQ(vmc_last_error(), want);
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+}
+
 TEST(pe_lib_cxx_exception_thrown_and_caught_inside)
 {
     vmc_t *v = vt_open("-vm_size 256M -vmheap_size 0");
