@@ -161,13 +161,24 @@ windows-deps:
 
 windows: windows-deps
 	@$(MAKE) --no-print-directory $(WB)/libvmcode.a $(WB)/vmcode.dll $(WB)/vmcode.exe $(WB)/vmc-tests.exe \
-	    $(WB_PE_DLLS)
+	    $(WB_PE_DLLS) $(WB_PE_RT)
 
 # The PE test DLLs the Windows suite loads (tests/windows/test_pe_load.c, test_pe_lib.c).
 WB_PE_DLLS := $(patsubst $(PE_DIR)/%,$(WB)/pe/%,$(PE_DLLS))
 $(WB)/pe/%.dll: $(PE_DIR)/%.dll
 	@mkdir -p $(dir $@)
 	cp $< $@
+# t_pe_rt.dll beside copies of MinGW's runtime DLLs (pe/rt/), and alone
+# (pe/rt_alone/): the runtimes found beside a plug-in (test_pe_lib.c).
+PE_RUNTIMES := libstdc++-6.dll libgcc_s_seh-1.dll libwinpthread-1.dll
+WB_PE_RT := $(if $(filter %/t_pe_rt.dll,$(PE_DLLS)),$(WB)/pe/rt/t_pe_rt.dll $(WB)/pe/rt_alone/t_pe_rt.dll \
+            $(addprefix $(WB)/pe/rt/,$(PE_RUNTIMES)))
+$(WB)/pe/rt/t_pe_rt.dll $(WB)/pe/rt_alone/t_pe_rt.dll: $(PE_DIR)/t_pe_rt.dll
+	@mkdir -p $(dir $@)
+	cp $< $@
+$(addprefix $(WB)/pe/rt/,$(PE_RUNTIMES)):
+	@mkdir -p $(dir $@)
+	cp "$$($(PE_CXX) -print-file-name=$(notdir $@))" $@
 
 $(WB)/obj/%.o: src/%.c $(LIB_HDR) include/vmcode.h
 	@mkdir -p $(dir $@)

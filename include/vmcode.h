@@ -274,7 +274,10 @@ typedef struct vmc_lib_dep {
     int         where;           /* enum vmc_dep_where                          */
     const char *path;            /* the file: the private copy's path, or the
                                     system loader's name for it (NULL if it
-                                    gives none)                                 */
+                                    gives none; a DLL: NULL for a system
+                                    module; a private DLL's is the importer's
+                                    directory, its separator, the import's
+                                    name as spelled there)                      */
     const char *why;             /* why it went where it went, one sentence:
                                     "found in DT_RUNPATH /opt/x/lib", or for the
                                     system loader why not privately            */

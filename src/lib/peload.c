@@ -299,6 +299,30 @@ static int is_system_dll(const char *n)
     return 0;
 }
 
+/* The compiler's runtime DLLs (MinGW-w64's GCC): one copy per process like
+ * the system's, but not part of the system: shipped beside the program or
+ * the plug-in that needs them. */
+static int is_compiler_runtime(const char *n)
+{
+    return !strcasecmp(n, "libgcc_s_seh-1.dll") || !strcasecmp(n, "libstdc++-6.dll") ||
+           !strcasecmp(n, "libwinpthread-1.dll");
+}
+
+/* path = the directory of l, then n, joined with the separator the
+ * directory uses (the one of the path l was loaded by; a directory with
+ * none, ".", takes '\\'): Z:\dir\sub\dep.dll, not Z:\dir\sub/dep.dll. */
+static int beside(vmc_lib_t *l, const char *n, char *path, size_t size)
+{
+    const char *fs = strrchr(l->dir, '/'), *bs = strrchr(l->dir, '\\');
+    size_t dl = strlen(l->dir);
+    const char *sep = fs && (!bs || fs > bs) ? "/" : "\\";
+    if (dl && (l->dir[dl - 1] == '/' || l->dir[dl - 1] == '\\')) sep = "";   /* "C:\\", "/" */
+    int len = snprintf(path, size, "%s%s%s", l->dir, sep, n);
+    if (len < 0 || (size_t)len >= size)
+        return vmc__fail(-ENAMETOOLONG, "%s: imported DLL %s: path too long", l->name, n);
+    return 0;
+}
+
 /* Is there a file at path?  Through the OS layer, like every other call. */
 static int file_there(vmc_lib_t *l, const char *n, const char *path, int *there)
 {
@@ -321,25 +345,46 @@ static int resolve_dll(vmc_lib_t *l, const char *n, vmc_dep_t *d)
         return 0;
     }
     if (e != -ENOENT) return vmc__fail(e, "%s: imported DLL %s: GetModuleHandleEx: %s", l->name, n, strerror(-e));
+    char path[4096];
+    int there = 0;
     if (is_system_dll(n)) {
         if (l->flags & VMC_LOAD_INERT)
             return vmc__fail(-ENOENT, "%s: imported DLL %s: not in the process (VMC_LOAD_INERT loads nothing "
                              "else)", l->name, n);
-        if ((e = vmc__os_dll_load(n, &h)))
+        /* A compiler runtime the process lacks: the copy beside the DLL,
+         * by its full path (the system loader then finds the runtime's own
+         * runtimes beside it too), so that every later importer shares it;
+         * else the system's search. */
+        int rt = is_compiler_runtime(n) && l->dir;
+        if (rt && ((e = beside(l, n, path, sizeof path)) || (e = file_there(l, n, path, &there)))) return e;
+        if (there) {
+            if ((e = vmc__os_dll_load(path, &h)))
+                return vmc__fail(e, "%s: imported DLL %s: a compiler runtime the process does not have, found "
+                                 "beside it as %s: LoadLibraryEx: %s (system error %lu)", l->name, n, path,
+                                 e == -ENOENT ? "not found" : strerror(-e), vmc__os_last_detail());
+            d->kind = VMC_DEP_SYSTEM;
+            d->handle = h;
+            d->where = VMC_DEP_BESIDE;
+            snprintf(d->why, sizeof d->why, "a compiler runtime (one copy per process) the process did not have, "
+                     "found beside the DLL that imports it: the system loader's, from there");
+            return 0;
+        }
+        if ((e = vmc__os_dll_load(n, &h))) {
+            if (rt)
+                return vmc__fail(e, "%s: imported DLL %s: a compiler runtime, not in the process, not beside it "
+                                 "(%s), and LoadLibrary's search: %s (system error %lu)", l->name, n, path,
+                                 e == -ENOENT ? "not found" : strerror(-e), vmc__os_last_detail());
             return vmc__fail(e, "%s: imported DLL %s: LoadLibrary: %s (system error %lu)", l->name, n,
                              e == -ENOENT ? "not found" : strerror(-e), vmc__os_last_detail());
+        }
         d->kind = VMC_DEP_SYSTEM;
         d->handle = h;
         d->where = VMC_DEP_SYSTEM_LIBRARY;
         snprintf(d->why, sizeof d->why, "a system DLL (one copy per process): the system loader's");
         return 0;
     }
-    char path[4096];
-    int there = 0;
     if (l->dir) {
-        int len = snprintf(path, sizeof path, "%s/%s", l->dir, n);
-        if (len < 0 || (size_t)len >= sizeof path)
-            return vmc__fail(-ENAMETOOLONG, "%s: imported DLL %s: path too long", l->name, n);
+        if ((e = beside(l, n, path, sizeof path))) return e;
         if ((e = file_there(l, n, path, &there))) return e;
     }
     if (there) {

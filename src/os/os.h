@@ -314,7 +314,9 @@ const char *vmc__os_why(int e);
  * taking a reference): -ENOENT if it has not. */
 int vmc__os_dll_find(const char *name, void **h);
 /* Load `name` (a path, or a name the system searches for) through the
- * system loader (LoadLibrary): -ENOENT if not found. */
+ * system loader (LoadLibrary; a path: LoadLibraryEx with
+ * LOAD_WITH_ALTERED_SEARCH_PATH, its dependencies found beside it): -ENOENT
+ * if not found. */
 int vmc__os_dll_load(const char *name, void **h);
 void vmc__os_dll_free(void *h);
 /* The export `name` of module h, or with name NULL its export `ordinal`

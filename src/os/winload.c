@@ -132,7 +132,10 @@ int vmc__os_dll_load(const char *name, void **h)
 {
     int e = vmc__os_win_enter(VMC_OS_LOADLIBRARY);
     if (e) return e;
-    HMODULE m = LoadLibraryA(name);
+    /* by a path: its own dependencies are searched beside it first
+     * (LOAD_WITH_ALTERED_SEARCH_PATH), not beside the program */
+    HMODULE m = strpbrk(name, "/\\") ? LoadLibraryExA(name, NULL, LOAD_WITH_ALTERED_SEARCH_PATH)
+                                      : LoadLibraryA(name);
     if (!m) return load_error();
     *h = m;
     return 0;

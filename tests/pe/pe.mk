@@ -4,6 +4,7 @@
 PE_CC   := x86_64-w64-mingw32-gcc
 PE_CXX  := x86_64-w64-mingw32-g++
 PE_TOOL := x86_64-w64-mingw32-dlltool
+PE_WINDRES := x86_64-w64-mingw32-windres
 PE_DIR  := $(B)/tests/libs/pe
 PE_CFLAGS := -std=c11 -O2 -Wall -Wextra -Werror
 
@@ -11,7 +12,10 @@ ifneq ($(shell command -v $(PE_CC) 2>/dev/null),)
 PE_DLLS := $(addprefix $(PE_DIR)/,t_pe_basic.dll t_pe_dep.dll t_pe_delay.dll t_pe_mid.dll t_pe_chain.dll \
              t_pe_ping.dll t_pe_pong.dll t_pe_tls.dll)
 ifneq ($(shell command -v $(PE_CXX) 2>/dev/null),)
-PE_DLLS += $(PE_DIR)/t_pe_cxx.dll
+PE_DLLS += $(PE_DIR)/t_pe_cxx.dll $(PE_DIR)/t_pe_rt.dll
+endif
+ifneq ($(shell command -v $(PE_WINDRES) 2>/dev/null),)
+PE_DLLS += $(PE_DIR)/t_pe_mod.dll
 endif
 # Control Flow Guard: GCC 12 cannot instrument (no -mguard=cf), clang can,
 # linked by lld-link's /guard:cf against MinGW-w64's libraries
@@ -53,6 +57,21 @@ $(PE_DIR)/t_pe_delay.dll: tests/pe/t_pe_delay.c $(PE_DIR)/libt_pe_dep_delay.a $(
 $(PE_DIR)/t_pe_cxx.dll: tests/pe/t_pe_cxx.cc
 	@mkdir -p $(dir $@)
 	$(PE_CXX) -std=c++17 -O2 -Wall -Wextra -Werror -shared -static-libgcc -static-libstdc++ -o $@ $<
+
+# C++ with MinGW's runtime DLLs imported, not linked in (libstdc++-6,
+# libgcc_s_seh-1; libwinpthread-1 through pthread_self): the Windows suite
+# lays it out beside copies of them and alone (Makefile, WB_PE_RT)
+$(PE_DIR)/t_pe_rt.dll: tests/pe/t_pe_rt.cc
+	@mkdir -p $(dir $@)
+	$(PE_CXX) -std=c++17 -O2 -Wall -Wextra -Werror -shared -shared-libgcc -o $@ $< -lpthread
+
+# the system's module calls asked from inside a DLL, and a string resource
+$(PE_DIR)/t_pe_mod.res.o: tests/pe/t_pe_mod.rc
+	@mkdir -p $(dir $@)
+	$(PE_WINDRES) $< -o $@
+
+$(PE_DIR)/t_pe_mod.dll: tests/pe/t_pe_mod.c $(PE_DIR)/t_pe_mod.res.o
+	$(PE_CC) $(PE_CFLAGS) -shared -o $@ $^
 
 # a chain: t_pe_chain -> t_pe_mid -> t_pe_basic, and a forwarder into t_pe_basic
 $(PE_DIR)/libt_pe_mid.a: tests/pe/t_pe_mid.def

@@ -1156,3 +1156,215 @@ TEST(pe_lib_under_w_xor_x)
     ASSERT_EQ(st.libraries, 0);
     vmc_close(v);
 }
+
+/* ---- MinGW's runtime DLLs beside a plug-in ------------------------------------------ */
+
+static const char *const runtimes[] = {"libstdc++-6.dll", "libgcc_s_seh-1.dll", "libwinpthread-1.dll"};
+
+static int is_runtime(const char *n)
+{
+    for (size_t i = 0; i < 3; i++)
+        if (!strcasecmp(n, runtimes[i])) return 1;
+    return 0;
+}
+
+/* The module's file name, lower case, '\\' for '/'. */
+static const char *module_file(const char *name)
+{
+    static char buf[MAX_PATH];
+    HMODULE m = GetModuleHandleA(name);
+    ASSERT_MSG(m, "%s is not loaded", name);
+    DWORD n = GetModuleFileNameA(m, buf, sizeof buf);
+    ASSERT(n > 0 && n < sizeof buf);
+    for (char *p = buf; *p; p++) *p = *p == '/' ? '\\' : (char)tolower((unsigned char)*p);
+    return buf;
+}
+
+/* t_pe_rt.dll imports libstdc++-6, libgcc_s_seh-1 and libwinpthread-1,
+ * which this (static) program does not have: alone they are nowhere, and
+ * the load says where it looked; beside copies of them, each is loaded by
+ * the system loader from there by its full path (libstdc++'s own import of
+ * libgcc_s_seh-1 found there too) and the DLL's C++ runs on them; a later
+ * DLL needing them (the copy alone) shares the process's copies. */
+TEST(pe_lib_compiler_runtimes_beside_the_dll)
+{
+    const char *alone = pe_path("rt_alone/t_pe_rt.dll");
+    const char *with = pe_path("rt/t_pe_rt.dll");
+    for (size_t i = 0; i < 3; i++) ASSERT_MSG(!GetModuleHandleA(runtimes[i]), "the program has %s", runtimes[i]);
+    vmc_t *v = vt_open("-vm_size 256M -vmheap_size 0");
+    vmc_lib_t *l, *l2;
+    ASSERT_EQ(vmc_lib_load(v, alone, 0, &l), -ENOENT);
+    int named = 0;
+    for (size_t i = 0; i < 3; i++) {
+        char want[700];
+        snprintf(want, sizeof want, "%s: imported DLL %s: a compiler runtime, not in the process, not beside it "
+                 "(%s/pe/rt_alone/%s), and LoadLibrary's search: not found (system error 126)", alone, runtimes[i],
+                 vt_build_dir(), runtimes[i]);
+        named += !strcmp(vmc_last_error(), want);
+    }
+    ASSERT_MSG(named == 1, "%s", vmc_last_error());
+    vmc_stats_t st;
+    ASSERT_OK(vmc_stats(v, &st));
+    ASSERT_EQ(st.libraries, 0);
+
+    ASSERT_OK(vmc_lib_load(v, with, 0, &l));
+    ASSERT_EQ(((int (*)(int))SYM(l, "t_rt_catch"))(12345), 5);
+    ASSERT_EQ(((int (*)(int))SYM(l, "t_rt_catch"))(-1), -8);   /* thrown and caught in libstdc++-6 */
+    ASSERT_EQ(((int (*)(void))SYM(l, "t_rt_thread"))(), 1);
+    vmc_lib_info_t in;
+    ASSERT_OK(vmc_lib_info(l, &in));
+    int seen = 0;
+    for (unsigned i = 0; i < in.ndeps; i++) {
+        vmc_lib_dep_t d;
+        ASSERT_OK(vmc_lib_dep(l, i, &d));
+        if (!is_runtime(d.name)) continue;
+        seen++;
+        ASSERT_MSG(d.how == VMC_DEP_SYSTEM_LOADER && d.where == VMC_DEP_BESIDE && !d.lib, "%s: how %d where %d",
+                   d.name, d.how, d.where);
+        ASSERT_STR_EQ(d.why, "a compiler runtime (one copy per process) the process did not have, found beside "
+                             "the DLL that imports it: the system loader's, from there");
+    }
+    ASSERT_EQ(seen, 3);
+    for (size_t i = 0; i < 3; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "\\pe\\rt\\%s", runtimes[i]);
+        const char *f = module_file(runtimes[i]);
+        size_t n = strlen(f), w = strlen(want);
+        ASSERT_MSG(n > w && !strcmp(f + n - w, want), "%s: %s", runtimes[i], f);
+    }
+    /* the process has them now: the copy alone shares them */
+    ASSERT_OK(vmc_lib_load(v, alone, 0, &l2));
+    ASSERT(l2 != l);
+    vmc_lib_dep_t d;
+    dep_named(l2, "libstdc++-6.dll", &d);
+    ASSERT_EQ(d.how, VMC_DEP_HOST_COPY);
+    ASSERT_EQ(d.where, VMC_DEP_IN_PROCESS);
+    ASSERT_EQ(((int (*)(int))SYM(l2, "t_rt_catch"))(-1), -8);
+    ASSERT_OK(vmc_lib_unload(l2));
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+}
+
+/* The runtime beside the DLL failing to load, and the look for it failing:
+ * each named, nothing left. */
+TEST(pe_lib_compiler_runtime_beside_failures)
+{
+    const char *with = pe_path("rt/t_pe_rt.dll");
+    vmc_t *v = vt_open("-vm_size 256M -vmheap_size 0");
+    vmc_lib_t *l;
+    int loadex = 0, looked = 0;
+    for (int kind = 0; kind < 2; kind++)
+        for (unsigned long nth = 1; nth <= 12; nth++) {
+            vmc__os_fault(kind ? VMC_OS_OPEN : VMC_OS_LOADLIBRARY, nth, EACCES, 0);
+            int e = vmc_lib_load(v, with, 0, &l);
+            unsigned long hit = vmc__os_faults_hit();
+            vmc__os_fault_clear();
+            if (!hit) {
+                ASSERT_OK(e);
+                ASSERT_OK(vmc_lib_unload(l));
+                continue;
+            }
+            ASSERT_EQ(e, -EACCES);
+            vmc_stats_t st;
+            ASSERT_OK(vmc_stats(v, &st));
+            ASSERT_EQ(st.libraries, 0);
+            for (size_t i = 0; i < 3; i++) {
+                char want[700];
+                snprintf(want, sizeof want, "%s: imported DLL %s: a compiler runtime the process does not have, "
+                         "found beside it as %s/pe/rt/%s: LoadLibraryEx: Permission denied", with, runtimes[i],
+                         vt_build_dir(), runtimes[i]);
+                loadex += !strncmp(vmc_last_error(), want, strlen(want));
+                snprintf(want, sizeof want, "%s: imported DLL %s: looking for %s/pe/rt/%s: Permission denied", with,
+                         runtimes[i], vt_build_dir(), runtimes[i]);
+                looked += !strncmp(vmc_last_error(), want, strlen(want));
+            }
+        }
+    ASSERT_GT(loadex, 0);
+    ASSERT_GT(looked, 0);
+    vmc_close(v);
+}
+
+/* ---- what the system's module calls say about a private DLL ------------------------- */
+
+/* The system loader does not know a private DLL: asked from inside it,
+ * GetModuleFileName(its HINSTANCE), GetModuleHandleEx(FROM_ADDRESS) of its
+ * code and GetProcAddress(its HINSTANCE) fail (ERROR_MOD_NOT_FOUND);
+ * LoadString, which reads the resource directory at the address it is
+ * given, works; vmc_lib_info and vmc_addr_info answer instead.  The same
+ * DLL through LoadLibrary: all four work (what README contrasts). */
+TEST(pe_lib_module_calls_inside_a_private_dll)
+{
+    const char *path = pe_path("t_pe_mod.dll");
+    vmc_t *v = vt_open("-vm_size 256M -vmheap_size 0");
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, path, 0, &l));
+    vmc_lib_info_t in;
+    ASSERT_OK(vmc_lib_info(l, &in));
+    void *(*self)(void) = (void *(*)(void))SYM(l, "t_mod_self");
+    DWORD (*file)(char *, DWORD, DWORD *) = (DWORD (*)(char *, DWORD, DWORD *))SYM(l, "t_mod_file_name");
+    void *(*from)(DWORD *) = (void *(*)(DWORD *))SYM(l, "t_mod_from_address");
+    void *(*proc)(DWORD *) = (void *(*)(DWORD *))SYM(l, "t_mod_proc");
+    int (*str)(char *, int) = (int (*)(char *, int))SYM(l, "t_mod_string");
+    ASSERT(self && file && from && proc && str);
+    ASSERT(self() == in.base);   /* DllMain's HINSTANCE: the image's base */
+    char buf[MAX_PATH];
+    DWORD err;
+    ASSERT_EQ(file(buf, sizeof buf, &err), 0);
+    ASSERT_EQ(err, ERROR_MOD_NOT_FOUND);
+    ASSERT(!from(&err));
+    ASSERT_EQ(err, ERROR_MOD_NOT_FOUND);
+    ASSERT(!proc(&err));
+    ASSERT_EQ(err, ERROR_MOD_NOT_FOUND);
+    ASSERT_EQ(str(buf, sizeof buf), 36);
+    ASSERT_STR_EQ(buf, "a string of t_pe_mod.dll's resources");
+    /* what to ask instead */
+    ASSERT_STR_EQ(in.path, path);
+    vmc_addr_info_t ai;
+    ASSERT_OK(vmc_addr_info(v, (void *)from, &ai));
+    ASSERT(ai.lib == l && ai.base == in.base);
+    ASSERT_STR_EQ(ai.path, path);
+    ASSERT_STR_EQ(ai.sym_name, "t_mod_from_address");
+    ASSERT(SYM(l, "t_mod_self") == (void *)self);
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+    /* the system loader's copy knows itself */
+    HMODULE m = LoadLibraryA(path);
+    ASSERT(m);
+    DWORD (*sfile)(char *, DWORD, DWORD *) = (DWORD (*)(char *, DWORD, DWORD *))(void (*)(void))GetProcAddress(m, "t_mod_file_name");
+    void *(*sfrom)(DWORD *) = (void *(*)(DWORD *))(void (*)(void))GetProcAddress(m, "t_mod_from_address");
+    void *(*sproc)(DWORD *) = (void *(*)(DWORD *))(void (*)(void))GetProcAddress(m, "t_mod_proc");
+    ASSERT(sfile(buf, sizeof buf, &err) > 0);
+    ASSERT(sfrom(&err) == (void *)m);
+    ASSERT(sproc(&err) == (void *)GetProcAddress(m, "t_mod_self"));
+    FreeLibrary(m);
+}
+
+/* vmc_lib_dep's path of a private dependency: the directory as the
+ * importer was loaded by, its separator, and the import's name. */
+TEST(pe_lib_dep_path_keeps_the_directory_separator)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s", pe_path("t_pe_chain.dll"));
+    for (char *p = path; *p; p++)
+        if (*p == '/') *p = '\\';
+    vmc_t *v = vt_open("-vm_size 256M -vmheap_size 0");
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, path, 0, &l));
+    vmc_lib_dep_t d;
+    dep_named(l, "t_pe_mid.dll", &d);
+    char want[512];
+    snprintf(want, sizeof want, "%.*s\\%s", (int)(strrchr(path, '\\') - path), path, d.name);
+    ASSERT_STR_EQ(d.path, want);
+    ASSERT(!strchr(d.path, '/'));
+    vmc_lib_t *mid = d.lib;
+    dep_named(mid, "t_pe_basic.dll", &d);
+    snprintf(want, sizeof want, "%.*s\\%s", (int)(strrchr(path, '\\') - path), path, d.name);
+    ASSERT_STR_EQ(d.path, want);
+    ASSERT_OK(vmc_lib_unload(l));
+    /* and with '/': '/' */
+    ASSERT_OK(vmc_lib_load(v, pe_path("t_pe_chain.dll"), 0, &l));
+    dep_named(l, "t_pe_mid.dll", &d);
+    ASSERT(!strchr(d.path, '\\'));
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+}
