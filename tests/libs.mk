@@ -22,6 +22,8 @@ $(TLIB)/libt_grp_top.so: tests/libs/t_grp_top.c $(TLIB)/libt_grp_user.so $(TLIB)
 # Unwinding, thread-exit destructors, introspection (tests/test_unwind.c,
 # test_tlsdtor.c, test_addrinfo.c).
 TEST_LIBS += $(addprefix $(TLIB)/libt_,tldtor.so bt.so unwind.so unwind_static.so addr.so dladdr.so faildep.so)
+# What runs at the process's exit without an unload (tests/test_exit.c).
+TEST_LIBS += $(TLIB)/libt_atexit.so
 
 # The debugger tests' libraries (tests/test_debug.c): -O0 for exact lines.
 TEST_LIBS += $(TLIB)/libt_dbg.so $(TLIB)/libt_dbg2.so

@@ -27,8 +27,11 @@
  *
  * Where each imported DLL comes from, in this order: the process has it
  * already (GetModuleHandleEx: the host's copy, one reference held); a
- * system DLL (kernel32, ntdll, the C runtimes, api-ms-win-*, the compiler's
- * runtimes: one copy per process) through LoadLibrary; a file of that name
+ * system DLL (kernel32, ntdll, the C runtimes, api-ms-win-*: one copy per
+ * process) through LoadLibrary; a compiler runtime (libgcc_s_seh-1,
+ * libstdc++-6, libwinpthread-1: one copy per process too) from beside the
+ * importing DLL by its full path if it is there, so that the process has
+ * it once, else through LoadLibrary's search; a file of that name
  * beside the DLL that imports it is loaded privately, dependencies first
  * (if the private loader refuses it as unsupported, LoadLibrary loads that
  * file, outside the region); anything else through LoadLibrary's own

@@ -2,15 +2,34 @@
  * inside, as a plug-in does: its file name, the module of one of its
  * addresses, one of its own exports, a string of its resources.  Each
  * returns what the call did (tests/windows/test_pe_lib.c: loaded privately
- * the system loader does not know the DLL; through LoadLibrary it does). */
+ * the system loader does not know the DLL; through LoadLibrary it does);
+ * and what of it runs at the end. */
 #include <windows.h>
+
+#include <stdlib.h>
+#include <string.h>
 
 static HINSTANCE self;
 
+/* With VMC_PE_MOD_SAY set, what runs at the end says so on standard output
+ * (tests/windows/test_pe_lib.c: what runs at the process's exit). */
+static void say(const char *s)
+{
+    DWORD n;
+    if (GetEnvironmentVariableA("VMC_PE_MOD_SAY", NULL, 0))
+        WriteFile(GetStdHandle(STD_OUTPUT_HANDLE), s, (DWORD)strlen(s), &n, NULL);
+}
+
+static void at_exit(void) { say("t_pe_mod: atexit\n"); }
+
 BOOL WINAPI DllMain(HINSTANCE h, DWORD reason, LPVOID reserved)
 {
-    (void)reserved;
-    if (reason == DLL_PROCESS_ATTACH) self = h;
+    if (reason == DLL_PROCESS_ATTACH) {
+        self = h;
+        atexit(at_exit);   /* the DLL's own table, run after DllMain's DETACH */
+    }
+    if (reason == DLL_PROCESS_DETACH)
+        say(reserved ? "t_pe_mod: detach, lpReserved non-NULL\n" : "t_pe_mod: detach, lpReserved NULL\n");
     return TRUE;
 }
 

@@ -1368,3 +1368,82 @@ TEST(pe_lib_dep_path_keeps_the_directory_separator)
     ASSERT_OK(vmc_lib_unload(l));
     vmc_close(v);
 }
+
+/* ---- the process's exit ----------------------------------------------------------------- */
+
+/* Run by pe_lib_exit_without_close_runs_nothing_of_a_private_dll in a
+ * process of its own (VMC_PE_EXIT says how t_pe_mod.dll is loaded); does
+ * nothing otherwise.  Ends the process with exit(0). */
+TEST(pe_lib_exit_child)
+{
+    char how[32] = "";
+    if (!GetEnvironmentVariableA("VMC_PE_EXIT", how, sizeof how)) return;
+    static vmc_t *v;
+    vmc_lib_t *l;
+    if (!strcmp(how, "system")) {
+        if (!LoadLibraryA(pe_path("t_pe_mod.dll"))) _exit(3);
+    } else {
+        if (vmc_open(NULL, &v) || vmc_lib_load(v, pe_path("t_pe_mod.dll"), 0, &l)) _exit(3);
+        if (!strcmp(how, "private-close")) vmc_close(v);
+    }
+    fflush(stdout);
+    exit(0);
+}
+
+/* What the child wrote, its lines from t_pe_mod.dll only. */
+static void exit_child(const char *how, char *out, size_t size)
+{
+    SECURITY_ATTRIBUTES sa = {sizeof sa, NULL, TRUE};
+    HANDLE rd, wr;
+    ASSERT(CreatePipe(&rd, &wr, &sa, 0));
+    ASSERT(SetHandleInformation(rd, HANDLE_FLAG_INHERIT, 0));
+    char exe[MAX_PATH], cmd[MAX_PATH + 64];
+    ASSERT(GetModuleFileNameA(NULL, exe, sizeof exe));
+    snprintf(cmd, sizeof cmd, "\"%s\" --run-one pe_lib_exit_child", exe);
+    SetEnvironmentVariableA("VMC_PE_EXIT", how);
+    SetEnvironmentVariableA("VMC_PE_MOD_SAY", "1");
+    STARTUPINFOA si = {0};
+    si.cb = sizeof si;
+    si.dwFlags = STARTF_USESTDHANDLES;
+    si.hStdOutput = wr;
+    si.hStdError = GetStdHandle(STD_ERROR_HANDLE);
+    si.hStdInput = GetStdHandle(STD_INPUT_HANDLE);
+    PROCESS_INFORMATION pi;
+    BOOL ok = CreateProcessA(NULL, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &si, &pi);
+    SetEnvironmentVariableA("VMC_PE_EXIT", NULL);
+    SetEnvironmentVariableA("VMC_PE_MOD_SAY", NULL);
+    CloseHandle(wr);
+    ASSERT(ok);
+    static char all[4096];
+    size_t n = 0;
+    DWORD got;
+    while (n + 1 < sizeof all && ReadFile(rd, all + n, (DWORD)(sizeof all - 1 - n), &got, NULL) && got) n += got;
+    all[n] = 0;
+    CloseHandle(rd);
+    WaitForSingleObject(pi.hProcess, INFINITE);
+    DWORD code;
+    ASSERT(GetExitCodeProcess(pi.hProcess, &code));
+    CloseHandle(pi.hProcess);
+    CloseHandle(pi.hThread);
+    ASSERT_MSG(code == 0, "%s: the child exited with %lu: %s", how, (unsigned long)code, all);
+    out[0] = 0;
+    for (char *line = strtok(all, "\r\n"); line; line = strtok(NULL, "\r\n"))
+        if (!strncmp(line, "t_pe_mod: ", 10)) snprintf(out + strlen(out), size - strlen(out), "%s\n", line + 10);
+}
+
+/* At exit() a DLL the system loader holds gets DLL_PROCESS_DETACH with
+ * lpReserved non-NULL and its atexit functions run; a private DLL still
+ * loaded gets nothing; with vmc_close before, its DETACH (lpReserved NULL,
+ * as FreeLibrary's) and atexit functions run once.  docs/loader.md, "At the
+ * process's exit". */
+TEST(pe_lib_exit_without_close_runs_nothing_of_a_private_dll)
+{
+    pe_path("t_pe_mod.dll");   /* skips where it is not built */
+    char out[512];
+    exit_child("system", out, sizeof out);
+    ASSERT_STR_EQ(out, "detach, lpReserved non-NULL\natexit\n");
+    exit_child("private", out, sizeof out);
+    ASSERT_STR_EQ(out, "");
+    exit_child("private-close", out, sizeof out);
+    ASSERT_STR_EQ(out, "detach, lpReserved NULL\natexit\n");
+}
