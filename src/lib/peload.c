@@ -470,6 +470,16 @@ static vmc_lib_t *private_named(vmc_lib_t *l, const char *dll, size_t len)
     return NULL;
 }
 
+/* "#" and a decimal ordinal from 1 to 65535 (what GetProcAddress takes as
+ * MAKEINTRESOURCE(N): a zero high word and a non-zero low word). */
+static int ordinal_ok(const char *name)
+{
+    unsigned long v = 0;
+    const char *p = name + 1;
+    for (; *p >= '0' && *p <= '9' && p - name <= 5; p++) v = v * 10 + (unsigned long)(*p - '0');
+    return p > name + 1 && !*p && v >= 1 && v <= 65535;
+}
+
 /* The address of export `name` ("#12": an ordinal) of private DLL t,
  * forwarders followed: 1 and *out, 0 if absent, or an error. */
 static int export_addr(vmc_lib_t *l, vmc_lib_t *t, const char *name, void **out)
@@ -489,6 +499,9 @@ static int export_addr(vmc_lib_t *l, vmc_lib_t *t, const char *name, void **out)
                              name, s.forward);
         size_t dl = (size_t)(dot - s.forward);
         snprintf(buf, sizeof buf, "%s", dot + 1);
+        if (buf[0] == '#' && !ordinal_ok(buf))
+            return vmc__fail(-ENOEXEC, "%s: export %s is forwarded to \"%s\", whose ordinal is malformed (not # and "
+                             "a decimal number from 1 to 65535)", t->name, name, s.forward);
         vmc_lib_t *next = private_named(l, s.forward, dl);
         if (!next) {
             char dll[VMC_PE_MAX_NAME + 8];
@@ -498,7 +511,7 @@ static int export_addr(vmc_lib_t *l, vmc_lib_t *t, const char *name, void **out)
             if (e)
                 return vmc__fail(e, "%s: export %s is forwarded to %s, whose DLL %s cannot be loaded: %s", t->name,
                                  name, s.forward, dll, strerror(-e));
-            unsigned ord = buf[0] == '#' ? (unsigned)strtoul(buf + 1, NULL, 10) : 0;
+            unsigned ord = buf[0] == '#' ? (unsigned)strtoul(buf + 1, NULL, 10) : 0;   /* checked above */
             e = vmc__os_dll_sym(h, ord ? NULL : buf, ord, out);
             if (e == -ENOENT) return 0;
             if (e) return vmc__fail(e, "%s: export %s: GetProcAddress: %s", t->name, name, strerror(-e));
@@ -650,16 +663,6 @@ static void pe_free(vmc_lib_t *l)
     free(p->extra);
     free(p);
     l->pe = NULL;
-}
-
-/* "#" and a decimal ordinal from 1 to 65535 (what GetProcAddress takes as
- * MAKEINTRESOURCE(N): a zero high word and a non-zero low word). */
-static int ordinal_ok(const char *name)
-{
-    unsigned long v = 0;
-    const char *p = name + 1;
-    for (; *p >= '0' && *p <= '9' && p - name <= 5; p++) v = v * 10 + (unsigned long)(*p - '0');
-    return p > name + 1 && !*p && v >= 1 && v <= 65535;
 }
 
 static void *pe_sym(vmc_lib_t *l, const char *name)

@@ -10,7 +10,7 @@ PE_CFLAGS := -std=c11 -O2 -Wall -Wextra -Werror
 
 ifneq ($(shell command -v $(PE_CC) 2>/dev/null),)
 PE_DLLS := $(addprefix $(PE_DIR)/,t_pe_basic.dll t_pe_dep.dll t_pe_delay.dll t_pe_mid.dll t_pe_chain.dll \
-             t_pe_ping.dll t_pe_pong.dll t_pe_tls.dll)
+             t_pe_ping.dll t_pe_pong.dll t_pe_tls.dll t_pe_fwdbad.dll)
 ifneq ($(shell command -v $(PE_CXX) 2>/dev/null),)
 PE_DLLS += $(PE_DIR)/t_pe_cxx.dll $(PE_DIR)/t_pe_rt.dll
 endif
@@ -94,6 +94,11 @@ $(PE_DIR)/t_pe_ping.dll: tests/pe/t_pe_ping.c tests/pe/t_pe_ping.def $(PE_DIR)/l
 
 $(PE_DIR)/t_pe_pong.dll: tests/pe/t_pe_ping.c tests/pe/t_pe_pong.def $(PE_DIR)/libt_pe_ping.a
 	$(PE_CC) $(PE_CFLAGS) -DPONG -shared -o $@ $^
+
+# forwarders to malformed ordinals (quoted: ld's .def parser takes no bare #)
+$(PE_DIR)/t_pe_fwdbad.dll: tests/pe/t_pe_fwdbad.c tests/pe/t_pe_fwdbad.def
+	@mkdir -p $(dir $@)
+	$(PE_CC) $(PE_CFLAGS) -shared -o $@ $^
 
 # t_pe_cfg.c: clang for MinGW-w64, its libgcc from the GCC cross compiler
 $(PE_DIR)/t_pe_cfg.dll: tests/pe/t_pe_cfg.c

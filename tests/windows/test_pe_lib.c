@@ -210,6 +210,34 @@ TEST(pe_lib_sym_ordinals_malformed_named)
     vmc_close(v);
 }
 
+/* A forwarder "DLL.#7x" is refused as malformed, to a system DLL and to a
+ * private one alike, not bound to ordinal 7; a well-formed one works. */
+TEST(pe_lib_forwarder_to_a_malformed_ordinal_refused)
+{
+    vmc_t *v = vt_open("-vm_size 256M -vmheap_size 0");
+    const char *path = pe_path("t_pe_fwdbad.dll");
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, path, 0, &l));
+    static const char *const bad[][2] = {
+        {"t_bad_sys", "KERNEL32.#7x"}, {"t_zero_sys", "KERNEL32.#0"}, {"t_bad_private", "t_pe_basic.#12x"}};
+    char want[700];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ASSERT(!SYM(l, bad[i][0]));
+        snprintf(want, sizeof want, "%s: export %s is forwarded to \"%s\", whose ordinal is malformed (not # and "
+                 "a decimal number from 1 to 65535)", path, bad[i][0], bad[i][1]);
+        ASSERT_STR_EQ(vmc_last_error(), want);
+    }
+    /* a well-formed one reaches the private t_pe_basic (a forwarder's DLL
+     * is searched as Windows does, not beside: load it first) */
+    vmc_lib_t *basic;
+    ASSERT_OK(vmc_lib_load(v, pe_path("t_pe_basic.dll"), 0, &basic));
+    int (*secret)(void) = (int (*)(void))SYM(l, "t_good_private");
+    ASSERT(secret && (void *)secret == SYM(basic, "#12") && secret() == 42);
+    ASSERT_OK(vmc_lib_unload(l));
+    ASSERT_OK(vmc_lib_unload(basic));
+    vmc_close(v);
+}
+
 TEST(pe_lib_cxx_exception_thrown_and_caught_inside)
 {
     vmc_t *v = vt_open("-vm_size 256M -vmheap_size 0");
