@@ -1,21 +1,24 @@
 /* A private library still loaded when the process exits (exit(), no
- * vmc_lib_unload, no vmc_close): glibc runs every handler registered with
- * atexit/__cxa_atexit, the library's too (its memory is still mapped), but
- * its DT_FINI_ARRAY and DT_FINI run only at its unload, which exit does not
- * do (glibc's own finalisation knows only the objects it loaded).  With
- * vmc_close before exit everything runs, once.  docs/loader.md, "At the
- * process's exit". */
+ * vmc_lib_unload, no vmc_close) is finalised as a dlopen'ed one: glibc runs
+ * every handler registered with atexit/__cxa_atexit, the library's too,
+ * then vmcode's destructor, in _dl_fini's pass, runs its DT_FINI_ARRAY and
+ * DT_FINI.  With vmc_close before exit everything runs once, in dlclose's
+ * order.  Each compared with the same library under dlopen in a process of
+ * its own.  docs/loader.md, "At the process's exit". */
 #include "test.h"
 
+#include <dlfcn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* The child's output: it loads the library, closes the handle if asked,
- * and calls exit(0).  The handle in a static, so that a leak checker at
+enum { PRIVATE, PRIVATE_CLOSED, DLOPEN, DLOPEN_CLOSED };
+
+/* The child's output: it loads the library (privately or with dlopen),
+ * closes the handle (or dlcloses) if asked, and calls exit(0).  The handle in a static, so that a leak checker at
  * exit sees it reachable. */
 static vmc_t *exit_v;
 
-static void exit_child(int close_first, char *out, size_t size)
+static void exit_child(int how, char *out, size_t size)
 {
     int p[2];
     ASSERT(!pipe(p));
@@ -25,9 +28,15 @@ static void exit_child(int close_first, char *out, size_t size)
     if (!pid) {
         dup2(p[1], 1);
         close(p[0]);
+        if (how == DLOPEN || how == DLOPEN_CLOSED) {
+            void *h = dlopen(vt_tlib("libt_atexit.so"), RTLD_NOW | RTLD_LOCAL);
+            if (!h) _exit(3);
+            if (how == DLOPEN_CLOSED) dlclose(h);
+            exit(0);
+        }
         vmc_lib_t *l;
         if (vmc_open(NULL, &exit_v) || vmc_lib_load(exit_v, vt_tlib("libt_atexit.so"), 0, &l)) _exit(3);
-        if (close_first) vmc_close(exit_v);
+        if (how == PRIVATE_CLOSED) vmc_close(exit_v);
         exit(0);
     }
     close(p[1]);
@@ -41,11 +50,15 @@ static void exit_child(int close_first, char *out, size_t size)
     ASSERT_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status 0x%x: %s", st, out);
 }
 
-TEST(exit_without_close_runs_atexit_handlers_not_fini_array)
+TEST(exit_without_close_finalises_as_dlopen_does)
 {
-    char out[256];
-    exit_child(0, out, sizeof out);
-    ASSERT_STR_EQ(out, "constructor\natexit handler\n");
-    exit_child(1, out, sizeof out);
-    ASSERT_STR_EQ(out, "constructor\ndestructor\natexit handler\n");   /* DT_FINI_ARRAY, whose crtbegin entry runs __cxa_finalize */
+    char out[256], sys[256];
+    exit_child(PRIVATE, out, sizeof out);
+    exit_child(DLOPEN, sys, sizeof sys);
+    ASSERT_STR_EQ(sys, "constructor\natexit handler\ndestructor\n");   /* atexit handlers, then _dl_fini */
+    ASSERT_STR_EQ(out, sys);
+    exit_child(PRIVATE_CLOSED, out, sizeof out);
+    exit_child(DLOPEN_CLOSED, sys, sizeof sys);
+    ASSERT_STR_EQ(sys, "constructor\ndestructor\natexit handler\n");   /* crtbegin's entry runs __cxa_finalize */
+    ASSERT_STR_EQ(out, sys);
 }

@@ -78,6 +78,26 @@ static void fork_child(void)
 
 static void fork_register(void) { fork_err = vmc__os_atfork(fork_prepare, fork_parent, fork_child); }
 
+#ifndef _WIN32
+/* At the process's normal exit (exit(), a return from main) glibc runs the
+ * atexit handlers, then _dl_fini runs the DT_FINI_ARRAY and DT_FINI of every
+ * object it loaded, each before the objects it depends on.  This function is
+ * in that pass as part of whatever holds vmcode (the program, or
+ * libvmcode.so, before the C library it and the private libraries use):
+ * the private libraries still loaded get their destructors then too, in the
+ * reverse of their constructors' order, as dlopen's would (their memory
+ * stays; a vmc_close or unload after this runs none again).  A thread inside
+ * a load holds the loader's lock, and exit waits for it, as _dl_fini waits
+ * for glibc's.  Windows: a private DLL gets no DLL_PROCESS_DETACH at exit
+ * (docs/loader.md, "At the process's exit"). */
+__attribute__((destructor)) static void exit_fini(void)
+{
+    pthread_mutex_lock(&handles_lock);
+    for (vmc_t *v = handles; v; v = v->next) vmc__loader_exit(&v->ld);
+    pthread_mutex_unlock(&handles_lock);
+}
+#endif
+
 int vmc_open(const vmc_options_t *o, vmc_t **out)
 {
     if (!out) return vmc__fail(-EINVAL, "vmc_open: out is NULL");

@@ -34,6 +34,10 @@ void vmc__loader_lock(vmc_loader_t *v);
 void vmc__loader_unlock(vmc_loader_t *v);
 /* Unload everything still loaded (vmc_close). */
 void vmc__loader_close(vmc_loader_t *v);
+/* The process is exiting: run the destructors of the libraries still
+ * loaded (reverse constructor order), as glibc's _dl_fini does for its own;
+ * nothing is unmapped.  Later unloads and vmc_close run none again. */
+void vmc__loader_exit(vmc_loader_t *v);
 size_t vmc__loader_count(vmc_loader_t *v);
 /* vmc_lib_load and vmc_lib_load_mem (vmcode.h) for a handle's loader; a NULL
  * loader fails as a NULL handle does. */

@@ -422,6 +422,13 @@ VMC_LOAD_PATH int vmc_lib_unload(vmc_lib_t *l)
     return 0;
 }
 
+void vmc__loader_exit(vmc_loader_t *v)
+{
+    vmc__loader_lock(v);
+    for (vmc_lib_t *last; (last = in_state(v, VMC_LIB_READY, 1));) run_fini(last);
+    vmc__loader_unlock(v);
+}
+
 void vmc__loader_close(vmc_loader_t *v)
 {
     if (vmc__lib_elf_fmt.close) vmc__lib_elf_fmt.close(v);
