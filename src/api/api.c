@@ -83,18 +83,29 @@ static void fork_register(void) { fork_err = vmc__os_atfork(fork_prepare, fork_p
  * atexit handlers, then _dl_fini runs the DT_FINI_ARRAY and DT_FINI of every
  * object it loaded, each before the objects it depends on.  This function is
  * in that pass as part of whatever holds vmcode (the program, or
- * libvmcode.so, before the C library it and the private libraries use):
- * the private libraries still loaded get their destructors then too, in the
- * reverse of their constructors' order, as dlopen's would (their memory
- * stays; a vmc_close or unload after this runs none again).  A thread inside
- * a load holds the loader's lock, and exit waits for it, as _dl_fini waits
- * for glibc's.  Windows: a private DLL gets no DLL_PROCESS_DETACH at exit
+ * libvmcode.so, before the C library it and the private libraries use), and
+ * after that object's other destructors (the lowest priority a program may
+ * use runs last: a program's own destructor may still call its plug-ins, as
+ * under dlopen, where the program is finalised before them): the private
+ * libraries still loaded get their destructors then, in the reverse of
+ * their constructors' order, as dlopen's would (their memory stays; a
+ * vmc_close or unload after this runs none again).  One handle at a time,
+ * with the handles' list unlocked while its destructors run: they may fork
+ * or open and close handles, which take that lock.  A thread inside a load
+ * holds the loader's lock, and exit waits for it, as _dl_fini waits for
+ * glibc's.  Windows: a private DLL gets no DLL_PROCESS_DETACH at exit
  * (docs/loader.md, "At the process's exit"). */
-__attribute__((destructor)) static void exit_fini(void)
+__attribute__((destructor(101))) static void exit_fini(void)
 {
-    pthread_mutex_lock(&handles_lock);
-    for (vmc_t *v = handles; v; v = v->next) vmc__loader_exit(&v->ld);
-    pthread_mutex_unlock(&handles_lock);
+    for (;;) {
+        pthread_mutex_lock(&handles_lock);
+        vmc_t *v = handles;
+        while (v && v->exit_done) v = v->next;
+        if (v) v->exit_done = 1;
+        pthread_mutex_unlock(&handles_lock);
+        if (!v) return;
+        vmc__loader_exit(&v->ld);
+    }
 }
 #endif
 

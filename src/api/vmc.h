@@ -12,6 +12,7 @@ struct vmc {
     vmc_options_t opt;           /* as given, after defaults and checks     */
     vmc_space_t sp;              /* the regions and what hands them out     */
     struct vmc *next;            /* all open handles (api.c, for fork)      */
+    int exit_done;               /* its libraries finalised at exit (api.c) */
     vmc_loader_t ld;             /* the private libraries                   */
     struct vmc_names *names;     /* vmc_name's objects (jitnames.c), or NULL */
     struct vmc_unwind_table *unwind;   /* vmc_unwind_add's tables (unwind.c)   */
