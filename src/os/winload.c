@@ -132,10 +132,22 @@ int vmc__os_dll_load(const char *name, void **h)
 {
     int e = vmc__os_win_enter(VMC_OS_LOADLIBRARY);
     if (e) return e;
-    /* by a path: its own dependencies are searched beside it first
-     * (LOAD_WITH_ALTERED_SEARCH_PATH), not beside the program */
-    HMODULE m = strpbrk(name, "/\\") ? LoadLibraryExA(name, NULL, LOAD_WITH_ALTERED_SEARCH_PATH)
-                                      : LoadLibraryA(name);
+    HMODULE m;
+    if (strpbrk(name, "/\\")) {
+        /* by a path: its own dependencies are searched beside it first
+         * (LOAD_WITH_ALTERED_SEARCH_PATH, not beside the program), which
+         * the system defines for an absolute path with backslashes only */
+        char full[MAX_PATH];
+        if (strlen(name) >= sizeof full) return -ENAMETOOLONG;
+        DWORD n = GetFullPathNameA(name, sizeof full, full, NULL);
+        if (n >= sizeof full || (!n && GetLastError() == ERROR_FILENAME_EXCED_RANGE)) return -ENAMETOOLONG;
+        if (!n) return load_error();
+        for (char *c = full; *c; c++)
+            if (*c == '/') *c = '\\';
+        m = LoadLibraryExA(full, NULL, LOAD_WITH_ALTERED_SEARCH_PATH);
+    } else {
+        m = LoadLibraryA(name);
+    }
     if (!m) return load_error();
     *h = m;
     return 0;

@@ -1475,3 +1475,23 @@ TEST(pe_lib_exit_without_close_runs_nothing_of_a_private_dll)
     exit_child("private-close", out, sizeof out);
     ASSERT_STR_EQ(out, "detach, lpReserved NULL\natexit\n");
 }
+
+/* A DLL by a path is loaded by its full path with backslashes (what
+ * LOAD_WITH_ALTERED_SEARCH_PATH is defined for): relative and '/' paths
+ * work, and one whose full path would not fit MAX_PATH is refused as such. */
+TEST(pe_os_dll_load_by_a_path)
+{
+    char rel[600];
+    snprintf(rel, sizeof rel, "%s", pe_path("t_pe_basic.dll"));
+    void *h;
+    ASSERT_OK(vmc__os_dll_load(rel, &h));
+    ASSERT(h == GetModuleHandleA("t_pe_basic.dll"));
+    vmc__os_dll_free(h);
+    char longp[400];
+    memset(longp, 'a', sizeof longp - 1);
+    longp[sizeof longp - 1] = 0;
+    longp[1] = '/';
+    ASSERT_EQ(vmc__os_dll_load(longp, &h), -ENAMETOOLONG);
+    longp[252] = 0;   /* fits MAX_PATH, but not with the current directory before it */
+    ASSERT_EQ(vmc__os_dll_load(longp, &h), -ENAMETOOLONG);
+}
