@@ -285,7 +285,7 @@ VMC_LOAD_PATH int vmc__lib_load_file(vmc_loader_t *v, const char *path, int flag
      * reaches deeper into the stack than anything before it, one page
      * fault per new page. */
     vmc_src_t src = {fd, NULL, (uint64_t)st.st_size, NULL, 0, NULL};
-    if (l->settled) src.kept = vmc__kept_take(v, id, l->stamp, &l->fmt);  /* then l->fmt is set */
+    if (l->settled && l->dir) src.kept = vmc__kept_take(v, id, l->stamp, &l->fmt);  /* then l->fmt is set */
     if (!l->dir) e = vmc__fail(-ENOMEM, "%s: out of memory", path);
     else if (src.kept) e = load_image(l, &src, NULL, 0);   /* nothing to read again (kept.c) */
     else if (!(src.head = malloc(HDR_READ))) e = vmc__fail(-ENOMEM, "%s: out of memory", path);
