@@ -203,13 +203,8 @@ typedef struct vmc_elf_obj {
     const char *rpath, *runpath; /* DT_RPATH, DT_RUNPATH (unexpanded), or NULL */
 
     uint64_t eh_frame_va;        /* .eh_frame (vmc__elf_unwind_read), or 0  */
-    void *eh_frame;              /* what was registered with the unwinder:
-                                    .eh_frame, or eh_table                  */
-    void *eh_table[2];           /* .eh_frame, NULL: for __register_frame_table */
+    void *eh_frame;              /* .eh_frame as registered, or NULL        */
     const struct vmc_elf_unwinder *eh_unwinder;   /* the one it is with     */
-    void *eh_ob[16];             /* the unwinder's record of eh_table, in the
-                                    caller's storage (libgcc's struct object:
-                                    6 words in GCC 12)                      */
 
     int runtime_first;           /* env->runtime decides its own names first */
     vmc_lib_counts_t counts;     /* relocations applied, symbols bound      */
@@ -256,15 +251,10 @@ void vmc__elf_info(const vmc_elf_obj_t *l, vmc_lib_info_t *out);
  * file (src): part of vmc__elf_dynamic's reading. */
 int vmc__elf_unwind_read(vmc_elf_obj_t *l, const vmc_src_t *src);
 /* An unwinder's registration calls: __register_frame and
- * __deregister_frame, and libgcc's __register_frame_info_table_bases and
- * __deregister_frame_info_bases (NULL for another unwinder), which take
- * the caller's storage for the record.  Set once, kept for the life of the
- * process. */
+ * __deregister_frame.  Set once, kept for the life of the process. */
 typedef struct vmc_elf_unwinder {
     void (*reg)(void *eh_frame);
     void (*dereg)(void *eh_frame);
-    void (*reg_table_bases)(void *table, void *ob, void *tbase, void *dbase);
-    void *(*dereg_bases)(const void *table);
 } vmc_elf_unwinder_t;
 /* unwind.c: register the library's .eh_frame (if it has one, and not
  * already) with an unwinder; which unwinder, and when, the lifecycle

@@ -76,7 +76,6 @@ static void take_kept(vmc_elf_obj_t *l, vmc_src_t *src)
     l->run_len = 0;
     l->dyn = NULL;   /* in the image: vmc__elf_dynamic */
     l->eh_frame = NULL;
-    l->eh_table[0] = l->eh_table[1] = NULL;
     l->eh_unwinder = NULL;
     l->runtime_first = 0;
     memset(&l->counts, 0, sizeof l->counts);

@@ -16,11 +16,7 @@
  * what the load reads (vmc__elf_unwind_read), not through the image: the
  * first read of the read-only segment holding them costs a page fault that
  * maps up to 16 pages, several microseconds on a virtual machine
- * (docs/loader.md, "Cost").  For the same reason, when the unwinder is
- * libgcc's, the table goes in through __register_frame_info_table_bases
- * (an array of .eh_frame pointers, here one, and the record in the
- * library), which reads nothing of it until an unwind searches it, where
- * __register_frame reads its first word at once.  Inert
+ * (docs/loader.md, "Cost").  Inert
  * loads register nothing: the unwinder would read the table when some
  * other frame is unwound.
  */
@@ -90,30 +86,14 @@ VMC_LOAD_PATH int vmc__elf_unwind_read(vmc_elf_obj_t *l, const vmc_src_t *src)
 VMC_LOAD_PATH void vmc__elf_unwind_register(vmc_elf_obj_t *l, const vmc_elf_unwinder_t *u)
 {
     if (!l->eh_frame_va || l->eh_frame) return;
-    uintptr_t at = l->bias + l->eh_frame_va;
     l->eh_unwinder = u;
-    /* __deregister_frame takes a low word of 0 at what it is given for an
-     * empty table: the array's first word must not be one.  The record is
-     * the library's own: what __register_frame_table does, without its
-     * malloc (and free at the end) and the two lazily bound calls of
-     * libgcc_s between it and this one, each a symbol look-up of the
-     * system loader the first time. */
-    if (u->reg_table_bases && (uint32_t)at) {
-        l->eh_table[0] = (void *)at;
-        l->eh_table[1] = NULL;
-        l->eh_frame = l->eh_table;
-        memset(l->eh_ob, 0, sizeof l->eh_ob);
-        u->reg_table_bases(l->eh_table, l->eh_ob, NULL, NULL);
-        return;
-    }
-    l->eh_frame = (void *)at;
+    l->eh_frame = (void *)(l->bias + l->eh_frame_va);
     u->reg(l->eh_frame);
 }
 
 VMC_LOAD_PATH void vmc__elf_unwind_deregister(vmc_elf_obj_t *l)
 {
     if (!l->eh_frame) return;
-    if (l->eh_frame == l->eh_table) l->eh_unwinder->dereg_bases(l->eh_frame);   /* the record is ours */
-    else l->eh_unwinder->dereg(l->eh_frame);
+    l->eh_unwinder->dereg(l->eh_frame);
     l->eh_frame = NULL;
 }

@@ -160,19 +160,14 @@ VMC_LOAD_PATH static int search(vmc_lib_t *l, int may_load)
     return may_load ? load_libgcc() : 0;
 }
 
-/* Under uw_lock: the unwinder's calls (uw_reg set), with libgcc's
- * __register_frame_info_table_bases and __deregister_frame_info_bases when
- * the unwinder found is libgcc's.  The first takes an array of .eh_frame
- * pointers and reads nothing until an unwind searches them, where
- * __register_frame reads the table's first word at once: a page fault in
- * the library's read-only data at every load (elf/unwind.c).  Only
- * libgcc's: another unwinder's functions of those names (LLVM's libunwind
- * has some) need not register anything.  Looked up once, in the unwinder's
- * own object. */
+/* Under uw_lock: the unwinder's calls (uw_reg set): __register_frame and
+ * __deregister_frame, whose record libgcc allocates.  Not the variants that
+ * take the caller's record (__register_frame_info_bases, or the table one,
+ * which reads nothing at once): GCC 14's libgcc_s, whose registered ranges
+ * are a b-tree, crashes taking such a record back at unload (tried with
+ * Debian 13's: tests/test_unwind.c, gcc_host), where GCC 12's does not. */
 static vmc_elf_unwinder_t uw_fns;
 static int uw_fns_known;
-
-static void *unwinder_sym(void *obj, int startup, const char *name);
 
 VMC_LOAD_PATH static const vmc_elf_unwinder_t *unwinder_fns(void)
 {
@@ -180,20 +175,6 @@ VMC_LOAD_PATH static const vmc_elf_unwinder_t *unwinder_fns(void)
     uw_fns_known = 1;
     uw_fns.reg = uw_reg;
     uw_fns.dereg = uw_dereg;
-    struct link_map *lm = NULL;
-    if (uw_startup) lm = uw_object;   /* a startup object's handle is its link map */
-    else if (dlinfo(uw_object, RTLD_DI_LINKMAP, &lm)) return &uw_fns;
-    const char *n = lm && lm->l_name ? lm->l_name : "";
-    const char *base = strrchr(n, '/') ? strrchr(n, '/') + 1 : n;
-    if (strcmp(base, LIBGCC_S)) return &uw_fns;
-    void (*reg)(void *, void *, void *, void *) = (void (*)(void *, void *, void *, void *))unwinder_sym(
-        uw_object, uw_startup, "__register_frame_info_table_bases");
-    void *(*dereg)(const void *) =
-        (void *(*)(const void *))unwinder_sym(uw_object, uw_startup, "__deregister_frame_info_bases");
-    if (reg && dereg) {
-        uw_fns.reg_table_bases = reg;
-        uw_fns.dereg_bases = dereg;
-    }
     return &uw_fns;
 }
 
