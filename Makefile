@@ -4,6 +4,7 @@
 #   make check        build and run every test
 #   make check-asan   the same under AddressSanitizer + UBSan (build/asan)
 #   make check-tsan   the threaded tests under ThreadSanitizer (build/tsan)
+#   make check-newer-libgcc  unwinding and loader tests with Debian 13's libgcc_s (GCC 14)
 #   make demo         build and run the demonstration
 #   make bench        build and run the benchmarks (results: BENCHMARKS.md)
 #   make bench-windows  the Windows benchmark under Wine 10 and 8 (its section of BENCHMARKS.md)
@@ -215,6 +216,18 @@ $(WB)/vmc-tests.exe: $(WIN_TEST_OBJ) $(WB)/libvmcode.a
 	@echo "  WINLD   $@"
 	$(Q)$(WIN_CXX) -static -o $@ $(WIN_TEST_OBJ) $(WB)/libvmcode.a $(WIN_LDLIBS)
 
+# The unwinding, exception and loader tests with a newer libgcc_s (GCC 14,
+# Debian 13's, taken from the chroot check-windows uses) first on
+# LD_LIBRARY_PATH: its registered frames are a b-tree, and it takes records
+# back differently from Debian 12's GCC 12 (src/lib/unwinder.c).
+check-newer-libgcc: test-deps
+	@$(MAKE) --no-print-directory $(TEST_DEPS)
+	@sh scripts/wine-chroot.sh --setup
+	@mkdir -p $(B)/newer-libgcc
+	@cp $${VMC_WINE_CACHE:-/var/cache/vmcode}/wine-trixie/usr/lib/x86_64-linux-gnu/libgcc_s.so.1 $(B)/newer-libgcc/
+	LD_LIBRARY_PATH=$(CURDIR)/$(B)/newer-libgcc VMC_TEST_BUILD=$(B) VMC_TEST_SRC=$(CURDIR) \
+	    $(B)/tests/vmc-tests unwind cxx exception loader_ tls
+
 check-windows: windows
 	sh scripts/wine-chroot.sh $(WB)/vmc-tests.exe $(T)
 	sh scripts/wine-chroot.sh --host $(WB)/vmc-tests.exe $(T)
@@ -287,5 +300,5 @@ uninstall:
 clean:
 	rm -rf build
 
-.PHONY: windows windows-deps check-windows bench-windows-pe all check run-tests test-deps check-asan check-tsan demo bench install uninstall clean
+.PHONY: check-newer-libgcc windows windows-deps check-windows bench-windows-pe all check run-tests test-deps check-asan check-tsan demo bench install uninstall clean
 .DELETE_ON_ERROR:
