@@ -61,6 +61,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -334,18 +335,29 @@ static int file_there(vmc_lib_t *l, const char *n, const char *path, int *there)
     return 0;
 }
 
+/* d is a DLL the system loader holds (handle h), found `where`, for the
+ * reason the format gives. */
+__attribute__((format(printf, 4, 5))) static int by_system(vmc_dep_t *d, void *h, int where, const char *why,
+                                                            ...)
+{
+    d->kind = VMC_DEP_SYSTEM;
+    d->handle = h;
+    d->where = where;
+    va_list ap;
+    va_start(ap, why);
+    vsnprintf(d->why, sizeof d->why, why, ap);
+    va_end(ap);
+    return 0;
+}
+
 /* Imported DLL i of l into d (the order in this file's opening comment). */
 static int resolve_dll(vmc_lib_t *l, const char *n, vmc_dep_t *d)
 {
     void *h = NULL;
     int e = vmc__os_dll_find(n, &h);
     if (!e) {
-        d->kind = VMC_DEP_SYSTEM;
-        d->handle = h;
         d->host_had_it = 1;
-        d->where = VMC_DEP_IN_PROCESS;
-        snprintf(d->why, sizeof d->why, "the process has it already: the host's copy");
-        return 0;
+        return by_system(d, h, VMC_DEP_IN_PROCESS, "the process has it already: the host's copy");
     }
     if (e != -ENOENT) return vmc__fail(e, "%s: imported DLL %s: GetModuleHandleEx: %s", l->name, n, strerror(-e));
     char path[4096];
@@ -365,12 +377,8 @@ static int resolve_dll(vmc_lib_t *l, const char *n, vmc_dep_t *d)
                 return vmc__fail(e, "%s: imported DLL %s: a compiler runtime the process does not have, found "
                                  "beside it as %s: LoadLibraryEx: %s (system error %lu)", l->name, n, path,
                                  e == -ENOENT ? "not found" : strerror(-e), vmc__os_last_detail());
-            d->kind = VMC_DEP_SYSTEM;
-            d->handle = h;
-            d->where = VMC_DEP_BESIDE;
-            snprintf(d->why, sizeof d->why, "a compiler runtime (one copy per process) the process did not have, "
-                     "found beside the DLL that imports it: the system loader's, from there");
-            return 0;
+            return by_system(d, h, VMC_DEP_BESIDE, "a compiler runtime (one copy per process) the process did "
+                             "not have, found beside the DLL that imports it: the system loader's, from there");
         }
         if ((e = vmc__os_dll_load(n, &h))) {
             if (rt)
@@ -380,11 +388,7 @@ static int resolve_dll(vmc_lib_t *l, const char *n, vmc_dep_t *d)
             return vmc__fail(e, "%s: imported DLL %s: LoadLibrary: %s (system error %lu)", l->name, n,
                              e == -ENOENT ? "not found" : strerror(-e), vmc__os_last_detail());
         }
-        d->kind = VMC_DEP_SYSTEM;
-        d->handle = h;
-        d->where = VMC_DEP_SYSTEM_LIBRARY;
-        snprintf(d->why, sizeof d->why, "a system DLL (one copy per process): the system loader's");
-        return 0;
+        return by_system(d, h, VMC_DEP_SYSTEM_LIBRARY, "a system DLL (one copy per process): the system loader's");
     }
     if (l->dir) {
         if ((e = beside(l, n, path, sizeof path))) return e;
@@ -411,11 +415,8 @@ static int resolve_dll(vmc_lib_t *l, const char *n, vmc_dep_t *d)
         }
         if (e != -ENOTSUP || (l->flags & VMC_LOAD_INERT) || vmc__os_dll_load(path, &h))
             return vmc__fail_wrap(e, "%s: imported DLL %s", l->name, n);
-        d->kind = VMC_DEP_SYSTEM;
-        d->handle = h;
-        snprintf(d->why, sizeof d->why, "found beside the DLL that imports it; loaded by the system loader "
-                 "because the private loader refuses it: %s", vmc_last_error());
-        return 0;
+        return by_system(d, h, VMC_DEP_BESIDE, "found beside the DLL that imports it; loaded by the system loader "
+                         "because the private loader refuses it: %s", vmc_last_error());
     }
     if (l->flags & VMC_LOAD_INERT)
         return vmc__fail(-ENOENT, "%s: imported DLL %s: not in the process (VMC_LOAD_INERT loads nothing else)",
@@ -424,12 +425,8 @@ static int resolve_dll(vmc_lib_t *l, const char *n, vmc_dep_t *d)
         return vmc__fail(e, "%s: imported DLL %s: %s (LoadLibrary, system error %lu)", l->name, n,
                          e == -ENOENT ? "not found beside it nor by the system's search" : strerror(-e),
                          vmc__os_last_detail());
-    d->kind = VMC_DEP_SYSTEM;
-    d->handle = h;
-    d->where = VMC_DEP_SYSTEM_SEARCH;
-    snprintf(d->why, sizeof d->why, "not beside the DLL that imports it: the system loader's search, "
-             "outside the region");
-    return 0;
+    return by_system(d, h, VMC_DEP_SYSTEM_SEARCH, "not beside the DLL that imports it: the system loader's "
+                     "search, outside the region");
 }
 
 /* A module a forwarder names ("KERNEL32" of "KERNEL32.GetTickCount"), held
