@@ -551,6 +551,47 @@ TEST(loader_rela_covering_jmprel)
     teardown(&c);
 }
 
+/* More PT_LOADs than a library's record holds in itself (4): the rest of
+ * the segments' room is allocated, and the library loads, runs, reports
+ * every segment and unloads without a leak, from memory and from a file. */
+TEST(loader_more_segments_than_the_record_holds)
+{
+    ctx_t c;
+    setup(&c);
+    vt_img_t m = vt_img_copy(&c.good);
+    int st = vt_phdr_find(&m, PT_GNU_STACK, 0);
+    ASSERT(st > c.l3);
+    Elf64_Phdr *p = vt_phdr(&m, st);   /* a fifth PT_LOAD, all bss, a page past the image */
+    p->p_type = PT_LOAD;
+    p->p_flags = PF_R | PF_W;
+    p->p_offset = 0;
+    p->p_vaddr = p->p_paddr = vt_img_hi(&c.good) + 0x1000;
+    p->p_filesz = 0;
+    p->p_memsz = 0x1000;
+    p->p_align = 0x1000;
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/vmc-segs-%d.so", (int)getpid());
+    ASSERT_OK(vt_img_write(&m, path));
+    for (int from_file = 0; from_file < 2; from_file++) {
+        vmc_lib_t *l;
+        if (from_file) ASSERT_OK(vmc_lib_load(c.v, path, 0, &l));
+        else ASSERT_OK(vmc_lib_load_mem(c.v, m.b, m.n, "segs.so", 0, &l));
+        vmc_lib_info_t in;
+        ASSERT_OK(vmc_lib_info(l, &in));
+        ASSERT_EQ(in.nsegments, 5);
+        ASSERT_EQ((uintptr_t)in.segments[4].start, in.bias + p->p_vaddr);
+        ASSERT_EQ(in.segments[4].size, 0x1000);
+        ASSERT_EQ(((volatile char *)in.segments[4].start)[0], 0);
+        size_t (*slen)(const char *) = (size_t (*)(const char *))vmc_lib_sym(l, "t_strlen");
+        ASSERT(slen);
+        ASSERT_EQ(slen("segments"), 8);
+        ASSERT_OK(vmc_lib_unload(l));
+    }
+    unlink(path);
+    vt_img_free(&m);
+    teardown(&c);
+}
+
 TEST(broken_truncated_at_many_lengths)
 {
     ctx_t c;

@@ -34,6 +34,8 @@
 #include <sys/types.h>
 
 #define VMC_ELF_MAX_LOADS  32        /* PT_LOAD segments in one image       */
+#define VMC_ELF_LOADS_IN   4         /* ... held in the record itself: every
+                                        library here has 4 or 2            */
 #define VMC_ELF_MAX_PHDRS  (65536 / sizeof(Elf64_Phdr))   /* as bionic caps it */
 #define VMC_ELF_MAX_NEEDED 64        /* DT_NEEDED entries in one library    */
 #define VMC_ELF_MAX_DEPTH  16        /* nesting of private dependencies     */
@@ -55,7 +57,9 @@ typedef struct vmc_elf {
     uint64_t file_size;          /* bytes in the file (or memory image)     */
     uint64_t phoff;              /* program header table offset             */
     unsigned phnum;
-    vmc_seg_t load[VMC_ELF_MAX_LOADS];
+    vmc_seg_t *load;             /* nload of them: load_in, or for more than
+                                    fit there the loader's memory (image.c) */
+    vmc_seg_t load_in[VMC_ELF_LOADS_IN];
     int nload;
     uint64_t dyn_vaddr, dyn_offset, dyn_size;   /* PT_DYNAMIC               */
     uint64_t relro_vaddr, relro_size;           /* PT_GNU_RELRO, or size 0  */
@@ -294,7 +298,8 @@ int vmc__elf_bind(vmc_elf_obj_t *l, size_t symidx, uintptr_t *value, int *ifunc,
 /* ---- check.c ----------------------------------------------------------- */
 /* Validate the ELF header and the program header table.  `hdr` holds the
  * first `hdrlen` bytes of the file and `ph` the table itself (phnum entries,
- * or NULL to take it from hdr).  -ENOEXEC (malformed) or -ENOTSUP (a valid
+ * or NULL to take it from hdr); e->load has room for every non-empty
+ * PT_LOAD of it, up to VMC_ELF_MAX_LOADS.  -ENOEXEC (malformed) or -ENOTSUP (a valid
  * feature this loader does not take) with a message. */
 int vmc__elf_check_ehdr(const char *name, const uint8_t *hdr, size_t hdrlen, uint64_t file_size,
                         uint64_t *phoff, unsigned *phnum);

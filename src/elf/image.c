@@ -24,6 +24,12 @@ struct vmc_elf_kept {
     vmc_elf_obj_t o;
 };
 
+/* After a copy of the record: its segments where the copy holds them. */
+static void seg_moved(vmc_elf_t *to, const vmc_elf_t *from)
+{
+    if (from->load == from->load_in) to->load = to->load_in;
+}
+
 /* Is p inside the tables' copy? */
 static int in_snap(const vmc_elf_obj_t *l, const void *p)
 {
@@ -44,7 +50,10 @@ VMC_LOAD_PATH struct vmc_elf_kept *vmc__elf_keep(vmc_elf_obj_t *l)
     struct vmc_elf_kept *k = malloc(sizeof *k);
     if (!k) return NULL;   /* the next load reads the file again */
     k->o = *l;
+    seg_moved(&k->o.elf, &l->elf);
     l->snap = l->snap_mem = NULL;   /* k's now */
+    l->elf.load = NULL;
+    l->elf.nload = 0;
     l->vers = NULL;
     l->binds = NULL;
     return k;
@@ -54,6 +63,7 @@ void vmc__elf_kept_free(struct vmc_elf_kept *k)
 {
     if (!k) return;
     free(k->o.snap_mem);
+    if (k->o.elf.load != k->o.elf.load_in) free(k->o.elf.load);
     free(k->o.vers);
     free(k->o.binds);
     free(k);
@@ -68,6 +78,7 @@ static void take_kept(vmc_elf_obj_t *l, vmc_src_t *src)
     vmc_elf_obj_t now = *l;
     src->kept = NULL;
     *l = k->o;
+    seg_moved(&l->elf, &k->o.elf);
     free(k);
     l->name = l->elf.name = now.name;
     l->sp = now.sp;
@@ -86,6 +97,33 @@ static void take_kept(vmc_elf_obj_t *l, vmc_src_t *src)
     l->reused = 1;   /* l->binds: the earlier load's bindings (reloc.c) */
 }
 
+/* Room in l->elf.load for the segments check.c will record from table ph:
+ * its non-empty PT_LOADs (up to the most it takes; one more is refused
+ * before it is recorded).  In the record itself when they fit, as in every
+ * library here: a record with room for VMC_ELF_MAX_LOADS would be half
+ * empty space, and an allocation here would come between the header's
+ * buffer and the top of the heap, where it grows in place into the tables'
+ * copy (vmc__elf_read_head). */
+static int seg_room(vmc_elf_obj_t *l, const Elf64_Phdr *ph)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < l->elf.phnum && n < VMC_ELF_MAX_LOADS; i++) {
+        Elf64_Phdr p;
+        memcpy(&p, &ph[i], sizeof p);
+        n += p.p_type == PT_LOAD && p.p_memsz;
+    }
+    if (l->elf.load && l->elf.load != l->elf.load_in) free(l->elf.load);
+    l->elf.load = n <= VMC_ELF_LOADS_IN ? l->elf.load_in : malloc(n * sizeof *l->elf.load);
+    if (!l->elf.load) return vmc__fail(-ENOMEM, "%s: out of memory for its %zu segments", l->name, n);
+    return 0;
+}
+
+static int check_phdrs(vmc_elf_obj_t *l, const Elf64_Phdr *ph)
+{
+    int e = seg_room(l, ph);
+    return e ? e : vmc__elf_check_phdrs(&l->elf, ph);
+}
+
 VMC_LOAD_PATH int vmc__elf_load(vmc_elf_obj_t *l, vmc_src_t *src, const uint8_t *hdr, size_t hdrlen)
 {
     if (src->kept) {
@@ -97,7 +135,7 @@ VMC_LOAD_PATH int vmc__elf_load(vmc_elf_obj_t *l, vmc_src_t *src, const uint8_t 
     l->elf.file_size = src->size;
     size_t phsize = l->elf.phnum * sizeof(Elf64_Phdr);
     if (l->elf.phoff + phsize <= hdrlen) {
-        e = vmc__elf_check_phdrs(&l->elf, (const Elf64_Phdr *)(hdr + l->elf.phoff));
+        e = check_phdrs(l, (const Elf64_Phdr *)(hdr + l->elf.phoff));
     } else {
         size_t got;
         Elf64_Phdr *ph = malloc(phsize);
@@ -105,7 +143,7 @@ VMC_LOAD_PATH int vmc__elf_load(vmc_elf_obj_t *l, vmc_src_t *src, const uint8_t 
         e = vmc__os_pread(src->fd, ph, phsize, (off_t)l->elf.phoff, &got);
         if (e) e = vmc__fail(e, "%s: reading program headers: %s", l->name, strerror(-e));
         else if (got != phsize) e = vmc__fail(-ENOEXEC, "%s: program headers: file shrank", l->name);
-        else e = vmc__elf_check_phdrs(&l->elf, ph);
+        else e = check_phdrs(l, ph);
         free(ph);
     }
     if (e || (e = vmc__elf_read_head(l, src))) return e;   /* hdr is stale from here */
@@ -256,8 +294,11 @@ void vmc__elf_info(const vmc_elf_obj_t *l, vmc_lib_info_t *out)
 VMC_LOAD_PATH void vmc__elf_free(vmc_elf_obj_t *l)
 {
     free(l->snap_mem);
+    if (l->elf.load != l->elf.load_in) free(l->elf.load);
     free(l->vers);
     free(l->binds);
+    l->elf.load = NULL;
+    l->elf.nload = 0;
     l->snap_mem = l->snap = NULL;
     l->vers = NULL;
     l->binds = NULL;

@@ -156,18 +156,33 @@ static int is_system_library(const char *n)
     return 0;
 }
 
-static const char *where_text(int where)
+/* How a dependency was found, for its reason (vmc_dep_t.why); each with
+ * ": loaded privately" as a constant of its own, so that the usual reason
+ * is not formatted at every load. */
+#define WHERE_BY_PATH "DT_NEEDED is a path"
+#define WHERE_RPATH "found in a DT_RPATH directory"
+#define WHERE_LD_LIBRARY_PATH "found in a directory of LD_LIBRARY_PATH"
+#define WHERE_RUNPATH "found in a DT_RUNPATH directory"
+#define WHERE_LDSO_CACHE "found through the ld.so cache"
+#define WHERE_DEFAULT_DIR "found in a default directory of the system loader"
+#define WHERE_BESIDE "not found by the system loader's search, found beside the library that needs it"
+#define WHERE_OTHER "found"
+#define PRIVATELY ": loaded privately"
+
+static const char *where_text(int where, int privately)
 {
+#define WHERE_CASE(w, text) case w: return privately ? text PRIVATELY : text
     switch (where) {
-    case VMC_DEP_BY_PATH: return "DT_NEEDED is a path";
-    case VMC_DEP_RPATH: return "found in a DT_RPATH directory";
-    case VMC_DEP_LD_LIBRARY_PATH: return "found in a directory of LD_LIBRARY_PATH";
-    case VMC_DEP_RUNPATH: return "found in a DT_RUNPATH directory";
-    case VMC_DEP_LDSO_CACHE: return "found through the ld.so cache";
-    case VMC_DEP_DEFAULT_DIR: return "found in a default directory of the system loader";
-    case VMC_DEP_BESIDE: return "not found by the system loader's search, found beside the library that needs it";
-    default: return "found";
+    WHERE_CASE(VMC_DEP_BY_PATH, WHERE_BY_PATH);
+    WHERE_CASE(VMC_DEP_RPATH, WHERE_RPATH);
+    WHERE_CASE(VMC_DEP_LD_LIBRARY_PATH, WHERE_LD_LIBRARY_PATH);
+    WHERE_CASE(VMC_DEP_RUNPATH, WHERE_RUNPATH);
+    WHERE_CASE(VMC_DEP_LDSO_CACHE, WHERE_LDSO_CACHE);
+    WHERE_CASE(VMC_DEP_DEFAULT_DIR, WHERE_DEFAULT_DIR);
+    WHERE_CASE(VMC_DEP_BESIDE, WHERE_BESIDE);
+    default: return privately ? WHERE_OTHER PRIVATELY : WHERE_OTHER;
     }
+#undef WHERE_CASE
 }
 
 /* Dependency n of l, found at path (where: enum vmc_dep_where), loaded
@@ -184,16 +199,23 @@ static int dep_private(vmc_lib_t *l, vmc_dep_t *d, const char *n, const char *pa
     if (!e) {
         d->kind = VMC_DEP_PRIVATE;
         d->lib = dep;
-        snprintf(d->why, sizeof d->why, "%s: loaded privately", where_text(where));
+        d->why = where_text(where, 1);
         return 0;
     }
-    void *h = NULL;
-    if (e != -ENOTSUP || (l->flags & VMC_LOAD_INERT) || !(h = dlopen(path, RTLD_NOW | RTLD_LOCAL)))
+    if (e != -ENOTSUP || (l->flags & VMC_LOAD_INERT))
         return vmc__fail_wrap(e, "%s: dependency %s", l->name, n);
+    /* the refusal's message, before dlopen (which may fail and leave it) */
+    const char *why = vmc__lib_why(l, "%s; loaded by the system loader because the private loader refuses it: %s",
+                                   where_text(where, 0), vmc_last_error());
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) return vmc__fail_wrap(e, "%s: dependency %s", l->name, n);
+    if (!why) {
+        dlclose(h);
+        return vmc__fail(-ENOMEM, "%s: dependency %s: out of memory", l->name, n);
+    }
     d->kind = VMC_DEP_SYSTEM;
     d->handle = h;
-    snprintf(d->why, sizeof d->why, "%s; loaded by the system loader because the private loader refuses it: %s",
-             where_text(where), vmc_last_error());
+    d->why = why;
     return 0;
 }
 
@@ -232,9 +254,9 @@ static __attribute__((noinline)) int dep_find(vmc_lib_t *l, vmc_dep_t *d, const 
         }
         if (r) {
             *where = VMC_DEP_SYSTEM_SEARCH;
-            snprintf(d->why, sizeof d->why, "not found by the system loader's search (DT_RPATH, LD_LIBRARY_PATH, "
-                     "DT_RUNPATH, ld.so cache, default directories) nor beside the library: left to the system "
-                     "loader, outside the region");
+            d->why = "not found by the system loader's search (DT_RPATH, LD_LIBRARY_PATH, DT_RUNPATH, ld.so "
+                     "cache, default directories) nor beside the library: left to the system loader, outside the "
+                     "region";
             /* dlopen by name would search the cache and the default directories */
             if (l->o.dt_flags_1 & DF_1_NODEFLIB)
                 return vmc__fail(-ENOENT, "%s: dependency %s: not found in its search path (DF_1_NODEFLIB "
@@ -271,10 +293,10 @@ static int resolve_deps(vmc_lib_t *l)
         int where = VMC_DEP_SYSTEM_SEARCH;
         if (h) {
             where = VMC_DEP_IN_PROCESS;
-            snprintf(d->why, sizeof d->why, "the process has it already: the host's copy");
+            d->why = "the process has it already: the host's copy";
         } else if (is_system_library(n)) {
             where = VMC_DEP_SYSTEM_LIBRARY;
-            snprintf(d->why, sizeof d->why, "a system library (one copy per process): the system loader's");
+            d->why = "a system library (one copy per process): the system loader's";
         } else {
             int loaded, e = dep_find(l, d, n, &where, &loaded);
             if (e) return e;

@@ -56,6 +56,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -126,10 +128,37 @@ static void run_fini(vmc_lib_t *l)
 
 /* ---- load -------------------------------------------------------------------- */
 
+/* One reason formatted for a dependency (vmc__lib_why), on its library's
+ * list. */
+struct vmc_why {
+    struct vmc_why *next;
+    char text[];
+};
+
+const char *vmc__lib_why(vmc_lib_t *l, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    struct vmc_why *w = n < 0 ? NULL : malloc(sizeof *w + (size_t)n + 1);
+    if (!w) return NULL;
+    va_start(ap, fmt);
+    vsnprintf(w->text, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    w->next = l->whys;
+    l->whys = w;
+    return w->text;
+}
+
 /* Free a library that holds no run and no dependencies any more. */
 VMC_LOAD_PATH static void lib_free(vmc_lib_t *l)
 {
     if (l->fmt) l->fmt->free(l);
+    for (struct vmc_why *w = l->whys, *next; w; w = next) {
+        next = w->next;
+        free(w);
+    }
     free(l->deps);
     free(l->name);
     free(l->dir);
@@ -403,7 +432,7 @@ int vmc_lib_dep(vmc_lib_t *l, unsigned i, vmc_lib_dep_t *out)
                : d->host_had_it          ? VMC_DEP_HOST_COPY
                                          : VMC_DEP_SYSTEM_LOADER;
     out->where = d->where;
-    out->why = d->why;
+    out->why = d->why ? d->why : "";
     out->path = d->kind == VMC_DEP_PRIVATE ? d->lib->name : l->fmt->dep_path(l, d);
     return 0;
 }

@@ -34,7 +34,8 @@ typedef struct vmc_dep {
                                     (they import from each other): no
                                     reference held                         */
     int where;                   /* enum vmc_dep_where: how it was found    */
-    char why[512];               /* vmc_lib_dep_t.why                       */
+    const char *why;             /* vmc_lib_dep_t.why: a constant sentence, or
+                                    one the library owns (vmc__lib_why)    */
 } vmc_dep_t;
 
 enum vmc_lib_state {
@@ -81,6 +82,8 @@ struct vmc_lib {
                                     fini (reversed)                         */
     vmc_dep_t *deps;             /* resolved DT_NEEDED, in order            */
     size_t ndeps;
+    struct vmc_why *whys;        /* the deps' reasons formatted for them (a
+                                    refusal's message in it), freed with l */
     vmc_lib_t *next, *prev;      /* the handle's list, in load order        */
 
     /* tlsbind.c: thread-local storage */
@@ -170,6 +173,11 @@ int vmc__lib_load_file(vmc_loader_t *v, const char *path, int flags, int depth, 
                        vmc_lib_t **out);
 /* Drop one reference (a dependent going away). */
 void vmc__lib_release(vmc_lib_t *l);
+/* A dependency's reason (vmc_dep_t.why) that names something known only
+ * now (the private loader's refusal), formatted into memory l owns until it
+ * is freed; NULL when out of memory.  The usual reasons are constants: no
+ * load formats or stores one. */
+const char *vmc__lib_why(vmc_lib_t *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- kept.c: what unloaded libraries' loads read, for a load of the same file */
 /* The tables kept for the file with this identity and stamp (and *fmt, the

@@ -336,17 +336,13 @@ static int file_there(vmc_lib_t *l, const char *n, const char *path, int *there)
 }
 
 /* d is a DLL the system loader holds (handle h), found `where`, for the
- * reason the format gives. */
-__attribute__((format(printf, 4, 5))) static int by_system(vmc_dep_t *d, void *h, int where, const char *why,
-                                                            ...)
+ * reason given (a constant, or one l owns: vmc__lib_why). */
+static int by_system(vmc_dep_t *d, void *h, int where, const char *why)
 {
     d->kind = VMC_DEP_SYSTEM;
     d->handle = h;
     d->where = where;
-    va_list ap;
-    va_start(ap, why);
-    vsnprintf(d->why, sizeof d->why, why, ap);
-    va_end(ap);
+    d->why = why;
     return 0;
 }
 
@@ -410,13 +406,20 @@ static int resolve_dll(vmc_lib_t *l, const char *n, vmc_dep_t *d)
                 dep->refs--;
                 d->cycle = 1;
             }
-            snprintf(d->why, sizeof d->why, "found beside the DLL that imports it: loaded privately");
+            d->why = "found beside the DLL that imports it: loaded privately";
             return 0;
         }
-        if (e != -ENOTSUP || (l->flags & VMC_LOAD_INERT) || vmc__os_dll_load(path, &h))
+        if (e != -ENOTSUP || (l->flags & VMC_LOAD_INERT))
             return vmc__fail_wrap(e, "%s: imported DLL %s", l->name, n);
-        return by_system(d, h, VMC_DEP_BESIDE, "found beside the DLL that imports it; loaded by the system loader "
-                         "because the private loader refuses it: %s", vmc_last_error());
+        /* the refusal's message, before LoadLibraryEx (which may fail and leave it) */
+        const char *why = vmc__lib_why(l, "found beside the DLL that imports it; loaded by the system loader "
+                                       "because the private loader refuses it: %s", vmc_last_error());
+        if (vmc__os_dll_load(path, &h)) return vmc__fail_wrap(e, "%s: imported DLL %s", l->name, n);
+        if (!why) {
+            vmc__os_dll_free(h);
+            return vmc__fail(-ENOMEM, "%s: imported DLL %s: out of memory", l->name, n);
+        }
+        return by_system(d, h, VMC_DEP_BESIDE, why);
     }
     if (l->flags & VMC_LOAD_INERT)
         return vmc__fail(-ENOENT, "%s: imported DLL %s: not in the process (VMC_LOAD_INERT loads nothing else)",
