@@ -80,9 +80,10 @@ typedef struct vmc_src {
                                     once (malloc'ed); the tables' copy may take
                                     it over (then NULL)                     */
     size_t head_len;
-    struct vmc_elf_kept *kept;   /* from a file: what an earlier load of these
-                                    same bytes checked and read (vmc__elf_keep),
-                                    which this load takes over, or NULL     */
+    struct vmc_elf_obj *kept;    /* from a file: the record of an earlier load
+                                    of these same bytes, what it checked and
+                                    read (vmc__elf_keep), which this load takes
+                                    over (moved out of it), or NULL        */
 } vmc_src_t;
 
 /* A symbol name being looked up, hashed once for every table it is looked
@@ -279,15 +280,14 @@ int vmc__elf_nearest(const vmc_elf_obj_t *l, uintptr_t a, const char **name, uin
 const Elf64_Sym *vmc__elf_covering(const vmc_elf_obj_t *l, uintptr_t a);
 /* Free what the object holds in the loader's memory (after vmc__elf_unmap). */
 void vmc__elf_free(vmc_elf_obj_t *l);
-/* image.c: after vmc__elf_unmap, what a load of l's file checked and read
- * (the headers, the tables' copy and everything found in it, DT_FINI's
- * bytes), moved out of l for a later load of the same unchanged file to
- * take over (vmc_src_t.kept) without reading or checking any of it again;
- * NULL when that cannot be (loaded from memory, or a table read in the
- * image: those pointers would not outlive it).  Free with
- * vmc__elf_kept_free unless a load takes it. */
-struct vmc_elf_kept *vmc__elf_keep(vmc_elf_obj_t *l);
-void vmc__elf_kept_free(struct vmc_elf_kept *k);
+/* image.c: after vmc__elf_unmap, 1 if what a load of l's file checked and
+ * read (the headers, the tables' copy and everything found in it, DT_FINI's
+ * bytes) may stay in l as it is, for a later load of the same unchanged
+ * file to take over (vmc_src_t.kept) without reading or checking any of it
+ * again; 0 when that cannot be (loaded from memory, or a table read in the
+ * image: those pointers would not outlive it).  A kept l not taken is
+ * freed with vmc__elf_free. */
+int vmc__elf_keep(const vmc_elf_obj_t *l);
 /* bind.c: resolve symbol `symidx` of l for a relocation: its address,
  * whether it is an IFUNC whose resolver is still to be called (*ifunc), 0
  * for an undefined weak; sets l->bound_from.  The relocation is entry

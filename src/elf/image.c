@@ -17,13 +17,6 @@
 
 extern char **environ;
 
-/* What vmc__elf_keep moves out of an object: all of it as the first load
- * left it; a later load takes what was read and checked, and does its own
- * mapping, binding and registering. */
-struct vmc_elf_kept {
-    vmc_elf_obj_t o;
-};
-
 /* After a copy of the record: its segments where the copy holds them. */
 static void seg_moved(vmc_elf_t *to, const vmc_elf_t *from)
 {
@@ -37,49 +30,34 @@ static int in_snap(const vmc_elf_obj_t *l, const void *p)
     return b && b >= l->snap && b < l->snap + l->snap_len;
 }
 
-VMC_LOAD_PATH struct vmc_elf_kept *vmc__elf_keep(vmc_elf_obj_t *l)
+VMC_LOAD_PATH int vmc__elf_keep(const vmc_elf_obj_t *l)
 {
     /* Every table this layer trusts after checking it once, in the copy:
      * vmc__elf_ptr gives a range wholly in the copy or wholly in the image,
      * so where a table starts says where all of it is.  The dynamic section
-     * itself is in the image and found there again. */
-    if (!l->checked || l->run || !l->snap || !in_snap(l, l->strtab) || !in_snap(l, l->symtab) ||
-        (l->versym && !in_snap(l, l->versym)) || (l->g_nbuckets && !in_snap(l, l->g_bloom)) ||
-        (l->h_nbucket && !in_snap(l, l->h_bucket)))
-        return NULL;
-    struct vmc_elf_kept *k = malloc(sizeof *k);
-    if (!k) return NULL;   /* the next load reads the file again */
-    k->o = *l;
-    seg_moved(&k->o.elf, &l->elf);
-    l->snap = l->snap_mem = NULL;   /* k's now */
-    l->elf.load = NULL;
-    l->elf.nload = 0;
-    l->vers = NULL;
-    l->binds = NULL;
-    return k;
-}
-
-void vmc__elf_kept_free(struct vmc_elf_kept *k)
-{
-    if (!k) return;
-    free(k->o.snap_mem);
-    if (k->o.elf.load != k->o.elf.load_in) free(k->o.elf.load);
-    free(k->o.vers);
-    free(k->o.binds);
-    free(k);
+     * itself is in the image and found there again.  It stays where it
+     * is, in the record: an unload allocates and copies nothing for it. */
+    return l->checked && !l->run && l->snap && in_snap(l, l->strtab) && in_snap(l, l->symtab) &&
+           (!l->versym || in_snap(l, l->versym)) && (!l->g_nbuckets || in_snap(l, l->g_bloom)) &&
+           (!l->h_nbucket || in_snap(l, l->h_bucket));
 }
 
 /* Take over what an earlier load of these same bytes read and checked
- * (src->kept): everything but what belongs to this load (its name, space,
- * callbacks, set before; its mapping and bindings, made after). */
+ * (src->kept, that load's record, left with nothing of its own to free):
+ * everything but what belongs to this load (its name, space, callbacks,
+ * set before; its mapping and bindings, made after). */
 static void take_kept(vmc_elf_obj_t *l, vmc_src_t *src)
 {
-    struct vmc_elf_kept *k = src->kept;
+    vmc_elf_obj_t *k = src->kept;
     vmc_elf_obj_t now = *l;
     src->kept = NULL;
-    *l = k->o;
-    seg_moved(&l->elf, &k->o.elf);
-    free(k);
+    *l = *k;
+    seg_moved(&l->elf, &k->elf);
+    k->snap = k->snap_mem = NULL;   /* l's now */
+    k->elf.load = NULL;
+    k->elf.nload = 0;
+    k->vers = NULL;
+    k->binds = NULL;
     l->name = l->elf.name = now.name;
     l->sp = now.sp;
     l->env = now.env;

@@ -480,9 +480,13 @@ VMC_LOAD_PATH static void elf_dep_close(vmc_lib_t *l, vmc_dep_t *d)
     if (!d->unowned) dlclose(d->handle);
 }
 
-VMC_LOAD_PATH static void *elf_keep(vmc_lib_t *l) { return vmc__elf_keep(&l->o); }
-
-static void elf_kept_free(void *tables) { vmc__elf_kept_free(tables); }
+VMC_LOAD_PATH static int elf_keep(vmc_lib_t *l)
+{
+    if (!vmc__elf_keep(&l->o)) return 0;
+    free(l->dbg_path);   /* this load's */
+    l->dbg_path = NULL;
+    return 1;
+}
 
 VMC_LOAD_PATH static void elf_free(vmc_lib_t *l)
 {
@@ -544,7 +548,6 @@ const vmc_lib_fmt_t vmc__lib_elf_fmt = {
     .teardown = elf_teardown,
     .dep_close = elf_dep_close,
     .keep = elf_keep,
-    .kept_free = elf_kept_free,
     .free = elf_free,
     .sym = elf_sym,
     .span = elf_span,

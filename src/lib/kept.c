@@ -23,6 +23,7 @@
 #include "lib/loader.h"
 #include "base/attrs.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define NKEPT (sizeof ((vmc_loader_t *)0)->kept / sizeof ((vmc_loader_t *)0)->kept[0])
@@ -31,52 +32,57 @@ static int refuse;   /* tests: keep nothing (every load reads its file) */
 
 void vmc__kept_refuse(int on) { refuse = on; }
 
-VMC_LOAD_PATH void *vmc__kept_take(vmc_loader_t *v, const uint64_t id[2], const uint64_t stamp[3],
-                     const struct vmc_lib_fmt **fmt)
+/* A kept record goes: what its format kept, then the record. */
+static void drop(vmc_lib_t *l)
+{
+    l->fmt->free(l);
+    free(l);
+}
+
+VMC_LOAD_PATH vmc_lib_t *vmc__kept_take(vmc_loader_t *v, const uint64_t id[2], const uint64_t stamp[3])
 {
     if (refuse) return NULL;
     for (size_t i = 0; i < NKEPT; i++) {
         struct vmc_kept *k = &v->kept[i];
-        if (k->tables && !memcmp(k->id, id, sizeof k->id) && !memcmp(k->stamp, stamp, sizeof k->stamp)) {
-            void *t = k->tables;
-            *fmt = k->fmt;
-            k->tables = NULL;
+        if (k->lib && !memcmp(k->id, id, sizeof k->id) && !memcmp(k->stamp, stamp, sizeof k->stamp)) {
+            vmc_lib_t *t = k->lib;
+            k->lib = NULL;
             return t;
         }
     }
     return NULL;
 }
 
-VMC_LOAD_PATH void vmc__kept_put(vmc_lib_t *l)
+VMC_LOAD_PATH int vmc__kept_put(vmc_lib_t *l)
 {
     vmc_loader_t *v = l->v;
-    if (refuse || !l->settled || !l->has_id || !l->fmt || !l->fmt->keep) return;
-    void *t = l->fmt->keep(l);
-    if (!t) return;
+    if (refuse || !l->settled || !l->has_id || !l->fmt || !l->fmt->keep) return 0;
+    if (!l->fmt->keep(l)) return 0;
     /* the slot of the same file (a second load with other flags kept it
      * too), else a free one, else the oldest */
     struct vmc_kept *pick = NULL;
     for (size_t i = 0; i < NKEPT; i++) {
         struct vmc_kept *k = &v->kept[i];
-        if (k->tables && !memcmp(k->id, l->id, sizeof k->id)) {
+        if (k->lib && !memcmp(k->id, l->id, sizeof k->id)) {
             pick = k;
             break;
         }
-        if (!pick || (pick->tables && (!k->tables || k->used < pick->used))) pick = k;
+        if (!pick || (pick->lib && (!k->lib || k->used < pick->used))) pick = k;
     }
-    if (pick->tables) pick->fmt->kept_free(pick->tables);
+    if (pick->lib) drop(pick->lib);
     memcpy(pick->id, l->id, sizeof pick->id);
     memcpy(pick->stamp, l->stamp, sizeof pick->stamp);
     pick->fmt = l->fmt;
-    pick->tables = t;
+    pick->lib = l;
     pick->used = ++v->kept_clock;
+    return 1;
 }
 
 void vmc__kept_clear(vmc_loader_t *v)
 {
     for (size_t i = 0; i < NKEPT; i++) {
         struct vmc_kept *k = &v->kept[i];
-        if (k->tables) k->fmt->kept_free(k->tables);
-        k->tables = NULL;
+        if (k->lib) drop(k->lib);
+        k->lib = NULL;
     }
 }

@@ -20,7 +20,8 @@ typedef struct vmc_loader {
     struct vmc_kept {
         uint64_t id[2], stamp[3];    /* the file's identity, size and times  */
         const struct vmc_lib_fmt *fmt;
-        void *tables;                /* the format's (NULL: a free entry)    */
+        struct vmc_lib *lib;         /* an unloaded library's record, what its
+                                        format kept in it (NULL: a free entry) */
         unsigned long used;          /* when it was kept (kept_clock)        */
     } kept[8];
     unsigned long kept_clock;

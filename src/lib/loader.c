@@ -151,10 +151,10 @@ const char *vmc__lib_why(vmc_lib_t *l, const char *fmt, ...)
     return w->text;
 }
 
-/* Free a library that holds no run and no dependencies any more. */
-VMC_LOAD_PATH static void lib_free(vmc_lib_t *l)
+/* Free the lifecycle's parts of a library that holds no run and no
+ * dependencies any more (what a kept record does not need). */
+VMC_LOAD_PATH static void lib_strip(vmc_lib_t *l)
 {
-    if (l->fmt) l->fmt->free(l);
     for (struct vmc_why *w = l->whys, *next; w; w = next) {
         next = w->next;
         free(w);
@@ -162,6 +162,16 @@ VMC_LOAD_PATH static void lib_free(vmc_lib_t *l)
     free(l->deps);
     free(l->name);
     free(l->dir);
+    l->whys = NULL;
+    l->deps = NULL;
+    l->name = l->dir = NULL;
+}
+
+/* Free a library that holds no run and no dependencies any more. */
+VMC_LOAD_PATH static void lib_free(vmc_lib_t *l)
+{
+    if (l->fmt) l->fmt->free(l);
+    lib_strip(l);
     free(l);
 }
 
@@ -173,14 +183,18 @@ VMC_LOAD_PATH static void destroy(vmc_lib_t *l)
 {
     vmc_loader_t *v = l->v;
     if (l->fmt) l->fmt->teardown(l);  /* on failure: inaccessible, re-reserved later */
-    vmc__kept_put(l);  /* what its load read of the file, for the next load of it */
     if (l->next || l->prev || v->libs == l) list_remove(v, l);
     for (size_t i = l->ndeps; i-- > 0;) {
         if (l->deps[i].kind != VMC_DEP_PRIVATE) l->fmt->dep_close(l, &l->deps[i]);
         else if (!l->deps[i].cycle) release(l->deps[i].lib);
     }
     l->ndeps = 0;
-    lib_free(l);
+    /* What its load read of the file, for the next load of it: the record
+     * itself, so that an unload allocates nothing.  Only now, after its
+     * dependencies: keeping theirs may make room by dropping the oldest
+     * record kept, which must not be this one while it is still in use. */
+    if (vmc__kept_put(l)) lib_strip(l);
+    else lib_free(l);
 }
 
 /* A library with no reference left that must stay loaded anyway (the
@@ -314,7 +328,11 @@ VMC_LOAD_PATH int vmc__lib_load_file(vmc_loader_t *v, const char *path, int flag
      * reaches deeper into the stack than anything before it, one page
      * fault per new page. */
     vmc_src_t src = {fd, NULL, (uint64_t)st.st_size, NULL, 0, NULL};
-    if (l->settled && l->dir) src.kept = vmc__kept_take(v, id, l->stamp, &l->fmt);  /* then l->fmt is set */
+    vmc_lib_t *k = l->settled && l->dir ? vmc__kept_take(v, id, l->stamp) : NULL;
+    if (k) {
+        l->fmt = k->fmt;
+        src.kept = &k->o;
+    }
     if (!l->dir) e = vmc__fail(-ENOMEM, "%s: out of memory", path);
     else if (src.kept) e = load_image(l, &src, NULL, 0);   /* nothing to read again (kept.c) */
     else if (!(src.head = malloc(HDR_READ))) e = vmc__fail(-ENOMEM, "%s: out of memory", path);
@@ -323,7 +341,10 @@ VMC_LOAD_PATH int vmc__lib_load_file(vmc_loader_t *v, const char *path, int flag
     else
         e = load_image(l, &src, src.head, src.head_len);
     free(src.head);   /* NULL if the tables' copy took it */
-    if (src.kept) l->fmt->kept_free(src.kept);   /* not taken (out of memory first) */
+    if (k) {   /* what the load took over is no longer k's */
+        k->fmt->free(k);
+        free(k);
+    }
     vmc__os_close(fd);
     if (e) {
         destroy(l);

@@ -140,12 +140,13 @@ typedef struct vmc_lib_fmt {
      * the dependencies are released (also for a load that failed part way). */
     void (*teardown)(vmc_lib_t *l);
     void (*dep_close)(vmc_lib_t *l, vmc_dep_t *d);   /* a VMC_DEP_SYSTEM one */
-    /* After teardown: what the load read and checked of its file, moved
-     * out of l for the next load of the same unchanged file (which gets it
-     * as vmc_src_t.kept, and hdr NULL), or NULL; kept_free drops it.  NULL
-     * where the format keeps nothing. */
-    void *(*keep)(vmc_lib_t *l);
-    void (*kept_free)(void *tables);
+    /* After teardown: 1 if what the load read and checked of its file may
+     * stay in l's record, kept as it is for the next load of the same
+     * unchanged file (which gets the record, and hdr NULL, and takes that
+     * over: vmc_src_t.kept); the format frees here what is not kept.  0:
+     * nothing kept.  NULL where the format keeps nothing.  A kept record
+     * is dropped with free (below), then the C library's free. */
+    int (*keep)(vmc_lib_t *l);
     void (*free)(vmc_lib_t *l);          /* the format's memory             */
     void *(*sym)(vmc_lib_t *l, const char *name);   /* vmc_lib_sym         */
     void (*span)(vmc_lib_t *l, void **start, size_t *len);
@@ -180,13 +181,13 @@ void vmc__lib_release(vmc_lib_t *l);
 const char *vmc__lib_why(vmc_lib_t *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- kept.c: what unloaded libraries' loads read, for a load of the same file */
-/* The tables kept for the file with this identity and stamp (and *fmt, the
- * format that kept them), taken out; NULL if none. */
-void *vmc__kept_take(vmc_loader_t *v, const uint64_t id[2], const uint64_t stamp[3],
-                     const struct vmc_lib_fmt **fmt);
-/* After l's teardown: keep what its format gives (fmt->keep), if its file
- * was settled; the oldest entry makes room. */
-void vmc__kept_put(vmc_lib_t *l);
+/* The record of an unloaded library kept for the file with this identity
+ * and stamp, taken out; NULL if none. */
+vmc_lib_t *vmc__kept_take(vmc_loader_t *v, const uint64_t id[2], const uint64_t stamp[3]);
+/* After l's teardown: keep l's record as it is (its format says what of it
+ * stays: fmt->keep), if its file was settled; the oldest entry makes room.
+ * 1: l is kept, and the lifecycle frees only its own parts of it. */
+int vmc__kept_put(vmc_lib_t *l);
 /* Drop everything kept (vmc_close). */
 void vmc__kept_clear(vmc_loader_t *v);
 /* Tests: keep nothing from now on (on), or again (0). */
