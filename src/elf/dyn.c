@@ -516,6 +516,16 @@ VMC_LOAD_PATH int vmc__elf_dyn(vmc_elf_obj_t *l, vmc_src_t *src)
         return vmc__fail(-ENOEXEC, "%s: PT_DYNAMIC (offset 0x%lx) is not in a readable segment", l->name,
                          (unsigned long)l->elf.dyn_offset);
     l->ndyn = l->elf.dyn_size / sizeof(Elf64_Dyn);
+    /* room for the DT_NEEDED offsets the section has (one past the most
+     * taken is refused below before it is stored), not for 64 in every
+     * library's record */
+    size_t room = 0;
+    for (size_t i = 0; i < l->ndyn && l->dyn[i].d_tag != DT_NULL && room < VMC_ELF_MAX_NEEDED; i++)
+        room += l->dyn[i].d_tag == DT_NEEDED;
+    free(l->needed);
+    l->needed = room ? malloc(room * sizeof *l->needed) : NULL;
+    if (room && !l->needed)
+        return vmc__fail(-ENOMEM, "%s: out of memory for its %zu DT_NEEDED entries", l->name, room);
     for (size_t i = 0; i < l->ndyn; i++) {
         int64_t tag = l->dyn[i].d_tag;
         uint64_t val = l->dyn[i].d_un.d_val;

@@ -100,8 +100,8 @@ typedef struct vmc_ver {
     const char *name;            /* "GLIBC_2.14", or NULL if unused         */
     const char *file;            /* VERNEED: the library named; VERDEF: NULL */
     uint32_t hash;               /* ELF hash of name                        */
-    int defined;                 /* from VERDEF (1) or VERNEED (0)          */
-    int hash0;                   /* its ELF hash is 0: dlvsym cannot look it up */
+    uint8_t defined;             /* from VERDEF (1) or VERNEED (0)          */
+    uint8_t hash0;               /* its ELF hash is 0: dlvsym cannot look it up */
 } vmc_ver_t;
 
 /* Where a symbol was bound (vmc_lib_info_t counts these). */
@@ -202,7 +202,8 @@ typedef struct vmc_elf_obj {
     int checked;                 /* headers and tables all read and checked */
     int reused;                  /* ... by an earlier load (vmc_src_t.kept)  */
     uint64_t dt_flags, dt_flags_1;
-    uint32_t needed[VMC_ELF_MAX_NEEDED];   /* DT_NEEDED strtab offsets      */
+    uint32_t *needed;            /* DT_NEEDED strtab offsets, nneeded of them
+                                    (room for as many as the section has)  */
     size_t nneeded;
     const char *soname;
     const char *rpath, *runpath; /* DT_RPATH, DT_RUNPATH (unexpanded), or NULL */

@@ -58,6 +58,7 @@ static void take_kept(vmc_elf_obj_t *l, vmc_src_t *src)
     k->elf.nload = 0;
     k->vers = NULL;
     k->binds = NULL;
+    k->needed = NULL;
     l->name = l->elf.name = now.name;
     l->sp = now.sp;
     l->env = now.env;
@@ -273,6 +274,7 @@ VMC_LOAD_PATH void vmc__elf_free(vmc_elf_obj_t *l)
 {
     free(l->snap_mem);
     if (l->elf.load != l->elf.load_in) free(l->elf.load);
+    free(l->needed);
     free(l->vers);
     free(l->binds);
     l->elf.load = NULL;
@@ -280,4 +282,6 @@ VMC_LOAD_PATH void vmc__elf_free(vmc_elf_obj_t *l)
     l->snap_mem = l->snap = NULL;
     l->vers = NULL;
     l->binds = NULL;
+    l->needed = NULL;
+    l->nneeded = 0;
 }
