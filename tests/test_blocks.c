@@ -48,8 +48,10 @@ static void each_cb(const vmc_run_t *run, void *arg)
 }
 
 /* Random takes (sizes up to big_k blocks, alignments, reach windows, both
- * ends) and gives against a brute-force model of a region of nblocks. */
-static void match_model(uint64_t nblocks, int steps, uint64_t big_k)
+ * ends) and gives against a brute-force model of a region of nblocks, with
+ * at most max_live runs taken at a time.  Returns whether the map's chunks
+ * were mapped (more runs than it keeps without them). */
+static int match_model(uint64_t nblocks, int steps, uint64_t big_k, int max_live)
 {
     vmc_region_t r;
     size_t size = (size_t)nblocks << 12;
@@ -62,7 +64,7 @@ static void match_model(uint64_t nblocks, int steps, uint64_t big_k)
     size_t lens[4096];
     int nlive = 0;
     for (int step = 0; step < steps; step++) {
-        if (nlive > 0 && (rnd() % 3 == 0 || nlive == 4096)) {
+        if (nlive > 0 && (rnd() % 3 == 0 || nlive == max_live)) {
             int j = (int)(rnd() % (uint64_t)nlive);
             ASSERT_OK(vmc__blocks_give(b, starts[j]));
             memset(used + ((starts[j] - r.base) >> 12), 0, lens[j] >> 12);
@@ -122,26 +124,56 @@ static void match_model(uint64_t nblocks, int steps, uint64_t big_k)
         ASSERT_EQ(run.start, starts[j]);
         ASSERT_EQ(run.len, lens[j]);
     }
+    /* the largest free run counting two live runs (and an address that
+     * starts none) as free */
+    if (nlive >= 2) {
+        uintptr_t as_free[3] = {starts[0], starts[nlive - 1], starts[0] + 1};
+        memset(used + ((starts[0] - r.base) >> 12), 0, lens[0] >> 12);
+        memset(used + ((starts[nlive - 1] - r.base) >> 12), 0, lens[nlive - 1] >> 12);
+        best = cur = 0;
+        for (uint64_t i = 0; i < n; i++) {
+            cur = used[i] ? 0 : cur + 1;
+            if (cur > best) best = cur;
+        }
+        ASSERT_EQ(vmc__blocks_largest_free_counting(b, as_free, 3), best << 12);
+        vmc__blocks_usage(b, &u);
+        ASSERT_EQ(u.used, used_bytes);
+    }
+    void *meta;
+    size_t meta_len;
+    vmc__blocks_meta(b, &meta, &meta_len);
     free(used);
     vmc__blocks_fini(b);
+    return meta != NULL;
 }
 
 TEST(blocks_match_model)
 {
     /* 4100 blocks: not a power of two, not a word multiple */
-    match_model(4100, 20000, 300);
+    ASSERT(match_model(4100, 20000, 300, 4096));
 }
 
 TEST(blocks_match_model_deep_tree)
 {
     /* 70,000 blocks: a tree of 12 levels, its paths crossing pages */
-    match_model(70000, 4000, 4000);
+    ASSERT(match_model(70000, 4000, 4000, 4096));
 }
 
 TEST(blocks_match_model_one_chunk)
 {
     /* 1000 blocks: 16 bitmap words, fewer than a chunk holds */
-    match_model(1000, 5000, 200);
+    ASSERT(match_model(1000, 5000, 200, 4096));
+}
+
+/* Up to 16 runs the map keeps them in a list of its own (its chunks never
+ * mapped); the 17th moves them into the chunks, found the same way after. */
+TEST(blocks_match_model_few_runs)
+{
+    ASSERT(!match_model(4100, 20000, 300, 16));
+    ASSERT(!match_model(70000, 4000, 4000, 16));
+    ASSERT(!match_model(1000, 5000, 200, 16));
+    ASSERT(match_model(4100, 20000, 300, 17));
+    ASSERT(match_model(70000, 4000, 4000, 17));
 }
 
 /* Pages of the map's mapping present (touched, even if only read). */
@@ -158,9 +190,13 @@ static size_t meta_pages(vmc_blocks_t *b)
     return n;
 }
 
-/* What a fresh 2 GiB region's first takes touch of the map: a library's
- * run at the top one page (its chunk holds the top levels too), a code run
- * at the bottom one more; giving them back and taking again nothing new. */
+/* A fresh 2 GiB region's first runs (a library's at the top, a code run at
+ * the bottom, up to 16 in all) map nothing: they are kept in the map's own
+ * list.  The 17th maps the chunks, and the runs then touch one page each
+ * where they lie: 17 runs in one chunk in the middle touch its page and the
+ * last chunk's (the top levels are there); a library's run at the top
+ * nothing more, a code run at the bottom one more page; giving them back
+ * and taking again nothing new. */
 TEST(blocks_first_takes_touch_few_pages)
 {
     vmc_region_t r;
@@ -168,24 +204,91 @@ TEST(blocks_first_takes_touch_few_pages)
     vmc_blocks_t *b;
     ASSERT_OK(vmc__blocks_init(&b, &r));
     ASSERT_EQ(meta_pages(b), 0);
-    uintptr_t lib, code, lib2;
+    uintptr_t lib, code, lib2, mid = r.base + (1u << 30);
     ASSERT_OK(vmc__blocks_take(b, 0x1f000, 0x1000, 0, 0, 1, VMC_OWNER_LIBRARY, NULL, &lib));
     ASSERT_EQ(lib, r.base + r.size - 0x1f000);
-    ASSERT_EQ(meta_pages(b), 1);
     ASSERT_OK(vmc__blocks_take(b, 0x40000, 0, 0, 0, 0, VMC_OWNER_CODE, NULL, &code));
     ASSERT_EQ(code, r.base);
+    void *meta;
+    size_t meta_len;
+    vmc__blocks_meta(b, &meta, &meta_len);
+    ASSERT(meta == NULL);
+    ASSERT_OK(vmc__blocks_give(b, lib));
+    ASSERT_OK(vmc__blocks_give(b, code));
+    for (int i = 0; i < 16; i++)
+        ASSERT_OK(vmc__blocks_take_at(b, mid + (uintptr_t)i * 0x2000, 0x1000, VMC_OWNER_FILE, NULL));
+    vmc__blocks_meta(b, &meta, &meta_len);
+    ASSERT(meta == NULL);
+    ASSERT_OK(vmc__blocks_take_at(b, mid + 16 * 0x2000, 0x1000, VMC_OWNER_FILE, NULL));
     ASSERT_EQ(meta_pages(b), 2);
+    ASSERT_OK(vmc__blocks_take(b, 0x1f000, 0x1000, 0, 0, 1, VMC_OWNER_LIBRARY, NULL, &lib));
+    ASSERT_EQ(lib, r.base + r.size - 0x1f000);
+    ASSERT_EQ(meta_pages(b), 2);
+    ASSERT_OK(vmc__blocks_take(b, 0x40000, 0, 0, 0, 0, VMC_OWNER_CODE, NULL, &code));
+    ASSERT_EQ(code, r.base);
+    ASSERT_EQ(meta_pages(b), 3);
     vmc_run_t run;
     ASSERT_OK(vmc__blocks_find(b, lib + 0x1e000, &run));
     ASSERT_EQ(run.start, lib);
+    ASSERT_OK(vmc__blocks_find(b, mid + 16 * 0x2000, &run));
+    ASSERT_EQ(run.owner, VMC_OWNER_FILE);
+    ASSERT_EQ(vmc__blocks_find(b, mid + 0x1000, &run), -ENOENT);
     ASSERT_OK(vmc__blocks_give(b, lib));
     ASSERT_OK(vmc__blocks_take(b, 0x30000, 0x10000, 0, 0, 1, VMC_OWNER_LIBRARY, NULL, &lib2));
     ASSERT_OK(vmc__blocks_give(b, lib2));
     ASSERT_OK(vmc__blocks_give(b, code));
+    for (int i = 0; i < 17; i++) ASSERT_OK(vmc__blocks_give(b, mid + (uintptr_t)i * 0x2000));
     each_t ea = {0, 0, 1};
     vmc__blocks_each(b, each_cb, &ea);
     ASSERT_EQ(ea.n, 0);
-    ASSERT_EQ(meta_pages(b), 2);
+    ASSERT_EQ(meta_pages(b), 3);
+    vmc__blocks_fini(b);
+}
+
+/* Mapping the chunks fails (the 17th run): that take fails with the
+ * mapping's error and changes nothing; the next one maps them. */
+TEST(blocks_map_failing_at_the_17th_run)
+{
+    vmc_region_t r;
+    region_for_test(&r, 16 << 20);
+    vmc_blocks_t *b;
+    ASSERT_OK(vmc__blocks_init(&b, &r));
+    uintptr_t at[17];
+    for (int i = 0; i < 16; i++) ASSERT_OK(vmc__blocks_take(b, 0x2000, 0, 0, 0, i & 1, VMC_OWNER_CODE, NULL, &at[i]));
+    vmc__os_fault(VMC_OS_MMAP, 1, ENOMEM, 0);
+    ASSERT_EQ(vmc__blocks_take(b, 0x3000, 0, 0, 0, 0, VMC_OWNER_CODE, NULL, &at[16]), -ENOMEM);
+    vmc__os_fault_clear();
+    ASSERT_STR_EQ(vmc_last_error(), "code region: cannot map the block map (4096 bytes): Cannot allocate memory");
+    vmc__os_fault(VMC_OS_MMAP, 1, ENOMEM, 0);
+    ASSERT_EQ(vmc__blocks_take_at(b, r.base + (8 << 20), 0x1000, VMC_OWNER_FILE, NULL), -ENOMEM);
+    vmc__os_fault_clear();
+    void *meta;
+    size_t meta_len;
+    vmc__blocks_meta(b, &meta, &meta_len);
+    ASSERT(meta == NULL);
+    vmc_blocks_usage_t u;
+    vmc__blocks_usage(b, &u);
+    ASSERT_EQ(u.used, 16 * 0x2000);
+    ASSERT_EQ(u.runs[VMC_OWNER_CODE], 16);
+    ASSERT_EQ(u.runs[VMC_OWNER_FILE], 0);
+    ASSERT_EQ(u.largest_free, (16 << 20) - 16 * 0x2000);
+    vmc_run_t run;
+    ASSERT_EQ(vmc__blocks_find(b, r.base + (8 << 20), &run), -ENOENT);
+    ASSERT_OK(vmc__blocks_take(b, 0x3000, 0, 0, 0, 0, VMC_OWNER_CODE, NULL, &at[16]));
+    ASSERT_EQ(at[16], r.base + 8 * 0x2000);
+    vmc__blocks_meta(b, &meta, &meta_len);
+    ASSERT(meta != NULL);
+    for (int i = 0; i < 17; i++) {
+        ASSERT_OK(vmc__blocks_find(b, at[i] + 0x1fff, &run));
+        ASSERT_EQ(run.start, at[i]);
+    }
+    each_t ea = {0, 0, 1};
+    vmc__blocks_each(b, each_cb, &ea);
+    ASSERT_EQ(ea.n, 17);
+    ASSERT(ea.ordered);
+    for (int i = 0; i < 17; i++) ASSERT_OK(vmc__blocks_give(b, at[i]));
+    vmc__blocks_usage(b, &u);
+    ASSERT_EQ(u.largest_free, 16 << 20);
     vmc__blocks_fini(b);
 }
 

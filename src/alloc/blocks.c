@@ -28,6 +28,21 @@
  * gives at random in a 2 GiB region half full), under a microsecond, for
  * ten page faults fewer in a fresh process.
  *
+ * A few runs: until a 17th run is taken, the runs live in a sorted array of
+ * 16 in the handle's own allocation (the hash table's inline buckets, which
+ * nothing else uses until then), and the chunks are not mapped at all.  A
+ * free run is then found by walking the gaps between the runs, a few dozen
+ * instructions.  Mapping the chunks cost a process its first take: a 512
+ * KiB mmap, the page written first, and the tree's path up from the run
+ * (about 2,600 instructions, 7-9 us against 2 now, callgrind and a test
+ * program timing it in fresh processes), and most processes load a library
+ * or two and take a chunk of the code heap: 16 runs are never exceeded.
+ * Keeping the runs in the handle does not make opening dearer (no byte
+ * more is allocated, nothing is written), and the runs move into the chunks
+ * and the hash once, when the 17th is taken; if that mapping fails, that
+ * take fails with its message and nothing has changed.  From then on
+ * everything is as below (the array is not used again).
+ *
  * First writes to the metadata are single read-modify-write instructions or
  * plain stores: a load first would map the zero page, and the store then
  * fault a second time to replace it; the page holding the top levels, which
@@ -72,6 +87,14 @@ typedef struct rec {
 
 #define HASH_INLINE_LOG 6
 
+/* Runs a map keeps before its chunks are mapped, by address (see "A few
+ * runs" at the top), in the hash table's inline buckets, unused until then. */
+#define FEW_RUNS 16
+typedef struct few {
+    uint64_t first, end;         /* blocks [first, end)                     */
+    rec_t *rec;
+} few_t;
+
 struct vmc_blocks {
     vmc_region_t *region;
     pthread_mutex_t lock;
@@ -85,13 +108,17 @@ struct vmc_blocks {
     size_t chunk_shift;      /* log2 of the bytes from one chunk to the next */
     char *chunks;            /* chunk c at chunks + (c << chunk_shift)    */
     node_t *top;             /* levels above the chunks: [1, nchunks)     */
-    rec_t **hash;            /* by first block                            */
+    rec_t **hash;            /* by first block, once meta is mapped       */
     unsigned hash_log;
-    size_t nrecs;
-    rec_t *hash_inline[1u << HASH_INLINE_LOG];
+    size_t nrecs;            /* run records (in few[] or in the hash)     */
+    union {
+        rec_t *hash_inline[1u << HASH_INLINE_LOG];
+        few_t few[FEW_RUNS]; /* the runs while meta is NULL               */
+    };
     rec_t *all;              /* every run record                          */
     size_t abandoned;        /* runs waiting to be re-reserved            */
-    void *meta;              /* the mapping holding the chunks, or NULL   */
+    void *meta;              /* the mapping holding the chunks, or NULL:
+                                until then the runs are in few[]          */
     size_t meta_size;
     size_t used, committed;  /* bytes                                     */
     size_t runs[VMC_OWNER_COUNT], bytes[VMC_OWNER_COUNT];
@@ -99,6 +126,9 @@ struct vmc_blocks {
     void *reclaim_arg;
     uint64_t touched[];      /* 1 bit per chunk ever written              */
 };
+
+/* few[] takes no room of its own: the handle's allocation stays as it was. */
+_Static_assert(sizeof(few_t) * FEW_RUNS <= sizeof(rec_t *) << HASH_INLINE_LOG, "few[] fits the inline buckets");
 
 static const char *owner_names[VMC_OWNER_COUNT] = {
     [VMC_OWNER_FREE] = "free",       [VMC_OWNER_CODE] = "code heap",
@@ -448,6 +478,60 @@ VMC_LOAD_PATH static int64_t find_run(const vmc_blocks_t *b, uint64_t k, uint64_
     }
 }
 
+/* ---- a few runs, before the chunks are mapped ------------------------------------ */
+
+/* The first few[] entry not ending at or before block i: the run holding i,
+ * or the first after it (nrecs if none). */
+VMC_LOAD_PATH static size_t few_at(const vmc_blocks_t *b, uint64_t i)
+{
+    size_t j = 0;
+    while (j < b->nrecs && b->few[j].end <= i) j++;
+    return j;
+}
+
+/* find_run's answer from the gaps between the few runs: the lowest (highest)
+ * start s in [lo, hi - k] with (s + phase) % a == 0 and [s, s + k) free. */
+VMC_LOAD_PATH static int64_t few_find(const vmc_blocks_t *b, uint64_t k, uint64_t a, uint64_t phase, uint64_t lo,
+                                      uint64_t hi, int top)
+{
+    if (hi > b->nblocks) hi = b->nblocks;
+    if (k == 0 || hi < lo || hi - lo < k) return -1;
+    size_t n = b->nrecs;
+    for (size_t g = 0; g <= n; g++) {
+        size_t j = top ? n - g : g;   /* the gap before few[j] */
+        uint64_t g0 = j ? b->few[j - 1].end : 0, g1 = j < n ? b->few[j].first : b->nblocks;
+        if (g0 < lo) g0 = lo;
+        if (g1 > hi) g1 = hi;
+        if (g1 <= g0 || g1 - g0 < k) continue;
+        if (!top) {
+            int64_t s = align_up_phase(g0, a, phase);
+            if ((uint64_t)s + k <= g1) return s;
+        } else {
+            int64_t s = align_down_phase(g1 - k, a, phase);
+            if (s >= 0 && (uint64_t)s >= g0) return s;
+        }
+    }
+    return -1;
+}
+
+/* The longest gap between the few runs, skipping the runs starting at the
+ * blocks skip[0..nskip) as if free. */
+static uint64_t few_largest(const vmc_blocks_t *b, const uint64_t *skip, size_t nskip)
+{
+    uint64_t best = 0, from = 0;
+    for (size_t j = 0; j <= b->nrecs; j++) {
+        if (j < b->nrecs) {
+            size_t m = 0;
+            while (m < nskip && skip[m] != b->few[j].first) m++;
+            if (m < nskip) continue;
+        }
+        uint64_t to = j < b->nrecs ? b->few[j].first : b->nblocks;
+        if (to - from > best) best = to - from;
+        if (j < b->nrecs) from = b->few[j].end;
+    }
+    return best;
+}
+
 /* ---- setup -------------------------------------------------------------------- */
 
 /* The chunks of a region of `size` bytes, in one mapping: each one page
@@ -513,10 +597,8 @@ int vmc__blocks_init(vmc_blocks_t **out, vmc_region_t *r)
     pthread_mutex_init(&b->lock, NULL);
     if (r->hole_hi > r->hole_lo) {
         /* The program's brk heap inside the region's span is taken for good
-         * from the start, so the map is needed now. */
-        int e = meta_ready(b);
-        if (!e)
-            e = record(b, (r->hole_lo - r->base) >> b->shift, (r->hole_hi - r->hole_lo) >> b->shift,
+         * from the start: the first of few[]'s runs. */
+        int e = record(b, (r->hole_lo - r->base) >> b->shift, (r->hole_hi - r->hole_lo) >> b->shift,
                        VMC_OWNER_BRK, NULL, NULL);
         if (e) {
             vmc__blocks_fini(b);
@@ -527,9 +609,10 @@ int vmc__blocks_init(vmc_blocks_t **out, vmc_region_t *r)
     return 0;
 }
 
-/* The chunks are mapped when the first run is taken (lock held): opening a
- * region costs no more than its reservation, and until then every block is
- * free by definition. */
+/* The chunks are mapped when a run more than few[] holds is taken (lock
+ * held): opening a region costs no more than its reservation, and a process
+ * that takes only a few runs (a library or two, a chunk of the code heap)
+ * never maps them. */
 VMC_LOAD_PATH static int meta_ready(vmc_blocks_t *b)
 {
     if (b->meta) return 0;
@@ -552,6 +635,18 @@ VMC_LOAD_PATH static int meta_ready(vmc_blocks_t *b)
     if (b->nblocks % 64) *taken_ptr(b, b->nwords - 1) = ~0ull << (b->nblocks % 64);
     if (b->nblocks % 64 || b->leaves > b->nwords)
         tree_update(b, b->nwords ? b->nwords - 1 : 0, b->leaves - 1);
+    /* The runs taken so far move into the chunks and the hash table (whose
+     * inline buckets held them). */
+    few_t few[FEW_RUNS];
+    size_t n = b->nrecs;
+    memcpy(few, b->few, n * sizeof *few);
+    memset(b->hash_inline, 0, sizeof b->hash_inline);
+    b->nrecs = 0;
+    for (size_t j = 0; j < n; j++) {
+        hash_add(b, few[j].rec);
+        set_range(b, few[j].first, few[j].end - few[j].first, 1);
+        __atomic_fetch_or(starts_ptr(b, few[j].first >> 6), 1ull << (few[j].first & 63), __ATOMIC_RELAXED);
+    }
     return 0;
 }
 
@@ -574,7 +669,7 @@ static void retry_abandoned(vmc_blocks_t *b);
 
 static size_t largest_free_locked(const vmc_blocks_t *b)
 {
-    if (!b->meta) return (size_t)b->nblocks << b->shift;
+    if (!b->meta) return (size_t)few_largest(b, NULL, 0) << b->shift;
     return node_get(b, 1, b->leaves * 64).mx << b->shift;
 }
 
@@ -582,6 +677,13 @@ VMC_LOAD_PATH static int record(vmc_blocks_t *b, uint64_t first, uint64_t n, int
 {
     rec_t *rc = malloc(sizeof *rc);
     if (!rc) return vmc__fail(-ENOMEM, "%s region: out of memory for a run record", b->region->name);
+    if (!b->meta && b->nrecs == FEW_RUNS) {
+        int e = meta_ready(b);
+        if (e) {
+            free(rc);
+            return e;
+        }
+    }
     rc->prev = NULL;
     rc->next = b->all;
     if (b->all) b->all->prev = rc;
@@ -589,9 +691,16 @@ VMC_LOAD_PATH static int record(vmc_blocks_t *b, uint64_t first, uint64_t n, int
     vmc_run_t *run = &rc->run;
     *run = (vmc_run_t){b->region->base + (first << b->shift), n << b->shift, owner, 0, 0, tag, NULL, 0};
     rc->first = first;
-    hash_add(b, rc);
-    set_range(b, first, n, 1);
-    __atomic_fetch_or(starts_ptr(b, first >> 6), 1ull << (first & 63), __ATOMIC_RELAXED);  /* one RMW */
+    if (b->meta) {
+        hash_add(b, rc);
+        set_range(b, first, n, 1);
+        __atomic_fetch_or(starts_ptr(b, first >> 6), 1ull << (first & 63), __ATOMIC_RELAXED);  /* one RMW */
+    } else {
+        size_t j = few_at(b, first);   /* the run is free: its place in the order */
+        memmove(&b->few[j + 1], &b->few[j], (b->nrecs - j) * sizeof *b->few);
+        b->few[j] = (few_t){first, first + n, rc};
+        b->nrecs++;
+    }
     b->used += run->len;
     b->runs[owner]++;
     b->bytes[owner] += run->len;
@@ -603,6 +712,12 @@ void vmc__blocks_set_reclaim(vmc_blocks_t *b, vmc_blocks_reclaim_fn fn, void *ar
 {
     b->reclaim = fn;
     b->reclaim_arg = arg;
+}
+
+static int64_t search(const vmc_blocks_t *b, uint64_t k, uint64_t a, uint64_t phase, uint64_t lo, uint64_t hi,
+                      int top)
+{
+    return b->meta ? find_run(b, k, a, phase, lo, hi, top) : few_find(b, k, a, phase, lo, hi, top);
 }
 
 /* unit: 0, or the start's step counted from the region's base (any multiple
@@ -627,20 +742,15 @@ VMC_LOAD_PATH static int take(vmc_blocks_t *b, size_t len, size_t align, size_t 
         bhi = hi < end ? (hi - r->base) >> b->shift : b->nblocks;
     }
     pthread_mutex_lock(&b->lock);
-    int e = meta_ready(b);
-    if (e) {
-        pthread_mutex_unlock(&b->lock);
-        return e;
-    }
     retry_abandoned(b);
     uint64_t phase = a > 1 && !unit ? (r->base >> b->shift) % a : 0;
-    int64_t s = find_run(b, k, a, phase, blo, bhi, top);
+    int64_t s = search(b, k, a, phase, blo, bhi, top);
     if (s < 0 && reclaim && b->reclaim) {
         /* The reclaimer gives runs back through this map: not under its lock. */
         pthread_mutex_unlock(&b->lock);
         int gave = b->reclaim(b->reclaim_arg);
         pthread_mutex_lock(&b->lock);
-        if (gave) s = find_run(b, k, a, phase, blo, bhi, top);
+        if (gave) s = search(b, k, a, phase, blo, bhi, top);
     }
     if (s < 0) {
         size_t largest = largest_free_locked(b);
@@ -654,7 +764,7 @@ VMC_LOAD_PATH static int take(vmc_blocks_t *b, size_t len, size_t align, size_t 
         return vmc__fail(-ENOSPC, "%s region full: asked for %zu bytes, largest free run is %zu bytes",
                          r->name, (size_t)k << b->shift, largest);
     }
-    e = record(b, (uint64_t)s, k, owner, tag, out);
+    int e = record(b, (uint64_t)s, k, owner, tag, out);
     pthread_mutex_unlock(&b->lock);
     return e;
 
@@ -691,13 +801,16 @@ int vmc__blocks_take_at(vmc_blocks_t *b, uintptr_t addr, size_t len, int owner, 
                          (uintptr_t)addr, len);
     uint64_t first = (addr - r->base) >> b->shift, k = (len + bs - 1) >> b->shift;
     pthread_mutex_lock(&b->lock);
-    int e = meta_ready(b);
-    if (!e) retry_abandoned(b);
-    uint64_t carry = 0;
-    int64_t s = e ? -1 : find_up(b, 1, 0, b->leaves * 64, first, k, &carry);
-    if (e) {
-        /* the message is meta_ready's */
-    } else if (s != (int64_t)first)
+    retry_abandoned(b);
+    int e = 0, is_free;
+    if (b->meta) {
+        uint64_t carry = 0;
+        is_free = find_up(b, 1, 0, b->leaves * 64, first, k, &carry) == (int64_t)first;
+    } else {
+        size_t j = few_at(b, first);
+        is_free = j == b->nrecs || b->few[j].first >= first + k;
+    }
+    if (!is_free)
         e = vmc__fail(-EEXIST, "%s region: %#" PRIxPTR "+%#zx is not free", r->name, (uintptr_t)addr, len);
     else
         e = record(b, first, k, owner, tag, NULL);
@@ -708,7 +821,12 @@ int vmc__blocks_take_at(vmc_blocks_t *b, uintptr_t addr, size_t len, int owner, 
 /* The run record whose run contains block i, or NULL (lock held). */
 VMC_LOAD_PATH static vmc_run_t *run_at(const vmc_blocks_t *b, uint64_t i)
 {
-    if (!b->meta || i >= b->nblocks || !(taken_get(b, i >> 6) >> (i & 63) & 1)) return NULL;
+    if (i >= b->nblocks) return NULL;
+    if (!b->meta) {
+        size_t j = few_at(b, i);
+        return j < b->nrecs && b->few[j].first <= i ? &b->few[j].rec->run : NULL;
+    }
+    if (!(taken_get(b, i >> 6) >> (i & 63) & 1)) return NULL;
     for (uint64_t w = i >> 6;; w--) {
         uint64_t s = starts_get(b, w);
         if (w == i >> 6) s &= (i & 63) == 63 ? ~0ull : (2ull << (i & 63)) - 1;
@@ -724,15 +842,21 @@ VMC_LOAD_PATH static int give_locked(vmc_blocks_t *b, vmc_run_t *run)
     int e = vmc__region_decommit(b->region, run->start, run->len);
     if (e) return e;
     uint64_t first = (run->start - b->region->base) >> b->shift, n = run->len >> b->shift;
-    set_range(b, first, n, 0);
-    *starts_ptr(b, first >> 6) &= ~(1ull << (first & 63));
+    rec_t *rc = (rec_t *)run;
+    if (b->meta) {
+        set_range(b, first, n, 0);
+        *starts_ptr(b, first >> 6) &= ~(1ull << (first & 63));
+        hash_remove(b, rc);
+    } else {
+        size_t j = few_at(b, first);
+        memmove(&b->few[j], &b->few[j + 1], (b->nrecs - j - 1) * sizeof *b->few);
+        b->nrecs--;
+    }
     b->used -= run->len;
     b->committed -= run->committed;
     b->runs[run->owner]--;
     b->bytes[run->owner] -= run->len;
     if (run->abandoned) b->abandoned--;
-    rec_t *rc = (rec_t *)run;
-    hash_remove(b, rc);
     if (rc->prev) rc->prev->next = rc->next;
     else b->all = rc->next;
     if (rc->next) rc->next->prev = rc->prev;
@@ -864,16 +988,23 @@ size_t vmc__blocks_largest_free_counting(vmc_blocks_t *b, const uintptr_t *start
 {
     pthread_mutex_lock(&b->lock);
     vmc_run_t *runs[16];
+    uint64_t firsts[16];
     size_t m = 0;
     /* Mark the runs free in the tree, read its root, mark them taken again:
      * all under the lock, so no one sees the difference. */
     for (size_t i = 0; i < n && m < sizeof runs / sizeof *runs; i++) {
         vmc_region_t *r = b->region;
-        vmc_run_t *run = b->meta && vmc__region_contains(r, starts[i], 1)
+        vmc_run_t *run = vmc__region_contains(r, starts[i], 1)
                              ? run_at(b, (starts[i] - r->base) >> b->shift) : NULL;
         if (!run || run->start != starts[i]) continue;
-        set_range(b, (run->start - r->base) >> b->shift, run->len >> b->shift, 0);
+        firsts[m] = (run->start - r->base) >> b->shift;
+        if (b->meta) set_range(b, firsts[m], run->len >> b->shift, 0);
         runs[m++] = run;
+    }
+    if (!b->meta) {
+        size_t largest = (size_t)few_largest(b, firsts, m) << b->shift;
+        pthread_mutex_unlock(&b->lock);
+        return largest;
     }
     size_t largest = largest_free_locked(b);
     for (size_t i = 0; i < m; i++)
@@ -895,6 +1026,7 @@ void vmc__blocks_unlock(vmc_blocks_t *b)
 void vmc__blocks_each(vmc_blocks_t *b, void (*cb)(const vmc_run_t *run, void *arg), void *arg)
 {
     pthread_mutex_lock(&b->lock);
+    for (size_t j = 0; !b->meta && j < b->nrecs; j++) cb(&b->few[j].rec->run, arg);
     for (uint64_t w = 0; b->meta && w < b->nwords; w++) {
         /* two chunks with no block taken (their parent says so) are not
          * read: their pages stay untouched */

@@ -48,8 +48,8 @@ typedef struct vmc_run {
     int abandoned;       /* its owner is gone; re-reserving it failed      */
 } vmc_run_t;
 
-/* No system call: the map's arrays are mapped when the first run is taken
- * (at once for a region with a hole, which is taken from the start). */
+/* No system call: the map's chunks are mapped when a 17th run is taken
+ * (blocks.c: the first 16 are kept in the handle). */
 int  vmc__blocks_init(vmc_blocks_t **out, vmc_region_t *r);
 void vmc__blocks_fini(vmc_blocks_t *b);
 
@@ -112,7 +112,7 @@ const char *vmc__owner_name(int owner);
 /* fork: hold the map's lock across fork() (see api.c). */
 void vmc__blocks_lock(vmc_blocks_t *b);
 void vmc__blocks_unlock(vmc_blocks_t *b);
-/* The mapping holding the map's chunks (NULL before the first take): for
+/* The mapping holding the map's chunks (NULL until a 17th run is taken): for
  * tests counting the pages a take touches. */
 void vmc__blocks_meta(vmc_blocks_t *b, void **start, size_t *len);
 /* Give the run at `start` a name for maps and dumps (a library's path); the
