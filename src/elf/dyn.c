@@ -401,8 +401,7 @@ VMC_LOAD_PATH static int walk_versions(dyn_ctx_t *c, int fill, size_t *maxidx)
                 l->vers[ndx].name = l->strtab + a->vda_name;
                 l->vers[ndx].file = NULL;
                 l->vers[ndx].hash = d->vd_hash;
-                l->vers[ndx].defined = 1;
-                l->vers[ndx].hash0 = vmc__elf_hash(l->vers[ndx].name) == 0;
+                l->vers[ndx].defined = 1;   /* hash0: vmc__elf_ver_hash0 */
             }
             if (!d->vd_next) break;
             if (!add_ok(va, d->vd_next, &va))

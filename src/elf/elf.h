@@ -101,7 +101,8 @@ typedef struct vmc_ver {
     const char *file;            /* VERNEED: the library named; VERDEF: NULL */
     uint32_t hash;               /* ELF hash of name                        */
     uint8_t defined;             /* from VERDEF (1) or VERNEED (0)          */
-    uint8_t hash0;               /* its ELF hash is 0: dlvsym cannot look it up */
+    uint8_t hash0;               /* VERNEED: its ELF hash is 0, dlvsym cannot
+                                    look it up (vmc__elf_ver_hash0)        */
 } vmc_ver_t;
 
 /* Where a symbol was bound (vmc_lib_info_t counts these). */
@@ -340,6 +341,15 @@ int vmc__elf_defines(const vmc_elf_obj_t *l, size_t i, const char *name, const v
 /* The version a symbol of l carries (its versym index), or NULL. */
 const vmc_ver_t *vmc__elf_sym_version(const vmc_elf_obj_t *l, size_t symidx);
 uint32_t vmc__elf_hash(const char *name);
+/* Is the ELF hash of version v's name 0 (dlvsym cannot look it up)?  Found
+ * when the tables are read for VERNEED's versions, which references ask
+ * for; for a VERDEF one (a library's own, seldom asked for by a reference
+ * of its own) only when asked: a library defines many and hashing each
+ * name at every first load is 3 % of libz's. */
+static inline int vmc__elf_ver_hash0(const vmc_ver_t *v)
+{
+    return v->defined ? vmc__elf_hash(v->name) == 0 : v->hash0;
+}
 const char *vmc__elf_str(const vmc_elf_obj_t *l, uint32_t off);
 
 /* ---- reloc.c ----------------------------------------------------------- */

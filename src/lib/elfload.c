@@ -115,7 +115,7 @@ VMC_LOAD_PATH int vmc__resolve(vmc_lib_t *l, const vmc_name_t *key, const vmc_ve
         l->o.bound_final = 1;   /* vmcode's own function, for good */
         return 1;
     }
-    if (ver && ver->hash0)  /* glibc's dlvsym would read a NULL name */
+    if (ver && vmc__elf_ver_hash0(ver))  /* glibc's dlvsym would read a NULL name */
         return vmc__fail(-ENOTSUP, "%s: %s: symbol %s asks for version \"%s\", which is not supported "
                          "(its ELF hash is 0, and dlvsym cannot look that up)", l->name,
                          what_text(what, sizeof what, tag, index), key->str, ver->name);

@@ -6,9 +6,11 @@
  * the dynamic section and the symbol, string, hash and version tables it
  * names, and DT_FINI's bytes (three preads and the checks of all of it,
  * about a fifth of a steady-state load of libz: docs/loader.md, "Cost").
- * The format moves that out of the unloaded library (fmt->keep), and a load
- * of a file with the same identity (device, inode), size and times of last
- * change takes it over instead of reading the file again.  Only a file whose
+ * The unloaded library's record itself is kept, with what its format left
+ * in it (fmt->keep: nothing is allocated or copied at the unload, which at
+ * a first load in a fresh process would be fresh heap), and a load of a
+ * file with the same identity (device, inode), size and times of last
+ * change takes that over instead of reading the file again.  Only a file whose
  * last change is more than two seconds old is kept (vmc__os_file_settled):
  * any later change then moves one of those times, even on a file system
  * with whole-second times, so a rewritten file is read again.  What was
@@ -17,8 +19,8 @@
  * trusts.
  *
  * Per handle, under its lock; at most as many files as kept[] holds (the
- * oldest goes), each entry the size of the tables' copy (at most 124 KiB,
- * elf/dyn.c's SNAP_MAX); dropped at vmc_close.
+ * oldest goes), each entry a library's record (1.2 KiB) and the tables'
+ * copy (at most 124 KiB, elf/dyn.c's SNAP_MAX); dropped at vmc_close.
  */
 #include "lib/loader.h"
 #include "base/attrs.h"
