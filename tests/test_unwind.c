@@ -3,11 +3,16 @@
  * asks _dl_find_object), whether or not the process had libgcc_s when the
  * library was loaded (src/lib/unwinder.c, src/lib/phdr.c). */
 #include "test.h"
+#include "elfimg.h"
+#include "elf/elf.h"
 #include "lib/phdr.h"
 #include "lib/unwinder.h"
 
 #include <dlfcn.h>
 #include <execinfo.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -325,3 +330,142 @@ TEST(unwind_dl_find_object_answers)
     vmc_close(v);
 }
 #endif
+
+/* What registration handed an unwinder (elf/unwind.c), recorded by
+ * stand-ins for its calls. */
+static struct fake_uw {
+    int reg, dereg, reg_bases, reg_table, dereg_bases;
+    const void *given, *ob, *table0, *table1, *taken;
+} fk;
+
+static void fk_reg(void *e) { fk.reg++, fk.given = e; }
+static void fk_dereg(void *e) { fk.dereg++, fk.taken = e; }
+static void fk_reg_bases(const void *e, void *ob, void *tb, void *db)
+{
+    fk.reg_bases++, fk.given = e, fk.ob = ob;
+    ASSERT(!tb && !db);
+}
+static void fk_reg_table(void *t, void *ob, void *tb, void *db)
+{
+    fk.reg_table++, fk.given = t, fk.ob = ob;
+    fk.table0 = ((void **)t)[0], fk.table1 = ((void **)t)[1];
+    ASSERT(!tb && !db);
+}
+static void *fk_dereg_bases(const void *b)
+{
+    fk.dereg_bases++, fk.taken = b;
+    return (void *)fk.ob;
+}
+
+/* Each kind of unwinder gets the calls that suit it, and each record is
+ * taken back by the pointer libgcc finds it by: another unwinder's
+ * __register_frame and __deregister_frame; a b-tree libgcc (GCC 13 on) the
+ * .eh_frame with the library's record; a list libgcc (GCC 12 and before) a
+ * table of one, unless its first 32-bit word would be 0, which libgcc
+ * takes for an empty .eh_frame and would not take back. */
+TEST(unwind_registration_calls_by_kind_of_unwinder)
+{
+    vmc_elf_obj_t *o = calloc(1, sizeof *o);
+    ASSERT(o);
+    const vmc_elf_unwinder_t other = {fk_reg, fk_dereg, NULL, NULL, NULL};
+    const vmc_elf_unwinder_t btree = {fk_reg, fk_dereg, fk_reg_bases, NULL, fk_dereg_bases};
+    const vmc_elf_unwinder_t list = {fk_reg, fk_dereg, fk_reg_bases, fk_reg_table, fk_dereg_bases};
+    struct {
+        const vmc_elf_unwinder_t *u;
+        uintptr_t bias;
+    } c[] = {{&other, 0x7f0000000000}, {&btree, 0x7f0000000000}, {&list, 0x7f0000000000},
+             {&list, 0x7f0100000000 - 0x1a000}};   /* .eh_frame at 0x7f0100000000 */
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        memset(&fk, 0, sizeof fk);
+        o->bias = c[i].bias;
+        o->eh_frame_va = 0x1a000;
+        void *eh = (void *)(c[i].bias + 0x1a000);
+        vmc__elf_unwind_register(o, c[i].u);
+        vmc__elf_unwind_register(o, c[i].u);   /* once only */
+        ASSERT(o->eh_frame == eh);
+        ASSERT_EQ(fk.reg + fk.reg_bases + fk.reg_table, 1);
+        if (c[i].u == &other) {
+            ASSERT_EQ(fk.reg, 1);
+            ASSERT(fk.given == eh);
+        } else if (c[i].u == &list && (uint32_t)(uintptr_t)eh) {
+            ASSERT_EQ(fk.reg_table, 1);
+            ASSERT(fk.given == o->eh_table && fk.table0 == eh && fk.table1 == NULL);
+            ASSERT(fk.ob == o->eh_ob);
+        } else {
+            ASSERT_EQ(fk.reg_bases, 1);
+            ASSERT(fk.given == eh && fk.ob == o->eh_ob);
+        }
+        const void *given = fk.given;
+        vmc__elf_unwind_deregister(o);
+        vmc__elf_unwind_deregister(o);   /* once only */
+        ASSERT(o->eh_frame == NULL);
+        ASSERT_EQ(fk.dereg + fk.dereg_bases, 1);
+        ASSERT_EQ(c[i].u == &other ? fk.dereg : fk.dereg_bases, 1);
+        ASSERT(fk.taken == given);
+    }
+    /* no .eh_frame: nothing registered, nothing taken back */
+    memset(&fk, 0, sizeof fk);
+    o->eh_frame_va = 0;
+    vmc__elf_unwind_register(o, &list);
+    vmc__elf_unwind_deregister(o);
+    ASSERT_EQ(fk.reg + fk.reg_bases + fk.reg_table + fk.dereg + fk.dereg_bases, 0);
+    free(o);
+}
+
+typedef struct thrower {
+    int (*f)(int);
+    atomic_int *stop;
+    int rounds, bad;
+} thrower_t;
+
+static void *thrower(void *arg)
+{
+    thrower_t *t = arg;
+    while (!atomic_load(t->stop) || t->rounds < 50) {
+        if (t->f(t->rounds % 7) != 1) t->bad++;
+        t->rounds++;
+    }
+    return NULL;
+}
+
+/* Exceptions thrown and caught in a private library in two threads while
+ * the main thread loads and unloads other libraries (one of them a copy of
+ * the C++ one, whose own exceptions it throws): registering and taking
+ * back the libraries' records (ours, elf/unwind.c) while the unwinder
+ * searches and sorts the others. */
+TEST_THREADED(unwind_exceptions_in_threads_while_libraries_come_and_go)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/tests/libs/libt_cxx.so", vt_build_dir());
+    if (access(path, R_OK)) SKIP("no C++ compiler: libt_cxx.so not built");
+    vmc_t *v = vt_open("-vmheap_size 64M");
+    vmc_lib_t *l;
+    ASSERT_OK(vmc_lib_load(v, path, 0, &l));
+    int (*f)(int) = (int (*)(int))vmc_lib_sym(l, "t_cxx_catch_quietly");
+    ASSERT(f);
+    vt_img_t cxx, basic;
+    ASSERT_OK(vt_img_read(path, &cxx));
+    ASSERT_OK(vt_img_read(vt_tlib("libt_basic.so"), &basic));
+    atomic_int stop = 0;
+    thrower_t t[2] = {{f, &stop, 0, 0}, {f, &stop, 0, 0}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) ASSERT_EQ(pthread_create(&th[i], NULL, thrower, &t[i]), 0);
+    int bad = 0;
+    for (int i = 0; i < 150; i++) {
+        vmc_lib_t *a, *b;
+        ASSERT_OK(vmc_lib_load_mem(v, basic.b, basic.n, "basic-copy", 0, &a));
+        ASSERT_OK(vmc_lib_load_mem(v, cxx.b, cxx.n, "cxx-copy", 0, &b));
+        int (*g)(int) = (int (*)(int))vmc_lib_sym(b, "t_cxx_catch");
+        if (!g || g(i % 7) != 1) bad++;
+        ASSERT_OK(vmc_lib_unload(a));
+        ASSERT_OK(vmc_lib_unload(b));
+    }
+    atomic_store(&stop, 1);
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    ASSERT_EQ(bad, 0);
+    ASSERT_EQ(t[0].bad + t[1].bad, 0);
+    vt_img_free(&cxx);
+    vt_img_free(&basic);
+    ASSERT_OK(vmc_lib_unload(l));
+    vmc_close(v);
+}

@@ -212,6 +212,15 @@ typedef struct vmc_elf_obj {
     uint64_t eh_frame_va;        /* .eh_frame (vmc__elf_unwind_read), or 0  */
     void *eh_frame;              /* .eh_frame as registered, or NULL        */
     const struct vmc_elf_unwinder *eh_unwinder;   /* the one it is with     */
+    const void *eh_key;          /* what libgcc takes the record back by
+                                    (eh_frame or eh_table), or NULL: the
+                                    record is the unwinder's own            */
+    void *eh_table[2];           /* .eh_frame, NULL: a table of one         */
+    void *eh_ob[8];              /* libgcc's record of it (its struct
+                                    object: 6 words from GCC 3 to 14, and
+                                    fixed, as crtbegin.o reserves it in
+                                    every program), ours until
+                                    __deregister_frame_info_bases returns   */
 
     int runtime_first;           /* env->runtime decides its own names first */
     vmc_lib_counts_t counts;     /* relocations applied, symbols bound      */
@@ -258,10 +267,18 @@ void vmc__elf_info(const vmc_elf_obj_t *l, vmc_lib_info_t *out);
  * file (src): part of vmc__elf_dynamic's reading. */
 int vmc__elf_unwind_read(vmc_elf_obj_t *l, const vmc_src_t *src);
 /* An unwinder's registration calls: __register_frame and
- * __deregister_frame.  Set once, kept for the life of the process. */
+ * __deregister_frame; with libgcc's, the calls beneath them that take the
+ * caller's storage for the record (__register_frame_info_bases and
+ * __deregister_frame_info_bases), and, when its registration reads
+ * nothing and it takes a record back by the pointer it was given (GCC 12
+ * and before), __register_frame_info_table_bases (else NULL).  unwind.c
+ * says why.  Set once, kept for the life of the process. */
 typedef struct vmc_elf_unwinder {
     void (*reg)(void *eh_frame);
     void (*dereg)(void *eh_frame);
+    void (*reg_bases)(const void *eh_frame, void *ob, void *tbase, void *dbase);
+    void (*reg_table_bases)(void *table, void *ob, void *tbase, void *dbase);
+    void *(*dereg_bases)(const void *begin);
 } vmc_elf_unwinder_t;
 /* unwind.c: register the library's .eh_frame (if it has one, and not
  * already) with an unwinder; which unwinder, and when, the lifecycle

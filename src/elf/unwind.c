@@ -19,6 +19,28 @@
  * (docs/loader.md, "Cost").  Inert
  * loads register nothing: the unwinder would read the table when some
  * other frame is unwound.
+ *
+ * With libgcc's unwinder, the record it keeps of a table (its struct
+ * object) is the library's own (eh_ob), given to the functions beneath
+ * __register_frame and __deregister_frame: those two are each a lazily
+ * bound call of libgcc_s to the next, plus its malloc or free, and each
+ * such call's first run is a symbol look-up of the system loader (about
+ * 5,000 instructions in a process's first load).  Which of them depends on
+ * how that libgcc keeps its records:
+ *  - GCC 12 and before keep a list: registering reads nothing of the
+ *    table, and __deregister_frame_info_bases finds a record by the pointer
+ *    it was registered with.  There the table goes in as a table of one
+ *    .eh_frame (__register_frame_info_table_bases), which, unlike
+ *    __register_frame_info_bases, does not read its first word: a page
+ *    fault fewer in the library's read-only data.
+ *  - GCC 13 and later keep a b-tree of PC ranges: registering reads all of
+ *    .eh_frame to find its range, and __deregister_frame_info_bases reads
+ *    what it is given as one .eh_frame to find the range again.  Given a
+ *    table's address, it reads the table's pointers as frame entries (and
+ *    crashes): there the table goes in as itself
+ *    (__register_frame_info_bases) and is taken back by its address.
+ * The lifecycle tells which (lib/unwinder.c): reg_table_bases is set only
+ * for the first kind.
  */
 #include "elf/elf.h"
 #include "base/attrs.h"
@@ -88,12 +110,32 @@ VMC_LOAD_PATH void vmc__elf_unwind_register(vmc_elf_obj_t *l, const vmc_elf_unwi
     if (!l->eh_frame_va || l->eh_frame) return;
     l->eh_unwinder = u;
     l->eh_frame = (void *)(l->bias + l->eh_frame_va);
-    u->reg(l->eh_frame);
+    l->eh_key = NULL;
+    if (!u->reg_bases || !u->dereg_bases) {
+        u->reg(l->eh_frame);
+        return;
+    }
+    memset(l->eh_ob, 0, sizeof l->eh_ob);
+    /* A table of one reads nothing now; libgcc takes it back by the
+     * table's address, after checking the table's first 32-bit word is
+     * not 0 (its test for an empty .eh_frame): so not when .eh_frame's
+     * address has a low word of 0. */
+    if (u->reg_table_bases && (uint32_t)(uintptr_t)l->eh_frame) {
+        l->eh_table[0] = l->eh_frame;
+        l->eh_table[1] = NULL;
+        l->eh_key = l->eh_table;
+        u->reg_table_bases(l->eh_table, l->eh_ob, NULL, NULL);
+        return;
+    }
+    l->eh_key = l->eh_frame;
+    u->reg_bases(l->eh_frame, l->eh_ob, NULL, NULL);
 }
 
 VMC_LOAD_PATH void vmc__elf_unwind_deregister(vmc_elf_obj_t *l)
 {
     if (!l->eh_frame) return;
-    l->eh_unwinder->dereg(l->eh_frame);
+    if (l->eh_key) (void)l->eh_unwinder->dereg_bases(l->eh_key);  /* returns eh_ob, ours */
+    else l->eh_unwinder->dereg(l->eh_frame);
     l->eh_frame = NULL;
+    l->eh_key = NULL;
 }

@@ -161,13 +161,20 @@ VMC_LOAD_PATH static int search(vmc_lib_t *l, int may_load)
 }
 
 /* Under uw_lock: the unwinder's calls (uw_reg set): __register_frame and
- * __deregister_frame, whose record libgcc allocates.  Not the variants that
- * take the caller's record (__register_frame_info_bases, or the table one,
- * which reads nothing at once): GCC 14's libgcc_s, whose registered ranges
- * are a b-tree, crashes taking such a record back at unload (tried with
- * Debian 13's: tests/test_unwind.c, gcc_host), where GCC 12's does not. */
+ * __deregister_frame, and, when the unwinder is libgcc's, the calls beneath
+ * them that take the caller's record (elf/unwind.c says which, and why).
+ * Only libgcc's: another unwinder's functions of those names (LLVM's
+ * libunwind has some that register nothing) are left alone.  Whether that
+ * libgcc keeps its records in a list (GCC 12 and before: registering reads
+ * nothing, and a table of one may go in) or a b-tree of ranges (GCC 13 and
+ * later: a table may not) is told by its version definitions: GCC 13's is
+ * the first libgcc_s to define GCC_13.0.0, whose functions on x86-64 are
+ * the bfloat16 conversions (__truncsfbf2 among them).  Looked up once, in
+ * the unwinder's own object. */
 static vmc_elf_unwinder_t uw_fns;
 static int uw_fns_known;
+
+static void *unwinder_sym(void *obj, int startup, const char *name);
 
 VMC_LOAD_PATH static const vmc_elf_unwinder_t *unwinder_fns(void)
 {
@@ -175,6 +182,22 @@ VMC_LOAD_PATH static const vmc_elf_unwinder_t *unwinder_fns(void)
     uw_fns_known = 1;
     uw_fns.reg = uw_reg;
     uw_fns.dereg = uw_dereg;
+    struct link_map *lm = NULL;
+    if (uw_startup) lm = uw_object;   /* a startup object's handle is its link map */
+    else if (dlinfo(uw_object, RTLD_DI_LINKMAP, &lm)) return &uw_fns;
+    const char *n = lm && lm->l_name ? lm->l_name : "";
+    const char *base = strrchr(n, '/') ? strrchr(n, '/') + 1 : n;
+    if (strcmp(base, LIBGCC_S)) return &uw_fns;
+    void (*reg)(const void *, void *, void *, void *) = (void (*)(const void *, void *, void *, void *))unwinder_sym(
+        uw_object, uw_startup, "__register_frame_info_bases");
+    void *(*dereg)(const void *) =
+        (void *(*)(const void *))unwinder_sym(uw_object, uw_startup, "__deregister_frame_info_bases");
+    if (!reg || !dereg) return &uw_fns;
+    uw_fns.reg_bases = reg;
+    uw_fns.dereg_bases = dereg;
+    if (!unwinder_sym(uw_object, uw_startup, "__truncsfbf2"))   /* before GCC 13: a list */
+        uw_fns.reg_table_bases = (void (*)(void *, void *, void *, void *))unwinder_sym(
+            uw_object, uw_startup, "__register_frame_info_table_bases");
     return &uw_fns;
 }
 
