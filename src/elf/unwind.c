@@ -24,9 +24,10 @@
  * object) is the library's own (eh_ob), given to the functions beneath
  * __register_frame and __deregister_frame: those two are each a lazily
  * bound call of libgcc_s to the next, plus its malloc or free, and each
- * such call's first run is a symbol look-up of the system loader (about
- * 5,000 instructions in a process's first load).  Which of them depends on
- * how that libgcc keeps its records:
+ * such call's first run is a symbol look-up of the system loader: 7,600
+ * instructions of a process's first load, 2,000 this way (libgcc's two
+ * locks bound lazily all the same).  Which calls depends on how that
+ * libgcc keeps its records:
  *  - GCC 12 and before keep a list: registering reads nothing of the
  *    table, and __deregister_frame_info_bases finds a record by the pointer
  *    it was registered with.  There the table goes in as a table of one
