@@ -268,11 +268,12 @@ void vmc__elf_info(const vmc_elf_obj_t *l, vmc_lib_info_t *out);
 int vmc__elf_unwind_read(vmc_elf_obj_t *l, const vmc_src_t *src);
 /* An unwinder's registration calls: __register_frame and
  * __deregister_frame; with libgcc's, the calls beneath them that take the
- * caller's storage for the record (__register_frame_info_bases and
- * __deregister_frame_info_bases), and, when its registration reads
- * nothing and it takes a record back by the pointer it was given (GCC 12
- * and before), __register_frame_info_table_bases (else NULL).  unwind.c
- * says why.  Set once, kept for the life of the process. */
+ * caller's storage for the record: __deregister_frame_info_bases, and
+ * __register_frame_info_table_bases where its registration reads nothing
+ * and it takes a record back by the pointer it was given (GCC 12 and
+ * before), else __register_frame_info_bases (the other NULL; both NULL
+ * for another unwinder).  unwind.c says why.  Set once, kept for the life
+ * of the process. */
 typedef struct vmc_elf_unwinder {
     void (*reg)(void *eh_frame);
     void (*dereg)(void *eh_frame);

@@ -112,24 +112,22 @@ VMC_LOAD_PATH void vmc__elf_unwind_register(vmc_elf_obj_t *l, const vmc_elf_unwi
     l->eh_unwinder = u;
     l->eh_frame = (void *)(l->bias + l->eh_frame_va);
     l->eh_key = NULL;
-    if (!u->reg_bases || !u->dereg_bases) {
-        u->reg(l->eh_frame);
-        return;
-    }
     memset(l->eh_ob, 0, sizeof l->eh_ob);
     /* A table of one reads nothing now; libgcc takes it back by the
      * table's address, after checking the table's first 32-bit word is
      * not 0 (its test for an empty .eh_frame): so not when .eh_frame's
-     * address has a low word of 0. */
-    if (u->reg_table_bases && (uint32_t)(uintptr_t)l->eh_frame) {
+     * address has a low word of 0 (__register_frame then). */
+    if (u->reg_table_bases && u->dereg_bases && (uint32_t)(uintptr_t)l->eh_frame) {
         l->eh_table[0] = l->eh_frame;
         l->eh_table[1] = NULL;
         l->eh_key = l->eh_table;
         u->reg_table_bases(l->eh_table, l->eh_ob, NULL, NULL);
-        return;
+    } else if (u->reg_bases && u->dereg_bases) {
+        l->eh_key = l->eh_frame;
+        u->reg_bases(l->eh_frame, l->eh_ob, NULL, NULL);
+    } else {
+        u->reg(l->eh_frame);
     }
-    l->eh_key = l->eh_frame;
-    u->reg_bases(l->eh_frame, l->eh_ob, NULL, NULL);
 }
 
 VMC_LOAD_PATH void vmc__elf_unwind_deregister(vmc_elf_obj_t *l)

@@ -136,9 +136,17 @@ VMC_LOAD_PATH static int search(vmc_lib_t *l, int may_load)
 {
     if (uw_reg) return 0;
     if (l) {
-        const vmc_name_t rn = vmc__elf_name("__register_frame"), dn = vmc__elf_name("__deregister_frame");
-        frame_fn reg = (frame_fn)vmc__host_sym_for(l, &rn, NULL);
-        frame_fn dereg = (frame_fn)vmc__host_sym_for(l, &dn, NULL);
+        const vmc_name_t rn = vmc__elf_name("__register_frame");
+        frame_fn reg = (frame_fn)vmc__host_sym_for(l, &rn, NULL), dereg = NULL;
+        /* its pair is the same object's: one the process started with
+         * answers in its own tables, without a second walk of the scope */
+        void *own = reg ? vmc__host_startup_owner((void *)reg) : NULL;
+        if (own) {
+            dereg = (frame_fn)vmc__host_startup_sym(own, "__deregister_frame");
+        } else if (reg) {
+            const vmc_name_t dn = vmc__elf_name("__deregister_frame");
+            dereg = (frame_fn)vmc__host_sym_for(l, &dn, NULL);
+        }
         if (reg && dereg && pin(reg, dereg)) return 1;
     }
     search_t s;
@@ -188,16 +196,16 @@ VMC_LOAD_PATH static const vmc_elf_unwinder_t *unwinder_fns(void)
     const char *n = lm && lm->l_name ? lm->l_name : "";
     const char *base = strrchr(n, '/') ? strrchr(n, '/') + 1 : n;
     if (strcmp(base, LIBGCC_S)) return &uw_fns;
-    void (*reg)(const void *, void *, void *, void *) = (void (*)(const void *, void *, void *, void *))unwinder_sym(
-        uw_object, uw_startup, "__register_frame_info_bases");
     void *(*dereg)(const void *) =
         (void *(*)(const void *))unwinder_sym(uw_object, uw_startup, "__deregister_frame_info_bases");
-    if (!reg || !dereg) return &uw_fns;
-    uw_fns.reg_bases = reg;
-    uw_fns.dereg_bases = dereg;
-    if (!unwinder_sym(uw_object, uw_startup, "__truncsfbf2"))   /* before GCC 13: a list */
+    if (!dereg) return &uw_fns;
+    if (unwinder_sym(uw_object, uw_startup, "__truncsfbf2"))   /* GCC 13 or later: a b-tree */
+        uw_fns.reg_bases = (void (*)(const void *, void *, void *, void *))unwinder_sym(
+            uw_object, uw_startup, "__register_frame_info_bases");
+    else   /* a list */
         uw_fns.reg_table_bases = (void (*)(void *, void *, void *, void *))unwinder_sym(
             uw_object, uw_startup, "__register_frame_info_table_bases");
+    uw_fns.dereg_bases = dereg;
     return &uw_fns;
 }
 
