@@ -140,12 +140,13 @@ typedef struct vmc_lib_fmt {
      * the dependencies are released (also for a load that failed part way). */
     void (*teardown)(vmc_lib_t *l);
     void (*dep_close)(vmc_lib_t *l, vmc_dep_t *d);   /* a VMC_DEP_SYSTEM one */
-    /* After teardown: 1 if what the load read and checked of its file may
-     * stay in l's record, kept as it is for the next load of the same
-     * unchanged file (which gets the record, and hdr NULL, and takes that
-     * over: vmc_src_t.kept); the format frees here what is not kept.  0:
-     * nothing kept.  NULL where the format keeps nothing.  A kept record
-     * is dropped with free (below), then the C library's free. */
+    /* After teardown, once the dependencies are released: 1 if what the
+     * load read and checked of its file may stay in l's record, kept as it
+     * is for the next load of the same unchanged file (which gets the
+     * record, and hdr NULL, and takes that over: vmc_src_t.kept); the
+     * format frees here what is not kept.  0: nothing kept.  NULL where
+     * the format keeps nothing.  A kept record is dropped with free
+     * (below), then the C library's free. */
     int (*keep)(vmc_lib_t *l);
     void (*free)(vmc_lib_t *l);          /* the format's memory             */
     void *(*sym)(vmc_lib_t *l, const char *name);   /* vmc_lib_sym         */
