@@ -39,8 +39,9 @@
 /* The address a dynamic entry's d_ptr means, or 0 (see the file comment). */
 VMC_LOAD_PATH static uintptr_t dyn_addr(const vmc_hobj_t *o, uintptr_t v)
 {
-    int as_is = v >= o->lo && v < o->hi;
-    int biased = o->base && v <= UINTPTR_MAX - o->base && v + o->base >= o->lo && v + o->base < o->hi;
+    uintptr_t span = o->hi - o->lo;     /* (x - lo < span: lo <= x < hi) */
+    int as_is = v - o->lo < span;
+    int biased = o->base && v <= UINTPTR_MAX - o->base && v + o->base - o->lo < span;
     if (as_is && biased) return 0;
     return as_is ? v : biased ? v + o->base : 0;
 }
@@ -48,9 +49,24 @@ VMC_LOAD_PATH static uintptr_t dyn_addr(const vmc_hobj_t *o, uintptr_t v)
 /* [p, p+n) inside the object's span? */
 static int inside(const vmc_hobj_t *o, const void *p, size_t n)
 {
-    uintptr_t a = (uintptr_t)p;
-    return a >= o->lo && a <= o->hi && n <= o->hi - a;
+    uintptr_t off = (uintptr_t)p - o->lo, span = o->hi - o->lo;   /* (off <= span: lo <= p <= hi) */
+    return off <= span && n <= span - off;
 }
+
+/* How many entries of `size` bytes from p (inside the span) lie in it. */
+static size_t entries_in(const vmc_hobj_t *o, const void *p, size_t size)
+{
+    return (o->hi - (uintptr_t)p) / size;
+}
+
+/* The dynamic entries vmc__hobj_read keeps, by tag: each one's last value. */
+typedef struct dyn_vals {
+    uintptr_t strtab, symtab, hash, gnu, versym, verdef, verneed, strsz, soname;
+    unsigned seen;               /* 1 << DV_*: which were given             */
+} dyn_vals_t;
+
+enum { DV_STRTAB = 1, DV_SYMTAB = 2, DV_HASH = 4, DV_GNU = 8, DV_VERSYM = 16, DV_VERDEF = 32, DV_VERNEED = 64,
+       DV_STRSZ = 128, DV_SONAME = 256 };
 
 VMC_LOAD_PATH int vmc__hobj_read(vmc_hobj_t *o, const struct dl_phdr_info *info)
 {
@@ -73,43 +89,61 @@ VMC_LOAD_PATH int vmc__hobj_read(vmc_hobj_t *o, const struct dl_phdr_info *info)
     o->lo = o->base + lo;
     o->hi = o->base + hi;
     o->dyn = (const ElfW(Dyn) *)(o->base + dynva);
-    uintptr_t strtab = 0, symtab = 0, hash = 0, gnu = 0, versym = 0, verdef = 0, verneed = 0;
-    size_t soname = SIZE_MAX;
-    int have_strsz = 0;
     if (!inside(o, o->dyn, sizeof *o->dyn)) return -ENOEXEC;
-    /* the entries that fit in the span, counted once */
-    const ElfW(Dyn) *end = o->dyn + (o->hi - (uintptr_t)o->dyn) / sizeof *o->dyn;
+    /* One pass, each entry sorted by its tag's range first (the tags kept
+     * are the low ones and DT_VERSYM..DT_VERNEEDNUM, besides DT_GNU_HASH
+     * and the filters), its value taken as it is; the addresses are worked
+     * out once, after. */
+    dyn_vals_t v = {0};
+    const ElfW(Dyn) *end = o->dyn + (o->hi - (uintptr_t)o->dyn) / sizeof *o->dyn;   /* that fit */
     for (const ElfW(Dyn) *d = o->dyn;; d++) {
         if (d == end) return -ENOEXEC;
-        if (d->d_tag == DT_NULL) break;
-        switch (d->d_tag) {
-        case DT_STRTAB: strtab = dyn_addr(o, d->d_un.d_ptr); break;
-        case DT_STRSZ: o->strsz = d->d_un.d_val; have_strsz = 1; break;
-        case DT_SYMTAB: symtab = dyn_addr(o, d->d_un.d_ptr); break;
-        case DT_HASH: hash = dyn_addr(o, d->d_un.d_ptr); break;
-        case DT_GNU_HASH: gnu = dyn_addr(o, d->d_un.d_ptr); break;
-        case DT_VERSYM: versym = dyn_addr(o, d->d_un.d_ptr); break;
-        case DT_VERDEF: verdef = dyn_addr(o, d->d_un.d_ptr); break;
-        case DT_VERDEFNUM: o->nverdef = d->d_un.d_val; break;
-        case DT_VERNEED: verneed = dyn_addr(o, d->d_un.d_ptr); break;
-        case DT_VERNEEDNUM: o->nverneed = d->d_un.d_val; break;
-        case DT_SONAME: soname = d->d_un.d_val; break;
-        case DT_NEEDED:
-            if (!o->needed) o->needed = d;
-            o->needed_end = d + 1;
-            break;
-        case DT_FILTER:
-        case DT_AUXILIARY: o->filter = 1; break;
-        default: break;
+        uint64_t tag = (uint64_t)d->d_tag, val = d->d_un.d_val;
+        if (tag < 32) {
+            switch (tag) {
+            case DT_NULL: goto done;
+            case DT_NEEDED:
+                if (!o->needed) o->needed = d;
+                o->needed_end = d + 1;
+                break;
+            case DT_STRTAB: v.strtab = val, v.seen |= DV_STRTAB; break;
+            case DT_STRSZ: v.strsz = val, v.seen |= DV_STRSZ; break;
+            case DT_SYMTAB: v.symtab = val, v.seen |= DV_SYMTAB; break;
+            case DT_HASH: v.hash = val, v.seen |= DV_HASH; break;
+            case DT_SONAME: v.soname = val, v.seen |= DV_SONAME; break;
+            default: break;
+            }
+        } else if (tag - DT_VERSYM <= DT_VERNEEDNUM - DT_VERSYM) {
+            switch (tag) {
+            case DT_VERSYM: v.versym = val, v.seen |= DV_VERSYM; break;
+            case DT_VERDEF: v.verdef = val, v.seen |= DV_VERDEF; break;
+            case DT_VERDEFNUM: o->nverdef = val; break;
+            case DT_VERNEED: v.verneed = val, v.seen |= DV_VERNEED; break;
+            case DT_VERNEEDNUM: o->nverneed = val; break;
+            default: break;
+            }
+        } else if (tag == DT_GNU_HASH) {
+            v.gnu = val, v.seen |= DV_GNU;
+        } else if (tag == DT_FILTER || tag == DT_AUXILIARY) {
+            o->filter = 1;
         }
     }
-    if (!strtab || !symtab || !have_strsz || !inside(o, (void *)strtab, o->strsz)) return -ENOEXEC;
+done:;
+    uintptr_t strtab = v.seen & DV_STRTAB ? dyn_addr(o, v.strtab) : 0;
+    uintptr_t symtab = v.seen & DV_SYMTAB ? dyn_addr(o, v.symtab) : 0;
+    if (!strtab || !symtab || !(v.seen & DV_STRSZ)) return -ENOEXEC;
+    o->strsz = v.strsz;
+    if (!inside(o, (void *)strtab, o->strsz)) return -ENOEXEC;
     o->strtab = (const char *)strtab;
     o->symtab = (const ElfW(Sym) *)symtab;
-    o->versym = (const uint16_t *)versym;
-    o->verdef = (const ElfW(Verdef) *)verdef;
-    o->verneed = (const ElfW(Verneed) *)verneed;
-    if (soname < o->strsz) o->soname = o->strtab + soname;
+    o->nsym_in = entries_in(o, o->symtab, sizeof *o->symtab);
+    o->versym = (const uint16_t *)(v.seen & DV_VERSYM ? dyn_addr(o, v.versym) : 0);
+    if (o->versym) o->nversym_in = entries_in(o, o->versym, sizeof *o->versym);
+    o->verdef = (const ElfW(Verdef) *)(v.seen & DV_VERDEF ? dyn_addr(o, v.verdef) : 0);
+    o->verneed = (const ElfW(Verneed) *)(v.seen & DV_VERNEED ? dyn_addr(o, v.verneed) : 0);
+    if ((v.seen & DV_SONAME) && v.soname < o->strsz) o->soname = o->strtab + v.soname;
+    uintptr_t gnu = v.seen & DV_GNU ? dyn_addr(o, v.gnu) : 0;
+    uintptr_t hash = !gnu && (v.seen & DV_HASH) ? dyn_addr(o, v.hash) : 0;
     if (gnu) {
         const uint32_t *g = (const uint32_t *)gnu;
         if (!inside(o, g, 16)) return -ENOEXEC;
@@ -125,6 +159,7 @@ VMC_LOAD_PATH int vmc__hobj_read(vmc_hobj_t *o, const struct dl_phdr_info *info)
         o->g_bloom = (const uint64_t *)(g + 4);
         o->g_buckets = (const uint32_t *)(o->g_bloom + nbloom);
         o->g_chain = o->g_buckets + nb - o->g_symoffset;
+        o->g_chain_end = o->g_symoffset + entries_in(o, o->g_buckets + nb, 4);
     } else if (hash) {
         const uint32_t *h = (const uint32_t *)hash;
         if (!inside(o, h, 8) || !h[0] || !inside(o, h + 2, ((size_t)h[0] + h[1]) * 4)) return -ENOEXEC;
@@ -137,10 +172,12 @@ VMC_LOAD_PATH int vmc__hobj_read(vmc_hobj_t *o, const struct dl_phdr_info *info)
 /* Call fn(o, index, name offset, hash, arg) for each version the object
  * defines (not the base one: its name is the file's, never matched) and
  * each it needs; a nonzero return stops the walk and is returned.  -1 if a
- * list leaves the object. */
+ * list leaves the object.  Inlined into each of its three users, whose fn
+ * is then inlined in turn: the walk is short and the calls were most of
+ * its cost. */
 typedef int (*ver_fn)(vmc_hobj_t *o, unsigned ndx, size_t name, uint32_t hash, void *arg);
 
-VMC_LOAD_PATH static int walk_versions(const vmc_hobj_t *o, ver_fn fn, void *arg)
+static inline __attribute__((always_inline)) int walk_versions(const vmc_hobj_t *o, ver_fn fn, void *arg)
 {
     vmc_hobj_t *w = (vmc_hobj_t *)o;
     const char *p = (const char *)o->verdef;
@@ -175,36 +212,46 @@ VMC_LOAD_PATH static int walk_versions(const vmc_hobj_t *o, ver_fn fn, void *arg
     return 0;
 }
 
-VMC_LOAD_PATH static int ver_max(vmc_hobj_t *o, unsigned ndx, size_t name, uint32_t hash, void *arg)
-{
-    (void)o, (void)name, (void)hash;
-    unsigned *m = arg;
-    if (ndx > *m) *m = ndx;
-    return 0;
-}
+/* The index being built: grown when a list gives an index past its end. */
+typedef struct ver_index {
+    vmc_hver_t *v;
+    size_t n;
+    int err;                     /* -ENOMEM, once growing failed            */
+} ver_index_t;
 
-VMC_LOAD_PATH static int ver_fill(vmc_hobj_t *o, unsigned ndx, size_t name, uint32_t hash, void *arg)
+static inline int ver_put(vmc_hobj_t *o, unsigned ndx, size_t name, uint32_t hash, void *arg)
 {
-    (void)arg;
+    ver_index_t *x = arg;
     if (name >= o->strsz) return -1;
-    o->vers[ndx] = (vmc_hver_t){o->strtab + name, hash};
+    if (ndx >= x->n) {
+        size_t n = (size_t)ndx + 9;
+        vmc_hver_t *p = realloc(x->v, n * sizeof *p);
+        if (!p) {
+            x->err = -ENOMEM;
+            return 1;
+        }
+        memset(p + x->n, 0, (n - x->n) * sizeof *p);
+        x->v = p;
+        x->n = n;
+    }
+    x->v[ndx] = (vmc_hver_t){o->strtab + name, hash, 0};
     return 0;
 }
 
 VMC_LOAD_PATH int vmc__hobj_versions(vmc_hobj_t *o)
 {
-    unsigned max = 1;
-    if (walk_versions(o, ver_max, &max)) return -ENOEXEC;
-    vmc_hobj_t t = *o;           /* filled aside, published whole */
-    t.vers = calloc(max + 1, sizeof *t.vers);
-    if (!t.vers) return -ENOMEM;
-    t.nvers = max + 1;
-    if (walk_versions(&t, ver_fill, NULL)) {
-        free(t.vers);
-        return -ENOEXEC;
+    /* One walk of the lists, into room for the usual numbering (the
+     * definitions from 1, then the needed versions, a few per file);
+     * published whole, once filled. */
+    ver_index_t x = {NULL, 4096, 0};   /* (counts a file gives: grown to what is there) */
+    if (o->nverdef < 4096 && o->nverneed < 1024) x.n = o->nverdef + 4 * o->nverneed + 2;
+    if (!(x.v = calloc(x.n, sizeof *x.v))) return -ENOMEM;
+    if (walk_versions(o, ver_put, &x)) {
+        free(x.v);
+        return x.err ? x.err : -ENOEXEC;
     }
-    o->nvers = t.nvers;
-    __atomic_store_n(&o->vers, t.vers, __ATOMIC_RELEASE);
+    o->nvers = x.n;
+    __atomic_store_n(&o->vers, x.v, __ATOMIC_RELEASE);
     return 0;
 }
 
@@ -213,9 +260,9 @@ VMC_LOAD_PATH int vmc__hobj_versions(vmc_hobj_t *o)
  * say), and the index costs more than a few walks of the lists. */
 static pthread_mutex_t index_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static const vmc_hver_t *index_of(const vmc_hobj_t *o)
+static vmc_hver_t *index_of(const vmc_hobj_t *o)
 {
-    const vmc_hver_t *v = __atomic_load_n(&o->vers, __ATOMIC_ACQUIRE);
+    vmc_hver_t *v = __atomic_load_n(&o->vers, __ATOMIC_ACQUIRE);
     if (v || !__atomic_load_n(&o->index_on_use, __ATOMIC_RELAXED)) return v;
     pthread_mutex_lock(&index_lock);
     vmc_hobj_t *w = (vmc_hobj_t *)o;
@@ -231,29 +278,42 @@ typedef struct ver_want {
     int bad;
 } ver_want_t;
 
-static int ver_find(vmc_hobj_t *o, unsigned ndx, size_t name, uint32_t hash, void *arg)
+static inline int ver_find(vmc_hobj_t *o, unsigned ndx, size_t name, uint32_t hash, void *arg)
 {
     ver_want_t *w = arg;
     if (ndx != w->ndx) return 0;
     if (name >= o->strsz) w->bad = 1;
-    else w->out = (vmc_hver_t){o->strtab + name, hash};
+    else w->out = (vmc_hver_t){o->strtab + name, hash, 0};
     return 1;
 }
 
-/* Version index ndx of o: 0 with *v filled (name NULL for an index that no
- * list names, as the system loader's table leaves it), -1 if unreadable. */
-static int version_of(const vmc_hobj_t *o, unsigned ndx, vmc_hver_t *v)
+/* Version index ndx of o: its entry in the index, or *tmp filled from the
+ * lists (name NULL for an index that no list names, as the system loader's
+ * table leaves it); NULL if unreadable. */
+static vmc_hver_t *version_of(const vmc_hobj_t *o, unsigned ndx, vmc_hver_t *tmp)
 {
-    const vmc_hver_t *ix = index_of(o);
-    if (ix) {
-        if (ndx >= o->nvers) return -1;
-        *v = ix[ndx];
-        return 0;
+    vmc_hver_t *ix = index_of(o);
+    if (ix) return ndx < o->nvers ? &ix[ndx] : NULL;
+    ver_want_t w = {ndx, {NULL, 0, 0}, 0};
+    if (walk_versions(o, ver_find, &w) < 0 || w.bad) return NULL;
+    *tmp = w.out;
+    return tmp;
+}
+
+/* Is v the version named `name`, as the system loader compares them: the
+ * hash the file stores for it equal to the name's, and the names equal?
+ * The names are compared first, so that a name's hash is worked out only
+ * for a version it names, once per version of the object (kept in the
+ * index, where threads may race to store the same value). */
+static int same_version(vmc_hver_t *v, const char *name)
+{
+    if (!v->name || strcmp(v->name, name)) return 0;
+    int ok = __atomic_load_n(&v->hash_ok, __ATOMIC_RELAXED);
+    if (!ok) {
+        ok = vmc__elf_hash(v->name) == v->hash ? 1 : 2;
+        __atomic_store_n(&v->hash_ok, ok, __ATOMIC_RELAXED);
     }
-    ver_want_t w = {ndx, {NULL, 0}, 0};
-    if (walk_versions(o, ver_find, &w) < 0 || w.bad) return -1;
-    *v = w.out;
-    return 0;
+    return ok == 1;
 }
 
 #define DEFINITION_TYPES ((1u << STT_NOTYPE) | (1u << STT_OBJECT) | (1u << STT_FUNC) | (1u << STT_COMMON) | \
@@ -270,30 +330,28 @@ typedef struct walk {
 /* Is symbol i of o an answer to q?  1 yes, 0 no (w may remember it). */
 VMC_LOAD_PATH static int candidate(const vmc_hobj_t *o, size_t i, const vmc_hquery_t *q, walk_t *w)
 {
-    const ElfW(Sym) *s = &o->symtab[i];
-    if (!inside(o, s, sizeof *s)) {
+    if (i >= o->nsym_in) {
         w->unsure = 1;
         return 0;
     }
+    const ElfW(Sym) *s = &o->symtab[i];
     unsigned type = ELF64_ST_TYPE(s->st_info);
     if (s->st_value == 0 && s->st_shndx != SHN_ABS && type != STT_TLS) return 0;
     if (!((1u << type) & DEFINITION_TYPES)) return 0;
     if (s->st_name >= o->strsz || strcmp(o->strtab + s->st_name, q->name)) return 0;
     if (o->versym) {
-        const uint16_t *vs = &o->versym[i];
-        if (!inside(o, vs, 2)) {
+        if (i >= o->nversym_in) {
             w->unsure = 1;
             return 0;
         }
-        unsigned ndx = *vs & 0x7fff, hidden = *vs & 0x8000;
+        unsigned vs = o->versym[i], ndx = vs & 0x7fff, hidden = vs & 0x8000;
         if (q->version) {
-            vmc_hver_t v;
-            if (version_of(o, ndx, &v)) {
+            vmc_hver_t tmp, *v = version_of(o, ndx, &tmp);
+            if (!v) {
                 w->unsure = 1;
                 return 0;
             }
-            int same = v.name && v.hash == q->vhash && !strcmp(v.name, q->version);
-            if (!same && (q->exact || v.name || hidden)) return 0;
+            if (!same_version(v, q->version) && (q->exact || v->name || hidden)) return 0;
         } else if (ndx >= 2) {
             if (!hidden && w->nversioned++ == 0) w->versioned = s;
             return 0;
@@ -318,21 +376,19 @@ VMC_LOAD_PATH int vmc__hobj_find(const vmc_hobj_t *o, vmc_hquery_t *q, const Elf
 {
     walk_t w = {NULL, 0, 0};
     const ElfW(Sym) *found = NULL;
-    if (o->g_buckets) {
+    if (o->g_bloom) {
         uint32_t h = q->gnu;
-        uint64_t word = o->g_bloom[(h / 64) & o->g_bloom_mask];
-        uint64_t bits = (1ull << (h % 64)) | (1ull << ((h >> o->g_shift) % 64));
-        if ((word & bits) != bits) return VMC_HFIND_NONE;
-        uint32_t i = o->g_buckets[h % o->g_nbuckets];
+        if (!vmc__hobj_may_have(o, h)) return VMC_HFIND_NONE;
+        size_t i = o->g_buckets[h % o->g_nbuckets];
         if (i < o->g_symoffset) return VMC_HFIND_NONE;
         for (;; i++) {
-            const uint32_t *c = &o->g_chain[i];
-            if (!inside(o, c, 4)) return VMC_HFIND_UNSURE;
-            if (((*c ^ h) >> 1) == 0 && candidate(o, i, q, &w)) {
+            if (i >= o->g_chain_end) return VMC_HFIND_UNSURE;
+            uint32_t c = o->g_chain[i];
+            if (((c ^ h) >> 1) == 0 && candidate(o, i, q, &w)) {
                 found = &o->symtab[i];
                 break;
             }
-            if (*c & 1) break;
+            if (c & 1) break;
         }
     } else if (o->hash) {
         if (!q->have_elf) {

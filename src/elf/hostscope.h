@@ -15,22 +15,28 @@
 typedef struct vmc_hver {
     const char *name;            /* NULL: none (index 0, 1, the base)       */
     uint32_t hash;               /* its ELF hash as the file stores it      */
+    int hash_ok;                 /* hash is name's (1), is not (2), not yet
+                                    known (0): worked out at the first
+                                    look-up that names the version (atomic) */
 } vmc_hver_t;
 
 /* One host object's dynamic tables, read from memory the system loader
- * mapped (and may have relocated in place). */
+ * mapped (and may have relocated in place).  What a look-up that misses
+ * reads comes first, in the struct's first cache line. */
 typedef struct vmc_hobj {
-    const char *path;            /* dlpi_name                               */
-    uintptr_t base;              /* dlpi_addr: what st_value is relative to */
-    uintptr_t lo, hi;            /* span of its PT_LOADs, as mapped         */
-    const ElfW(Dyn) *dyn;        /* PT_DYNAMIC                              */
+    const uint64_t *g_bloom;     /* DT_GNU_HASH, or NULL                    */
+    uint32_t g_bloom_mask, g_shift, g_nbuckets, g_symoffset;
+    const uint32_t *g_buckets, *g_chain;   /* g_chain indexed by symbol    */
+    size_t g_chain_end;          /* g_chain's indices below this lie in the
+                                    object's span (above g_symoffset)       */
+    const uint32_t *hash;        /* DT_HASH: nbucket, nchain, buckets, chain */
+    const ElfW(Sym) *symtab;
+    size_t nsym_in;              /* symbols, and DT_VERSYM entries, of an   */
+    size_t nversym_in;           /*   index below these lie in the span     */
     const char *strtab;
     size_t strsz;
-    const ElfW(Sym) *symtab;
-    const uint32_t *hash;        /* DT_HASH: nbucket, nchain, buckets, chain */
-    uint32_t g_nbuckets, g_symoffset, g_bloom_mask, g_shift;   /* DT_GNU_HASH */
-    const uint64_t *g_bloom;
-    const uint32_t *g_buckets, *g_chain;   /* g_chain indexed by symbol    */
+    uintptr_t lo, hi;            /* span of its PT_LOADs, as mapped         */
+    uintptr_t base;              /* dlpi_addr: what st_value is relative to */
     const uint16_t *versym;      /* DT_VERSYM, or NULL                      */
     const ElfW(Verdef) *verdef;
     size_t nverdef;
@@ -39,11 +45,13 @@ typedef struct vmc_hobj {
     vmc_hver_t *vers;            /* by index (vmc__hobj_versions), or NULL: */
     size_t nvers;                /*   the version lists are walked instead  */
     int index_on_use;            /* build vers at the first version asked   */
+    int filter;                  /* DT_FILTER or DT_AUXILIARY: another
+                                    object answers for it first             */
+    const char *path;            /* dlpi_name                               */
+    const ElfW(Dyn) *dyn;        /* PT_DYNAMIC                              */
     const char *soname;          /* DT_SONAME, or NULL                      */
     const ElfW(Dyn) *needed, *needed_end;   /* the dynamic entries from the
                                     first DT_NEEDED to the last (or NULL)   */
-    int filter;                  /* DT_FILTER or DT_AUXILIARY: another
-                                    object answers for it first             */
 } vmc_hobj_t;
 
 /* What is asked for. */
@@ -53,7 +61,6 @@ typedef struct vmc_hquery {
     uint32_t elf;                /* DT_HASH hash of name, if have_elf       */
     int have_elf;
     const char *version;         /* NULL: the default version, as dlsym     */
-    uint32_t vhash;              /* ELF hash of version                     */
     int exact;                   /* the version exactly, as dlvsym; else as a
                                     relocation binds: a definition without a
                                     version answers too                     */
@@ -76,5 +83,17 @@ int vmc__hobj_versions(vmc_hobj_t *o);
 /* Look q up in o: enum vmc_hfind; with VMC_HFIND_FOUND, *sym is the
  * definition and *addr its address (an IFUNC's resolver, not yet called). */
 int vmc__hobj_find(const vmc_hobj_t *o, vmc_hquery_t *q, const ElfW(Sym) **sym, uintptr_t *addr);
+
+/* 0 if o's DT_GNU_HASH bloom filter says it has no symbol of GNU hash h
+ * (vmc__hobj_find would answer VMC_HFIND_NONE), else 1.  Inline: a search
+ * of the host scope asks it of every object the name is not in. */
+static inline int vmc__hobj_may_have(const vmc_hobj_t *o, uint32_t h)
+{
+    if (!o->g_bloom) return 1;
+    uint64_t word = o->g_bloom[(h / 64) & o->g_bloom_mask];
+    /* the second bit's shift as the system loader's 64-bit arithmetic has
+     * it on x86-64, for any shift count a file gives */
+    return (word >> (h % 64)) & (word >> (((uint64_t)h >> (o->g_shift & 63)) % 64)) & 1;
+}
 
 #endif

@@ -152,11 +152,9 @@ static void final_put(const vmc_name_t *key, const char *version, void *addr)
     size_t nl = strlen(key->str) + 1, vl = version ? strlen(version) + 1 : 0;
     size_t need = (sizeof(final_t) + nl + vl + 15) & ~(size_t)15;
     if (need > FINAL_LONGEST) return;  /* a name that long is searched each time */
+    /* (Not looked up again under the lock: two threads that found the same
+     * answer at once keep it twice, the first of the two is the one read.) */
     pthread_mutex_lock(&hot.lock);
-    if (final_get(key, version)) {   /* another thread was first */
-        pthread_mutex_unlock(&hot.lock);
-        return;
-    }
     /* carved from chunks that are never freed, as the entries are not:
      * one malloc per chunk, not per symbol */
     if (hot.chunk_left < need) {
@@ -339,6 +337,7 @@ typedef struct listing {
     size_t vdso;                 /* its index, or (size_t)-1                */
     struct link_map *maps[MAX_MAPS];   /* the base namespace's link maps */
     size_t nmaps;
+    size_t want;                 /* objects the first allocation holds      */
     unsigned long long adds, subs;
     int failed;
 } listing_t;
@@ -356,11 +355,21 @@ static const char *match_name(const listing_t *ls, size_t i)
     return b ? b + 1 : o->path;
 }
 
-VMC_LOAD_PATH static int count_cb(struct dl_phdr_info *info, size_t size, void *arg)
+/* A name's first four bytes (fewer if shorter), compared before the whole
+ * name: the names a search list matches nearly all begin "lib", so their
+ * first byte alone tells few apart. */
+static uint32_t name_key(const char *s)
 {
-    (void)info, (void)size;
-    ++*(size_t *)arg;
-    return 0;
+    const unsigned char *p = (const unsigned char *)s;
+    uint32_t k = p[0];
+    if (p[0]) {
+        k |= (uint32_t)p[1] << 8;
+        if (p[1]) {
+            k |= (uint32_t)p[2] << 16;
+            if (p[2]) k |= (uint32_t)p[3] << 24;
+        }
+    }
+    return k;
 }
 
 VMC_LOAD_PATH static int list_cb(struct dl_phdr_info *info, size_t size, void *arg)
@@ -370,8 +379,18 @@ VMC_LOAD_PATH static int list_cb(struct dl_phdr_info *info, size_t size, void *a
         ls->failed = 1;
         return 1;
     }
-    if (ls->n == ls->cap) {  /* (objects loaded since they were counted) */
-        size_t cap = 2 * ls->cap + 4;
+    if (!ls->n) {
+        /* the system loader's own list, read while it is held: its link
+         * maps, and how many objects to make room for (a listing of other
+         * namespaces' objects too grows the array below) */
+        size_t count = 1;
+        for (struct link_map *m = _r_debug.r_map; m; m = m->l_next, count++)
+            if (ls->nmaps < MAX_MAPS) ls->maps[ls->nmaps++] = m;
+        ls->cap = 0;
+        ls->want = count;
+    }
+    if (ls->n == ls->cap) {
+        size_t cap = ls->cap ? 2 * ls->cap + 4 : ls->want;
         vmc_hobj_t *p = realloc(ls->o, cap * sizeof *p);
         if (!p) {
             ls->failed = 1;
@@ -380,9 +399,6 @@ VMC_LOAD_PATH static int list_cb(struct dl_phdr_info *info, size_t size, void *a
         ls->o = p;
         ls->cap = cap;
     }
-    if (!ls->n)  /* the system loader's own list, read while it is held */
-        for (struct link_map *m = _r_debug.r_map; m && ls->nmaps < MAX_MAPS; m = m->l_next)
-            ls->maps[ls->nmaps++] = m;
     vmc_hobj_t *o = &ls->o[ls->n];
     /* an object whose tables cannot be read never matches a name */
     if (vmc__hobj_read(o, info)) *o = (vmc_hobj_t){.path = "", .base = info->dlpi_addr};
@@ -414,11 +430,18 @@ static int loader_options_set(void)
     return 0;
 }
 
+/* Each listed object's name to match (match_name) and its name_key, worked
+ * out once for all the DT_NEEDED entries that are compared with it. */
+typedef struct names {
+    const char **name;
+    uint32_t *key;
+} names_t;
+
 /* The breadth-first search list from ls->o[roots[0..nroots)] over
  * DT_NEEDED, into order[] (indices into ls->o; in[] marks what is in it);
  * its length, or 0 if a name matches no object. */
-static size_t search_list(const listing_t *ls, const size_t *roots, size_t nroots, size_t *order,
-                          unsigned char *in)
+static size_t search_list(const listing_t *ls, const names_t *nm, const size_t *roots, size_t nroots,
+                          size_t *order, unsigned char *in)
 {
     size_t len = 0, n = ls->n;
     memset(in, 0, n);
@@ -433,11 +456,14 @@ static size_t search_list(const listing_t *ls, const size_t *roots, size_t nroot
             if (d->d_tag != DT_NEEDED) continue;
             if (d->d_un.d_val >= o->strsz) return 0;
             const char *need = o->strtab + d->d_un.d_val;
-            int slash = strchr(need, '/') != NULL;
             size_t j = 0;
-            for (; j < n; j++) {
-                const char *k = slash ? (j ? ls->o[j].path : "") : match_name(ls, j);
-                if (k[0] == need[0] && !strcmp(k, need)) break;
+            if (strchr(need, '/')) {
+                for (; j < n; j++)
+                    if (!strcmp(j ? ls->o[j].path : "", need)) break;
+            } else {
+                uint32_t key = name_key(need);
+                for (; j < n; j++)
+                    if (nm->key[j] == key && !strcmp(nm->name[j], need)) break;
             }
             if (j == n) return 0;
             if (!in[j]) {
@@ -470,16 +496,19 @@ VMC_LOAD_PATH static void scope_init(void)
     if (loader_options_set()) return;
     ls.vdso_phdr = hot.scope.vdso_phdr = vdso_phdr();
     ls.vdso = (size_t)-1;
-    /* counted first, so that the array is allocated once, at its size */
-    dl_iterate_phdr(count_cb, &ls.cap);
-    if (!(ls.o = malloc(ls.cap * sizeof *ls.o))) return;
     dl_iterate_phdr(list_cb, &ls);
     if (ls.failed || !ls.n) goto out;
-    /* order[], roots[] and in[] in one piece */
-    order = malloc(ls.n * (2 * sizeof *order + 1));
+    /* order[], roots[], the names and their keys, and in[] in one piece */
+    order = malloc(ls.n * (2 * sizeof *order + sizeof(char *) + sizeof(uint32_t) + 1));
     if (!order) goto out;
     size_t *roots = order + ls.n;
-    unsigned char *in = (unsigned char *)(roots + ls.n);
+    names_t nm = {(const char **)(roots + ls.n), NULL};
+    nm.key = (uint32_t *)(nm.name + ls.n);
+    unsigned char *in = (unsigned char *)(nm.key + ls.n);
+    for (size_t j = 0; j < ls.n; j++) {
+        nm.name[j] = match_name(&ls, j);
+        nm.key[j] = name_key(nm.name[j]);
+    }
     size_t vdso = ls.vdso < ls.n ? ls.vdso : ls.n;
     /* The search list starts from the program and the preloaded objects,
      * which are the ones listed right after it: try none, then one, two...
@@ -493,7 +522,7 @@ VMC_LOAD_PATH static void scope_init(void)
         for (size_t i = 0; i < ls.n && nroots < npre + 1; i++)
             if (i != vdso) roots[nroots++] = i;
         if (nroots < npre + 1) break;
-        len = search_list(&ls, roots, nroots, order, in);
+        len = search_list(&ls, &nm, roots, nroots, order, in);
         pos = listing_begins_with(&ls, vdso, order, len);
     }
     if (!pos) goto out;
@@ -566,6 +595,8 @@ VMC_LOAD_PATH static int scope_find(vmc_hquery_t *q, uintptr_t *addr)
 {
     for (size_t k = 0; k < hot.scope.n; k++) {
         const ElfW(Sym) *s;
+        /* most objects are passed over by their bloom filter, without a call */
+        if (!vmc__hobj_may_have(&hot.scope.obj[k], q->gnu)) continue;
         int r = vmc__hobj_find(&hot.scope.obj[k], q, &s, addr);
         if (r == VMC_HFIND_NONE) continue;
         if (r == VMC_HFIND_FOUND && ELF64_ST_TYPE(s->st_info) == STT_GNU_IFUNC)
@@ -632,7 +663,7 @@ VMC_LOAD_PATH void *vmc__host_sym_final(void *handle, const vmc_name_t *key, con
         if (final) *final = 1;
         return f;
     }
-    vmc_hquery_t q = {key->str, key->gnu, 0, 0, version, version ? vmc__elf_hash(version) : 0, 0};
+    vmc_hquery_t q = {.name = key->str, .gnu = key->gnu, .version = version};
     uintptr_t a = 0;
     int r = scope_find(&q, &a);
     if (r == VMC_HFIND_FOUND) {
@@ -675,7 +706,7 @@ VMC_LOAD_PATH void *vmc__host_startup_sym(void *handle, const char *name)
     for (size_t k = 0; hot.scope.ok && k < hot.scope.n; k++) {
         if (hot.scope.map[k] != handle) continue;
         vmc_name_t key = vmc__elf_name(name);
-        vmc_hquery_t q = {name, key.gnu, 0, 0, NULL, 0, 0};
+        vmc_hquery_t q = {.name = name, .gnu = key.gnu};
         const ElfW(Sym) *s;
         uintptr_t a;
         if (vmc__hobj_find(&hot.scope.obj[k], &q, &s, &a) != VMC_HFIND_FOUND) return NULL;
@@ -697,7 +728,7 @@ int vmc__host_scope_find(const char *name, const char *version, void **addr)
     *addr = NULL;
     if (!hot.scope.ok) return 0;
     vmc_name_t key = vmc__elf_name(name);
-    vmc_hquery_t q = {name, key.gnu, 0, 0, version, version ? vmc__elf_hash(version) : 0, 0};
+    vmc_hquery_t q = {.name = name, .gnu = key.gnu, .version = version};
     uintptr_t a = 0;
     int r = scope_find(&q, &a);
     if (r == VMC_HFIND_UNSURE) return 0;
