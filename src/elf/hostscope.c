@@ -53,10 +53,12 @@ static int inside(const vmc_hobj_t *o, const void *p, size_t n)
     return off <= span && n <= span - off;
 }
 
-/* How many entries of `size` bytes from p (inside the span) lie in it. */
-static size_t entries_in(const vmc_hobj_t *o, const void *p, size_t size)
+/* How many entries of `size` bytes from p (inside the span) lie in it,
+ * from index `first`; at most UINT32_MAX (see vmc_hobj_t). */
+static uint32_t entries_in(const vmc_hobj_t *o, const void *p, size_t size, size_t first)
 {
-    return (o->hi - (uintptr_t)p) / size;
+    size_t n = first + (o->hi - (uintptr_t)p) / size;
+    return n < UINT32_MAX ? (uint32_t)n : UINT32_MAX;
 }
 
 /* The dynamic entries vmc__hobj_read keeps, by tag: each one's last value. */
@@ -136,9 +138,9 @@ done:;
     if (!inside(o, (void *)strtab, o->strsz)) return -ENOEXEC;
     o->strtab = (const char *)strtab;
     o->symtab = (const ElfW(Sym) *)symtab;
-    o->nsym_in = entries_in(o, o->symtab, sizeof *o->symtab);
+    o->nsym_in = entries_in(o, o->symtab, sizeof *o->symtab, 0);
     o->versym = (const uint16_t *)(v.seen & DV_VERSYM ? dyn_addr(o, v.versym) : 0);
-    if (o->versym) o->nversym_in = entries_in(o, o->versym, sizeof *o->versym);
+    if (o->versym) o->nversym_in = entries_in(o, o->versym, sizeof *o->versym, 0);
     o->verdef = (const ElfW(Verdef) *)(v.seen & DV_VERDEF ? dyn_addr(o, v.verdef) : 0);
     o->verneed = (const ElfW(Verneed) *)(v.seen & DV_VERNEED ? dyn_addr(o, v.verneed) : 0);
     if ((v.seen & DV_SONAME) && v.soname < o->strsz) o->soname = o->strtab + v.soname;
@@ -159,7 +161,7 @@ done:;
         o->g_bloom = (const uint64_t *)(g + 4);
         o->g_buckets = (const uint32_t *)(o->g_bloom + nbloom);
         o->g_chain = o->g_buckets + nb - o->g_symoffset;
-        o->g_chain_end = o->g_symoffset + entries_in(o, o->g_buckets + nb, 4);
+        o->g_chain_end = entries_in(o, o->g_buckets + nb, 4, o->g_symoffset);
     } else if (hash) {
         const uint32_t *h = (const uint32_t *)hash;
         if (!inside(o, h, 8) || !h[0] || !inside(o, h + 2, ((size_t)h[0] + h[1]) * 4)) return -ENOEXEC;
@@ -238,13 +240,30 @@ static inline int ver_put(vmc_hobj_t *o, unsigned ndx, size_t name, uint32_t has
     return 0;
 }
 
+/* The index's size for the usual numbering: the definitions from 1 (the
+ * base) up, then the needed versions, from 2 if nothing is defined; so
+ * counted from the files' entries (vn_cnt), the lists themselves not
+ * walked.  Anything odd: a size the walk grows from. */
+static size_t guess_versions(const vmc_hobj_t *o)
+{
+    size_t n = (o->nverdef ? o->nverdef : 1) + 1;
+    const char *p = (const char *)o->verneed;
+    if (o->nverdef > 4096 || o->nverneed > 256) return 16;
+    for (size_t k = 0; p && k < o->nverneed; k++) {
+        const ElfW(Verneed) *d = (const ElfW(Verneed) *)p;
+        if (!inside(o, d, sizeof *d)) return 16;
+        n += d->vn_cnt;
+        if (!d->vn_next) break;
+        p += d->vn_next;
+    }
+    return n;
+}
+
 VMC_LOAD_PATH int vmc__hobj_versions(vmc_hobj_t *o)
 {
-    /* One walk of the lists, into room for the usual numbering (the
-     * definitions from 1, then the needed versions, a few per file);
-     * published whole, once filled. */
-    ver_index_t x = {NULL, 4096, 0};   /* (counts a file gives: grown to what is there) */
-    if (o->nverdef < 4096 && o->nverneed < 1024) x.n = o->nverdef + 4 * o->nverneed + 2;
+    /* One walk of the lists, into the room guess_versions gives (grown if
+     * an index is past it); published whole, once filled. */
+    ver_index_t x = {NULL, guess_versions(o), 0};
     if (!(x.v = calloc(x.n, sizeof *x.v))) return -ENOMEM;
     if (walk_versions(o, ver_put, &x)) {
         free(x.v);
@@ -287,17 +306,25 @@ static inline int ver_find(vmc_hobj_t *o, unsigned ndx, size_t name, uint32_t ha
     return 1;
 }
 
-/* Version index ndx of o: its entry in the index, or *tmp filled from the
- * lists (name NULL for an index that no list names, as the system loader's
- * table leaves it); NULL if unreadable. */
-static vmc_hver_t *version_of(const vmc_hobj_t *o, unsigned ndx, vmc_hver_t *tmp)
+/* Version index ndx of o from its lists, into *tmp (name NULL for an
+ * index that no list names, as the system loader's table leaves it); NULL
+ * if unreadable.  For an object without an index (one loaded later, or
+ * whose index could not be made): out of the load's hot path. */
+static __attribute__((noinline, cold)) vmc_hver_t *version_listed(const vmc_hobj_t *o, unsigned ndx,
+                                                                  vmc_hver_t *tmp)
 {
-    vmc_hver_t *ix = index_of(o);
-    if (ix) return ndx < o->nvers ? &ix[ndx] : NULL;
     ver_want_t w = {ndx, {NULL, 0, 0}, 0};
     if (walk_versions(o, ver_find, &w) < 0 || w.bad) return NULL;
     *tmp = w.out;
     return tmp;
+}
+
+/* Version index ndx of o: its entry in the index, or version_listed's. */
+static vmc_hver_t *version_of(const vmc_hobj_t *o, unsigned ndx, vmc_hver_t *tmp)
+{
+    vmc_hver_t *ix = index_of(o);
+    if (ix) return ndx < o->nvers ? &ix[ndx] : NULL;
+    return version_listed(o, ndx, tmp);
 }
 
 /* Is v the version named `name`, as the system loader compares them: the

@@ -27,12 +27,16 @@ typedef struct vmc_hobj {
     const uint64_t *g_bloom;     /* DT_GNU_HASH, or NULL                    */
     uint32_t g_bloom_mask, g_shift, g_nbuckets, g_symoffset;
     const uint32_t *g_buckets, *g_chain;   /* g_chain indexed by symbol    */
-    size_t g_chain_end;          /* g_chain's indices below this lie in the
-                                    object's span (above g_symoffset)       */
+    /* Indices below these lie in the object's span: g_chain's (from
+     * g_symoffset), the symbols' and DT_VERSYM's.  Capped at UINT32_MAX,
+     * above every index a hash table holds but the largest, which is then
+     * left to the system loader (VMC_HFIND_UNSURE) like one outside. */
+    uint32_t g_chain_end, nsym_in, nversym_in;
+    uint8_t index_on_use;        /* build vers at the first version asked   */
+    uint8_t filter;              /* DT_FILTER or DT_AUXILIARY: another
+                                    object answers for it first             */
     const uint32_t *hash;        /* DT_HASH: nbucket, nchain, buckets, chain */
     const ElfW(Sym) *symtab;
-    size_t nsym_in;              /* symbols, and DT_VERSYM entries, of an   */
-    size_t nversym_in;           /*   index below these lie in the span     */
     const char *strtab;
     size_t strsz;
     uintptr_t lo, hi;            /* span of its PT_LOADs, as mapped         */
@@ -44,9 +48,6 @@ typedef struct vmc_hobj {
     size_t nverneed;
     vmc_hver_t *vers;            /* by index (vmc__hobj_versions), or NULL: */
     size_t nvers;                /*   the version lists are walked instead  */
-    int index_on_use;            /* build vers at the first version asked   */
-    int filter;                  /* DT_FILTER or DT_AUXILIARY: another
-                                    object answers for it first             */
     const char *path;            /* dlpi_name                               */
     const ElfW(Dyn) *dyn;        /* PT_DYNAMIC                              */
     const char *soname;          /* DT_SONAME, or NULL                      */

@@ -101,6 +101,10 @@ typedef struct scope {
                                          no more than its answers take)      */
 #define FINAL_LONGEST 1024            /* a longer entry is not kept          */
 struct final;
+/* scope_init's working arrays, per listed object: order[], roots[], the
+ * names to match, their keys, in[] */
+#define SCOPE_SCRATCH      16
+#define SCOPE_SCRATCH_EACH (2 * sizeof(size_t) + sizeof(char *) + sizeof(uint32_t) + 1)
 
 /* The state every load touches, in one place: each page of it that a
  * fresh process touches costs a fault, two when the first access is a read
@@ -121,6 +125,7 @@ static struct {
     char *chunk;                 /* where the next entry goes               */
     size_t chunk_left;
     struct final *final[FINAL_BUCKETS];   /* answers found in the first part */
+    _Alignas(8) unsigned char scratch[SCOPE_SCRATCH * SCOPE_SCRATCH_EACH];   /* scope_init's */
 } hot __attribute__((aligned(4096))) = {.lock = PTHREAD_MUTEX_INITIALIZER};   /* (in one page) */
 
 /* An answer found in the scope's first part is final: those objects never
@@ -383,11 +388,11 @@ VMC_LOAD_PATH static int list_cb(struct dl_phdr_info *info, size_t size, void *a
         /* the system loader's own list, read while it is held: its link
          * maps, and how many objects to make room for (a listing of other
          * namespaces' objects too grows the array below) */
-        size_t count = 1;
+        size_t count = 0;
         for (struct link_map *m = _r_debug.r_map; m; m = m->l_next, count++)
             if (ls->nmaps < MAX_MAPS) ls->maps[ls->nmaps++] = m;
         ls->cap = 0;
-        ls->want = count;
+        ls->want = count ? count : 4;   /* (the vDSO is on that list too) */
     }
     if (ls->n == ls->cap) {
         size_t cap = ls->cap ? 2 * ls->cap + 4 : ls->want;
@@ -492,20 +497,26 @@ static size_t listing_begins_with(const listing_t *ls, size_t vdso, const size_t
 VMC_LOAD_PATH static void scope_init(void)
 {
     listing_t ls = {0};
-    size_t len = 0, *order = NULL;
+    size_t len = 0, *order;
+    void *scratch = NULL;
     if (loader_options_set()) return;
     ls.vdso_phdr = hot.scope.vdso_phdr = vdso_phdr();
     ls.vdso = (size_t)-1;
     dl_iterate_phdr(list_cb, &ls);
     if (ls.failed || !ls.n) goto out;
-    /* order[], roots[], the names and their keys, and in[] in one piece */
-    order = malloc(ls.n * (2 * sizeof *order + sizeof(char *) + sizeof(uint32_t) + 1));
-    if (!order) goto out;
-    size_t *roots = order + ls.n;
-    names_t nm = {(const char **)(roots + ls.n), NULL};
-    nm.key = (uint32_t *)(nm.name + ls.n);
-    unsigned char *in = (unsigned char *)(nm.key + ls.n);
-    for (size_t j = 0; j < ls.n; j++) {
+    /* order[], roots[], the names and their keys, and in[] in one piece:
+     * the look-up state's own page for a listing of up to SCOPE_SCRATCH
+     * objects (the heap would keep a freed piece this small apart, below
+     * what is allocated next, and so grow by it), else the heap */
+    size_t n = ls.n, need = n * SCOPE_SCRATCH_EACH;
+    scratch = n <= SCOPE_SCRATCH ? hot.scratch : malloc(need);
+    if (!scratch) goto out;
+    order = (size_t *)scratch;
+    size_t *roots = order + n;
+    names_t nm = {(const char **)(roots + n), NULL};
+    nm.key = (uint32_t *)(nm.name + n);
+    unsigned char *in = (unsigned char *)(nm.key + n);
+    for (size_t j = 0; j < n; j++) {
         nm.name[j] = match_name(&ls, j);
         nm.key[j] = name_key(nm.name[j]);
     }
@@ -526,9 +537,9 @@ VMC_LOAD_PATH static void scope_init(void)
         pos = listing_begins_with(&ls, vdso, order, len);
     }
     if (!pos) goto out;
-    /* the link maps and the listing's addresses in one piece; the
-     * listing's array becomes the objects in search order, which is the
-     * listing's without the vDSO */
+    /* the link maps and the listing's addresses; the listing's array
+     * becomes the objects in search order, which is the listing's without
+     * the vDSO */
     void **blk = calloc(len + pos, sizeof *blk);
     if (!blk) goto out;
     hot.scope.map = (struct link_map **)blk;
@@ -551,7 +562,7 @@ VMC_LOAD_PATH static void scope_init(void)
     hot.scope.total = ls.n;
     hot.scope.ok = 1;
 out:
-    free(order);
+    if (scratch != hot.scratch) free(scratch);
     free(ls.o);
 }
 
