@@ -125,8 +125,10 @@ static struct {
     char *chunk;                 /* where the next entry goes               */
     size_t chunk_left;
     struct final *final[FINAL_BUCKETS];   /* answers found in the first part */
-    _Alignas(8) unsigned char scratch[SCOPE_SCRATCH * SCOPE_SCRATCH_EACH];   /* scope_init's */
-} hot __attribute__((aligned(4096))) = {.lock = PTHREAD_MUTEX_INITIALIZER};   /* (in one page) */
+    _Alignas(8) unsigned char scratch[SCOPE_SCRATCH * SCOPE_SCRATCH_EACH];   /* scope_init's,
+                                    under the lock */
+} hot __attribute__((aligned(4096))) = {.lock = PTHREAD_MUTEX_INITIALIZER};
+_Static_assert(sizeof hot <= 4096, "the look-up state is in one page");
 
 /* An answer found in the scope's first part is final: those objects never
  * go, and nothing loaded later comes before them.  So it is kept for the
