@@ -17,7 +17,7 @@ enum { DYN = 128, STR = 320, GNU = 448, VERSYM = 576, VERDEF = 640, SYM = 832, N
 #define BLOOM_SHIFT 40   /* past 32: the second bit is the hash's bit 0 */
 
 typedef struct fake {
-    _Alignas(64) unsigned char img[SIZE];
+    _Alignas(8) unsigned char img[SIZE];   /* (its tables at their offsets) */
     ElfW(Phdr) ph[2];
     struct dl_phdr_info info;
 } fake_t;
