@@ -243,3 +243,25 @@ $(TLIB)/libt_tlsuse_iebig.so: tests/libs/t_tlsuse.c $(TLIB)/libt_tls.so
 $(TLIB)/libt_tlsdep.so: tests/libs/t_tlsdep.c
 	@mkdir -p $(dir $@)
 	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -Wl,-z,execstack -Wl,-soname,libt_tlsdep.so -o $@ $<
+
+# Stand-ins for libgcc_s.so.1, each in a folder of its own, and a program
+# linked with one (tests/test_unwind.c: which registration each kind of
+# unwinder gets).
+# Not with a sanitizer: its runtime links the real libgcc_s (the test skips).
+FAKEGCC := $(addprefix $(TLIB)/fakegcc_,list btree llvm)
+ifeq ($(SAN),)
+TEST_LIBS += $(addsuffix /libgcc_s.so.1,$(FAKEGCC)) $(TLIB)/t_fakegcc_host
+endif
+$(TLIB)/fakegcc_list/libgcc_s.so.1: tests/libs/t_fakegcc.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -Wl,-soname,libgcc_s.so.1 -o $@ $<
+$(TLIB)/fakegcc_btree/libgcc_s.so.1: tests/libs/t_fakegcc.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TLIB_CFLAGS) -DFAKE_BTREE $(TLIB_LD) -Wl,-soname,libgcc_s.so.1 -o $@ $<
+$(TLIB)/fakegcc_llvm/libgcc_s.so.1: tests/libs/t_fakegcc.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TLIB_CFLAGS) -DFAKE_LLVM $(TLIB_LD) -Wl,-soname,libgcc_s.so.1 -o $@ $<
+# Linked against the list stand-in; the others replace it at run time.
+$(TLIB)/t_fakegcc_host: tests/libs/t_fakegcc_host.c $(TLIB)/fakegcc_list/libgcc_s.so.1 $(B)/libvmcode.a include/vmcode.h
+	$(CC) -std=c11 -O2 -g -Wall -Wextra -Werror $(SAN) -Iinclude -o $@ $< $(B)/libvmcode.a \
+	    -Wl,--no-as-needed $(TLIB)/fakegcc_list/libgcc_s.so.1 -Wl,--as-needed -ldl -lpthread

@@ -146,6 +146,9 @@ const char *vt_src_path(const char *rel);
 /* BUILD/tests/libs/NAME, asserted to exist (the test libraries); the last
  * eight results stay valid. */
 const char *vt_tlib(const char *name);
+/* Wait until path's last change is old enough for what a load reads of it
+ * to be kept (vmc__os_file_settled). */
+void vt_wait_settled(const char *path);
 /* Does p lie in v's code region? */
 int vt_in_code_region(vmc_t *v, const void *p);
 /* 1 if running under a sanitizer that reserves huge shadow memory. */

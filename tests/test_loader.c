@@ -1230,23 +1230,13 @@ TEST(loader_unwind_registration_from_the_file_and_kept)
     vmc_close(v);
 }
 
-/* Wait until path's last change is old enough for what a load reads of it
- * to be kept (vmc__os_file_settled). */
-static void wait_settled(const char *path)
-{
-    struct stat st;
-    ASSERT_OK(stat(path, &st));
-    time_t now = time(NULL);
-    if (st.st_ctime + 3 > now) sleep((unsigned)(st.st_ctime + 3 - now));
-}
-
 /* A host answer kept from an earlier load of the same file (elf/reloc.c) is
  * not taken again once a private library defines the name: that library
  * comes before the host in the scope; unloaded, the host's is taken again. */
 TEST_TIMEOUT(loader_reload_binds_to_a_private_library_loaded_since, 60)
 {
     const char *path = vt_tlib("libt_host.so");
-    wait_settled(path);
+    vt_wait_settled(path);
     vmc_t *v = open_region();
     vmc_lib_t *l, *dup;
     int (*call)(int, int);

@@ -364,6 +364,35 @@ static void *fk_dereg_bases(const void *b)
  * table of one, unless its first 32-bit word would be 0, which libgcc
  * takes for an empty .eh_frame and would not take back (__register_frame
  * then). */
+/* The registration a host's libgcc_s.so.1 gets, by what it is: a list
+ * libgcc (GCC 12 and before) the table of one, read by nothing until an
+ * unwind; a b-tree libgcc (GCC 13 and later, told by __truncsfbf2) the
+ * .eh_frame; LLVM's libunwind installed under libgcc's name (told by
+ * unw_getcontext), whose calls of those names register nothing, the plain
+ * __register_frame.  Stand-ins record the calls (tests/libs/t_fakegcc.c),
+ * each first on LD_LIBRARY_PATH for a program linked with one. */
+TEST(unwind_registration_by_the_unwinder_the_host_has)
+{
+    if (vt_sanitized()) SKIP("the sanitizer's runtime needs the real libgcc_s.so.1");
+    static const char *const kinds[][2] = {
+        {"list", "info_table_bases deregister_info_bases\n"},
+        {"btree", "info_bases deregister_info_bases\n"},
+        {"llvm", "register_frame deregister_frame\n"},
+    };
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        char cmd[1600], out[256];
+        snprintf(cmd, sizeof cmd, "LD_LIBRARY_PATH=%s/tests/libs/fakegcc_%s %s/tests/libs/t_fakegcc_host %s 2>&1",
+                 vt_build_dir(), kinds[k][0], vt_build_dir(), vt_tlib("libt_bt.so"));
+        FILE *f = popen(cmd, "r");
+        ASSERT(f);
+        size_t n = fread(out, 1, sizeof out - 1, f);
+        out[n] = 0;
+        int st = pclose(f);
+        ASSERT_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: status 0x%x: %s", kinds[k][0], st, out);
+        ASSERT_MSG(!strcmp(out, kinds[k][1]), "%s: %s", kinds[k][0], out);
+    }
+}
+
 TEST(unwind_registration_calls_by_kind_of_unwinder)
 {
     vmc_elf_obj_t *o = calloc(1, sizeof *o);

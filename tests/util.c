@@ -4,7 +4,9 @@
 
 #include <dirent.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 char *vt_read_file(const char *path)
@@ -178,6 +180,14 @@ const char *vt_build_dir(void)
 {
     const char *b = getenv("VMC_TEST_BUILD");
     return b ? b : "build";
+}
+
+void vt_wait_settled(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st)) return;
+    time_t now = time(NULL);
+    if (st.st_ctime + 3 > now) sleep((unsigned)(st.st_ctime + 3 - now));
 }
 
 const char *vt_tlib(const char *name)

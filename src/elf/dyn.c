@@ -143,6 +143,8 @@ typedef struct dyn_ctx {
     int at[T_COUNT];             /* entry index + 1, 0 = absent             */
     uint64_t val[T_COUNT];
     int needed_at[VMC_ELF_MAX_NEEDED];
+    uint32_t needed[VMC_ELF_MAX_NEEDED];  /* the offsets, copied out once counted */
+    size_t nneeded;
 } dyn_ctx_t;
 
 static int dyn_fail(const dyn_ctx_t *c, int t, const char *fmt, ...) VMC_PRINTF(3, 4);
@@ -515,16 +517,9 @@ VMC_LOAD_PATH int vmc__elf_dyn(vmc_elf_obj_t *l, vmc_src_t *src)
         return vmc__fail(-ENOEXEC, "%s: PT_DYNAMIC (offset 0x%lx) is not in a readable segment", l->name,
                          (unsigned long)l->elf.dyn_offset);
     l->ndyn = l->elf.dyn_size / sizeof(Elf64_Dyn);
-    /* room for the DT_NEEDED offsets the section has (one past the most
-     * taken is refused below before it is stored), not for 64 in every
-     * library's record */
-    size_t room = 0;
-    for (size_t i = 0; i < l->ndyn && l->dyn[i].d_tag != DT_NULL && room < VMC_ELF_MAX_NEEDED; i++)
-        room += l->dyn[i].d_tag == DT_NEEDED;
     free(l->needed);
-    l->needed = room ? malloc(room * sizeof *l->needed) : NULL;
-    if (room && !l->needed)
-        return vmc__fail(-ENOMEM, "%s: out of memory for its %zu DT_NEEDED entries", l->name, room);
+    l->needed = NULL;
+    l->nneeded = 0;
     for (size_t i = 0; i < l->ndyn; i++) {
         int64_t tag = l->dyn[i].d_tag;
         uint64_t val = l->dyn[i].d_un.d_val;
@@ -532,10 +527,10 @@ VMC_LOAD_PATH int vmc__elf_dyn(vmc_elf_obj_t *l, vmc_src_t *src)
         if (tag == DT_NULL) break;
         switch (tag) {
         case DT_NEEDED:
-            if (l->nneeded == VMC_ELF_MAX_NEEDED)
+            if (c.nneeded == VMC_ELF_MAX_NEEDED)
                 return dyn_entry_unsup(l, i, "more than 64 DT_NEEDED entries are not supported");
-            c.needed_at[l->nneeded] = (int)i;
-            l->needed[l->nneeded++] = (uint32_t)(val > UINT32_MAX ? UINT32_MAX : val);
+            c.needed_at[c.nneeded] = (int)i;
+            c.needed[c.nneeded++] = (uint32_t)(val > UINT32_MAX ? UINT32_MAX : val);
             break;
         case DT_STRTAB: t = T_STRTAB; break;
         case DT_STRSZ: t = T_STRSZ; break;
@@ -641,6 +636,17 @@ VMC_LOAD_PATH int vmc__elf_dyn(vmc_elf_obj_t *l, vmc_src_t *src)
                              "string table (DT_STRSZ 0x%zx)", l->name, i,
                              (unsigned long)vmc__elf_offset(&l->elf, c.val[T_SYMTAB]),
                              (unsigned long)(i * sizeof(Elf64_Sym)), l->symtab[i].st_name, l->strsz);
+    }
+    /* The offsets are gathered in one pass and copied out sized to the
+     * section's count (not room for 64 in every record).  Counting first
+     * and storing in a second pass would read the image twice: a file
+     * rewritten in place under its private mapping could show the second
+     * pass more entries than the first counted. */
+    if (c.nneeded) {
+        if (!(l->needed = malloc(c.nneeded * sizeof *l->needed)))
+            return vmc__fail(-ENOMEM, "%s: out of memory for its %zu DT_NEEDED entries", l->name, c.nneeded);
+        memcpy(l->needed, c.needed, c.nneeded * sizeof *l->needed);
+        l->nneeded = c.nneeded;
     }
     for (size_t i = 0; i < l->nneeded; i++)
         if (l->needed[i] >= l->strsz)

@@ -172,7 +172,8 @@ VMC_LOAD_PATH static int search(vmc_lib_t *l, int may_load)
  * __deregister_frame, and, when the unwinder is libgcc's, the calls beneath
  * them that take the caller's record (elf/unwind.c says which, and why).
  * Only libgcc's: another unwinder's functions of those names (LLVM's
- * libunwind has some that register nothing) are left alone.  Whether that
+ * libunwind has some that register nothing, also when it is installed as
+ * libgcc_s.so.1, which its unw_* interface tells) are left alone.  Whether that
  * libgcc keeps its records in a list (GCC 12 and before: registering reads
  * nothing, and a table of one may go in) or a b-tree of ranges (GCC 13 and
  * later: a table may not) is told by its version definitions: GCC 13's is
@@ -196,6 +197,12 @@ VMC_LOAD_PATH static const vmc_elf_unwinder_t *unwinder_fns(void)
     const char *n = lm && lm->l_name ? lm->l_name : "";
     const char *base = strrchr(n, '/') ? strrchr(n, '/') + 1 : n;
     if (strcmp(base, LIBGCC_S)) return &uw_fns;
+#if !defined(__x86_64__)
+    return &uw_fns;   /* the GCC 13 marker below is x86-64's: elsewhere the plain calls, right for both */
+#endif
+    /* LLVM's libunwind installed as libgcc_s.so.1 (llvm-libgcc) has calls of
+     * these names that register nothing; libgcc has no unw_* interface. */
+    if (unwinder_sym(uw_object, uw_startup, "unw_getcontext")) return &uw_fns;
     void *(*dereg)(const void *) =
         (void *(*)(const void *))unwinder_sym(uw_object, uw_startup, "__deregister_frame_info_bases");
     if (!dereg) return &uw_fns;
