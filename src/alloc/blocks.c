@@ -614,6 +614,15 @@ int vmc__blocks_init(vmc_blocks_t **out, vmc_region_t *r)
  * held): opening a region costs no more than its reservation, and a process
  * that takes only a few runs (a library or two, a chunk of the code heap)
  * never maps them. */
+/* A run into the mapped map: its record in the hash, its blocks taken, its
+ * first block marked as a run's start. */
+VMC_LOAD_PATH static void mapped_add(vmc_blocks_t *b, rec_t *rc, uint64_t first, uint64_t n)
+{
+    hash_add(b, rc);
+    set_range(b, first, n, 1);
+    __atomic_fetch_or(starts_ptr(b, first >> 6), 1ull << (first & 63), __ATOMIC_RELAXED);  /* one RMW */
+}
+
 VMC_LOAD_PATH static int meta_ready(vmc_blocks_t *b)
 {
     if (b->meta) return 0;
@@ -643,11 +652,7 @@ VMC_LOAD_PATH static int meta_ready(vmc_blocks_t *b)
     memcpy(few, b->few, n * sizeof *few);
     memset(b->hash_inline, 0, sizeof b->hash_inline);
     b->nrecs = 0;
-    for (size_t j = 0; j < n; j++) {
-        hash_add(b, few[j].rec);
-        set_range(b, few[j].first, few[j].end - few[j].first, 1);
-        __atomic_fetch_or(starts_ptr(b, few[j].first >> 6), 1ull << (few[j].first & 63), __ATOMIC_RELAXED);
-    }
+    for (size_t j = 0; j < n; j++) mapped_add(b, few[j].rec, few[j].first, few[j].end - few[j].first);
     return 0;
 }
 
@@ -693,9 +698,7 @@ VMC_LOAD_PATH static int record(vmc_blocks_t *b, uint64_t first, uint64_t n, int
     *run = (vmc_run_t){b->region->base + (first << b->shift), n << b->shift, owner, 0, 0, tag, NULL, 0};
     rc->first = first;
     if (b->meta) {
-        hash_add(b, rc);
-        set_range(b, first, n, 1);
-        __atomic_fetch_or(starts_ptr(b, first >> 6), 1ull << (first & 63), __ATOMIC_RELAXED);  /* one RMW */
+        mapped_add(b, rc, first, n);
     } else {
         size_t j = few_at(b, first);   /* the run is free: its place in the order */
         memmove(&b->few[j + 1], &b->few[j], (b->nrecs - j) * sizeof *b->few);

@@ -34,8 +34,7 @@ static int refuse;   /* tests: keep nothing (every load reads its file) */
 
 void vmc__kept_refuse(int on) { refuse = on; }
 
-/* A kept record goes: what its format kept, then the record. */
-static void drop(vmc_lib_t *l)
+VMC_LOAD_PATH void vmc__kept_drop(vmc_lib_t *l)
 {
     l->fmt->free(l);
     free(l);
@@ -71,7 +70,7 @@ VMC_LOAD_PATH int vmc__kept_put(vmc_lib_t *l)
         }
         if (!pick || (pick->lib && (!k->lib || k->used < pick->used))) pick = k;
     }
-    if (pick->lib) drop(pick->lib);
+    if (pick->lib) vmc__kept_drop(pick->lib);
     memcpy(pick->id, l->id, sizeof pick->id);
     memcpy(pick->stamp, l->stamp, sizeof pick->stamp);
     pick->fmt = l->fmt;
@@ -84,7 +83,7 @@ void vmc__kept_clear(vmc_loader_t *v)
 {
     for (size_t i = 0; i < NKEPT; i++) {
         struct vmc_kept *k = &v->kept[i];
-        if (k->lib) drop(k->lib);
+        if (k->lib) vmc__kept_drop(k->lib);
         k->lib = NULL;
     }
 }

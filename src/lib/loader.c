@@ -341,10 +341,7 @@ VMC_LOAD_PATH int vmc__lib_load_file(vmc_loader_t *v, const char *path, int flag
     else
         e = load_image(l, &src, src.head, src.head_len);
     free(src.head);   /* NULL if the tables' copy took it */
-    if (k) {   /* what the load took over is no longer k's */
-        k->fmt->free(k);
-        free(k);
-    }
+    if (k) vmc__kept_drop(k);   /* what the load took over is no longer k's */
     vmc__os_close(fd);
     if (e) {
         destroy(l);
@@ -472,10 +469,17 @@ VMC_LOAD_PATH int vmc_lib_unload(vmc_lib_t *l)
     return 0;
 }
 
+/* Under the lock: every ready library's destructors, in the reverse of the
+ * order constructors ran. */
+static void fini_all(vmc_loader_t *v)
+{
+    for (vmc_lib_t *last; (last = in_state(v, VMC_LIB_READY, 1));) run_fini(last);
+}
+
 void vmc__loader_exit(vmc_loader_t *v)
 {
     vmc__loader_lock(v);
-    for (vmc_lib_t *last; (last = in_state(v, VMC_LIB_READY, 1));) run_fini(last);
+    fini_all(v);
     vmc__loader_unlock(v);
 }
 
@@ -484,8 +488,7 @@ void vmc__loader_close(vmc_loader_t *v)
     if (vmc__lib_elf_fmt.close) vmc__lib_elf_fmt.close(v);
     if (vmc__lib_pe_fmt.close) vmc__lib_pe_fmt.close(v);
     vmc__loader_lock(v);
-    /* destructors first, in the reverse of the order constructors ran */
-    for (vmc_lib_t *last; (last = in_state(v, VMC_LIB_READY, 1));) run_fini(last);
+    fini_all(v);   /* destructors first */
     /* then every image, each library's system-loaded dependencies after it;
      * the private ones go by themselves, being on the list */
     while (v->libs) {

@@ -189,6 +189,9 @@ vmc_lib_t *vmc__kept_take(vmc_loader_t *v, const uint64_t id[2], const uint64_t 
  * stays: fmt->keep), if its file was settled; the oldest entry makes room.
  * 1: l is kept, and the lifecycle frees only its own parts of it. */
 int vmc__kept_put(vmc_lib_t *l);
+/* A kept record goes (taken over by a load, or pushed out): what its
+ * format left in it, then the record. */
+void vmc__kept_drop(vmc_lib_t *l);
 /* Drop everything kept (vmc_close). */
 void vmc__kept_clear(vmc_loader_t *v);
 /* Tests: keep nothing from now on (on), or again (0). */
