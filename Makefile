@@ -80,7 +80,7 @@ $(B)/tests/nopie_host: tests/progs/nopie_host.c $(B)/libvmcode.a include/vmcode.
 
 # A C program with libgcc_s among the objects it starts with, run by
 # tests/test_unwind.c (the unwinder found in the host scope).
-$(B)/tests/gcc_host: tests/progs/gcc_host.c $(B)/libvmcode.a include/vmcode.h
+$(B)/tests/gcc_host: tests/progs/gcc_host.c tests/libs/t_walk.h $(B)/libvmcode.a include/vmcode.h
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
 	$(Q)$(CC) $(CFLAGS_BASE) -Iinclude $< $(B)/libvmcode.a -Wl,--no-as-needed -lgcc_s -Wl,--as-needed $(LDLIBS_LIB) -o $@

@@ -56,6 +56,17 @@ int vt_phdr_find(const vt_img_t *m, uint32_t type, int nth)
     return -1;
 }
 
+int vt_file_phdr(const char *path, uint32_t type, Elf64_Phdr *out)
+{
+    vt_img_t m;
+    int e = vt_img_read(path, &m);
+    if (e) return e;
+    int i = vt_phdr_find(&m, type, 0);
+    if (i >= 0) *out = *vt_phdr(&m, i);
+    vt_img_free(&m);
+    return i >= 0 ? 0 : -ENOENT;
+}
+
 int vt_load_find(const vt_img_t *m, uint32_t flags, uint32_t without)
 {
     for (int i = 0; i < vt_ehdr(m)->e_phnum; i++) {

@@ -21,6 +21,9 @@ Elf64_Ehdr *vt_ehdr(const vt_img_t *m);
 Elf64_Phdr *vt_phdr(const vt_img_t *m, int i);
 /* Index of the nth (0-based) program header of `type`, or -1. */
 int vt_phdr_find(const vt_img_t *m, uint32_t type, int nth);
+/* The first program header of `type` in the file at path, into *out: 0,
+ * -ENOENT if it has none, or vt_img_read's error. */
+int vt_file_phdr(const char *path, uint32_t type, Elf64_Phdr *out);
 /* Index of the first PT_LOAD whose flags include all of `flags` and none of
  * `without`, or -1. */
 int vt_load_find(const vt_img_t *m, uint32_t flags, uint32_t without);

@@ -142,8 +142,9 @@ $(TLIB)/libt_rtopnew.so: tests/libs/t_rtop.c $(TLIB)/sub/libt_rmid.so
 	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -Wl,-soname,libt_rtopnew.so -o $@ $< -L$(TLIB)/sub -l:libt_rmid.so \
 	    -Wl,-rpath-link,$(TLIB)/sub2 -Wl,--enable-new-dtags -Wl,-rpath,'$$ORIGIN/sub:$$ORIGIN/sub2'
 
+$(TLIB)/libt_unwind.so: tests/libs/t_walk.h
 # The same with libgcc's unwinder linked in (it finds frames itself).
-$(TLIB)/libt_unwind_static.so: tests/libs/t_unwind.c
+$(TLIB)/libt_unwind_static.so: tests/libs/t_unwind.c tests/libs/t_walk.h
 	@mkdir -p $(dir $@)
 	$(CC) $(TLIB_CFLAGS) $(TLIB_LD) -static-libgcc -Wl,-soname,libt_unwind_static.so -o $@ $<
 

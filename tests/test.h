@@ -121,6 +121,11 @@ int vt_rwx_count(void);
 /* Windows only (tests/windows/util.c): how many free pieces of address space
  * lie in [base, base+len): 0 for a region that holds all of its range. */
 int vt_free_pieces(uintptr_t base, size_t len);
+/* Windows only: the stack as a debugger or a crash reporter walks it from
+ * `context` (a CONTEXT from RtlCaptureContext): RtlLookupFunctionEntry, a
+ * frame without an entry taken for a leaf, RtlVirtualUnwind; each frame's
+ * Rip into out[], up to max frames or the thread's stack's end.  The count. */
+int vt_walk_stack(void *context, uintptr_t *out, int max);
 /* Is [lo, hi) mapped with exactly these perms ("---p") as one line? */
 int vt_maps_has(uintptr_t lo, uintptr_t hi, const char *perms);
 size_t vt_rss_kib(void);   /* anonymous + shared memory (memory files) */

@@ -1199,12 +1199,9 @@ TEST(loader_unwind_registration_from_the_file_and_kept)
     ASSERT(g);
     int reads_nothing = !dlsym(g, "__truncsfbf2");   /* GCC 13's first: elf/unwind.c */
     dlclose(g);
-    vt_img_t m;
-    ASSERT_OK(vt_img_read(OLD_LIB, &m));
-    int i = vt_phdr_find(&m, PT_GNU_EH_FRAME, 0);
-    ASSERT(i >= 0);
-    uint64_t hv = vt_phdr(&m, i)->p_vaddr;
-    vt_img_free(&m);
+    Elf64_Phdr eh;
+    ASSERT_OK(vt_file_phdr(OLD_LIB, PT_GNU_EH_FRAME, &eh));
+    uint64_t hv = eh.p_vaddr;
     vmc_t *v = open_region();
     vmc_lib_t *l;
     for (int round = 0; round < 2; round++) {   /* read from the file, then kept */
@@ -1382,12 +1379,9 @@ TEST(loader_reading_dt_fini_fails_cleanly)
 TEST(loader_reading_eh_frame_hdr_fails_cleanly)
 {
     const char *path = vt_tlib("libt_basic.so");
-    vt_img_t m;
-    ASSERT_OK(vt_img_read(path, &m));
-    int i = vt_phdr_find(&m, PT_GNU_EH_FRAME, 0);
-    ASSERT(i >= 0);
-    uint64_t off = vt_phdr(&m, i)->p_offset;
-    vt_img_free(&m);
+    Elf64_Phdr eh;
+    ASSERT_OK(vt_file_phdr(path, PT_GNU_EH_FRAME, &eh));
+    uint64_t off = eh.p_offset;
     char want[600];
     snprintf(want, sizeof want, "%s: reading PT_GNU_EH_FRAME (offset 0x%lx): Input/output error", path,
              (unsigned long)off);
@@ -1557,10 +1551,8 @@ TEST_THREADED(loader_threads_load_while_another_maps)
  * the private one. */
 TEST(loader_library_with_pt_interp)
 {
-    vt_img_t m;
-    ASSERT_OK(vt_img_read(vt_tlib("libt_interp.so"), &m));
-    ASSERT(vt_phdr_find(&m, PT_INTERP, 0) >= 0);
-    vt_img_free(&m);
+    Elf64_Phdr interp;
+    ASSERT_OK(vt_file_phdr(vt_tlib("libt_interp.so"), PT_INTERP, &interp));
     vmc_t *v = open_region();
     vmc_lib_t *l;
     ASSERT_OK(vmc_lib_load(v, vt_tlib("libt_interp.so"), 0, &l));
@@ -1570,9 +1562,9 @@ TEST(loader_library_with_pt_interp)
     ASSERT_OK(vmc_lib_unload(l));
     const char *cap = syslib("libcap.so.2");
     if (cap) {
-        ASSERT_OK(vt_img_read(cap, &m));
-        int has_interp = vt_phdr_find(&m, PT_INTERP, 0) >= 0;
-        vt_img_free(&m);
+        int e = vt_file_phdr(cap, PT_INTERP, &interp);
+        ASSERT(e == 0 || e == -ENOENT);
+        int has_interp = e == 0;
         ASSERT_OK(vmc_lib_load(v, cap, 0, &l));
         unsigned (*bits)(void) = (unsigned (*)(void))vmc_lib_sym(l, "cap_max_bits");
         void *h = dlopen(cap, RTLD_NOW | RTLD_LOCAL);

@@ -4,24 +4,12 @@
  * dl_iterate_phdr). */
 #include <stdint.h>
 #include <unwind.h>
-
-typedef struct walk {
-    void **buf;
-    int n, max;
-} walk_t;
-
-static _Unwind_Reason_Code cb(struct _Unwind_Context *ctx, void *arg)
-{
-    walk_t *w = arg;
-    if (w->n == w->max) return _URC_END_OF_STACK;
-    w->buf[w->n++] = (void *)_Unwind_GetIP(ctx);
-    return _URC_NO_REASON;
-}
+#include "t_walk.h"
 
 __attribute__((noinline)) static int inner(void **buf, int max)
 {
     walk_t w = {buf, 0, max};
-    _Unwind_Backtrace(cb, &w);
+    _Unwind_Backtrace(walk_cb, &w);
     __asm__ volatile("" ::: "memory");
     return w.n;
 }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <unwind.h>
+#include "../libs/t_walk.h"
 
 static vmc_lib_t *lib;
 
@@ -29,23 +30,11 @@ static int count(void **buf, int n)
     return in;
 }
 
-typedef struct walk {
-    void **buf;
-    int n, max;
-} walk_t;
-
-static _Unwind_Reason_Code cb(struct _Unwind_Context *ctx, void *arg)
-{
-    walk_t *w = arg;
-    if (w->n == w->max) return _URC_END_OF_STACK;
-    w->buf[w->n++] = (void *)_Unwind_GetIP(ctx);
-    return _URC_NO_REASON;
-}
 
 static int host_walk(void **buf, int max)
 {
     walk_t w = {buf, 0, max};
-    _Unwind_Backtrace(cb, &w);
+    _Unwind_Backtrace(walk_cb, &w);
     return w.n;
 }
 

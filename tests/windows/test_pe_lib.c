@@ -433,32 +433,16 @@ static void jit_describe(mid_t *m)
     ASSERT_OK(vmc_unwind_add(m->v, &e, 1));
 }
 
-/* The stack as a crash reporter walks it (RtlLookupFunctionEntry, a frame
- * without an entry taken for a leaf, RtlVirtualUnwind), from the function
- * the DLL calls back, up to 24 frames or the stack's base. */
+/* The stack as a crash reporter walks it (vt_walk_stack), from the
+ * function the DLL calls back, up to 24 frames. */
 static uintptr_t walked[24];
 static int nwalked;
 
 static __attribute__((noinline)) int walker(void)
 {
-    ULONG_PTR lo, hi;
-    GetCurrentThreadStackLimits(&lo, &hi);
     CONTEXT c;
     RtlCaptureContext(&c);
-    nwalked = 0;
-    while (nwalked < 24 && c.Rip && c.Rsp >= lo && c.Rsp < hi) {
-        walked[nwalked++] = c.Rip;
-        DWORD64 ib;
-        PRUNTIME_FUNCTION f = RtlLookupFunctionEntry(c.Rip, &ib, NULL);
-        if (!f) {
-            c.Rip = *(DWORD64 *)c.Rsp;
-            c.Rsp += 8;
-            continue;
-        }
-        void *hd;
-        DWORD64 est;
-        RtlVirtualUnwind(UNW_FLAG_NHANDLER, ib, c.Rip, f, &c, &hd, &est, NULL);
-    }
+    nwalked = vt_walk_stack(&c, walked, 24);
     return 5;
 }
 

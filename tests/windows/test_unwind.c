@@ -119,20 +119,7 @@ static __attribute__((noinline)) int walker(void)
 {
     CONTEXT c;
     RtlCaptureContext(&c);
-    nwalked = 0;
-    while (nwalked < 16 && c.Rip) {
-        walked[nwalked++] = c.Rip;
-        DWORD64 ib;
-        PRUNTIME_FUNCTION f = RtlLookupFunctionEntry(c.Rip, &ib, NULL);
-        if (!f) {   /* a leaf: the return address at rsp */
-            c.Rip = *(DWORD64 *)c.Rsp;
-            c.Rsp += 8;
-            continue;
-        }
-        void *hd;
-        DWORD64 est;
-        RtlVirtualUnwind(UNW_FLAG_NHANDLER, ib, c.Rip, f, &c, &hd, &est, NULL);
-    }
+    nwalked = vt_walk_stack(&c, walked, 16);
     return 5;
 }
 

@@ -26,6 +26,28 @@ vmc_t *vt_open(const char *options)
     return v;
 }
 
+int vt_walk_stack(void *context, uintptr_t *out, int max)
+{
+    CONTEXT *c = context;
+    ULONG_PTR lo, hi;
+    GetCurrentThreadStackLimits(&lo, &hi);
+    int n = 0;
+    while (n < max && c->Rip && c->Rsp >= lo && c->Rsp < hi) {
+        out[n++] = c->Rip;
+        DWORD64 ib;
+        PRUNTIME_FUNCTION f = RtlLookupFunctionEntry(c->Rip, &ib, NULL);
+        if (!f) {   /* a leaf: the return address at rsp */
+            c->Rip = *(DWORD64 *)c->Rsp;
+            c->Rsp += 8;
+            continue;
+        }
+        void *hd;
+        DWORD64 est;
+        RtlVirtualUnwind(UNW_FLAG_NHANDLER, ib, c->Rip, f, c, &hd, &est, NULL);
+    }
+    return n;
+}
+
 int vt_free_pieces(uintptr_t base, size_t len)
 {
     int fr = 0;
